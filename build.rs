@@ -1,0 +1,53 @@
+//! Compiles schema/ddcp.capnp and links the cr-sqlite static archive that
+//! scripts/build-crsqlite.sh builds.
+
+use std::path::PathBuf;
+
+const CRSQLITE_VERSION: &str = "0.16.3";
+const CRSQLITE_ARCHIVE: &str = "libcrsqlite_static.a";
+
+fn main() {
+    compile_schema();
+    link_crsqlite();
+}
+
+fn compile_schema() {
+    println!("cargo::rerun-if-changed=schema/ddcp.capnp");
+    if let Err(err) = capnpc::CompilerCommand::new()
+        .src_prefix("schema")
+        .file("schema/ddcp.capnp")
+        .default_parent_module(vec!["sync".into()])
+        .run()
+    {
+        fail(&format!(
+            "capnp could not compile schema/ddcp.capnp ({err}); run scripts/install-deps.sh"
+        ));
+    }
+}
+
+fn link_crsqlite() {
+    println!("cargo::rerun-if-env-changed=CRSQLITE_DIR");
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let dir = std::env::var_os("CRSQLITE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            manifest_dir
+                .join(".cache")
+                .join(format!("crsqlite-{CRSQLITE_VERSION}"))
+        });
+    let archive = dir.join(CRSQLITE_ARCHIVE);
+    println!("cargo::rerun-if-changed={}", archive.display());
+    if !archive.is_file() {
+        fail(&format!(
+            "cr-sqlite {CRSQLITE_VERSION} is not built ({} is missing): run scripts/build-crsqlite.sh",
+            archive.display()
+        ));
+    }
+    println!("cargo::rustc-link-search=native={}", dir.display());
+    println!("cargo::rustc-link-lib=static=crsqlite_static");
+}
+
+fn fail(message: &str) -> ! {
+    println!("cargo::error={message}");
+    std::process::exit(1);
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ddcp's build and tests need, when they are missing:
+# clang + libclang-dev (bindgen, for cr-sqlite), capnproto (capnpc for schema/), make, binutils,
+# iproute2 + util-linux (network namespaces for the Veilid tests).
+set -euo pipefail
+need=()
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_cmd clang || need+=(clang)
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+have_cmd capnp || need+=(capnproto)
+have_cmd make || need+=(make)
+have_cmd objcopy || need+=(binutils)
+have_cmd ip || need+=(iproute2)
+have_cmd unshare || need+=(util-linux)
+have_cmd npm || need+=(npm)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need[*]}"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq >/dev/null
+  $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi

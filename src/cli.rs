@@ -1,0 +1,139 @@
+//! The command line: clap definitions only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::db::Extension;
+
+/// Database-to-Database Copy: replicate cr-sqlite databases peer to peer over Veilid.
+#[derive(Debug, Parser)]
+#[command(name = "ddcp", version, propagate_version = true)]
+#[command(after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.")]
+pub struct Cli {
+    /// The SQLite database ddcp replicates.
+    #[arg(long, env = "DB_FILE", default_value = "ddcp.db", global = true)]
+    pub db_file: PathBuf,
+
+    /// Directory for ddcp's own state (identity, keys, shell history).
+    #[arg(long, env = "STATE_DIR", default_value = ".ddcp", global = true)]
+    pub state_dir: PathBuf,
+
+    /// A loadable cr-sqlite build to use instead of the one built into ddcp.
+    #[arg(long, env = "EXT_FILE", global = true)]
+    pub ext_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The paths this invocation works with.
+    pub fn config(&self) -> Config {
+        Config {
+            db_file: self.db_file.clone(),
+            state_dir: self.state_dir.clone(),
+            extension: self
+                .ext_file
+                .clone()
+                .map_or(Extension::BuiltIn, Extension::File),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a ddcp database (or add ddcp's tables to an existing SQLite database).
+    Init,
+    /// Run SQL with cr-sqlite loaded: a script on stdin, -c SQL, or an interactive prompt.
+    Shell(ShellArgs),
+    /// Manage the remote databases this one pulls from.
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+    /// Show this database's site id, version, CRR tables and remotes.
+    Status(JsonFlag),
+    /// Move changes by file, for peers without a network between them.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// Run this SQL and exit (several statements allowed).
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    pub command: Option<String>,
+
+    /// How query results are printed.
+    #[arg(long, value_enum, default_value_t = OutputMode::List)]
+    pub mode: OutputMode,
+
+    /// Print column names before the rows (list and csv modes).
+    #[arg(long)]
+    pub header: bool,
+}
+
+/// How the shell prints rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputMode {
+    /// Values separated by '|', one row per line (sqlite3's default).
+    List,
+    /// Comma-separated values, quoted as RFC 4180 says.
+    Csv,
+    /// A JSON array of objects per statement.
+    Json,
+    /// A table drawn with box characters, with column names.
+    Box,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Add a remote database by its DHT record key (the VLD0: prefix is optional).
+    Add {
+        /// A short name for the remote: letters, digits, '.', '_', '-'.
+        name: String,
+        /// The remote's record key, as its `ddcp init` printed it.
+        key: String,
+    },
+    /// Remove a remote.
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// The remote's name.
+        name: String,
+    },
+    /// List the remotes.
+    #[command(visible_alias = "ls")]
+    List(JsonFlag),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Write this database's changes (with those it merged from others) to FILE.
+    Create {
+        /// The bundle file to write; '-' for stdout.
+        file: PathBuf,
+        /// Only changes after this db_version of this database.
+        #[arg(long, default_value_t = 0)]
+        since: i64,
+    },
+    /// Merge the changes of a bundle into this database: all of them or, on any error, none.
+    Apply {
+        /// The bundle file to read; '-' for stdin.
+        file: PathBuf,
+    },
+    /// Check a bundle and print what it holds, without applying it.
+    Verify {
+        /// The bundle file to read; '-' for stdin.
+        file: PathBuf,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}

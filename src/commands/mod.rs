@@ -1,0 +1,63 @@
+//! One module per command group. Each turns parsed arguments into calls on `db` and `sync` and
+//! prints the result; errors come back as [`CommandError`], printed as one line by `main`.
+
+mod bundle;
+mod init;
+mod output;
+mod remote;
+mod shell;
+mod status;
+
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Command};
+use crate::db::DbError;
+use crate::sync::bundle::BundleError;
+use crate::sync::record_key::BadRecordKey;
+
+/// What can stop a command. Every message is one line meant for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    Db(#[from] DbError),
+    #[error("invalid record key {key:?}: {reason}")]
+    BadKey { key: String, reason: BadRecordKey },
+    #[error("{path}: {reason}")]
+    Bundle { path: String, reason: BundleError },
+    #[error("the bundle's schema differs from this database's: {0}; nothing was applied")]
+    SchemaMismatch(String),
+    #[error("{what} {path}: {source}")]
+    File {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Output(#[from] std::io::Error),
+    #[error("line {line}: {message}")]
+    DotCommand { line: usize, message: String },
+}
+
+impl CommandError {
+    /// True when stdout was closed by its reader (`ddcp ... | head`): not a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        let io = match self {
+            CommandError::Output(err) => err,
+            CommandError::Db(DbError::Io(err)) => err,
+            _ => return false,
+        };
+        io.kind() == std::io::ErrorKind::BrokenPipe
+    }
+}
+
+/// Runs the command `cli` names.
+pub fn run(cli: Cli) -> Result<(), CommandError> {
+    let config = cli.config();
+    match cli.command {
+        Command::Init => init::run(&config),
+        Command::Shell(args) => shell::run(&config, &args),
+        Command::Remote(command) => remote::run(&config, command),
+        Command::Status(flag) => status::run(&config, flag.json),
+        Command::Bundle(command) => bundle::run(&config, command),
+    }
+}

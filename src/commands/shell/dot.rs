@@ -1,0 +1,76 @@
+//! The shell's dot-commands: `.tables`, `.schema`, `.crrs`, `.mode`, `.headers`, `.help`, `.quit`.
+
+use clap::ValueEnum;
+
+use crate::cli::OutputMode;
+
+/// One dot-command, parsed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DotCommand {
+    Tables,
+    Schema(Option<String>),
+    Crrs,
+    Mode(OutputMode),
+    Headers(bool),
+    Help,
+    Quit,
+}
+
+pub const HELP: &str = "\
+.tables            list the application's tables
+.schema [TABLE]    show CREATE statements (of one table)
+.crrs              list the tables that are CRRs (replicated)
+.mode MODE         print rows as list, csv, json or box
+.headers on|off    print column names (list and csv)
+.help              this text
+.quit, .exit       leave the shell (Ctrl-D too)
+SQL statements end with ';'. cr-sqlite is loaded: make tables CRRs with
+  select crsql_as_crr('table');";
+
+impl DotCommand {
+    /// Parses a line that starts with '.'; the error is a message for the user.
+    pub fn parse(line: &str) -> Result<DotCommand, String> {
+        let mut words = line.split_whitespace();
+        let name = words.next().unwrap_or(".");
+        let argument = words.next();
+        let command = match (name, argument) {
+            (".tables", None) => DotCommand::Tables,
+            (".schema", table) => DotCommand::Schema(table.map(str::to_string)),
+            (".crrs", None) => DotCommand::Crrs,
+            (".mode", Some(mode)) => DotCommand::Mode(
+                OutputMode::from_str(mode, true)
+                    .map_err(|_| format!("unknown mode {mode:?}: use list, csv, json or box"))?,
+            ),
+            (".headers", Some("on")) => DotCommand::Headers(true),
+            (".headers", Some("off")) => DotCommand::Headers(false),
+            (".help", None) => DotCommand::Help,
+            (".quit" | ".exit", None) => DotCommand::Quit,
+            _ => return Err(format!("unknown or malformed command {line:?}: try .help")),
+        };
+        if words.next().is_some() {
+            return Err(format!("too many arguments: {line:?}"));
+        }
+        Ok(command)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        assert_eq!(DotCommand::parse(".tables"), Ok(DotCommand::Tables));
+        assert_eq!(
+            DotCommand::parse(".schema items"),
+            Ok(DotCommand::Schema(Some("items".into())))
+        );
+        assert_eq!(
+            DotCommand::parse(".mode box"),
+            Ok(DotCommand::Mode(OutputMode::Box))
+        );
+        assert!(DotCommand::parse(".mode nope").is_err());
+        assert!(DotCommand::parse(".bogus").is_err());
+        assert!(DotCommand::parse(".tables x").is_err());
+    }
+}

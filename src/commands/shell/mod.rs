@@ -1,0 +1,110 @@
+//! `ddcp shell`: SQL with cr-sqlite loaded, from a script on stdin, `-c SQL`, or a prompt.
+
+mod dot;
+mod interactive;
+mod render;
+
+use std::io::{self, BufRead, IsTerminal, Write};
+
+use super::CommandError;
+use crate::cli::ShellArgs;
+use crate::config::Config;
+use crate::db::Db;
+use crate::db::script::{PendingSql, StatementSplitter};
+use dot::DotCommand;
+use render::Renderer;
+
+pub fn run(config: &Config, args: &ShellArgs) -> Result<(), CommandError> {
+    let db = Db::open(&config.db_file, &config.extension)?;
+    let mut shell = Shell {
+        db,
+        renderer: Renderer::new(io::stdout().lock(), args.mode, args.header),
+    };
+    let result = if let Some(sql) = &args.command {
+        shell.run_script(io::Cursor::new(sql.as_bytes()))
+    } else if io::stdin().is_terminal() {
+        interactive::run(&mut shell, config)
+    } else {
+        shell.run_script(io::stdin().lock())
+    };
+    let Shell { db, mut renderer } = shell;
+    renderer.flush()?;
+    // crsql_finalize() runs on close, whatever happened.
+    let closed = db.close();
+    result?;
+    Ok(closed?)
+}
+
+/// What to do after a line.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Quit,
+}
+
+/// An open database and where its rows are printed.
+struct Shell<W: Write> {
+    db: Db,
+    renderer: Renderer<W>,
+}
+
+impl<W: Write> Shell<W> {
+    /// Runs a whole script. The first error stops it: nothing after it runs.
+    fn run_script(&mut self, input: impl BufRead) -> Result<(), CommandError> {
+        let mut splitter = StatementSplitter::new();
+        for line in input.lines() {
+            let line = line.map_err(|source| CommandError::File {
+                what: "cannot read",
+                path: "stdin".into(),
+                source,
+            })?;
+            let line_number = splitter.next_line();
+            if splitter.is_empty() && line.trim_start().starts_with('.') {
+                splitter.skip_line();
+                let flow =
+                    self.run_dot(line.trim())
+                        .map_err(|message| CommandError::DotCommand {
+                            line: line_number,
+                            message,
+                        })?;
+                if flow == Flow::Quit {
+                    return Ok(());
+                }
+            } else if let Some(pending) = splitter.push_line(&line) {
+                self.run_sql(&pending)?;
+            }
+        }
+        if let Some(pending) = splitter.finish() {
+            self.run_sql(&pending)?;
+        }
+        Ok(())
+    }
+
+    fn run_sql(&mut self, pending: &PendingSql) -> Result<(), CommandError> {
+        Ok(self.db.run_sql(pending, &mut self.renderer)?)
+    }
+
+    fn run_dot(&mut self, line: &str) -> Result<Flow, String> {
+        let lines = match DotCommand::parse(line)? {
+            DotCommand::Tables => self.db.user_tables(),
+            DotCommand::Schema(table) => self.db.schema_sql(table.as_deref()),
+            DotCommand::Crrs => self.db.crr_tables(),
+            DotCommand::Mode(mode) => {
+                self.renderer.set_mode(mode);
+                Ok(Vec::new())
+            }
+            DotCommand::Headers(on) => {
+                self.renderer.set_header(on);
+                Ok(Vec::new())
+            }
+            DotCommand::Help => Ok(dot::HELP.lines().map(str::to_string).collect()),
+            DotCommand::Quit => return Ok(Flow::Quit),
+        }
+        .map_err(|err| err.to_string())?;
+        let mut out = io::stdout().lock();
+        for line in lines {
+            writeln!(out, "{line}").map_err(|err| err.to_string())?;
+        }
+        Ok(Flow::Continue)
+    }
+}

@@ -1,0 +1,212 @@
+//! Printing query rows in the shell's output modes.
+
+use std::io::{self, Write};
+
+use crate::cli::OutputMode;
+use crate::db::script::RowSink;
+use crate::sync::Value;
+
+/// A [`RowSink`] that prints rows in one output mode.
+pub struct Renderer<W: Write> {
+    out: W,
+    mode: OutputMode,
+    header: bool,
+    columns: Vec<String>,
+    /// Rows held back until the statement ends (box mode needs every width first).
+    held: Vec<Vec<String>>,
+    rows_written: usize,
+}
+
+impl<W: Write> Renderer<W> {
+    pub fn new(out: W, mode: OutputMode, header: bool) -> Self {
+        Renderer {
+            out,
+            mode,
+            header,
+            columns: Vec::new(),
+            held: Vec::new(),
+            rows_written: 0,
+        }
+    }
+
+    pub fn set_mode(&mut self, mode: OutputMode) {
+        self.mode = mode;
+    }
+
+    pub fn set_header(&mut self, header: bool) {
+        self.header = header;
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// A value as text, the way sqlite3 shows it (NULL as empty).
+fn plain(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::Integer(int) => int.to_string(),
+        Value::Real(real) => real_text(*real),
+        Value::Text(text) => text.clone(),
+        Value::Blob(blob) => String::from_utf8_lossy(blob).into_owned(),
+    }
+}
+
+fn real_text(real: f64) -> String {
+    // "1.0", not "1": keep a real recognizable as one.
+    if real.is_finite() && real.fract() == 0.0 && real.abs() < 1e15 {
+        format!("{real:.1}")
+    } else {
+        real.to_string()
+    }
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+fn json_value(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Integer(int) => (*int).into(),
+        Value::Real(real) => serde_json::Number::from_f64(*real)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Value::Text(text) => text.clone().into(),
+        // JSON has no bytes: a blob becomes its hex digits.
+        Value::Blob(blob) => hex::encode(blob).into(),
+    }
+}
+
+impl<W: Write> RowSink for Renderer<W> {
+    fn begin(&mut self, columns: &[String]) -> io::Result<()> {
+        self.columns = columns.to_vec();
+        self.rows_written = 0;
+        self.held.clear();
+        match self.mode {
+            OutputMode::List if self.header => writeln!(self.out, "{}", columns.join("|")),
+            OutputMode::Csv if self.header => {
+                let fields: Vec<String> = columns.iter().map(|c| csv_field(c)).collect();
+                writeln!(self.out, "{}", fields.join(","))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn row(&mut self, values: &[Value]) -> io::Result<()> {
+        match self.mode {
+            OutputMode::List => {
+                let fields: Vec<String> = values.iter().map(plain).collect();
+                writeln!(self.out, "{}", fields.join("|"))?;
+            }
+            OutputMode::Csv => {
+                let fields: Vec<String> = values.iter().map(|v| csv_field(&plain(v))).collect();
+                writeln!(self.out, "{}", fields.join(","))?;
+            }
+            OutputMode::Json => {
+                let object: serde_json::Map<String, serde_json::Value> = self
+                    .columns
+                    .iter()
+                    .cloned()
+                    .zip(values.iter().map(json_value))
+                    .collect();
+                let opener = if self.rows_written == 0 { "[" } else { ",\n" };
+                write!(self.out, "{opener}{}", serde_json::Value::Object(object))?;
+            }
+            OutputMode::Box => self.held.push(values.iter().map(plain).collect()),
+        }
+        self.rows_written += 1;
+        Ok(())
+    }
+
+    fn end(&mut self) -> io::Result<()> {
+        match self.mode {
+            OutputMode::Json if self.rows_written > 0 => writeln!(self.out, "]")?,
+            OutputMode::Box if !self.held.is_empty() => {
+                let rows = std::mem::take(&mut self.held);
+                draw_box(&mut self.out, &self.columns, &rows)?;
+            }
+            _ => {}
+        }
+        self.out.flush()
+    }
+}
+
+fn draw_box(out: &mut impl Write, columns: &[String], rows: &[Vec<String>]) -> io::Result<()> {
+    let width = |text: &str| text.chars().count();
+    let mut widths: Vec<usize> = columns.iter().map(|c| width(c)).collect();
+    for row in rows {
+        for (index, cell) in row.iter().enumerate() {
+            // A multi-line value is shown on one line: its newlines would break the box.
+            widths[index] = widths[index].max(width(&one_line(cell)));
+        }
+    }
+    let rule = |left: &str, middle: &str, right: &str| {
+        let parts: Vec<String> = widths.iter().map(|w| "─".repeat(w + 2)).collect();
+        format!("{left}{}{right}", parts.join(middle))
+    };
+    let line = |cells: &[String]| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| {
+                let cell = one_line(cell);
+                format!(" {cell}{} ", " ".repeat(w - width(&cell)))
+            })
+            .collect();
+        format!("│{}│", parts.join("│"))
+    };
+    writeln!(out, "{}", rule("┌", "┬", "┐"))?;
+    writeln!(out, "{}", line(columns))?;
+    writeln!(out, "{}", rule("├", "┼", "┤"))?;
+    for row in rows {
+        writeln!(out, "{}", line(row))?;
+    }
+    writeln!(out, "{}", rule("└", "┴", "┘"))
+}
+
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(mode: OutputMode, header: bool) -> String {
+        let mut renderer = Renderer::new(Vec::new(), mode, header);
+        renderer.begin(&["id".into(), "note".into()]).unwrap();
+        renderer
+            .row(&[Value::Integer(1), Value::Text("a, \"b\"".into())])
+            .unwrap();
+        renderer.row(&[Value::Real(2.0), Value::Null]).unwrap();
+        renderer.end().unwrap();
+        String::from_utf8(renderer.out).unwrap()
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(render(OutputMode::List, false), "1|a, \"b\"\n2.0|\n");
+        assert_eq!(
+            render(OutputMode::Csv, true),
+            "id,note\n1,\"a, \"\"b\"\"\"\n2.0,\n"
+        );
+        assert_eq!(
+            render(OutputMode::Json, false),
+            "[{\"id\":1,\"note\":\"a, \\\"b\\\"\"},\n{\"id\":2.0,\"note\":null}]\n"
+        );
+        assert_eq!(
+            render(OutputMode::Box, false),
+            "┌─────┬────────┐\n\
+             │ id  │ note   │\n\
+             ├─────┼────────┤\n\
+             │ 1   │ a, \"b\" │\n\
+             │ 2.0 │        │\n\
+             └─────┴────────┘\n"
+        );
+    }
+}

@@ -1,0 +1,42 @@
+//! Where things live: the database file, the state directory, the cr-sqlite build.
+
+use std::path::{Path, PathBuf};
+
+use crate::db::Extension;
+
+/// The files one ddcp command works with, from the global options (or their environment
+/// variables).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `--db-file` / `DB_FILE`.
+    pub db_file: PathBuf,
+    /// `--state-dir` / `STATE_DIR`: ddcp's own files (Veilid identity, shell history, ...).
+    pub state_dir: PathBuf,
+    /// `--ext-file` / `EXT_FILE`, or the built-in cr-sqlite.
+    pub extension: Extension,
+}
+
+/// The state directory's shell history file.
+const SHELL_HISTORY: &str = "shell_history";
+
+impl Config {
+    /// The interactive shell's history file.
+    pub fn shell_history(&self) -> PathBuf {
+        self.state_dir.join(SHELL_HISTORY)
+    }
+
+    /// Creates the state directory, readable by its owner only: it will hold secret keys.
+    pub fn create_state_dir(&self) -> std::io::Result<()> {
+        create_private_dir(&self.state_dir)
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    // An existing directory keeps its mode under DirBuilder: tighten it.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}

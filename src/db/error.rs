@@ -1,0 +1,72 @@
+//! The database layer's one error type.
+
+use std::path::{Path, PathBuf};
+
+use crate::sync::ids::BadSiteId;
+use crate::sync::record_key::BadRecordKey;
+
+/// What can go wrong in the database layer. Messages are complete sentences for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("no database at {0}: run `ddcp init` first (or pass --db-file)")]
+    Missing(PathBuf),
+    #[error("{0} is not a ddcp database: run `ddcp init` to add ddcp's tables to it")]
+    NotInitialized(PathBuf),
+    #[error("{0} is already a ddcp database")]
+    AlreadyInitialized(PathBuf),
+    #[error("{path} is not a SQLite database")]
+    NotSqlite { path: PathBuf },
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database metadata is schema version {found}, newer than this ddcp knows ({known}): upgrade ddcp"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error("cannot load cr-sqlite: {0}")]
+    Extension(String),
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("line {line}: {message} (in: {statement})")]
+    Script {
+        line: usize,
+        statement: String,
+        message: String,
+    },
+    #[error("remote {0:?} already exists")]
+    RemoteExists(String),
+    #[error("remote {existing:?} already has key {key}")]
+    RemoteKeyExists { existing: String, key: String },
+    #[error("no remote named {0:?}")]
+    NoSuchRemote(String),
+    #[error(
+        "invalid remote name {0:?}: use letters, digits, '.', '_' and '-', not starting with '-'"
+    )]
+    BadRemoteName(String),
+    #[error("remote {name:?} has an invalid key in the database: {reason}")]
+    StoredKey { name: String, reason: BadRecordKey },
+    #[error("database holds a malformed site id: {0}")]
+    SiteId(#[from] BadSiteId),
+    #[error("table {table:?} holds text that is not valid UTF-8; ddcp cannot replicate it")]
+    NotUtf8 { table: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl DbError {
+    /// Classifies a failure to open `path`.
+    pub(super) fn from_open(path: &Path, err: rusqlite::Error) -> DbError {
+        if err.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+            DbError::NotSqlite {
+                path: path.to_path_buf(),
+            }
+        } else {
+            DbError::Open {
+                path: path.to_path_buf(),
+                source: err,
+            }
+        }
+    }
+}

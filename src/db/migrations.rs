@@ -1,0 +1,66 @@
+//! ddcp's metadata tables and their numbered migrations (db/migrations/NNN_*.sql).
+//!
+//! The schema version is kept in `ddcp_meta`, not in `pragma user_version`, which belongs to the
+//! application that shares the database.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::DbError;
+
+/// The migrations, in order; the database's schema version is how many have run.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_meta.sql")];
+
+/// The metadata schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Whether the database holds ddcp's metadata tables.
+pub fn is_ddcp_database(conn: &Connection) -> Result<bool, DbError> {
+    Ok(conn
+        .query_row(
+            "select 1 from sqlite_master where type = 'table' and name = 'ddcp_meta'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// The database's metadata schema version (0 before `ddcp init`).
+pub fn schema_version(conn: &Connection) -> Result<i64, DbError> {
+    if !is_ddcp_database(conn)? {
+        return Ok(0);
+    }
+    Ok(conn
+        .query_row(
+            "select value from ddcp_meta where key = 'schema_version'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Brings the metadata tables up to [`SCHEMA_VERSION`], all in one transaction.
+pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
+    let current = schema_version(conn)?;
+    if current > SCHEMA_VERSION {
+        return Err(DbError::TooNew {
+            found: current,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if current == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    for migration in &MIGRATIONS[current as usize..] {
+        tx.execute_batch(migration)?;
+    }
+    tx.execute(
+        "insert into ddcp_meta (key, value) values ('schema_version', ?1)
+         on conflict (key) do update set value = excluded.value",
+        [SCHEMA_VERSION],
+    )?;
+    tx.commit()?;
+    Ok(())
+}

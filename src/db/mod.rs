@@ -1,0 +1,177 @@
+//! SQLite with cr-sqlite: opening databases, ddcp's metadata, remotes, reading and applying
+//! changes, and running SQL scripts. The one place in ddcp that speaks SQL.
+
+mod changes;
+mod error;
+mod extension;
+mod migrations;
+mod remotes;
+mod schema;
+pub mod script;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use changes::{ApplyOutcome, ChangeApplier, ChangeExport, ChangeRange};
+pub use error::DbError;
+pub use extension::Extension;
+pub use migrations::SCHEMA_VERSION;
+pub use remotes::{Remote, RemoteName};
+
+use crate::sync::{DbVersion, SiteId};
+
+/// How long a writer waits for another process's lock before it gives up.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A ddcp database: one SQLite connection with cr-sqlite loaded.
+///
+/// Dropping it runs `crsql_finalize()` before the connection closes, as cr-sqlite asks;
+/// [`Db::close`] does the same and reports errors.
+pub struct Db {
+    conn: Option<Connection>,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Makes `path` a ddcp database: creates the file if needed and adds ddcp's metadata tables.
+    /// An existing SQLite database of an application is adopted; a ddcp database is refused, and
+    /// a file this call created is removed again when it fails.
+    pub fn create(path: &Path, extension: &Extension) -> Result<Db, DbError> {
+        let existed = path.exists();
+        let result = Db::connect(path, OpenFlags::SQLITE_OPEN_CREATE).and_then(|conn| {
+            if migrations::is_ddcp_database(&conn)? {
+                return Err(DbError::AlreadyInitialized(path.to_path_buf()));
+            }
+            Db::prepare(conn, path, extension)
+        });
+        if result.is_err() && !existed {
+            remove_database_files(path);
+        }
+        result
+    }
+
+    /// Opens an existing ddcp database, migrating its metadata tables when they are older.
+    /// Nothing is written to a file that is not a ddcp database.
+    pub fn open(path: &Path, extension: &Extension) -> Result<Db, DbError> {
+        if !path.exists() {
+            return Err(DbError::Missing(path.to_path_buf()));
+        }
+        let conn = Db::connect(path, OpenFlags::empty())?;
+        if !migrations::is_ddcp_database(&conn)? {
+            return Err(DbError::NotInitialized(path.to_path_buf()));
+        }
+        Db::prepare(conn, path, extension)
+    }
+
+    /// Opens the file and checks that it is SQLite, without changing anything in it.
+    fn connect(path: &Path, extra: OpenFlags) -> Result<Connection, DbError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | extra;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|err| DbError::from_open(path, err))?;
+        conn.query_row("select count(*) from sqlite_master", [], |_| Ok(()))
+            .map_err(|err| DbError::from_open(path, err))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(conn)
+    }
+
+    /// Loads cr-sqlite (which creates its own tables on first use), switches to WAL and brings
+    /// ddcp's metadata up to date.
+    fn prepare(conn: Connection, path: &Path, extension: &Extension) -> Result<Db, DbError> {
+        extension.load(&conn)?;
+        let mut db = Db {
+            conn: Some(conn),
+            path: path.to_path_buf(),
+        };
+        // WAL lets `ddcp serve` read while an application or `ddcp shell` writes.
+        db.conn()
+            .query_row("pragma journal_mode = wal", [], |_| Ok(()))?;
+        migrations::migrate(db.conn_mut())?;
+        Ok(db)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for the modules of this layer.
+    pub(crate) fn conn(&self) -> &Connection {
+        self.conn
+            .as_ref()
+            .expect("connection is open until close or drop")
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        self.conn
+            .as_mut()
+            .expect("connection is open until close or drop")
+    }
+
+    /// This replica's cr-sqlite site id.
+    pub fn site_id(&self) -> Result<SiteId, DbError> {
+        let bytes: Vec<u8> = self
+            .conn()
+            .query_row("select crsql_site_id()", [], |row| row.get(0))?;
+        Ok(SiteId::from_slice(&bytes)?)
+    }
+
+    /// The database's current version: the db_version of its newest change.
+    pub fn db_version(&self) -> Result<DbVersion, DbError> {
+        Ok(DbVersion(self.conn().query_row(
+            "select crsql_db_version()",
+            [],
+            |row| row.get(0),
+        )?))
+    }
+
+    /// The metadata schema version recorded in the database.
+    pub fn schema_version(&self) -> Result<i64, DbError> {
+        migrations::schema_version(self.conn())
+    }
+
+    /// Finalizes cr-sqlite and closes the connection, reporting what goes wrong.
+    pub fn close(mut self) -> Result<(), DbError> {
+        let conn = self
+            .conn
+            .take()
+            .expect("connection is open until close or drop");
+        finalize(&conn)?;
+        conn.close().map_err(|(_, err)| DbError::Sqlite(err))
+    }
+}
+
+fn finalize(conn: &Connection) -> Result<(), DbError> {
+    conn.query_row("select crsql_finalize()", [], |_| Ok(()))?;
+    Ok(())
+}
+
+/// Removes a database file and its WAL companions (after a failed `create`).
+fn remove_database_files(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(name));
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Errors cannot be reported from drop; close() is the path that reports them.
+            let _ = finalize(&conn);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// A fresh ddcp database in a temporary folder, with the built-in cr-sqlite.
+    pub fn temp_db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::create(&dir.path().join("test.db"), &Extension::BuiltIn).unwrap();
+        (dir, db)
+    }
+}

@@ -1,0 +1,174 @@
+//! The remotes table: the peers' databases this one pulls from, by name.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rusqlite::OptionalExtension;
+
+use super::{Db, DbError};
+use crate::sync::RecordKey;
+
+/// A remote's name, as in `ddcp remote add NAME KEY`: letters, digits, '.', '_' and '-', like a
+/// git remote, so that it is safe in logs, metric labels and file names.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RemoteName(String);
+
+impl RemoteName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for RemoteName {
+    type Err = DbError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if name.is_empty() || name.len() > 64 || name.starts_with('-') || !name.chars().all(allowed)
+        {
+            return Err(DbError::BadRemoteName(name.to_string()));
+        }
+        Ok(RemoteName(name.to_string()))
+    }
+}
+
+impl fmt::Display for RemoteName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A remote as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remote {
+    pub name: RemoteName,
+    pub key: RecordKey,
+    /// When it was added, in unix seconds.
+    pub added_at: i64,
+}
+
+impl Db {
+    /// Adds a remote. A name or a record already present is refused and nothing is written.
+    pub fn add_remote(&mut self, name: &RemoteName, key: &RecordKey) -> Result<Remote, DbError> {
+        let tx = self.conn_mut().transaction()?;
+        let existing: Option<String> = tx
+            .query_row(
+                "select name from ddcp_remotes where name = ?1",
+                [name.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if existing.is_some() {
+            return Err(DbError::RemoteExists(name.to_string()));
+        }
+        for remote in read_remotes(&tx)? {
+            // The same record given once with its secret and once without is still one record.
+            if remote.key.key() == key.key() {
+                return Err(DbError::RemoteKeyExists {
+                    existing: remote.name.to_string(),
+                    key: key.to_string(),
+                });
+            }
+        }
+        let added_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs() as i64);
+        tx.execute(
+            "insert into ddcp_remotes (name, record_key, added_at) values (?1, ?2, ?3)",
+            (name.as_str(), key.to_string(), added_at),
+        )?;
+        tx.commit()?;
+        Ok(Remote {
+            name: name.clone(),
+            key: key.clone(),
+            added_at,
+        })
+    }
+
+    /// Removes a remote; naming one that does not exist is an error.
+    pub fn remove_remote(&mut self, name: &RemoteName) -> Result<(), DbError> {
+        let removed = self
+            .conn()
+            .execute("delete from ddcp_remotes where name = ?1", [name.as_str()])?;
+        if removed == 0 {
+            return Err(DbError::NoSuchRemote(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// All remotes, by name.
+    pub fn remotes(&self) -> Result<Vec<Remote>, DbError> {
+        read_remotes(self.conn())
+    }
+}
+
+fn read_remotes(conn: &rusqlite::Connection) -> Result<Vec<Remote>, DbError> {
+    let mut statement =
+        conn.prepare("select name, record_key, added_at from ddcp_remotes order by name")?;
+    let rows = statement.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
+    })?;
+    let mut remotes = Vec::new();
+    for row in rows {
+        let (name, key, added_at) = row?;
+        let key = key.parse().map_err(|reason| DbError::StoredKey {
+            name: name.clone(),
+            reason,
+        })?;
+        let name = name.parse()?;
+        remotes.push(Remote {
+            name,
+            key,
+            added_at,
+        });
+    }
+    Ok(remotes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::test_support::temp_db;
+
+    const KEY: &str = "VLD0:73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY";
+
+    #[test]
+    fn names_are_checked() {
+        assert!("alice".parse::<RemoteName>().is_ok());
+        assert!("bob.example_2-x".parse::<RemoteName>().is_ok());
+        for bad in ["", "-x", "a b", "a/b", "ä", &"x".repeat(65)] {
+            assert!(bad.parse::<RemoteName>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn add_list_remove() {
+        let (_dir, mut db) = temp_db();
+        let alice: RemoteName = "alice".parse().unwrap();
+        let key: RecordKey = KEY.parse().unwrap();
+        db.add_remote(&alice, &key).unwrap();
+        assert!(matches!(
+            db.add_remote(&alice, &key),
+            Err(DbError::RemoteExists(_))
+        ));
+        let with_secret: RecordKey = format!("{KEY}:{}", &KEY[5..]).parse().unwrap();
+        assert!(matches!(
+            db.add_remote(&"bob".parse().unwrap(), &with_secret),
+            Err(DbError::RemoteKeyExists { .. })
+        ));
+        let remotes = db.remotes().unwrap();
+        assert_eq!(remotes.len(), 1);
+        assert_eq!(remotes[0].key, key);
+        db.remove_remote(&alice).unwrap();
+        assert!(matches!(
+            db.remove_remote(&alice),
+            Err(DbError::NoSuchRemote(_))
+        ));
+        assert!(db.remotes().unwrap().is_empty());
+    }
+}

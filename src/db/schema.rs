@@ -1,0 +1,119 @@
+//! Reading the shape of this database's CRR tables.
+
+use super::{Db, DbError};
+use crate::sync::schema::{ColumnDesc, SchemaDesc, TableDesc};
+
+/// cr-sqlite keeps each CRR's clocks in a table named after it with this suffix.
+const CLOCK_SUFFIX: &str = "__crsql_clock";
+
+impl Db {
+    /// The names of the tables that are CRRs, sorted.
+    pub fn crr_tables(&self) -> Result<Vec<String>, DbError> {
+        let mut statement = self.conn().prepare(
+            "select clock.name from sqlite_master clock
+             where clock.type = 'table' and clock.name like '%' || ?1
+             order by clock.name",
+        )?;
+        let clock_tables = statement.query_map([CLOCK_SUFFIX], |row| row.get::<_, String>(0))?;
+        let mut tables = Vec::new();
+        for clock in clock_tables {
+            let clock = clock?;
+            if let Some(table) = clock.strip_suffix(CLOCK_SUFFIX) {
+                tables.push(table.to_string());
+            }
+        }
+        Ok(tables)
+    }
+
+    /// The CRR tables and their columns: what peers must agree on to exchange changes.
+    pub fn schema(&self) -> Result<SchemaDesc, DbError> {
+        let mut tables = Vec::new();
+        for name in self.crr_tables()? {
+            let mut statement = self.conn().prepare(
+                "select name, type, \"notnull\", pk from pragma_table_info(?1) order by cid",
+            )?;
+            let columns = statement
+                .query_map([&name], |row| {
+                    Ok(ColumnDesc {
+                        name: row.get(0)?,
+                        decl_type: row.get::<_, String>(1)?.to_uppercase(),
+                        not_null: row.get(2)?,
+                        pk_index: row.get(3)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            tables.push(TableDesc { name, columns });
+        }
+        Ok(SchemaDesc::new(tables))
+    }
+}
+
+/// Tables that belong to SQLite, cr-sqlite or ddcp rather than to the application.
+const INTERNAL_TABLES: &str = "name not like 'sqlite\\_%' escape '\\'
+    and name not like 'crsql\\_%' escape '\\'
+    and name not like '%\\_\\_crsql\\_%' escape '\\'
+    and name not like 'ddcp\\_%' escape '\\'";
+
+impl Db {
+    /// The application's tables (not SQLite's, cr-sqlite's or ddcp's own), sorted.
+    pub fn user_tables(&self) -> Result<Vec<String>, DbError> {
+        let sql = format!(
+            "select name from sqlite_master where type = 'table' and {INTERNAL_TABLES} order by name"
+        );
+        let mut statement = self.conn().prepare(&sql)?;
+        let names = statement.query_map([], |row| row.get(0))?;
+        Ok(names.collect::<Result<_, _>>()?)
+    }
+
+    /// The CREATE statements of the application's tables, indexes, views and triggers, or of
+    /// those that belong to `table`.
+    pub fn schema_sql(&self, table: Option<&str>) -> Result<Vec<String>, DbError> {
+        let sql = format!(
+            "select sql from sqlite_master where sql is not null and {INTERNAL_TABLES}
+             and (?1 is null or tbl_name = ?1)
+             order by tbl_name, type = 'table' desc, name"
+        );
+        let mut statement = self.conn().prepare(&sql)?;
+        let rows = statement.query_map([table], |row| row.get::<_, String>(0))?;
+        Ok(rows
+            .map(|sql| sql.map(|sql| format!("{sql};")))
+            .collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::test_support::temp_db;
+
+    #[test]
+    fn lists_crrs_and_their_columns() {
+        let (_dir, db) = temp_db();
+        db.conn()
+            .execute_batch(
+                "create table plain (x);
+                 create table items (id text primary key not null, name text, qty integer);
+                 select crsql_as_crr('items');",
+            )
+            .unwrap();
+        assert_eq!(db.crr_tables().unwrap(), ["items"]);
+        assert_eq!(db.user_tables().unwrap(), ["items", "plain"]);
+        assert_eq!(
+            db.schema_sql(Some("plain")).unwrap(),
+            ["CREATE TABLE plain (x);"]
+        );
+        let schema = db.schema().unwrap();
+        let columns: Vec<_> = schema.tables[0]
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.decl_type.as_str(), c.pk_index))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                ("id", "TEXT", 1),
+                ("name", "TEXT", 0),
+                ("qty", "INTEGER", 0)
+            ]
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! DDCP, Database-to-Database Copy: a git-like CLI for cr-sqlite databases and the layer that
+//! replicates their changes between peers.
+//!
+//! Imports run one way: `commands` -> `db` -> `sync`. `sync` is pure logic and knows nothing
+//! else of this crate; `db` is the one place that speaks SQL.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod sync;

@@ -1,0 +1,68 @@
+//! Newtypes for the numbers and ids that must never be mixed up.
+
+use std::fmt;
+
+/// A database's version counter as cr-sqlite keeps it (`crsql_db_version()`): one per local
+/// transaction, and the version at which merged changes landed. Versions of different databases
+/// are unrelated numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DbVersion(pub i64);
+
+impl fmt::Display for DbVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The position of a change within the transaction (db_version) that wrote it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Seq(pub i64);
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A cr-sqlite site id: the 16 random bytes that name one database replica.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SiteId(pub [u8; 16]);
+
+/// A site id was not 16 bytes long.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a site id is 16 bytes, got {0}")]
+pub struct BadSiteId(pub usize);
+
+impl SiteId {
+    /// The site id in `bytes`, which must be exactly 16 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, BadSiteId> {
+        bytes
+            .try_into()
+            .map(SiteId)
+            .map_err(|_| BadSiteId(bytes.len()))
+    }
+}
+
+impl fmt::Display for SiteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for SiteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SiteId({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_id_needs_sixteen_bytes() {
+        assert_eq!(SiteId::from_slice(&[1; 15]), Err(BadSiteId(15)));
+        let id = SiteId::from_slice(&[0xab; 16]).unwrap();
+        assert_eq!(id.to_string(), "ab".repeat(16));
+    }
+}

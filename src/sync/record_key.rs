@@ -1,0 +1,166 @@
+//! Veilid DHT record keys as users type them.
+//!
+//! veilid-core 0.5 prints a record key as `VLD0:<key>:<encryption secret>`; older releases (and
+//! the original DDCP README) print `VLD0:<key>`. Both parts are 32 bytes in unpadded base64url.
+//! The `VLD0:` prefix is optional on input and always present on output.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+const KIND_PREFIX: &str = "VLD0:";
+const PART_LEN: usize = 32;
+
+/// A DHT record key: the record's public key, and the secret its values are encrypted with when
+/// the key came in the two-part form.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RecordKey {
+    key: [u8; PART_LEN],
+    secret: Option<[u8; PART_LEN]>,
+}
+
+/// Why a string is not a record key. The message is meant for the user who typed it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BadRecordKey {
+    #[error("record key is empty")]
+    Empty,
+    #[error("unsupported crypto kind {0:?} (only VLD0 keys are known)")]
+    UnknownKind(String),
+    #[error("record key has {0} ':'-separated parts; expected KEY or KEY:SECRET")]
+    PartCount(usize),
+    #[error("{part} is not unpadded base64url")]
+    NotBase64 { part: &'static str },
+    #[error("{part} is {len} bytes; expected {PART_LEN}")]
+    Length { part: &'static str, len: usize },
+}
+
+impl RecordKey {
+    /// The record's public key bytes.
+    pub fn key(&self) -> &[u8; PART_LEN] {
+        &self.key
+    }
+
+    /// The encryption secret, when the key was given in veilid-core 0.5's two-part form.
+    pub fn secret(&self) -> Option<&[u8; PART_LEN]> {
+        self.secret.as_ref()
+    }
+}
+
+fn decode_part(text: &str, part: &'static str) -> Result<[u8; PART_LEN], BadRecordKey> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| BadRecordKey::NotBase64 { part })?;
+    let len = bytes.len();
+    bytes
+        .try_into()
+        .map_err(|_| BadRecordKey::Length { part, len })
+}
+
+impl FromStr for RecordKey {
+    type Err = BadRecordKey;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(BadRecordKey::Empty);
+        }
+        let body = match text.strip_prefix(KIND_PREFIX) {
+            Some(body) => body,
+            None => {
+                // A four-letter kind other than ours ("VLD1:...") is a different crypto system,
+                // not a malformed key: say so.
+                if let Some((kind, _)) = text.split_once(':')
+                    && kind.len() == 4
+                    && kind
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                {
+                    return Err(BadRecordKey::UnknownKind(kind.to_string()));
+                }
+                text
+            }
+        };
+        let parts: Vec<&str> = body.split(':').collect();
+        match parts.as_slice() {
+            [key] => Ok(RecordKey {
+                key: decode_part(key, "key")?,
+                secret: None,
+            }),
+            [key, secret] => Ok(RecordKey {
+                key: decode_part(key, "key")?,
+                secret: Some(decode_part(secret, "encryption secret")?),
+            }),
+            _ => Err(BadRecordKey::PartCount(parts.len())),
+        }
+    }
+}
+
+impl fmt::Display for RecordKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{KIND_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.key))?;
+        if let Some(secret) = &self.secret {
+            write!(f, ":{}", URL_SAFE_NO_PAD.encode(secret))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RecordKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RecordKey({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED_KEY: &str = "73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY";
+
+    #[test]
+    fn accepts_the_seed_readme_key_with_and_without_prefix() {
+        let bare: RecordKey = SEED_KEY.parse().unwrap();
+        let prefixed: RecordKey = format!("VLD0:{SEED_KEY}").parse().unwrap();
+        assert_eq!(bare, prefixed);
+        assert_eq!(bare.to_string(), format!("VLD0:{SEED_KEY}"));
+        assert!(bare.secret().is_none());
+    }
+
+    #[test]
+    fn accepts_the_two_part_form_of_veilid_0_5() {
+        let text = format!("VLD0:{SEED_KEY}:{SEED_KEY}");
+        let key: RecordKey = text.parse().unwrap();
+        assert!(key.secret().is_some());
+        assert_eq!(key.to_string(), text);
+        let bare: RecordKey = format!("{SEED_KEY}:{SEED_KEY}").parse().unwrap();
+        assert_eq!(bare, key);
+    }
+
+    #[test]
+    fn refuses_malformed_keys() {
+        assert_eq!("".parse::<RecordKey>(), Err(BadRecordKey::Empty));
+        assert_eq!(
+            "VLD1:abc".parse::<RecordKey>(),
+            Err(BadRecordKey::UnknownKind("VLD1".into()))
+        );
+        assert_eq!(
+            "VLD0:not base64!".parse::<RecordKey>(),
+            Err(BadRecordKey::NotBase64 { part: "key" })
+        );
+        assert_eq!(
+            "VLD0:AAAA".parse::<RecordKey>(),
+            Err(BadRecordKey::Length {
+                part: "key",
+                len: 3
+            })
+        );
+        assert_eq!(
+            format!("{SEED_KEY}:{SEED_KEY}:{SEED_KEY}").parse::<RecordKey>(),
+            Err(BadRecordKey::PartCount(3))
+        );
+        // Padded base64 is not what Veilid prints.
+        assert!(format!("{SEED_KEY}=").parse::<RecordKey>().is_err());
+    }
+}
