@@ -27,7 +27,7 @@ fn add(config: &Config, name: &str, key: &str) -> Result<(), CommandError> {
     let mut db = Db::open(&config.db_file, &config.extension)?;
     db.add_remote(&name, &key)?;
     db.close()?;
-    tracing::info!(remote_name = %name, key = %key, "Added remote");
+    tracing::info!(target: "ddcp", remote_name = %name, key = %key, "Added remote");
     Ok(())
 }
 
@@ -36,7 +36,7 @@ fn remove(config: &Config, name: &str) -> Result<(), CommandError> {
     let mut db = Db::open(&config.db_file, &config.extension)?;
     db.remove_remote(&name)?;
     db.close()?;
-    tracing::info!(remote_name = %name, "Removed remote");
+    tracing::info!(target: "ddcp", remote_name = %name, "Removed remote");
     Ok(())
 }
 

@@ -95,7 +95,12 @@ impl Db {
         &self.path
     }
 
-    /// The connection, for the modules of this layer.
+    /// The underlying connection, cr-sqlite loaded: for applications, tests and benchmarks that
+    /// need raw SQL. ddcp's own code goes through this layer's methods.
+    pub fn connection(&self) -> &Connection {
+        self.conn()
+    }
+
     pub(crate) fn conn(&self) -> &Connection {
         self.conn
             .as_ref()

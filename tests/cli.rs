@@ -1,0 +1,446 @@
+//! The `ddcp` binary as a user runs it: every local command, good input and bad.
+
+mod common;
+
+use common::{Site, fixture, snapshot};
+
+const KEY: &str = "73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY";
+const SECRET: &str = "eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHg";
+
+#[test]
+fn init_creates_the_database_and_a_private_state_dir() {
+    let site = Site::new();
+    let run = site.run(&["init"]);
+    run.ok();
+    assert!(
+        run.stderr.contains("INFO ddcp: Initialized ddcp database"),
+        "{}",
+        run.stderr
+    );
+    assert!(site.db_file().is_file());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(site.path(".ddcp"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let status: serde_json::Value =
+        serde_json::from_str(site.run(&["status", "--json"]).ok()).unwrap();
+    assert_eq!(status["db_version"], 0);
+    assert_eq!(status["site_id"].as_str().unwrap().len(), 32);
+}
+
+#[test]
+fn init_refuses_an_existing_ddcp_database_and_changes_nothing() {
+    let site = Site::with_bookmarks();
+    let before = snapshot(&site.db_file());
+    site.run(&["init"]).fails_with("is already a ddcp database");
+    assert_eq!(snapshot(&site.db_file()), before);
+}
+
+#[test]
+fn init_refuses_a_file_that_is_not_sqlite() {
+    let site = Site::new();
+    std::fs::write(site.db_file(), b"just some text, not a database at all").unwrap();
+    let before = snapshot(&site.db_file());
+    site.run(&["init"]).fails_with("is not a SQLite database");
+    assert_eq!(snapshot(&site.db_file()), before);
+}
+
+#[test]
+fn init_adopts_an_application_database() {
+    let site = Site::new();
+    let conn = rusqlite::Connection::open(site.db_file()).unwrap();
+    conn.execute_batch("create table notes (id text primary key not null, body text); insert into notes values ('n1', 'kept');")
+        .unwrap();
+    drop(conn);
+    site.run(&["init"]).ok();
+    assert_eq!(site.sql("select body from notes"), "kept\n");
+}
+
+#[test]
+fn commands_refuse_a_missing_database_and_create_nothing() {
+    let site = Site::new();
+    for args in [
+        &["status"][..],
+        &["shell", "-c", "select 1"],
+        &["remote", "list"],
+        &["remote", "add", "alice", KEY],
+        &["bundle", "create", "out.bundle"],
+    ] {
+        site.run(args)
+            .fails_with("no database at ddcp.db: run `ddcp init` first");
+        assert!(!site.db_file().exists(), "{args:?} created the database");
+        assert!(!site.path("out.bundle").exists());
+    }
+}
+
+#[test]
+fn commands_refuse_a_plain_sqlite_database_without_writing_to_it() {
+    let site = Site::new();
+    let conn = rusqlite::Connection::open(site.db_file()).unwrap();
+    conn.execute_batch("create table notes (body text)")
+        .unwrap();
+    drop(conn);
+    let before = snapshot(&site.db_file());
+    site.run(&["status"])
+        .fails_with("is not a ddcp database: run `ddcp init`");
+    assert_eq!(snapshot(&site.db_file()), before);
+}
+
+#[test]
+fn db_file_and_state_dir_come_from_flags_or_environment() {
+    let site = Site::new();
+    site.run(&["--db-file", "other.db", "--state-dir", "st", "init"])
+        .ok();
+    assert!(site.path("other.db").is_file() && site.path("st").is_dir());
+    let run = site
+        .command(&["status", "--json"])
+        .env("DB_FILE", "other.db")
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+}
+
+#[test]
+fn shell_runs_whole_scripts_with_triggers_comments_and_semicolons_in_strings() {
+    let site = Site::new();
+    site.run(&["init"]).ok();
+    site.run_with_input(&["shell"], &fixture("cr_test_schema.sql"))
+        .ok();
+    assert_eq!(
+        site.sql("select sensor, readings from sensor_summary order by sensor"),
+        "cellar|1\ngreenhouse-1|2\n"
+    );
+    assert_eq!(
+        site.sql("select note from readings where note like '%;%'"),
+        "door open; windy\n"
+    );
+}
+
+#[test]
+fn shell_output_modes() {
+    let site = Site::with_bookmarks();
+    site.run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
+        .ok();
+    let sql = "select tag, length(tag) as n from tags where tag in ('p2p', 'crdt') order by tag";
+    assert_eq!(site.sql(sql), "crdt|4\np2p|3\n");
+    let csv = site.run(&["shell", "--mode", "csv", "--header", "-c", sql]);
+    assert_eq!(csv.ok(), "tag,n\ncrdt,4\np2p,3\n");
+    let json = site.run(&["shell", "--mode", "json", "-c", sql]);
+    let rows: serde_json::Value = serde_json::from_str(json.ok()).unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!([{"tag": "crdt", "n": 4}, {"tag": "p2p", "n": 3}])
+    );
+    let boxed = site.run(&["shell", "--mode", "box", "-c", sql]);
+    assert_eq!(
+        boxed.ok(),
+        "┌──────┬───┐\n│ tag  │ n │\n├──────┼───┤\n│ crdt │ 4 │\n│ p2p  │ 3 │\n└──────┴───┘\n"
+    );
+}
+
+#[test]
+fn shell_dot_commands() {
+    let site = Site::with_bookmarks();
+    site.sql("create table local_only (x)");
+    assert_eq!(site.sql(".crrs"), "bookmarks\ntags\n");
+    assert_eq!(site.sql(".tables"), "bookmarks\nlocal_only\ntags\n");
+    assert!(site.sql(".schema tags").starts_with("CREATE TABLE tags"));
+    let script = b".mode csv\n.headers on\nselect 1 as one;\n.quit\nselect 2;\n";
+    assert_eq!(site.run_with_input(&["shell"], script).ok(), "one\n1\n");
+    site.run_with_input(&["shell"], b"select 1;\n.frobnicate\n")
+        .fails_with("line 2: unknown or malformed command");
+}
+
+#[test]
+fn shell_stops_at_the_first_error_and_names_its_line() {
+    let site = Site::with_bookmarks();
+    let script = b"insert into tags values ('b1', 'first');\n\
+        -- a comment\n\
+        insert into tags values ('b1', 'second');\n\
+        insert into no_such_table values (1);\n\
+        insert into tags values ('b1', 'never');\n";
+    let run = site.run_with_input(&["shell"], script);
+    let line = run.fails_with("line 4: no such table: no_such_table");
+    assert!(
+        line.contains("(in: insert into no_such_table values (1);)"),
+        "{line}"
+    );
+    assert_eq!(
+        site.sql("select tag from tags order by tag"),
+        "first\nsecond\n"
+    );
+
+    site.run(&["shell", "-c", "selec 1"])
+        .fails_with("line 1: near \"selec\": syntax error");
+}
+
+#[test]
+fn remote_add_list_remove() {
+    let site = Site::with_bookmarks();
+    site.run(&["remote", "add", "alice", KEY]).ok();
+    site.run(&["remote", "add", "bob", &format!("VLD0:{SECRET}:{KEY}")])
+        .ok();
+    assert_eq!(
+        site.run(&["remote", "list"]).ok(),
+        format!("alice\tVLD0:{KEY}\nbob\tVLD0:{SECRET}:{KEY}\n")
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(site.run(&["remote", "list", "--json"]).ok()).unwrap();
+    assert_eq!(json[0]["name"], "alice");
+    assert_eq!(json[0]["key"], format!("VLD0:{KEY}"));
+    site.run(&["remote", "remove", "alice"]).ok();
+    assert_eq!(
+        site.run(&["remote", "list"]).ok(),
+        format!("bob\tVLD0:{SECRET}:{KEY}\n")
+    );
+    site.run(&["remote", "remove", "alice"])
+        .fails_with("no remote named \"alice\"");
+}
+
+#[test]
+fn remote_add_refuses_bad_input_and_writes_nothing() {
+    let site = Site::with_bookmarks();
+    site.run(&["remote", "add", "alice", KEY]).ok();
+    let before = site.run(&["remote", "list", "--json"]).ok().to_string();
+    let db_before = snapshot(&site.db_file());
+    for (args, message) in [
+        (
+            vec!["remote", "add", "bob", "VLD0:nope"],
+            "invalid record key \"VLD0:nope\"",
+        ),
+        (
+            vec!["remote", "add", "bob", "VLD1:abc"],
+            "unsupported crypto kind",
+        ),
+        (
+            vec!["remote", "add", "bob", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
+            "key is 24 bytes; expected 32",
+        ),
+        (
+            vec!["remote", "add", "bob", &KEY[1..]],
+            "not unpadded base64url",
+        ),
+        (
+            vec!["remote", "add", "alice", SECRET],
+            "remote \"alice\" already exists",
+        ),
+        (
+            vec!["remote", "add", "carol", KEY],
+            "remote \"alice\" already has key",
+        ),
+        (vec!["remote", "add", "--", "-x", KEY], "invalid remote name"),
+        (vec!["remote", "add", "a/b", KEY], "invalid remote name"),
+    ] {
+        site.run(&args).fails_with(message);
+        assert_eq!(site.run(&["remote", "list", "--json"]).ok(), before);
+    }
+    assert_eq!(snapshot(&site.db_file()), db_before);
+}
+
+#[test]
+fn status_shows_versions_tables_and_remotes() {
+    let site = Site::with_bookmarks();
+    site.run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
+        .ok();
+    site.run(&["remote", "add", "alice", KEY]).ok();
+    let text = site.run(&["status"]).ok().to_string();
+    assert!(text.contains("crr tables:  bookmarks, tags"), "{text}");
+    assert!(text.contains(&format!("alice\tVLD0:{KEY}")), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(site.run(&["status", "--json"]).ok()).unwrap();
+    // Two transactions: the bookmarks, then the tags.
+    assert_eq!(json["db_version"], 2);
+    assert_eq!(json["crr_tables"], serde_json::json!(["bookmarks", "tags"]));
+    assert_eq!(json["remotes"][0]["name"], "alice");
+}
+
+fn bookmark_rows(site: &Site) -> String {
+    site.sql("select id, url, title, created_at from bookmarks order by id; select * from tags order by 1, 2")
+}
+
+#[test]
+fn bundles_carry_changes_between_databases() {
+    let alice = Site::with_bookmarks();
+    alice
+        .run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
+        .ok();
+    let bob = Site::with_bookmarks();
+    let bundle = alice.path("all.bundle");
+    let bundle = bundle.to_str().unwrap();
+    alice.run(&["bundle", "create", bundle]).ok();
+    let verify = alice.run(&["bundle", "verify", "--json", bundle]);
+    let summary: serde_json::Value = serde_json::from_str(verify.ok()).unwrap();
+    assert_eq!(summary["changes"], 13);
+    bob.run(&["bundle", "apply", bundle]).ok();
+    assert_eq!(bookmark_rows(&bob), bookmark_rows(&alice));
+
+    // Bob edits; a bundle of only his new changes brings the edit back to Alice.
+    let since = serde_json::from_str::<serde_json::Value>(bob.run(&["status", "--json"]).ok())
+        .unwrap()["db_version"]
+        .to_string();
+    bob.sql("update bookmarks set title = 'NNCP, by bob' where url like '%nncp%'");
+    let delta = bob.path("delta.bundle");
+    let delta = delta.to_str().unwrap();
+    bob.run(&["bundle", "create", "--since", &since, delta])
+        .ok();
+    let summary: serde_json::Value =
+        serde_json::from_str(bob.run(&["bundle", "verify", "--json", delta]).ok()).unwrap();
+    assert_eq!(summary["changes"], 1);
+    alice.run(&["bundle", "apply", delta]).ok();
+    assert_eq!(bookmark_rows(&bob), bookmark_rows(&alice));
+    assert!(bookmark_rows(&alice).contains("NNCP, by bob"));
+
+    // Applying the same bundle again changes nothing.
+    let version = || alice.run(&["status", "--json"]).ok().to_string();
+    let before = version();
+    alice.run(&["bundle", "apply", delta]).ok();
+    assert_eq!(version(), before);
+}
+
+#[test]
+fn bundles_work_through_stdin_and_stdout() {
+    let alice = Site::with_bookmarks();
+    alice
+        .run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
+        .ok();
+    let bytes = alice
+        .command(&["bundle", "create", "-"])
+        .output()
+        .unwrap()
+        .stdout;
+    let bob = Site::with_bookmarks();
+    bob.run_with_input(&["bundle", "apply", "-"], &bytes).ok();
+    assert_eq!(bookmark_rows(&bob), bookmark_rows(&alice));
+}
+
+#[test]
+fn corrupted_truncated_or_foreign_bundles_are_refused_whole() {
+    let alice = Site::with_bookmarks();
+    alice
+        .run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
+        .ok();
+    let good = alice.path("good.bundle");
+    alice
+        .run(&["bundle", "create", good.to_str().unwrap()])
+        .ok();
+    let bytes = std::fs::read(&good).unwrap();
+    let bob = Site::with_bookmarks();
+    let db_before = snapshot(&bob.db_file());
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 2] ^= 0x40;
+    let cases = [
+        (bytes[..bytes.len() - 1].to_vec(), "truncated or corrupted"),
+        (bytes[..bytes.len() / 2].to_vec(), "truncated or corrupted"),
+        (flipped, "truncated or corrupted"),
+        (b"PK\x03\x04 a zip file".to_vec(), "not a ddcp bundle"),
+        (Vec::new(), "not a ddcp bundle"),
+    ];
+    for (content, message) in cases {
+        let path = bob.path("bad.bundle");
+        std::fs::write(&path, content).unwrap();
+        bob.run(&["bundle", "apply", path.to_str().unwrap()])
+            .fails_with(message);
+        assert_eq!(bookmark_rows(&bob), "");
+    }
+    assert_eq!(snapshot(&bob.db_file()), db_before);
+    bob.run(&["bundle", "apply", "no-such-file"])
+        .fails_with("cannot read no-such-file");
+}
+
+#[test]
+fn a_bundle_of_another_schema_is_refused() {
+    let alice = Site::with_bookmarks();
+    alice
+        .run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
+        .ok();
+    let bundle = alice.path("all.bundle");
+    alice
+        .run(&["bundle", "create", bundle.to_str().unwrap()])
+        .ok();
+    let carol = Site::new();
+    carol.run(&["init"]).ok();
+    carol
+        .run_with_input(&["shell"], b"create table bookmarks (id text primary key not null, url text);\nselect crsql_as_crr('bookmarks');\n")
+        .ok();
+    let before = snapshot(&carol.db_file());
+    carol
+        .run(&["bundle", "apply", bundle.to_str().unwrap()])
+        .fails_with("the bundle's schema differs from this database's: column 1 of bookmarks is \"url\" TEXT here but \"url\" TEXT NOT NULL there; nothing was applied");
+    assert_eq!(snapshot(&carol.db_file()), before);
+}
+
+#[test]
+fn bundle_create_never_leaves_half_a_file() {
+    let alice = Site::with_bookmarks();
+    let target = alice.path("no-such-dir/out.bundle");
+    alice
+        .run(&["bundle", "create", target.to_str().unwrap()])
+        .fails_with("cannot write");
+    assert!(!target.exists());
+}
+
+fn crsqlite_so() -> std::path::PathBuf {
+    let dir = std::env::var_os("CRSQLITE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/crsqlite-0.16.3")
+        });
+    dir.join("crsqlite.so")
+}
+
+#[test]
+fn ext_file_loads_a_users_own_cr_sqlite_build() {
+    let site = Site::new();
+    let ext = crsqlite_so();
+    assert!(
+        ext.is_file(),
+        "scripts/build-crsqlite.sh builds {}",
+        ext.display()
+    );
+    let ext = ext.to_str().unwrap();
+    site.run(&["--ext-file", ext, "init"]).ok();
+    let out = site
+        .command(&["shell", "-c", "select crsql_db_version()"])
+        .env("EXT_FILE", ext)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");
+    site.run(&["--ext-file", "/nonexistent/crsqlite.so", "status"])
+        .fails_with(
+            "cannot load cr-sqlite: extension file /nonexistent/crsqlite.so does not exist",
+        );
+    let other = Site::new();
+    other
+        .run(&["--ext-file", "/nonexistent/crsqlite.so", "init"])
+        .fails_with("cannot load cr-sqlite");
+    assert!(
+        !other.db_file().exists(),
+        "a failed init leaves no database behind"
+    );
+}
+
+#[test]
+fn the_binary_carries_cr_sqlite_itself() {
+    let ldd = std::process::Command::new("ldd")
+        .arg(env!("CARGO_BIN_EXE_ddcp"))
+        .output()
+        .unwrap();
+    let libraries = String::from_utf8_lossy(&ldd.stdout);
+    assert!(ldd.status.success(), "ldd failed");
+    assert!(!libraries.contains("crsqlite"), "{libraries}");
+    assert!(!libraries.contains("libsqlite3"), "{libraries}");
+    // No extension file is given: the built-in cr-sqlite answers.
+    let site = Site::new();
+    site.run(&["init"]).ok();
+    assert_eq!(site.sql("select crsql_db_version()"), "0\n");
+}
+
+#[test]
+fn help_lists_every_command() {
+    let help = Site::new().run(&["--help"]).ok().to_string();
+    for command in ["init", "shell", "remote", "status", "bundle"] {
+        assert!(help.contains(command), "{help}");
+    }
+}

@@ -1,0 +1,131 @@
+//! Helpers shared by the integration tests: run the real `ddcp` binary in a scratch folder.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A scratch folder with its own database and state dir, and the ddcp binary to run there.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+}
+
+/// What one ddcp run printed and how it ended.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "ddcp failed:\n{}", self.stderr);
+        &self.stdout
+    }
+
+    /// Asserts failure with exactly one line on stderr, containing `needle`; returns the line.
+    #[track_caller]
+    pub fn fails_with(&self, needle: &str) -> &str {
+        assert_ne!(self.code, 0, "ddcp succeeded; stdout:\n{}", self.stdout);
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "want one line on stderr, got:\n{}",
+            self.stderr
+        );
+        assert!(lines[0].starts_with("error: "), "{}", lines[0]);
+        assert!(
+            lines[0].contains(needle),
+            "want {needle:?} in {:?}",
+            lines[0]
+        );
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        lines[0]
+    }
+}
+
+impl Site {
+    pub fn new() -> Site {
+        Site {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn db_file(&self) -> PathBuf {
+        self.path("ddcp.db")
+    }
+
+    /// A ddcp command in this site's folder, as a user would run it there.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ddcp"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("DB_FILE")
+            .env_remove("STATE_DIR")
+            .env_remove("EXT_FILE")
+            .env("RUST_LOG", "info");
+        command
+    }
+
+    /// Runs ddcp with `args` and `stdin`.
+    pub fn run_with_input(&self, args: &[&str], stdin: &[u8]) -> Run {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        finish(child.wait_with_output().unwrap())
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_input(args, b"")
+    }
+
+    /// `ddcp shell -c SQL`, which must succeed; returns stdout.
+    pub fn sql(&self, sql: &str) -> String {
+        self.run(&["shell", "-c", sql]).ok().to_string()
+    }
+
+    /// A fresh database with the fixtures' bookmark schema.
+    pub fn with_bookmarks() -> Site {
+        let site = Site::new();
+        site.run(&["init"]).ok();
+        site.run_with_input(&["shell"], &fixture("cr_tables.sql"))
+            .ok();
+        site
+    }
+}
+
+fn finish(output: Output) -> Run {
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// The bytes of a file, to prove that a refused command wrote nothing.
+pub fn snapshot(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_default()
+}
