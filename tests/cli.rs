@@ -230,7 +230,10 @@ fn remote_add_refuses_bad_input_and_writes_nothing() {
             vec!["remote", "add", "carol", KEY],
             "remote \"alice\" already has key",
         ),
-        (vec!["remote", "add", "--", "-x", KEY], "invalid remote name"),
+        (
+            vec!["remote", "add", "--", "-x", KEY],
+            "invalid remote name",
+        ),
         (vec!["remote", "add", "a/b", KEY], "invalid remote name"),
     ] {
         site.run(&args).fails_with(message);
