@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test of ddcp on a fresh machine: installs what is missing (Debian packages, the
+# cr-sqlite build), checks formatting and lints, then runs the unit, property, CLI and
+# benchmark-smoke tests. Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+command -v cargo >/dev/null || { echo "error: cargo is missing: install Rust (https://rustup.rs)" >&2; exit 1; }
+step() { printf '\n== %s\n' "$*"; }
+
+step "dependencies"
+scripts/install-deps.sh
+scripts/build-crsqlite.sh
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+
+step "tests (unit, property, CLI; benches in smoke mode)"
+cargo test --all-targets
+
+echo
+echo "all tests passed"
