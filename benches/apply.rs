@@ -103,7 +103,9 @@ fn raw_insert(dir: &std::path::Path, rows: &[[SqlValue; 9]]) -> Duration {
             )
             .unwrap();
         for row in rows {
-            insert.execute(rusqlite::params_from_iter(row.iter())).unwrap();
+            insert
+                .execute(rusqlite::params_from_iter(row.iter()))
+                .unwrap();
         }
     }
     conn.execute_batch("commit").unwrap();
@@ -136,8 +138,14 @@ fn main() {
     let rate = |elapsed: Duration| changes.len() as f64 / elapsed.as_secs_f64();
     let ddcp = rate(median(ddcp_times));
     let raw = rate(median(raw_times));
-    println!("apply of {} changes, one transaction, median of {ROUNDS}:", changes.len());
+    println!(
+        "apply of {} changes, one transaction, median of {ROUNDS}:",
+        changes.len()
+    );
     println!("  raw insert into crsql_changes  {raw:>12.0} changes/s");
     println!("  ddcp apply_changes             {ddcp:>12.0} changes/s");
-    println!("  ratio ddcp/raw                 {:>12.2}  (target >= 0.9)", ddcp / raw);
+    println!(
+        "  ratio ddcp/raw                 {:>12.2}  (target >= 0.9)",
+        ddcp / raw
+    );
 }

@@ -12,6 +12,7 @@ have_cmd make || need+=(make)
 have_cmd objcopy || need+=(binutils)
 have_cmd ip || need+=(iproute2)
 have_cmd unshare || need+=(util-linux)
+have_cmd script || need+=(bsdutils)
 have_cmd npm || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"

@@ -60,6 +60,8 @@ pub fn run<W: Write>(shell: &mut Shell<W>, config: &Config) -> Result<(), Comman
             continue;
         }
         if let Some(pending) = splitter.push_line(&line) {
+            // Line numbers count from each statement's first line, not from the session's.
+            splitter = StatementSplitter::new();
             // At the prompt an error is shown and the session goes on.
             if let Err(err) = shell.run_sql(&pending) {
                 eprintln!("error: {err}");
