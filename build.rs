@@ -7,25 +7,27 @@ const CRSQLITE_VERSION: &str = "0.16.3";
 const CRSQLITE_ARCHIVE: &str = "libcrsqlite_static.a";
 
 fn main() {
-    compile_schema();
-    link_crsqlite();
+    // `cargo::error` fails the build with just this line, without a build-script trace.
+    if let Err(message) = compile_schema().and_then(|()| link_crsqlite()) {
+        println!("cargo::error={message}");
+    }
 }
 
-fn compile_schema() {
+fn compile_schema() -> Result<(), String> {
     println!("cargo::rerun-if-changed=schema/ddcp.capnp");
-    if let Err(err) = capnpc::CompilerCommand::new()
+    capnpc::CompilerCommand::new()
         .src_prefix("schema")
         .file("schema/ddcp.capnp")
         .default_parent_module(vec!["sync".into()])
         .run()
-    {
-        fail(&format!(
-            "capnp could not compile schema/ddcp.capnp ({err}); run scripts/install-deps.sh"
-        ));
-    }
+        .map_err(|err| {
+            format!(
+                "capnp could not compile schema/ddcp.capnp ({err}); run scripts/install-deps.sh"
+            )
+        })
 }
 
-fn link_crsqlite() {
+fn link_crsqlite() -> Result<(), String> {
     println!("cargo::rerun-if-env-changed=CRSQLITE_DIR");
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let dir = std::env::var_os("CRSQLITE_DIR")
@@ -38,16 +40,12 @@ fn link_crsqlite() {
     let archive = dir.join(CRSQLITE_ARCHIVE);
     println!("cargo::rerun-if-changed={}", archive.display());
     if !archive.is_file() {
-        fail(&format!(
+        return Err(format!(
             "cr-sqlite {CRSQLITE_VERSION} is not built ({} is missing): run scripts/build-crsqlite.sh",
             archive.display()
         ));
     }
     println!("cargo::rustc-link-search=native={}", dir.display());
     println!("cargo::rustc-link-lib=static=crsqlite_static");
-}
-
-fn fail(message: &str) -> ! {
-    println!("cargo::error={message}");
-    std::process::exit(1);
+    Ok(())
 }
