@@ -57,3 +57,106 @@ struct BundleHeader {
   changeCount @4 :UInt64;
   schema @5 :Schema;
 }
+
+# ---- The sync protocol: a puller asks, the remote answers; every message at most 32 KiB. ----
+
+# Where a puller stands in a remote's changes. Changes are ordered by
+# (dbVersion, seq, table, pk, cid): seq alone does not tell rows of one db_version apart once a
+# database has merged several peers' transactions in one of its own.
+struct Cursor {
+  dbVersion @0 :Int64;     # every change up to this version is done, but for `within`
+  union {
+    groupDone @1 :Void;    # dbVersion's changes are all done
+    within @2 :RowKey;     # dbVersion's changes are done up to and including this row
+  }
+}
+
+struct RowKey {
+  seq @0 :Int64;
+  table @1 :Text;
+  pk @2 :Data;
+  cid @3 :Text;
+}
+
+# What a database publishes in its DHT record (subkey 0).
+struct Status {
+  protocolVersion @0 :UInt16;
+  siteId @1 :Data;
+  dbVersion @2 :Int64;
+  schemaFingerprint @3 :Data;
+  route @4 :Data;            # the private route blob peers call this database on
+  publicKey @5 :Data;        # the key peers encrypt to
+}
+
+struct ChangesRequest {
+  askerSiteId @0 :Data;      # rows this site wrote are left out: it has them
+  since @1 :Cursor;
+  maxBytes @2 :UInt32;       # the page budget; more than one message is fine (fragments)
+  schemaFingerprint @3 :Data;
+}
+
+enum Compression {
+  none @0;
+  zstd @1;
+}
+
+struct ChangesPage {
+  siteId @0 :Data;           # the answering database
+  since @1 :Cursor;          # the request's cursor, echoed: stale answers are recognized
+  after @2 :Cursor;          # where the next request starts
+  groupComplete @3 :Bool;    # false: the page is part of one db_version group; more follows
+  more @4 :Bool;             # the remote had changes beyond `after` when it answered
+  dbVersion @5 :Int64;       # the remote's db_version when it answered
+  changeCount @6 :UInt32;
+  compression @7 :Compression;
+  changes @8 :Data;          # a Changeset message, compressed as `compression` says
+}
+
+# An answer too big for one message: the puller fetches it in fragments.
+struct Fragmented {
+  hash @0 :Data;             # SHA-256 of the whole answer (an Envelope)
+  totalLen @1 :UInt64;
+  fragmentCount @2 :UInt32;
+}
+
+struct FragmentRequest {
+  original @0 :Data;         # the request (an Envelope) whose answer was fragmented
+  hash @1 :Data;
+  index @2 :UInt32;
+}
+
+struct Fragment {
+  hash @0 :Data;
+  index @1 :UInt32;
+  bytes @2 :Data;
+}
+
+enum ErrorCode {
+  malformed @0;              # the request could not be decoded
+  schemaMismatch @1;         # CRR schemas differ: nothing can be exchanged
+  unknownCursor @2;          # the cursor is ahead of this database: start over
+  tooBusy @3;                # try again later
+  notAllowed @4;             # the asker may not read this database
+  fragmentGone @5;           # the fragmented answer changed: ask for the page again
+  unsupportedVersion @6;     # protocol versions differ
+  internal @7;               # the database failed to answer
+}
+
+struct Error {
+  code @0 :ErrorCode;
+  message @1 :Text;
+}
+
+struct Envelope {
+  protocolVersion @0 :UInt16;
+  union {
+    changesRequest @1 :ChangesRequest;
+    changesPage @2 :ChangesPage;
+    fragmented @3 :Fragmented;
+    fragmentRequest @4 :FragmentRequest;
+    fragment @5 :Fragment;
+    error @6 :Error;
+    schemaRequest @7 :Void;
+    schema @8 :Schema;
+  }
+}

@@ -4,7 +4,10 @@
 pub mod bundle;
 pub mod change;
 pub mod codec;
+pub mod compress;
+pub mod cursor;
 pub mod ids;
+pub mod protocol;
 pub mod record_key;
 pub mod schema;
 
@@ -15,6 +18,7 @@ pub(crate) mod ddcp_capnp {
 }
 
 pub use change::{Change, Value};
+pub use cursor::Cursor;
 pub use ids::{DbVersion, Seq, SiteId};
 pub use record_key::RecordKey;
 pub use schema::{SchemaDesc, SchemaFingerprint};

@@ -4,12 +4,17 @@
 use capnp::message::{Builder, ReaderOptions};
 use capnp::serialize;
 
-use super::change::{Change, Value};
-use super::ddcp_capnp::{
-    bundle_header, change as change_capnp, changeset, schema as schema_capnp, value,
-};
-use super::ids::{BadSiteId, DbVersion, Seq, SiteId};
-use super::schema::{ColumnDesc, SchemaDesc, TableDesc};
+use crate::sync::change::{Change, Value};
+use crate::sync::protocol::PROTOCOL_VERSION;
+
+mod bundle;
+mod protocol;
+
+use crate::sync::ddcp_capnp::{change as change_capnp, changeset, schema as schema_capnp, value};
+use crate::sync::ids::{BadSiteId, DbVersion, Seq, SiteId};
+use crate::sync::schema::{ColumnDesc, SchemaDesc, TableDesc};
+pub use bundle::{BundleHeader, decode_bundle_header, encode_bundle_header};
+pub use protocol::{decode_message, decode_status, encode_message, encode_status};
 
 /// Bytes that are not a valid message of the expected kind.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +27,14 @@ pub enum CodecError {
     SiteId(#[from] BadSiteId),
     #[error("malformed message: unknown value kind {0}")]
     UnknownValueKind(u16),
+    #[error("malformed message: unknown {0} variant")]
+    UnknownEnum(&'static str),
+    #[error("malformed message: {0} has the wrong length")]
+    BadLength(&'static str),
+    #[error("malformed message: compressed changes do not decompress ({0})")]
+    Decompress(String),
+    #[error("peer speaks protocol version {0}, this ddcp speaks {PROTOCOL_VERSION}")]
+    UnsupportedVersion(u16),
 }
 
 /// Reader limits: a message may not make us walk more than a few times its own size, so a
@@ -33,14 +46,14 @@ fn reader_options(message_len: usize) -> ReaderOptions {
 }
 
 /// Reads one framed message from the front of `bytes` and advances past it.
-fn read_message(
+pub(super) fn read_message(
     bytes: &mut &[u8],
 ) -> Result<capnp::message::Reader<serialize::OwnedSegments>, CodecError> {
     let options = reader_options(bytes.len());
     Ok(serialize::read_message(bytes, options)?)
 }
 
-fn write_message(message: &Builder<capnp::message::HeapAllocator>) -> Vec<u8> {
+pub(super) fn write_message(message: &Builder<capnp::message::HeapAllocator>) -> Vec<u8> {
     serialize::write_message_to_words(message)
 }
 
@@ -66,7 +79,7 @@ fn read_value(reader: value::Reader<'_>) -> Result<Value, CodecError> {
     })
 }
 
-fn fill_change(mut builder: change_capnp::Builder<'_>, change: &Change) {
+pub(super) fn fill_change(mut builder: change_capnp::Builder<'_>, change: &Change) {
     builder.set_table(change.table.as_str());
     builder.set_pk(&change.pk);
     builder.set_cid(change.cid.as_str());
@@ -78,7 +91,7 @@ fn fill_change(mut builder: change_capnp::Builder<'_>, change: &Change) {
     builder.set_seq(change.seq.0);
 }
 
-fn read_change(reader: change_capnp::Reader<'_>) -> Result<Change, CodecError> {
+pub(super) fn read_change(reader: change_capnp::Reader<'_>) -> Result<Change, CodecError> {
     Ok(Change {
         table: reader.get_table()?.to_str()?.to_string(),
         pk: reader.get_pk()?.to_vec(),
@@ -110,7 +123,7 @@ pub fn decode_changeset(bytes: &mut &[u8]) -> Result<Vec<Change>, CodecError> {
     root.get_changes()?.iter().map(read_change).collect()
 }
 
-fn fill_schema(builder: schema_capnp::Builder<'_>, schema: &SchemaDesc) {
+pub(super) fn fill_schema(builder: schema_capnp::Builder<'_>, schema: &SchemaDesc) {
     let mut tables = builder.init_tables(schema.tables.len() as u32);
     for (index, table) in schema.tables.iter().enumerate() {
         let mut table_builder = tables.reborrow().get(index as u32);
@@ -126,7 +139,7 @@ fn fill_schema(builder: schema_capnp::Builder<'_>, schema: &SchemaDesc) {
     }
 }
 
-fn read_schema(reader: schema_capnp::Reader<'_>) -> Result<SchemaDesc, CodecError> {
+pub(super) fn read_schema(reader: schema_capnp::Reader<'_>) -> Result<SchemaDesc, CodecError> {
     let mut tables = Vec::new();
     for table in reader.get_tables()? {
         let mut columns = Vec::new();
@@ -146,50 +159,9 @@ fn read_schema(reader: schema_capnp::Reader<'_>) -> Result<SchemaDesc, CodecErro
     Ok(SchemaDesc::new(tables))
 }
 
-/// What a bundle file says about itself before its changes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BundleHeader {
-    pub format_version: u32,
-    /// The database the bundle was made from.
-    pub site_id: SiteId,
-    /// The bundle holds that database's changes after this version ...
-    pub since: DbVersion,
-    /// ... up to and including this one.
-    pub until: DbVersion,
-    pub change_count: u64,
-    pub schema: SchemaDesc,
-}
-
-/// Encodes a bundle header message.
-pub fn encode_bundle_header(header: &BundleHeader) -> Vec<u8> {
-    let mut message = Builder::new_default();
-    let mut root = message.init_root::<bundle_header::Builder>();
-    root.set_format_version(header.format_version);
-    root.set_site_id(&header.site_id.0);
-    root.set_since_version(header.since.0);
-    root.set_until_version(header.until.0);
-    root.set_change_count(header.change_count);
-    fill_schema(root.init_schema(), &header.schema);
-    write_message(&message)
-}
-
-/// Decodes a bundle header message from the front of `bytes`, advancing past it.
-pub fn decode_bundle_header(bytes: &mut &[u8]) -> Result<BundleHeader, CodecError> {
-    let message = read_message(bytes)?;
-    let root = message.get_root::<bundle_header::Reader>()?;
-    Ok(BundleHeader {
-        format_version: root.get_format_version(),
-        site_id: SiteId::from_slice(root.get_site_id()?)?,
-        since: DbVersion(root.get_since_version()),
-        until: DbVersion(root.get_until_version()),
-        change_count: root.get_change_count(),
-        schema: read_schema(root.get_schema()?)?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::sync::*;
 
     fn sample_changes() -> Vec<Change> {
         let values = [
@@ -242,27 +214,5 @@ mod tests {
             *byte ^= 0x5a;
         }
         let _ = decode_changeset(&mut flipped.as_slice());
-    }
-
-    #[test]
-    fn bundle_headers_round_trip() {
-        let header = BundleHeader {
-            format_version: 1,
-            site_id: SiteId([3; 16]),
-            since: DbVersion(4),
-            until: DbVersion(9),
-            change_count: 12,
-            schema: SchemaDesc::new(vec![TableDesc {
-                name: "items".into(),
-                columns: vec![ColumnDesc {
-                    name: "id".into(),
-                    decl_type: "TEXT".into(),
-                    not_null: true,
-                    pk_index: 1,
-                }],
-            }]),
-        };
-        let bytes = encode_bundle_header(&header);
-        assert_eq!(decode_bundle_header(&mut bytes.as_slice()).unwrap(), header);
     }
 }

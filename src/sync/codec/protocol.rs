@@ -1,0 +1,354 @@
+//! The protocol's messages (schema/ddcp.capnp `Envelope`, `Status`) to and from Rust types.
+
+use capnp::message::Builder;
+
+use super::{
+    CodecError, decode_changeset, encode_changeset, fill_schema, read_message, read_schema,
+    write_message,
+};
+use crate::sync::compress::Compression;
+use crate::sync::cursor::{Cursor, RowKey};
+use crate::sync::ddcp_capnp::{
+    Compression as WireCompression, ErrorCode as WireErrorCode, changes_page, changes_request,
+    cursor, envelope, status,
+};
+use crate::sync::ids::{DbVersion, Seq, SiteId};
+use crate::sync::protocol::{
+    ChangesPage, ChangesRequest, ErrorCode, Fragment, FragmentRequest, Fragmented, Hash, Message,
+    PROTOCOL_VERSION, ProtocolError, Status,
+};
+use crate::sync::schema::SchemaFingerprint;
+
+fn fill_cursor(mut builder: cursor::Builder<'_>, value: &Cursor) {
+    builder.set_db_version(value.db_version.0);
+    match &value.within {
+        None => builder.set_group_done(()),
+        Some(key) => {
+            let mut within = builder.init_within();
+            within.set_seq(key.seq.0);
+            within.set_table(key.table.as_str());
+            within.set_pk(&key.pk);
+            within.set_cid(key.cid.as_str());
+        }
+    }
+}
+
+fn read_cursor(reader: cursor::Reader<'_>) -> Result<Cursor, CodecError> {
+    let within = match reader
+        .which()
+        .map_err(|_| CodecError::UnknownEnum("Cursor"))?
+    {
+        cursor::Which::GroupDone(()) => None,
+        cursor::Which::Within(key) => {
+            let key = key?;
+            Some(RowKey {
+                seq: Seq(key.get_seq()),
+                table: key.get_table()?.to_str()?.to_string(),
+                pk: key.get_pk()?.to_vec(),
+                cid: key.get_cid()?.to_str()?.to_string(),
+            })
+        }
+    };
+    Ok(Cursor {
+        db_version: DbVersion(reader.get_db_version()),
+        within,
+    })
+}
+
+fn read_hash(bytes: &[u8]) -> Result<Hash, CodecError> {
+    bytes.try_into().map_err(|_| CodecError::BadLength("hash"))
+}
+
+fn read_fingerprint(bytes: &[u8]) -> Result<SchemaFingerprint, CodecError> {
+    Ok(SchemaFingerprint(read_hash(bytes)?))
+}
+
+const ERROR_CODES: [(ErrorCode, WireErrorCode); 8] = [
+    (ErrorCode::Malformed, WireErrorCode::Malformed),
+    (ErrorCode::SchemaMismatch, WireErrorCode::SchemaMismatch),
+    (ErrorCode::UnknownCursor, WireErrorCode::UnknownCursor),
+    (ErrorCode::TooBusy, WireErrorCode::TooBusy),
+    (ErrorCode::NotAllowed, WireErrorCode::NotAllowed),
+    (ErrorCode::FragmentGone, WireErrorCode::FragmentGone),
+    (
+        ErrorCode::UnsupportedVersion,
+        WireErrorCode::UnsupportedVersion,
+    ),
+    (ErrorCode::Internal, WireErrorCode::Internal),
+];
+
+fn fill_request(mut builder: changes_request::Builder<'_>, request: &ChangesRequest) {
+    builder.set_asker_site_id(&request.asker.0);
+    fill_cursor(builder.reborrow().init_since(), &request.since);
+    builder.set_max_bytes(request.max_bytes);
+    builder.set_schema_fingerprint(&request.schema_fingerprint.0);
+}
+
+fn read_request(reader: changes_request::Reader<'_>) -> Result<ChangesRequest, CodecError> {
+    Ok(ChangesRequest {
+        asker: SiteId::from_slice(reader.get_asker_site_id()?)?,
+        since: read_cursor(reader.get_since()?)?,
+        max_bytes: reader.get_max_bytes(),
+        schema_fingerprint: read_fingerprint(reader.get_schema_fingerprint()?)?,
+    })
+}
+
+fn fill_page(mut builder: changes_page::Builder<'_>, page: &ChangesPage, wanted: Compression) {
+    builder.set_site_id(&page.site_id.0);
+    fill_cursor(builder.reborrow().init_since(), &page.since);
+    fill_cursor(builder.reborrow().init_after(), &page.after);
+    builder.set_group_complete(page.group_complete);
+    builder.set_more(page.more);
+    builder.set_db_version(page.db_version.0);
+    builder.set_change_count(page.changes.len() as u32);
+    let (used, bytes) = wanted.compress(encode_changeset(&page.changes));
+    builder.set_compression(match used {
+        Compression::None => WireCompression::None,
+        Compression::Zstd => WireCompression::Zstd,
+    });
+    builder.set_changes(&bytes);
+}
+
+fn read_page(reader: changes_page::Reader<'_>) -> Result<ChangesPage, CodecError> {
+    let used = match reader
+        .get_compression()
+        .map_err(|_| CodecError::UnknownEnum("Compression"))?
+    {
+        WireCompression::None => Compression::None,
+        WireCompression::Zstd => Compression::Zstd,
+    };
+    let bytes = used.decompress(reader.get_changes()?)?;
+    let changes = decode_changeset(&mut bytes.as_slice())?;
+    if changes.len() != reader.get_change_count() as usize {
+        return Err(CodecError::BadLength("changeCount"));
+    }
+    Ok(ChangesPage {
+        site_id: SiteId::from_slice(reader.get_site_id()?)?,
+        since: read_cursor(reader.get_since()?)?,
+        after: read_cursor(reader.get_after()?)?,
+        group_complete: reader.get_group_complete(),
+        more: reader.get_more(),
+        db_version: DbVersion(reader.get_db_version()),
+        changes,
+    })
+}
+
+/// Encodes a protocol message; pages' changes are compressed with `compression` when it helps.
+pub fn encode_message(message: &Message, compression: Compression) -> Vec<u8> {
+    let mut builder = Builder::new_default();
+    let mut root = builder.init_root::<envelope::Builder>();
+    root.set_protocol_version(PROTOCOL_VERSION);
+    match message {
+        Message::ChangesRequest(request) => fill_request(root.init_changes_request(), request),
+        Message::ChangesPage(page) => fill_page(root.init_changes_page(), page, compression),
+        Message::Fragmented(fragmented) => {
+            let mut out = root.init_fragmented();
+            out.set_hash(&fragmented.hash);
+            out.set_total_len(fragmented.total_len);
+            out.set_fragment_count(fragmented.fragment_count);
+        }
+        Message::FragmentRequest(request) => {
+            let mut out = root.init_fragment_request();
+            out.set_original(&request.original);
+            out.set_hash(&request.hash);
+            out.set_index(request.index);
+        }
+        Message::Fragment(fragment) => {
+            let mut out = root.init_fragment();
+            out.set_hash(&fragment.hash);
+            out.set_index(fragment.index);
+            out.set_bytes(&fragment.bytes);
+        }
+        Message::Error(error) => {
+            let mut out = root.init_error();
+            let code = ERROR_CODES.iter().find(|(ours, _)| *ours == error.code);
+            out.set_code(code.expect("every code is listed").1);
+            out.set_message(error.message.as_str());
+        }
+        Message::SchemaRequest => root.set_schema_request(()),
+        Message::Schema(schema) => fill_schema(root.init_schema(), schema),
+    }
+    write_message(&builder)
+}
+
+/// Decodes one protocol message; any bytes give a message or an error, never a panic.
+pub fn decode_message(bytes: &[u8]) -> Result<Message, CodecError> {
+    let mut rest = bytes;
+    let reader = read_message(&mut rest)?;
+    let root = reader.get_root::<envelope::Reader>()?;
+    let version = root.get_protocol_version();
+    if version != PROTOCOL_VERSION {
+        return Err(CodecError::UnsupportedVersion(version));
+    }
+    use envelope::Which;
+    Ok(
+        match root
+            .which()
+            .map_err(|_| CodecError::UnknownEnum("Envelope"))?
+        {
+            Which::ChangesRequest(request) => Message::ChangesRequest(read_request(request?)?),
+            Which::ChangesPage(page) => Message::ChangesPage(read_page(page?)?),
+            Which::Fragmented(fragmented) => {
+                let fragmented = fragmented?;
+                Message::Fragmented(Fragmented {
+                    hash: read_hash(fragmented.get_hash()?)?,
+                    total_len: fragmented.get_total_len(),
+                    fragment_count: fragmented.get_fragment_count(),
+                })
+            }
+            Which::FragmentRequest(request) => {
+                let request = request?;
+                Message::FragmentRequest(FragmentRequest {
+                    original: request.get_original()?.to_vec(),
+                    hash: read_hash(request.get_hash()?)?,
+                    index: request.get_index(),
+                })
+            }
+            Which::Fragment(fragment) => {
+                let fragment = fragment?;
+                Message::Fragment(Fragment {
+                    hash: read_hash(fragment.get_hash()?)?,
+                    index: fragment.get_index(),
+                    bytes: fragment.get_bytes()?.to_vec(),
+                })
+            }
+            Which::Error(error) => {
+                let error = error?;
+                let wire = error
+                    .get_code()
+                    .map_err(|_| CodecError::UnknownEnum("ErrorCode"))?;
+                let code = ERROR_CODES
+                    .iter()
+                    .find(|(_, theirs)| *theirs == wire)
+                    .map_or(ErrorCode::Internal, |(ours, _)| *ours);
+                Message::Error(ProtocolError::new(code, error.get_message()?.to_str()?))
+            }
+            Which::SchemaRequest(()) => Message::SchemaRequest,
+            Which::Schema(schema) => Message::Schema(read_schema(schema?)?),
+        },
+    )
+}
+
+/// Encodes a database's published status.
+pub fn encode_status(value: &Status) -> Vec<u8> {
+    let mut builder = Builder::new_default();
+    let mut root = builder.init_root::<status::Builder>();
+    root.set_protocol_version(PROTOCOL_VERSION);
+    root.set_site_id(&value.site_id.0);
+    root.set_db_version(value.db_version.0);
+    root.set_schema_fingerprint(&value.schema_fingerprint.0);
+    root.set_route(&value.route);
+    root.set_public_key(&value.public_key);
+    write_message(&builder)
+}
+
+/// Decodes a status read from a peer's DHT record.
+pub fn decode_status(bytes: &[u8]) -> Result<Status, CodecError> {
+    let mut rest = bytes;
+    let reader = read_message(&mut rest)?;
+    let root = reader.get_root::<status::Reader>()?;
+    let version = root.get_protocol_version();
+    if version != PROTOCOL_VERSION {
+        return Err(CodecError::UnsupportedVersion(version));
+    }
+    Ok(Status {
+        site_id: SiteId::from_slice(root.get_site_id()?)?,
+        db_version: DbVersion(root.get_db_version()),
+        schema_fingerprint: read_fingerprint(root.get_schema_fingerprint()?)?,
+        route: root.get_route()?.to_vec(),
+        public_key: root.get_public_key()?.to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::{Change, Value};
+
+    fn page() -> ChangesPage {
+        let change = Change {
+            table: "items".into(),
+            pk: vec![1, 2],
+            cid: "name".into(),
+            val: Value::Text("x".repeat(500)),
+            col_version: 1,
+            db_version: DbVersion(4),
+            site_id: SiteId([2; 16]),
+            cl: 1,
+            seq: Seq(0),
+        };
+        ChangesPage {
+            site_id: SiteId([1; 16]),
+            since: Cursor::START,
+            after: Cursor::after_change(&change),
+            group_complete: false,
+            more: true,
+            db_version: DbVersion(9),
+            changes: vec![change],
+        }
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let messages = [
+            Message::ChangesRequest(ChangesRequest {
+                asker: SiteId([3; 16]),
+                since: Cursor::after_group(DbVersion(7)),
+                max_bytes: 1 << 20,
+                schema_fingerprint: SchemaFingerprint([5; 32]),
+            }),
+            Message::ChangesPage(page()),
+            Message::Fragmented(Fragmented {
+                hash: [1; 32],
+                total_len: 99,
+                fragment_count: 4,
+            }),
+            Message::FragmentRequest(FragmentRequest {
+                original: vec![1, 2],
+                hash: [2; 32],
+                index: 3,
+            }),
+            Message::Fragment(Fragment {
+                hash: [3; 32],
+                index: 1,
+                bytes: vec![9; 10],
+            }),
+            Message::Error(ProtocolError::new(
+                ErrorCode::SchemaMismatch,
+                "tables differ",
+            )),
+            Message::SchemaRequest,
+            Message::Schema(crate::sync::SchemaDesc::default()),
+        ];
+        for message in messages {
+            for compression in [Compression::None, Compression::Zstd] {
+                let bytes = encode_message(&message, compression);
+                assert_eq!(decode_message(&bytes).unwrap(), message);
+            }
+        }
+    }
+
+    #[test]
+    fn pages_shrink_with_zstd() {
+        let plain = encode_message(&Message::ChangesPage(page()), Compression::None);
+        let small = encode_message(&Message::ChangesPage(page()), Compression::Zstd);
+        assert!(
+            small.len() < plain.len() / 2,
+            "{} vs {}",
+            small.len(),
+            plain.len()
+        );
+    }
+
+    #[test]
+    fn status_round_trips() {
+        let value = Status {
+            site_id: SiteId([1; 16]),
+            db_version: DbVersion(3),
+            schema_fingerprint: SchemaFingerprint([2; 32]),
+            route: vec![1, 2, 3],
+            public_key: vec![4; 32],
+        };
+        assert_eq!(decode_status(&encode_status(&value)).unwrap(), value);
+    }
+}
