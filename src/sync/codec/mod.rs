@@ -161,6 +161,7 @@ pub(super) fn read_schema(reader: schema_capnp::Reader<'_>) -> Result<SchemaDesc
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use crate::sync::*;
 
     fn sample_changes() -> Vec<Change> {
