@@ -120,7 +120,7 @@ pub enum BundleCommand {
         /// The bundle file to write; '-' for stdout.
         file: PathBuf,
         /// Only changes after this db_version of this database.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
         since: i64,
     },
     /// Merge the changes of a bundle into this database: all of them or, on any error, none.

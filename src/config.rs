@@ -31,12 +31,15 @@ impl Config {
     }
 }
 
+/// Creates `dir` (and missing parents) with mode 0700. An existing directory is left as it is:
+/// it may be one the user chose on purpose, such as `.`.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)?;
-    // An existing directory keeps its mode under DirBuilder: tighten it.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .create(dir)
 }

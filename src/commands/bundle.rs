@@ -11,7 +11,7 @@ use super::output::{print_json, print_line};
 use crate::cli::BundleCommand;
 use crate::config::Config;
 use crate::db::{ChangeRange, Db};
-use crate::sync::bundle::{BundleReader, BundleWriter, FORMAT_VERSION};
+use crate::sync::bundle::{BundleError, BundleReader, BundleWriter, FORMAT_VERSION};
 use crate::sync::codec::BundleHeader;
 use crate::sync::{DbVersion, SchemaDesc, SiteId};
 
@@ -35,31 +35,17 @@ fn create(config: &Config, path: &Path, since: DbVersion) -> Result<(), CommandE
     let db = Db::open(&config.db_file, &config.extension)?;
     let site_id = db.site_id()?;
     let schema = db.schema()?;
-    let range = if is_stdio(path) {
-        let out = BufWriter::new(io::stdout().lock());
-        write_bundle(&db, out, site_id, schema, since)?
-    } else {
-        // Written beside the target and renamed into place: a reader never sees half a bundle,
-        // and a failure leaves any older bundle of that name as it was.
-        let partial = partial_path(path);
-        let file = File::create(&partial).map_err(|source| CommandError::File {
-            what: "cannot write",
-            path: partial.clone(),
-            source,
-        })?;
-        let result =
-            write_bundle(&db, BufWriter::new(file), site_id, schema, since).and_then(|range| {
-                std::fs::rename(&partial, path).map_err(|source| CommandError::File {
-                    what: "cannot write",
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                Ok(range)
-            });
-        if result.is_err() {
-            let _ = std::fs::remove_file(&partial);
+    let range = match BundleTarget::of(path, &config.db_file)? {
+        BundleTarget::Stdout => {
+            let out = BufWriter::new(io::stdout().lock());
+            write_bundle(&db, out, site_id, schema, since).map_err(|err| err.writing(path))?
         }
-        result?
+        BundleTarget::Special => {
+            let file = File::create(path).map_err(|source| write_error(path, source))?;
+            write_bundle(&db, BufWriter::new(file), site_id, schema, since)
+                .map_err(|err| err.writing(path))?
+        }
+        BundleTarget::RegularFile => create_file(&db, path, site_id, schema, since)?,
     };
     db.close()?;
     tracing::info!(
@@ -73,10 +59,87 @@ fn create(config: &Config, path: &Path, since: DbVersion) -> Result<(), CommandE
     Ok(())
 }
 
+/// Where a bundle goes.
+enum BundleTarget {
+    Stdout,
+    /// A FIFO, a device or the like: written in place, never replaced.
+    Special,
+    /// A regular file (or a name not yet taken): written beside it and renamed into place.
+    RegularFile,
+}
+
+impl BundleTarget {
+    fn of(path: &Path, db_file: &Path) -> Result<BundleTarget, CommandError> {
+        if is_stdio(path) {
+            return Ok(BundleTarget::Stdout);
+        }
+        let Ok(target) = std::fs::metadata(path) else {
+            return Ok(BundleTarget::RegularFile);
+        };
+        if is_database_file(&target, db_file) {
+            return Err(CommandError::WouldOverwriteDatabase(path.to_path_buf()));
+        }
+        Ok(if target.is_file() {
+            BundleTarget::RegularFile
+        } else {
+            BundleTarget::Special
+        })
+    }
+}
+
+/// True when `target` is the database file or one of its WAL companions.
+fn is_database_file(target: &std::fs::Metadata, db_file: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    ["", "-wal", "-shm"].iter().any(|suffix| {
+        let mut name = db_file.as_os_str().to_owned();
+        name.push(suffix);
+        std::fs::metadata(PathBuf::from(name))
+            .is_ok_and(|db| db.dev() == target.dev() && db.ino() == target.ino())
+    })
+}
+
+fn write_error(path: &Path, source: io::Error) -> CommandError {
+    CommandError::File {
+        what: "cannot write",
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 fn partial_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".partial");
     PathBuf::from(name)
+}
+
+/// Writes beside the target and renames into place: a reader never sees half a bundle, and a
+/// failure leaves any older bundle of that name as it was.
+fn create_file(
+    db: &Db,
+    path: &Path,
+    site_id: SiteId,
+    schema: SchemaDesc,
+    since: DbVersion,
+) -> Result<ChangeRange, CommandError> {
+    let partial = partial_path(path);
+    let result = File::create(&partial)
+        .map_err(|source| write_error(&partial, source))
+        .and_then(|file| {
+            let mut out = BufWriter::new(file);
+            let range = write_bundle(db, &mut out, site_id, schema, since)
+                .map_err(|err| err.writing(&partial))?;
+            let file = out
+                .into_inner()
+                .map_err(|err| write_error(&partial, err.into_error()))?;
+            file.sync_all()
+                .map_err(|source| write_error(&partial, source))?;
+            std::fs::rename(&partial, path).map_err(|source| write_error(path, source))?;
+            Ok(range)
+        });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
 }
 
 fn write_bundle(
@@ -105,6 +168,17 @@ fn write_bundle(
     Ok(range)
 }
 
+impl CommandError {
+    /// Output errors while writing a bundle name the bundle: a closed pipe there is a failure
+    /// (the bundle is incomplete), not the quiet end of a listing.
+    fn writing(self, path: &Path) -> CommandError {
+        match self {
+            CommandError::Output(source) => write_error(path, source),
+            other => other,
+        }
+    }
+}
+
 fn read_input(path: &Path) -> Result<Vec<u8>, CommandError> {
     let mut bytes = Vec::new();
     let result = if is_stdio(path) {
@@ -121,10 +195,14 @@ fn read_input(path: &Path) -> Result<Vec<u8>, CommandError> {
 }
 
 fn open_bundle<'a>(path: &Path, bytes: &'a [u8]) -> Result<BundleReader<'a>, CommandError> {
-    BundleReader::open(bytes).map_err(|reason| CommandError::Bundle {
+    BundleReader::open(bytes).map_err(|reason| bundle_error(path, reason))
+}
+
+fn bundle_error(path: &Path, reason: BundleError) -> CommandError {
+    CommandError::Bundle {
         path: path.display().to_string(),
         reason,
-    })
+    }
 }
 
 fn apply(config: &Config, path: &Path) -> Result<(), CommandError> {
@@ -177,10 +255,7 @@ fn verify(path: &Path, json: bool) -> Result<(), CommandError> {
     // Decoding every changeset also checks the change count against the header.
     while reader
         .next_changes()
-        .map_err(|reason| CommandError::Bundle {
-            path: path.display().to_string(),
-            reason,
-        })?
+        .map_err(|reason| bundle_error(path, reason))?
         .is_some()
     {}
     let header = reader.header();
@@ -206,7 +281,7 @@ fn verify(path: &Path, json: bool) -> Result<(), CommandError> {
             path.display(),
             summary.changes,
             summary.site_id,
-            summary.since + 1,
+            summary.since.saturating_add(1),
             summary.until,
             summary.tables.join(", ")
         ))?;

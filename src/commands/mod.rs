@@ -24,6 +24,8 @@ pub enum CommandError {
     BadKey { key: String, reason: BadRecordKey },
     #[error("{path}: {reason}")]
     Bundle { path: String, reason: BundleError },
+    #[error("{0} is the database itself (or its WAL): refusing to overwrite it")]
+    WouldOverwriteDatabase(PathBuf),
     #[error("the bundle's schema differs from this database's: {0}; nothing was applied")]
     SchemaMismatch(String),
     #[error("{what} {path}: {source}")]
@@ -36,6 +38,12 @@ pub enum CommandError {
     Output(#[from] std::io::Error),
     #[error("line {line}: {message}")]
     DotCommand { line: usize, message: String },
+    #[error("line {0}: NUL byte in the input")]
+    NulByte(usize),
+    #[error("{0}; the open transaction was rolled back")]
+    RolledBack(Box<CommandError>),
+    #[error("the script ended inside a transaction (BEGIN without COMMIT); it was rolled back")]
+    UnfinishedTransaction,
 }
 
 impl CommandError {

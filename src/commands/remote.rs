@@ -27,7 +27,7 @@ fn add(config: &Config, name: &str, key: &str) -> Result<(), CommandError> {
     let mut db = Db::open(&config.db_file, &config.extension)?;
     db.add_remote(&name, &key)?;
     db.close()?;
-    tracing::info!(target: "ddcp", remote_name = %name, key = %key, "Added remote");
+    tracing::info!(target: "ddcp", remote_name = %name, key = %key.without_secret(), "Added remote");
     Ok(())
 }
 

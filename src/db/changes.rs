@@ -4,6 +4,8 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, Row, ToSql, Transaction};
 
 use super::{Db, DbError};
+use crate::sync::compress::MAX_PAGE_BYTES;
+use crate::sync::validate::ChangeValidator;
 use crate::sync::{Change, DbVersion, Seq, SiteId, Value};
 
 const SELECT_CHANGES: &str =
@@ -62,6 +64,13 @@ fn change_from_row(row: &Row<'_>) -> Result<Change, DbError> {
     let val = value_from_sql(row.get_ref(3)?).ok_or_else(|| DbError::NotUtf8 {
         table: table.clone(),
     })?;
+    if val.size() > MAX_PAGE_BYTES {
+        return Err(DbError::ValueTooLarge {
+            table,
+            size: val.size(),
+            limit: MAX_PAGE_BYTES,
+        });
+    }
     Ok(Change {
         pk: row.get(1)?,
         cid: row.get(2)?,
@@ -75,7 +84,7 @@ fn change_from_row(row: &Row<'_>) -> Result<Change, DbError> {
     })
 }
 
-fn db_version(conn: &Connection) -> Result<DbVersion, DbError> {
+pub(super) fn db_version(conn: &Connection) -> Result<DbVersion, DbError> {
     Ok(DbVersion(conn.query_row(
         "select crsql_db_version()",
         [],
@@ -107,6 +116,7 @@ impl Db {
     /// Starts applying changes from elsewhere; nothing is visible until
     /// [`ChangeApplier::commit`], and dropping the applier rolls everything back.
     pub fn begin_apply(&mut self) -> Result<ChangeApplier<'_>, DbError> {
+        let validator = ChangeValidator::new(&self.schema()?);
         let conn = self.conn_mut();
         let db_version_before = db_version(conn)?;
         // IMMEDIATE: take the write lock now rather than fail half way when another process
@@ -114,6 +124,7 @@ impl Db {
         conn.execute_batch("begin immediate")?;
         Ok(ChangeApplier {
             conn,
+            validator,
             open: true,
             offered: 0,
             db_version_before,
@@ -188,6 +199,8 @@ impl ChangeExport<'_> {
 /// changes already known are no-ops and the order of delivery does not matter.
 pub struct ChangeApplier<'db> {
     conn: &'db mut Connection,
+    /// Changes come from outside: each is checked before cr-sqlite sees it.
+    validator: ChangeValidator,
     /// True until committed; an applier dropped while open rolls back.
     open: bool,
     offered: u64,
@@ -199,6 +212,7 @@ impl ChangeApplier<'_> {
     pub fn apply(&mut self, changes: &[Change]) -> Result<(), DbError> {
         let mut insert = self.conn.prepare_cached(INSERT_CHANGE)?;
         for change in changes {
+            self.validator.check(change)?;
             insert.execute((
                 &change.table,
                 &change.pk,

@@ -25,9 +25,13 @@ pub enum DbError {
         "database metadata is schema version {found}, newer than this ddcp knows ({known}): upgrade ddcp"
     )]
     TooNew { found: i64, known: i64 },
+    #[error("ddcp's metadata in the database is damaged ({0})")]
+    CorruptMetadata(String),
+    #[error("{path} already has a table named {table}, which ddcp needs for itself")]
+    NameCollision { path: PathBuf, table: String },
     #[error("cannot load cr-sqlite: {0}")]
     Extension(String),
-    #[error("{0}")]
+    #[error("{}", sqlite_message(.0))]
     Sqlite(#[from] rusqlite::Error),
     #[error("line {line}: {message} (in: {statement})")]
     Script {
@@ -42,7 +46,7 @@ pub enum DbError {
     #[error("no remote named {0:?}")]
     NoSuchRemote(String),
     #[error(
-        "invalid remote name {0:?}: use letters, digits, '.', '_' and '-', not starting with '-'"
+        "invalid remote name {0:?}: use letters, digits, '.', '_' and '-', not starting with '-' and not only dots"
     )]
     BadRemoteName(String),
     #[error("remote {name:?} has an invalid key in the database: {reason}")]
@@ -51,8 +55,27 @@ pub enum DbError {
     SiteId(#[from] BadSiteId),
     #[error("table {table:?} holds text that is not valid UTF-8; ddcp cannot replicate it")]
     NotUtf8 { table: String },
+    #[error("refused a change: {0}")]
+    InvalidChange(#[from] crate::sync::validate::InvalidChange),
+    #[error(
+        "a value in table {table:?} is {size} bytes, over the {limit}-byte limit for replication"
+    )]
+    ValueTooLarge {
+        table: String,
+        size: usize,
+        limit: usize,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// SQLite's message without the SQL text that rusqlite appends to syntax errors.
+pub(super) fn sqlite_message(err: &rusqlite::Error) -> String {
+    match err {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+        other => other.to_string(),
+    }
 }
 
 impl DbError {

@@ -66,7 +66,7 @@ fn load_built_in(conn: &Connection) -> Result<(), DbError> {
 fn load_file(conn: &Connection, path: &std::path::Path) -> Result<(), DbError> {
     if !path.is_file() {
         return Err(DbError::Extension(format!(
-            "extension file {} does not exist",
+            "extension file {} does not exist or is not a file",
             path.display()
         )));
     }

@@ -25,6 +25,17 @@ pub fn is_ddcp_database(conn: &Connection) -> Result<bool, DbError> {
         .is_some())
 }
 
+/// A table of the application's whose name ddcp's migrations would take.
+pub fn colliding_table(conn: &Connection) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .query_row(
+            "select name from sqlite_master where name like 'ddcp\\_%' escape '\\' limit 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
 /// The database's metadata schema version (0 before `ddcp init`).
 pub fn schema_version(conn: &Connection) -> Result<i64, DbError> {
     if !is_ddcp_database(conn)? {
@@ -43,6 +54,11 @@ pub fn schema_version(conn: &Connection) -> Result<i64, DbError> {
 /// Brings the metadata tables up to [`SCHEMA_VERSION`], all in one transaction.
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     let current = schema_version(conn)?;
+    if current < 0 {
+        return Err(DbError::CorruptMetadata(format!(
+            "schema_version is {current}"
+        )));
+    }
     if current > SCHEMA_VERSION {
         return Err(DbError::TooNew {
             found: current,

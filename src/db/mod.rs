@@ -43,6 +43,14 @@ impl Db {
             if migrations::is_ddcp_database(&conn)? {
                 return Err(DbError::AlreadyInitialized(path.to_path_buf()));
             }
+            // An application table that a migration would create: refuse before anything is
+            // written (cr-sqlite adds its tables as soon as it is loaded).
+            if let Some(table) = migrations::colliding_table(&conn)? {
+                return Err(DbError::NameCollision {
+                    path: path.to_path_buf(),
+                    table,
+                });
+            }
             Db::prepare(conn, path, extension)
         });
         if result.is_err() && !existed {
@@ -69,9 +77,9 @@ impl Db {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | extra;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|err| DbError::from_open(path, err))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.query_row("select count(*) from sqlite_master", [], |_| Ok(()))
             .map_err(|err| DbError::from_open(path, err))?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
         Ok(conn)
     }
 
@@ -123,16 +131,22 @@ impl Db {
 
     /// The database's current version: the db_version of its newest change.
     pub fn db_version(&self) -> Result<DbVersion, DbError> {
-        Ok(DbVersion(self.conn().query_row(
-            "select crsql_db_version()",
-            [],
-            |row| row.get(0),
-        )?))
+        changes::db_version(self.conn())
     }
 
     /// The metadata schema version recorded in the database.
     pub fn schema_version(&self) -> Result<i64, DbError> {
         migrations::schema_version(self.conn())
+    }
+
+    /// True while a transaction that SQL opened (BEGIN) is still open.
+    pub fn in_transaction(&self) -> bool {
+        !self.conn().is_autocommit()
+    }
+
+    /// Rolls back a transaction that SQL left open.
+    pub fn rollback(&self) -> Result<(), DbError> {
+        Ok(self.conn().execute_batch("rollback")?)
     }
 
     /// Finalizes cr-sqlite and closes the connection, reporting what goes wrong.

@@ -25,7 +25,12 @@ impl FromStr for RemoteName {
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-        if name.is_empty() || name.len() > 64 || name.starts_with('-') || !name.chars().all(allowed)
+        let dots_only = name.chars().all(|c| c == '.');
+        if name.is_empty()
+            || dots_only
+            || name.len() > 64
+            || name.starts_with('-')
+            || !name.chars().all(allowed)
         {
             return Err(DbError::BadRemoteName(name.to_string()));
         }
@@ -141,7 +146,7 @@ mod tests {
     fn names_are_checked() {
         assert!("alice".parse::<RemoteName>().is_ok());
         assert!("bob.example_2-x".parse::<RemoteName>().is_ok());
-        for bad in ["", "-x", "a b", "a/b", "ä", &"x".repeat(65)] {
+        for bad in ["", ".", "..", "-x", "a b", "a/b", "ä", &"x".repeat(65)] {
             assert!(bad.parse::<RemoteName>().is_err(), "{bad:?}");
         }
     }

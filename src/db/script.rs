@@ -8,6 +8,7 @@ use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::{Batch, Statement};
 
 use super::changes::value_from_sql;
+use super::error::sqlite_message;
 use super::{Db, DbError};
 use crate::sync::Value;
 
@@ -35,9 +36,9 @@ impl StatementSplitter {
         Self::default()
     }
 
-    /// True when no incomplete statement is pending.
+    /// True when no incomplete statement is pending (comments alone do not count).
     pub fn is_empty(&self) -> bool {
-        self.buffer.trim().is_empty()
+        is_blank_or_comments(&self.buffer)
     }
 
     /// The 1-based number of the next line.
@@ -53,6 +54,7 @@ impl StatementSplitter {
     /// Adds one line; returns the statements it completes, if it completes any.
     pub fn push_line(&mut self, line: &str) -> Option<PendingSql> {
         self.lines_seen += 1;
+        // Comments before a statement are dropped, so that its line number is its own.
         if self.is_empty() {
             self.buffer.clear();
             self.first_line = self.lines_seen;
@@ -82,11 +84,34 @@ impl StatementSplitter {
     }
 }
 
+/// True when `text` holds nothing but whitespace and complete comments.
+fn is_blank_or_comments(text: &str) -> bool {
+    let mut rest = text.trim_start();
+    loop {
+        if rest.is_empty() {
+            return true;
+        }
+        if let Some(comment) = rest.strip_prefix("--") {
+            match comment.find('\n') {
+                Some(end) => rest = comment[end..].trim_start(),
+                None => return true,
+            }
+        } else if let Some(comment) = rest.strip_prefix("/*") {
+            match comment.find("*/") {
+                Some(end) => rest = comment[end + 2..].trim_start(),
+                None => return false,
+            }
+        } else {
+            return false;
+        }
+    }
+}
+
 fn is_complete(sql: &str) -> bool {
     match CString::new(sql) {
         // SAFETY: a NUL-terminated string that lives across the call.
         Ok(text) => unsafe { rusqlite::ffi::sqlite3_complete(text.as_ptr()) != 0 },
-        // An interior NUL ends the text for SQLite anyway: let it report the error.
+        // The shell refuses NUL bytes before they get here; complete, so SQLite reports it.
         Err(_) => true,
     }
 }
@@ -203,13 +228,6 @@ fn script_error(
     }
 }
 
-fn sqlite_message(err: &rusqlite::Error) -> String {
-    match err {
-        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn statement_text(chunk: &str, statement: Option<&Statement<'_>>) -> String {
     statement
         .and_then(Statement::expanded_sql)
@@ -242,6 +260,25 @@ mod tests {
     }
 
     #[test]
+    fn comments_alone_are_not_a_statement() {
+        let mut splitter = StatementSplitter::new();
+        assert_eq!(splitter.push_line("-- a comment"), None);
+        assert!(splitter.is_empty());
+        assert_eq!(splitter.push_line("/* block */ -- and more"), None);
+        assert!(splitter.is_empty());
+        let pending = splitter.push_line("select 1;").unwrap();
+        assert_eq!(
+            pending,
+            PendingSql {
+                sql: "select 1;\n".into(),
+                line: 3
+            }
+        );
+        assert_eq!(splitter.push_line("/* open"), None);
+        assert!(!splitter.is_empty());
+    }
+
+    #[test]
     fn splits_on_complete_statements_only() {
         let script = "-- a comment; with a semicolon\n\
             create table t (a text);\n\
@@ -252,7 +289,7 @@ mod tests {
             select 1; select 2;\n\
             select 3";
         let lines: Vec<usize> = split(script).iter().map(|p| p.line).collect();
-        assert_eq!(lines, [1, 3, 4, 7, 8]);
+        assert_eq!(lines, [2, 3, 4, 7, 8]);
     }
 
     struct Collect(Vec<Vec<Value>>);

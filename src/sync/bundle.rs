@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::change::Change;
 use super::codec::{self, BundleHeader, CodecError};
+use super::ids::DbVersion;
+use super::validate::MAX_COUNTER;
 
 /// The first bytes of every bundle file.
 pub const MAGIC: &[u8; 8] = b"DDCPBNDL";
@@ -35,6 +37,10 @@ pub enum BundleError {
     CountMismatch { expected: u64, found: u64 },
     #[error("bundle is corrupted: {0}")]
     Codec(#[from] CodecError),
+    #[error("bundle's version range {since}..={until} is invalid")]
+    BadRange { since: DbVersion, until: DbVersion },
+    #[error("bundle holds a change at db_version {0}, outside its stated range")]
+    ChangeOutsideRange(DbVersion),
 }
 
 /// Writes a bundle: the header, then changesets, then the checksum in [`BundleWriter::finish`].
@@ -99,6 +105,10 @@ impl<'a> BundleReader<'a> {
         if header.format_version != FORMAT_VERSION {
             return Err(BundleError::UnsupportedFormat(header.format_version));
         }
+        let (since, until) = (header.since, header.until);
+        if since.0 < 0 || since > until || until.0 > MAX_COUNTER {
+            return Err(BundleError::BadRange { since, until });
+        }
         Ok(BundleReader {
             header,
             rest,
@@ -124,6 +134,13 @@ impl<'a> BundleReader<'a> {
             return Ok(None);
         }
         let changes = codec::decode_changeset(&mut self.rest)?;
+        let range = self.header.since..=self.header.until;
+        if let Some(outside) = changes
+            .iter()
+            .find(|c| !range.contains(&c.db_version) || c.db_version == self.header.since)
+        {
+            return Err(BundleError::ChangeOutsideRange(outside.db_version));
+        }
         self.changes_read += changes.len() as u64;
         Ok(Some(changes))
     }
@@ -132,7 +149,7 @@ impl<'a> BundleReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::{DbVersion, SchemaDesc, Seq, SiteId, Value};
+    use crate::sync::{SchemaDesc, Seq, SiteId, Value};
 
     fn header(change_count: u64) -> BundleHeader {
         BundleHeader {

@@ -119,7 +119,11 @@ impl Reassembly {
         if self.received_bytes != self.manifest.total_len {
             return Err(ReassemblyError::BadFragment(index));
         }
-        let whole: Vec<u8> = self.parts.iter_mut().flat_map(|p| p.take().unwrap_or_default()).collect();
+        let whole: Vec<u8> = self
+            .parts
+            .iter_mut()
+            .flat_map(|p| p.take().unwrap_or_default())
+            .collect();
         if hash(&whole) != self.manifest.hash {
             return Err(ReassemblyError::HashMismatch);
         }
@@ -152,15 +156,28 @@ mod tests {
     fn lies_are_caught() {
         let answer = vec![7u8; 70_000];
         let good = manifest(&answer);
-        let huge = Fragmented { total_len: u64::MAX, ..good.clone() };
-        assert!(matches!(Reassembly::new(huge), Err(ReassemblyError::TooLarge(_))));
-        let zero = Fragmented { fragment_count: 0, ..good.clone() };
+        let huge = Fragmented {
+            total_len: u64::MAX,
+            ..good.clone()
+        };
+        assert!(matches!(
+            Reassembly::new(huge),
+            Err(ReassemblyError::TooLarge(_))
+        ));
+        let zero = Fragmented {
+            fragment_count: 0,
+            ..good.clone()
+        };
         assert!(Reassembly::new(zero).is_err());
         let mut reassembly = Reassembly::new(good.clone()).unwrap();
         assert!(reassembly.add(9, vec![1]).is_err());
         let mut tampered = Reassembly::new(good).unwrap();
-        tampered.add(0, fragment(&answer, 0).unwrap().to_vec()).unwrap();
-        tampered.add(1, fragment(&answer, 1).unwrap().to_vec()).unwrap();
+        tampered
+            .add(0, fragment(&answer, 0).unwrap().to_vec())
+            .unwrap();
+        tampered
+            .add(1, fragment(&answer, 1).unwrap().to_vec())
+            .unwrap();
         let mut last = fragment(&answer, 2).unwrap().to_vec();
         last[0] ^= 1;
         assert_eq!(tampered.add(2, last), Err(ReassemblyError::HashMismatch));

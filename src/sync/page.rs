@@ -95,7 +95,11 @@ impl PageBuilder {
     }
 
     fn offer_in_whole_groups(&mut self, change: Change) -> Option<PagePlan> {
-        if self.pending.last().is_some_and(|last| last.db_version != change.db_version) {
+        if self
+            .pending
+            .last()
+            .is_some_and(|last| last.db_version != change.db_version)
+        {
             // The pending group is complete, and it fits (checked as it grew).
             self.taken.append(&mut self.pending);
             self.taken_size += std::mem::take(&mut self.pending_size);
@@ -184,12 +188,21 @@ mod tests {
     }
 
     fn versions(plan: &PagePlan) -> Vec<(i64, i64)> {
-        plan.changes.iter().map(|c| (c.db_version.0, c.seq.0)).collect()
+        plan.changes
+            .iter()
+            .map(|c| (c.db_version.0, c.seq.0))
+            .collect()
     }
 
     #[test]
     fn pages_end_on_whole_groups_where_they_fit() {
-        let changes = [change(1, 0), change(1, 1), change(2, 0), change(3, 0), change(3, 1)];
+        let changes = [
+            change(1, 0),
+            change(1, 1),
+            change(2, 0),
+            change(3, 0),
+            change(3, 1),
+        ];
         let plan = build(Cursor::START, 350, &changes);
         assert_eq!(versions(&plan), [(1, 0), (1, 1), (2, 0)]);
         assert!(plan.group_complete && plan.more);
@@ -201,7 +214,10 @@ mod tests {
 
     #[test]
     fn a_group_bigger_than_a_page_is_cut_and_walked_to_its_end() {
-        let changes: Vec<Change> = (0..7).map(|seq| change(5, seq)).chain([change(6, 0)]).collect();
+        let changes: Vec<Change> = (0..7)
+            .map(|seq| change(5, seq))
+            .chain([change(6, 0)])
+            .collect();
         let mut since = Cursor::START;
         let mut parts = Vec::new();
         loop {

@@ -42,6 +42,14 @@ impl RecordKey {
         &self.key
     }
 
+    /// The same record key without its encryption secret: safe to show in logs.
+    pub fn without_secret(&self) -> RecordKey {
+        RecordKey {
+            key: self.key,
+            secret: None,
+        }
+    }
+
     /// The encryption secret, when the key was given in veilid-core 0.5's two-part form.
     pub fn secret(&self) -> Option<&[u8; PART_LEN]> {
         self.secret.as_ref()

@@ -51,6 +51,10 @@ pub fn run<W: Write>(shell: &mut Shell<W>, config: &Config) -> Result<(), Comman
                 break;
             }
         };
+        if line.contains('\0') {
+            eprintln!("error: NUL byte in the input");
+            continue;
+        }
         if splitter.is_empty() && line.trim_start().starts_with('.') {
             match shell.run_dot(line.trim()) {
                 Ok(Flow::Quit) => break,
@@ -70,6 +74,10 @@ pub fn run<W: Write>(shell: &mut Shell<W>, config: &Config) -> Result<(), Comman
     }
     if let Some(path) = &history {
         let _ = editor.save_history(path);
+    }
+    if shell.db.in_transaction() {
+        shell.db.rollback()?;
+        eprintln!("warning: the open transaction was rolled back (BEGIN without COMMIT)");
     }
     Ok(())
 }

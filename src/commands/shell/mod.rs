@@ -49,8 +49,21 @@ struct Shell<W: Write> {
 }
 
 impl<W: Write> Shell<W> {
-    /// Runs a whole script. The first error stops it: nothing after it runs.
+    /// Runs a whole script. The first error stops it: nothing after it runs, and a transaction
+    /// the script opened is rolled back, as is one it never closed.
     fn run_script(&mut self, input: impl BufRead) -> Result<(), CommandError> {
+        let result = self.run_lines(input);
+        if !self.db.in_transaction() {
+            return result;
+        }
+        self.db.rollback()?;
+        match result {
+            Ok(()) => Err(CommandError::UnfinishedTransaction),
+            Err(err) => Err(CommandError::RolledBack(Box::new(err))),
+        }
+    }
+
+    fn run_lines(&mut self, input: impl BufRead) -> Result<(), CommandError> {
         let mut splitter = StatementSplitter::new();
         for line in input.lines() {
             let line = line.map_err(|source| CommandError::File {
@@ -59,6 +72,9 @@ impl<W: Write> Shell<W> {
                 source,
             })?;
             let line_number = splitter.next_line();
+            if line.contains('\0') {
+                return Err(CommandError::NulByte(line_number));
+            }
             if splitter.is_empty() && line.trim_start().starts_with('.') {
                 splitter.skip_line();
                 let flow =

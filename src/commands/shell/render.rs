@@ -126,6 +126,8 @@ impl<W: Write> RowSink for Renderer<W> {
     fn end(&mut self) -> io::Result<()> {
         match self.mode {
             OutputMode::Json if self.rows_written > 0 => writeln!(self.out, "]")?,
+            // A query without rows is still an array, so that scripts can parse every answer.
+            OutputMode::Json => writeln!(self.out, "[]")?,
             OutputMode::Box if !self.held.is_empty() => {
                 let rows = std::mem::take(&mut self.held);
                 draw_box(&mut self.out, &self.columns, &rows)?;

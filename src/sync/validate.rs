@@ -1,0 +1,248 @@
+//! Checks on changes that come from outside (a bundle, a peer) before cr-sqlite sees them.
+//!
+//! cr-sqlite trusts what is inserted into `crsql_changes`: an empty or malformed primary key
+//! makes it abort the whole process, and a huge db_version pushes the local version counter to
+//! its end so later local writes stop replicating. So every change is checked against the local
+//! schema and sane bounds first.
+
+use std::collections::HashMap;
+
+use super::change::Change;
+use super::schema::SchemaDesc;
+
+/// The largest version, col_version, causal length or seq a change may carry: far beyond what a
+/// real database reaches (2^53 is also the largest integer JSON tools keep exactly).
+pub const MAX_COUNTER: i64 = 1 << 53;
+
+/// The cid cr-sqlite uses for a row's create/delete sentinel.
+pub const SENTINEL_CID: &str = "-1";
+
+/// Why a change is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidChange {
+    #[error("table {0:?} is not a CRR here")]
+    UnknownTable(String),
+    #[error("table {table:?} has no column {cid:?}")]
+    UnknownColumn { table: String, cid: String },
+    #[error("primary key of a change to {table:?} is malformed ({reason})")]
+    BadPrimaryKey { table: String, reason: &'static str },
+    #[error("{field} {value} of a change to {table:?} is out of range")]
+    OutOfRange {
+        table: String,
+        field: &'static str,
+        value: i64,
+    },
+}
+
+struct TableShape {
+    pk_columns: usize,
+    columns: Vec<String>,
+}
+
+/// Checks changes against one database's CRR schema.
+pub struct ChangeValidator {
+    tables: HashMap<String, TableShape>,
+}
+
+impl ChangeValidator {
+    /// A validator for a database whose CRRs are `schema`.
+    pub fn new(schema: &SchemaDesc) -> Self {
+        let tables = schema
+            .tables
+            .iter()
+            .map(|table| {
+                let shape = TableShape {
+                    pk_columns: table.columns.iter().filter(|c| c.pk_index > 0).count(),
+                    columns: table
+                        .columns
+                        .iter()
+                        .filter(|c| c.pk_index == 0)
+                        .map(|c| c.name.clone())
+                        .collect(),
+                };
+                (table.name.clone(), shape)
+            })
+            .collect();
+        ChangeValidator { tables }
+    }
+
+    /// Ok when cr-sqlite can merge `change` safely.
+    pub fn check(&self, change: &Change) -> Result<(), InvalidChange> {
+        let table = &change.table;
+        let shape = self
+            .tables
+            .get(table)
+            .ok_or_else(|| InvalidChange::UnknownTable(table.clone()))?;
+        if change.cid != SENTINEL_CID && !shape.columns.iter().any(|c| *c == change.cid) {
+            return Err(InvalidChange::UnknownColumn {
+                table: table.clone(),
+                cid: change.cid.clone(),
+            });
+        }
+        check_packed_pk(&change.pk, shape.pk_columns).map_err(|reason| {
+            InvalidChange::BadPrimaryKey {
+                table: table.clone(),
+                reason,
+            }
+        })?;
+        for (field, value, min) in [
+            ("db_version", change.db_version.0, 1),
+            ("col_version", change.col_version, 1),
+            ("causal length", change.cl, 1),
+            ("seq", change.seq.0, 0),
+        ] {
+            if !(min..=MAX_COUNTER).contains(&value) {
+                return Err(InvalidChange::OutOfRange {
+                    table: table.clone(),
+                    field,
+                    value,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+// cr-sqlite's packed primary key: a column count byte, then per column a byte whose low three
+// bits are the type and whose high five bits are the length of a following big-endian integer
+// (the value for INTEGER, the byte length for TEXT and BLOB), then the bytes.
+const INTEGER: u8 = 1;
+const FLOAT: u8 = 2;
+const TEXT: u8 = 3;
+const BLOB: u8 = 4;
+const NULL: u8 = 5;
+
+fn check_packed_pk(pk: &[u8], expected_columns: usize) -> Result<(), &'static str> {
+    let (&count, mut rest) = pk.split_first().ok_or("empty")?;
+    if count as usize != expected_columns {
+        return Err("wrong number of columns");
+    }
+    let mut take = |n: usize| -> Result<&[u8], &'static str> {
+        if rest.len() < n {
+            return Err("truncated");
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Ok(head)
+    };
+    for _ in 0..count {
+        let tag = take(1)?[0];
+        let int_len = (tag >> 3) as usize;
+        match tag & 0x07 {
+            INTEGER | TEXT | BLOB if int_len > 8 => return Err("integer longer than 8 bytes"),
+            INTEGER => {
+                take(int_len)?;
+            }
+            FLOAT => {
+                take(8)?;
+            }
+            TEXT | BLOB => {
+                let len = take(int_len)?
+                    .iter()
+                    .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte));
+                let len = usize::try_from(len).map_err(|_| "length out of range")?;
+                take(len)?;
+            }
+            NULL => {}
+            _ => return Err("unknown column type"),
+        }
+    }
+    if !rest.is_empty() {
+        return Err("trailing bytes");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::schema::{ColumnDesc, TableDesc};
+    use crate::sync::{DbVersion, Seq, SiteId, Value};
+
+    fn validator() -> ChangeValidator {
+        let column = |name: &str, pk_index| ColumnDesc {
+            name: name.into(),
+            decl_type: "TEXT".into(),
+            not_null: pk_index > 0,
+            pk_index,
+        };
+        ChangeValidator::new(&SchemaDesc::new(vec![TableDesc {
+            name: "items".into(),
+            columns: vec![column("id", 1), column("name", 0)],
+        }]))
+    }
+
+    fn change(pk: Vec<u8>) -> Change {
+        Change {
+            table: "items".into(),
+            pk,
+            cid: "name".into(),
+            val: Value::Null,
+            col_version: 1,
+            db_version: DbVersion(1),
+            site_id: SiteId([1; 16]),
+            cl: 1,
+            seq: Seq(0),
+        }
+    }
+
+    /// Text 'ab' packed as cr-sqlite does: one column, type TEXT with a 1-byte length.
+    const PK_AB: [u8; 5] = [1, (1 << 3) | TEXT, 2, b'a', b'b'];
+
+    #[test]
+    fn accepts_what_cr_sqlite_writes() {
+        let validator = validator();
+        assert_eq!(validator.check(&change(PK_AB.to_vec())), Ok(()));
+        let sentinel = Change {
+            cid: "-1".into(),
+            ..change(PK_AB.to_vec())
+        };
+        assert_eq!(validator.check(&sentinel), Ok(()));
+        // INTEGER 0 packs with no value bytes at all.
+        assert_eq!(check_packed_pk(&[1, INTEGER], 1), Ok(()));
+    }
+
+    #[test]
+    fn refuses_what_would_hurt() {
+        let validator = validator();
+        for pk in [
+            vec![],
+            vec![2, (1 << 3) | TEXT, 2, b'a', b'b'],
+            vec![1, (1 << 3) | TEXT, 9, b'a'],
+            vec![1, (9 << 3) | INTEGER, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            vec![1, 7],
+            vec![1, NULL, 0],
+        ] {
+            assert!(
+                matches!(
+                    validator.check(&change(pk.clone())),
+                    Err(InvalidChange::BadPrimaryKey { .. })
+                ),
+                "{pk:?}"
+            );
+        }
+        let other_table = Change {
+            table: "nope".into(),
+            ..change(PK_AB.to_vec())
+        };
+        assert!(validator.check(&other_table).is_err());
+        let pk_as_cid = Change {
+            cid: "id".into(),
+            ..change(PK_AB.to_vec())
+        };
+        assert!(validator.check(&pk_as_cid).is_err());
+        let huge = Change {
+            db_version: DbVersion(i64::MAX),
+            ..change(PK_AB.to_vec())
+        };
+        assert!(matches!(
+            validator.check(&huge),
+            Err(InvalidChange::OutOfRange { .. })
+        ));
+        let zero = Change {
+            col_version: 0,
+            ..change(PK_AB.to_vec())
+        };
+        assert!(validator.check(&zero).is_err());
+    }
+}
