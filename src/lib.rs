@@ -7,5 +7,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+#[warn(missing_docs)]
 pub mod db;
+#[warn(missing_docs)]
 pub mod sync;

@@ -151,6 +151,12 @@ fn write_bundle(
 ) -> Result<ChangeRange, CommandError> {
     let export = db.export_changes(since)?;
     let range = export.range();
+    if range.since > range.until {
+        return Err(CommandError::SinceBeyondVersion {
+            since: range.since,
+            db_version: range.until,
+        });
+    }
     let header = BundleHeader {
         format_version: FORMAT_VERSION,
         site_id,

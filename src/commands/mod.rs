@@ -26,6 +26,11 @@ pub enum CommandError {
     Bundle { path: String, reason: BundleError },
     #[error("{0} is the database itself (or its WAL): refusing to overwrite it")]
     WouldOverwriteDatabase(PathBuf),
+    #[error("--since {since} is beyond this database's db_version {db_version}")]
+    SinceBeyondVersion {
+        since: crate::sync::DbVersion,
+        db_version: crate::sync::DbVersion,
+    },
     #[error("the bundle's schema differs from this database's: {0}; nothing was applied")]
     SchemaMismatch(String),
     #[error("{what} {path}: {source}")]

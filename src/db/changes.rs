@@ -20,7 +20,9 @@ const INSERT_CHANGE: &str = "insert into crsql_changes
 /// A consistent slice of a database's changes: those after `since`, up to and including `until`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChangeRange {
+    /// Changes after this version of the database ...
     pub since: DbVersion,
+    /// ... up to and including this one (its version when the snapshot began).
     pub until: DbVersion,
     /// How many rows of `crsql_changes` the range holds.
     pub count: u64,
@@ -31,6 +33,7 @@ pub struct ChangeRange {
 pub struct ApplyOutcome {
     /// Changes offered, including those the database already had.
     pub offered: u64,
+    /// The database's version before the apply.
     pub db_version_before: DbVersion,
     /// Unchanged when every change offered was already known.
     pub db_version_after: DbVersion,

@@ -7,6 +7,7 @@ use crate::sync::record_key::BadRecordKey;
 
 /// What can go wrong in the database layer. Messages are complete sentences for the user.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each #[error] says what the variant means
 pub enum DbError {
     #[error("no database at {0}: run `ddcp init` first (or pass --db-file)")]
     Missing(PathBuf),

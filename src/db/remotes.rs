@@ -47,7 +47,9 @@ impl fmt::Display for RemoteName {
 /// A remote as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Remote {
+    /// The name the user gave it.
     pub name: RemoteName,
+    /// Its DHT record key.
     pub key: RecordKey,
     /// When it was added, in unix seconds.
     pub added_at: i64,

@@ -15,6 +15,7 @@ use crate::sync::Value;
 /// SQL text that ends in a complete statement, and the line where it starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PendingSql {
+    /// The SQL text, one or more statements.
     pub sql: String,
     /// 1-based line of the script where `sql` starts.
     pub line: usize,

@@ -26,6 +26,7 @@ const HASH_LEN: usize = 32;
 
 /// Why bytes are not a usable bundle.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each #[error] says what the variant means
 pub enum BundleError {
     #[error("not a ddcp bundle (no DDCPBNDL header)")]
     NotABundle,

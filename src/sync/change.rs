@@ -5,10 +5,15 @@ use super::ids::{DbVersion, Seq, SiteId};
 /// One SQLite value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
+    /// SQL NULL.
     Null,
+    /// A 64-bit integer.
     Integer(i64),
+    /// A 64-bit float.
     Real(f64),
+    /// UTF-8 text.
     Text(String),
+    /// Bytes, possibly empty.
     Blob(Vec<u8>),
 }
 
@@ -28,11 +33,15 @@ impl Value {
 /// create/delete sentinel (`cid` "-1").
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {
+    /// The CRR the change belongs to.
     pub table: String,
     /// cr-sqlite's packed encoding of the row's primary key.
     pub pk: Vec<u8>,
+    /// The column, or "-1" for the row's create/delete sentinel.
     pub cid: String,
+    /// The column's value (NULL for sentinels).
     pub val: Value,
+    /// How many times this column of this row has been written: the merge's first tiebreak.
     pub col_version: i64,
     /// The version at the database this change was read from (not at its author, when relayed).
     pub db_version: DbVersion,
@@ -40,6 +49,7 @@ pub struct Change {
     pub site_id: SiteId,
     /// Causal length: odd while the row exists, even once deleted.
     pub cl: i64,
+    /// The change's position within its transaction.
     pub seq: Seq,
 }
 

@@ -13,8 +13,10 @@ const ZSTD_LEVEL: i32 = 3;
 /// How a page's changes are compressed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Compression {
+    /// Sent as is.
     None,
     #[default]
+    /// zstd, level 3.
     Zstd,
 }
 

@@ -14,9 +14,13 @@ use super::ids::{DbVersion, Seq};
 /// The position of one change within its db_version group.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RowKey {
+    /// The change's seq within its group.
     pub seq: Seq,
+    /// Its table ...
     pub table: String,
+    /// ... packed primary key ...
     pub pk: Vec<u8>,
+    /// ... and column: together they name one cell, which makes the key unique.
     pub cid: String,
 }
 
@@ -36,7 +40,9 @@ impl RowKey {
 /// of `db_version` is received only up to and including that row.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Cursor {
+    /// The newest db_version reached.
     pub db_version: DbVersion,
+    /// Where inside that version's group, when it is not complete yet.
     pub within: Option<RowKey>,
 }
 

@@ -34,6 +34,7 @@ pub fn fragment(answer: &[u8], index: u32) -> Option<&[u8]> {
 
 /// Why fragments do not make the answer their manifest promised.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[allow(missing_docs)] // each #[error] says what the variant means
 pub enum ReassemblyError {
     #[error("fragmented answer of {0} bytes is over the {MAX_PAGE_BYTES}-byte limit")]
     TooLarge(u64),

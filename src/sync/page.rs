@@ -12,14 +12,18 @@ use super::ids::DbVersion;
 /// Whether a source should keep offering changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Visit {
+    /// Offer the next change.
     Continue,
+    /// The page is full: offer no more.
     Stop,
 }
 
 /// What one page holds and where the next one starts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PagePlan {
+    /// The changes, in cursor order.
     pub changes: Vec<Change>,
+    /// Where the next page starts.
     pub after: Cursor,
     /// False while the page is a part of a group that continues in the next page.
     pub group_complete: bool,

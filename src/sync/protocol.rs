@@ -18,8 +18,11 @@ pub type Hash = [u8; 32];
 /// What a database publishes about itself in its DHT record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
+    /// The database's cr-sqlite site id.
     pub site_id: SiteId,
+    /// Its newest version: a peer behind it has changes to pull.
     pub db_version: DbVersion,
+    /// Its CRR schema's fingerprint: peers with another one cannot exchange changes.
     pub schema_fingerprint: SchemaFingerprint,
     /// The private route blob that peers call this database on.
     pub route: Vec<u8>,
@@ -32,9 +35,11 @@ pub struct Status {
 pub struct ChangesRequest {
     /// The asker's own changes are left out: it has them.
     pub asker: SiteId,
+    /// Where the asker stands in the answering database's changes.
     pub since: Cursor,
     /// The page budget in bytes of changes; an answer over one message is fragmented.
     pub max_bytes: u32,
+    /// The asker's CRR schema fingerprint; the answer is an error when it differs.
     pub schema_fingerprint: SchemaFingerprint,
 }
 
@@ -53,6 +58,7 @@ pub struct ChangesPage {
     pub more: bool,
     /// The remote's db_version when it answered.
     pub db_version: DbVersion,
+    /// The changes, in cursor order.
     pub changes: Vec<Change>,
 }
 
@@ -61,7 +67,9 @@ pub struct ChangesPage {
 pub struct Fragmented {
     /// SHA-256 of the whole answer.
     pub hash: Hash,
+    /// The whole answer's length in bytes.
     pub total_len: u64,
+    /// How many fragments carry it.
     pub fragment_count: u32,
 }
 
@@ -70,15 +78,20 @@ pub struct Fragmented {
 pub struct FragmentRequest {
     /// The request whose answer was fragmented, so a remote that forgot the answer can rebuild it.
     pub original: Vec<u8>,
+    /// The fragmented answer's hash, from its manifest.
     pub hash: Hash,
+    /// Which fragment, from 0.
     pub index: u32,
 }
 
 /// One fragment of a fragmented answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fragment {
+    /// The hash of the answer this fragment belongs to.
     pub hash: Hash,
+    /// Its position, from 0.
     pub index: u32,
+    /// Its bytes.
     pub bytes: Vec<u8>,
 }
 
@@ -107,11 +120,14 @@ pub enum ErrorCode {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{code:?}: {message}")]
 pub struct ProtocolError {
+    /// What the asker can do about it.
     pub code: ErrorCode,
+    /// Details for the log.
     pub message: String,
 }
 
 impl ProtocolError {
+    /// An error of kind `code`.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ProtocolError {
             code,
@@ -123,13 +139,20 @@ impl ProtocolError {
 /// Every message of the protocol.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Message {
+    /// A puller asks for changes.
     ChangesRequest(ChangesRequest),
+    /// A page of changes answers it.
     ChangesPage(ChangesPage),
+    /// The answer is too big for one message: fetch its fragments.
     Fragmented(Fragmented),
+    /// A puller asks for one fragment.
     FragmentRequest(FragmentRequest),
+    /// One fragment answers it.
     Fragment(Fragment),
+    /// The request failed.
     Error(ProtocolError),
     /// "Send me your CRR schema" (to name a difference after a mismatch).
     SchemaRequest,
+    /// The answer to a schema request.
     Schema(SchemaDesc),
 }

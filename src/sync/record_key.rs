@@ -23,6 +23,7 @@ pub struct RecordKey {
 
 /// Why a string is not a record key. The message is meant for the user who typed it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[allow(missing_docs)] // each #[error] says what the variant means
 pub enum BadRecordKey {
     #[error("record key is empty")]
     Empty,

@@ -6,9 +6,11 @@ use sha2::{Digest, Sha256};
 /// One column of a CRR table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ColumnDesc {
+    /// The column's name.
     pub name: String,
     /// The declared type, as written in CREATE TABLE (upper-cased: SQLite ignores its case).
     pub decl_type: String,
+    /// Declared NOT NULL.
     pub not_null: bool,
     /// 0 when not in the primary key, else the column's 1-based position in it.
     pub pk_index: u32,
@@ -17,13 +19,16 @@ pub struct ColumnDesc {
 /// One CRR table and its columns, in declaration order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableDesc {
+    /// The table's name.
     pub name: String,
+    /// Its columns, in declaration order.
     pub columns: Vec<ColumnDesc>,
 }
 
 /// All CRR tables of a database, sorted by name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SchemaDesc {
+    /// The CRR tables, by name.
     pub tables: Vec<TableDesc>,
 }
 

@@ -19,6 +19,7 @@ pub const SENTINEL_CID: &str = "-1";
 
 /// Why a change is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[allow(missing_docs)] // each #[error] says what the variant means
 pub enum InvalidChange {
     #[error("table {0:?} is not a CRR here")]
     UnknownTable(String),
@@ -73,7 +74,7 @@ impl ChangeValidator {
             .tables
             .get(table)
             .ok_or_else(|| InvalidChange::UnknownTable(table.clone()))?;
-        if change.cid != SENTINEL_CID && !shape.columns.iter().any(|c| *c == change.cid) {
+        if change.cid != SENTINEL_CID && !shape.columns.contains(&change.cid) {
             return Err(InvalidChange::UnknownColumn {
                 table: table.clone(),
                 cid: change.cid.clone(),

@@ -44,6 +44,7 @@ impl Run {
             lines[0]
         );
         assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        assert!(!self.stderr.contains("internal error"), "{}", self.stderr);
         lines[0]
     }
 }

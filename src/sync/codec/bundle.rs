@@ -10,6 +10,7 @@ use crate::sync::schema::SchemaDesc;
 /// What a bundle file says about itself before its changes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BundleHeader {
+    /// The bundle format (see `bundle::FORMAT_VERSION`).
     pub format_version: u32,
     /// The database the bundle was made from.
     pub site_id: SiteId,
@@ -17,7 +18,9 @@ pub struct BundleHeader {
     pub since: DbVersion,
     /// ... up to and including this one.
     pub until: DbVersion,
+    /// How many changes follow the header.
     pub change_count: u64,
+    /// The source's CRR schema: a bundle applies only to a database with the same one.
     pub schema: SchemaDesc,
 }
 

@@ -18,6 +18,7 @@ pub use protocol::{decode_message, decode_status, encode_message, encode_status}
 
 /// Bytes that are not a valid message of the expected kind.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each #[error] says what the variant means
 pub enum CodecError {
     #[error("malformed message: {0}")]
     Capnp(#[from] capnp::Error),
@@ -162,7 +163,6 @@ pub(super) fn read_schema(reader: schema_capnp::Reader<'_>) -> Result<SchemaDesc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::*;
 
     fn sample_changes() -> Vec<Change> {
         let values = [
