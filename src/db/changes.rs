@@ -8,6 +8,10 @@ use crate::sync::compress::MAX_PAGE_BYTES;
 use crate::sync::validate::ChangeValidator;
 use crate::sync::{Change, DbVersion, Seq, SiteId, Value};
 
+/// The columns of `crsql_changes`, in the order [`change_from_row`] reads them.
+pub(super) const CHANGE_COLUMNS: &str =
+    "\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq";
+
 const SELECT_CHANGES: &str =
     "select \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq
      from crsql_changes where db_version > ?1 and db_version <= ?2
@@ -62,7 +66,7 @@ pub(super) fn value_from_sql(value: ValueRef<'_>) -> Option<Value> {
     })
 }
 
-fn change_from_row(row: &Row<'_>) -> Result<Change, DbError> {
+pub(super) fn change_from_row(row: &Row<'_>) -> Result<Change, DbError> {
     let table: String = row.get(0)?;
     let val = value_from_sql(row.get_ref(3)?).ok_or_else(|| DbError::NotUtf8 {
         table: table.clone(),
@@ -211,6 +215,19 @@ pub struct ChangeApplier<'db> {
 }
 
 impl ChangeApplier<'_> {
+    /// The connection, inside the open transaction.
+    pub(super) fn connection(&self) -> &Connection {
+        self.conn
+    }
+
+    /// Checks `changes` as [`ChangeApplier::apply`] would, without applying them.
+    pub(super) fn check(&self, changes: &[Change]) -> Result<(), DbError> {
+        for change in changes {
+            self.validator.check(change)?;
+        }
+        Ok(())
+    }
+
     /// Merges `changes` into the open transaction.
     pub fn apply(&mut self, changes: &[Change]) -> Result<(), DbError> {
         let mut insert = self.conn.prepare_cached(INSERT_CHANGE)?;

@@ -66,6 +66,8 @@ pub enum DbError {
         size: usize,
         limit: usize,
     },
+    #[error("the page does not start where this database stands in the remote's changes")]
+    StaleCursor,
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

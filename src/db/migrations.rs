@@ -8,7 +8,10 @@ use rusqlite::{Connection, OptionalExtension};
 use super::DbError;
 
 /// The migrations, in order; the database's schema version is how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_meta.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_meta.sql"),
+    include_str!("migrations/002_pull.sql"),
+];
 
 /// The metadata schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -2,12 +2,14 @@
 //! changes, and running SQL scripts. The one place in ddcp that speaks SQL.
 
 mod changes;
+mod cursors;
 mod error;
 mod extension;
 mod migrations;
 mod remotes;
 mod schema;
 pub mod script;
+mod source;
 
 use std::path::{Path, PathBuf};
 

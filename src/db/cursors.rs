@@ -1,0 +1,156 @@
+//! The pulling side's bookkeeping: each remote's cursor, and the staged parts of a remote
+//! transaction too big for one page. A page is accepted in one transaction that applies its
+//! changes (or stages them) and moves the cursor, so a crash never applies anything twice or
+//! half.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::changes::{ApplyOutcome, ChangeApplier};
+use super::{Db, DbError};
+use crate::sync::cursor::{Cursor, RowKey};
+use crate::sync::protocol::ChangesPage;
+use crate::sync::{Change, DbVersion, Seq, SiteId};
+
+fn read_cursor(conn: &Connection, remote: SiteId) -> Result<Cursor, DbError> {
+    let row = conn
+        .query_row(
+            "select db_version, seq, tbl, pk, cid from ddcp_cursors where site_id = ?1",
+            [&remote.0[..]],
+            |row| {
+                let within = match (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?) {
+                    (Some(seq), Some(table), Some(pk), Some(cid)) => Some(RowKey {
+                        seq: Seq(seq),
+                        table,
+                        pk,
+                        cid,
+                    }),
+                    _ => None,
+                };
+                Ok(Cursor {
+                    db_version: DbVersion(row.get(0)?),
+                    within,
+                })
+            },
+        )
+        .optional()?;
+    Ok(row.unwrap_or_default())
+}
+
+fn write_cursor(conn: &Connection, remote: SiteId, cursor: &Cursor) -> Result<(), DbError> {
+    let within = cursor.within.as_ref();
+    conn.execute(
+        "insert into ddcp_cursors (site_id, db_version, seq, tbl, pk, cid)
+         values (?1, ?2, ?3, ?4, ?5, ?6)
+         on conflict (site_id) do update set db_version = excluded.db_version,
+           seq = excluded.seq, tbl = excluded.tbl, pk = excluded.pk, cid = excluded.cid",
+        params![
+            &remote.0[..],
+            cursor.db_version.0,
+            within.map(|k| k.seq.0),
+            within.map(|k| k.table.as_str()),
+            within.map(|k| k.pk.as_slice()),
+            within.map(|k| k.cid.as_str()),
+        ],
+    )?;
+    Ok(())
+}
+
+fn stage(conn: &Connection, remote: SiteId, changes: &[Change]) -> Result<(), DbError> {
+    let next: i64 = conn.query_row(
+        "select coalesce(max(ord) + 1, 0) from ddcp_staged where site_id = ?1",
+        [&remote.0[..]],
+        |row| row.get(0),
+    )?;
+    let mut insert = conn.prepare_cached(
+        "insert into ddcp_staged
+         (site_id, ord, tbl, pk, cid, val, col_version, db_version, author, cl, seq)
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for (offset, change) in changes.iter().enumerate() {
+        insert.execute(params![
+            &remote.0[..],
+            next + offset as i64,
+            change.table,
+            change.pk,
+            change.cid,
+            change.val,
+            change.col_version,
+            change.db_version.0,
+            &change.site_id.0[..],
+            change.cl,
+            change.seq.0,
+        ])?;
+    }
+    Ok(())
+}
+
+/// Moves the staged parts of `remote`'s transaction into `crsql_changes`, in one statement so
+/// that a group of any size passes through without being held in memory.
+fn apply_staged(conn: &Connection, remote: SiteId) -> Result<(), DbError> {
+    conn.execute(
+        "insert into crsql_changes (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)
+         select tbl, pk, cid, val, col_version, db_version, author, cl, seq
+         from ddcp_staged where site_id = ?1 order by ord",
+        [&remote.0[..]],
+    )?;
+    conn.execute(
+        "delete from ddcp_staged where site_id = ?1",
+        [&remote.0[..]],
+    )?;
+    Ok(())
+}
+
+impl Db {
+    /// Where this database stands in `remote`'s changes (the start when never pulled).
+    pub fn cursor(&self, remote: SiteId) -> Result<Cursor, DbError> {
+        read_cursor(self.conn(), remote)
+    }
+
+    /// Forgets where this database stood in `remote`'s changes, and any staged part of its
+    /// transactions: the next pull starts over (harmless: applying a change twice is a no-op).
+    pub fn reset_cursor(&mut self, remote: SiteId) -> Result<(), DbError> {
+        let tx = self.conn_mut().transaction()?;
+        tx.execute(
+            "delete from ddcp_cursors where site_id = ?1",
+            [&remote.0[..]],
+        )?;
+        tx.execute(
+            "delete from ddcp_staged where site_id = ?1",
+            [&remote.0[..]],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Accepts a page of `remote`'s changes: checks each change, stages a part of a group or
+    /// applies complete groups (with the parts staged before), and moves the cursor, all in one
+    /// transaction. A page that does not start at the stored cursor is refused (it was applied
+    /// already, or another puller moved on).
+    pub fn accept_page(
+        &mut self,
+        remote: SiteId,
+        page: &ChangesPage,
+    ) -> Result<ApplyOutcome, DbError> {
+        let mut applier = self.begin_apply()?;
+        let stored = read_cursor(applier.conn(), remote)?;
+        if stored != page.since {
+            return Err(DbError::StaleCursor);
+        }
+        if page.group_complete {
+            applier.apply(&page.changes)?;
+            apply_staged(applier.conn(), remote)?;
+        } else {
+            applier.check(&page.changes)?;
+            stage(applier.conn(), remote, &page.changes)?;
+        }
+        write_cursor(applier.conn(), remote, &page.after)?;
+        applier.commit()
+    }
+}
+
+impl ChangeApplier<'_> {
+    /// The connection inside the open transaction.
+    fn conn(&self) -> &Connection {
+        self.connection()
+    }
+}

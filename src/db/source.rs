@@ -1,0 +1,83 @@
+//! This database as the answering side of the protocol sees it.
+
+use rusqlite::params;
+
+use super::changes::{CHANGE_COLUMNS, change_from_row};
+use super::{Db, DbError};
+use crate::sync::cursor::Cursor;
+use crate::sync::page::Visit;
+use crate::sync::serve::{ChangeSource, SourceError};
+use crate::sync::{Change, DbVersion, SchemaDesc, SiteId};
+
+fn source_error(err: DbError) -> SourceError {
+    SourceError(err.to_string())
+}
+
+impl ChangeSource for Db {
+    fn site_id(&self) -> Result<SiteId, SourceError> {
+        Db::site_id(self).map_err(source_error)
+    }
+
+    fn db_version(&self) -> Result<DbVersion, SourceError> {
+        Db::db_version(self).map_err(source_error)
+    }
+
+    fn schema(&self) -> Result<SchemaDesc, SourceError> {
+        Db::schema(self).map_err(source_error)
+    }
+
+    fn visit_changes(
+        &self,
+        after: &Cursor,
+        except: SiteId,
+        visit: &mut dyn FnMut(Change) -> Visit,
+    ) -> Result<(), SourceError> {
+        self.visit_changes_after(after, except, visit)
+            .map_err(source_error)
+    }
+}
+
+impl Db {
+    fn visit_changes_after(
+        &self,
+        after: &Cursor,
+        except: SiteId,
+        visit: &mut dyn FnMut(Change) -> Visit,
+    ) -> Result<(), DbError> {
+        // Inside a group: the rest of that group first, by the full row key.
+        if let Some(key) = &after.within {
+            let sql = format!(
+                "select {CHANGE_COLUMNS} from crsql_changes
+                 where db_version = ?1 and site_id != ?2 and (seq, \"table\", pk, cid) > (?3, ?4, ?5, ?6)
+                 order by seq, \"table\", pk, cid"
+            );
+            let mut statement = self.conn().prepare_cached(&sql)?;
+            let mut rows = statement.query(params![
+                after.db_version.0,
+                &except.0[..],
+                key.seq.0,
+                key.table,
+                key.pk,
+                key.cid
+            ])?;
+            while let Some(row) = rows.next()? {
+                if visit(change_from_row(row)?) == Visit::Stop {
+                    return Ok(());
+                }
+            }
+        }
+        let sql = format!(
+            "select {CHANGE_COLUMNS} from crsql_changes
+             where db_version > ?1 and site_id != ?2
+             order by db_version, seq, \"table\", pk, cid"
+        );
+        let mut statement = self.conn().prepare_cached(&sql)?;
+        let mut rows = statement.query(params![after.db_version.0, &except.0[..]])?;
+        while let Some(row) = rows.next()? {
+            if visit(change_from_row(row)?) == Visit::Stop {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

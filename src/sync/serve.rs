@@ -1,0 +1,216 @@
+//! The answering side of the protocol: turns request bytes into answer bytes, every answer at
+//! most one message. What it reads comes through [`ChangeSource`], so the logic is tested
+//! without a database and the database layer stays free of protocol rules.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::change::Change;
+use super::codec::{decode_message, encode_message};
+use super::compress::Compression;
+use super::cursor::Cursor;
+use super::fragment::{self, FRAGMENT_BYTES};
+use super::ids::{DbVersion, SiteId};
+use super::page::{PageBuilder, Visit};
+use super::protocol::{
+    ChangesPage, ChangesRequest, ErrorCode, Fragment, FragmentRequest, Hash, MAX_MESSAGE_BYTES,
+    Message, ProtocolError,
+};
+use super::schema::SchemaDesc;
+
+/// A failure of the source (the database), reported to the asker as an internal error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// What the answering side reads: one database's changes and shape.
+pub trait ChangeSource {
+    /// The database's site id.
+    fn site_id(&self) -> Result<SiteId, SourceError>;
+    /// Its newest version.
+    fn db_version(&self) -> Result<DbVersion, SourceError>;
+    /// Its CRR schema.
+    fn schema(&self) -> Result<SchemaDesc, SourceError>;
+    /// Offers the changes after `after` not authored by `except`, in cursor order, to `visit`
+    /// until it answers [`Visit::Stop`].
+    fn visit_changes(
+        &self,
+        after: &Cursor,
+        except: SiteId,
+        visit: &mut dyn FnMut(Change) -> Visit,
+    ) -> Result<(), SourceError>;
+}
+
+/// The largest page budget a responder grants, whatever the asker wants: bounds what one request
+/// makes it read and hold.
+pub const MAX_PAGE_BUDGET: u32 = 4 << 20;
+
+/// Bytes of fragmented answers kept for the fragment requests that follow.
+const CACHE_BYTES: usize = 64 << 20;
+
+/// Answers requests; keeps recent fragmented answers so fragments need not rebuild them.
+pub struct Responder {
+    compression: Compression,
+    cache: VecDeque<(Hash, Arc<Vec<u8>>)>,
+    cached_bytes: usize,
+}
+
+impl Default for Responder {
+    fn default() -> Self {
+        Responder::new(Compression::default())
+    }
+}
+
+impl Responder {
+    /// A responder compressing pages with `compression`.
+    pub fn new(compression: Compression) -> Self {
+        Responder {
+            compression,
+            cache: VecDeque::new(),
+            cached_bytes: 0,
+        }
+    }
+
+    /// The answer to `request`: always one message of at most [`MAX_MESSAGE_BYTES`], an error
+    /// message when the request is garbage or cannot be served.
+    pub fn respond(&mut self, source: &impl ChangeSource, request: &[u8]) -> Vec<u8> {
+        let answer = match decode_message(request) {
+            Ok(Message::FragmentRequest(fragment)) => self.fragment(source, &fragment),
+            Ok(message) => self.answer(source, &message).map(|answer| self.fit(answer)),
+            Err(err) => Err(ProtocolError::new(ErrorCode::Malformed, err.to_string())),
+        };
+        answer.unwrap_or_else(|err| encode_message(&Message::Error(err), Compression::None))
+    }
+
+    /// The whole answer to a request other than a fragment request, however big.
+    fn answer(
+        &self,
+        source: &impl ChangeSource,
+        message: &Message,
+    ) -> Result<Vec<u8>, ProtocolError> {
+        let answer = match message {
+            Message::ChangesRequest(request) => Message::ChangesPage(page(source, request)?),
+            Message::SchemaRequest => Message::Schema(source.schema().map_err(internal)?),
+            _ => {
+                return Err(ProtocolError::new(
+                    ErrorCode::Malformed,
+                    "not a request this database answers",
+                ));
+            }
+        };
+        Ok(encode_message(&answer, self.compression))
+    }
+
+    /// `answer` itself when it fits one message, else its manifest (and it goes to the cache).
+    fn fit(&mut self, answer: Vec<u8>) -> Vec<u8> {
+        if answer.len() <= MAX_MESSAGE_BYTES {
+            return answer;
+        }
+        let manifest = fragment::manifest(&answer);
+        self.remember(manifest.hash, Arc::new(answer));
+        encode_message(&Message::Fragmented(manifest), Compression::None)
+    }
+
+    fn remember(&mut self, hash: Hash, answer: Arc<Vec<u8>>) {
+        if self.cache.iter().any(|(cached, _)| *cached == hash) {
+            return;
+        }
+        self.cached_bytes += answer.len();
+        self.cache.push_back((hash, answer));
+        while self.cached_bytes > CACHE_BYTES && self.cache.len() > 1 {
+            let (_, old) = self.cache.pop_front().expect("not empty");
+            self.cached_bytes -= old.len();
+        }
+    }
+
+    fn fragment(
+        &mut self,
+        source: &impl ChangeSource,
+        request: &FragmentRequest,
+    ) -> Result<Vec<u8>, ProtocolError> {
+        let cached = self
+            .cache
+            .iter()
+            .find(|(hash, _)| *hash == request.hash)
+            .map(|(_, answer)| Arc::clone(answer));
+        let answer = match cached {
+            Some(answer) => answer,
+            None => {
+                // Forgotten (evicted, or this process restarted): build the answer again; it is
+                // the same unless the database changed meanwhile.
+                let original = decode_message(&request.original)
+                    .map_err(|err| ProtocolError::new(ErrorCode::Malformed, err.to_string()))?;
+                let answer = Arc::new(self.answer(source, &original)?);
+                if fragment::hash(&answer) != request.hash {
+                    return Err(ProtocolError::new(
+                        ErrorCode::FragmentGone,
+                        "the answer changed; ask again",
+                    ));
+                }
+                self.remember(request.hash, Arc::clone(&answer));
+                answer
+            }
+        };
+        let bytes = fragment::fragment(&answer, request.index).ok_or_else(|| {
+            ProtocolError::new(ErrorCode::Malformed, "fragment index out of range")
+        })?;
+        debug_assert!(bytes.len() <= FRAGMENT_BYTES);
+        Ok(encode_message(
+            &Message::Fragment(Fragment {
+                hash: request.hash,
+                index: request.index,
+                bytes: bytes.to_vec(),
+            }),
+            Compression::None,
+        ))
+    }
+}
+
+fn internal(err: SourceError) -> ProtocolError {
+    ProtocolError::new(ErrorCode::Internal, err.0)
+}
+
+/// The page that answers `request`.
+fn page(
+    source: &impl ChangeSource,
+    request: &ChangesRequest,
+) -> Result<ChangesPage, ProtocolError> {
+    let schema = source.schema().map_err(internal)?;
+    let ours = schema.fingerprint();
+    if ours != request.schema_fingerprint {
+        return Err(ProtocolError::new(
+            ErrorCode::SchemaMismatch,
+            format!(
+                "CRR schema {} differs from the asker's {}",
+                ours, request.schema_fingerprint
+            ),
+        ));
+    }
+    let db_version = source.db_version().map_err(internal)?;
+    if request.since.db_version > db_version {
+        return Err(ProtocolError::new(
+            ErrorCode::UnknownCursor,
+            format!(
+                "cursor at db_version {} is ahead of this database ({db_version})",
+                request.since.db_version
+            ),
+        ));
+    }
+    let budget = request.max_bytes.clamp(1, MAX_PAGE_BUDGET) as usize;
+    let mut builder = PageBuilder::new(request.since.clone(), budget);
+    source
+        .visit_changes(&request.since, request.asker, &mut |change| {
+            builder.offer(change)
+        })
+        .map_err(internal)?;
+    let plan = builder.finish();
+    Ok(ChangesPage {
+        site_id: source.site_id().map_err(internal)?,
+        since: request.since.clone(),
+        after: plan.after,
+        group_complete: plan.group_complete,
+        more: plan.more,
+        db_version,
+        changes: plan.changes,
+    })
+}
