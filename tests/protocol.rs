@@ -85,15 +85,13 @@ fn pull(
         }
         let mut answers = Vec::new();
         for request in puller.requests() {
-            for message in [&request] {
-                stats.messages += 1;
-                stats.largest_message = stats.largest_message.max(message.len());
-                assert!(
-                    message.len() <= MAX_MESSAGE_BYTES,
-                    "request of {} bytes",
-                    message.len()
-                );
-            }
+            stats.messages += 1;
+            stats.largest_message = stats.largest_message.max(request.len());
+            assert!(
+                request.len() <= MAX_MESSAGE_BYTES,
+                "request of {} bytes",
+                request.len()
+            );
             if rng.gen_bool(faults.loss) {
                 continue;
             }
