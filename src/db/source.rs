@@ -66,17 +66,28 @@ impl Db {
                 }
             }
         }
+        // Then whole versions, in windows that double: each query reads (and sorts) only its
+        // window, where one query for everything after the cursor would read the whole rest of
+        // the database for every page.
         let sql = format!(
             "select {CHANGE_COLUMNS} from crsql_changes
-             where db_version > ?1 and site_id != ?2
+             where db_version > ?1 and db_version <= ?2 and site_id != ?3
              order by db_version, seq, \"table\", pk, cid"
         );
-        let mut statement = self.conn().prepare_cached(&sql)?;
-        let mut rows = statement.query(params![after.db_version.0, &except.0[..]])?;
-        while let Some(row) = rows.next()? {
-            if visit(change_from_row(row)?) == Visit::Stop {
-                break;
+        let newest = self.db_version()?.0;
+        let mut low = after.db_version.0;
+        let mut width: i64 = 1;
+        while low < newest {
+            let high = low.saturating_add(width).min(newest);
+            let mut statement = self.conn().prepare_cached(&sql)?;
+            let mut rows = statement.query(params![low, high, &except.0[..]])?;
+            while let Some(row) = rows.next()? {
+                if visit(change_from_row(row)?) == Visit::Stop {
+                    return Ok(());
+                }
             }
+            low = high;
+            width = width.saturating_mul(2);
         }
         Ok(())
     }

@@ -45,8 +45,9 @@ pub trait ChangeSource {
 /// makes it read and hold.
 pub const MAX_PAGE_BUDGET: u32 = 4 << 20;
 
-/// Bytes of fragmented answers kept for the fragment requests that follow.
-const CACHE_BYTES: usize = 64 << 20;
+/// Bytes of fragmented answers kept for the fragment requests that follow: a few pages per
+/// puller being served. A forgotten answer is rebuilt, so this bounds memory, not correctness.
+const CACHE_BYTES: usize = 16 << 20;
 
 /// Answers requests; keeps recent fragmented answers so fragments need not rebuild them.
 pub struct Responder {

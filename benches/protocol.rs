@@ -1,0 +1,286 @@
+//! The sync protocol's costs, measured in one run: codec throughput, bytes on the wire against
+//! the raw changeset bytes (with and without compression), and peak memory while a large
+//! changeset moves between two databases through the in-memory exchange. Figures are printed,
+//! never asserted. `cargo bench` runs full size; `cargo test --benches` runs a small smoke.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use ddcp::db::{Db, Extension};
+use ddcp::sync::codec::{decode_message, encode_changeset, encode_message};
+use ddcp::sync::compress::Compression;
+use ddcp::sync::cursor::Cursor;
+use ddcp::sync::protocol::{ChangesPage, Message};
+use ddcp::sync::pull::{DEFAULT_PAGE_BYTES, Puller, Received};
+use ddcp::sync::serve::Responder;
+use ddcp::sync::{Change, DbVersion, SiteId};
+
+const SCHEMA: &str = "
+    create table bookmarks (id text primary key not null, url text, title text, notes text,
+                            tags text, created_at integer, payload blob);
+    select crsql_as_crr('bookmarks');";
+
+const WORDS: &[&str] = &[
+    "local",
+    "first",
+    "sync",
+    "replication",
+    "sqlite",
+    "crdt",
+    "peer",
+    "network",
+    "veilid",
+    "private",
+    "database",
+    "schema",
+    "merge",
+    "conflict",
+    "offline",
+    "tutorial",
+    "release",
+    "notes",
+    "design",
+    "storage",
+    "rust",
+    "async",
+    "actor",
+    "protocol",
+    "bundle",
+    "change",
+];
+
+/// A deterministic pseudo-random stream (xorshift), so every run sees the same data.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn words(&mut self, count: usize) -> String {
+        (0..count)
+            .map(|_| WORDS[(self.next() % WORDS.len() as u64) as usize])
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Bookmarks as people keep them: URLs, titles and notes in words, tags, timestamps.
+fn realistic_db(path: &Path, rows: usize) -> Db {
+    let db = Db::create(path, &Extension::BuiltIn).unwrap();
+    let conn = db.connection();
+    conn.execute_batch(SCHEMA).unwrap();
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    conn.execute_batch("begin").unwrap();
+    for row in 0..rows {
+        let host = WORDS[(noise.next() % WORDS.len() as u64) as usize];
+        conn.execute(
+            "insert into bookmarks (id, url, title, notes, tags, created_at) values (?1, ?2, ?3, ?4, ?5, ?6)",
+            (
+                format!("01HF{:022X}", noise.next() as u128 * 31 + row as u128),
+                format!("https://{host}.example.org/{}/{}", noise.words(2).replace(' ', "-"), row),
+                noise.words(5),
+                noise.words(18),
+                noise.words(3).replace(' ', ","),
+                1_700_000_000 + (noise.next() % 50_000_000) as i64,
+            ),
+        )
+        .unwrap();
+        if row % 500 == 499 {
+            conn.execute_batch("commit; begin").unwrap();
+        }
+    }
+    conn.execute_batch("commit").unwrap();
+    db
+}
+
+fn page_of(changes: &[Change]) -> Message {
+    Message::ChangesPage(ChangesPage {
+        site_id: SiteId([1; 16]),
+        since: Cursor::START,
+        after: Cursor::after_group(DbVersion(1)),
+        group_complete: true,
+        more: false,
+        db_version: DbVersion(1),
+        changes: changes.to_vec(),
+    })
+}
+
+fn codec_throughput(changes: &[Change]) {
+    let raw_bytes: usize = changes.iter().map(Change::size).sum();
+    let pages: Vec<&[Change]> = changes.chunks(2000).collect();
+    for compression in [Compression::None, Compression::Zstd] {
+        let started = Instant::now();
+        let encoded: Vec<Vec<u8>> = pages
+            .iter()
+            .map(|p| encode_message(&page_of(p), compression))
+            .collect();
+        let encode_secs = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for bytes in &encoded {
+            decode_message(bytes).unwrap();
+        }
+        let decode_secs = started.elapsed().as_secs_f64();
+        let mib = raw_bytes as f64 / (1 << 20) as f64;
+        println!(
+            "  codec {compression:?}: encode {:>7.1} MiB/s, decode {:>7.1} MiB/s (of change data)",
+            mib / encode_secs,
+            mib / decode_secs
+        );
+    }
+}
+
+/// Moves every change of `source` into `target` through the protocol; returns bytes on the wire.
+fn exchange(source: &Db, target: &mut Db, compression: Compression) -> usize {
+    let mut responder = Responder::new(compression);
+    let remote = source.site_id().unwrap();
+    let fingerprint = target.schema().unwrap().fingerprint();
+    let cursor = target.cursor(remote).unwrap();
+    let mut puller = Puller::new(
+        target.site_id().unwrap(),
+        remote,
+        fingerprint,
+        cursor,
+        DEFAULT_PAGE_BYTES,
+    );
+    let mut wire = 0;
+    while !puller.is_up_to_date() {
+        for request in puller.requests() {
+            let answer = responder.respond(source, &request);
+            wire += request.len() + answer.len();
+            if let Received::Page(page) = puller.receive(&answer).unwrap() {
+                target.accept_page(remote, &page).unwrap();
+            }
+        }
+    }
+    wire
+}
+
+fn wire_ratio(dir: &Path, source: &Db, changes: &[Change]) {
+    let raw = encode_changeset(changes).len();
+    println!(
+        "  raw changeset (capnp, uncompressed): {:.2} MiB",
+        raw as f64 / (1 << 20) as f64
+    );
+    let mut baseline = None;
+    for (index, compression) in [Compression::None, Compression::Zstd]
+        .into_iter()
+        .enumerate()
+    {
+        let mut target =
+            Db::create(&dir.join(format!("wire-{index}.db")), &Extension::BuiltIn).unwrap();
+        target.connection().execute_batch(SCHEMA).unwrap();
+        let started = Instant::now();
+        let wire = exchange(source, &mut target, compression);
+        let secs = started.elapsed().as_secs_f64();
+        let baseline_secs = *baseline.get_or_insert(secs);
+        println!(
+            "  exchange {compression:?}: wire/raw {:.2} (target <= 0.7 with compression), {:.0} changes/s, time x{:.2} of uncompressed",
+            wire as f64 / raw as f64,
+            changes.len() as f64 / secs,
+            secs / baseline_secs
+        );
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// In a fresh process: the exchange alone, so that its peak memory is what is measured.
+fn memory_child(source_path: &str, target_path: &str) {
+    let source = Db::open(Path::new(source_path), &Extension::BuiltIn).unwrap();
+    let mut target = Db::create(Path::new(target_path), &Extension::BuiltIn).unwrap();
+    target.connection().execute_batch(SCHEMA).unwrap();
+    let before = peak_rss_kib();
+    let started = Instant::now();
+    let wire = exchange(&source, &mut target, Compression::Zstd);
+    println!(
+        "peak_rss_kib={} start_rss_kib={before} secs={:.1} wire={wire}",
+        peak_rss_kib(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn memory(dir: &Path, mib: usize) {
+    let source_path = dir.join("big-source.db");
+    let db = Db::create(&source_path, &Extension::BuiltIn).unwrap();
+    let conn = db.connection();
+    conn.execute_batch(SCHEMA).unwrap();
+    // 1 KiB of incompressible payload per row, 500 rows per transaction.
+    let rows = mib * 1024;
+    let mut noise = Noise(7);
+    conn.execute_batch("begin").unwrap();
+    for row in 0..rows {
+        let payload: Vec<u8> = (0..128).flat_map(|_| noise.next().to_le_bytes()).collect();
+        conn.execute(
+            "insert into bookmarks (id, title, payload) values (?1, ?2, ?3)",
+            (format!("row-{row:09}"), noise.words(4), payload),
+        )
+        .unwrap();
+        if row % 500 == 499 {
+            conn.execute_batch("commit; begin").unwrap();
+        }
+    }
+    conn.execute_batch("commit").unwrap();
+    db.close().unwrap();
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--memory-child",
+            source_path.to_str().unwrap(),
+            dir.join("big-target.db").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let field = |name: &str| -> f64 {
+        report
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    println!(
+        "  {mib} MiB changeset through the exchange: peak RSS {:.0} MiB (target < 150), {:.1} s, {:.1} MiB/s",
+        field("peak_rss_kib=") / 1024.0,
+        field("secs="),
+        mib as f64 / field("secs=")
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, source, target] = args.as_slice()
+        && flag == "--memory-child"
+    {
+        memory_child(source, target);
+        return;
+    }
+    let full = args.iter().any(|arg| arg == "--bench");
+    let (rows, mib) = if full { (20_000, 200) } else { (1_000, 4) };
+    let dir = tempfile::tempdir().unwrap();
+    let source = realistic_db(&dir.path().join("source.db"), rows);
+    let changes = source.changes_since(DbVersion(0)).unwrap();
+    println!(
+        "protocol: {} realistic rows, {} changes",
+        rows,
+        changes.len()
+    );
+    codec_throughput(&changes);
+    wire_ratio(dir.path(), &source, &changes);
+    memory(dir.path(), mib);
+}
