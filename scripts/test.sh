@@ -16,8 +16,11 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 
-step "tests (unit, property, CLI; benches in smoke mode)"
+step "tests (unit, property, CLI, protocol; benches in smoke mode)"
 cargo test --all-targets
+
+step "fuzz smoke: the decoders for ${FUZZ_SECONDS:-30} s (scripts/fuzz.sh)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 
 echo
 echo "all tests passed"

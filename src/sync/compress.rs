@@ -32,12 +32,27 @@ impl Compression {
         }
     }
 
-    /// Undoes [`Compression::compress`], refusing output over [`MAX_PAGE_BYTES`].
+    /// Undoes [`Compression::compress`], refusing output over [`MAX_PAGE_BYTES`]. Memory
+    /// grows with the output actually produced, never with what the input claims.
     pub fn decompress(self, bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
         match self {
             Compression::None => Ok(bytes.to_vec()),
-            Compression::Zstd => zstd::bulk::decompress(bytes, MAX_PAGE_BYTES)
-                .map_err(|err| CodecError::Decompress(err.to_string())),
+            Compression::Zstd => {
+                use std::io::Read;
+                let fail = |err: std::io::Error| CodecError::Decompress(err.to_string());
+                let decoder = zstd::stream::read::Decoder::new(bytes).map_err(fail)?;
+                let mut out = Vec::new();
+                decoder
+                    .take(MAX_PAGE_BYTES as u64 + 1)
+                    .read_to_end(&mut out)
+                    .map_err(fail)?;
+                if out.len() > MAX_PAGE_BYTES {
+                    return Err(CodecError::Decompress(format!(
+                        "more than {MAX_PAGE_BYTES} bytes"
+                    )));
+                }
+                Ok(out)
+            }
         }
     }
 }

@@ -9,6 +9,9 @@ use super::protocol::{Fragmented, Hash, MAX_MESSAGE_BYTES};
 /// (framing, hash and index take about 100 bytes; tests check every message against the limit).
 pub const FRAGMENT_BYTES: usize = MAX_MESSAGE_BYTES - 256;
 
+/// The fewest payload bytes a fragment other than the last may carry.
+pub const MIN_FRAGMENT_BYTES: usize = 1024;
+
 /// The SHA-256 of `bytes`.
 pub fn hash(bytes: &[u8]) -> Hash {
     Sha256::digest(bytes).into()
@@ -67,8 +70,10 @@ impl Reassembly {
         if total_len > MAX_PAGE_BYTES as u64 {
             return Err(ReassemblyError::TooLarge(total_len));
         }
-        // Every fragment carries at least one byte and at most one message's worth.
-        let possible = total_len.div_ceil(MAX_MESSAGE_BYTES as u64)..=total_len;
+        // Every fragment carries at most one message's worth and, but for the last, at least
+        // MIN_FRAGMENT_BYTES: the count bounds the bookkeeping a manifest can make us allocate.
+        let possible = total_len.div_ceil(MAX_MESSAGE_BYTES as u64)
+            ..=total_len.div_ceil(MIN_FRAGMENT_BYTES as u64);
         if fragment_count == 0 || !possible.contains(&(fragment_count as u64)) {
             return Err(ReassemblyError::BadManifest(fragment_count, total_len));
         }
