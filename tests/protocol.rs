@@ -4,7 +4,7 @@
 
 use ddcp::db::{Db, DbError, Extension};
 use ddcp::sync::protocol::{ErrorCode, MAX_MESSAGE_BYTES};
-use ddcp::sync::pull::{PullError, Puller, Received};
+use ddcp::sync::pull::{PullError, Puller, Received, read_schema_answer, schema_request};
 use ddcp::sync::serve::Responder;
 use ddcp::sync::{DbVersion, SiteId, Value};
 use rand::rngs::StdRng;
@@ -332,8 +332,9 @@ fn peers_with_different_schemas_exchange_nothing() {
     assert_eq!(a.db.db_version().unwrap(), a_before);
     assert_eq!(b.db.db_version().unwrap(), b_before);
     assert!(contents(&b.db).is_empty());
-    // The difference can be named from the remote's schema.
-    let remote_schema = a.db.schema().unwrap();
+    // The puller asks for the remote's schema to name the difference.
+    let answer = a.responder.respond(&a.db, &schema_request());
+    let remote_schema = read_schema_answer(&answer).unwrap();
     assert_eq!(
         b.db.schema().unwrap().difference(&remote_schema).unwrap(),
         "column items.extra is missing there"

@@ -11,7 +11,7 @@ use super::ids::SiteId;
 use super::protocol::{
     ChangesPage, ChangesRequest, ErrorCode, FragmentRequest, Message, ProtocolError,
 };
-use super::schema::SchemaFingerprint;
+use super::schema::{SchemaDesc, SchemaFingerprint};
 
 /// Fragment requests in flight at once.
 pub const FRAGMENT_WINDOW: usize = 8;
@@ -207,6 +207,21 @@ impl Puller {
         self.request = self.encode_request();
         self.reassembly = None;
         Ok(Received::Page(Box::new(page)))
+    }
+}
+
+/// The request for a remote's CRR schema, to name the difference after a schema mismatch.
+pub fn schema_request() -> Vec<u8> {
+    encode_message(&Message::SchemaRequest, Compression::None)
+}
+
+/// The remote's schema from its answer to [`schema_request`]. (A schema of many tables may come
+/// fragmented; fetch it like a page then.)
+pub fn read_schema_answer(answer: &[u8]) -> Result<SchemaDesc, PullError> {
+    match decode_message(answer)? {
+        Message::Schema(schema) => Ok(schema),
+        Message::Error(error) => Err(PullError::Refused(error)),
+        _ => Err(PullError::BadPage("not a schema")),
     }
 }
 
