@@ -10,6 +10,7 @@ struct Value {
     real @2 :Float64;
     text @3 :Text;
     blob @4 :Data;
+    rawText @5 :Data;   # TEXT that is not valid UTF-8 (SQLite allows it): kept byte for byte
   }
 }
 

@@ -229,3 +229,18 @@ fn a_damaged_schema_version_is_reported_not_a_crash() {
     site.run(&["status"])
         .fails_with("metadata in the database is damaged (schema_version is -1)");
 }
+
+#[test]
+fn text_that_is_not_utf8_replicates_byte_for_byte() {
+    let alice = Site::with_bookmarks();
+    alice.sql("insert into bookmarks (id, title) values ('odd', cast(x'ff41c3' as text))");
+    let bundle = alice.path("odd.bundle");
+    alice
+        .run(&["bundle", "create", bundle.to_str().unwrap()])
+        .ok();
+    let bob = Site::with_bookmarks();
+    bob.run(&["bundle", "apply", bundle.to_str().unwrap()]).ok();
+    let query = "select typeof(title), hex(title) from bookmarks where id = 'odd'";
+    assert_eq!(bob.sql(query), "text|FF41C3\n");
+    assert_eq!(bob.sql(query), alice.sql(query));
+}

@@ -51,26 +51,28 @@ impl ToSql for Value {
             Value::Real(real) => ValueRef::Real(*real),
             Value::Text(text) => ValueRef::Text(text.as_bytes()),
             Value::Blob(blob) => ValueRef::Blob(blob),
+            Value::RawText(bytes) => ValueRef::Text(bytes),
         }))
     }
 }
 
-/// Converts a SQLite value; `None` for text that is not UTF-8.
-pub(super) fn value_from_sql(value: ValueRef<'_>) -> Option<Value> {
-    Some(match value {
+/// Converts a SQLite value, keeping TEXT that is not UTF-8 as raw bytes.
+pub(super) fn value_from_sql(value: ValueRef<'_>) -> Value {
+    match value {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(int) => Value::Integer(int),
         ValueRef::Real(real) => Value::Real(real),
-        ValueRef::Text(text) => Value::Text(String::from_utf8(text.to_vec()).ok()?),
+        ValueRef::Text(text) => match String::from_utf8(text.to_vec()) {
+            Ok(text) => Value::Text(text),
+            Err(err) => Value::RawText(err.into_bytes()),
+        },
         ValueRef::Blob(blob) => Value::Blob(blob.to_vec()),
-    })
+    }
 }
 
 pub(super) fn change_from_row(row: &Row<'_>) -> Result<Change, DbError> {
     let table: String = row.get(0)?;
-    let val = value_from_sql(row.get_ref(3)?).ok_or_else(|| DbError::NotUtf8 {
-        table: table.clone(),
-    })?;
+    let val = value_from_sql(row.get_ref(3)?);
     if val.size() > MAX_PAGE_BYTES {
         return Err(DbError::ValueTooLarge {
             table,

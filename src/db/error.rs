@@ -54,8 +54,6 @@ pub enum DbError {
     StoredKey { name: String, reason: BadRecordKey },
     #[error("database holds a malformed site id: {0}")]
     SiteId(#[from] BadSiteId),
-    #[error("table {table:?} holds text that is not valid UTF-8; ddcp cannot replicate it")]
-    NotUtf8 { table: String },
     #[error("refused a change: {0}")]
     InvalidChange(#[from] crate::sync::validate::InvalidChange),
     #[error(

@@ -181,11 +181,7 @@ fn run_statement(
     while let Some(row) = rows.next()? {
         values.clear();
         for index in 0..columns.len() {
-            // Text that is not UTF-8 is shown as a blob rather than refused.
-            let value = row.get_ref(index)?;
-            values.push(value_from_sql(value).unwrap_or_else(|| {
-                Value::Blob(value.as_bytes().map(<[u8]>::to_vec).unwrap_or_default())
-            }));
+            values.push(value_from_sql(row.get_ref(index)?));
         }
         sink.row(&values)?;
     }

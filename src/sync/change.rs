@@ -15,6 +15,9 @@ pub enum Value {
     Text(String),
     /// Bytes, possibly empty.
     Blob(Vec<u8>),
+    /// TEXT that is not valid UTF-8, which SQLite stores as given: replicated byte for byte
+    /// rather than refused or mangled.
+    RawText(Vec<u8>),
 }
 
 impl Value {
@@ -24,7 +27,7 @@ impl Value {
             Value::Null => 0,
             Value::Integer(_) | Value::Real(_) => 8,
             Value::Text(text) => text.len(),
-            Value::Blob(blob) => blob.len(),
+            Value::Blob(blob) | Value::RawText(blob) => blob.len(),
         }
     }
 }

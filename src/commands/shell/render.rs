@@ -49,7 +49,7 @@ fn plain(value: &Value) -> String {
         Value::Integer(int) => int.to_string(),
         Value::Real(real) => real_text(*real),
         Value::Text(text) => text.clone(),
-        Value::Blob(blob) => String::from_utf8_lossy(blob).into_owned(),
+        Value::Blob(blob) | Value::RawText(blob) => String::from_utf8_lossy(blob).into_owned(),
     }
 }
 
@@ -79,6 +79,7 @@ fn json_value(value: &Value) -> serde_json::Value {
         Value::Text(text) => text.clone().into(),
         // JSON has no bytes: a blob becomes its hex digits.
         Value::Blob(blob) => hex::encode(blob).into(),
+        Value::RawText(bytes) => String::from_utf8_lossy(bytes).into_owned().into(),
     }
 }
 

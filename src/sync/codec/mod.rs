@@ -65,6 +65,7 @@ fn fill_value(mut builder: value::Builder<'_>, val: &Value) {
         Value::Real(real) => builder.set_real(*real),
         Value::Text(text) => builder.set_text(text.as_str()),
         Value::Blob(blob) => builder.set_blob(blob),
+        Value::RawText(bytes) => builder.set_raw_text(bytes),
     }
 }
 
@@ -76,6 +77,14 @@ fn read_value(reader: value::Reader<'_>) -> Result<Value, CodecError> {
         Ok(Which::Real(real)) => Value::Real(real),
         Ok(Which::Text(text)) => Value::Text(text?.to_str()?.to_string()),
         Ok(Which::Blob(blob)) => Value::Blob(blob?.to_vec()),
+        Ok(Which::RawText(bytes)) => {
+            let bytes = bytes?.to_vec();
+            // Valid UTF-8 travels as Text: one encoding per value keeps equality simple.
+            match String::from_utf8(bytes) {
+                Ok(_) => return Err(CodecError::BadLength("rawText holding valid UTF-8")),
+                Err(err) => Value::RawText(err.into_bytes()),
+            }
+        }
         Err(capnp::NotInSchema(kind)) => return Err(CodecError::UnknownValueKind(kind)),
     })
 }
@@ -174,6 +183,7 @@ mod tests {
             Value::Text("Grüße, 世界 🌍".into()),
             Value::Blob(Vec::new()),
             Value::Blob(vec![0, 255, 1]),
+            Value::RawText(vec![b'a', 0xff, b'b']),
         ];
         values
             .into_iter()
