@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
 use crate::db::Extension;
+use crate::net::NetworkSettings;
 
 /// Database-to-Database Copy: replicate cr-sqlite databases peer to peer over Veilid.
 #[derive(Debug, Parser)]
@@ -24,6 +25,24 @@ pub struct Cli {
     #[arg(long, env = "EXT_FILE", global = true)]
     pub ext_file: Option<PathBuf>,
 
+    /// Bootstrap records of a private Veilid network (comma-separated); default: the public
+    /// network.
+    #[arg(long, env = "VEILID_BOOTSTRAP", value_delimiter = ',', global = true)]
+    pub bootstrap: Vec<String>,
+
+    /// The shared key of a private Veilid network.
+    #[arg(
+        long,
+        env = "VEILID_NETWORK_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub network_key: Option<String>,
+
+    /// host:port the Veilid node listens on (UDP, TCP and WebSocket).
+    #[arg(long, env = "VEILID_LISTEN", global = true)]
+    pub listen: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -38,14 +57,21 @@ impl Cli {
                 .ext_file
                 .clone()
                 .map_or(Extension::BuiltIn, Extension::File),
+            network: NetworkSettings {
+                bootstrap_records: self.bootstrap.clone(),
+                network_key: self.network_key.clone(),
+                listen: self.listen.clone(),
+            },
         }
     }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a ddcp database (or add ddcp's tables to an existing SQLite database).
+    /// Create a ddcp database and its DHT record; prints the record key peers add as a remote.
     Init,
+    /// Print this database's DHT record key again.
+    Addr(JsonFlag),
     /// Run SQL with cr-sqlite loaded: a script on stdin, -c SQL, or an interactive prompt.
     Shell(ShellArgs),
     /// Manage the remote databases this one pulls from.

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::db::Extension;
+use crate::net::NetworkSettings;
 
 /// The files one ddcp command works with, from the global options (or their environment
 /// variables).
@@ -14,15 +15,24 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// `--ext-file` / `EXT_FILE`, or the built-in cr-sqlite.
     pub extension: Extension,
+    /// Which Veilid network to join (`--bootstrap`, `--network-key`, `--listen`).
+    pub network: NetworkSettings,
 }
 
 /// The state directory's shell history file.
 const SHELL_HISTORY: &str = "shell_history";
+/// The state directory's folder for the Veilid node's stores (its identity among them).
+const VEILID_DIR: &str = "veilid";
 
 impl Config {
     /// The interactive shell's history file.
     pub fn shell_history(&self) -> PathBuf {
         self.state_dir.join(SHELL_HISTORY)
+    }
+
+    /// Where the Veilid node keeps its stores.
+    pub fn veilid_dir(&self) -> PathBuf {
+        self.state_dir.join(VEILID_DIR)
     }
 
     /// Creates the state directory, readable by its owner only: it will hold secret keys.

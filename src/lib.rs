@@ -1,13 +1,16 @@
 //! DDCP, Database-to-Database Copy: a git-like CLI for cr-sqlite databases and the layer that
 //! replicates their changes between peers.
 //!
-//! Imports run one way: `commands` -> `db` -> `sync`. `sync` is pure logic and knows nothing
-//! else of this crate; `db` is the one place that speaks SQL.
+//! Imports run one way: `commands` -> (`db`, `net`) -> `sync`. `sync` is pure logic and knows
+//! nothing else of this crate; `db` is the one place that speaks SQL, `net` the one that touches
+//! veilid-core.
 
 pub mod cli;
 pub mod commands;
 pub mod config;
 #[warn(missing_docs)]
 pub mod db;
+#[warn(missing_docs)]
+pub mod net;
 #[warn(missing_docs)]
 pub mod sync;

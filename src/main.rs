@@ -10,7 +10,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // ddcp's own events at info; veilid-core warns about its internals (e.g. at every
+                // shutdown) in ways a user cannot act on, so only its errors show by default.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,ddcp=info")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

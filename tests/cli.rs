@@ -8,22 +8,34 @@ const KEY: &str = "73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY";
 const SECRET: &str = "eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHg";
 
 #[test]
-fn init_creates_the_database_and_a_private_state_dir() {
+fn init_creates_the_database_a_private_state_dir_and_a_dht_record() {
     let site = Site::new();
     let run = site.run(&["init"]);
-    run.ok();
+    let key = run.ok().trim().to_string();
     assert!(
-        run.stderr.contains("INFO ddcp: Initialized ddcp database"),
+        run.stderr.contains(&format!(
+            "INFO ddcp: Registered database at DHT key=\"{key}\""
+        )),
         "{}",
         run.stderr
     );
+    // veilid-core 0.5's two-part form, which `remote add` accepts.
+    let parsed: ddcp::sync::RecordKey = key.parse().unwrap();
+    assert!(parsed.secret().is_some(), "{key}");
+    assert_eq!(site.run(&["addr"]).ok().trim(), key);
+    let json: serde_json::Value = serde_json::from_str(site.run(&["addr", "--json"]).ok()).unwrap();
+    assert_eq!(json["key"], key);
     assert!(site.db_file().is_file());
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(site.path(".ddcp"))
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o700);
+    let mode = |path| {
+        std::fs::metadata(site.path(path))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(".ddcp"), 0o700);
+    assert_eq!(mode(".ddcp/record"), 0o600, "the owner keypair is secret");
     let status: serde_json::Value =
         serde_json::from_str(site.run(&["status", "--json"]).ok()).unwrap();
     assert_eq!(status["db_version"], 0);
@@ -31,11 +43,27 @@ fn init_creates_the_database_and_a_private_state_dir() {
 }
 
 #[test]
-fn init_refuses_an_existing_ddcp_database_and_changes_nothing() {
+fn init_refuses_an_existing_database_or_identity_and_changes_nothing() {
     let site = Site::with_bookmarks();
     let before = snapshot(&site.db_file());
-    site.run(&["init"]).fails_with("is already a ddcp database");
+    let identity = snapshot(&site.path(".ddcp/record"));
+    site.run(&["init"])
+        .fails_with("already holds a database's DHT record");
+    site.run(&["--state-dir", "other", "init"])
+        .fails_with("is already a ddcp database");
+    assert!(
+        !site.path("other").exists(),
+        "a failed init leaves no state dir behind"
+    );
     assert_eq!(snapshot(&site.db_file()), before);
+    assert_eq!(snapshot(&site.path(".ddcp/record")), identity);
+}
+
+#[test]
+fn addr_without_init_says_what_to_do() {
+    Site::new()
+        .run(&["addr"])
+        .fails_with("no DHT record in .ddcp: run `ddcp init` first");
 }
 
 #[test]
@@ -443,7 +471,7 @@ fn the_binary_carries_cr_sqlite_itself() {
 #[test]
 fn help_lists_every_command() {
     let help = Site::new().run(&["--help"]).ok().to_string();
-    for command in ["init", "shell", "remote", "status", "bundle"] {
+    for command in ["init", "addr", "shell", "remote", "status", "bundle"] {
         assert!(help.contains(command), "{help}");
     }
 }

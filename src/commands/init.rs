@@ -1,13 +1,36 @@
-//! `ddcp init`: a new ddcp database and its state directory.
+//! `ddcp init`: a new ddcp database, its state directory and its DHT record.
 
-use super::CommandError;
+use super::{CommandError, block_on};
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Db, remove_database_files};
+use crate::net::{NetError, Node, RecordIdentity, create_record_identity};
+use crate::sync::RecordKey;
 
 pub fn run(config: &Config) -> Result<(), CommandError> {
-    // The state directory first: when it cannot be made, no database is left behind either;
-    // and when the database cannot be made, a state directory made here goes again.
+    if RecordIdentity::exists(&config.state_dir) {
+        return Err(NetError::IdentityExists(config.state_dir.clone()).into());
+    }
     let state_dir_existed = config.state_dir.exists();
+    let db_existed = config.db_file.exists();
+    let result = initialize(config);
+    if result.is_err() {
+        // Nothing half made: what this run created goes again. (An application database that
+        // was adopted keeps ddcp's tables; `ddcp init` on it fails from then on with a clear
+        // message, and the tables are harmless.)
+        if !db_existed {
+            remove_database_files(&config.db_file);
+        }
+        if !state_dir_existed {
+            let _ = std::fs::remove_dir_all(&config.state_dir);
+        }
+    }
+    let key = result?;
+    tracing::info!(target: "ddcp", key = ?key.to_string(), "Registered database at DHT");
+    super::output::print_line(key)?;
+    Ok(())
+}
+
+fn initialize(config: &Config) -> Result<RecordKey, CommandError> {
     config
         .create_state_dir()
         .map_err(|source| CommandError::File {
@@ -15,20 +38,16 @@ pub fn run(config: &Config) -> Result<(), CommandError> {
             path: config.state_dir.clone(),
             source,
         })?;
-    let db = Db::create(&config.db_file, &config.extension).inspect_err(|_| {
-        if !state_dir_existed {
-            let _ = std::fs::remove_dir(&config.state_dir);
-        }
-    })?;
-    let site_id = db.site_id()?;
+    let db = Db::create(&config.db_file, &config.extension)?;
+    // The record is created locally, without the network (checked: a fresh node creates one in
+    // under a millisecond, unattached); `ddcp serve` publishes its first value.
+    let identity = block_on(async {
+        let node = Node::start(&config.veilid_dir(), &config.network).await?;
+        let identity = create_record_identity(node.api()).await;
+        node.shutdown().await;
+        identity
+    })??;
+    identity.save(&config.state_dir)?;
     db.close()?;
-    // The DHT record that names this database on Veilid is registered here once the network
-    // layer exists; its key is then printed as well.
-    tracing::info!(
-        target: "ddcp",
-        db_file = %config.db_file.display(),
-        site_id = %site_id,
-        "Initialized ddcp database"
-    );
-    Ok(())
+    Ok(identity.key)
 }

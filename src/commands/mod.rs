@@ -1,6 +1,7 @@
 //! One module per command group. Each turns parsed arguments into calls on `db` and `sync` and
 //! prints the result; errors come back as [`CommandError`], printed as one line by `main`.
 
+mod addr;
 mod bundle;
 mod init;
 mod output;
@@ -20,6 +21,8 @@ use crate::sync::record_key::BadRecordKey;
 pub enum CommandError {
     #[error("{0}")]
     Db(#[from] DbError),
+    #[error("{0}")]
+    Net(#[from] crate::net::NetError),
     #[error("invalid record key {key:?}: {reason}")]
     BadKey { key: String, reason: BadRecordKey },
     #[error("{path}: {reason}")]
@@ -63,11 +66,21 @@ impl CommandError {
     }
 }
 
+/// Runs `work` on a tokio runtime: veilid-core is async; the commands around it are not.
+fn block_on<T>(work: impl std::future::Future<Output = T>) -> Result<T, CommandError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(work))
+}
+
 /// Runs the command `cli` names.
 pub fn run(cli: Cli) -> Result<(), CommandError> {
     let config = cli.config();
     match cli.command {
         Command::Init => init::run(&config),
+        Command::Addr(flag) => addr::run(&config, flag.json),
         Command::Shell(args) => shell::run(&config, &args),
         Command::Remote(command) => remote::run(&config, command),
         Command::Status(flag) => status::run(&config, flag.json),

@@ -167,8 +167,8 @@ fn finalize(conn: &Connection) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Removes a database file and its WAL companions (after a failed `create`).
-fn remove_database_files(path: &Path) {
+/// Removes a database file and its WAL companions (after a failed `create` or `init`).
+pub fn remove_database_files(path: &Path) {
     for suffix in ["", "-wal", "-shm"] {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);
