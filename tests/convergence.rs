@@ -165,19 +165,7 @@ fn contents(db: &Db) -> Vec<Vec<Value>> {
         let mut statement = conn.prepare(sql).unwrap();
         let mut query = statement.query([]).unwrap();
         while let Some(row) = query.next().unwrap() {
-            rows.push(
-                (0..5)
-                    .map(|i| match row.get_ref(i).unwrap() {
-                        rusqlite::types::ValueRef::Null => Value::Null,
-                        rusqlite::types::ValueRef::Integer(x) => Value::Integer(x),
-                        rusqlite::types::ValueRef::Real(x) => Value::Real(x),
-                        rusqlite::types::ValueRef::Text(x) => {
-                            Value::Text(String::from_utf8(x.to_vec()).unwrap())
-                        }
-                        rusqlite::types::ValueRef::Blob(x) => Value::Blob(x.to_vec()),
-                    })
-                    .collect(),
-            );
+            rows.push((0..5).map(|i| row.get::<_, Value>(i).unwrap()).collect());
         }
     }
     rows

@@ -140,18 +140,7 @@ fn contents(db: &Db) -> Vec<(String, Value, Option<i64>)> {
         .prepare("select id, v, n from items order by id")
         .unwrap();
     statement
-        .query_map([], |row| {
-            let v = match row.get_ref(1)? {
-                rusqlite::types::ValueRef::Null => Value::Null,
-                rusqlite::types::ValueRef::Integer(x) => Value::Integer(x),
-                rusqlite::types::ValueRef::Real(x) => Value::Real(x),
-                rusqlite::types::ValueRef::Text(x) => {
-                    Value::Text(String::from_utf8(x.to_vec()).unwrap())
-                }
-                rusqlite::types::ValueRef::Blob(x) => Value::Blob(x.to_vec()),
-            };
-            Ok((row.get(0)?, v, row.get(2)?))
-        })
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()

@@ -1,6 +1,6 @@
 //! Reading this database's changes from `crsql_changes`, and applying changes from elsewhere.
 
-use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::types::{FromSql, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, Row, ToSql, Transaction};
 
 use super::{Db, DbError};
@@ -53,6 +53,12 @@ impl ToSql for Value {
             Value::Blob(blob) => ValueRef::Blob(blob),
             Value::RawText(bytes) => ValueRef::Text(bytes),
         }))
+    }
+}
+
+impl FromSql for Value {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        Ok(value_from_sql(value))
     }
 }
 

@@ -148,15 +148,12 @@ impl Puller {
         match decode_message(answer)? {
             Message::ChangesPage(page) => self.page(page),
             Message::Fragmented(manifest) => {
-                if self
-                    .reassembly
-                    .as_ref()
-                    .is_some_and(|r| r.manifest().hash == manifest.hash)
-                {
+                // One answer at a time: a second manifest is a repeat or answers an older
+                // request. (A stale manifest taken while idle is harmless: its page is
+                // recognized as stale once reassembled, or the remote says fragmentGone.)
+                if self.reassembly.is_some() {
                     return Ok(Received::Ignored);
                 }
-                // A manifest may answer an older request; its page is then recognized as
-                // stale once reassembled, and dropped.
                 let reassembly = Reassembly::new(manifest)?;
                 let (fragments, of) = reassembly.progress();
                 self.reassembly = Some(reassembly);
