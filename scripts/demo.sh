@@ -20,7 +20,7 @@ else
   WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 fi
 mkdir -p "$WORK/alice" "$WORK/bob"
-export RUST_LOG=${RUST_LOG:-info}
+export RUST_LOG=${RUST_LOG:-error,ddcp=info}
 
 say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
 # quote ARG: ARG as a shell would need it typed, in single quotes when it has to be.

@@ -73,7 +73,7 @@ impl Site {
             .env_remove("DB_FILE")
             .env_remove("STATE_DIR")
             .env_remove("EXT_FILE")
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "error,ddcp=info");
         command
     }
 
