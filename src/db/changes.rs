@@ -12,11 +12,6 @@ use crate::sync::{Change, DbVersion, Seq, SiteId, Value};
 pub(super) const CHANGE_COLUMNS: &str =
     "\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq";
 
-const SELECT_CHANGES: &str =
-    "select \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq
-     from crsql_changes where db_version > ?1 and db_version <= ?2
-     order by db_version, seq";
-
 const INSERT_CHANGE: &str = "insert into crsql_changes
      (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)
      values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
@@ -187,7 +182,11 @@ impl ChangeExport<'_> {
         chunk_bytes: usize,
         mut on_chunk: impl FnMut(&[Change]) -> Result<(), E>,
     ) -> Result<(), E> {
-        let mut statement = self.tx.prepare(SELECT_CHANGES).map_err(DbError::from)?;
+        let sql = format!(
+            "select {CHANGE_COLUMNS} from crsql_changes
+             where db_version > ?1 and db_version <= ?2 order by db_version, seq"
+        );
+        let mut statement = self.tx.prepare(&sql).map_err(DbError::from)?;
         let mut rows = statement
             .query((self.range.since.0, self.range.until.0))
             .map_err(DbError::from)?;
