@@ -82,6 +82,71 @@ pub enum Command {
     /// Move changes by file, for peers without a network between them.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// Replicate until stopped (Ctrl-C): publish this database's status, answer peers, pull
+    /// every remote as soon as it changes.
+    Serve(ServeArgs),
+    /// Pull the remotes' changes once and exit.
+    Pull(PullArgs),
+    /// Run the plain nodes of a private Veilid network on this machine, for tests and demos
+    /// (see scripts/netns.sh); prints the bootstrap record, runs until stopped.
+    Testnet(TestnetArgs),
+}
+
+/// How long to wait for the Veilid node to be ready.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Seconds to wait for the Veilid node to be ready to use the network.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub attach_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub attach: AttachArgs,
+
+    /// Seconds between polls of a remote whose record cannot be watched (watching is the
+    /// normal way; polling is the fallback).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub poll_interval: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The remote to pull; all of them when left out.
+    pub name: Option<String>,
+
+    #[command(flatten)]
+    pub attach: AttachArgs,
+
+    /// Print a JSON report for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TestnetArgs {
+    /// Host names to run one node on each (each must resolve to an address of its own); the
+    /// first is the bootstrap node.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "vtnode1,vtnode2,vtnode3,vtnode4"
+    )]
+    pub hosts: Vec<String>,
+
+    /// The port every node listens on.
+    #[arg(long, default_value_t = 5150)]
+    pub port: u16,
+
+    /// Where the nodes keep their stores (default: a temporary directory, removed at exit).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+
+    /// Also write the bootstrap record to this file (once the nodes are up).
+    #[arg(long)]
+    pub record_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 //! nothing else of this crate; `db` is the one place that speaks SQL, `net` the one that touches
 //! veilid-core.
 
+pub mod actors;
 pub mod cli;
 pub mod commands;
 pub mod config;

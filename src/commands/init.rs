@@ -43,7 +43,7 @@ fn initialize(config: &Config) -> Result<RecordKey, CommandError> {
     // under a millisecond, unattached); `ddcp serve` publishes its first value.
     let identity = block_on(async {
         let node = Node::start(&config.veilid_dir(), &config.network).await?;
-        let identity = create_record_identity(node.api()).await;
+        let identity = create_record_identity(&node).await;
         node.shutdown().await;
         identity
     })??;

@@ -5,9 +5,13 @@ mod addr;
 mod bundle;
 mod init;
 mod output;
+mod pull;
 mod remote;
+mod serve;
 mod shell;
+mod signals;
 mod status;
+mod testnet;
 
 use std::path::PathBuf;
 
@@ -52,6 +56,13 @@ pub enum CommandError {
     RolledBack(Box<CommandError>),
     #[error("the script ended inside a transaction (BEGIN without COMMIT); it was rolled back")]
     UnfinishedTransaction,
+    #[error("{0}")]
+    Serve(String),
+    #[error("remote {name}: {reason}")]
+    Remote {
+        name: String,
+        reason: crate::actors::RemoteError,
+    },
 }
 
 impl CommandError {
@@ -85,5 +96,8 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Remote(command) => remote::run(&config, command),
         Command::Status(flag) => status::run(&config, flag.json),
         Command::Bundle(command) => bundle::run(&config, command),
+        Command::Serve(args) => serve::run(&config, &args),
+        Command::Pull(args) => pull::run(&config, &args),
+        Command::Testnet(args) => testnet::run(&config, &args),
     }
 }

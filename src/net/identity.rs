@@ -5,9 +5,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use veilid_core::{CRYPTO_KIND_VLD0, Crypto, DHTSchema, KeyPair, VeilidAPI};
+use veilid_core::{CRYPTO_KIND_VLD0, Crypto, DHTSchema, KeyPair};
 
 use super::NetError;
+use super::node::Node;
 use crate::sync::RecordKey;
 
 /// The state dir's file holding the record key and its owner keypair.
@@ -86,15 +87,26 @@ impl RecordIdentity {
             .map_err(|source| NetError::Io { path, source })
     }
 
+    /// The owner keypair, which lets this node write the record.
+    pub(super) fn owner(&self) -> Result<KeyPair, NetError> {
+        self.owner
+            .parse()
+            .map_err(|err: veilid_core::VeilidAPIError| NetError::BadIdentity {
+                path: PathBuf::from(IDENTITY_FILE),
+                reason: format!("owner: {err}"),
+            })
+    }
+
     /// True when `state_dir` holds an identity already.
     pub fn exists(state_dir: &Path) -> bool {
         identity_path(state_dir).exists()
     }
 }
 
-/// Creates the database's DHT record on `api`'s node. The record is created locally, without
+/// Creates the database's DHT record on `node`. The record is created locally, without
 /// the network; `ddcp serve` publishes its first value once attached.
-pub async fn create_record_identity(api: &VeilidAPI) -> Result<RecordIdentity, NetError> {
+pub async fn create_record_identity(node: &Node) -> Result<RecordIdentity, NetError> {
+    let api = node.veilid();
     let failed = |err: veilid_core::VeilidAPIError| NetError::CreateRecord(err.to_string());
     let owner = Crypto::generate_keypair(CRYPTO_KIND_VLD0).map_err(failed)?;
     let schema = DHTSchema::dflt(STATUS_SUBKEYS).map_err(failed)?;

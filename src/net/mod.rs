@@ -1,11 +1,17 @@
 //! Veilid: the node's configuration and startup, and this database's DHT record. The one place
 //! in ddcp that touches veilid-core.
 
+mod events;
 mod identity;
+mod network;
 mod node;
+mod testnet;
 
+pub use events::{CallId, IncomingCall, NetEvent};
 pub use identity::{RecordIdentity, create_record_identity};
-pub use node::{NetworkSettings, Node};
+pub use network::{Network, OwnRoute, RouteId};
+pub use node::{NetworkSettings, Node, NodeRole};
+pub use testnet::{TestNet, TestNetPlan};
 
 /// What can go wrong on the network side. Messages are complete sentences for the user.
 #[derive(Debug, thiserror::Error)]
@@ -32,4 +38,18 @@ pub enum NetError {
     IdentityExists(std::path::PathBuf),
     #[error("no DHT record in {0}: run `ddcp init` first (or pass --state-dir)")]
     NoIdentity(std::path::PathBuf),
+    #[error("cannot join the Veilid network: {0}")]
+    Attach(String),
+    #[error(
+        "the Veilid node was not ready within {0:?}: check the bootstrap settings and that peers are up"
+    )]
+    AttachTimeout(std::time::Duration),
+    #[error("private route: {0}")]
+    Route(String),
+    #[error("app call failed: {0}")]
+    Call(String),
+    #[error("DHT record {key}: {reason}")]
+    Record { key: String, reason: String },
+    #[error("no answer from the Veilid network within {0:?}")]
+    Timeout(std::time::Duration),
 }

@@ -1,12 +1,19 @@
-//! A veilid-core node: its configuration from the state dir and network settings, and startup.
+//! A veilid-core node: its configuration from the state dir and network settings, startup, and
+//! the updates it reports, turned into ddcp's own [`NetEvent`]s.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
-use veilid_core::{UpdateCallback, VeilidAPI, VeilidConfig, VeilidUpdate, api_startup};
+use veilid_core::{
+    AttachmentState, KeyPair, UpdateCallback, VeilidAPI, VeilidConfig,
+    VeilidStateAttachmentCondition, VeilidUpdate, api_startup,
+};
 
 use super::NetError;
+use super::events::{NetEvent, translate};
+use super::network::Network;
 
 /// veilid-core partitions its stores by program name: never change it, or nodes lose their
 /// identity and records.
@@ -25,53 +32,132 @@ pub struct NetworkSettings {
     pub listen: Option<String>,
 }
 
-/// A started veilid-core node and the updates it reports.
+impl NetworkSettings {
+    /// A private network names its own bootstrap nodes.
+    fn is_private(&self) -> bool {
+        !self.bootstrap_records.is_empty()
+    }
+}
+
+/// How one node of a process is set up, beyond the network settings: [`Node::start`] uses the
+/// defaults; the test network runs several nodes, one of them its bootstrap.
+#[derive(Clone, Debug, Default)]
+pub struct NodeRole {
+    /// Partitions veilid-core's stores when one process runs several nodes.
+    pub namespace: String,
+    /// A fixed node identity (the bootstrap node's, which its bootstrap record names).
+    pub identity: Option<KeyPair>,
+    /// Answer bootstrap requests directly (the bootstrap node of a private network).
+    pub serves_bootstrap: bool,
+}
+
+/// A started veilid-core node and the events it reports.
 pub struct Node {
-    api: VeilidAPI,
-    updates: mpsc::UnboundedReceiver<VeilidUpdate>,
+    network: Network,
+    events: mpsc::UnboundedReceiver<NetEvent>,
 }
 
 impl Node {
     /// Starts a node whose identity and stores live in `storage_dir`. Nothing is sent on the
-    /// network until [`Node::api`]'s `attach` is called.
+    /// network until [`Node::attach`].
     pub async fn start(storage_dir: &Path, settings: &NetworkSettings) -> Result<Node, NetError> {
+        Node::start_as(storage_dir, settings, &NodeRole::default()).await
+    }
+
+    /// Starts a node in `role` (see [`NodeRole`]).
+    pub async fn start_as(
+        storage_dir: &Path,
+        settings: &NetworkSettings,
+        role: &NodeRole,
+    ) -> Result<Node, NetError> {
         let startup_error = |reason: String| NetError::Startup {
             dir: storage_dir.to_path_buf(),
             reason,
         };
         std::fs::create_dir_all(storage_dir).map_err(|err| startup_error(err.to_string()))?;
-        let (sender, updates) = mpsc::unbounded_channel();
-        let callback: UpdateCallback = Arc::new(move |update| {
-            // The receiver goes away at shutdown; updates after that have nowhere to go.
-            let _ = sender.send(update);
+        let (sender, events) = mpsc::unbounded_channel();
+        let callback: UpdateCallback = Arc::new(move |update: VeilidUpdate| {
+            if let Some(event) = translate(update) {
+                // The receiver goes away at shutdown; events after that have nowhere to go.
+                let _ = sender.send(event);
+            }
         });
-        let config = veilid_config(storage_dir, settings);
+        let config = veilid_config(storage_dir, settings, role);
         let api = api_startup(callback, config)
             .await
             .map_err(|err| startup_error(err.to_string()))?;
-        Ok(Node { api, updates })
+        let network = Network::new(api).map_err(|err| startup_error(err.to_string()))?;
+        Ok(Node { network, events })
     }
 
-    /// The veilid-core API.
-    pub fn api(&self) -> &VeilidAPI {
-        &self.api
+    /// The handle that makes calls and reads records; clones share the node.
+    pub fn network(&self) -> &Network {
+        &self.network
     }
 
-    /// The updates veilid-core reports (app calls, value changes, route changes, ...).
-    pub fn updates(&mut self) -> &mut mpsc::UnboundedReceiver<VeilidUpdate> {
-        &mut self.updates
+    /// Takes the events this node reports (app calls, value changes, route deaths, ...): they
+    /// go to one consumer.
+    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<NetEvent> {
+        std::mem::replace(&mut self.events, mpsc::unbounded_channel().1)
     }
 
-    /// Shuts the node down, waiting for veilid-core to flush its stores.
+    /// Joins the network and waits until the node can use the DHT and private routes, at most
+    /// `timeout`.
+    pub async fn attach(&self, timeout: Duration) -> Result<(), NetError> {
+        let api = self.api();
+        api.attach()
+            .await
+            .map_err(|err| NetError::Attach(err.to_string()))?;
+        let ready = VeilidStateAttachmentCondition {
+            opt_min_state: Some(AttachmentState::AttachedWeak),
+            opt_public_internet_ready: Some(true),
+            ..Default::default()
+        };
+        api.wait_for_attachment_condition(Some(ready), Some(timeout.into()))
+            .await
+            .map(|_| ())
+            .map_err(|_| NetError::AttachTimeout(timeout))
+    }
+
+    /// Joins the network without waiting (a test network's bootstrap process: its own nodes
+    /// are too few to become ready until the others join).
+    pub async fn attach_in_background(&self) -> Result<(), NetError> {
+        self.api()
+            .attach()
+            .await
+            .map_err(|err| NetError::Attach(err.to_string()))
+    }
+
+    fn api(&self) -> &VeilidAPI {
+        self.network.api()
+    }
+
+    /// The veilid-core API, for code in `net` that needs more than [`Network`] offers.
+    pub(super) fn veilid(&self) -> &VeilidAPI {
+        self.api()
+    }
+
+    /// Shuts the node down, waiting (at most a bound) for veilid-core to flush its stores.
     pub async fn shutdown(self) {
-        self.api.shutdown().await;
+        let api = self.network.api().clone();
+        drop(self.network);
+        if tokio::time::timeout(SHUTDOWN_BOUND, api.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(target: "ddcp", "The Veilid node took too long to shut down");
+        }
     }
 }
 
-fn veilid_config(storage_dir: &Path, settings: &NetworkSettings) -> VeilidConfig {
+/// How long a node's shutdown may take before ddcp gives up waiting.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(30);
+
+fn veilid_config(storage_dir: &Path, settings: &NetworkSettings, role: &NodeRole) -> VeilidConfig {
     let dir: PathBuf = storage_dir.to_path_buf();
     let dir = dir.to_string_lossy();
     let mut config = VeilidConfig::new(PROGRAM_NAME, "ddcp", "ddcp", Some(&dir), Some(&dir));
+    config.namespace = role.namespace.clone();
     // Servers and CI have no OS keyring: the protected store is a file in the state dir, which
     // ddcp keeps readable by its owner only.
     config.protected_store.allow_insecure_fallback = true;
@@ -81,10 +167,14 @@ fn veilid_config(storage_dir: &Path, settings: &NetworkSettings) -> VeilidConfig
     config.table_store.delete = false;
     config.block_store.delete = false;
     let network = &mut config.network;
-    if !settings.bootstrap_records.is_empty() {
+    if settings.is_private() {
         network.routing_table.bootstrap = Vec::new();
         network.routing_table.bootstrap_keys = Vec::new();
         network.routing_table.bootstrap_records = settings.bootstrap_records.clone();
+        // A private network's addresses are fixed and known: no router to ask, nothing to
+        // rediscover.
+        network.upnp = false;
+        network.detect_address_changes = Some(false);
     }
     if let Some(key) = &settings.network_key {
         network.network_key_password = Some(key.clone());
@@ -94,5 +184,10 @@ fn veilid_config(storage_dir: &Path, settings: &NetworkSettings) -> VeilidConfig
         network.protocol.tcp.listen_address = listen.clone();
         network.protocol.ws.listen_address = listen.clone();
     }
+    if let Some(identity) = &role.identity {
+        network.routing_table.public_keys = identity.key().into();
+        network.routing_table.secret_keys = identity.secret().into();
+    }
+    network.routing_table.serve_direct_bootstrap = role.serves_bootstrap;
     config
 }

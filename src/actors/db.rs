@@ -1,0 +1,191 @@
+//! The DbActor: the database's one writer. Pages pulled from remotes are accepted here, one at
+//! a time, each in one transaction with its cursor; requests from peers are answered from the
+//! same connection. A timer notices commits made by anyone (ddcp shell, an application) and
+//! reports the database's new state.
+
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use super::supervisor::SupervisorMsg;
+use crate::db::{ApplyOutcome, Db, DbError};
+use crate::sync::protocol::ChangesPage;
+use crate::sync::serve::Responder;
+use crate::sync::{Cursor, DbVersion, SchemaDesc, SchemaFingerprint, SiteId};
+
+/// How often the database is checked for commits made by other processes: the floor of the
+/// write-to-visible latency for writes made outside ddcp.
+const CHANGE_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// What peers learn about this database from its Status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalState {
+    /// The database's site id.
+    pub site_id: SiteId,
+    /// Its newest version.
+    pub db_version: DbVersion,
+    /// Its CRR schema's fingerprint.
+    pub schema_fingerprint: SchemaFingerprint,
+}
+
+/// What the DbActor does.
+pub enum DbMsg {
+    /// Answer a peer's request (the bytes of an app call).
+    Answer(Vec<u8>, RpcReplyPort<Vec<u8>>),
+    /// The database's state now.
+    State(RpcReplyPort<Result<LocalState, DbError>>),
+    /// The database's CRR schema.
+    Schema(RpcReplyPort<Result<SchemaDesc, DbError>>),
+    /// Where this database stands in a remote's changes.
+    Cursor(SiteId, RpcReplyPort<Result<Cursor, DbError>>),
+    /// Forget where this database stands in a remote's changes.
+    ResetCursor(SiteId, RpcReplyPort<Result<(), DbError>>),
+    /// Accept a page of a remote's changes.
+    Accept(
+        SiteId,
+        Box<ChangesPage>,
+        RpcReplyPort<Result<ApplyOutcome, DbError>>,
+    ),
+    /// Check for commits made since the last check.
+    CheckForChanges,
+}
+
+/// The DbActor.
+pub struct DbActor;
+
+/// The DbActor's start: the open database, and who hears of its changes.
+pub struct DbArgs {
+    /// The database.
+    pub db: Db,
+    /// Told of every change of [`LocalState`]; `None` for a one-shot pull.
+    pub supervisor: Option<ActorRef<SupervisorMsg>>,
+}
+
+/// The DbActor's state.
+pub struct DbState {
+    db: Db,
+    responder: Responder,
+    supervisor: Option<ActorRef<SupervisorMsg>>,
+    /// What was last reported, with the SQLite schema version it was read at.
+    reported: Option<(LocalState, i64)>,
+}
+
+impl Actor for DbActor {
+    type Msg = DbMsg;
+    type State = DbState;
+    type Arguments = DbArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<DbMsg>,
+        args: DbArgs,
+    ) -> Result<DbState, ActorProcessingErr> {
+        if args.supervisor.is_some() {
+            myself.send_interval(CHANGE_CHECK_INTERVAL, || DbMsg::CheckForChanges);
+        }
+        Ok(DbState {
+            db: args.db,
+            responder: Responder::default(),
+            supervisor: args.supervisor,
+            reported: None,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        _myself: ActorRef<DbMsg>,
+        state: &mut DbState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.report_changes()?;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<DbMsg>,
+        message: DbMsg,
+        state: &mut DbState,
+    ) -> Result<(), ActorProcessingErr> {
+        // SQLite work blocks: tell tokio, so the other actors' tasks move to other threads.
+        tokio::task::block_in_place(|| state.handle(message))
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<DbMsg>,
+        state: &mut DbState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Nothing to flush: every accepted page was committed. The connection closes with the
+        // state.
+        let _ = state;
+        Ok(())
+    }
+}
+
+impl DbState {
+    fn handle(&mut self, message: DbMsg) -> Result<(), ActorProcessingErr> {
+        // A reply port whose asker gave up is not this actor's failure: sends are ignored.
+        match message {
+            DbMsg::Answer(request, reply) => {
+                let answer = self.responder.respond(&self.db, &request);
+                let _ = reply.send(answer);
+            }
+            DbMsg::State(reply) => {
+                let _ = reply.send(read_state(&self.db));
+            }
+            DbMsg::Schema(reply) => {
+                let _ = reply.send(self.db.schema());
+            }
+            DbMsg::Cursor(remote, reply) => {
+                let _ = reply.send(self.db.cursor(remote));
+            }
+            DbMsg::ResetCursor(remote, reply) => {
+                let _ = reply.send(self.db.reset_cursor(remote));
+            }
+            DbMsg::Accept(remote, page, reply) => {
+                let outcome = self.db.accept_page(remote, &page);
+                if outcome.is_err() && self.db.in_transaction() {
+                    self.db.rollback()?;
+                }
+                let _ = reply.send(outcome);
+                if let Err(err) = self.report_changes() {
+                    tracing::debug!(target: "ddcp", error = %err, "Cannot check for changes");
+                }
+            }
+            DbMsg::CheckForChanges => {
+                // Another process's write may hold the database for a moment: check later.
+                if let Err(err) = self.report_changes() {
+                    tracing::debug!(target: "ddcp", error = %err, "Cannot check for changes");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the supervisor when the database's version or schema moved.
+    fn report_changes(&mut self) -> Result<(), DbError> {
+        let Some(supervisor) = &self.supervisor else {
+            return Ok(());
+        };
+        let schema_version = self.db.schema_version()?;
+        let db_version = self.db.db_version()?;
+        if let Some((reported, at_schema)) = &self.reported {
+            if reported.db_version == db_version && *at_schema == schema_version {
+                return Ok(());
+            }
+        }
+        let state = read_state(&self.db)?;
+        self.reported = Some((state.clone(), schema_version));
+        // The supervisor only stops at shutdown; then nobody needs the news.
+        let _ = supervisor.send_message(SupervisorMsg::LocalChanged(state));
+        Ok(())
+    }
+}
+
+fn read_state(db: &Db) -> Result<LocalState, DbError> {
+    Ok(LocalState {
+        site_id: db.site_id()?,
+        db_version: db.db_version()?,
+        schema_fingerprint: db.schema()?.fingerprint(),
+    })
+}

@@ -1,0 +1,34 @@
+//! `ddcp serve` at run time: a supervision tree of ractor actors.
+//!
+//! ```text
+//! Supervisor            routes events between its children; restarts a failed publisher or
+//!  │                    remote alone, with backoff; stops everything when the node or the
+//!  │                    database fails
+//!  ├─ NodeActor         owns the Veilid node: its private route (re-made when it dies), the
+//!  │                    updates it reports, incoming calls (answered by the DbActor)
+//!  ├─ DbActor           the one writer: every page applied goes through its mailbox; answers
+//!  │                    peers' requests; notices local commits, by ddcp or any other process
+//!  ├─ PublisherActor    writes this database's Status into its DHT record when it changes
+//!  └─ RemoteActor × N   one per remote: watches its record (polls only when watching fails),
+//!                       pulls its changes page by page into the DbActor
+//! ```
+//!
+//! Network calls are made through [`crate::net::Network`] handles, not through the NodeActor's
+//! mailbox: a call takes from 0.1 to several seconds, and remotes must not wait for each other.
+
+mod db;
+mod node;
+mod publisher;
+mod pulling;
+mod remote;
+mod supervisor;
+
+pub use db::{DbActor, DbArgs, DbMsg, LocalState};
+pub use node::{NodeActor, NodeMsg};
+pub use publisher::{PublisherActor, PublisherMsg};
+pub use pulling::{PullProgress, PullReport, RemoteError, RemoteLink, pull_remote, read_status};
+pub use remote::{RemoteActor, RemoteMsg};
+pub use supervisor::{ServeOptions, Supervisor, SupervisorArgs, SupervisorMsg};
+
+/// How long an actor waits for the DbActor's answer before it counts as stuck.
+const DB_CALL_BOUND: std::time::Duration = std::time::Duration::from_secs(120);

@@ -1,0 +1,283 @@
+//! One pull of one remote, until its changes are all here: read its Status, call its route
+//! page by page (fragments several at a time), hand each page to the DbActor. The RemoteActor
+//! runs it whenever the remote changes; `ddcp pull` runs it once.
+
+use std::time::Duration;
+
+use ractor::{ActorRef, RpcReplyPort};
+use tokio::task::JoinSet;
+
+use super::DB_CALL_BOUND;
+use super::db::{DbMsg, LocalState};
+use crate::db::{DbError, RemoteName};
+use crate::net::{NetError, Network, RouteId};
+use crate::sync::codec::{CodecError, decode_status};
+use crate::sync::protocol::{ErrorCode, ProtocolError, Status};
+use crate::sync::pull::{
+    DEFAULT_PAGE_BYTES, PullError, Puller, Received, read_schema_answer, schema_request,
+};
+use crate::sync::{DbVersion, RecordKey};
+
+/// Calls in a row that may fail (a route being replaced, a lost message) before the pull
+/// gives up; between them the remote's Status is read again for a fresh route.
+const CALL_ATTEMPTS: u32 = 4;
+
+/// A remote that is too busy is asked again after this long.
+const BUSY_PAUSE: Duration = Duration::from_secs(1);
+
+/// A remote as the pull knows it.
+#[derive(Clone, Debug)]
+pub struct RemoteLink {
+    /// Its name here.
+    pub name: RemoteName,
+    /// Its DHT record.
+    pub key: RecordKey,
+}
+
+/// What a pull did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PullReport {
+    /// Pages accepted.
+    pub pages: u64,
+    /// Changes received (some may have been known already).
+    pub changes: u64,
+    /// The remote's version when it last answered.
+    pub remote_version: DbVersion,
+    /// True when this database changed.
+    pub applied: bool,
+}
+
+/// Where a pull is, for a progress display.
+#[derive(Clone, Debug, Default)]
+pub struct PullProgress {
+    /// Pages accepted so far.
+    pub pages: u64,
+    /// Changes received so far.
+    pub changes: u64,
+    /// Fragments of the answer being fetched, of how many.
+    pub fragments: Option<(u32, u32)>,
+    /// The remote's version.
+    pub remote_version: DbVersion,
+}
+
+/// Why a pull stopped.
+#[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each #[error] says what the variant means
+pub enum RemoteError {
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("the remote has published no status yet: is `ddcp serve` running there?")]
+    NotPublished,
+    #[error("the remote's status is malformed: {0}")]
+    BadStatus(CodecError),
+    #[error("the remote sent garbage, nothing of it applied: {0}")]
+    Garbage(PullError),
+    #[error("the schemas differ, nothing applied: {0}")]
+    SchemaMismatch(String),
+    #[error("the remote refused: {0}")]
+    Refused(ProtocolError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("the database did not answer (ddcp is shutting down?)")]
+    DbGone,
+}
+
+/// Pulls `link`'s changes until this database has them all. `status` is the remote's Status
+/// when the caller has it fresh (from a record change); otherwise it is read from the DHT.
+pub async fn pull_remote(
+    network: &Network,
+    db: &ActorRef<DbMsg>,
+    link: &RemoteLink,
+    status: Option<Status>,
+    progress: &mut (dyn FnMut(&PullProgress) + Send),
+) -> Result<PullReport, RemoteError> {
+    let status = match status {
+        Some(status) => status,
+        None => read_status(network, &link.key).await?,
+    };
+    let local: LocalState = ask(db, DbMsg::State).await??;
+    let mut pull = Pull {
+        network,
+        db,
+        link,
+        local,
+        route: network.import_route(&status.route)?,
+        remote: status,
+        report: PullReport::default(),
+    };
+    pull.run(progress).await?;
+    Ok(pull.report)
+}
+
+/// Reads a remote's Status from its record.
+pub async fn read_status(network: &Network, key: &RecordKey) -> Result<Status, RemoteError> {
+    let bytes = network
+        .read_record(key)
+        .await?
+        .ok_or(RemoteError::NotPublished)?;
+    decode_status(&bytes).map_err(RemoteError::BadStatus)
+}
+
+struct Pull<'a> {
+    network: &'a Network,
+    db: &'a ActorRef<DbMsg>,
+    link: &'a RemoteLink,
+    local: LocalState,
+    remote: Status,
+    route: RouteId,
+    report: PullReport,
+}
+
+impl Pull<'_> {
+    async fn run(
+        &mut self,
+        progress: &mut (dyn FnMut(&PullProgress) + Send),
+    ) -> Result<(), RemoteError> {
+        let mut puller = self.new_puller().await?;
+        let mut failures = 0;
+        let mut cursor_reset = false;
+        while !puller.is_up_to_date() {
+            let answers = self.call_all(puller.requests()).await;
+            let mut answered = false;
+            let mut last_error = None;
+            for answer in answers {
+                let bytes = match answer {
+                    Ok(bytes) => bytes,
+                    Err(err) => {
+                        last_error = Some(err);
+                        continue;
+                    }
+                };
+                answered = true;
+                match puller.receive(&bytes) {
+                    Ok(Received::Ignored) => {}
+                    Ok(Received::Progress { fragments, of }) => {
+                        progress(&self.progress(Some((fragments, of))));
+                    }
+                    Ok(Received::Page(page)) => {
+                        let changes = page.changes.len() as u64;
+                        let remote_version = page.db_version;
+                        match ask(self.db, |reply| {
+                            DbMsg::Accept(self.remote.site_id, page, reply)
+                        })
+                        .await?
+                        {
+                            Ok(outcome) => {
+                                self.report.pages += 1;
+                                self.report.changes += changes;
+                                self.report.remote_version = remote_version;
+                                self.report.applied |=
+                                    outcome.db_version_after != outcome.db_version_before;
+                                progress(&self.progress(None));
+                            }
+                            // Another pull of this remote moved the cursor: start from it.
+                            Err(DbError::StaleCursor) => puller = self.new_puller().await?,
+                            Err(err) => return Err(err.into()),
+                        }
+                    }
+                    Err(PullError::Refused(error)) => match error.code {
+                        ErrorCode::UnknownCursor if !cursor_reset => {
+                            // The remote's database was replaced: start over with it.
+                            tracing::warn!(target: "ddcp", remote_name = %self.link.name,
+                                "The remote does not know this database's cursor; starting over");
+                            cursor_reset = true;
+                            ask(self.db, |reply| {
+                                DbMsg::ResetCursor(self.remote.site_id, reply)
+                            })
+                            .await??;
+                            puller = self.new_puller().await?;
+                        }
+                        ErrorCode::TooBusy => tokio::time::sleep(BUSY_PAUSE).await,
+                        ErrorCode::SchemaMismatch => return Err(self.schema_mismatch().await),
+                        _ => return Err(RemoteError::Refused(error)),
+                    },
+                    Err(err) => return Err(RemoteError::Garbage(err)),
+                }
+            }
+            if answered {
+                failures = 0;
+                continue;
+            }
+            failures += 1;
+            if failures >= CALL_ATTEMPTS {
+                return Err(last_error.map_or(RemoteError::NotPublished, RemoteError::from));
+            }
+            // The route may have died with the remote's restart: its Status names the new one.
+            self.refresh_route().await?;
+        }
+        Ok(())
+    }
+
+    fn progress(&self, fragments: Option<(u32, u32)>) -> PullProgress {
+        PullProgress {
+            pages: self.report.pages,
+            changes: self.report.changes,
+            fragments,
+            remote_version: self.report.remote_version,
+        }
+    }
+
+    async fn new_puller(&self) -> Result<Puller, RemoteError> {
+        let cursor = ask(self.db, |reply| DbMsg::Cursor(self.remote.site_id, reply)).await??;
+        Ok(Puller::new(
+            self.local.site_id,
+            self.remote.site_id,
+            self.local.schema_fingerprint,
+            cursor,
+            DEFAULT_PAGE_BYTES,
+        ))
+    }
+
+    /// Sends `requests` at once; their answers (or failures) in any order.
+    async fn call_all(&self, requests: Vec<Vec<u8>>) -> Vec<Result<Vec<u8>, NetError>> {
+        let mut calls = JoinSet::new();
+        for request in requests {
+            let network = self.network.clone();
+            let route = self.route.clone();
+            calls.spawn(async move { network.call(&route, request).await });
+        }
+        let mut answers = Vec::new();
+        while let Some(joined) = calls.join_next().await {
+            // A call task cannot panic short of a bug in veilid-core; count it as lost.
+            answers.push(joined.unwrap_or_else(|err| Err(NetError::Call(err.to_string()))));
+        }
+        answers
+    }
+
+    async fn refresh_route(&mut self) -> Result<(), RemoteError> {
+        let status = read_status(self.network, &self.link.key).await?;
+        if status.route != self.remote.route {
+            self.route = self.network.import_route(&status.route)?;
+        }
+        self.remote = status;
+        Ok(())
+    }
+
+    /// Names the difference between the schemas, for the user.
+    async fn schema_mismatch(&self) -> RemoteError {
+        let theirs = match self.network.call(&self.route, schema_request()).await {
+            Ok(answer) => read_schema_answer(&answer).ok(),
+            Err(_) => None,
+        };
+        let ours = ask(self.db, DbMsg::Schema).await.ok().and_then(Result::ok);
+        let difference = match (ours, theirs) {
+            (Some(ours), Some(theirs)) => ours.difference(&theirs),
+            _ => None,
+        };
+        RemoteError::SchemaMismatch(
+            difference
+                .unwrap_or_else(|| "the remote's CRR tables are not this database's".to_string()),
+        )
+    }
+}
+
+/// Asks the DbActor something and waits (bounded) for its answer.
+async fn ask<T: Send + 'static>(
+    db: &ActorRef<DbMsg>,
+    message: impl FnOnce(RpcReplyPort<T>) -> DbMsg,
+) -> Result<T, RemoteError> {
+    match db.call(message, Some(DB_CALL_BOUND)).await {
+        Ok(ractor::rpc::CallResult::Success(answer)) => Ok(answer),
+        _ => Err(RemoteError::DbGone),
+    }
+}

@@ -1,0 +1,164 @@
+//! A RemoteActor: keeps this database up to date with one remote. It watches the remote's DHT
+//! record (renewing the watch when Veilid ends it) and pulls whenever the remote's Status shows
+//! a version it has not pulled; only when no node accepts the watch does it poll. Any failure
+//! ends the actor; the supervisor restarts it alone, with backoff.
+
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use super::db::DbMsg;
+use super::pulling::{PullProgress, RemoteLink, pull_remote};
+use crate::net::Network;
+use crate::sync::DbVersion;
+use crate::sync::codec::decode_status;
+use crate::sync::protocol::Status;
+
+/// What a RemoteActor hears.
+#[derive(Debug)]
+pub enum RemoteMsg {
+    /// Read the remote's Status and pull what is new.
+    Sync,
+    /// The remote's record changed (its new Status when Veilid sent it along), or the watch
+    /// on it ended.
+    Changed {
+        /// Subkey 0's new value.
+        value: Option<Vec<u8>>,
+        /// The watch is over: renew it.
+        watch_ended: bool,
+    },
+    /// Some imported routes died: the remote's may be among them.
+    RoutesDied,
+}
+
+/// A RemoteActor.
+pub struct RemoteActor;
+
+/// Its start.
+pub struct RemoteArgs {
+    /// The remote.
+    pub link: RemoteLink,
+    /// The node.
+    pub network: Network,
+    /// The database the pages go to.
+    pub db: ActorRef<DbMsg>,
+    /// How often to poll when the record cannot be watched.
+    pub poll_interval: Duration,
+}
+
+/// Its state.
+pub struct RemoteState {
+    args: RemoteArgs,
+    /// The remote's version when this actor last finished pulling.
+    pulled: Option<DbVersion>,
+    polling: bool,
+}
+
+impl Actor for RemoteActor {
+    type Msg = RemoteMsg;
+    type State = RemoteState;
+    type Arguments = RemoteArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<RemoteMsg>,
+        args: RemoteArgs,
+    ) -> Result<RemoteState, ActorProcessingErr> {
+        Ok(RemoteState {
+            args,
+            pulled: None,
+            polling: false,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<RemoteMsg>,
+        state: &mut RemoteState,
+    ) -> Result<(), ActorProcessingErr> {
+        // A remote that never served has no record on the network yet: this fails, and the
+        // supervisor tries again later.
+        state.args.network.open_record(&state.args.link.key).await?;
+        state.watch(&myself).await;
+        myself.send_message(RemoteMsg::Sync)?;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RemoteMsg>,
+        message: RemoteMsg,
+        state: &mut RemoteState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RemoteMsg::Sync | RemoteMsg::RoutesDied => state.sync(None).await?,
+            RemoteMsg::Changed { value, watch_ended } => {
+                if watch_ended {
+                    state.watch(&myself).await;
+                }
+                // A value that does not decode is read again from the network by `sync`.
+                let status = value.and_then(|bytes| decode_status(&bytes).ok());
+                if status.is_some() || !watch_ended {
+                    state.sync(status).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<RemoteMsg>,
+        state: &mut RemoteState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.args.network.close_record(&state.args.link.key).await;
+        Ok(())
+    }
+}
+
+impl RemoteState {
+    /// Watches the remote's record; polls when no node takes the watch.
+    async fn watch(&mut self, myself: &ActorRef<RemoteMsg>) {
+        let name = &self.args.link.name;
+        match self.args.network.watch_record(&self.args.link.key).await {
+            Ok(true) => tracing::debug!(target: "ddcp", remote_name = %name, "Watching remote"),
+            outcome => {
+                let error = match outcome {
+                    Err(err) => err.to_string(),
+                    Ok(_) => "no node accepted the watch".to_string(),
+                };
+                if !self.polling {
+                    self.polling = true;
+                    let interval = self.args.poll_interval;
+                    tracing::warn!(target: "ddcp", remote_name = %name, error,
+                        "Cannot watch the remote; polling every {interval:?}");
+                    myself.send_interval(interval, || RemoteMsg::Sync);
+                }
+            }
+        }
+    }
+
+    /// Pulls when the remote has something this database has not pulled.
+    async fn sync(&mut self, status: Option<Status>) -> Result<(), ActorProcessingErr> {
+        if let (Some(status), Some(pulled)) = (&status, self.pulled) {
+            if status.db_version <= pulled {
+                return Ok(());
+            }
+        }
+        let link = &self.args.link;
+        let mut quiet = |_: &PullProgress| {};
+        let report =
+            pull_remote(&self.args.network, &self.args.db, link, status, &mut quiet).await?;
+        if report.applied {
+            tracing::info!(
+                target: "ddcp",
+                remote_name = ?link.name.as_str(),
+                db_version = report.remote_version.0,
+                changes = report.changes,
+                "Pulled changes from remote database"
+            );
+        }
+        self.pulled = Some(report.remote_version);
+        Ok(())
+    }
+}

@@ -1,0 +1,176 @@
+//! `ddcp pull [NAME]`: pull the remotes once, without a daemon. Pages are applied through a
+//! DbActor, as `ddcp serve` applies them.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use ractor::Actor;
+use serde::Serialize;
+
+use super::output::{print_json, print_line};
+use super::serve::remote_links;
+use super::{CommandError, block_on};
+use crate::actors::{DbActor, DbArgs, PullProgress, PullReport, RemoteLink, pull_remote};
+use crate::cli::PullArgs;
+use crate::config::Config;
+use crate::db::{Db, DbError, RemoteName};
+use crate::net::{Network, Node};
+
+/// The progress line is redrawn at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+#[derive(Serialize)]
+struct PullJson {
+    remote: String,
+    pages: u64,
+    changes: u64,
+    remote_db_version: i64,
+    applied: bool,
+}
+
+pub fn run(config: &Config, args: &PullArgs) -> Result<(), CommandError> {
+    let db = Db::open(&config.db_file, &config.extension)?;
+    let mut links = remote_links(&db)?;
+    if let Some(name) = &args.name {
+        links.retain(|link| link.name.as_str() == name);
+        if links.is_empty() {
+            return Err(DbError::NoSuchRemote(name.clone()).into());
+        }
+    }
+    let attach_timeout = Duration::from_secs(args.attach.attach_timeout);
+    let reports = block_on(async move {
+        let node = Node::start(&config.veilid_dir(), &config.network).await?;
+        let result = pull_all(&node, db, &links, attach_timeout).await;
+        node.shutdown().await;
+        result
+    })??;
+    if args.json {
+        let json: Vec<PullJson> = reports
+            .iter()
+            .map(|(name, report)| PullJson {
+                remote: name.to_string(),
+                pages: report.pages,
+                changes: report.changes,
+                remote_db_version: report.remote_version.0,
+                applied: report.applied,
+            })
+            .collect();
+        print_json(&json)?;
+    } else {
+        for (name, report) in &reports {
+            print_line(format_args!(
+                "{name}: {} changes in {} pages, remote at db_version {}",
+                report.changes, report.pages, report.remote_version
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+async fn pull_all(
+    node: &Node,
+    db: Db,
+    links: &[RemoteLink],
+    attach_timeout: Duration,
+) -> Result<Vec<(RemoteName, PullReport)>, CommandError> {
+    node.attach(attach_timeout).await?;
+    let network = node.network();
+    let (db, handle) = Actor::spawn(
+        None,
+        DbActor,
+        DbArgs {
+            db,
+            supervisor: None,
+        },
+    )
+    .await
+    .map_err(|err| CommandError::Serve(err.to_string()))?;
+    let mut reports = Vec::new();
+    let mut failure = None;
+    for link in links {
+        match pull_one(network, &db, link).await {
+            Ok(report) => reports.push((link.name.clone(), report)),
+            Err(reason) => {
+                failure = Some(CommandError::Remote {
+                    name: link.name.to_string(),
+                    reason,
+                });
+                break;
+            }
+        }
+    }
+    db.stop(None);
+    let _ = handle.await;
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(reports),
+    }
+}
+
+async fn pull_one(
+    network: &Network,
+    db: &ractor::ActorRef<crate::actors::DbMsg>,
+    link: &RemoteLink,
+) -> Result<PullReport, crate::actors::RemoteError> {
+    network.open_record(&link.key).await?;
+    let mut bar = ProgressLine::new(link.name.as_str());
+    let result = pull_remote(network, db, link, None, &mut |progress| bar.show(progress)).await;
+    bar.finish();
+    network.close_record(&link.key).await;
+    let report = result?;
+    if report.applied {
+        tracing::info!(
+            target: "ddcp",
+            remote_name = ?link.name.as_str(),
+            db_version = report.remote_version.0,
+            changes = report.changes,
+            "Pulled changes from remote database"
+        );
+    }
+    Ok(report)
+}
+
+/// A progress line on stderr, redrawn in place; nothing when stderr is not a terminal.
+struct ProgressLine<'a> {
+    name: &'a str,
+    enabled: bool,
+    drawn_at: Option<Instant>,
+}
+
+impl<'a> ProgressLine<'a> {
+    fn new(name: &'a str) -> Self {
+        ProgressLine {
+            name,
+            enabled: std::io::stderr().is_terminal(),
+            drawn_at: None,
+        }
+    }
+
+    fn show(&mut self, progress: &PullProgress) {
+        if !self.enabled
+            || self
+                .drawn_at
+                .is_some_and(|at| at.elapsed() < PROGRESS_EVERY)
+        {
+            return;
+        }
+        self.drawn_at = Some(Instant::now());
+        let fragments = progress
+            .fragments
+            .map(|(got, of)| format!(", page part {got}/{of}"))
+            .unwrap_or_default();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r\x1b[2Kpulling {}: {} changes in {} pages{fragments}",
+            self.name, progress.changes, progress.pages
+        );
+        let _ = err.flush();
+    }
+
+    fn finish(&mut self) {
+        if self.drawn_at.is_some() {
+            let _ = writeln!(std::io::stderr().lock());
+        }
+    }
+}

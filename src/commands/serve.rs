@@ -1,0 +1,69 @@
+//! `ddcp serve`: the supervision tree of `actors`, until Ctrl-C or SIGTERM.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ractor::Actor;
+
+use super::signals::stop_requested;
+use super::{CommandError, block_on};
+use crate::actors::{RemoteLink, ServeOptions, Supervisor, SupervisorArgs};
+use crate::cli::ServeArgs;
+use crate::config::Config;
+use crate::db::Db;
+use crate::net::{Node, RecordIdentity};
+
+pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
+    let db = Db::open(&config.db_file, &config.extension)?;
+    let identity = RecordIdentity::load(&config.state_dir)?;
+    let remotes = remote_links(&db)?;
+    let options = ServeOptions {
+        poll_interval: Duration::from_secs(args.poll_interval),
+    };
+    let attach_timeout = Duration::from_secs(args.attach.attach_timeout);
+    block_on(async move {
+        let node = Node::start(&config.veilid_dir(), &config.network).await?;
+        if let Err(err) = node.attach(attach_timeout).await {
+            node.shutdown().await;
+            return Err(err.into());
+        }
+        tracing::info!(target: "ddcp", key = %identity.key, remotes = remotes.len(), "Serving");
+        let fatal = Arc::new(Mutex::new(None));
+        let supervisor_args = SupervisorArgs {
+            node,
+            db,
+            identity,
+            remotes,
+            options,
+            fatal: fatal.clone(),
+        };
+        let (supervisor, mut handle) = Actor::spawn(None, Supervisor, supervisor_args)
+            .await
+            .map_err(|err| CommandError::Serve(err.to_string()))?;
+        tokio::select! {
+            _ = stop_requested() => {
+                tracing::info!(target: "ddcp", "Stopping");
+                supervisor.stop(None);
+                let _ = (&mut handle).await;
+            }
+            _ = &mut handle => {}
+        }
+        let fatal = fatal.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match fatal {
+            Some(reason) => Err(CommandError::Serve(reason)),
+            None => Ok(()),
+        }
+    })?
+}
+
+/// The remotes stored in the database, as the actors know them.
+pub(super) fn remote_links(db: &Db) -> Result<Vec<RemoteLink>, CommandError> {
+    Ok(db
+        .remotes()?
+        .into_iter()
+        .map(|remote| RemoteLink {
+            name: remote.name,
+            key: remote.key,
+        })
+        .collect())
+}

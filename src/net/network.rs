@@ -1,0 +1,201 @@
+//! The calls ddcp makes on a running node: private routes and app calls, DHT records. A
+//! [`Network`] is a cheap handle; clones share the node, so every remote can call at once.
+
+use std::time::Duration;
+
+use veilid_core::{KeyPair, RoutingContext, Target, VeilidAPI, VeilidAPIError};
+
+use super::NetError;
+use super::events::CallId;
+use super::identity::RecordIdentity;
+use crate::sync::RecordKey;
+
+/// The subkey holding a database's Status.
+const STATUS_SUBKEY: u32 = 0;
+
+/// An app call gets this long before ddcp gives up on it (Veilid's own RPC timeout is 5 s;
+/// this only bounds a call that Veilid itself never ends).
+const CALL_BOUND: Duration = Duration::from_secs(15);
+
+/// A DHT operation (open, get, set, watch) gets this long: a peer that is down makes Veilid
+/// search for a while.
+const DHT_BOUND: Duration = Duration::from_secs(30);
+
+/// A private route's id: this node's own, or a peer's imported one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RouteId(pub(super) veilid_core::RouteId);
+
+/// A private route this node made: peers call it through `blob`.
+#[derive(Clone, Debug)]
+pub struct OwnRoute {
+    /// Its id, to recognize it in [`super::NetEvent::RoutesDied`].
+    pub id: RouteId,
+    /// What peers import to call it; published in the Status.
+    pub blob: Vec<u8>,
+}
+
+/// A handle on a running node.
+#[derive(Clone)]
+pub struct Network {
+    api: VeilidAPI,
+    routing: RoutingContext,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Network")
+    }
+}
+
+impl Network {
+    pub(super) fn new(api: VeilidAPI) -> Result<Network, VeilidAPIError> {
+        let routing = api.routing_context()?;
+        Ok(Network { api, routing })
+    }
+
+    pub(super) fn api(&self) -> &VeilidAPI {
+        &self.api
+    }
+
+    /// Makes a private route peers can call this node on.
+    pub async fn new_route(&self) -> Result<OwnRoute, NetError> {
+        let route = bounded(DHT_BOUND, self.api.new_private_route())
+            .await?
+            .map_err(|err| NetError::Route(err.to_string()))?;
+        Ok(OwnRoute {
+            id: RouteId(route.route_id),
+            blob: route.blob,
+        })
+    }
+
+    /// Lets go of a route this node made (after making its successor).
+    pub fn release_route(&self, route: &RouteId) {
+        // A route Veilid already dropped is not an error worth reporting.
+        let _ = self.api.release_private_route(route.0.clone());
+    }
+
+    /// Imports a peer's route from its Status, to call it.
+    pub fn import_route(&self, blob: &[u8]) -> Result<RouteId, NetError> {
+        self.api
+            .import_remote_private_route(blob.to_vec())
+            .map(RouteId)
+            .map_err(|err| NetError::Route(err.to_string()))
+    }
+
+    /// Asks a peer `message` on its route; its answer.
+    pub async fn call(&self, route: &RouteId, message: Vec<u8>) -> Result<Vec<u8>, NetError> {
+        bounded(
+            CALL_BOUND,
+            self.routing
+                .app_call(Target::RouteId(route.0.clone()), message),
+        )
+        .await?
+        .map_err(|err| NetError::Call(err.to_string()))
+    }
+
+    /// Answers an incoming call.
+    pub async fn reply(&self, call: CallId, answer: Vec<u8>) -> Result<(), NetError> {
+        self.api
+            .app_call_reply(call.0, answer)
+            .await
+            .map_err(|err| NetError::Call(err.to_string()))
+    }
+
+    /// Opens this database's own record for writing (after a restart too).
+    pub async fn open_own_record(&self, identity: &RecordIdentity) -> Result<(), NetError> {
+        let key = veilid_key(&identity.key)?;
+        let owner: KeyPair = identity.owner()?;
+        bounded(
+            DHT_BOUND,
+            self.routing.open_dht_record(key, Some(owner), None),
+        )
+        .await?
+        .map(|_| ())
+        .map_err(|err| record_error(&identity.key, err))
+    }
+
+    /// Writes this database's Status into its record.
+    pub async fn publish(
+        &self,
+        identity: &RecordIdentity,
+        status: Vec<u8>,
+    ) -> Result<(), NetError> {
+        let key = veilid_key(&identity.key)?;
+        bounded(
+            DHT_BOUND,
+            self.routing.set_dht_value(key, STATUS_SUBKEY, status, None),
+        )
+        .await?
+        .map(|_| ())
+        .map_err(|err| record_error(&identity.key, err))
+    }
+
+    /// Opens a peer's record for reading.
+    pub async fn open_record(&self, key: &RecordKey) -> Result<(), NetError> {
+        let veilid = veilid_key(key)?;
+        bounded(DHT_BOUND, self.routing.open_dht_record(veilid, None, None))
+            .await?
+            .map(|_| ())
+            .map_err(|err| record_error(key, err))
+    }
+
+    /// Reads a peer's Status from the network (not from the local cache); `None` while the
+    /// peer has published nothing.
+    pub async fn read_record(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, NetError> {
+        let veilid = veilid_key(key)?;
+        bounded(
+            DHT_BOUND,
+            self.routing.get_dht_value(veilid, STATUS_SUBKEY, true),
+        )
+        .await?
+        .map(|value| value.map(|value| value.data().to_vec()))
+        .map_err(|err| record_error(key, err))
+    }
+
+    /// Asks the network to report changes of a peer's record as
+    /// [`super::NetEvent::ValueChanged`]; false when no node accepted the watch.
+    pub async fn watch_record(&self, key: &RecordKey) -> Result<bool, NetError> {
+        let veilid = veilid_key(key)?;
+        bounded(
+            DHT_BOUND,
+            self.routing.watch_dht_values(veilid, None, None, None),
+        )
+        .await?
+        .map_err(|err| record_error(key, err))
+    }
+
+    /// Lets go of a peer's record.
+    pub async fn close_record(&self, key: &RecordKey) {
+        if let Ok(veilid) = veilid_key(key) {
+            let _ = bounded(DHT_BOUND, self.routing.close_dht_record(veilid)).await;
+        }
+    }
+}
+
+/// Waits for `work` at most `bound`.
+async fn bounded<T>(
+    bound: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, NetError> {
+    tokio::time::timeout(bound, work)
+        .await
+        .map_err(|_| NetError::Timeout(bound))
+}
+
+fn veilid_key(key: &RecordKey) -> Result<veilid_core::RecordKey, NetError> {
+    key.to_string()
+        .parse()
+        .map_err(|err: VeilidAPIError| record_error(key, err))
+}
+
+fn record_error(key: &RecordKey, err: VeilidAPIError) -> NetError {
+    NetError::Record {
+        key: key.to_string(),
+        reason: err.to_string(),
+    }
+}
+
+/// A record key Veilid reported, in ddcp's form.
+pub(super) fn to_record_key(key: &veilid_core::RecordKey) -> Option<RecordKey> {
+    key.to_string().parse().ok()
+}
