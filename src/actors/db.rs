@@ -169,10 +169,11 @@ impl DbState {
         };
         let schema_version = self.db.schema_version()?;
         let db_version = self.db.db_version()?;
-        if let Some((reported, at_schema)) = &self.reported {
-            if reported.db_version == db_version && *at_schema == schema_version {
-                return Ok(());
-            }
+        if let Some((reported, at_schema)) = &self.reported
+            && reported.db_version == db_version
+            && *at_schema == schema_version
+        {
+            return Ok(());
         }
         let state = read_state(&self.db)?;
         self.reported = Some((state.clone(), schema_version));

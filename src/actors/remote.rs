@@ -140,10 +140,10 @@ impl RemoteState {
 
     /// Pulls when the remote has something this database has not pulled.
     async fn sync(&mut self, status: Option<Status>) -> Result<(), ActorProcessingErr> {
-        if let (Some(status), Some(pulled)) = (&status, self.pulled) {
-            if status.db_version <= pulled {
-                return Ok(());
-            }
+        if let (Some(status), Some(pulled)) = (&status, self.pulled)
+            && status.db_version <= pulled
+        {
+            return Ok(());
         }
         let link = &self.args.link;
         let mut quiet = |_: &PullProgress| {};

@@ -113,7 +113,7 @@ impl Node {
             opt_public_internet_ready: Some(true),
             ..Default::default()
         };
-        api.wait_for_attachment_condition(Some(ready), Some(timeout.into()))
+        api.wait_for_attachment_condition(Some(ready), Some(timeout))
             .await
             .map(|_| ())
             .map_err(|_| NetError::AttachTimeout(timeout))

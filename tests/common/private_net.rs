@@ -1,0 +1,262 @@
+//! Tests on a private Veilid network: each test runs in a network namespace of its own
+//! (scripts/netns.sh), with `ddcp testnet`'s plain nodes and one `ddcp` process per peer, as
+//! users run them. Every wait is bounded; every process started is stopped on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{Run, Site, fixture};
+
+/// Set inside the namespace: the test body runs there.
+const INSIDE: &str = "DDCP_TEST_IN_NETNS";
+
+/// The private network's key.
+const NETWORK_KEY: &str = "ddcp-tests";
+
+/// One private network at a time: two cores do not carry two sets of Veilid nodes well.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Runs test `name` of this test binary inside a private network. True inside the network
+/// (run the body); false outside, where the body already ran, and passed.
+pub fn inside_private_network(name: &str) -> bool {
+    if std::env::var_os(INSIDE).is_some() {
+        return true;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let netns = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/netns.sh");
+    let status = Command::new(netns)
+        .args(["--nodes", "12"])
+        .arg(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .status()
+        .expect("run scripts/netns.sh");
+    assert!(
+        status.success(),
+        "{name} failed in its private network (see above)"
+    );
+    false
+}
+
+/// The network's plain nodes (vtnode1..vtnode4), a `ddcp testnet` process.
+pub struct TestNet {
+    process: Child,
+    bootstrap: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestNet {
+    pub fn start() -> TestNet {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("bootstrap");
+        let log = std::fs::File::create(dir.path().join("testnet.log")).unwrap();
+        let process = Command::new(env!("CARGO_BIN_EXE_ddcp"))
+            .arg("testnet")
+            .arg("--record-file")
+            .arg(&record)
+            .env("VEILID_NETWORK_KEY", NETWORK_KEY)
+            .env("RUST_LOG", "error,ddcp=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut net = TestNet {
+            process,
+            bootstrap: String::new(),
+            _dir: dir,
+        };
+        wait_until(Duration::from_secs(30), "the test network to start", || {
+            std::fs::read_to_string(&record).ok()
+        });
+        net.bootstrap = std::fs::read_to_string(&record).unwrap().trim().to_string();
+        net
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        stop(&mut self.process);
+    }
+}
+
+/// A ddcp database on the network: its folder, and its `ddcp serve` while it runs.
+pub struct Peer {
+    pub name: &'static str,
+    pub site: Site,
+    host: String,
+    bootstrap: String,
+    serve: Option<Child>,
+}
+
+impl Peer {
+    /// A new database (with the fixtures' bookmark schema) for a peer on `vtnode{host}`.
+    pub fn new(net: &TestNet, name: &'static str, host: u8) -> Peer {
+        let peer = Peer {
+            name,
+            site: Site::new(),
+            host: format!("vtnode{host}:5150"),
+            bootstrap: net.bootstrap.clone(),
+            serve: None,
+        };
+        peer.run(&["init"]).ok();
+        peer.run_with_input(&["shell"], &fixture("cr_tables.sql"))
+            .ok();
+        peer
+    }
+
+    /// This peer's record key, as `ddcp init` printed it.
+    pub fn key(&self) -> String {
+        self.run(&["addr"]).ok().trim().to_string()
+    }
+
+    /// A ddcp command for this peer, on the private network.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = self.site.command(args);
+        command
+            .env("VEILID_BOOTSTRAP", &self.bootstrap)
+            .env("VEILID_NETWORK_KEY", NETWORK_KEY)
+            .env("VEILID_LISTEN", &self.host);
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_input(args, b"")
+    }
+
+    pub fn run_with_input(&self, args: &[&str], stdin: &[u8]) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let output = child.wait_with_output().unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// `ddcp shell -c SQL`, which must succeed; its output.
+    pub fn sql(&self, sql: &str) -> String {
+        self.run(&["shell", "-c", sql]).ok().to_string()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.site.path("serve.log")
+    }
+
+    /// Starts `ddcp serve` (its log appended to serve.log).
+    pub fn serve(&mut self) {
+        assert!(self.serve.is_none(), "{} serves already", self.name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = self
+            .command(&["serve"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.serve = Some(child);
+    }
+
+    /// Stops `ddcp serve` as Ctrl-C does; it must exit cleanly.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.serve.take() {
+            let status = stop(&mut child);
+            assert!(
+                status,
+                "{}'s serve did not stop cleanly:\n{}",
+                self.name,
+                self.log()
+            );
+        }
+    }
+
+    /// Kills `ddcp serve` without warning (kill -9).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.serve.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// What `ddcp serve` logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Waits until `sql` prints `expected` on this peer.
+    #[track_caller]
+    pub fn wait_for(&self, sql: &str, expected: &str, within: Duration) {
+        let what = format!("{} to show {expected:?} for {sql}", self.name);
+        let deadline = Instant::now() + within;
+        loop {
+            let run = self.run(&["shell", "-c", sql]);
+            if run.code == 0 && run.stdout.trim() == expected {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "waited {within:?} for {what}; it shows {:?}\n--- {} serve log:\n{}",
+                    run.stdout.trim(),
+                    self.name,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.serve.take() {
+            stop(&mut child);
+        }
+        if std::thread::panicking() {
+            eprintln!("--- {} serve log:\n{}", self.name, self.log());
+        }
+    }
+}
+
+/// Asks `child` to stop (SIGINT), waits at most a minute, then kills it. True when it exited
+/// by itself with success.
+fn stop(child: &mut Child) -> bool {
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.success();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
+/// Polls `probe` until it answers, at most `within`.
+#[track_caller]
+pub fn wait_until<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "waited {within:?} for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,245 @@
+//! Replication over a real private Veilid network: `ddcp testnet`'s plain nodes plus one
+//! `ddcp` process per peer, each test in a network namespace of its own (scripts/netns.sh).
+
+mod common;
+
+use std::time::Duration;
+
+use common::fixture;
+use common::private_net::{Peer, TestNet, inside_private_network};
+
+/// How long a change may take to show up on a peer before the test fails. Generous: on two
+/// shared cores and a debug build the first pull waits for the DHT to find a record.
+const ARRIVAL: Duration = Duration::from_secs(120);
+
+const BOOKMARKS: &str = "select id, url, title from bookmarks order by id";
+const TAGS: &str = "select bookmark_id, tag from tags order by 1, 2";
+
+fn rows(peer: &Peer) -> String {
+    peer.sql(&format!("{BOOKMARKS}; {TAGS}"))
+}
+
+#[test]
+fn the_seed_readme_session_replicates_both_ways() {
+    if !inside_private_network("the_seed_readme_session_replicates_both_ways") {
+        return;
+    }
+    let net = TestNet::start();
+    let mut alice = Peer::new(&net, "alice", 5);
+    alice
+        .run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
+        .ok();
+    let mut bob = Peer::new(&net, "bob", 6);
+    let alice_key = alice.key();
+    let bob_key = bob.key();
+    // The VLD0: prefix is optional.
+    bob.run(&[
+        "remote",
+        "add",
+        "alice",
+        alice_key.trim_start_matches("VLD0:"),
+    ])
+    .ok();
+    alice.run(&["remote", "add", "bob", &bob_key]).ok();
+    alice.serve();
+    bob.serve();
+
+    bob.wait_for("select count(*) from bookmarks", "3", ARRIVAL);
+    bob.wait_for("select count(*) from tags", "4", ARRIVAL);
+    assert!(
+        bob.log()
+            .contains(r#"Pulled changes from remote database remote_name="alice""#),
+        "{}",
+        bob.log()
+    );
+    assert!(
+        alice.log().contains("Database changed, updated status"),
+        "{}",
+        alice.log()
+    );
+
+    bob.sql("update bookmarks set title = 'Veilid, by bob' where url = 'https://veilid.com/'");
+    alice.wait_for(
+        "select title from bookmarks where url = 'https://veilid.com/'",
+        "Veilid, by bob",
+        ARRIVAL,
+    );
+    alice.stop();
+    bob.stop();
+    assert_eq!(rows(&alice), rows(&bob));
+}
+
+#[test]
+fn changes_relay_through_a_middle_peer_and_conflicting_edits_converge() {
+    if !inside_private_network("changes_relay_through_a_middle_peer_and_conflicting_edits_converge")
+    {
+        return;
+    }
+    let net = TestNet::start();
+    let mut a = Peer::new(&net, "a", 5);
+    let mut b = Peer::new(&net, "b", 6);
+    let mut c = Peer::new(&net, "c", 7);
+    // A and C know only B; B knows both.
+    a.run(&["remote", "add", "b", &b.key()]).ok();
+    c.run(&["remote", "add", "b", &b.key()]).ok();
+    b.run(&["remote", "add", "a", &a.key()]).ok();
+    b.run(&["remote", "add", "c", &c.key()]).ok();
+    a.sql("insert into bookmarks (id, url, title) values ('x', 'https://x/', 'from a')");
+    for peer in [&mut a, &mut b, &mut c] {
+        peer.serve();
+    }
+    c.wait_for(
+        "select title from bookmarks where id = 'x'",
+        "from a",
+        ARRIVAL,
+    );
+
+    // All three edit the same row at once, and add rows of their own.
+    for (peer, n) in [(&a, 1), (&b, 2), (&c, 3)] {
+        peer.sql(&format!(
+            "update bookmarks set title = 'edited by {0}', created_at = {n} where id = 'x';
+             insert into bookmarks (id, url) values ('{0}-own', 'https://{0}/');
+             insert into tags values ('x', 'tag-{0}');",
+            peer.name
+        ));
+    }
+    for peer in [&a, &b, &c] {
+        peer.wait_for("select count(*) from bookmarks", "4", ARRIVAL);
+        peer.wait_for("select count(*) from tags", "3", ARRIVAL);
+    }
+    // Counts agree; the winner of the conflicting edit must agree too.
+    let deadline = std::time::Instant::now() + ARRIVAL;
+    while !(rows(&a) == rows(&b) && rows(&b) == rows(&c)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no convergence:\na:\n{}\nb:\n{}\nc:\n{}",
+            rows(&a),
+            rows(&b),
+            rows(&c)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for peer in [&mut a, &mut b, &mut c] {
+        peer.stop();
+    }
+}
+
+/// A table for bulk tests: 20k rows in one transaction, and one 5 MiB value.
+const BULK: &str = "
+    create table bulk (id integer primary key not null, v blob);
+    select crsql_as_crr('bulk');";
+const BULK_ROWS: &str = "
+    begin;
+    with recursive n(i) as (select 1 union all select i + 1 from n where i < 20000)
+    insert into bulk (id, v) select i, randomblob(40) from n;
+    commit;
+    insert into bulk (id, v) values (0, randomblob(5 * 1024 * 1024));";
+const BULK_SUMMARY: &str = "select count(*), sum(length(v)), hex(substr((select v from bulk where id = 0), 3000000, 16)), (select hex(v) from bulk where id = 12345) from bulk";
+
+#[test]
+fn a_5_mib_value_and_a_20k_row_transaction_replicate_with_ddcp_pull() {
+    if !inside_private_network("a_5_mib_value_and_a_20k_row_transaction_replicate_with_ddcp_pull") {
+        return;
+    }
+    let net = TestNet::start();
+    let mut a = Peer::new(&net, "a", 5);
+    let b = Peer::new(&net, "b", 6);
+    for peer in [&a, &b] {
+        peer.sql(BULK);
+    }
+    a.sql(BULK_ROWS);
+    b.run(&["remote", "add", "a", &a.key()]).ok();
+    a.serve();
+    // The one-shot pull: it retries while a's record is not yet on the network.
+    let mut pulled = None;
+    for _ in 0..6 {
+        let run = b.run(&["pull", "a", "--json"]);
+        if run.code == 0 {
+            pulled = Some(run.stdout);
+            break;
+        }
+        assert!(run.stderr.lines().count() == 1, "{}", run.stderr);
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let pulled = pulled.expect("ddcp pull never succeeded");
+    assert!(pulled.contains(r#""remote": "a""#), "{pulled}");
+    assert_eq!(b.sql(BULK_SUMMARY), a.sql(BULK_SUMMARY));
+    assert_eq!(b.sql("pragma integrity_check"), "ok\n");
+    a.stop();
+}
+
+#[test]
+fn a_puller_killed_mid_transfer_resumes_without_loss() {
+    if !inside_private_network("a_puller_killed_mid_transfer_resumes_without_loss") {
+        return;
+    }
+    let net = TestNet::start();
+    let mut a = Peer::new(&net, "a", 5);
+    let mut b = Peer::new(&net, "b", 6);
+    for peer in [&a, &b] {
+        peer.sql(BULK);
+    }
+    a.sql(BULK_ROWS);
+    b.run(&["remote", "add", "a", &a.key()]).ok();
+    a.serve();
+    b.serve();
+    // Kill b once part of the transfer is in: a staged part of the big transaction, or a
+    // cursor already moved.
+    common::private_net::wait_until(ARRIVAL, "b to be mid-transfer", || {
+        let progress = b
+            .sql("select (select count(*) from ddcp_staged) + (select count(*) from ddcp_cursors)");
+        (progress.trim() != "0").then_some(())
+    });
+    b.kill();
+    assert_ne!(b.sql(BULK_SUMMARY), a.sql(BULK_SUMMARY), "killed too late");
+    b.serve();
+    b.wait_for(BULK_SUMMARY, a.sql(BULK_SUMMARY).trim(), ARRIVAL);
+    assert_eq!(b.sql("pragma integrity_check"), "ok\n");
+    assert_eq!(b.sql("select count(*) from ddcp_staged"), "0\n");
+    a.stop();
+    b.stop();
+}
+
+#[test]
+fn a_stopped_remote_catches_up_while_the_others_keep_going() {
+    if !inside_private_network("a_stopped_remote_catches_up_while_the_others_keep_going") {
+        return;
+    }
+    let net = TestNet::start();
+    let mut a = Peer::new(&net, "a", 5);
+    let mut b = Peer::new(&net, "b", 6);
+    let mut c = Peer::new(&net, "c", 7);
+    b.run(&["remote", "add", "a", &a.key()]).ok();
+    b.run(&["remote", "add", "c", &c.key()]).ok();
+    c.run(&["remote", "add", "b", &b.key()]).ok();
+    for peer in [&mut a, &mut b, &mut c] {
+        peer.serve();
+    }
+    a.sql("insert into bookmarks (id, url) values ('a1', 'https://a/1')");
+    c.sql("insert into bookmarks (id, url) values ('c1', 'https://c/1')");
+    b.wait_for("select count(*) from bookmarks", "2", ARRIVAL);
+
+    c.stop();
+    // b keeps pulling from a while c is away; c writes offline.
+    a.sql("insert into bookmarks (id, url) values ('a2', 'https://a/2')");
+    c.sql("insert into bookmarks (id, url) values ('c2', 'https://c/2')");
+    b.wait_for(
+        "select count(*) from bookmarks where id like 'a%'",
+        "2",
+        ARRIVAL,
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    a.sql("insert into bookmarks (id, url) values ('a3', 'https://a/3')");
+    b.wait_for(
+        "select count(*) from bookmarks where id like 'a%'",
+        "3",
+        ARRIVAL,
+    );
+
+    c.serve();
+    b.wait_for("select count(*) from bookmarks", "5", ARRIVAL);
+    c.wait_for("select count(*) from bookmarks", "5", ARRIVAL);
+    for peer in [&mut a, &mut b, &mut c] {
+        peer.stop();
+    }
+}
