@@ -243,3 +243,50 @@ fn a_stopped_remote_catches_up_while_the_others_keep_going() {
         peer.stop();
     }
 }
+
+#[test]
+fn peers_answering_garbage_are_logged_and_skipped_and_the_others_keep_going() {
+    if !inside_private_network(
+        "peers_answering_garbage_are_logged_and_skipped_and_the_others_keep_going",
+    ) {
+        return;
+    }
+    let net = TestNet::start();
+    let mut a = Peer::new(&net, "a", 5);
+    let mut b = Peer::new(&net, "b", 6);
+    let random = common::private_net::GarbagePeer::start(&net, "random", 7);
+    let lying = common::private_net::GarbagePeer::start(&net, "lying", 8);
+    b.run(&["remote", "add", "a", &a.key()]).ok();
+    b.run(&["remote", "add", "random", &random.key]).ok();
+    b.run(&["remote", "add", "lying", &lying.key]).ok();
+    a.sql("insert into bookmarks (id, url) values ('a1', 'https://a/1')");
+    a.serve();
+    b.serve();
+    b.wait_for("select count(*) from bookmarks", "1", ARRIVAL);
+    // Both hostile remotes fail, again and again, each restarted alone with growing backoff.
+    common::private_net::wait_until(ARRIVAL, "both hostile remotes to fail twice", || {
+        let log = b.log();
+        let failures = |name: &str| {
+            log.lines()
+                .filter(|line| line.contains(&format!(r#"Remote failed remote_name="{name}""#)))
+                .count()
+        };
+        (failures("random") >= 2 && failures("lying") >= 2).then_some(())
+    });
+    let log = b.log();
+    assert!(
+        log.contains("the remote sent garbage, nothing of it applied"),
+        "{log}"
+    );
+    assert!(log.contains("refused a change"), "{log}");
+    assert!(
+        log.contains("restart_in=1s") && log.contains("restart_in=2s"),
+        "{log}"
+    );
+    // The honest remote is unaffected: a new row of a's still arrives.
+    a.sql("insert into bookmarks (id, url) values ('a2', 'https://a/2')");
+    b.wait_for("select group_concat(id) from bookmarks", "a1,a2", ARRIVAL);
+    assert_eq!(b.sql("pragma integrity_check"), "ok\n");
+    a.stop();
+    b.stop();
+}

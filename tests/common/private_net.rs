@@ -260,3 +260,57 @@ pub fn wait_until<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Op
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A hostile peer (examples/garbage_peer.rs) on `vtnode{host}`: publishes a Status, answers
+/// every call with garbage of the given kind (`random` or `lying`).
+pub struct GarbagePeer {
+    process: Child,
+    pub key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl GarbagePeer {
+    pub fn start(net: &TestNet, kind: &str, host: u8) -> GarbagePeer {
+        let dir = tempfile::tempdir().unwrap();
+        // Examples are built next to the test binaries' folder (target/debug/examples).
+        let exe = std::env::current_exe().unwrap();
+        let program = exe
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("examples/garbage_peer");
+        let key_file = dir.path().join("key");
+        let process = Command::new(program)
+            .arg(kind)
+            .arg(dir.path().join("state"))
+            .env("VEILID_BOOTSTRAP", &net.bootstrap)
+            .env("VEILID_NETWORK_KEY", NETWORK_KEY)
+            .env("VEILID_LISTEN", format!("vtnode{host}:5150"))
+            .env("RUST_LOG", "error")
+            .stdout(std::fs::File::create(&key_file).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let key = wait_until(
+            Duration::from_secs(120),
+            "the garbage peer to publish",
+            || {
+                let key = std::fs::read_to_string(&key_file).ok()?;
+                key.ends_with('\n').then(|| key.trim().to_string())
+            },
+        );
+        GarbagePeer {
+            process,
+            key,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for GarbagePeer {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
