@@ -13,7 +13,7 @@ use super::{Run, Site, fixture};
 const INSIDE: &str = "DDCP_TEST_IN_NETNS";
 
 /// The private network's key.
-const NETWORK_KEY: &str = "ddcp-tests";
+pub const NETWORK_KEY: &str = "ddcp-tests";
 
 /// One private network at a time: two cores do not carry two sets of Veilid nodes well.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -21,6 +21,13 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// Runs test `name` of this test binary inside a private network. True inside the network
 /// (run the body); false outside, where the body already ran, and passed.
 pub fn inside_private_network(name: &str) -> bool {
+    let args = [name, "--exact", "--nocapture", "--test-threads=1"].map(String::from);
+    this_program_inside_private_network(&args)
+}
+
+/// Runs this program again, with `args`, inside a private network. True inside; false
+/// outside, where the inner run already ended, and succeeded.
+pub fn this_program_inside_private_network(args: &[String]) -> bool {
     if std::env::var_os(INSIDE).is_some() {
         return true;
     }
@@ -29,13 +36,13 @@ pub fn inside_private_network(name: &str) -> bool {
     let status = Command::new(netns)
         .args(["--nodes", "12"])
         .arg(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .args(args)
         .env(INSIDE, "1")
         .status()
         .expect("run scripts/netns.sh");
     assert!(
         status.success(),
-        "{name} failed in its private network (see above)"
+        "{args:?} failed in its private network (see above)"
     );
     false
 }
@@ -72,6 +79,11 @@ impl TestNet {
         });
         net.bootstrap = std::fs::read_to_string(&record).unwrap().trim().to_string();
         net
+    }
+
+    /// The record every node of this network bootstraps from.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
     }
 }
 
