@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of ddcp on a fresh machine: installs what is missing (Debian packages, the
-# cr-sqlite build), checks formatting and lints, then runs the unit, property, CLI and
-# benchmark-smoke tests. Usage: scripts/test.sh
+# cr-sqlite build), checks formatting and lints, then runs the unit, property, CLI, protocol
+# and network tests (on private Veilid networks: needs root or unprivileged user namespaces),
+# the benchmarks as a smoke, the fuzz smoke and the demo. Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -16,11 +17,14 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 
-step "tests (unit, property, CLI, protocol; benches in smoke mode)"
+step "tests (unit, property, CLI, protocol, network; benches in smoke mode)"
 cargo test --all-targets
 
 step "fuzz smoke: the decoders for ${FUZZ_SECONDS:-30} s (scripts/fuzz.sh)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+
+step "the demo (scripts/demo.sh)"
+scripts/demo.sh >/dev/null
 
 echo
 echo "all tests passed"
