@@ -24,7 +24,10 @@ step "fuzz smoke: the decoders for ${FUZZ_SECONDS:-30} s (scripts/fuzz.sh)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 
 step "the demo (scripts/demo.sh)"
-scripts/demo.sh >/dev/null
+demo_log=$(mktemp)
+scripts/demo.sh >"$demo_log" 2>&1 || { cat "$demo_log"; rm -f "$demo_log"; exit 1; }
+grep -- '-> visible' "$demo_log"
+rm -f "$demo_log"
 
 echo
 echo "all tests passed"
