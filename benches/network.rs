@@ -10,7 +10,6 @@
 //! `cargo test --benches` a small smoke.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::path::Path;

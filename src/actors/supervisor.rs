@@ -298,10 +298,12 @@ impl Actor for Supervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         // Pulls end first, then the node (its shutdown flushes Veilid's stores), then the
-        // database, whose every accepted page is committed already.
+        // database, whose every accepted page is committed already. A pull is abandoned, not
+        // waited for: whatever it handed the DbActor is applied whole or not at all, and the
+        // next start resumes from the cursor.
         for slot in state.remotes.values_mut() {
             if let Some(actor) = slot.child.actor.take() {
-                let _ = actor.stop_and_wait(None, Some(STOP_BOUND)).await;
+                let _ = actor.kill_and_wait(Some(STOP_BOUND)).await;
             }
         }
         if let Some(publisher) = state.publisher.actor.take() {
