@@ -18,6 +18,8 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 
 step "tests (unit, property, CLI, protocol, network; benches in smoke mode)"
+# The network tests run examples/garbage_peer as a hostile peer: build it where they look.
+cargo build --examples --quiet
 cargo test --all-targets
 
 step "fuzz smoke: the decoders for ${FUZZ_SECONDS:-30} s (scripts/fuzz.sh)"

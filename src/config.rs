@@ -53,3 +53,65 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .mode(0o700)
         .create(dir)
 }
+
+/// The state directory's optional file of network settings (see [`Config::read_network_file`]).
+const NETWORK_FILE: &str = "network.conf";
+
+/// A line of the network file that makes no sense.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}:{line}: {reason}")]
+pub struct BadNetworkFile {
+    path: PathBuf,
+    line: usize,
+    reason: String,
+}
+
+impl Config {
+    /// Fills the network settings not given on the command line or in the environment from
+    /// `STATE_DIR/network.conf`, if there is one: lines of `bootstrap = RECORD` (repeatable),
+    /// `network_key = KEY` and `listen = HOST:PORT`; `#` starts a comment.
+    pub fn read_network_file(&mut self) -> Result<(), BadNetworkFile> {
+        let path = self.state_dir.join(NETWORK_FILE);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let mut bootstrap = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            let bad = |reason: &str| BadNetworkFile {
+                path: path.clone(),
+                line: index + 1,
+                reason: reason.to_string(),
+            };
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (name, value) = line
+                .split_once('=')
+                .ok_or_else(|| bad("expected NAME = VALUE"))?;
+            let value = value.trim().to_string();
+            if value.is_empty() {
+                return Err(bad("empty value"));
+            }
+            let network = &mut self.network;
+            match name.trim() {
+                "bootstrap" => bootstrap.push(value),
+                "network_key" => {
+                    network.network_key.get_or_insert(value);
+                }
+                "listen" => {
+                    network.listen.get_or_insert(value);
+                }
+                other => {
+                    return Err(bad(&format!(
+                        "unknown setting {other:?} (bootstrap, network_key, listen)"
+                    )));
+                }
+            }
+        }
+        if self.network.bootstrap_records.is_empty() {
+            self.network.bootstrap_records = bootstrap;
+        }
+        Ok(())
+    }
+}

@@ -9,6 +9,7 @@ pub mod actors;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod control;
 #[warn(missing_docs)]
 pub mod db;
 #[warn(missing_docs)]

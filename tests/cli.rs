@@ -475,3 +475,34 @@ fn help_lists_every_command() {
         assert!(help.contains(command), "{help}");
     }
 }
+
+#[test]
+fn a_bad_network_file_is_one_line_naming_the_file_and_line() {
+    let site = Site::with_bookmarks();
+    std::fs::write(
+        site.path(".ddcp/network.conf"),
+        "# settings\nlisten = vtnode5:5150\nbootstrap vtnode1\n",
+    )
+    .unwrap();
+    site.run(&["status"])
+        .fails_with("network.conf:3: expected NAME = VALUE");
+    std::fs::write(site.path(".ddcp/network.conf"), "colour = blue\n").unwrap();
+    site.run(&["status"])
+        .fails_with("unknown setting \"colour\"");
+    std::fs::write(site.path(".ddcp/network.conf"), "listen = vtnode5:5150\n").unwrap();
+    site.run(&["status"]).ok();
+}
+
+#[test]
+fn serve_and_pull_without_init_say_what_to_do() {
+    let site = Site::new();
+    site.run(&["serve"]).fails_with("run `ddcp init` first");
+    site.run(&["pull"]).fails_with("run `ddcp init` first");
+}
+
+#[test]
+fn pull_of_an_unknown_remote_is_refused_before_any_network() {
+    let site = Site::with_bookmarks();
+    site.run(&["pull", "nobody"])
+        .fails_with("no remote named \"nobody\"");
+}

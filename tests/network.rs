@@ -30,6 +30,7 @@ fn the_seed_readme_session_replicates_both_ways() {
         .run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
         .ok();
     let mut bob = Peer::new(&net, "bob", 6);
+    bob.use_network_file();
     let alice_key = alice.key();
     let bob_key = bob.key();
     // The VLD0: prefix is optional.

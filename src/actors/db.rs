@@ -8,7 +8,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::supervisor::SupervisorMsg;
-use crate::db::{ApplyOutcome, Db, DbError};
+use crate::db::{ApplyOutcome, Db, DbError, Remote};
 use crate::sync::protocol::ChangesPage;
 use crate::sync::serve::Responder;
 use crate::sync::{Cursor, DbVersion, SchemaDesc, SchemaFingerprint, SiteId};
@@ -46,6 +46,8 @@ pub enum DbMsg {
         Box<ChangesPage>,
         RpcReplyPort<Result<ApplyOutcome, DbError>>,
     ),
+    /// The remotes table.
+    Remotes(RpcReplyPort<Result<Vec<Remote>, DbError>>),
     /// Check for commits made since the last check.
     CheckForChanges,
 }
@@ -151,6 +153,9 @@ impl DbState {
                 if let Err(err) = self.report_changes() {
                     tracing::debug!(target: "ddcp", error = %err, "Cannot check for changes");
                 }
+            }
+            DbMsg::Remotes(reply) => {
+                let _ = reply.send(self.db.remotes());
             }
             DbMsg::CheckForChanges => {
                 // Another process's write may hold the database for a moment: check later.

@@ -9,13 +9,16 @@
 //!  ├─ DbActor           the one writer: every page applied goes through its mailbox; answers
 //!  │                    peers' requests; notices local commits, by ddcp or any other process
 //!  ├─ PublisherActor    writes this database's Status into its DHT record when it changes
-//!  └─ RemoteActor × N   one per remote: watches its record (polls only when watching fails),
-//!                       pulls its changes page by page into the DbActor
+//!  ├─ RemoteActor × N   one per remote: watches its record (polls only when watching fails),
+//!  │                    pulls its changes page by page into the DbActor
+//!  └─ ControlActor      the state dir's control socket: the CLI's questions, answered by the
+//!                       supervisor
 //! ```
 //!
 //! Network calls are made through [`crate::net::Network`] handles, not through the NodeActor's
 //! mailbox: a call takes from 0.1 to several seconds, and remotes must not wait for each other.
 
+mod control;
 mod db;
 mod node;
 mod publisher;

@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::db::DbMsg;
-use super::pulling::{PullProgress, RemoteLink, pull_remote};
+use super::pulling::{PullProgress, PullReport, RemoteLink, pull_remote};
+use super::supervisor::SupervisorMsg;
 use crate::net::Network;
 use crate::sync::DbVersion;
 use crate::sync::codec::decode_status;
@@ -29,6 +30,9 @@ pub enum RemoteMsg {
     },
     /// Some imported routes died: the remote's may be among them.
     RoutesDied,
+    /// Pull now, whatever the remote's Status says, and tell how it went (`ddcp pull` through
+    /// the daemon). A failure also ends the actor, as any failure does.
+    PullNow(RpcReplyPort<Result<PullReport, String>>),
 }
 
 /// A RemoteActor.
@@ -44,6 +48,8 @@ pub struct RemoteArgs {
     pub db: ActorRef<DbMsg>,
     /// How often to poll when the record cannot be watched.
     pub poll_interval: Duration,
+    /// Hears how each pull went.
+    pub supervisor: ActorRef<SupervisorMsg>,
 }
 
 /// Its state.
@@ -91,7 +97,18 @@ impl Actor for RemoteActor {
         state: &mut RemoteState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            RemoteMsg::Sync | RemoteMsg::RoutesDied => state.sync(None).await?,
+            RemoteMsg::Sync | RemoteMsg::RoutesDied => {
+                state.sync(None).await?;
+            }
+            RemoteMsg::PullNow(reply) => {
+                state.pulled = None;
+                let outcome = state.sync(None).await;
+                let _ = reply.send(match &outcome {
+                    Ok(report) => Ok(report.clone().unwrap_or_default()),
+                    Err(err) => Err(err.to_string()),
+                });
+                outcome?;
+            }
             RemoteMsg::Changed { value, watch_ended } => {
                 if watch_ended {
                     state.watch(&myself).await;
@@ -138,12 +155,26 @@ impl RemoteState {
         }
     }
 
-    /// Pulls when the remote has something this database has not pulled.
-    async fn sync(&mut self, status: Option<Status>) -> Result<(), ActorProcessingErr> {
+    /// Pulls when the remote has something this database has not pulled; what the pull did,
+    /// or `None` when there was nothing to pull.
+    async fn sync(
+        &mut self,
+        status: Option<Status>,
+    ) -> Result<Option<PullReport>, ActorProcessingErr> {
+        let name = self.args.link.name.clone();
+        if let Some(status) = &status {
+            let _ = self
+                .args
+                .supervisor
+                .send_message(SupervisorMsg::RemoteSeen {
+                    name: name.clone(),
+                    version: status.db_version,
+                });
+        }
         if let (Some(status), Some(pulled)) = (&status, self.pulled)
             && status.db_version <= pulled
         {
-            return Ok(());
+            return Ok(None);
         }
         let link = &self.args.link;
         let mut quiet = |_: &PullProgress| {};
@@ -159,6 +190,13 @@ impl RemoteState {
             );
         }
         self.pulled = Some(report.remote_version);
-        Ok(())
+        let _ = self
+            .args
+            .supervisor
+            .send_message(SupervisorMsg::RemotePulled {
+                name,
+                report: report.clone(),
+            });
+        Ok(Some(report))
     }
 }

@@ -2,20 +2,23 @@
 //! failed publisher or remote alone, with growing backoff. The node and the database are the
 //! ground the others stand on: when one of them fails, serving stops with its error.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
+use super::control::{ControlActor, ControlArgs, ControlMsg};
 use super::db::{DbActor, DbArgs, DbMsg, LocalState};
 use super::node::{NodeActor, NodeArgs, NodeMsg};
 use super::publisher::{PublisherActor, PublisherArgs, PublisherMsg};
-use super::pulling::RemoteLink;
+use super::pulling::{PullReport, RemoteLink};
 use super::remote::{RemoteActor, RemoteArgs, RemoteMsg};
+use crate::control::{ControlRequest, ControlResponse, PullOutcome, RemoteHealth};
 use crate::db::{Db, RemoteName};
 use crate::net::{Network, Node, RecordIdentity, RouteId};
-use crate::sync::RecordKey;
+use crate::sync::{DbVersion, RecordKey};
 
 /// The first restart of a failed child waits this long ...
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -52,6 +55,22 @@ pub enum SupervisorMsg {
     RestartRemote(RemoteName),
     /// Start the failed publisher again.
     RestartPublisher,
+    /// A remote's Status showed this version (from its RemoteActor).
+    RemoteSeen {
+        /// The remote.
+        name: RemoteName,
+        /// Its db_version.
+        version: DbVersion,
+    },
+    /// A remote's pull finished (from its RemoteActor).
+    RemotePulled {
+        /// The remote.
+        name: RemoteName,
+        /// What the pull did.
+        report: PullReport,
+    },
+    /// A question from the CLI (through the ControlActor).
+    Control(ControlRequest, RpcReplyPort<ControlResponse>),
 }
 
 /// The Supervisor.
@@ -70,6 +89,8 @@ pub struct SupervisorArgs {
     pub remotes: Vec<RemoteLink>,
     /// Knobs.
     pub options: ServeOptions,
+    /// Where the control socket goes.
+    pub state_dir: PathBuf,
     /// Why serving stopped, when a child it cannot do without failed.
     pub fatal: Arc<Mutex<Option<String>>>,
 }
@@ -120,6 +141,40 @@ impl<M: ractor::Message> Restartable<M> {
 struct RemoteSlot {
     link: RemoteLink,
     child: Restartable<RemoteMsg>,
+    /// The remote's version when last pulled.
+    pulled: Option<DbVersion>,
+    /// The remote's version as last seen.
+    seen: Option<DbVersion>,
+    /// Unix seconds of the last successful pull.
+    last_success: Option<i64>,
+    /// The last failure since then.
+    last_error: Option<String>,
+}
+
+impl RemoteSlot {
+    fn new(link: RemoteLink, actor: ActorRef<RemoteMsg>) -> Self {
+        RemoteSlot {
+            link,
+            child: Restartable::running(actor),
+            pulled: None,
+            seen: None,
+            last_success: None,
+            last_error: None,
+        }
+    }
+
+    fn health(&self) -> RemoteHealth {
+        RemoteHealth {
+            name: self.link.name.to_string(),
+            key: self.link.key.to_string(),
+            pulled_version: self.pulled.map(|version| version.0),
+            remote_version: self.seen.map(|version| version.0),
+            last_success: self.last_success,
+            last_error: self.last_error.clone(),
+            restarts: self.child.restarts,
+            running: self.child.actor.is_some(),
+        }
+    }
 }
 
 /// Its state.
@@ -131,7 +186,8 @@ pub struct SupervisorState {
     db: ActorRef<DbMsg>,
     node: ActorRef<NodeMsg>,
     publisher: Restartable<PublisherMsg>,
-    remotes: HashMap<RemoteName, RemoteSlot>,
+    remotes: BTreeMap<RemoteName, RemoteSlot>,
+    control: Option<ActorRef<ControlMsg>>,
     local: Option<LocalState>,
     route: Option<Vec<u8>>,
 }
@@ -168,16 +224,20 @@ impl Actor for Supervisor {
             db,
             node,
             publisher: Restartable::running(publisher),
-            remotes: HashMap::new(),
+            remotes: BTreeMap::new(),
+            control: None,
             local: None,
             route: None,
         };
         for link in args.remotes {
-            let actor = state.spawn_remote(&link, &cell).await?;
-            let name = link.name.clone();
-            let child = Restartable::running(actor);
-            state.remotes.insert(name, RemoteSlot { link, child });
+            state.add_remote(link, &myself).await?;
         }
+        let control_args = ControlArgs {
+            state_dir: args.state_dir,
+            supervisor: myself.clone(),
+        };
+        let (control, _) = Actor::spawn_linked(None, ControlActor, control_args, cell).await?;
+        state.control = Some(control);
         Ok(state)
     }
 
@@ -221,7 +281,7 @@ impl Actor for Supervisor {
                 let Some(link) = state.remotes.get(&name).map(|slot| slot.link.clone()) else {
                     return Ok(());
                 };
-                let actor = state.spawn_remote(&link, &cell).await?;
+                let actor = state.spawn_remote(&link, &myself).await?;
                 if let Some(slot) = state.remotes.get_mut(&name) {
                     slot.child.restarted(actor);
                 }
@@ -236,6 +296,22 @@ impl Actor for Supervisor {
                 )
                 .await?;
                 state.publisher.restarted(actor);
+            }
+            SupervisorMsg::RemoteSeen { name, version } => {
+                if let Some(slot) = state.remotes.get_mut(&name) {
+                    slot.seen = slot.seen.max(Some(version));
+                }
+            }
+            SupervisorMsg::RemotePulled { name, report } => {
+                if let Some(slot) = state.remotes.get_mut(&name) {
+                    slot.pulled = Some(report.remote_version);
+                    slot.seen = slot.seen.max(Some(report.remote_version));
+                    slot.last_success = Some(unix_now());
+                    slot.last_error = None;
+                }
+            }
+            SupervisorMsg::Control(request, reply) => {
+                state.control(request, reply, &myself).await;
             }
         }
         Ok(())
@@ -278,6 +354,7 @@ impl Actor for Supervisor {
             .find(|(_, slot)| slot.child.is(&cell));
         if let Some((name, slot)) = failed {
             let wait = slot.child.failed();
+            slot.last_error = Some(error.clone());
             tracing::warn!(
                 target: "ddcp",
                 remote_name = ?name.as_str(),
@@ -309,6 +386,9 @@ impl Actor for Supervisor {
         if let Some(publisher) = state.publisher.actor.take() {
             let _ = publisher.stop_and_wait(None, Some(STOP_BOUND)).await;
         }
+        if let Some(control) = state.control.take() {
+            let _ = control.stop_and_wait(None, Some(STOP_BOUND)).await;
+        }
         let _ = state.node.stop_and_wait(None, Some(STOP_BOUND)).await;
         let _ = state.db.stop_and_wait(None, Some(STOP_BOUND)).await;
         Ok(())
@@ -329,17 +409,163 @@ impl SupervisorState {
     async fn spawn_remote(
         &self,
         link: &RemoteLink,
-        cell: &ActorCell,
+        myself: &ActorRef<SupervisorMsg>,
     ) -> Result<ActorRef<RemoteMsg>, ActorProcessingErr> {
         let args = RemoteArgs {
             link: link.clone(),
             network: self.network.clone(),
             db: self.db.clone(),
             poll_interval: self.options.poll_interval,
+            supervisor: myself.clone(),
         };
-        let (actor, _) = Actor::spawn_linked(None, RemoteActor, args, cell.clone()).await?;
+        let (actor, _) = Actor::spawn_linked(None, RemoteActor, args, myself.get_cell()).await?;
         Ok(actor)
     }
+
+    async fn add_remote(
+        &mut self,
+        link: RemoteLink,
+        myself: &ActorRef<SupervisorMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        let actor = self.spawn_remote(&link, myself).await?;
+        self.remotes
+            .insert(link.name.clone(), RemoteSlot::new(link, actor));
+        Ok(())
+    }
+
+    /// Answers the CLI. A pull is waited for off the supervisor's task, so that the tree keeps
+    /// running meanwhile.
+    async fn control(
+        &mut self,
+        request: ControlRequest,
+        reply: RpcReplyPort<ControlResponse>,
+        myself: &ActorRef<SupervisorMsg>,
+    ) {
+        let response = match request {
+            ControlRequest::Status => {
+                ControlResponse::Status(self.remotes.values().map(RemoteSlot::health).collect())
+            }
+            ControlRequest::RemotesChanged => match self.reload_remotes(myself).await {
+                Ok(()) => ControlResponse::Done,
+                Err(err) => ControlResponse::Error(err.to_string()),
+            },
+            ControlRequest::Pull(name) => {
+                let targets: Vec<(String, Option<ActorRef<RemoteMsg>>, Option<String>)> = self
+                    .remotes
+                    .iter()
+                    .filter(|(slot_name, _)| {
+                        name.as_deref().is_none_or(|n| slot_name.as_str() == n)
+                    })
+                    .map(|(slot_name, slot)| {
+                        (
+                            slot_name.to_string(),
+                            slot.child.actor.clone(),
+                            slot.last_error.clone(),
+                        )
+                    })
+                    .collect();
+                if let (Some(name), true) = (&name, targets.is_empty()) {
+                    let _ = reply.send(ControlResponse::Error(format!("no remote named {name:?}")));
+                    return;
+                }
+                tokio::spawn(async move {
+                    let mut outcomes = Vec::new();
+                    for (name, actor, last_error) in targets {
+                        outcomes.push(pull_now(name, actor, last_error).await);
+                    }
+                    let _ = reply.send(ControlResponse::Pulled(outcomes));
+                });
+                return;
+            }
+        };
+        let _ = reply.send(response);
+    }
+
+    /// Starts and stops remote actors to match the remotes table.
+    async fn reload_remotes(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        let stored = match self
+            .db
+            .call(DbMsg::Remotes, Some(super::DB_CALL_BOUND))
+            .await?
+        {
+            ractor::rpc::CallResult::Success(remotes) => remotes?,
+            _ => return Err("the database did not answer".into()),
+        };
+        let gone: Vec<RemoteName> = self
+            .remotes
+            .iter()
+            .filter(|(name, slot)| {
+                !stored
+                    .iter()
+                    .any(|remote| &remote.name == *name && remote.key == slot.link.key)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            if let Some(mut slot) = self.remotes.remove(&name)
+                && let Some(actor) = slot.child.actor.take()
+            {
+                let _ = actor.kill_and_wait(Some(STOP_BOUND)).await;
+            }
+            tracing::info!(target: "ddcp", remote_name = ?name.as_str(), "Stopped pulling remote");
+        }
+        for remote in stored {
+            if !self.remotes.contains_key(&remote.name) {
+                tracing::info!(target: "ddcp", remote_name = ?remote.name.as_str(), "Started pulling remote");
+                let link = RemoteLink {
+                    name: remote.name,
+                    key: remote.key,
+                };
+                self.add_remote(link, myself).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Has `actor` pull now; how it went.
+async fn pull_now(
+    name: String,
+    actor: Option<ActorRef<RemoteMsg>>,
+    last_error: Option<String>,
+) -> PullOutcome {
+    let failed = |error: String| PullOutcome {
+        name: name.clone(),
+        pages: 0,
+        changes: 0,
+        remote_version: 0,
+        applied: false,
+        error: Some(error),
+    };
+    let Some(actor) = actor else {
+        let why = last_error.unwrap_or_else(|| "it failed".into());
+        return failed(format!("waiting to restart after a failure: {why}"));
+    };
+    match actor
+        .call(RemoteMsg::PullNow, Some(Duration::from_secs(570)))
+        .await
+    {
+        Ok(ractor::rpc::CallResult::Success(Ok(report))) => PullOutcome {
+            name: name.clone(),
+            pages: report.pages,
+            changes: report.changes,
+            remote_version: report.remote_version.0,
+            applied: report.applied,
+            error: None,
+        },
+        Ok(ractor::rpc::CallResult::Success(Err(error))) => failed(error),
+        Ok(ractor::rpc::CallResult::Timeout) => failed("the pull took too long".into()),
+        _ => failed("the remote's actor stopped".into()),
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64)
 }
 
 async fn spawn_publisher(

@@ -3,6 +3,7 @@
 
 mod addr;
 mod bundle;
+mod daemon;
 mod init;
 mod output;
 mod pull;
@@ -58,11 +59,12 @@ pub enum CommandError {
     UnfinishedTransaction,
     #[error("{0}")]
     Serve(String),
+    #[error("{0}")]
+    NetworkFile(#[from] crate::config::BadNetworkFile),
+    #[error("{0}")]
+    Control(#[from] crate::control::ControlError),
     #[error("remote {name}: {reason}")]
-    Remote {
-        name: String,
-        reason: crate::actors::RemoteError,
-    },
+    Remote { name: String, reason: String },
 }
 
 impl CommandError {
@@ -88,7 +90,8 @@ fn block_on<T>(work: impl std::future::Future<Output = T>) -> Result<T, CommandE
 
 /// Runs the command `cli` names.
 pub fn run(cli: Cli) -> Result<(), CommandError> {
-    let config = cli.config();
+    let mut config = cli.config();
+    config.read_network_file()?;
     match cli.command {
         Command::Init => init::run(&config),
         Command::Addr(flag) => addr::run(&config, flag.json),

@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 use ractor::Actor;
 use serde::Serialize;
 
+use super::daemon::ask_daemon;
 use super::output::{print_json, print_line};
 use super::serve::remote_links;
 use super::{CommandError, block_on};
 use crate::actors::{DbActor, DbArgs, PullProgress, PullReport, RemoteLink, pull_remote};
 use crate::cli::PullArgs;
 use crate::config::Config;
-use crate::db::{Db, DbError, RemoteName};
+use crate::control::{ControlError, ControlRequest, ControlResponse, PullOutcome};
+use crate::db::{Db, DbError};
 use crate::net::{Network, Node};
 
 /// The progress line is redrawn at most this often.
@@ -26,6 +28,8 @@ struct PullJson {
     changes: u64,
     remote_db_version: i64,
     applied: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 pub fn run(config: &Config, args: &PullArgs) -> Result<(), CommandError> {
@@ -37,42 +41,60 @@ pub fn run(config: &Config, args: &PullArgs) -> Result<(), CommandError> {
             return Err(DbError::NoSuchRemote(name.clone()).into());
         }
     }
-    let attach_timeout = Duration::from_secs(args.attach.attach_timeout);
-    let reports = block_on(async move {
-        let node = Node::start(&config.veilid_dir(), &config.network).await?;
-        let result = pull_all(&node, db, &links, attach_timeout).await;
-        node.shutdown().await;
-        result
-    })??;
+    let outcomes = match ask_daemon(config, ControlRequest::Pull(args.name.clone()))? {
+        // A running `ddcp serve` holds the node: it pulls, and says how it went.
+        Some(ControlResponse::Pulled(outcomes)) => {
+            db.close()?;
+            outcomes
+        }
+        Some(_) => return Err(ControlError::Malformed("not a pull report".into()).into()),
+        None => {
+            let attach_timeout = Duration::from_secs(args.attach.attach_timeout);
+            block_on(async move {
+                let node = Node::start(&config.veilid_dir(), &config.network).await?;
+                let result = pull_all(&node, db, &links, attach_timeout).await;
+                node.shutdown().await;
+                result
+            })??
+        }
+    };
     if args.json {
-        let json: Vec<PullJson> = reports
+        let json: Vec<PullJson> = outcomes
             .iter()
-            .map(|(name, report)| PullJson {
-                remote: name.to_string(),
-                pages: report.pages,
-                changes: report.changes,
-                remote_db_version: report.remote_version.0,
-                applied: report.applied,
+            .map(|outcome| PullJson {
+                remote: outcome.name.clone(),
+                pages: outcome.pages,
+                changes: outcome.changes,
+                remote_db_version: outcome.remote_version,
+                applied: outcome.applied,
+                error: outcome.error.clone(),
             })
             .collect();
         print_json(&json)?;
     } else {
-        for (name, report) in &reports {
+        for outcome in outcomes.iter().filter(|outcome| outcome.error.is_none()) {
             print_line(format_args!(
-                "{name}: {} changes in {} pages, remote at db_version {}",
-                report.changes, report.pages, report.remote_version
+                "{}: {} changes in {} pages, remote at db_version {}",
+                outcome.name, outcome.changes, outcome.pages, outcome.remote_version
             ))?;
         }
     }
-    Ok(())
+    match outcomes.into_iter().find(|outcome| outcome.error.is_some()) {
+        Some(failed) => Err(CommandError::Remote {
+            name: failed.name,
+            reason: failed.error.unwrap_or_default(),
+        }),
+        None => Ok(()),
+    }
 }
 
+/// Pulls every remote of `links` with this process's own node; the first failure ends it.
 async fn pull_all(
     node: &Node,
     db: Db,
     links: &[RemoteLink],
     attach_timeout: Duration,
-) -> Result<Vec<(RemoteName, PullReport)>, CommandError> {
+) -> Result<Vec<PullOutcome>, CommandError> {
     node.attach(attach_timeout).await?;
     let network = node.network();
     let (db, handle) = Actor::spawn(
@@ -89,11 +111,18 @@ async fn pull_all(
     let mut failure = None;
     for link in links {
         match pull_one(network, &db, link).await {
-            Ok(report) => reports.push((link.name.clone(), report)),
+            Ok(report) => reports.push(PullOutcome {
+                name: link.name.to_string(),
+                pages: report.pages,
+                changes: report.changes,
+                remote_version: report.remote_version.0,
+                applied: report.applied,
+                error: None,
+            }),
             Err(reason) => {
                 failure = Some(CommandError::Remote {
                     name: link.name.to_string(),
-                    reason,
+                    reason: reason.to_string(),
                 });
                 break;
             }

@@ -28,6 +28,7 @@ fn add(config: &Config, name: &str, key: &str) -> Result<(), CommandError> {
     db.add_remote(&name, &key)?;
     db.close()?;
     tracing::info!(target: "ddcp", remote_name = %name, key = %key.without_secret(), "Added remote");
+    super::daemon::remotes_changed(config);
     Ok(())
 }
 
@@ -37,6 +38,7 @@ fn remove(config: &Config, name: &str) -> Result<(), CommandError> {
     db.remove_remote(&name)?;
     db.close()?;
     tracing::info!(target: "ddcp", remote_name = %name, "Removed remote");
+    super::daemon::remotes_changed(config);
     Ok(())
 }
 

@@ -10,12 +10,16 @@ use super::{CommandError, block_on};
 use crate::actors::{RemoteLink, ServeOptions, Supervisor, SupervisorArgs};
 use crate::cli::ServeArgs;
 use crate::config::Config;
+use crate::control::ControlError;
 use crate::db::Db;
 use crate::net::{Node, RecordIdentity};
 
 pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
     let db = Db::open(&config.db_file, &config.extension)?;
     let identity = RecordIdentity::load(&config.state_dir)?;
+    if crate::control::connect(&config.state_dir)?.is_some() {
+        return Err(ControlError::AlreadyServing(config.state_dir.clone()).into());
+    }
     let remotes = remote_links(&db)?;
     let options = ServeOptions {
         poll_interval: Duration::from_secs(args.poll_interval),
@@ -35,6 +39,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
             identity,
             remotes,
             options,
+            state_dir: config.state_dir.clone(),
             fatal: fatal.clone(),
         };
         let (supervisor, mut handle) = Actor::spawn(None, Supervisor, supervisor_args)

@@ -3,9 +3,11 @@
 use serde::Serialize;
 
 use super::CommandError;
+use super::daemon::ask_daemon;
 use super::output::{print_json, print_line};
 use super::remote::{RemoteJson, remotes_json};
 use crate::config::Config;
+use crate::control::{ControlError, ControlRequest, ControlResponse, RemoteHealth};
 use crate::db::Db;
 
 #[derive(Serialize)]
@@ -16,6 +18,37 @@ struct StatusJson {
     schema_fingerprint: String,
     crr_tables: Vec<String>,
     remotes: Vec<RemoteJson>,
+    /// Whether a `ddcp serve` runs for this state dir.
+    serving: bool,
+    /// Each remote as the running `ddcp serve` sees it (empty without one).
+    replication: Vec<HealthJson>,
+}
+
+#[derive(Serialize)]
+struct HealthJson {
+    name: String,
+    pulled_version: Option<i64>,
+    remote_version: Option<i64>,
+    lag: Option<i64>,
+    last_success: Option<i64>,
+    last_error: Option<String>,
+    restarts: u32,
+    running: bool,
+}
+
+impl From<RemoteHealth> for HealthJson {
+    fn from(health: RemoteHealth) -> Self {
+        HealthJson {
+            lag: health.lag(),
+            name: health.name,
+            pulled_version: health.pulled_version,
+            remote_version: health.remote_version,
+            last_success: health.last_success,
+            last_error: health.last_error,
+            restarts: health.restarts,
+            running: health.running,
+        }
+    }
 }
 
 pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
@@ -27,7 +60,18 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
         schema_fingerprint: db.schema()?.fingerprint().to_string(),
         crr_tables: db.crr_tables()?,
         remotes: remotes_json(&db)?,
+        serving: false,
+        replication: Vec::new(),
     };
+    let mut status = status;
+    match ask_daemon(config, ControlRequest::Status)? {
+        Some(ControlResponse::Status(remotes)) => {
+            status.serving = true;
+            status.replication = remotes.into_iter().map(HealthJson::from).collect();
+        }
+        Some(_) => return Err(ControlError::Malformed("not a status".into()).into()),
+        None => {}
+    }
     db.close()?;
     if json {
         print_json(&status)?;
@@ -51,5 +95,43 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
             print_line(format_args!("  {}\t{}", remote.name, remote.key))?;
         }
     }
+    if !status.serving {
+        print_line("serving:     no (`ddcp serve` is not running)")?;
+        return Ok(());
+    }
+    print_line("serving:     yes")?;
+    for health in &status.replication {
+        let version = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+        let state = if health.running {
+            "running"
+        } else {
+            "restarting"
+        };
+        print_line(format_args!(
+            "  {}: {state}, pulled {} of {} (lag {}), last success {}, restarts {}{}",
+            health.name,
+            version(health.pulled_version),
+            version(health.remote_version),
+            version(health.lag),
+            health
+                .last_success
+                .map_or("never".to_string(), |at| format!(
+                    "{}s ago",
+                    unix_now() - at
+                )),
+            health.restarts,
+            health
+                .last_error
+                .as_ref()
+                .map(|error| format!(", last error: {error}"))
+                .unwrap_or_default()
+        ))?;
+    }
     Ok(())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64)
 }

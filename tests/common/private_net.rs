@@ -100,6 +100,8 @@ pub struct Peer {
     host: String,
     bootstrap: String,
     serve: Option<Child>,
+    /// Network settings come from STATE_DIR/network.conf, not the environment.
+    settings_in_file: bool,
 }
 
 impl Peer {
@@ -111,6 +113,7 @@ impl Peer {
             host: format!("vtnode{host}:5150"),
             bootstrap: net.bootstrap.clone(),
             serve: None,
+            settings_in_file: false,
         };
         peer.run(&["init"]).ok();
         peer.run_with_input(&["shell"], &fixture("cr_tables.sql"))
@@ -126,11 +129,29 @@ impl Peer {
     /// A ddcp command for this peer, on the private network.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = self.site.command(args);
+        if self.settings_in_file {
+            command
+                .env_remove("VEILID_BOOTSTRAP")
+                .env_remove("VEILID_NETWORK_KEY")
+                .env_remove("VEILID_LISTEN");
+        } else {
+            command
+                .env("VEILID_BOOTSTRAP", &self.bootstrap)
+                .env("VEILID_NETWORK_KEY", NETWORK_KEY)
+                .env("VEILID_LISTEN", &self.host);
+        }
         command
-            .env("VEILID_BOOTSTRAP", &self.bootstrap)
-            .env("VEILID_NETWORK_KEY", NETWORK_KEY)
-            .env("VEILID_LISTEN", &self.host);
-        command
+    }
+
+    /// From now on, the network settings come from `.ddcp/network.conf`, as an operator
+    /// would keep them.
+    pub fn use_network_file(&mut self) {
+        let text = format!(
+            "# the private test network\nbootstrap = {}\nnetwork_key = {NETWORK_KEY}\nlisten = {}\n",
+            self.bootstrap, self.host
+        );
+        std::fs::write(self.site.path(".ddcp/network.conf"), text).unwrap();
+        self.settings_in_file = true;
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
@@ -292,6 +313,11 @@ impl GarbagePeer {
             .parent()
             .unwrap()
             .join("examples/garbage_peer");
+        assert!(
+            program.exists(),
+            "{} is missing: run `cargo build --examples` first (scripts/test.sh does)",
+            program.display()
+        );
         let key_file = dir.path().join("key");
         let process = Command::new(program)
             .arg(kind)

@@ -1,0 +1,44 @@
+//! Reaching a running `ddcp serve` from a command: commands that find one ask it, the others
+//! work on the database directly.
+
+use std::time::Duration;
+
+use super::CommandError;
+use crate::config::Config;
+use crate::control::{ControlRequest, ControlResponse, ask, connect};
+
+/// Most questions are answered at once.
+const QUICK: Duration = Duration::from_secs(30);
+/// A pull may take a while.
+const PULL: Duration = Duration::from_secs(600);
+
+/// Asks the running daemon, if there is one; `None` when there is none.
+pub fn ask_daemon(
+    config: &Config,
+    request: ControlRequest,
+) -> Result<Option<ControlResponse>, CommandError> {
+    let Some(mut stream) = connect(&config.state_dir)? else {
+        return Ok(None);
+    };
+    let within = match request {
+        ControlRequest::Pull(_) => PULL,
+        _ => QUICK,
+    };
+    Ok(Some(ask(&mut stream, &request, within)?))
+}
+
+/// Tells a running daemon that the remotes changed. The change is stored already: a daemon
+/// that cannot be told is worth a warning, not a failure.
+pub fn remotes_changed(config: &Config) {
+    match ask_daemon(config, ControlRequest::RemotesChanged) {
+        Ok(Some(_)) => {
+            tracing::info!(target: "ddcp", "The running ddcp serve took the change")
+        }
+        Ok(None) => {}
+        Err(err) => tracing::warn!(
+            target: "ddcp",
+            error = %err,
+            "Could not tell the running ddcp serve; restart it to take the change"
+        ),
+    }
+}
