@@ -291,3 +291,126 @@ fn peers_answering_garbage_are_logged_and_skipped_and_the_others_keep_going() {
     a.stop();
     b.stop();
 }
+
+#[test]
+fn a_running_serve_takes_remote_changes_pulls_and_status_through_its_control_socket() {
+    if !inside_private_network(
+        "a_running_serve_takes_remote_changes_pulls_and_status_through_its_control_socket",
+    ) {
+        return;
+    }
+    let net = TestNet::start();
+    let mut a = Peer::new(&net, "a", 5);
+    let mut b = Peer::new(&net, "b", 6);
+    a.sql("insert into bookmarks (id, url) values ('a1', 'https://a/1')");
+    a.serve();
+    b.serve();
+    common::private_net::wait_until(ARRIVAL, "b's control socket", || {
+        b.site.path(".ddcp/control.sock").exists().then_some(())
+    });
+
+    // Added while serving: replication starts without a restart.
+    let added = b.run(&["remote", "add", "a", &a.key()]);
+    added.ok();
+    assert!(
+        added
+            .stderr
+            .contains("The running ddcp serve took the change"),
+        "{}",
+        added.stderr
+    );
+    b.wait_for("select count(*) from bookmarks", "1", ARRIVAL);
+
+    // Status comes from the daemon: each remote's health, lag falling to 0.
+    common::private_net::wait_until(ARRIVAL, "b's status to show a pulled, lag 0", || {
+        let status: serde_json::Value =
+            serde_json::from_str(b.run(&["status", "--json"]).ok()).unwrap();
+        let health = &status["replication"][0];
+        (status["serving"] == true
+            && health["name"] == "a"
+            && health["lag"] == 0
+            && health["last_success"].is_i64())
+        .then_some(())
+    });
+    let text = b.run(&["status"]);
+    assert!(text.ok().contains("a: running, pulled"), "{}", text.stdout);
+
+    // A pull through the daemon (a one-shot pull could not even start: serve holds the node).
+    a.sql("insert into bookmarks (id, url) values ('a2', 'https://a/2')");
+    let pulled: serde_json::Value =
+        serde_json::from_str(b.run(&["pull", "a", "--json"]).ok()).unwrap();
+    assert_eq!(pulled[0]["remote"], "a", "{pulled}");
+    assert!(pulled[0].get("error").is_none(), "{pulled}");
+    assert_eq!(b.sql("select count(*) from bookmarks"), "2\n");
+    b.run(&["pull", "nobody"])
+        .fails_with("no remote named \"nobody\"");
+
+    // Removed while serving: its actor stops.
+    b.run(&["remote", "remove", "a"]).ok();
+    let status: serde_json::Value =
+        serde_json::from_str(b.run(&["status", "--json"]).ok()).unwrap();
+    assert_eq!(status["replication"], serde_json::json!([]), "{status}");
+    assert!(b.log().contains("Stopped pulling remote"), "{}", b.log());
+
+    // Another user cannot use the socket, even when the files around it are opened up.
+    refused_to_another_user(&b);
+    assert!(
+        b.log()
+            .contains("Refused a control connection from another user"),
+        "{}",
+        b.log()
+    );
+
+    // A daemon killed without cleaning up leaves a stale socket: detected, removed, no hang.
+    b.kill();
+    assert!(b.site.path(".ddcp/control.sock").exists());
+    let status: serde_json::Value =
+        serde_json::from_str(b.run(&["status", "--json"]).ok()).unwrap();
+    assert_eq!(status["serving"], false);
+    assert!(!b.site.path(".ddcp/control.sock").exists());
+    b.serve();
+    common::private_net::wait_until(ARRIVAL, "b's new control socket", || {
+        b.site.path(".ddcp/control.sock").exists().then_some(())
+    });
+    a.stop();
+    b.stop();
+}
+
+/// Runs `ddcp status` as user nobody against `peer`'s state dir, with the state dir and the
+/// socket opened to everyone: the daemon must still refuse, and the command fail in one line.
+fn refused_to_another_user(peer: &Peer) {
+    use std::os::unix::fs::PermissionsExt;
+    let open = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    open(peer.site.dir.path(), 0o755);
+    open(&peer.site.path(".ddcp"), 0o755);
+    open(&peer.site.path(".ddcp/control.sock"), 0o777);
+    // nobody's own copy of the database, in a folder it owns.
+    let theirs = tempfile::tempdir().unwrap();
+    open(theirs.path(), 0o777);
+    let copy = theirs.path().join("copy.db");
+    peer.sql(&format!("vacuum into '{}'", copy.display()));
+    open(&copy, 0o666);
+    let output = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(env!("CARGO_BIN_EXE_ddcp"))
+        .arg("--db-file")
+        .arg(&copy)
+        .arg("--state-dir")
+        .arg(peer.site.path(".ddcp"))
+        .args(["status", "--json"])
+        .current_dir(theirs.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "nobody got an answer: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: control socket"), "{stderr}");
+    open(peer.site.dir.path(), 0o700);
+    open(&peer.site.path(".ddcp"), 0o700);
+}
