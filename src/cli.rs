@@ -105,6 +105,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub attach: AttachArgs,
 
+    /// Serve Prometheus metrics on http://HOST:PORT/metrics (off by default).
+    #[arg(long, env = "DDCP_METRICS_ADDR", value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
     /// Seconds between polls of a remote whose record cannot be watched (watching is the
     /// normal way; polling is the fallback).
     #[arg(long, default_value_t = 30, value_name = "SECONDS",

@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 #[warn(missing_docs)]
 pub mod db;
+pub mod metrics;
 #[warn(missing_docs)]
 pub mod net;
 #[warn(missing_docs)]

@@ -166,6 +166,8 @@ fn a_5_mib_value_and_a_20k_row_transaction_replicate_with_ddcp_pull() {
     assert!(pulled.contains(r#""remote": "a""#), "{pulled}");
     assert_eq!(b.sql(BULK_SUMMARY), a.sql(BULK_SUMMARY));
     assert_eq!(b.sql("pragma integrity_check"), "ok\n");
+    // Every message within Veilid's limit: the node refuses (and logs) anything bigger.
+    assert!(!a.log().contains("over 32 KiB"), "{}", a.log());
     a.stop();
 }
 
@@ -284,9 +286,36 @@ fn peers_answering_garbage_are_logged_and_skipped_and_the_others_keep_going() {
         log.contains("restart_in=1s") && log.contains("restart_in=2s"),
         "{log}"
     );
-    // The honest remote is unaffected: a new row of a's still arrives.
+    // `ddcp status` reports them, through the running daemon.
+    let status: serde_json::Value =
+        serde_json::from_str(b.run(&["status", "--json"]).ok()).unwrap();
+    let health = |name: &str| {
+        status["replication"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|remote| remote["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    for name in ["random", "lying"] {
+        let remote = health(name);
+        assert!(remote["restarts"].as_u64().unwrap() >= 2, "{status}");
+        assert!(remote["last_error"].is_string(), "{status}");
+        assert!(remote["last_success"].is_null(), "{status}");
+    }
+    assert!(health("a")["last_success"].is_i64(), "{status}");
+    // The honest remote is unaffected, and the one writer is never stuck: a new row of a's
+    // arrives, and b's own write is published.
     a.sql("insert into bookmarks (id, url) values ('a2', 'https://a/2')");
     b.wait_for("select group_concat(id) from bookmarks", "a1,a2", ARRIVAL);
+    b.sql("insert into tags values ('a1', 'from-b')");
+    let status: serde_json::Value =
+        serde_json::from_str(b.run(&["status", "--json"]).ok()).unwrap();
+    let published = format!("updated status db_version={} ", status["db_version"]);
+    common::private_net::wait_until(ARRIVAL, "b to publish its own write", || {
+        b.log().contains(&published).then_some(())
+    });
     assert_eq!(b.sql("pragma integrity_check"), "ok\n");
     a.stop();
     b.stop();
@@ -413,4 +442,107 @@ fn refused_to_another_user(peer: &Peer) {
     assert!(stderr.starts_with("error: control socket"), "{stderr}");
     open(peer.site.dir.path(), 0o700);
     open(&peer.site.path(".ddcp"), 0o700);
+}
+
+#[test]
+fn metrics_move_with_replication_and_parse_as_prometheus_text() {
+    if !inside_private_network("metrics_move_with_replication_and_parse_as_prometheus_text") {
+        return;
+    }
+    let net = TestNet::start();
+    let mut a = Peer::new(&net, "a", 5);
+    let mut b = Peer::new(&net, "b", 6);
+    b.run(&["remote", "add", "a", &a.key()]).ok();
+    a.sql("insert into bookmarks (id, url) values ('a1', 'https://a/1')");
+    a.serve_with(&["--metrics-addr", "127.0.0.1:9101"]);
+    b.serve_with(&["--metrics-addr", "127.0.0.1:9102"]);
+    b.wait_for("select count(*) from bookmarks", "1", ARRIVAL);
+
+    let applied = |text: &str| sample(text, r#"ddcp_changes_applied_total{remote="a"}"#);
+    let before = common::private_net::wait_until(ARRIVAL, "b's lag to reach 0", || {
+        let text = scrape(9102);
+        (sample(&text, r#"ddcp_remote_lag_versions{remote="a"}"#) == Some(0.0)).then_some(text)
+    });
+    assert!(applied(&before).unwrap() > 0.0, "{before}");
+    assert_eq!(sample(&before, "ddcp_veilid_ready"), Some(1.0), "{before}");
+    assert!(
+        sample(&before, "ddcp_db_version").unwrap() > 0.0,
+        "{before}"
+    );
+    assert!(before.contains("ddcp_pull_duration_seconds"), "{before}");
+
+    a.sql("insert into bookmarks (id, url) values ('a2', 'https://a/2')");
+    b.wait_for("select count(*) from bookmarks", "2", ARRIVAL);
+    let after = common::private_net::wait_until(ARRIVAL, "b's applied count to move", || {
+        let text = scrape(9102);
+        (applied(&text) > applied(&before)).then_some(text)
+    });
+    let served = scrape(9101);
+    assert!(
+        served.contains("ddcp_changes_served_total{peer="),
+        "{served}"
+    );
+    assert!(
+        sample(&served, "ddcp_bytes_out_total").unwrap() > 0.0,
+        "{served}"
+    );
+    for text in [&before, &after, &served] {
+        assert_prometheus_text(text);
+    }
+    a.stop();
+    b.stop();
+}
+
+/// GET /metrics from 127.0.0.1:`port`: the body.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// The value of the sample named exactly `series` (name and labels as exposed).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Every line is a comment (`# HELP`, `# TYPE`), blank, or `name{labels} value`.
+fn assert_prometheus_text(text: &str) {
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+        assert!(
+            value.parse::<f64>().is_ok() || ["NaN", "+Inf", "-Inf"].contains(&value),
+            "bad value in {line:?}"
+        );
+        let name = series.split('{').next().unwrap();
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && !name.starts_with(|c: char| c.is_ascii_digit()),
+            "bad name in {line:?}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "bad labels in {line:?}"
+            );
+        }
+    }
 }

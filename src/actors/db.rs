@@ -9,6 +9,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::supervisor::SupervisorMsg;
 use crate::db::{ApplyOutcome, Db, DbError, Remote};
+use crate::metrics;
 use crate::sync::protocol::ChangesPage;
 use crate::sync::serve::Responder;
 use crate::sync::{Cursor, DbVersion, SchemaDesc, SchemaFingerprint, SiteId};
@@ -130,6 +131,9 @@ impl DbState {
         match message {
             DbMsg::Answer(request, reply) => {
                 let answer = self.responder.respond(&self.db, &request);
+                if let Some(served) = self.responder.take_served() {
+                    metrics::served(&served.asker.to_string(), served.changes);
+                }
                 let _ = reply.send(answer);
             }
             DbMsg::State(reply) => {
@@ -181,6 +185,7 @@ impl DbState {
             return Ok(());
         }
         let state = read_state(&self.db)?;
+        metrics::db_version(state.db_version.0);
         self.reported = Some((state.clone(), schema_version));
         // The supervisor only stops at shutdown; then nobody needs the news.
         let _ = supervisor.send_message(SupervisorMsg::LocalChanged(state));

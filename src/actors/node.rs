@@ -8,6 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::db::DbMsg;
 use super::supervisor::SupervisorMsg;
+use crate::metrics;
 use crate::net::{IncomingCall, NetEvent, Network, Node, OwnRoute};
 
 /// A failed attempt to make a route is tried again after this long.
@@ -128,6 +129,7 @@ impl Actor for NodeActor {
                 ready,
                 peers,
             }) => {
+                metrics::attachment(ready, peers);
                 tracing::debug!(target: "ddcp", attachment, ready, peers, "Veilid attachment");
             }
         }
@@ -170,6 +172,7 @@ impl NodeState {
     fn answer(&self, call: IncomingCall) {
         let db = self.db.clone();
         let network = self.network.clone();
+        let question_len = call.message.len();
         tokio::spawn(async move {
             let asked = db
                 .call(
@@ -179,6 +182,7 @@ impl NodeState {
                 .await;
             match asked {
                 Ok(ractor::rpc::CallResult::Success(answer)) => {
+                    metrics::traffic(question_len, answer.len());
                     if let Err(err) = network.reply(call.id, answer).await {
                         tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");
                     }

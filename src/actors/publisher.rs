@@ -7,6 +7,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::db::LocalState;
+use crate::metrics;
 use crate::net::{Network, RecordIdentity};
 use crate::sync::codec::encode_status;
 use crate::sync::protocol::Status;
@@ -108,6 +109,7 @@ impl Actor for PublisherActor {
                 state.published = Some(status);
             }
             Err(err) => {
+                metrics::error("publish");
                 tracing::warn!(target: "ddcp", error = %err, "Cannot publish status; retrying");
                 if !state.retry_pending {
                     state.retry_pending = true;

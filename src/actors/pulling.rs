@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use super::DB_CALL_BOUND;
 use super::db::{DbMsg, LocalState};
 use crate::db::{DbError, RemoteName};
+use crate::metrics;
 use crate::net::{NetError, Network, RouteId};
 use crate::sync::codec::{CodecError, decode_status};
 use crate::sync::protocol::{ErrorCode, ProtocolError, Status};
@@ -80,6 +81,20 @@ pub enum RemoteError {
     Db(#[from] DbError),
     #[error("the database did not answer (ddcp is shutting down?)")]
     DbGone,
+}
+
+impl RemoteError {
+    /// The kind of failure, for the errors metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RemoteError::Net(_) => "net",
+            RemoteError::NotPublished => "not_published",
+            RemoteError::BadStatus(_) | RemoteError::Garbage(_) => "garbage",
+            RemoteError::SchemaMismatch(_) => "schema",
+            RemoteError::Refused(_) => "refused",
+            RemoteError::Db(_) | RemoteError::DbGone => "db",
+        }
+    }
 }
 
 /// Pulls `link`'s changes until this database has them all. `status` is the remote's Status
@@ -163,6 +178,7 @@ impl Pull<'_> {
                         .await?
                         {
                             Ok(outcome) => {
+                                metrics::applied(self.link.name.as_str(), changes);
                                 self.report.pages += 1;
                                 self.report.changes += changes;
                                 self.report.remote_version = remote_version;
@@ -230,6 +246,7 @@ impl Pull<'_> {
 
     /// Sends `requests` at once; their answers (or failures) in any order.
     async fn call_all(&self, requests: Vec<Vec<u8>>) -> Vec<Result<Vec<u8>, NetError>> {
+        let sizes: Vec<usize> = requests.iter().map(Vec::len).collect();
         let mut calls = JoinSet::new();
         for request in requests {
             let network = self.network.clone();
@@ -237,10 +254,13 @@ impl Pull<'_> {
             calls.spawn(async move { network.call(&route, request).await });
         }
         let mut answers = Vec::new();
+        let sent: usize = sizes.iter().sum();
         while let Some(joined) = calls.join_next().await {
             // A call task cannot panic short of a bug in veilid-core; count it as lost.
             answers.push(joined.unwrap_or_else(|err| Err(NetError::Call(err.to_string()))));
         }
+        let received = answers.iter().flatten().map(Vec::len).sum();
+        metrics::traffic(received, sent);
         answers
     }
 

@@ -3,13 +3,14 @@
 //! a version it has not pulled; only when no node accepts the watch does it poll. Any failure
 //! ends the actor; the supervisor restarts it alone, with backoff.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::db::DbMsg;
 use super::pulling::{PullProgress, PullReport, RemoteLink, pull_remote};
 use super::supervisor::SupervisorMsg;
+use crate::metrics;
 use crate::net::Network;
 use crate::sync::DbVersion;
 use crate::sync::codec::decode_status;
@@ -138,12 +139,16 @@ impl RemoteState {
     async fn watch(&mut self, myself: &ActorRef<RemoteMsg>) {
         let name = &self.args.link.name;
         match self.args.network.watch_record(&self.args.link.key).await {
-            Ok(true) => tracing::debug!(target: "ddcp", remote_name = %name, "Watching remote"),
+            Ok(true) => {
+                metrics::watched(name.as_str());
+                tracing::debug!(target: "ddcp", remote_name = %name, "Watching remote");
+            }
             outcome => {
                 let error = match outcome {
                     Err(err) => err.to_string(),
                     Ok(_) => "no node accepted the watch".to_string(),
                 };
+                metrics::polling(name.as_str());
                 if !self.polling {
                     self.polling = true;
                     let interval = self.args.poll_interval;
@@ -178,8 +183,10 @@ impl RemoteState {
         }
         let link = &self.args.link;
         let mut quiet = |_: &PullProgress| {};
-        let report =
-            pull_remote(&self.args.network, &self.args.db, link, status, &mut quiet).await?;
+        let started = Instant::now();
+        let pulled = pull_remote(&self.args.network, &self.args.db, link, status, &mut quiet).await;
+        let report = pulled.inspect_err(|err| metrics::error(err.kind()))?;
+        metrics::pull_took(link.name.as_str(), started.elapsed().as_secs_f64());
         if report.applied {
             tracing::info!(
                 target: "ddcp",

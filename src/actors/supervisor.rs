@@ -17,6 +17,7 @@ use super::pulling::{PullReport, RemoteLink};
 use super::remote::{RemoteActor, RemoteArgs, RemoteMsg};
 use crate::control::{ControlRequest, ControlResponse, PullOutcome, RemoteHealth};
 use crate::db::{Db, RemoteName};
+use crate::metrics;
 use crate::net::{Network, Node, RecordIdentity, RouteId};
 use crate::sync::{DbVersion, RecordKey};
 
@@ -163,6 +164,12 @@ impl RemoteSlot {
         }
     }
 
+    fn report_lag(&self) {
+        if let Some(lag) = self.health().lag() {
+            metrics::lag(self.link.name.as_str(), lag);
+        }
+    }
+
     fn health(&self) -> RemoteHealth {
         RemoteHealth {
             name: self.link.name.to_string(),
@@ -300,6 +307,7 @@ impl Actor for Supervisor {
             SupervisorMsg::RemoteSeen { name, version } => {
                 if let Some(slot) = state.remotes.get_mut(&name) {
                     slot.seen = slot.seen.max(Some(version));
+                    slot.report_lag();
                 }
             }
             SupervisorMsg::RemotePulled { name, report } => {
@@ -308,6 +316,7 @@ impl Actor for Supervisor {
                     slot.seen = slot.seen.max(Some(report.remote_version));
                     slot.last_success = Some(unix_now());
                     slot.last_error = None;
+                    slot.report_lag();
                 }
             }
             SupervisorMsg::Control(request, reply) => {
@@ -343,6 +352,7 @@ impl Actor for Supervisor {
             return Ok(());
         }
         if state.publisher.is(&cell) {
+            metrics::restarted("publisher");
             let wait = state.publisher.failed();
             tracing::warn!(target: "ddcp", error, restart_in = ?wait, "Publisher failed");
             myself.send_after(wait, || SupervisorMsg::RestartPublisher);
@@ -353,6 +363,7 @@ impl Actor for Supervisor {
             .iter_mut()
             .find(|(_, slot)| slot.child.is(&cell));
         if let Some((name, slot)) = failed {
+            metrics::restarted("remote");
             let wait = slot.child.failed();
             slot.last_error = Some(error.clone());
             tracing::warn!(

@@ -25,7 +25,12 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
         poll_interval: Duration::from_secs(args.poll_interval),
     };
     let attach_timeout = Duration::from_secs(args.attach.attach_timeout);
+    let metrics_addr = args.metrics_addr;
     block_on(async move {
+        if let Some(address) = metrics_addr {
+            crate::metrics::install(address).map_err(CommandError::Serve)?;
+            tracing::info!(target: "ddcp", "Serving metrics on http://{address}/metrics");
+        }
         let node = Node::start(&config.veilid_dir(), &config.network).await?;
         if let Err(err) = node.attach(attach_timeout).await {
             node.shutdown().await;

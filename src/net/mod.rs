@@ -52,4 +52,6 @@ pub enum NetError {
     Record { key: String, reason: String },
     #[error("no answer from the Veilid network within {0:?}")]
     Timeout(std::time::Duration),
+    #[error("a message of {0} bytes is over Veilid's 32 KiB limit (a bug: please report it)")]
+    TooBig(usize),
 }

@@ -9,6 +9,7 @@ use super::NetError;
 use super::events::CallId;
 use super::identity::RecordIdentity;
 use crate::sync::RecordKey;
+use crate::sync::protocol::MAX_MESSAGE_BYTES;
 
 /// The subkey holding a database's Status.
 const STATUS_SUBKEY: u32 = 0;
@@ -84,6 +85,7 @@ impl Network {
 
     /// Asks a peer `message` on its route; its answer.
     pub async fn call(&self, route: &RouteId, message: Vec<u8>) -> Result<Vec<u8>, NetError> {
+        fits(&message)?;
         bounded(
             CALL_BOUND,
             self.routing
@@ -95,6 +97,7 @@ impl Network {
 
     /// Answers an incoming call.
     pub async fn reply(&self, call: CallId, answer: Vec<u8>) -> Result<(), NetError> {
+        fits(&answer)?;
         self.api
             .app_call_reply(call.0, answer)
             .await
@@ -170,6 +173,16 @@ impl Network {
             let _ = bounded(DHT_BOUND, self.routing.close_dht_record(veilid)).await;
         }
     }
+}
+
+/// Nothing is sent that Veilid would refuse: the protocol keeps every message within
+/// [`MAX_MESSAGE_BYTES`], and this says so loudly if it ever did not.
+fn fits(message: &[u8]) -> Result<(), NetError> {
+    if message.len() > MAX_MESSAGE_BYTES {
+        tracing::error!(target: "ddcp", bytes = message.len(), "Refusing to send a message over 32 KiB");
+        return Err(NetError::TooBig(message.len()));
+    }
+    Ok(())
 }
 
 /// Waits for `work` at most `bound`.

@@ -54,6 +54,16 @@ pub struct Responder {
     compression: Compression,
     cache: VecDeque<(Hash, Arc<Vec<u8>>)>,
     cached_bytes: usize,
+    served: Option<Served>,
+}
+
+/// A page built for a peer, for the record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Served {
+    /// Who asked.
+    pub asker: SiteId,
+    /// Changes in the page.
+    pub changes: u64,
 }
 
 impl Default for Responder {
@@ -69,6 +79,7 @@ impl Responder {
             compression,
             cache: VecDeque::new(),
             cached_bytes: 0,
+            served: None,
         }
     }
 
@@ -83,14 +94,27 @@ impl Responder {
         answer.unwrap_or_else(|err| encode_message(&Message::Error(err), Compression::None))
     }
 
+    /// The page the last [`Responder::respond`] built, if it built one (a fragment request
+    /// only sends parts of a page counted already).
+    pub fn take_served(&mut self) -> Option<Served> {
+        self.served.take()
+    }
+
     /// The whole answer to a request other than a fragment request, however big.
     fn answer(
-        &self,
+        &mut self,
         source: &impl ChangeSource,
         message: &Message,
     ) -> Result<Vec<u8>, ProtocolError> {
         let answer = match message {
-            Message::ChangesRequest(request) => Message::ChangesPage(page(source, request)?),
+            Message::ChangesRequest(request) => {
+                let page = page(source, request)?;
+                self.served = Some(Served {
+                    asker: request.asker,
+                    changes: page.changes.len() as u64,
+                });
+                Message::ChangesPage(page)
+            }
             Message::SchemaRequest => Message::Schema(source.schema().map_err(internal)?),
             _ => {
                 return Err(ProtocolError::new(

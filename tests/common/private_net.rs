@@ -187,6 +187,11 @@ impl Peer {
 
     /// Starts `ddcp serve` (its log appended to serve.log).
     pub fn serve(&mut self) {
+        self.serve_with(&[]);
+    }
+
+    /// Starts `ddcp serve` with more options.
+    pub fn serve_with(&mut self, options: &[&str]) {
         assert!(self.serve.is_none(), "{} serves already", self.name);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -194,7 +199,7 @@ impl Peer {
             .open(self.log_path())
             .unwrap();
         let child = self
-            .command(&["serve"])
+            .command(&[&["serve"], options].concat())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,0 +1,124 @@
+//! Every metric ddcp exports, in one place, and the Prometheus exporter (`--metrics-addr`).
+//! Names follow Prometheus conventions; labels are few and bounded (remote names, site ids of
+//! peers, error kinds, actor kinds).
+
+use std::net::SocketAddr;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+
+/// This database's db_version.
+pub const DB_VERSION: &str = "ddcp_db_version";
+/// Changes received from a remote and accepted (label `remote`).
+pub const CHANGES_APPLIED: &str = "ddcp_changes_applied_total";
+/// Changes sent to a peer in pages (label `peer`: the asker's site id).
+pub const CHANGES_SERVED: &str = "ddcp_changes_served_total";
+/// App call bytes received (questions answered and answers to this node's questions).
+pub const BYTES_IN: &str = "ddcp_bytes_in_total";
+/// App call bytes sent.
+pub const BYTES_OUT: &str = "ddcp_bytes_out_total";
+/// How long pulls took, from the Status to up to date (label `remote`).
+pub const PULL_DURATION: &str = "ddcp_pull_duration_seconds";
+/// The remote's db_version seen minus the one pulled (label `remote`).
+pub const REMOTE_LAG: &str = "ddcp_remote_lag_versions";
+/// Restarts of failed actors (label `actor`: `remote` or `publisher`; `remote` for remotes).
+pub const ACTOR_RESTARTS: &str = "ddcp_actor_restarts_total";
+/// 1 when the Veilid node can use the DHT and private routes, else 0.
+pub const VEILID_READY: &str = "ddcp_veilid_ready";
+/// Peers the Veilid node talks to.
+pub const VEILID_PEERS: &str = "ddcp_veilid_peers";
+/// Watches set on remotes' records (label `remote`).
+pub const WATCHES: &str = "ddcp_remote_watches_total";
+/// Remotes whose record could not be watched, polled instead (label `remote`); 1 while polling.
+pub const POLLING: &str = "ddcp_remote_polling";
+/// Failures by kind (label `kind`: `net`, `garbage`, `schema`, `refused`, `db`, ...).
+pub const ERRORS: &str = "ddcp_errors_total";
+
+/// Starts the Prometheus exporter on `address` (`/metrics`) and describes every metric.
+pub fn install(address: SocketAddr) -> Result<(), String> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(address)
+        .install()
+        .map_err(|err| format!("cannot serve metrics on {address}: {err}"))?;
+    describe_gauge!(DB_VERSION, "This database's db_version.");
+    describe_counter!(
+        CHANGES_APPLIED,
+        "Changes received from a remote and accepted."
+    );
+    describe_counter!(CHANGES_SERVED, "Changes sent to peers in pages.");
+    describe_counter!(BYTES_IN, "App call bytes received.");
+    describe_counter!(BYTES_OUT, "App call bytes sent.");
+    describe_histogram!(
+        PULL_DURATION,
+        metrics::Unit::Seconds,
+        "How long pulls took."
+    );
+    describe_gauge!(REMOTE_LAG, "Remote versions seen but not pulled yet.");
+    describe_counter!(ACTOR_RESTARTS, "Restarts of failed actors.");
+    describe_gauge!(VEILID_READY, "1 when the Veilid node is ready.");
+    describe_gauge!(VEILID_PEERS, "Peers the Veilid node talks to.");
+    describe_counter!(WATCHES, "Watches set on remotes' records.");
+    describe_gauge!(
+        POLLING,
+        "1 while a remote is polled because its record cannot be watched."
+    );
+    describe_counter!(ERRORS, "Failures, by kind.");
+    Ok(())
+}
+
+/// The database moved to `version`.
+pub fn db_version(version: i64) {
+    gauge!(DB_VERSION).set(version as f64);
+}
+
+/// A page of `changes` from `remote` was accepted.
+pub fn applied(remote: &str, changes: u64) {
+    counter!(CHANGES_APPLIED, "remote" => remote.to_string()).increment(changes);
+}
+
+/// A page of `changes` went to `peer`.
+pub fn served(peer: &str, changes: u64) {
+    counter!(CHANGES_SERVED, "peer" => peer.to_string()).increment(changes);
+}
+
+/// App call bytes in and out.
+pub fn traffic(bytes_in: usize, bytes_out: usize) {
+    counter!(BYTES_IN).increment(bytes_in as u64);
+    counter!(BYTES_OUT).increment(bytes_out as u64);
+}
+
+/// A pull of `remote` took `seconds`.
+pub fn pull_took(remote: &str, seconds: f64) {
+    histogram!(PULL_DURATION, "remote" => remote.to_string()).record(seconds);
+}
+
+/// `remote` is `lag` versions behind.
+pub fn lag(remote: &str, lag: i64) {
+    gauge!(REMOTE_LAG, "remote" => remote.to_string()).set(lag as f64);
+}
+
+/// An actor of kind `actor` was restarted.
+pub fn restarted(actor: &'static str) {
+    counter!(ACTOR_RESTARTS, "actor" => actor).increment(1);
+}
+
+/// The Veilid node's attachment.
+pub fn attachment(ready: bool, peers: u64) {
+    gauge!(VEILID_READY).set(if ready { 1.0 } else { 0.0 });
+    gauge!(VEILID_PEERS).set(peers as f64);
+}
+
+/// A watch was set on `remote`'s record.
+pub fn watched(remote: &str) {
+    counter!(WATCHES, "remote" => remote.to_string()).increment(1);
+    gauge!(POLLING, "remote" => remote.to_string()).set(0.0);
+}
+
+/// `remote` is polled: its record could not be watched.
+pub fn polling(remote: &str) {
+    gauge!(POLLING, "remote" => remote.to_string()).set(1.0);
+}
+
+/// A failure of kind `kind`.
+pub fn error(kind: &'static str) {
+    counter!(ERRORS, "kind" => kind).increment(1);
+}
