@@ -23,6 +23,10 @@ use crate::sync::{DbVersion, RecordKey};
 /// gives up; between them the remote's Status is read again for a fresh route.
 const CALL_ATTEMPTS: u32 = 4;
 
+/// Rounds of answers in a row that move nothing (late or repeated answers, "too busy") before
+/// the pull gives up: a peer must not keep a puller asking forever.
+const IDLE_ROUNDS: u32 = 10;
+
 /// A remote that is too busy is asked again after this long.
 const BUSY_PAUSE: Duration = Duration::from_secs(1);
 
@@ -77,6 +81,8 @@ pub enum RemoteError {
     SchemaMismatch(String),
     #[error("the remote refused: {0}")]
     Refused(ProtocolError),
+    #[error("the remote's answers make no progress")]
+    NoProgress,
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("the database did not answer (ddcp is shutting down?)")]
@@ -89,7 +95,9 @@ impl RemoteError {
         match self {
             RemoteError::Net(_) => "net",
             RemoteError::NotPublished => "not_published",
-            RemoteError::BadStatus(_) | RemoteError::Garbage(_) => "garbage",
+            RemoteError::BadStatus(_) | RemoteError::Garbage(_) | RemoteError::NoProgress => {
+                "garbage"
+            }
             RemoteError::SchemaMismatch(_) => "schema",
             RemoteError::Refused(_) => "refused",
             RemoteError::Db(_) | RemoteError::DbGone => "db",
@@ -150,10 +158,12 @@ impl Pull<'_> {
     ) -> Result<(), RemoteError> {
         let mut puller = self.new_puller().await?;
         let mut failures = 0;
+        let mut idle_rounds = 0;
         let mut cursor_reset = false;
         while !puller.is_up_to_date() {
             let answers = self.call_all(puller.requests()).await;
             let mut answered = false;
+            let mut moved = false;
             let mut last_error = None;
             for answer in answers {
                 let bytes = match answer {
@@ -167,6 +177,7 @@ impl Pull<'_> {
                 match puller.receive(&bytes) {
                     Ok(Received::Ignored) => {}
                     Ok(Received::Progress { fragments, of }) => {
+                        moved = true;
                         progress(&self.progress(Some((fragments, of))));
                     }
                     Ok(Received::Page(page)) => {
@@ -178,6 +189,7 @@ impl Pull<'_> {
                         .await?
                         {
                             Ok(outcome) => {
+                                moved = true;
                                 metrics::applied(self.link.name.as_str(), changes);
                                 self.report.pages += 1;
                                 self.report.changes += changes;
@@ -212,6 +224,10 @@ impl Pull<'_> {
             }
             if answered {
                 failures = 0;
+                idle_rounds = if moved { 0 } else { idle_rounds + 1 };
+                if idle_rounds >= IDLE_ROUNDS {
+                    return Err(RemoteError::NoProgress);
+                }
                 continue;
             }
             failures += 1;

@@ -58,7 +58,8 @@ pub struct RemoteState {
     args: RemoteArgs,
     /// The remote's version when this actor last finished pulling.
     pulled: Option<DbVersion>,
-    polling: bool,
+    /// The timer that polls while the record cannot be watched.
+    polling: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Actor for RemoteActor {
@@ -74,7 +75,7 @@ impl Actor for RemoteActor {
         Ok(RemoteState {
             args,
             pulled: None,
-            polling: false,
+            polling: None,
         })
     }
 
@@ -99,10 +100,14 @@ impl Actor for RemoteActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             RemoteMsg::Sync | RemoteMsg::RoutesDied => {
+                if state.polling.is_some() {
+                    // Polling is the fallback: try to watch again at every poll.
+                    state.watch(&myself).await;
+                }
                 state.sync(None).await?;
             }
             RemoteMsg::PullNow(reply) => {
-                state.pulled = None;
+                // Without a Status in hand, `sync` always asks the remote.
                 let outcome = state.sync(None).await;
                 let _ = reply.send(match &outcome {
                     Ok(report) => Ok(report.clone().unwrap_or_default()),
@@ -141,7 +146,12 @@ impl RemoteState {
         match self.args.network.watch_record(&self.args.link.key).await {
             Ok(true) => {
                 metrics::watched(name.as_str());
-                tracing::debug!(target: "ddcp", remote_name = %name, "Watching remote");
+                if let Some(timer) = self.polling.take() {
+                    timer.abort();
+                    tracing::info!(target: "ddcp", remote_name = %name, "Watching the remote again; polling stopped");
+                } else {
+                    tracing::debug!(target: "ddcp", remote_name = %name, "Watching remote");
+                }
             }
             outcome => {
                 let error = match outcome {
@@ -149,12 +159,11 @@ impl RemoteState {
                     Ok(_) => "no node accepted the watch".to_string(),
                 };
                 metrics::polling(name.as_str());
-                if !self.polling {
-                    self.polling = true;
+                if self.polling.is_none() {
                     let interval = self.args.poll_interval;
                     tracing::warn!(target: "ddcp", remote_name = %name, error,
                         "Cannot watch the remote; polling every {interval:?}");
-                    myself.send_interval(interval, || RemoteMsg::Sync);
+                    self.polling = Some(myself.send_interval(interval, || RemoteMsg::Sync));
                 }
             }
         }

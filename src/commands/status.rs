@@ -53,7 +53,7 @@ impl From<RemoteHealth> for HealthJson {
 
 pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
     let db = Db::open(&config.db_file, &config.extension)?;
-    let status = StatusJson {
+    let mut status = StatusJson {
         db_file: config.db_file.display().to_string(),
         site_id: db.site_id()?.to_string(),
         db_version: db.db_version()?.0,
@@ -63,7 +63,6 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
         serving: false,
         replication: Vec::new(),
     };
-    let mut status = status;
     match ask_daemon(config, ControlRequest::Status)? {
         Some(ControlResponse::Status(remotes)) => {
             status.serving = true;
