@@ -1,8 +1,9 @@
 # ddcp in a container: `docker build -t ddcp .`, then
 #   docker run -v $(pwd)/data:/data ddcp init
 #   cat fixtures/cr_test_schema.sql | docker run -i -v $(pwd)/data:/data ddcp shell
-# Not built here (no Docker engine on the development machines); the stages run the same
-# scripts as a developer does.
+#   docker compose -f deploy/docker-compose.yml up   (ddcp serve + Prometheus)
+# Not built here: the development machines have no Docker engine and no Dockerfile linter
+# (hadolint is not packaged in Debian); the stages run the same scripts as a developer does.
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
@@ -28,5 +29,7 @@ USER ddcp
 WORKDIR /data
 VOLUME /data
 ENV DB_FILE=/data/ddcp.db STATE_DIR=/data/.ddcp
+# Veilid (UDP, TCP, WebSocket) and, with --metrics-addr 0.0.0.0:9100, the metrics.
+EXPOSE 5150/tcp 5150/udp 9100/tcp
 ENTRYPOINT ["ddcp"]
 CMD ["--help"]

@@ -13,9 +13,12 @@ if [[ "${1:-}" != "--inside" ]]; then
   command -v cargo >/dev/null || { echo "error: cargo is missing: install Rust (https://rustup.rs)" >&2; exit 1; }
   scripts/install-deps.sh
   scripts/build-crsqlite.sh
-  echo "building ddcp (debug)..."
-  cargo build --quiet
-  export DDCP=${CARGO_TARGET_DIR:-$ROOT/target}/debug/ddcp
+  # DDCP: a ddcp binary already built (scripts/test.sh passes the one its tests used).
+  if [ -z "${DDCP:-}" ]; then
+    echo "building ddcp (debug)..."
+    cargo build --quiet
+    export DDCP=${CARGO_TARGET_DIR:-$ROOT/target}/debug/ddcp
+  fi
   if [ $# -ge 1 ]; then
     WORK=$1; mkdir -p "$WORK"
   else

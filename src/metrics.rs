@@ -33,6 +33,23 @@ pub const POLLING: &str = "ddcp_remote_polling";
 /// Failures by kind (label `kind`: `net`, `garbage`, `schema`, `refused`, `db`, ...).
 pub const ERRORS: &str = "ddcp_errors_total";
 
+/// Every metric, for the checks that the README, the dashboard and the alerts name only these.
+pub const ALL: &[&str] = &[
+    DB_VERSION,
+    CHANGES_APPLIED,
+    CHANGES_SERVED,
+    BYTES_IN,
+    BYTES_OUT,
+    PULL_DURATION,
+    REMOTE_LAG,
+    ACTOR_RESTARTS,
+    VEILID_READY,
+    VEILID_PEERS,
+    WATCHES,
+    POLLING,
+    ERRORS,
+];
+
 /// Starts the Prometheus exporter on `address` (`/metrics`) and describes every metric.
 pub fn install(address: SocketAddr) -> Result<(), String> {
     metrics_exporter_prometheus::PrometheusBuilder::new()
