@@ -505,4 +505,5 @@ fn pull_of_an_unknown_remote_is_refused_before_any_network() {
     let site = Site::with_bookmarks();
     site.run(&["pull", "nobody"])
         .fails_with("no remote named \"nobody\"");
+    site.run(&["pull"]).fails_with("no remotes to pull");
 }

@@ -63,6 +63,8 @@ pub enum CommandError {
     NetworkFile(#[from] crate::config::BadNetworkFile),
     #[error("{0}")]
     Control(#[from] crate::control::ControlError),
+    #[error("no remotes to pull: add one with `ddcp remote add NAME KEY`")]
+    NoRemotes,
     #[error("remote {name}: {reason}")]
     Remote { name: String, reason: String },
 }

@@ -41,6 +41,9 @@ pub fn run(config: &Config, args: &PullArgs) -> Result<(), CommandError> {
             return Err(DbError::NoSuchRemote(name.clone()).into());
         }
     }
+    if links.is_empty() {
+        return Err(CommandError::NoRemotes);
+    }
     let outcomes = match ask_daemon(config, ControlRequest::Pull(args.name.clone()))? {
         // A running `ddcp serve` holds the node: it pulls, and says how it went.
         Some(ControlResponse::Pulled(outcomes)) => {
