@@ -129,7 +129,17 @@ pub async fn pull_remote(
         report: PullReport::default(),
     };
     pull.run(progress).await?;
-    Ok(pull.report)
+    let report = pull.report;
+    if report.applied {
+        tracing::info!(
+            target: "ddcp",
+            remote_name = ?link.name.as_str(),
+            db_version = report.remote_version.0,
+            changes = report.changes,
+            "Pulled changes from remote database"
+        );
+    }
+    Ok(report)
 }
 
 /// Reads a remote's Status from its record.

@@ -196,15 +196,6 @@ impl RemoteState {
         let pulled = pull_remote(&self.args.network, &self.args.db, link, status, &mut quiet).await;
         let report = pulled.inspect_err(|err| metrics::error(err.kind()))?;
         metrics::pull_took(link.name.as_str(), started.elapsed().as_secs_f64());
-        if report.applied {
-            tracing::info!(
-                target: "ddcp",
-                remote_name = ?link.name.as_str(),
-                db_version = report.remote_version.0,
-                changes = report.changes,
-                "Pulled changes from remote database"
-            );
-        }
         self.pulled = Some(report.remote_version);
         let _ = self
             .args

@@ -150,15 +150,6 @@ async fn pull_one(
     bar.finish();
     network.close_record(&link.key).await;
     let report = result?;
-    if report.applied {
-        tracing::info!(
-            target: "ddcp",
-            remote_name = ?link.name.as_str(),
-            db_version = report.remote_version.0,
-            changes = report.changes,
-            "Pulled changes from remote database"
-        );
-    }
     Ok(report)
 }
 

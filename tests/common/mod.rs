@@ -79,15 +79,7 @@ impl Site {
 
     /// Runs ddcp with `args` and `stdin`.
     pub fn run_with_input(&self, args: &[&str], stdin: &[u8]) -> Run {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        finish(child.wait_with_output().unwrap())
+        run_command(self.command(args), stdin)
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
@@ -107,6 +99,18 @@ impl Site {
             .ok();
         site
     }
+}
+
+/// Runs `command` with `stdin`; what it printed and how it ended.
+pub fn run_command(mut command: Command, stdin: &[u8]) -> Run {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    finish(child.wait_with_output().unwrap())
 }
 
 fn finish(output: Output) -> Run {

@@ -159,21 +159,7 @@ impl Peer {
     }
 
     pub fn run_with_input(&self, args: &[&str], stdin: &[u8]) -> Run {
-        use std::io::Write;
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        let output = child.wait_with_output().unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        super::run_command(self.command(args), stdin)
     }
 
     /// `ddcp shell -c SQL`, which must succeed; its output.
