@@ -24,6 +24,7 @@ mod node;
 mod publisher;
 mod pulling;
 mod remote;
+mod restart;
 mod supervisor;
 
 pub use db::{DbActor, DbArgs, DbMsg, LocalState};

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
@@ -15,18 +15,12 @@ use super::node::{NodeActor, NodeArgs, NodeMsg};
 use super::publisher::{PublisherActor, PublisherArgs, PublisherMsg};
 use super::pulling::{PullReport, RemoteLink};
 use super::remote::{RemoteActor, RemoteArgs, RemoteMsg};
+use super::restart::Restartable;
 use crate::control::{ControlRequest, ControlResponse, PullOutcome, RemoteHealth};
 use crate::db::{Db, RemoteName};
 use crate::metrics;
 use crate::net::{Network, Node, RecordIdentity, RouteId};
 use crate::sync::{DbVersion, RecordKey};
-
-/// The first restart of a failed child waits this long ...
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-/// ... each further one twice as long, up to this.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// A child that ran this long before failing starts again from the first backoff.
-const HEALTHY_RUN: Duration = Duration::from_secs(300);
 
 /// How `ddcp serve` runs.
 pub struct ServeOptions {
@@ -94,49 +88,6 @@ pub struct SupervisorArgs {
     pub state_dir: PathBuf,
     /// Why serving stopped, when a child it cannot do without failed.
     pub fatal: Arc<Mutex<Option<String>>>,
-}
-
-/// A child the supervisor restarts: its actor (none while it waits to restart) and its
-/// restart history.
-struct Restartable<M: ractor::Message> {
-    actor: Option<ActorRef<M>>,
-    started: Instant,
-    restarts: u32,
-    backoff: Duration,
-}
-
-impl<M: ractor::Message> Restartable<M> {
-    fn running(actor: ActorRef<M>) -> Self {
-        Restartable {
-            actor: Some(actor),
-            started: Instant::now(),
-            restarts: 0,
-            backoff: FIRST_BACKOFF,
-        }
-    }
-
-    fn is(&self, cell: &ActorCell) -> bool {
-        self.actor
-            .as_ref()
-            .is_some_and(|actor| actor.get_id() == cell.get_id())
-    }
-
-    /// Marks it failed; how long to wait before starting it again.
-    fn failed(&mut self) -> Duration {
-        self.actor = None;
-        if self.started.elapsed() >= HEALTHY_RUN {
-            self.backoff = FIRST_BACKOFF;
-        }
-        let wait = self.backoff;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        self.restarts += 1;
-        wait
-    }
-
-    fn restarted(&mut self, actor: ActorRef<M>) {
-        self.actor = Some(actor);
-        self.started = Instant::now();
-    }
 }
 
 struct RemoteSlot {
