@@ -55,7 +55,7 @@ async fn main() {
         .publish(&identity, encode_status(&status))
         .await
         .expect("publish");
-    println!("{}", identity.key);
+    println!("{}", identity.key.reveal());
     let mut events = node.take_events();
     let mut answers = 0u64;
     while let Some(event) = events.recv().await {

@@ -203,9 +203,17 @@ pub enum RemoteCommand {
         /// The remote's name.
         name: String,
     },
-    /// List the remotes.
+    /// List the remotes (their keys without the encryption secret, unless asked).
     #[command(visible_alias = "ls")]
-    List(JsonFlag),
+    List {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Print each key whole, with the secret that lets its holder read the remote's
+        /// published status.
+        #[arg(long)]
+        show_secrets: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

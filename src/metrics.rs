@@ -1,6 +1,7 @@
 //! Every metric ddcp exports, in one place, and the Prometheus exporter (`--metrics-addr`).
-//! Names follow Prometheus conventions; labels are few and bounded (remote names, site ids of
-//! peers, error kinds, actor kinds).
+//! Names follow Prometheus conventions. Every label value comes from a set this node bounds:
+//! remote names (the user's own), error kinds, actor kinds, refusal reasons; never from what a
+//! peer claims (an unauthenticated asker could grow the series without bound).
 
 use std::net::SocketAddr;
 
@@ -10,7 +11,7 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 pub const DB_VERSION: &str = "ddcp_db_version";
 /// Changes received from a remote and accepted (label `remote`).
 pub const CHANGES_APPLIED: &str = "ddcp_changes_applied_total";
-/// Changes sent to a peer in pages (label `peer`: the asker's site id).
+/// Changes sent to peers in pages (no label: askers are not authenticated).
 pub const CHANGES_SERVED: &str = "ddcp_changes_served_total";
 /// App call bytes received (questions answered and answers to this node's questions).
 pub const BYTES_IN: &str = "ddcp_bytes_in_total";
@@ -92,9 +93,9 @@ pub fn applied(remote: &str, changes: u64) {
     counter!(CHANGES_APPLIED, "remote" => remote.to_string()).increment(changes);
 }
 
-/// A page of `changes` went to `peer`.
-pub fn served(peer: &str, changes: u64) {
-    counter!(CHANGES_SERVED, "peer" => peer.to_string()).increment(changes);
+/// A page of `changes` went to a peer.
+pub fn served(changes: u64) {
+    counter!(CHANGES_SERVED).increment(changes);
 }
 
 /// App call bytes in and out.

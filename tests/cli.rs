@@ -12,16 +12,24 @@ fn init_creates_the_database_a_private_state_dir_and_a_dht_record() {
     let site = Site::new();
     let run = site.run(&["init"]);
     let key = run.ok().trim().to_string();
+    // veilid-core 0.5's two-part form, which `remote add` accepts, on stdout; the log line
+    // names the record without its secret.
+    let parsed: ddcp::sync::RecordKey = key.parse().unwrap();
+    let secret = parsed.secret_text().expect("a two-part key");
     assert!(
         run.stderr.contains(&format!(
-            "INFO ddcp: Registered database at DHT key=\"{key}\""
+            "INFO ddcp: Registered database at DHT key=\"{parsed}\""
         )),
         "{}",
         run.stderr
     );
-    // veilid-core 0.5's two-part form, which `remote add` accepts.
-    let parsed: ddcp::sync::RecordKey = key.parse().unwrap();
-    assert!(parsed.secret().is_some(), "{key}");
+    assert!(!run.stderr.contains(&secret), "{}", run.stderr);
+    let record = std::fs::read_to_string(site.path(".ddcp/record")).unwrap();
+    let owner = record
+        .lines()
+        .find_map(|line| line.strip_prefix("owner "))
+        .unwrap();
+    let owner_secret = owner.rsplit(':').next().unwrap();
     assert_eq!(site.run(&["addr"]).ok().trim(), key);
     let json: serde_json::Value = serde_json::from_str(site.run(&["addr", "--json"]).ok()).unwrap();
     assert_eq!(json["key"], key);
@@ -36,10 +44,16 @@ fn init_creates_the_database_a_private_state_dir_and_a_dht_record() {
     };
     assert_eq!(mode(".ddcp"), 0o700);
     assert_eq!(mode(".ddcp/record"), 0o600, "the owner keypair is secret");
-    let status: serde_json::Value =
-        serde_json::from_str(site.run(&["status", "--json"]).ok()).unwrap();
+    let status_text = site.run(&["status", "--json"]).ok().to_string();
+    let status: serde_json::Value = serde_json::from_str(&status_text).unwrap();
     assert_eq!(status["db_version"], 0);
     assert_eq!(status["site_id"].as_str().unwrap().len(), 32);
+    for shown in [status_text, site.run(&["status"]).ok().to_string()] {
+        assert!(
+            !shown.contains(&secret) && !shown.contains(owner_secret),
+            "{shown}"
+        );
+    }
 }
 
 #[test]
@@ -210,17 +224,31 @@ fn remote_add_list_remove() {
     site.run(&["remote", "add", "alice", KEY]).ok();
     site.run(&["remote", "add", "bob", &format!("VLD0:{SECRET}:{KEY}")])
         .ok();
+    // Keys without their secret, unless asked.
     assert_eq!(
         site.run(&["remote", "list"]).ok(),
+        format!("alice\tVLD0:{KEY}\nbob\tVLD0:{SECRET}\n")
+    );
+    assert_eq!(
+        site.run(&["remote", "list", "--show-secrets"]).ok(),
         format!("alice\tVLD0:{KEY}\nbob\tVLD0:{SECRET}:{KEY}\n")
     );
     let json: serde_json::Value =
         serde_json::from_str(site.run(&["remote", "list", "--json"]).ok()).unwrap();
     assert_eq!(json[0]["name"], "alice");
     assert_eq!(json[0]["key"], format!("VLD0:{KEY}"));
+    assert_eq!(json[1]["key"], format!("VLD0:{SECRET}"));
+    let json: serde_json::Value = serde_json::from_str(
+        site.run(&["remote", "list", "--json", "--show-secrets"])
+            .ok(),
+    )
+    .unwrap();
+    assert_eq!(json[1]["key"], format!("VLD0:{SECRET}:{KEY}"));
+    let status = site.run(&["status", "--json"]).ok().to_string();
+    assert!(!status.contains(&format!("{SECRET}:{KEY}")), "{status}");
     site.run(&["remote", "remove", "alice"]).ok();
     assert_eq!(
-        site.run(&["remote", "list"]).ok(),
+        site.run(&["remote", "list", "--show-secrets"]).ok(),
         format!("bob\tVLD0:{SECRET}:{KEY}\n")
     );
     site.run(&["remote", "remove", "alice"])
@@ -233,10 +261,12 @@ fn remote_add_refuses_bad_input_and_writes_nothing() {
     site.run(&["remote", "add", "alice", KEY]).ok();
     let before = site.run(&["remote", "list", "--json"]).ok().to_string();
     let db_before = snapshot(&site.db_file());
+    let with_secret = format!("{KEY}:{SECRET}");
+    let named_without_secret = format!("remote \"alice\" already has key VLD0:{KEY}");
     for (args, message) in [
         (
             vec!["remote", "add", "bob", "VLD0:nope"],
-            "invalid record key \"VLD0:nope\"",
+            "invalid record key: key is 3 bytes; expected 32",
         ),
         (
             vec!["remote", "add", "bob", "VLD1:abc"],
@@ -259,12 +289,18 @@ fn remote_add_refuses_bad_input_and_writes_nothing() {
             "remote \"alice\" already has key",
         ),
         (
+            // The error names the record, never the secret that came with it.
+            vec!["remote", "add", "carol", with_secret.as_str()],
+            named_without_secret.as_str(),
+        ),
+        (
             vec!["remote", "add", "--", "-x", KEY],
             "invalid remote name",
         ),
         (vec!["remote", "add", "a/b", KEY], "invalid remote name"),
     ] {
-        site.run(&args).fails_with(message);
+        let line = site.run(&args).fails_with(message).to_string();
+        assert!(!line.contains(&format!(":{SECRET}")), "{line}");
         assert_eq!(site.run(&["remote", "list", "--json"]).ok(), before);
     }
     assert_eq!(snapshot(&site.db_file()), db_before);

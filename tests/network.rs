@@ -247,6 +247,24 @@ fn a_stopped_remote_catches_up_while_the_others_keep_going() {
     }
 }
 
+/// The encryption secret of a record key as `ddcp init` prints it (`VLD0:<key>:<secret>`).
+fn secret_of(key: &str) -> String {
+    let secret = key.rsplit(':').next().unwrap();
+    assert_eq!(key.matches(':').count(), 2, "{key} has no secret");
+    secret.to_string()
+}
+
+/// Fails when any of `secrets` appears in `text` (named `what`).
+#[track_caller]
+fn assert_no_secret(what: &str, text: &str, secrets: &[String]) {
+    for secret in secrets {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a record secret appears in {what}:\n{text}"
+        );
+    }
+}
+
 #[test]
 fn peers_answering_garbage_are_logged_and_skipped_and_the_others_keep_going() {
     if !inside_private_network(
@@ -257,14 +275,39 @@ fn peers_answering_garbage_are_logged_and_skipped_and_the_others_keep_going() {
     let net = TestNet::start();
     let mut a = Peer::new(&net, "a", 5);
     let mut b = Peer::new(&net, "b", 6);
+    // Made, never served: a remote whose record the network does not know.
+    let silent = Peer::new(&net, "silent", 9);
     let random = common::private_net::GarbagePeer::start(&net, "random", 7);
     let lying = common::private_net::GarbagePeer::start(&net, "lying", 8);
-    b.run(&["remote", "add", "a", &a.key()]).ok();
-    b.run(&["remote", "add", "random", &random.key]).ok();
-    b.run(&["remote", "add", "lying", &lying.key]).ok();
+    let secrets: Vec<String> = [
+        a.key(),
+        b.key(),
+        silent.key(),
+        random.key.clone(),
+        lying.key.clone(),
+    ]
+    .iter()
+    .map(|key| secret_of(key))
+    .collect();
+    // What the commands print, errors included, for the secret check at the end.
+    let mut printed = String::new();
+    let mut run = |peer: &Peer, args: &[&str]| {
+        let run = peer.run(args);
+        printed.push_str(&run.stdout);
+        printed.push_str(&run.stderr);
+        run
+    };
+    run(&b, &["remote", "add", "a", &a.key()]).ok();
+    run(&b, &["remote", "add", "random", &random.key]).ok();
+    run(&b, &["remote", "add", "lying", &lying.key]).ok();
+    run(&b, &["remote", "add", "silent", &silent.key()]).ok();
+    // A bad key and a duplicate: refused without echoing the secret.
+    let bad = format!("{}:{}", silent.key(), secret_of(&a.key()));
+    run(&b, &["remote", "add", "bad", &bad]).fails_with("invalid record key");
+    run(&b, &["remote", "add", "again", &a.key()]).fails_with("already has key");
     a.sql("insert into bookmarks (id, url) values ('a1', 'https://a/1')");
     a.serve();
-    b.serve();
+    b.serve_with(&["--metrics-addr", "127.0.0.1:9103"]);
     b.wait_for("select count(*) from bookmarks", "1", ARRIVAL);
     // Both hostile remotes fail, again and again, each restarted alone with growing backoff.
     common::private_net::wait_until(ARRIVAL, "both hostile remotes to fail twice", || {
@@ -317,8 +360,43 @@ fn peers_answering_garbage_are_logged_and_skipped_and_the_others_keep_going() {
         b.log().contains(&published).then_some(())
     });
     assert_eq!(b.sql("pragma integrity_check"), "ok\n");
+
+    // No secret anywhere the user did not ask for one: logs, status (text and JSON), remote
+    // list, metrics, errors. The unpublished remote has failed by now, with its record's error.
+    common::private_net::wait_until(ARRIVAL, "the unpublished remote to fail", || {
+        b.log()
+            .contains(r#"Remote failed remote_name="silent""#)
+            .then_some(())
+    });
+    run(&b, &["status"]).ok();
+    run(&b, &["status", "--json"]).ok();
+    run(&b, &["remote", "list"]).ok();
+    run(&b, &["remote", "list", "--json"]).ok();
+    run(&b, &["pull", "silent"]);
+    run(&b, &["pull", "random", "--json"]);
+    assert!(printed.contains(silent.key().split(':').nth(1).unwrap()));
+    let metrics_before_stop = scrape(9103);
+    assert!(
+        metrics_before_stop.contains("ddcp_errors_total"),
+        "{metrics_before_stop}"
+    );
     a.stop();
     b.stop();
+    for (what, text) in [
+        ("what the commands printed", printed.as_str()),
+        ("b's serve log", &b.log()),
+        ("a's serve log", &a.log()),
+        ("b's metrics", &metrics_before_stop),
+    ] {
+        assert_no_secret(what, text, &secrets);
+    }
+    // Asked for, the secrets are there: the check above could fail.
+    let shown = b.run(&["remote", "list", "--show-secrets"]);
+    assert!(
+        shown.ok().contains(&secret_of(&a.key())),
+        "{}",
+        shown.stdout
+    );
 }
 
 #[test]
@@ -478,10 +556,12 @@ fn metrics_move_with_replication_and_parse_as_prometheus_text() {
         (applied(&text) > applied(&before)).then_some(text)
     });
     let served = scrape(9101);
+    // One series, whoever asks: askers are not authenticated, so they name no label.
     assert!(
-        served.contains("ddcp_changes_served_total{peer="),
+        sample(&served, "ddcp_changes_served_total").unwrap() > 0.0,
         "{served}"
     );
+    assert!(!served.contains("ddcp_changes_served_total{"), "{served}");
     assert!(
         sample(&served, "ddcp_bytes_out_total").unwrap() > 0.0,
         "{served}"

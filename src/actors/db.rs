@@ -132,7 +132,11 @@ impl DbState {
             DbMsg::Answer(request, reply) => {
                 let answer = self.responder.respond(&self.db, &request);
                 if let Some(served) = self.responder.take_served() {
-                    metrics::served(&served.asker.to_string(), served.changes);
+                    metrics::served(served.changes);
+                }
+                if let Some(failure) = self.responder.take_source_failure() {
+                    metrics::error("db");
+                    tracing::warn!(target: "ddcp", error = %failure, "Cannot answer a peer");
                 }
                 let _ = reply.send(answer);
             }

@@ -14,7 +14,7 @@ struct AddrJson {
 
 pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
     let identity = RecordIdentity::load(&config.state_dir)?;
-    let key = identity.key.to_string();
+    let key = identity.key.reveal().to_string();
     if json {
         print_json(&AddrJson { key })?;
     } else {

@@ -26,7 +26,8 @@ pub fn run(config: &Config) -> Result<(), CommandError> {
     }
     let key = result?;
     tracing::info!(target: "ddcp", key = ?key.to_string(), "Registered database at DHT");
-    super::output::print_line(key)?;
+    // The one place besides `ddcp addr` that prints the secret: the user needs it to share.
+    super::output::print_line(key.reveal())?;
     Ok(())
 }
 

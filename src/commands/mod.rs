@@ -28,8 +28,9 @@ pub enum CommandError {
     Db(#[from] DbError),
     #[error("{0}")]
     Net(#[from] crate::net::NetError),
-    #[error("invalid record key {key:?}: {reason}")]
-    BadKey { key: String, reason: BadRecordKey },
+    /// The key is not echoed: its secret part would land in terminals' scrollback and logs.
+    #[error("invalid record key: {0}")]
+    BadKey(BadRecordKey),
     #[error("{path}: {reason}")]
     Bundle { path: String, reason: BundleError },
     #[error("{0} is the database itself (or its WAL): refusing to overwrite it")]

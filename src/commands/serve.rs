@@ -36,7 +36,12 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
             node.shutdown().await;
             return Err(err.into());
         }
-        tracing::info!(target: "ddcp", key = %identity.key, remotes = remotes.len(), "Serving");
+        tracing::info!(
+            target: "ddcp",
+            key = ?identity.key.to_string(),
+            remotes = remotes.len(),
+            "Serving database at DHT"
+        );
         let fatal = Arc::new(Mutex::new(None));
         let supervisor_args = SupervisorArgs {
             node,

@@ -59,7 +59,7 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
         db_version: db.db_version()?.0,
         schema_fingerprint: db.schema()?.fingerprint().to_string(),
         crr_tables: db.crr_tables()?,
-        remotes: remotes_json(&db)?,
+        remotes: remotes_json(&db, false)?,
         serving: false,
         replication: Vec::new(),
     };

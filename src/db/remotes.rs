@@ -83,7 +83,7 @@ impl Db {
             .map_or(0, |elapsed| elapsed.as_secs() as i64);
         tx.execute(
             "insert into ddcp_remotes (name, record_key, added_at) values (?1, ?2, ?3)",
-            (name.as_str(), key.to_string(), added_at),
+            (name.as_str(), key.reveal().to_string(), added_at),
         )?;
         tx.commit()?;
         Ok(Remote {

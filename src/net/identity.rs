@@ -17,13 +17,22 @@ const IDENTITY_FILE: &str = "record";
 /// One subkey: the database's Status.
 const STATUS_SUBKEYS: u16 = 1;
 
-/// The database's DHT record key and owner keypair.
-#[derive(Clone, Debug)]
+/// The database's DHT record key and owner keypair. Its Debug shows neither secret.
+#[derive(Clone)]
 pub struct RecordIdentity {
     /// What peers pass to `ddcp remote add`.
     pub key: RecordKey,
     /// The owner keypair, in Veilid's text form.
     owner: String,
+}
+
+impl std::fmt::Debug for RecordIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordIdentity")
+            .field("key", &self.key)
+            .field("owner", &"<redacted>")
+            .finish()
+    }
 }
 
 fn identity_path(state_dir: &Path) -> PathBuf {
@@ -81,7 +90,7 @@ impl RecordIdentity {
                     source,
                 },
             })?;
-        let text = format!("key {}\nowner {}\n", self.key, self.owner);
+        let text = format!("key {}\nowner {}\n", self.key.reveal(), self.owner);
         file.write_all(text.as_bytes())
             .and_then(|()| file.sync_all())
             .map_err(|source| NetError::Io { path, source })
@@ -121,9 +130,9 @@ pub async fn create_record_identity(node: &Node) -> Result<RecordIdentity, NetEr
         .close_dht_record(descriptor.key())
         .await
         .map_err(failed)?;
-    let key = key_text
-        .parse()
-        .map_err(|err| NetError::CreateRecord(format!("veilid printed key {key_text:?}: {err}")))?;
+    let key = key_text.parse().map_err(|err| {
+        NetError::CreateRecord(format!("veilid printed a key ddcp cannot read: {err}"))
+    })?;
     Ok(RecordIdentity {
         key,
         owner: owner.to_string(),

@@ -196,15 +196,21 @@ async fn bounded<T>(
 }
 
 fn veilid_key(key: &RecordKey) -> Result<veilid_core::RecordKey, NetError> {
-    key.to_string()
+    key.reveal()
+        .to_string()
         .parse()
         .map_err(|err: VeilidAPIError| record_error(key, err))
 }
 
+/// The error for `key`, without its secret: veilid-core's messages may quote the key whole.
 fn record_error(key: &RecordKey, err: VeilidAPIError) -> NetError {
+    let mut reason = err.to_string();
+    if let Some(secret) = key.secret_text() {
+        reason = reason.replace(&secret, "<secret>");
+    }
     NetError::Record {
         key: key.to_string(),
-        reason: err.to_string(),
+        reason,
     }
 }
 

@@ -3,6 +3,11 @@
 //! veilid-core 0.5 prints a record key as `VLD0:<key>:<encryption secret>`; older releases (and
 //! the original DDCP README) print `VLD0:<key>`. Both parts are 32 bytes in unpadded base64url.
 //! The `VLD0:` prefix is optional on input and always present on output.
+//!
+//! The secret lets whoever holds it read the database's published Status, so it is shown only
+//! where the user asks for it: [`RecordKey`]'s `Display` and `Debug` leave it out, and
+//! [`RecordKey::reveal`] is the one way to print it (`ddcp init`, `ddcp addr`, `remote list
+//! --show-secrets`, and the stores that must keep it).
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,7 +19,7 @@ const KIND_PREFIX: &str = "VLD0:";
 const PART_LEN: usize = 32;
 
 /// A DHT record key: the record's public key, and the secret its values are encrypted with when
-/// the key came in the two-part form.
+/// the key came in the two-part form. Prints as `VLD0:<key>`, without the secret.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RecordKey {
     key: [u8; PART_LEN],
@@ -54,6 +59,31 @@ impl RecordKey {
     /// The encryption secret, when the key was given in veilid-core 0.5's two-part form.
     pub fn secret(&self) -> Option<&[u8; PART_LEN]> {
         self.secret.as_ref()
+    }
+
+    /// The secret as it appears in the key's text form, to scrub it out of text from elsewhere
+    /// (veilid-core's error messages quote the keys they were given).
+    pub fn secret_text(&self) -> Option<String> {
+        self.secret.map(|secret| URL_SAFE_NO_PAD.encode(secret))
+    }
+
+    /// The whole key, secret included, for the places the user asked to see it or that must
+    /// store it. Everything else prints the key itself, which leaves the secret out.
+    pub fn reveal(&self) -> RevealedKey<'_> {
+        RevealedKey(self)
+    }
+}
+
+/// A [`RecordKey`] printed whole: `VLD0:<key>:<secret>`, what `ddcp remote add` takes.
+pub struct RevealedKey<'a>(&'a RecordKey);
+
+impl fmt::Display for RevealedKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        if let Some(secret) = self.0.secret_text() {
+            write!(f, ":{secret}")?;
+        }
+        Ok(())
     }
 }
 
@@ -108,17 +138,18 @@ impl FromStr for RecordKey {
 
 impl fmt::Display for RecordKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{KIND_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.key))?;
-        if let Some(secret) = &self.secret {
-            write!(f, ":{}", URL_SAFE_NO_PAD.encode(secret))?;
-        }
-        Ok(())
+        write!(f, "{KIND_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.key))
     }
 }
 
 impl fmt::Debug for RecordKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RecordKey({self})")
+        let secret = if self.secret.is_some() {
+            ", secret: <redacted>"
+        } else {
+            ""
+        };
+        write!(f, "RecordKey({self}{secret})")
     }
 }
 
@@ -142,9 +173,29 @@ mod tests {
         let text = format!("VLD0:{SEED_KEY}:{SEED_KEY}");
         let key: RecordKey = text.parse().unwrap();
         assert!(key.secret().is_some());
-        assert_eq!(key.to_string(), text);
+        assert_eq!(key.reveal().to_string(), text);
         let bare: RecordKey = format!("{SEED_KEY}:{SEED_KEY}").parse().unwrap();
         assert_eq!(bare, key);
+    }
+
+    #[test]
+    fn display_and_debug_never_show_the_secret() {
+        const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I";
+        let key: RecordKey = format!("VLD0:{SEED_KEY}:{SECRET}").parse().unwrap();
+        for shown in [
+            key.to_string(),
+            format!("{key:?}"),
+            format!("{:?}", Some(&key)),
+            format!("{:#?}", vec![key.clone()]),
+        ] {
+            assert!(!shown.contains(SECRET), "{shown}");
+            assert!(shown.contains(SEED_KEY), "{shown}");
+        }
+        assert_eq!(key.to_string(), format!("VLD0:{SEED_KEY}"));
+        assert!(format!("{key:?}").contains("<redacted>"));
+        assert_eq!(key.secret_text().as_deref(), Some(SECRET));
+        // Revealed, it parses back to the same key.
+        assert_eq!(key.reveal().to_string().parse::<RecordKey>(), Ok(key));
     }
 
     #[test]

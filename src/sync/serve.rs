@@ -18,10 +18,33 @@ use super::protocol::{
 };
 use super::schema::SchemaDesc;
 
-/// A failure of the source (the database), reported to the asker as an internal error.
+/// A failure of the source (the database). The asker is told only that the database could not
+/// answer; the detail (SQLite's message, paths) stays here, for the local log.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct SourceError(pub String);
+
+/// What an asker is told when the database fails: nothing about this machine.
+pub const INTERNAL_REASON: &str = "the database could not answer; ask again later";
+
+/// Why an answer is an error: a refusal the asker is told about as it is, or a failure of the
+/// source, whose detail is kept for the local log.
+enum Failure {
+    Refused(ProtocolError),
+    Source(SourceError),
+}
+
+impl From<ProtocolError> for Failure {
+    fn from(err: ProtocolError) -> Self {
+        Failure::Refused(err)
+    }
+}
+
+impl From<SourceError> for Failure {
+    fn from(err: SourceError) -> Self {
+        Failure::Source(err)
+    }
+}
 
 /// What the answering side reads: one database's changes and shape.
 pub trait ChangeSource {
@@ -55,13 +78,12 @@ pub struct Responder {
     cache: VecDeque<(Hash, Arc<Vec<u8>>)>,
     cached_bytes: usize,
     served: Option<Served>,
+    source_failure: Option<SourceError>,
 }
 
 /// A page built for a peer, for the record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Served {
-    /// Who asked.
-    pub asker: SiteId,
     /// Changes in the page.
     pub changes: u64,
 }
@@ -80,18 +102,34 @@ impl Responder {
             cache: VecDeque::new(),
             cached_bytes: 0,
             served: None,
+            source_failure: None,
         }
     }
 
     /// The answer to `request`: always one message of at most [`MAX_MESSAGE_BYTES`], an error
-    /// message when the request is garbage or cannot be served.
+    /// message when the request is garbage or cannot be served. When the source failed, the
+    /// answer says only [`INTERNAL_REASON`]; [`Responder::take_source_failure`] has the detail.
     pub fn respond(&mut self, source: &impl ChangeSource, request: &[u8]) -> Vec<u8> {
         let answer = match decode_message(request) {
             Ok(Message::FragmentRequest(fragment)) => self.fragment(source, &fragment),
             Ok(message) => self.answer(source, &message).map(|answer| self.fit(answer)),
-            Err(err) => Err(ProtocolError::new(ErrorCode::Malformed, err.to_string())),
+            Err(err) => Err(ProtocolError::new(ErrorCode::Malformed, err.to_string()).into()),
         };
-        answer.unwrap_or_else(|err| encode_message(&Message::Error(err), Compression::None))
+        let error = match answer {
+            Ok(answer) => return answer,
+            Err(Failure::Refused(error)) => error,
+            Err(Failure::Source(failure)) => {
+                self.source_failure = Some(failure);
+                ProtocolError::new(ErrorCode::Internal, INTERNAL_REASON)
+            }
+        };
+        encode_message(&Message::Error(error), Compression::None)
+    }
+
+    /// Why the source failed during the last [`Responder::respond`], if it did: for the local
+    /// log, never for the asker.
+    pub fn take_source_failure(&mut self) -> Option<SourceError> {
+        self.source_failure.take()
     }
 
     /// The page the last [`Responder::respond`] built, if it built one (a fragment request
@@ -105,22 +143,22 @@ impl Responder {
         &mut self,
         source: &impl ChangeSource,
         message: &Message,
-    ) -> Result<Vec<u8>, ProtocolError> {
+    ) -> Result<Vec<u8>, Failure> {
         let answer = match message {
             Message::ChangesRequest(request) => {
                 let page = page(source, request)?;
                 self.served = Some(Served {
-                    asker: request.asker,
                     changes: page.changes.len() as u64,
                 });
                 Message::ChangesPage(page)
             }
-            Message::SchemaRequest => Message::Schema(source.schema().map_err(internal)?),
+            Message::SchemaRequest => Message::Schema(source.schema()?),
             _ => {
                 return Err(ProtocolError::new(
                     ErrorCode::Malformed,
                     "not a request this database answers",
-                ));
+                )
+                .into());
             }
         };
         Ok(encode_message(&answer, self.compression))
@@ -152,7 +190,7 @@ impl Responder {
         &mut self,
         source: &impl ChangeSource,
         request: &FragmentRequest,
-    ) -> Result<Vec<u8>, ProtocolError> {
+    ) -> Result<Vec<u8>, Failure> {
         let cached = self
             .cache
             .iter()
@@ -170,7 +208,8 @@ impl Responder {
                     return Err(ProtocolError::new(
                         ErrorCode::FragmentGone,
                         "the answer changed; ask again",
-                    ));
+                    )
+                    .into());
                 }
                 self.remember(request.hash, Arc::clone(&answer));
                 answer
@@ -191,16 +230,9 @@ impl Responder {
     }
 }
 
-fn internal(err: SourceError) -> ProtocolError {
-    ProtocolError::new(ErrorCode::Internal, err.0)
-}
-
 /// The page that answers `request`.
-fn page(
-    source: &impl ChangeSource,
-    request: &ChangesRequest,
-) -> Result<ChangesPage, ProtocolError> {
-    let schema = source.schema().map_err(internal)?;
+fn page(source: &impl ChangeSource, request: &ChangesRequest) -> Result<ChangesPage, Failure> {
+    let schema = source.schema()?;
     let ours = schema.fingerprint();
     if ours != request.schema_fingerprint {
         return Err(ProtocolError::new(
@@ -209,9 +241,10 @@ fn page(
                 "CRR schema {} differs from the asker's {}",
                 ours, request.schema_fingerprint
             ),
-        ));
+        )
+        .into());
     }
-    let db_version = source.db_version().map_err(internal)?;
+    let db_version = source.db_version()?;
     if request.since.db_version > db_version {
         return Err(ProtocolError::new(
             ErrorCode::UnknownCursor,
@@ -219,18 +252,17 @@ fn page(
                 "cursor at db_version {} is ahead of this database ({db_version})",
                 request.since.db_version
             ),
-        ));
+        )
+        .into());
     }
     let budget = request.max_bytes.clamp(1, MAX_PAGE_BUDGET) as usize;
     let mut builder = PageBuilder::new(request.since.clone(), budget);
-    source
-        .visit_changes(&request.since, request.asker, &mut |change| {
-            builder.offer(change)
-        })
-        .map_err(internal)?;
+    source.visit_changes(&request.since, request.asker, &mut |change| {
+        builder.offer(change)
+    })?;
     let plan = builder.finish();
     Ok(ChangesPage {
-        site_id: source.site_id().map_err(internal)?,
+        site_id: source.site_id()?,
         since: request.since.clone(),
         after: plan.after,
         group_complete: plan.group_complete,
@@ -238,4 +270,57 @@ fn page(
         db_version,
         changes: plan.changes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::pull::schema_request;
+
+    /// A database that fails every read, with the kind of detail SQLite gives.
+    struct Failing;
+
+    const DETAIL: &str = "disk I/O error at /home/alice/private/app.db";
+
+    impl ChangeSource for Failing {
+        fn site_id(&self) -> Result<SiteId, SourceError> {
+            Err(SourceError(DETAIL.into()))
+        }
+        fn db_version(&self) -> Result<DbVersion, SourceError> {
+            Err(SourceError(DETAIL.into()))
+        }
+        fn schema(&self) -> Result<SchemaDesc, SourceError> {
+            Err(SourceError(DETAIL.into()))
+        }
+        fn visit_changes(
+            &self,
+            _after: &Cursor,
+            _except: SiteId,
+            _visit: &mut dyn FnMut(Change) -> Visit,
+        ) -> Result<(), SourceError> {
+            Err(SourceError(DETAIL.into()))
+        }
+    }
+
+    #[test]
+    fn a_failing_database_tells_the_asker_a_code_and_keeps_the_detail_local() {
+        let mut responder = Responder::default();
+        let answer = responder.respond(&Failing, &schema_request());
+        match decode_message(&answer).unwrap() {
+            Message::Error(error) => {
+                assert_eq!(error.code, ErrorCode::Internal);
+                assert_eq!(error.message, INTERNAL_REASON);
+            }
+            other => panic!("not an error: {other:?}"),
+        }
+        assert!(!String::from_utf8_lossy(&answer).contains("/home/alice"));
+        assert_eq!(
+            responder.take_source_failure().map(|failure| failure.0),
+            Some(DETAIL.to_string())
+        );
+        assert!(responder.take_source_failure().is_none());
+        // A refusal is no failure of this database: nothing to log.
+        responder.respond(&Failing, b"garbage");
+        assert!(responder.take_source_failure().is_none());
+    }
 }
