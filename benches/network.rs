@@ -222,7 +222,8 @@ fn raw_app_call_throughput(net: &TestNet, calls: usize) -> f64 {
             }
         });
         let network = caller.network().clone();
-        let target = network.import_route(&route.blob).unwrap();
+        let imported = network.import_route(&route.blob).unwrap();
+        let target = imported.id().clone();
         // Warm up the route.
         for _ in 0..3 {
             let _ = network.call(&target, b"warm".to_vec()).await;

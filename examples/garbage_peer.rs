@@ -1,21 +1,26 @@
-//! A hostile peer for the network tests: it publishes a Status like a ddcp database, then
-//! answers every call with garbage. `random`: bytes that decode as nothing; `lying`: a
-//! well-formed page whose change names a table that does not exist, with an empty primary key
-//! (cr-sqlite would abort on it if ddcp let it through).
+//! A hostile peer for the network tests. `random` and `lying` publish a Status like a ddcp
+//! database, then answer every call with garbage: `random`, bytes that decode as nothing;
+//! `lying`, a well-formed page whose change names a table that does not exist, with an empty
+//! primary key (cr-sqlite would abort on it if ddcp let it through). `flood` calls a database
+//! as fast as it can, many calls at once, each asking for the most expensive page there is.
 //!
-//!   garbage_peer random|lying STATE_DIR     (network settings from VEILID_* as for ddcp)
+//!   garbage_peer random|lying STATE_DIR       prints its record key, then serves until killed
+//!   garbage_peer flood STATE_DIR TARGET_KEY   prints `answers=N busy=N failed=N` every second
 //!
-//! Prints the record key on stdout, then serves until killed.
+//! Network settings come from VEILID_* as for ddcp.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ddcp::net::{NetEvent, NetworkSettings, Node, create_record_identity};
-use ddcp::sync::codec::{encode_message, encode_status};
+use ddcp::sync::codec::{decode_message, encode_message, encode_status};
 use ddcp::sync::compress::Compression;
 use ddcp::sync::ids::Seq;
-use ddcp::sync::protocol::{ChangesPage, Message, Status};
-use ddcp::sync::{Change, Cursor, DbVersion, SchemaFingerprint, SiteId, Value};
+use ddcp::sync::protocol::{ChangesPage, ChangesRequest, ErrorCode, Message, Status};
+use ddcp::sync::serve::MAX_PAGE_BUDGET;
+use ddcp::sync::{Change, Cursor, DbVersion, RecordKey, SchemaFingerprint, SiteId, Value};
 
 #[tokio::main]
 async fn main() {
@@ -27,15 +32,13 @@ async fn main() {
     let lying = match mode.as_str() {
         "random" => false,
         "lying" => true,
-        _ => panic!("mode must be random or lying"),
+        "flood" => {
+            let target: RecordKey = args.get(3).expect("TARGET_KEY").parse().expect("a key");
+            return flood(PathBuf::from(dir), target).await;
+        }
+        _ => panic!("mode must be random, lying or flood"),
     };
-    let env = |name: &str| std::env::var(name).ok();
-    let settings = NetworkSettings {
-        bootstrap_records: env("VEILID_BOOTSTRAP").into_iter().collect(),
-        network_key: env("VEILID_NETWORK_KEY"),
-        listen: env("VEILID_LISTEN"),
-    };
-    let mut node = Node::start(&PathBuf::from(dir), &settings)
+    let mut node = Node::start(&PathBuf::from(dir), &settings())
         .await
         .expect("start");
     let identity = create_record_identity(&node).await.expect("record");
@@ -69,6 +72,72 @@ async fn main() {
             answers.to_le_bytes().repeat(100)
         };
         let _ = network.reply(call.id, answer).await;
+    }
+}
+
+fn settings() -> NetworkSettings {
+    let env = |name: &str| std::env::var(name).ok();
+    NetworkSettings {
+        bootstrap_records: env("VEILID_BOOTSTRAP").into_iter().collect(),
+        network_key: env("VEILID_NETWORK_KEY"),
+        listen: env("VEILID_LISTEN"),
+    }
+}
+
+/// Calls in flight at once while flooding: more than a database answers at once.
+const FLOOD_CALLS: usize = 48;
+
+/// Asks `target` for its first page, the largest a responder grants, from [`FLOOD_CALLS`]
+/// tasks at once, forever; counts the answers by kind.
+async fn flood(dir: PathBuf, target: RecordKey) {
+    let node = Node::start(&dir, &settings()).await.expect("start");
+    node.attach(Duration::from_secs(120)).await.expect("attach");
+    let network = node.network().clone();
+    let status = loop {
+        // The target may not have published yet.
+        if network.open_record(&target).await.is_ok()
+            && let Ok(status) = ddcp::actors::read_status(&network, &target).await
+        {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let imported = network.import_route(&status.route).expect("route");
+    let route = imported.id().clone();
+    let request = encode_message(
+        &Message::ChangesRequest(ChangesRequest {
+            asker: SiteId([9; 16]),
+            since: Cursor::START,
+            max_bytes: MAX_PAGE_BUDGET,
+            schema_fingerprint: status.schema_fingerprint,
+        }),
+        Compression::None,
+    );
+    let counts = Arc::new([(); 3].map(|()| AtomicU64::new(0)));
+    for _ in 0..FLOOD_CALLS {
+        let (network, route, request, counts) = (
+            network.clone(),
+            route.clone(),
+            request.clone(),
+            Arc::clone(&counts),
+        );
+        tokio::spawn(async move {
+            loop {
+                let kind = match network.call(&route, request.clone()).await {
+                    Ok(answer) => match decode_message(&answer) {
+                        Ok(Message::Error(error)) if error.code == ErrorCode::TooBusy => 1,
+                        _ => 0,
+                    },
+                    Err(_) => 2,
+                };
+                counts[kind].fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let [answers, busy, failed] = counts.each_ref().map(|count| count.load(Ordering::Relaxed));
+        println!("answers={answers} busy={busy} failed={failed}");
     }
 }
 

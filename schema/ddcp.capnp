@@ -1,5 +1,5 @@
 # DDCP wire messages: one schema for what peers send each other and what `ddcp bundle` writes.
-# src/sync/codec.rs is the one place that turns these into Rust types.
+# src/sync/codec/ turns these into Rust types and back.
 @0xaaed5cf9ee473f3d;
 
 # One SQLite value, as cr-sqlite stores it in crsql_changes.val.
@@ -159,45 +159,5 @@ struct Envelope {
     error @6 :Error;
     schemaRequest @7 :Void;
     schema @8 :Schema;
-  }
-}
-
-# ---- The CLI and a running `ddcp serve`, over the state dir's control socket ----
-# Each message is framed by a little-endian u32 length.
-
-struct ControlRequest {
-  union {
-    remotesChanged @0 :Void;   # the remotes table changed: start and stop remote actors to match
-    pull @1 :Text;             # pull this remote now ("" = every remote) and answer when done
-    status @2 :Void;           # each remote's health
-  }
-}
-
-struct PullOutcome {
-  name @0 :Text;
-  pages @1 :UInt64;
-  changes @2 :UInt64;
-  remoteVersion @3 :Int64;
-  applied @4 :Bool;
-  error @5 :Text;              # "" when the pull succeeded
-}
-
-struct RemoteHealth {
-  name @0 :Text;
-  key @1 :Text;
-  pulledVersion @2 :Int64;     # the remote's db_version when last pulled; -1: never
-  remoteVersion @3 :Int64;     # the remote's db_version as last seen; -1: unknown
-  lastSuccess @4 :Int64;       # unix seconds of the last successful pull; 0: never
-  lastError @5 :Text;          # "" when none since the last success
-  restarts @6 :UInt32;
-  running @7 :Bool;            # false while it waits to restart
-}
-
-struct ControlResponse {
-  union {
-    done @0 :Void;
-    pulled @1 :List(PullOutcome);
-    status @2 :List(RemoteHealth);
-    error @3 :Text;
   }
 }

@@ -33,6 +33,8 @@ pub const WATCHES: &str = "ddcp_remote_watches_total";
 pub const POLLING: &str = "ddcp_remote_polling";
 /// Failures by kind (label `kind`: `net`, `garbage`, `schema`, `refused`, `db`, ...).
 pub const ERRORS: &str = "ddcp_errors_total";
+/// Peers' requests not answered in full, by reason (label `reason`, see [`ShedReason`]).
+pub const REQUESTS_SHED: &str = "ddcp_requests_shed_total";
 
 /// Every metric, for the checks that the README, the dashboard and the alerts name only these.
 pub const ALL: &[&str] = &[
@@ -49,7 +51,29 @@ pub const ALL: &[&str] = &[
     WATCHES,
     POLLING,
     ERRORS,
+    REQUESTS_SHED,
 ];
+
+/// Why a peer's request was not answered in full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShedReason {
+    /// Answers in flight were at their bound: the asker was told `tooBusy`.
+    Busy,
+    /// The asker stopped waiting before the database got to it: not built.
+    Expired,
+    /// The node's event queue was full: dropped unanswered.
+    QueueFull,
+}
+
+impl ShedReason {
+    fn label(self) -> &'static str {
+        match self {
+            ShedReason::Busy => "busy",
+            ShedReason::Expired => "expired",
+            ShedReason::QueueFull => "queue_full",
+        }
+    }
+}
 
 /// Starts the Prometheus exporter on `address` (`/metrics`) and describes every metric.
 pub fn install(address: SocketAddr) -> Result<(), String> {
@@ -80,6 +104,10 @@ pub fn install(address: SocketAddr) -> Result<(), String> {
         "1 while a remote is polled because its record cannot be watched."
     );
     describe_counter!(ERRORS, "Failures, by kind.");
+    describe_counter!(
+        REQUESTS_SHED,
+        "Peers' requests not answered in full, by reason."
+    );
     Ok(())
 }
 
@@ -134,6 +162,11 @@ pub fn watched(remote: &str) {
 /// `remote` is polled: its record could not be watched.
 pub fn polling(remote: &str) {
     gauge!(POLLING, "remote" => remote.to_string()).set(1.0);
+}
+
+/// A peer's request was shed.
+pub fn shed(reason: ShedReason) {
+    counter!(REQUESTS_SHED, "reason" => reason.label()).increment(1);
 }
 
 /// A failure of kind `kind`.

@@ -399,6 +399,73 @@ fn peers_answering_garbage_are_logged_and_skipped_and_the_others_keep_going() {
     );
 }
 
+/// 20k rows in one transaction: every page of them is as big as a responder makes pages.
+const ROWS_20K: &str = "
+    begin;
+    with recursive n(i) as (select 1 union all select i + 1 from n where i < 20000)
+    insert into bulk (id, v) select i, randomblob(40) from n;
+    commit;";
+
+#[test]
+fn a_flood_of_calls_is_told_too_busy_and_the_honest_remote_keeps_replicating() {
+    if !inside_private_network(
+        "a_flood_of_calls_is_told_too_busy_and_the_honest_remote_keeps_replicating",
+    ) {
+        return;
+    }
+    use common::private_net::{Flood, memory_mib, wait_until};
+    let net = TestNet::start();
+    let mut a = Peer::new(&net, "a", 5);
+    let mut b = Peer::new(&net, "b", 6);
+    for peer in [&a, &b] {
+        peer.sql(BULK);
+    }
+    a.sql(ROWS_20K);
+    b.run(&["remote", "add", "a", &a.key()]).ok();
+    a.serve_with(&["--metrics-addr", "127.0.0.1:9104"]);
+    b.serve();
+    let summary = "select count(*), sum(length(v)) from bulk";
+    b.wait_for(summary, a.sql(summary).trim(), ARRIVAL);
+    let (rss_before, _) = memory_mib(a.serve_pid());
+
+    // Two hostile peers ask for the most expensive page there is, 48 calls each at once.
+    let floods = [
+        Flood::start(&net, &a.key(), 7),
+        Flood::start(&net, &a.key(), 8),
+    ];
+    wait_until(ARRIVAL, "the floods to be told tooBusy", || {
+        floods
+            .iter()
+            .all(|flood| flood.counts().busy > 0)
+            .then_some(())
+    });
+    // Under the flood, a's new rows still reach b, twice over.
+    for n in 1..=2 {
+        a.sql(&format!(
+            "insert into bookmarks (id, url) values ('f{n}', 'https://f/{n}')"
+        ));
+        b.wait_for("select count(*) from bookmarks", &n.to_string(), ARRIVAL);
+    }
+    let (rss_after, peak) = memory_mib(a.serve_pid());
+    let counts: Vec<_> = floods.iter().map(Flood::counts).collect();
+    let shed = scrape(9104);
+    println!(
+        "flood: {counts:?}; a's serve RSS {rss_before} MiB before, {rss_after} MiB after, peak {peak} MiB"
+    );
+    assert!(
+        sample(&shed, r#"ddcp_requests_shed_total{reason="busy"}"#).unwrap_or(0.0) > 0.0,
+        "{shed}"
+    );
+    // Bounded: the answers in flight are, so memory cannot follow the flood.
+    assert!(
+        peak < rss_before + 256,
+        "peak RSS {peak} MiB from {rss_before} MiB"
+    );
+    drop(floods);
+    a.stop();
+    b.stop();
+}
+
 #[test]
 fn a_running_serve_takes_remote_changes_pulls_and_status_through_its_control_socket() {
     if !inside_private_network(

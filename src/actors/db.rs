@@ -130,6 +130,11 @@ impl DbState {
         // A reply port whose asker gave up is not this actor's failure: sends are ignored.
         match message {
             DbMsg::Answer(request, reply) => {
+                if reply.is_closed() {
+                    // The asker stopped waiting while this waited in the mailbox.
+                    metrics::shed(metrics::ShedReason::Expired);
+                    return Ok(());
+                }
                 let answer = self.responder.respond(&self.db, &request);
                 if let Some(served) = self.responder.take_served() {
                     metrics::served(served.changes);
@@ -180,7 +185,7 @@ impl DbState {
         let Some(supervisor) = &self.supervisor else {
             return Ok(());
         };
-        let schema_version = self.db.schema_version()?;
+        let schema_version = self.db.sqlite_schema_version()?;
         let db_version = self.db.db_version()?;
         if let Some((reported, at_schema)) = &self.reported
             && reported.db_version == db_version
@@ -203,4 +208,76 @@ fn read_state(db: &Db) -> Result<LocalState, DbError> {
         db_version: db.db_version()?,
         schema_fingerprint: db.schema()?.fingerprint(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Extension;
+    use crate::db::test_support::temp_db;
+    use tokio::sync::mpsc;
+
+    /// Stands in for the supervisor: passes on what the DbActor reports.
+    struct Listener;
+
+    impl Actor for Listener {
+        type Msg = SupervisorMsg;
+        type State = mpsc::UnboundedSender<LocalState>;
+        type Arguments = mpsc::UnboundedSender<LocalState>;
+
+        async fn pre_start(
+            &self,
+            _myself: ActorRef<SupervisorMsg>,
+            reports: Self::Arguments,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok(reports)
+        }
+
+        async fn handle(
+            &self,
+            _myself: ActorRef<SupervisorMsg>,
+            message: SupervisorMsg,
+            reports: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            if let SupervisorMsg::LocalChanged(state) = message {
+                let _ = reports.send(state);
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crr_made_by_another_connection_is_reported_without_a_new_version() {
+        let (dir, db) = temp_db();
+        let path = db.path().to_path_buf();
+        let (sender, mut reports) = mpsc::unbounded_channel();
+        let (listener, _) = Actor::spawn(None, Listener, sender).await.unwrap();
+        let args = DbArgs {
+            db,
+            supervisor: Some(listener.clone()),
+        };
+        let (actor, _) = Actor::spawn(None, DbActor, args).await.unwrap();
+        let first = reports.recv().await.unwrap();
+
+        // Another process makes a CRR: no change is written, db_version stays where it was.
+        let other = Db::open(&path, &Extension::BuiltIn).unwrap();
+        other
+            .connection()
+            .execute_batch(
+                "create table notes (id text primary key not null, body text);
+                 select crsql_as_crr('notes');",
+            )
+            .unwrap();
+        other.close().unwrap();
+
+        let next = tokio::time::timeout(Duration::from_secs(10), reports.recv())
+            .await
+            .expect("the new CRR was never reported")
+            .unwrap();
+        assert_eq!(next.db_version, first.db_version);
+        assert_ne!(next.schema_fingerprint, first.schema_fingerprint);
+        actor.stop(None);
+        listener.stop(None);
+        drop(dir);
+    }
 }

@@ -18,21 +18,23 @@
 //! Network calls are made through [`crate::net::Network`] handles, not through the NodeActor's
 //! mailbox: a call takes from 0.1 to several seconds, and remotes must not wait for each other.
 
+mod answering;
 mod control;
 mod db;
+mod db_handle;
+mod health;
 mod node;
 mod publisher;
 mod pulling;
 mod remote;
+mod remotes;
 mod restart;
 mod supervisor;
 
 pub use db::{DbActor, DbArgs, DbMsg, LocalState};
+pub use db_handle::{DbCallError, DbHandle};
 pub use node::{NodeActor, NodeMsg};
 pub use publisher::{PublisherActor, PublisherMsg};
 pub use pulling::{PullProgress, PullReport, RemoteError, RemoteLink, pull_remote, read_status};
 pub use remote::{RemoteActor, RemoteMsg};
 pub use supervisor::{ServeOptions, Supervisor, SupervisorArgs, SupervisorMsg};
-
-/// How long an actor waits for the DbActor's answer before it counts as stuck.
-const DB_CALL_BOUND: std::time::Duration = std::time::Duration::from_secs(120);

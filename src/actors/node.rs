@@ -1,26 +1,25 @@
 //! The NodeActor: owns the Veilid node. It keeps a private route alive (a new one when Veilid
-//! reports it dead), hands peers' questions to the DbActor and sends back its answers, and
-//! passes record changes and dead peer routes to the supervisor, which knows the remotes.
+//! reports it dead) and passes record changes and dead peer routes to the supervisor, which
+//! knows the remotes. Peers' calls never enter its mailbox: the task reading the node's events
+//! hands them straight to the [`Answerer`], which bounds the work they make.
 
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::db::DbMsg;
+use super::answering::Answerer;
+use super::db_handle::DbHandle;
 use super::supervisor::SupervisorMsg;
 use crate::metrics;
-use crate::net::{IncomingCall, NetEvent, Network, Node, OwnRoute};
+use crate::net::{NetEvent, Network, Node, OwnRoute};
 
 /// A failed attempt to make a route is tried again after this long.
 const ROUTE_RETRY: Duration = Duration::from_secs(2);
 
-/// Veilid gives a callee 5 s to answer; the database gets most of it.
-const ANSWER_BOUND: Duration = Duration::from_millis(4000);
-
 /// What the NodeActor hears.
 #[derive(Debug)]
 pub enum NodeMsg {
-    /// The node reported something.
+    /// The node reported something other than a call.
     Event(NetEvent),
     /// Make a new private route and have it published.
     RenewRoute,
@@ -34,7 +33,7 @@ pub struct NodeArgs {
     /// The node, attached.
     pub node: Node,
     /// Answers peers' questions.
-    pub db: ActorRef<DbMsg>,
+    pub db: DbHandle,
     /// Hears of routes and record changes.
     pub supervisor: ActorRef<SupervisorMsg>,
 }
@@ -43,7 +42,8 @@ pub struct NodeArgs {
 pub struct NodeState {
     node: Option<Node>,
     network: Network,
-    db: ActorRef<DbMsg>,
+    /// Reads the node's events: calls to the answerer, the rest to this actor.
+    reading: tokio::task::JoinHandle<()>,
     supervisor: ActorRef<SupervisorMsg>,
     route: Option<OwnRoute>,
     renewing: bool,
@@ -60,18 +60,25 @@ impl Actor for NodeActor {
         mut args: NodeArgs,
     ) -> Result<NodeState, ActorProcessingErr> {
         let mut events = args.node.take_events();
+        let network = args.node.network().clone();
+        let answerer = Answerer::new(args.db, network.clone());
         let forward_to = myself.clone();
-        tokio::spawn(async move {
+        let reading = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
-                if forward_to.send_message(NodeMsg::Event(event)).is_err() {
-                    break;
+                match event {
+                    NetEvent::Call(call) => answerer.take(call).await,
+                    event => {
+                        if forward_to.send_message(NodeMsg::Event(event)).is_err() {
+                            break;
+                        }
+                    }
                 }
             }
         });
         Ok(NodeState {
-            network: args.node.network().clone(),
+            network,
             node: Some(args.node),
-            db: args.db,
+            reading,
             supervisor: args.supervisor,
             route: None,
             renewing: false,
@@ -96,7 +103,8 @@ impl Actor for NodeActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             NodeMsg::RenewRoute => state.renew_route(&myself).await,
-            NodeMsg::Event(NetEvent::Call(call)) => state.answer(call),
+            // Taken by the answerer before they reach the mailbox.
+            NodeMsg::Event(NetEvent::Call(_)) => {}
             NodeMsg::Event(NetEvent::ValueChanged {
                 key,
                 value,
@@ -141,6 +149,7 @@ impl Actor for NodeActor {
         _myself: ActorRef<NodeMsg>,
         state: &mut NodeState,
     ) -> Result<(), ActorProcessingErr> {
+        state.reading.abort();
         if let Some(node) = state.node.take() {
             node.shutdown().await;
         }
@@ -165,31 +174,5 @@ impl NodeState {
                 myself.send_after(ROUTE_RETRY, || NodeMsg::RenewRoute);
             }
         }
-    }
-
-    /// Answers a call off the actor's task: the database may take a while, and the node's
-    /// other events must not wait for it.
-    fn answer(&self, call: IncomingCall) {
-        let db = self.db.clone();
-        let network = self.network.clone();
-        let question_len = call.message.len();
-        tokio::spawn(async move {
-            let asked = db
-                .call(
-                    |reply| DbMsg::Answer(call.message, reply),
-                    Some(ANSWER_BOUND),
-                )
-                .await;
-            match asked {
-                Ok(ractor::rpc::CallResult::Success(answer)) => {
-                    metrics::traffic(question_len, answer.len());
-                    if let Err(err) = network.reply(call.id, answer).await {
-                        tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");
-                    }
-                }
-                // No answer: the caller times out and asks again.
-                _ => tracing::warn!(target: "ddcp", "The database did not answer a peer in time"),
-            }
-        });
     }
 }

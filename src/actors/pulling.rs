@@ -4,14 +4,13 @@
 
 use std::time::Duration;
 
-use ractor::{ActorRef, RpcReplyPort};
 use tokio::task::JoinSet;
 
-use super::DB_CALL_BOUND;
-use super::db::{DbMsg, LocalState};
+use super::db::LocalState;
+use super::db_handle::{DbCallError, DbHandle};
 use crate::db::{DbError, RemoteName};
 use crate::metrics;
-use crate::net::{NetError, Network, RouteId};
+use crate::net::{ImportedRoute, NetError, Network};
 use crate::sync::codec::{CodecError, decode_status};
 use crate::sync::protocol::{ErrorCode, ProtocolError, Status};
 use crate::sync::pull::{
@@ -89,6 +88,15 @@ pub enum RemoteError {
     DbGone,
 }
 
+impl From<DbCallError> for RemoteError {
+    fn from(err: DbCallError) -> Self {
+        match err {
+            DbCallError::Db(err) => RemoteError::Db(err),
+            DbCallError::Gone => RemoteError::DbGone,
+        }
+    }
+}
+
 impl RemoteError {
     /// The kind of failure, for the errors metric.
     pub fn kind(&self) -> &'static str {
@@ -109,7 +117,7 @@ impl RemoteError {
 /// when the caller has it fresh (from a record change); otherwise it is read from the DHT.
 pub async fn pull_remote(
     network: &Network,
-    db: &ActorRef<DbMsg>,
+    db: &DbHandle,
     link: &RemoteLink,
     status: Option<Status>,
     progress: &mut (dyn FnMut(&PullProgress) + Send),
@@ -118,7 +126,7 @@ pub async fn pull_remote(
         Some(status) => status,
         None => read_status(network, &link.key).await?,
     };
-    let local: LocalState = ask(db, DbMsg::State).await??;
+    let local: LocalState = db.state().await?;
     let mut pull = Pull {
         network,
         db,
@@ -153,11 +161,12 @@ pub async fn read_status(network: &Network, key: &RecordKey) -> Result<Status, R
 
 struct Pull<'a> {
     network: &'a Network,
-    db: &'a ActorRef<DbMsg>,
+    db: &'a DbHandle,
     link: &'a RemoteLink,
     local: LocalState,
     remote: Status,
-    route: RouteId,
+    /// Released when replaced by the remote's next route, and when the pull ends.
+    route: ImportedRoute,
     report: PullReport,
 }
 
@@ -193,11 +202,7 @@ impl Pull<'_> {
                     Ok(Received::Page(page)) => {
                         let changes = page.changes.len() as u64;
                         let remote_version = page.db_version;
-                        match ask(self.db, |reply| {
-                            DbMsg::Accept(self.remote.site_id, page, reply)
-                        })
-                        .await?
-                        {
+                        match self.db.accept(self.remote.site_id, page).await {
                             Ok(outcome) => {
                                 moved = true;
                                 metrics::applied(self.link.name.as_str(), changes);
@@ -209,7 +214,9 @@ impl Pull<'_> {
                                 progress(&self.progress(None));
                             }
                             // Another pull of this remote moved the cursor: start from it.
-                            Err(DbError::StaleCursor) => puller = self.new_puller().await?,
+                            Err(DbCallError::Db(DbError::StaleCursor)) => {
+                                puller = self.new_puller().await?
+                            }
                             Err(err) => return Err(err.into()),
                         }
                     }
@@ -219,10 +226,7 @@ impl Pull<'_> {
                             tracing::warn!(target: "ddcp", remote_name = %self.link.name,
                                 "The remote does not know this database's cursor; starting over");
                             cursor_reset = true;
-                            ask(self.db, |reply| {
-                                DbMsg::ResetCursor(self.remote.site_id, reply)
-                            })
-                            .await??;
+                            self.db.reset_cursor(self.remote.site_id).await?;
                             puller = self.new_puller().await?;
                         }
                         ErrorCode::TooBusy => tokio::time::sleep(BUSY_PAUSE).await,
@@ -260,7 +264,7 @@ impl Pull<'_> {
     }
 
     async fn new_puller(&self) -> Result<Puller, RemoteError> {
-        let cursor = ask(self.db, |reply| DbMsg::Cursor(self.remote.site_id, reply)).await??;
+        let cursor = self.db.cursor(self.remote.site_id).await?;
         Ok(Puller::new(
             self.local.site_id,
             self.remote.site_id,
@@ -276,7 +280,7 @@ impl Pull<'_> {
         let mut calls = JoinSet::new();
         for request in requests {
             let network = self.network.clone();
-            let route = self.route.clone();
+            let route = self.route.id().clone();
             calls.spawn(async move { network.call(&route, request).await });
         }
         let mut answers = Vec::new();
@@ -293,7 +297,14 @@ impl Pull<'_> {
     async fn refresh_route(&mut self) -> Result<(), RemoteError> {
         let status = read_status(self.network, &self.link.key).await?;
         if status.route != self.remote.route {
-            self.route = self.network.import_route(&status.route)?;
+            let route = self.network.import_route(&status.route)?;
+            if route.id() == self.route.id() {
+                // The same route, published anew: releasing either would release both.
+                std::mem::forget(route);
+            } else {
+                // The old route is released as it is dropped.
+                self.route = route;
+            }
         }
         self.remote = status;
         Ok(())
@@ -301,11 +312,11 @@ impl Pull<'_> {
 
     /// Names the difference between the schemas, for the user.
     async fn schema_mismatch(&self) -> RemoteError {
-        let theirs = match self.network.call(&self.route, schema_request()).await {
+        let theirs = match self.network.call(self.route.id(), schema_request()).await {
             Ok(answer) => read_schema_answer(&answer).ok(),
             Err(_) => None,
         };
-        let ours = ask(self.db, DbMsg::Schema).await.ok().and_then(Result::ok);
+        let ours = self.db.schema().await.ok();
         let difference = match (ours, theirs) {
             (Some(ours), Some(theirs)) => ours.difference(&theirs),
             _ => None,
@@ -314,16 +325,5 @@ impl Pull<'_> {
             difference
                 .unwrap_or_else(|| "the remote's CRR tables are not this database's".to_string()),
         )
-    }
-}
-
-/// Asks the DbActor something and waits (bounded) for its answer.
-async fn ask<T: Send + 'static>(
-    db: &ActorRef<DbMsg>,
-    message: impl FnOnce(RpcReplyPort<T>) -> DbMsg,
-) -> Result<T, RemoteError> {
-    match db.call(message, Some(DB_CALL_BOUND)).await {
-        Ok(ractor::rpc::CallResult::Success(answer)) => Ok(answer),
-        _ => Err(RemoteError::DbGone),
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::db::DbMsg;
+use super::db_handle::DbHandle;
 use super::pulling::{PullProgress, PullReport, RemoteLink, pull_remote};
 use super::supervisor::SupervisorMsg;
 use crate::metrics;
@@ -46,7 +46,7 @@ pub struct RemoteArgs {
     /// The node.
     pub network: Network,
     /// The database the pages go to.
-    pub db: ActorRef<DbMsg>,
+    pub db: DbHandle,
     /// How often to poll when the record cannot be watched.
     pub poll_interval: Duration,
     /// Hears how each pull went.

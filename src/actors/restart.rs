@@ -33,6 +33,16 @@ impl<M: ractor::Message> Restartable<M> {
         }
     }
 
+    /// A child that could not even be started: it waits for its first restart.
+    pub fn not_started() -> Self {
+        Restartable {
+            actor: None,
+            started: Instant::now(),
+            restarts: 0,
+            backoff: FIRST_BACKOFF,
+        }
+    }
+
     pub fn is(&self, cell: &ActorCell) -> bool {
         self.actor
             .as_ref()
@@ -41,8 +51,12 @@ impl<M: ractor::Message> Restartable<M> {
 
     /// Marks it failed; how long to wait before starting it again.
     pub fn failed(&mut self) -> Duration {
+        self.failed_at(Instant::now())
+    }
+
+    fn failed_at(&mut self, now: Instant) -> Duration {
         self.actor = None;
-        if self.started.elapsed() >= HEALTHY_RUN {
+        if now.duration_since(self.started) >= HEALTHY_RUN {
             self.backoff = FIRST_BACKOFF;
         }
         let wait = self.backoff;
@@ -51,8 +65,84 @@ impl<M: ractor::Message> Restartable<M> {
         wait
     }
 
+    /// True while it waits to be started again.
+    pub fn is_waiting(&self) -> bool {
+        self.actor.is_none()
+    }
+
     pub fn restarted(&mut self, actor: ActorRef<M>) {
+        self.restarted_at(actor, Instant::now());
+    }
+
+    fn restarted_at(&mut self, actor: ActorRef<M>, now: Instant) {
         self.actor = Some(actor);
-        self.started = Instant::now();
+        self.started = now;
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::marker::PhantomData;
+
+    use ractor::{Actor, ActorProcessingErr};
+
+    use super::*;
+
+    /// An actor that ignores its messages: a child to restart or route to, without a network.
+    struct Idle<M>(PhantomData<fn() -> M>);
+
+    impl<M: ractor::Message> Actor for Idle<M> {
+        type Msg = M;
+        type State = ();
+        type Arguments = ();
+
+        async fn pre_start(
+            &self,
+            _myself: ActorRef<M>,
+            _args: (),
+        ) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    /// A running actor that takes `M` and does nothing with it.
+    pub async fn idle<M: ractor::Message>() -> ActorRef<M> {
+        Actor::spawn(None, Idle(PhantomData), ()).await.unwrap().0
+    }
+
+    #[tokio::test]
+    async fn backoff_doubles_to_a_ceiling_and_starts_over_after_a_healthy_run() {
+        let start = Instant::now();
+        let mut child = Restartable::<()>::running(idle().await);
+        let mut waits = Vec::new();
+        for n in 0..9 {
+            let now = start + Duration::from_secs(n);
+            waits.push(child.failed_at(now).as_secs());
+            assert!(child.is_waiting());
+            child.restarted_at(idle().await, now);
+            assert!(!child.is_waiting());
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(child.restarts, 9);
+        // Five minutes up: the next failure is a first one again.
+        let later = start + Duration::from_secs(8) + HEALTHY_RUN;
+        assert_eq!(child.failed_at(later), FIRST_BACKOFF);
+        child.restarted_at(idle().await, later);
+        assert_eq!(child.failed_at(later).as_secs(), 2);
+        assert_eq!(child.restarts, 11);
+    }
+
+    #[tokio::test]
+    async fn a_child_is_recognized_by_its_current_actor_only() {
+        let first = idle::<()>().await;
+        let mut child = Restartable::running(first.clone());
+        assert!(child.is(&first.get_cell()));
+        child.failed();
+        assert!(!child.is(&first.get_cell()), "a failed child has no actor");
+        let second = idle().await;
+        child.restarted(second.clone());
+        assert!(child.is(&second.get_cell()));
+        assert!(!child.is(&first.get_cell()));
+        assert!(Restartable::<()>::not_started().is_waiting());
     }
 }

@@ -1,22 +1,25 @@
 //! The Supervisor: starts the tree, routes what one child learns to the others, and restarts a
 //! failed publisher or remote alone, with growing backoff. The node and the database are the
-//! ground the others stand on: when one of them fails, serving stops with its error.
+//! ground the others stand on: when one of them fails, serving stops with its error. A remote
+//! whose actor cannot even be started waits for its restart like one that failed; it never
+//! stops the tree.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
-use super::control::{ControlActor, ControlArgs, ControlMsg};
-use super::db::{DbActor, DbArgs, DbMsg, LocalState};
+use super::control::{ControlActor, ControlArgs, ControlMsg, PullTarget};
+use super::db::{DbActor, DbArgs, LocalState};
+use super::db_handle::DbHandle;
 use super::node::{NodeActor, NodeArgs, NodeMsg};
 use super::publisher::{PublisherActor, PublisherArgs, PublisherMsg};
 use super::pulling::{PullReport, RemoteLink};
 use super::remote::{RemoteActor, RemoteArgs, RemoteMsg};
+use super::remotes::{RemoteSlots, SlotId};
 use super::restart::Restartable;
-use crate::control::{ControlRequest, ControlResponse, PullOutcome, RemoteHealth};
+use crate::control::RemoteHealth;
 use crate::db::{Db, RemoteName};
 use crate::metrics;
 use crate::net::{Network, Node, RecordIdentity, RouteId};
@@ -46,8 +49,8 @@ pub enum SupervisorMsg {
     },
     /// Peers' routes died (from the NodeActor).
     RemoteRoutesDied(Vec<RouteId>),
-    /// Start a failed remote again.
-    RestartRemote(RemoteName),
+    /// Start a failed remote again, if its slot is still the one that failed.
+    RestartRemote(RemoteName, SlotId),
     /// Start the failed publisher again.
     RestartPublisher,
     /// A remote's Status showed this version (from its RemoteActor).
@@ -64,8 +67,12 @@ pub enum SupervisorMsg {
         /// What the pull did.
         report: PullReport,
     },
-    /// A question from the CLI (through the ControlActor).
-    Control(ControlRequest, RpcReplyPort<ControlResponse>),
+    /// Each remote's health (for the control socket).
+    Health(RpcReplyPort<Vec<RemoteHealth>>),
+    /// Start and stop remote actors to match the remotes table (for the control socket).
+    ReloadRemotes(RpcReplyPort<Result<(), String>>),
+    /// The remotes to pull now, every one when no name is given (for the control socket).
+    PullTargets(Option<String>, RpcReplyPort<Vec<PullTarget>>),
 }
 
 /// The Supervisor.
@@ -90,61 +97,16 @@ pub struct SupervisorArgs {
     pub fatal: Arc<Mutex<Option<String>>>,
 }
 
-struct RemoteSlot {
-    link: RemoteLink,
-    child: Restartable<RemoteMsg>,
-    /// The remote's version when last pulled.
-    pulled: Option<DbVersion>,
-    /// The remote's version as last seen.
-    seen: Option<DbVersion>,
-    /// Unix seconds of the last successful pull.
-    last_success: Option<i64>,
-    /// The last failure since then.
-    last_error: Option<String>,
-}
-
-impl RemoteSlot {
-    fn new(link: RemoteLink, actor: ActorRef<RemoteMsg>) -> Self {
-        RemoteSlot {
-            link,
-            child: Restartable::running(actor),
-            pulled: None,
-            seen: None,
-            last_success: None,
-            last_error: None,
-        }
-    }
-
-    fn report_lag(&self) {
-        if let Some(lag) = self.health().lag() {
-            metrics::lag(self.link.name.as_str(), lag);
-        }
-    }
-
-    fn health(&self) -> RemoteHealth {
-        RemoteHealth {
-            name: self.link.name.to_string(),
-            key: self.link.key.to_string(),
-            pulled_version: self.pulled.map(|version| version.0),
-            remote_version: self.seen.map(|version| version.0),
-            last_success: self.last_success,
-            last_error: self.last_error.clone(),
-            restarts: self.child.restarts,
-            running: self.child.actor.is_some(),
-        }
-    }
-}
-
 /// Its state.
 pub struct SupervisorState {
     network: Network,
     identity: RecordIdentity,
     options: ServeOptions,
     fatal: Arc<Mutex<Option<String>>>,
-    db: ActorRef<DbMsg>,
+    db: DbHandle,
     node: ActorRef<NodeMsg>,
     publisher: Restartable<PublisherMsg>,
-    remotes: BTreeMap<RemoteName, RemoteSlot>,
+    remotes: RemoteSlots<RemoteMsg>,
     control: Option<ActorRef<ControlMsg>>,
     local: Option<LocalState>,
     route: Option<Vec<u8>>,
@@ -168,6 +130,7 @@ impl Actor for Supervisor {
             supervisor: Some(myself.clone()),
         };
         let (db, _) = Actor::spawn_linked(None, DbActor, db_args, cell.clone()).await?;
+        let db = DbHandle::from(db);
         let node_args = NodeArgs {
             node: args.node,
             db: db.clone(),
@@ -182,13 +145,13 @@ impl Actor for Supervisor {
             db,
             node,
             publisher: Restartable::running(publisher),
-            remotes: BTreeMap::new(),
+            remotes: RemoteSlots::default(),
             control: None,
             local: None,
             route: None,
         };
         for link in args.remotes {
-            state.add_remote(link, &myself).await?;
+            state.add_remote(link, &myself).await;
         }
         let control_args = ControlArgs {
             state_dir: args.state_dir,
@@ -205,7 +168,6 @@ impl Actor for Supervisor {
         message: SupervisorMsg,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        let cell = myself.get_cell();
         match message {
             SupervisorMsg::LocalChanged(local) => {
                 state.local = Some(local.clone());
@@ -220,58 +182,48 @@ impl Actor for Supervisor {
                 value,
                 watch_ended,
             } => {
-                let slot = state
-                    .remotes
-                    .values()
-                    .find(|slot| slot.link.key.without_secret() == key.without_secret());
-                if let Some(actor) = slot.and_then(|slot| slot.child.actor.as_ref()) {
+                if let Some(actor) = state.remotes.actor_for_record(&key) {
                     let _ = actor.send_message(RemoteMsg::Changed { value, watch_ended });
                 }
             }
             SupervisorMsg::RemoteRoutesDied(_) => {
-                for slot in state.remotes.values() {
-                    if let Some(actor) = &slot.child.actor {
-                        let _ = actor.send_message(RemoteMsg::RoutesDied);
-                    }
+                for actor in state.remotes.running() {
+                    let _ = actor.send_message(RemoteMsg::RoutesDied);
                 }
             }
-            SupervisorMsg::RestartRemote(name) => {
-                let Some(link) = state.remotes.get(&name).map(|slot| slot.link.clone()) else {
-                    return Ok(());
-                };
-                let actor = state.spawn_remote(&link, &myself).await?;
-                if let Some(slot) = state.remotes.get_mut(&name) {
-                    slot.child.restarted(actor);
-                }
-            }
-            SupervisorMsg::RestartPublisher => {
-                let actor = spawn_publisher(
-                    &state.network,
-                    &state.identity,
-                    state.local.clone(),
-                    state.route.clone(),
-                    &cell,
-                )
-                .await?;
-                state.publisher.restarted(actor);
-            }
+            SupervisorMsg::RestartRemote(name, id) => state.restart_remote(name, id, &myself).await,
+            SupervisorMsg::RestartPublisher => state.restart_publisher(&myself).await,
             SupervisorMsg::RemoteSeen { name, version } => {
                 if let Some(slot) = state.remotes.get_mut(&name) {
-                    slot.seen = slot.seen.max(Some(version));
-                    slot.report_lag();
+                    slot.health.seen(version);
+                    slot.health.report_lag(name.as_str());
                 }
             }
             SupervisorMsg::RemotePulled { name, report } => {
                 if let Some(slot) = state.remotes.get_mut(&name) {
-                    slot.pulled = Some(report.remote_version);
-                    slot.seen = slot.seen.max(Some(report.remote_version));
-                    slot.last_success = Some(unix_now());
-                    slot.last_error = None;
-                    slot.report_lag();
+                    slot.health.pulled(report.remote_version);
+                    slot.health.report_lag(name.as_str());
                 }
             }
-            SupervisorMsg::Control(request, reply) => {
-                state.control(request, reply, &myself).await;
+            SupervisorMsg::Health(reply) => {
+                let _ = reply.send(state.remotes.health());
+            }
+            SupervisorMsg::ReloadRemotes(reply) => {
+                let reloaded = state.reload_remotes(&myself).await;
+                let _ = reply.send(reloaded);
+            }
+            SupervisorMsg::PullTargets(name, reply) => {
+                let targets = state
+                    .remotes
+                    .iter()
+                    .filter(|slot| name.as_deref().is_none_or(|n| slot.link.name.as_str() == n))
+                    .map(|slot| PullTarget {
+                        name: slot.link.name.to_string(),
+                        actor: slot.child.actor.clone(),
+                        last_error: slot.health.last_error().map(str::to_string),
+                    })
+                    .collect();
+                let _ = reply.send(targets);
             }
         }
         Ok(())
@@ -290,8 +242,9 @@ impl Actor for Supervisor {
             }
             _ => return Ok(()),
         };
-        if cell.get_id() == state.db.get_id() || cell.get_id() == state.node.get_id() {
-            let which = if cell.get_id() == state.db.get_id() {
+        let db = state.db.actor().get_id();
+        if cell.get_id() == db || cell.get_id() == state.node.get_id() {
+            let which = if cell.get_id() == db {
                 "database"
             } else {
                 "Veilid node"
@@ -303,30 +256,24 @@ impl Actor for Supervisor {
             return Ok(());
         }
         if state.publisher.is(&cell) {
-            metrics::restarted("publisher");
-            let wait = state.publisher.failed();
-            tracing::warn!(target: "ddcp", error, restart_in = ?wait, "Publisher failed");
-            myself.send_after(wait, || SupervisorMsg::RestartPublisher);
+            state.publisher_failed(&myself, error);
             return Ok(());
         }
-        let failed = state
-            .remotes
-            .iter_mut()
-            .find(|(_, slot)| slot.child.is(&cell));
-        if let Some((name, slot)) = failed {
+        if let Some((name, id, wait)) = state.remotes.failed(&cell, error.clone()) {
             metrics::restarted("remote");
-            let wait = slot.child.failed();
-            slot.last_error = Some(error.clone());
+            let restarts = state
+                .remotes
+                .get_mut(&name)
+                .map_or(0, |slot| slot.child.restarts);
             tracing::warn!(
                 target: "ddcp",
                 remote_name = ?name.as_str(),
                 error,
-                restarts = slot.child.restarts,
+                restarts,
                 restart_in = ?wait,
                 "Remote failed"
             );
-            let name = name.clone();
-            myself.send_after(wait, move || SupervisorMsg::RestartRemote(name));
+            myself.send_after(wait, move || SupervisorMsg::RestartRemote(name, id));
         }
         Ok(())
     }
@@ -340,10 +287,8 @@ impl Actor for Supervisor {
         // database, whose every accepted page is committed already. A pull is abandoned, not
         // waited for: whatever it handed the DbActor is applied whole or not at all, and the
         // next start resumes from the cursor.
-        for slot in state.remotes.values_mut() {
-            if let Some(actor) = slot.child.actor.take() {
-                let _ = actor.kill_and_wait(Some(STOP_BOUND)).await;
-            }
+        for actor in state.remotes.running() {
+            let _ = actor.kill_and_wait(Some(STOP_BOUND)).await;
         }
         if let Some(publisher) = state.publisher.actor.take() {
             let _ = publisher.stop_and_wait(None, Some(STOP_BOUND)).await;
@@ -352,7 +297,7 @@ impl Actor for Supervisor {
             let _ = control.stop_and_wait(None, Some(STOP_BOUND)).await;
         }
         let _ = state.node.stop_and_wait(None, Some(STOP_BOUND)).await;
-        let _ = state.db.stop_and_wait(None, Some(STOP_BOUND)).await;
+        let _ = state.db.actor().stop_and_wait(None, Some(STOP_BOUND)).await;
         Ok(())
     }
 }
@@ -365,6 +310,25 @@ impl SupervisorState {
         // While the publisher waits to restart, it gets the latest state in its arguments.
         if let Some(publisher) = &self.publisher.actor {
             let _ = publisher.send_message(message);
+        }
+    }
+
+    fn publisher_failed(&mut self, myself: &ActorRef<SupervisorMsg>, error: String) {
+        metrics::restarted("publisher");
+        let wait = self.publisher.failed();
+        tracing::warn!(target: "ddcp", error, restart_in = ?wait, "Publisher failed");
+        myself.send_after(wait, || SupervisorMsg::RestartPublisher);
+    }
+
+    async fn restart_publisher(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        if !self.publisher.is_waiting() {
+            return;
+        }
+        let cell = myself.get_cell();
+        let (local, route) = (self.local.clone(), self.route.clone());
+        match spawn_publisher(&self.network, &self.identity, local, route, &cell).await {
+            Ok(actor) => self.publisher.restarted(actor),
+            Err(err) => self.publisher_failed(myself, err.to_string()),
         }
     }
 
@@ -384,150 +348,81 @@ impl SupervisorState {
         Ok(actor)
     }
 
-    async fn add_remote(
-        &mut self,
-        link: RemoteLink,
-        myself: &ActorRef<SupervisorMsg>,
-    ) -> Result<(), ActorProcessingErr> {
-        let actor = self.spawn_remote(&link, myself).await?;
-        self.remotes
-            .insert(link.name.clone(), RemoteSlot::new(link, actor));
-        Ok(())
+    /// Starts pulling `link`; when its actor cannot start, it waits to restart, alone.
+    async fn add_remote(&mut self, link: RemoteLink, myself: &ActorRef<SupervisorMsg>) {
+        match self.spawn_remote(&link, myself).await {
+            Ok(actor) => {
+                self.remotes.insert_running(link, actor);
+            }
+            Err(err) => {
+                let name = link.name.clone();
+                let (id, wait) = self.remotes.insert_failed(link, err.to_string());
+                tracing::warn!(target: "ddcp", remote_name = ?name.as_str(), error = %err,
+                    restart_in = ?wait, "Cannot start pulling remote");
+                myself.send_after(wait, move || SupervisorMsg::RestartRemote(name, id));
+            }
+        }
     }
 
-    /// Answers the CLI. A pull is waited for off the supervisor's task, so that the tree keeps
-    /// running meanwhile.
-    async fn control(
+    async fn restart_remote(
         &mut self,
-        request: ControlRequest,
-        reply: RpcReplyPort<ControlResponse>,
+        name: RemoteName,
+        id: SlotId,
         myself: &ActorRef<SupervisorMsg>,
     ) {
-        let response = match request {
-            ControlRequest::Status => {
-                ControlResponse::Status(self.remotes.values().map(RemoteSlot::health).collect())
-            }
-            ControlRequest::RemotesChanged => match self.reload_remotes(myself).await {
-                Ok(()) => ControlResponse::Done,
-                Err(err) => ControlResponse::Error(err.to_string()),
-            },
-            ControlRequest::Pull(name) => {
-                let targets: Vec<(String, Option<ActorRef<RemoteMsg>>, Option<String>)> = self
-                    .remotes
-                    .iter()
-                    .filter(|(slot_name, _)| {
-                        name.as_deref().is_none_or(|n| slot_name.as_str() == n)
-                    })
-                    .map(|(slot_name, slot)| {
-                        (
-                            slot_name.to_string(),
-                            slot.child.actor.clone(),
-                            slot.last_error.clone(),
-                        )
-                    })
-                    .collect();
-                if let (Some(name), true) = (&name, targets.is_empty()) {
-                    let _ = reply.send(ControlResponse::Error(format!("no remote named {name:?}")));
-                    return;
-                }
-                tokio::spawn(async move {
-                    let mut outcomes = Vec::new();
-                    for (name, actor, last_error) in targets {
-                        outcomes.push(pull_now(name, actor, last_error).await);
-                    }
-                    let _ = reply.send(ControlResponse::Pulled(outcomes));
-                });
-                return;
-            }
+        // Removed, replaced or running again since the restart was scheduled: nothing to do.
+        let Some(link) = self.remotes.restart_due(&name, id) else {
+            return;
         };
-        let _ = reply.send(response);
+        let started = self.spawn_remote(&link, myself).await;
+        let Some(slot) = self.remotes.get_mut(&name) else {
+            return;
+        };
+        match started {
+            Ok(actor) => slot.child.restarted(actor),
+            Err(err) => {
+                slot.health.failed(err.to_string());
+                let wait = slot.child.failed();
+                tracing::warn!(target: "ddcp", remote_name = ?name.as_str(), error = %err,
+                    restart_in = ?wait, "Cannot restart remote");
+                myself.send_after(wait, move || SupervisorMsg::RestartRemote(name, id));
+            }
+        }
     }
 
     /// Starts and stops remote actors to match the remotes table.
-    async fn reload_remotes(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-    ) -> Result<(), ActorProcessingErr> {
-        let stored = match self
-            .db
-            .call(DbMsg::Remotes, Some(super::DB_CALL_BOUND))
-            .await?
-        {
-            ractor::rpc::CallResult::Success(remotes) => remotes?,
-            _ => return Err("the database did not answer".into()),
-        };
+    async fn reload_remotes(&mut self, myself: &ActorRef<SupervisorMsg>) -> Result<(), String> {
+        let stored = self.db.remotes().await.map_err(|err| err.to_string())?;
         let gone: Vec<RemoteName> = self
             .remotes
             .iter()
-            .filter(|(name, slot)| {
+            .filter(|slot| {
                 !stored
                     .iter()
-                    .any(|remote| &remote.name == *name && remote.key == slot.link.key)
+                    .any(|remote| remote.name == slot.link.name && remote.key == slot.link.key)
             })
-            .map(|(name, _)| name.clone())
+            .map(|slot| slot.link.name.clone())
             .collect();
         for name in gone {
-            if let Some(mut slot) = self.remotes.remove(&name)
-                && let Some(actor) = slot.child.actor.take()
+            if let Some(slot) = self.remotes.remove(&name)
+                && let Some(actor) = slot.child.actor
             {
                 let _ = actor.kill_and_wait(Some(STOP_BOUND)).await;
             }
             tracing::info!(target: "ddcp", remote_name = ?name.as_str(), "Stopped pulling remote");
         }
         for remote in stored {
-            if !self.remotes.contains_key(&remote.name) {
+            if !self.remotes.contains(&remote.name) {
                 tracing::info!(target: "ddcp", remote_name = ?remote.name.as_str(), "Started pulling remote");
                 let link = RemoteLink {
                     name: remote.name,
                     key: remote.key,
                 };
-                self.add_remote(link, myself).await?;
+                self.add_remote(link, myself).await;
             }
         }
         Ok(())
     }
-}
-
-/// Has `actor` pull now; how it went.
-async fn pull_now(
-    name: String,
-    actor: Option<ActorRef<RemoteMsg>>,
-    last_error: Option<String>,
-) -> PullOutcome {
-    let failed = |error: String| PullOutcome {
-        name: name.clone(),
-        pages: 0,
-        changes: 0,
-        remote_version: 0,
-        applied: false,
-        error: Some(error),
-    };
-    let Some(actor) = actor else {
-        let why = last_error.unwrap_or_else(|| "it failed".into());
-        return failed(format!("waiting to restart after a failure: {why}"));
-    };
-    match actor
-        .call(RemoteMsg::PullNow, Some(Duration::from_secs(570)))
-        .await
-    {
-        Ok(ractor::rpc::CallResult::Success(Ok(report))) => PullOutcome {
-            name: name.clone(),
-            pages: report.pages,
-            changes: report.changes,
-            remote_version: report.remote_version.0,
-            applied: report.applied,
-            error: None,
-        },
-        Ok(ractor::rpc::CallResult::Success(Err(error))) => failed(error),
-        Ok(ractor::rpc::CallResult::Timeout) => failed("the pull took too long".into()),
-        _ => failed("the remote's actor stopped".into()),
-    }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs() as i64)
 }
 
 async fn spawn_publisher(

@@ -1,16 +1,9 @@
 //! Reaching a running `ddcp serve` from a command: commands that find one ask it, the others
 //! work on the database directly.
 
-use std::time::Duration;
-
 use super::CommandError;
 use crate::config::Config;
 use crate::control::{ControlRequest, ControlResponse, ask, connect};
-
-/// Most questions are answered at once.
-const QUICK: Duration = Duration::from_secs(30);
-/// A pull may take a while.
-const PULL: Duration = Duration::from_secs(600);
 
 /// Asks the running daemon, if there is one; `None` when there is none.
 pub fn ask_daemon(
@@ -20,11 +13,7 @@ pub fn ask_daemon(
     let Some(mut stream) = connect(&config.state_dir)? else {
         return Ok(None);
     };
-    let within = match request {
-        ControlRequest::Pull(_) => PULL,
-        _ => QUICK,
-    };
-    Ok(Some(ask(&mut stream, &request, within)?))
+    Ok(Some(ask(&mut stream, &request)?))
 }
 
 /// Tells a running daemon that the remotes changed. The change is stored already: a daemon

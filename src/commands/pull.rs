@@ -11,7 +11,7 @@ use super::daemon::ask_daemon;
 use super::output::{print_json, print_line};
 use super::serve::remote_links;
 use super::{CommandError, block_on};
-use crate::actors::{DbActor, DbArgs, PullProgress, PullReport, RemoteLink, pull_remote};
+use crate::actors::{DbActor, DbArgs, DbHandle, PullProgress, PullReport, RemoteLink, pull_remote};
 use crate::cli::PullArgs;
 use crate::config::Config;
 use crate::control::{ControlError, ControlRequest, ControlResponse, PullOutcome};
@@ -110,6 +110,7 @@ async fn pull_all(
     )
     .await
     .map_err(|err| CommandError::Serve(err.to_string()))?;
+    let db = DbHandle::from(db);
     let mut reports = Vec::new();
     let mut failure = None;
     for link in links {
@@ -131,7 +132,7 @@ async fn pull_all(
             }
         }
     }
-    db.stop(None);
+    db.actor().stop(None);
     let _ = handle.await;
     match failure {
         Some(err) => Err(err),
@@ -141,7 +142,7 @@ async fn pull_all(
 
 async fn pull_one(
     network: &Network,
-    db: &ractor::ActorRef<crate::actors::DbMsg>,
+    db: &DbHandle,
     link: &RemoteLink,
 ) -> Result<PullReport, crate::actors::RemoteError> {
     network.open_record(&link.key).await?;

@@ -1,20 +1,23 @@
 //! ddcp's metadata tables and their numbered migrations (db/migrations/NNN_*.sql).
 //!
-//! The schema version is kept in `ddcp_meta`, not in `pragma user_version`, which belongs to the
-//! application that shares the database.
+//! The metadata version (how many migrations ran) is kept in `ddcp_meta` under the key
+//! `schema_version` (its name on disk since the first release), not in `pragma user_version`,
+//! which belongs to the application that shares the database. It is not SQLite's own schema
+//! version (`pragma schema_version`, see [`super::Db::sqlite_schema_version`]), which moves with
+//! every table created or altered; the names in code keep the two apart.
 
 use rusqlite::{Connection, OptionalExtension};
 
 use super::DbError;
 
-/// The migrations, in order; the database's schema version is how many have run.
+/// The migrations, in order; the database's metadata version is how many have run.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_meta.sql"),
     include_str!("migrations/002_pull.sql"),
 ];
 
-/// The metadata schema version this build writes.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// The metadata version this build writes.
+pub const METADATA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Whether the database holds ddcp's metadata tables.
 pub fn is_ddcp_database(conn: &Connection) -> Result<bool, DbError> {
@@ -39,8 +42,8 @@ pub fn colliding_table(conn: &Connection) -> Result<Option<String>, DbError> {
         .optional()?)
 }
 
-/// The database's metadata schema version (0 before `ddcp init`).
-pub fn schema_version(conn: &Connection) -> Result<i64, DbError> {
+/// The database's metadata version (0 before `ddcp init`).
+pub fn metadata_version(conn: &Connection) -> Result<i64, DbError> {
     if !is_ddcp_database(conn)? {
         return Ok(0);
     }
@@ -54,21 +57,21 @@ pub fn schema_version(conn: &Connection) -> Result<i64, DbError> {
         .unwrap_or(0))
 }
 
-/// Brings the metadata tables up to [`SCHEMA_VERSION`], all in one transaction.
+/// Brings the metadata tables up to [`METADATA_VERSION`], all in one transaction.
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
-    let current = schema_version(conn)?;
+    let current = metadata_version(conn)?;
     if current < 0 {
         return Err(DbError::CorruptMetadata(format!(
             "schema_version is {current}"
         )));
     }
-    if current > SCHEMA_VERSION {
+    if current > METADATA_VERSION {
         return Err(DbError::TooNew {
             found: current,
-            known: SCHEMA_VERSION,
+            known: METADATA_VERSION,
         });
     }
-    if current == SCHEMA_VERSION {
+    if current == METADATA_VERSION {
         return Ok(());
     }
     let tx = conn.transaction()?;
@@ -78,7 +81,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     tx.execute(
         "insert into ddcp_meta (key, value) values ('schema_version', ?1)
          on conflict (key) do update set value = excluded.value",
-        [SCHEMA_VERSION],
+        [METADATA_VERSION],
     )?;
     tx.commit()?;
     Ok(())

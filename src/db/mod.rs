@@ -18,7 +18,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use changes::{ApplyOutcome, ChangeApplier, ChangeExport, ChangeRange};
 pub use error::DbError;
 pub use extension::Extension;
-pub use migrations::SCHEMA_VERSION;
+pub use migrations::METADATA_VERSION;
 pub use remotes::{Remote, RemoteName};
 
 use crate::sync::{DbVersion, SiteId};
@@ -136,9 +136,12 @@ impl Db {
         changes::db_version(self.conn())
     }
 
-    /// The metadata schema version recorded in the database.
-    pub fn schema_version(&self) -> Result<i64, DbError> {
-        migrations::schema_version(self.conn())
+    /// SQLite's schema version: moves whenever any connection creates, alters or drops a table
+    /// (so a CRR made by `ddcp shell` or the application shows here).
+    pub fn sqlite_schema_version(&self) -> Result<i64, DbError> {
+        Ok(self
+            .conn()
+            .query_row("pragma schema_version", [], |row| row.get(0))?)
     }
 
     /// True while a transaction that SQL opened (BEGIN) is still open.

@@ -9,7 +9,7 @@ mod testnet;
 
 pub use events::{CallId, IncomingCall, NetEvent};
 pub use identity::{RecordIdentity, create_record_identity};
-pub use network::{Network, OwnRoute, RouteId};
+pub use network::{ImportedRoute, Network, OwnRoute, RouteId};
 pub use node::{NetworkSettings, Node, NodeRole};
 pub use testnet::{TestNet, TestNetPlan};
 

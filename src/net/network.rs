@@ -35,6 +35,31 @@ pub struct OwnRoute {
     pub blob: Vec<u8>,
 }
 
+/// A peer's route, imported to call it; released when dropped.
+pub struct ImportedRoute {
+    network: Network,
+    id: RouteId,
+}
+
+impl ImportedRoute {
+    /// What [`Network::call`] takes.
+    pub fn id(&self) -> &RouteId {
+        &self.id
+    }
+}
+
+impl Drop for ImportedRoute {
+    fn drop(&mut self) {
+        self.network.release_route(&self.id);
+    }
+}
+
+impl std::fmt::Debug for ImportedRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ImportedRoute").field(&self.id).finish()
+    }
+}
+
 /// A handle on a running node.
 #[derive(Clone)]
 pub struct Network {
@@ -69,18 +94,24 @@ impl Network {
         })
     }
 
-    /// Lets go of a route this node made (after making its successor).
+    /// Lets go of a route this node made (after making its successor), or imported.
     pub fn release_route(&self, route: &RouteId) {
         // A route Veilid already dropped is not an error worth reporting.
         let _ = self.api.release_private_route(route.0.clone());
     }
 
-    /// Imports a peer's route from its Status, to call it.
-    pub fn import_route(&self, blob: &[u8]) -> Result<RouteId, NetError> {
-        self.api
+    /// Imports a peer's route from its Status, to call it; released when the result is
+    /// dropped (Veilid keeps an imported route until it is released).
+    pub fn import_route(&self, blob: &[u8]) -> Result<ImportedRoute, NetError> {
+        let id = self
+            .api
             .import_remote_private_route(blob.to_vec())
             .map(RouteId)
-            .map_err(|err| NetError::Route(err.to_string()))
+            .map_err(|err| NetError::Route(err.to_string()))?;
+        Ok(ImportedRoute {
+            network: self.clone(),
+            id,
+        })
     }
 
     /// Asks a peer `message` on its route; its answer.

@@ -51,10 +51,15 @@ pub struct NodeRole {
     pub serves_bootstrap: bool,
 }
 
+/// Events the node reported and ddcp has not taken yet. Bounded: peers' calls arrive as fast as
+/// peers send them; past this, a call is dropped (its asker times out and asks again) rather
+/// than held.
+pub const EVENT_QUEUE: usize = 256;
+
 /// A started veilid-core node and the events it reports.
 pub struct Node {
     network: Network,
-    events: mpsc::UnboundedReceiver<NetEvent>,
+    events: mpsc::Receiver<NetEvent>,
 }
 
 impl Node {
@@ -75,11 +80,21 @@ impl Node {
             reason,
         };
         std::fs::create_dir_all(storage_dir).map_err(|err| startup_error(err.to_string()))?;
-        let (sender, events) = mpsc::unbounded_channel();
+        let (sender, events) = mpsc::channel(EVENT_QUEUE);
         let callback: UpdateCallback = Arc::new(move |update: VeilidUpdate| {
-            if let Some(event) = translate(update) {
+            let Some(event) = translate(update) else {
+                return;
+            };
+            match sender.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(NetEvent::Call(_))) => {
+                    crate::metrics::shed(crate::metrics::ShedReason::QueueFull);
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(target: "ddcp", "Event queue full: dropped a Veilid event");
+                }
                 // The receiver goes away at shutdown; events after that have nowhere to go.
-                let _ = sender.send(event);
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         });
         let config = veilid_config(storage_dir, settings, role);
@@ -97,8 +112,8 @@ impl Node {
 
     /// Takes the events this node reports (app calls, value changes, route deaths, ...): they
     /// go to one consumer.
-    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<NetEvent> {
-        std::mem::replace(&mut self.events, mpsc::unbounded_channel().1)
+    pub fn take_events(&mut self) -> mpsc::Receiver<NetEvent> {
+        std::mem::replace(&mut self.events, mpsc::channel(1).1)
     }
 
     /// Joins the network and waits until the node can use the DHT and private routes, at most

@@ -27,6 +27,13 @@ pub struct SourceError(pub String);
 /// What an asker is told when the database fails: nothing about this machine.
 pub const INTERNAL_REASON: &str = "the database could not answer; ask again later";
 
+/// The answer to any request while this database answers as many as it will at once: the
+/// asker waits a moment and asks again.
+pub fn too_busy_answer() -> Vec<u8> {
+    let error = ProtocolError::new(ErrorCode::TooBusy, "too many requests; ask again shortly");
+    encode_message(&Message::Error(error), Compression::None)
+}
+
 /// Why an answer is an error: a refusal the asker is told about as it is, or a failure of the
 /// source, whose detail is kept for the local log.
 enum Failure {

@@ -207,6 +207,11 @@ impl Peer {
         }
     }
 
+    /// The process id of the running `ddcp serve`.
+    pub fn serve_pid(&self) -> u32 {
+        self.serve.as_ref().expect("serving").id()
+    }
+
     /// Kills `ddcp serve` without warning (kill -9).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.serve.take() {
@@ -293,34 +298,41 @@ pub struct GarbagePeer {
     _dir: tempfile::TempDir,
 }
 
+/// examples/garbage_peer on `vtnode{host}`, with `args` after its mode and state dir, its
+/// stdout into `out`.
+fn garbage_peer(net: &TestNet, dir: &Path, host: u8, args: &[&str], out: &Path) -> Child {
+    // Examples are built next to the test binaries' folder (target/debug/examples).
+    let exe = std::env::current_exe().unwrap();
+    let program = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/garbage_peer");
+    assert!(
+        program.exists(),
+        "{} is missing: run `cargo build --examples` first (scripts/test.sh does)",
+        program.display()
+    );
+    Command::new(program)
+        .arg(args[0])
+        .arg(dir.join("state"))
+        .args(&args[1..])
+        .env("VEILID_BOOTSTRAP", &net.bootstrap)
+        .env("VEILID_NETWORK_KEY", NETWORK_KEY)
+        .env("VEILID_LISTEN", format!("vtnode{host}:5150"))
+        .env("RUST_LOG", "error")
+        .stdout(std::fs::File::create(out).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
 impl GarbagePeer {
     pub fn start(net: &TestNet, kind: &str, host: u8) -> GarbagePeer {
         let dir = tempfile::tempdir().unwrap();
-        // Examples are built next to the test binaries' folder (target/debug/examples).
-        let exe = std::env::current_exe().unwrap();
-        let program = exe
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .join("examples/garbage_peer");
-        assert!(
-            program.exists(),
-            "{} is missing: run `cargo build --examples` first (scripts/test.sh does)",
-            program.display()
-        );
         let key_file = dir.path().join("key");
-        let process = Command::new(program)
-            .arg(kind)
-            .arg(dir.path().join("state"))
-            .env("VEILID_BOOTSTRAP", &net.bootstrap)
-            .env("VEILID_NETWORK_KEY", NETWORK_KEY)
-            .env("VEILID_LISTEN", format!("vtnode{host}:5150"))
-            .env("RUST_LOG", "error")
-            .stdout(std::fs::File::create(&key_file).unwrap())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let process = garbage_peer(net, dir.path(), host, &[kind], &key_file);
         let key = wait_until(
             Duration::from_secs(120),
             "the garbage peer to publish",
@@ -342,4 +354,71 @@ impl Drop for GarbagePeer {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
+}
+
+/// A peer flooding a database with calls (examples/garbage_peer.rs `flood`) from `vtnode{host}`.
+pub struct Flood {
+    process: Child,
+    counts: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// What a flood's calls got so far.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FloodCounts {
+    pub answers: u64,
+    pub busy: u64,
+    pub failed: u64,
+}
+
+impl Flood {
+    pub fn start(net: &TestNet, target_key: &str, host: u8) -> Flood {
+        let dir = tempfile::tempdir().unwrap();
+        let counts = dir.path().join("counts");
+        let process = garbage_peer(net, dir.path(), host, &["flood", target_key], &counts);
+        Flood {
+            process,
+            counts,
+            _dir: dir,
+        }
+    }
+
+    /// The last counts it printed.
+    pub fn counts(&self) -> FloodCounts {
+        let text = std::fs::read_to_string(&self.counts).unwrap_or_default();
+        let Some(line) = text.lines().last() else {
+            return FloodCounts::default();
+        };
+        let field = |name: &str| {
+            line.split(' ')
+                .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0)
+        };
+        FloodCounts {
+            answers: field("answers"),
+            busy: field("busy"),
+            failed: field("failed"),
+        }
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Resident and peak resident memory of process `pid`, in MiB.
+pub fn memory_mib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    (kib("VmRSS:") / 1024, kib("VmHWM:") / 1024)
 }

@@ -1,0 +1,102 @@
+//! The typed way to the DbActor: async methods that build its messages, bound the wait for its
+//! answer and sort out the reply, so that no caller writes its own `call` and match.
+
+use std::time::Duration;
+
+use ractor::{ActorRef, RpcReplyPort};
+
+use super::db::{DbMsg, LocalState};
+use crate::db::{ApplyOutcome, DbError, Remote};
+use crate::sync::protocol::ChangesPage;
+use crate::sync::{Cursor, SchemaDesc, SiteId};
+
+/// How long a caller waits for the DbActor before it counts as stuck: longer than the largest
+/// page takes to apply on a slow disk.
+const DB_CALL_BOUND: Duration = Duration::from_secs(120);
+
+/// Why a call on the DbActor failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbCallError {
+    /// The database answered with an error.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The DbActor is gone or stuck.
+    #[error("the database did not answer (ddcp is shutting down?)")]
+    Gone,
+}
+
+/// A handle on the DbActor; clones share it.
+#[derive(Clone, Debug)]
+pub struct DbHandle {
+    actor: ActorRef<DbMsg>,
+}
+
+impl From<ActorRef<DbMsg>> for DbHandle {
+    fn from(actor: ActorRef<DbMsg>) -> Self {
+        DbHandle { actor }
+    }
+}
+
+impl DbHandle {
+    /// The actor, for supervision.
+    pub fn actor(&self) -> &ActorRef<DbMsg> {
+        &self.actor
+    }
+
+    /// The database's state now.
+    pub async fn state(&self) -> Result<LocalState, DbCallError> {
+        self.ask(DbMsg::State).await
+    }
+
+    /// The database's CRR schema.
+    pub async fn schema(&self) -> Result<SchemaDesc, DbCallError> {
+        self.ask(DbMsg::Schema).await
+    }
+
+    /// Where this database stands in `remote`'s changes.
+    pub async fn cursor(&self, remote: SiteId) -> Result<Cursor, DbCallError> {
+        self.ask(|reply| DbMsg::Cursor(remote, reply)).await
+    }
+
+    /// Forgets where this database stands in `remote`'s changes.
+    pub async fn reset_cursor(&self, remote: SiteId) -> Result<(), DbCallError> {
+        self.ask(|reply| DbMsg::ResetCursor(remote, reply)).await
+    }
+
+    /// Applies a page of `remote`'s changes, with its cursor, in one transaction.
+    pub async fn accept(
+        &self,
+        remote: SiteId,
+        page: Box<ChangesPage>,
+    ) -> Result<ApplyOutcome, DbCallError> {
+        self.ask(|reply| DbMsg::Accept(remote, page, reply)).await
+    }
+
+    /// The remotes table.
+    pub async fn remotes(&self) -> Result<Vec<Remote>, DbCallError> {
+        self.ask(DbMsg::Remotes).await
+    }
+
+    /// The answer to a peer's request, when the database gets to it within `bound`; past
+    /// that the asker has given up, and the DbActor skips it.
+    pub async fn answer(&self, request: Vec<u8>, bound: Duration) -> Option<Vec<u8>> {
+        match self
+            .actor
+            .call(|reply| DbMsg::Answer(request, reply), Some(bound))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(answer)) => Some(answer),
+            _ => None,
+        }
+    }
+
+    async fn ask<T: Send + 'static>(
+        &self,
+        message: impl FnOnce(RpcReplyPort<Result<T, DbError>>) -> DbMsg,
+    ) -> Result<T, DbCallError> {
+        match self.actor.call(message, Some(DB_CALL_BOUND)).await {
+            Ok(ractor::rpc::CallResult::Success(answer)) => Ok(answer?),
+            _ => Err(DbCallError::Gone),
+        }
+    }
+}

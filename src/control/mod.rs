@@ -1,0 +1,130 @@
+//! The CLI <-> daemon protocol, over the state dir's control socket: typed requests and
+//! answers, how long each may take, and the client side. The daemon side is
+//! `actors::control`. Messages are JSON, framed by a little-endian u32 length ([`frame`]): the
+//! socket is local and its messages small, and JSON keeps optional fields optional and an
+//! exchange readable with `socat`.
+
+mod client;
+pub mod frame;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use client::{ask, connect};
+
+/// The socket's file name in the state dir.
+const SOCKET_FILE: &str = "control.sock";
+
+/// How long the daemon may work on a pull: every remote asked is pulled at once, each within
+/// this deadline, and the answer names the ones that did not finish.
+pub const PULL_DEADLINE: Duration = Duration::from_secs(600);
+/// How long the daemon may work on any other request.
+pub const QUESTION_DEADLINE: Duration = Duration::from_secs(30);
+/// The client waits this much longer than the daemon works, so that the daemon's own answer
+/// ("took too long") arrives rather than a bare timeout.
+pub const REPLY_MARGIN: Duration = Duration::from_secs(5);
+
+/// What the CLI asks a running `ddcp serve`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlRequest {
+    /// The remotes table changed: start and stop remote actors to match it.
+    RemotesChanged,
+    /// Pull this remote now (every remote when `None`) and answer when done.
+    Pull(Option<String>),
+    /// Each remote's health.
+    Status,
+}
+
+impl ControlRequest {
+    /// How long the daemon may work on this request.
+    pub fn deadline(&self) -> Duration {
+        match self {
+            ControlRequest::Pull(_) => PULL_DEADLINE,
+            _ => QUESTION_DEADLINE,
+        }
+    }
+}
+
+/// How one pull went.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullOutcome {
+    /// The remote.
+    pub name: String,
+    /// Pages accepted.
+    pub pages: u64,
+    /// Changes received.
+    pub changes: u64,
+    /// The remote's db_version when it last answered.
+    pub remote_version: i64,
+    /// Whether this database changed.
+    pub applied: bool,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// One remote as the daemon sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteHealth {
+    /// Its name.
+    pub name: String,
+    /// Its record key, without the secret.
+    pub key: String,
+    /// The remote's db_version when last pulled.
+    pub pulled_version: Option<i64>,
+    /// The remote's db_version as last seen in its Status.
+    pub remote_version: Option<i64>,
+    /// Unix seconds of the last successful pull.
+    pub last_success: Option<i64>,
+    /// The last failure since that success.
+    pub last_error: Option<String>,
+    /// How often its actor was restarted.
+    pub restarts: u32,
+    /// False while it waits to restart.
+    pub running: bool,
+}
+
+impl RemoteHealth {
+    /// Versions of the remote not pulled yet, when both ends are known.
+    pub fn lag(&self) -> Option<i64> {
+        Some((self.remote_version? - self.pulled_version.unwrap_or(0)).max(0))
+    }
+}
+
+/// The daemon's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlResponse {
+    /// Done, nothing to report.
+    Done,
+    /// The pulls asked for.
+    Pulled(Vec<PullOutcome>),
+    /// Each remote's health.
+    Status(Vec<RemoteHealth>),
+    /// The request failed.
+    Error(String),
+}
+
+/// What goes wrong between the CLI and the daemon.
+#[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each #[error] says what the variant means
+pub enum ControlError {
+    #[error("control socket {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the running ddcp serve sent a malformed answer: {0}")]
+    Malformed(String),
+    #[error("the running ddcp serve: {0}")]
+    Daemon(String),
+    #[error("another ddcp serve already runs for {0}")]
+    AlreadyServing(PathBuf),
+}
+
+/// Where the control socket of `state_dir` lives.
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(SOCKET_FILE)
+}
