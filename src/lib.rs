@@ -1,9 +1,16 @@
 //! DDCP, Database-to-Database Copy: a git-like CLI for cr-sqlite databases and the layer that
 //! replicates their changes between peers.
 //!
-//! Imports run one way: `commands` -> (`db`, `net`) -> `sync`. `sync` is pure logic and knows
-//! nothing else of this crate; `db` is the one place that speaks SQL, `net` the one that touches
-//! veilid-core.
+//! - `sync`: the replication core, pure logic with no I/O: ids, record keys, changes, cursors,
+//!   the protocol's pages and fragments, the capnp codec (schema/ddcp.capnp), bundles.
+//! - `db`: SQLite and cr-sqlite, the one place that speaks SQL.
+//! - `net`: veilid-core, the one place that touches it: the node, routes, calls, records.
+//! - `actors`: `ddcp serve` at run time, a ractor supervision tree over `db` and `net`.
+//! - `control`: the CLI <-> daemon protocol over the state dir's socket.
+//! - `commands`, `cli`, `config`: the CLI; `metrics`: every metric, in one place.
+//!
+//! Imports run one way: `commands` -> `actors` -> (`db`, `net`) -> `sync`; `control` and
+//! `metrics` are leaves that any of them may use. `sync` knows nothing else of this crate.
 
 pub mod actors;
 pub mod cli;

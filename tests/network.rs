@@ -58,6 +58,12 @@ fn the_seed_readme_session_replicates_both_ways() {
         "{}",
         alice.log()
     );
+    // The seed's own line, its key without the secret.
+    let serving = format!(
+        r#"Serving database at DHT key="{}" remotes=1"#,
+        alice_key.rsplit_once(':').unwrap().0
+    );
+    assert!(alice.log().contains(&serving), "{}", alice.log());
 
     bob.sql("update bookmarks set title = 'Veilid, by bob' where url = 'https://veilid.com/'");
     alice.wait_for(
@@ -428,12 +434,13 @@ fn a_flood_of_calls_is_told_too_busy_and_the_honest_remote_keeps_replicating() {
     b.wait_for(summary, a.sql(summary).trim(), ARRIVAL);
     let (rss_before, _) = memory_mib(a.serve_pid());
 
-    // Two hostile peers ask for the most expensive page there is, 48 calls each at once.
+    // Two hostile peers ask for the most expensive page there is, 48 calls each at once, and
+    // again the moment they are answered or refused.
     let floods = [
         Flood::start(&net, &a.key(), 7),
         Flood::start(&net, &a.key(), 8),
     ];
-    wait_until(ARRIVAL, "the floods to be told tooBusy", || {
+    wait_until(ARRIVAL, "both floods to be told tooBusy", || {
         floods
             .iter()
             .all(|flood| flood.counts().busy > 0)

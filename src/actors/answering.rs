@@ -1,75 +1,152 @@
 //! Peers' calls, answered with bounded work. Askers are not authenticated and may call as fast
-//! as they like: at most [`MAX_ANSWERS_IN_FLIGHT`] answers are being built or queued for the
-//! DbActor at once; a call beyond that is told `tooBusy` at once (the puller backs off and asks
-//! again), and an answer whose asker stopped waiting is never built (see the DbActor).
+//! as they like; what a flood can cost this node is bounded:
+//! - at most [`MAX_WAITING`] calls wait (each at most one 32 KiB message), in a [`CallQueue`]
+//!   that refuses a random waiter when full (answered `tooBusy` at once: a puller backs off and
+//!   asks again) and answers in random order, so an honest asker's call is not starved by
+//!   callers that re-ask faster;
+//! - [`ANSWER_WORKERS`] calls are answered at a time, by the DbActor;
+//! - while others wait, a page is built within [`LOADED_PAGE_BUDGET`] rather than the asker's
+//!   budget: every answer stays cheap, so the queue moves;
+//! - a call that waited past the asker's patience is dropped unbuilt.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
+use super::call_queue::CallQueue;
 use super::db_handle::DbHandle;
 use crate::metrics::{self, ShedReason};
 use crate::net::{IncomingCall, Network};
 use crate::sync::serve::too_busy_answer;
 
-/// Answers being built or waiting for the DbActor. A page takes the one writer up to a few
-/// hundred milliseconds; this many queued still fit in [`ANSWER_BOUND`], and leave room for an
-/// honest puller's 8 fragment requests in flight.
-pub const MAX_ANSWERS_IN_FLIGHT: usize = 16;
+/// Calls that wait for an answer, at most. Below what Veilid itself lets in at once (each call
+/// holds one of its RPC workers, 16 per core, until answered), so that a flood meets this
+/// queue's fairness and is told `tooBusy`, rather than filling Veilid's own first-come queue;
+/// above the 8 fragment requests an honest puller sends at once.
+pub const MAX_WAITING: usize = 16;
 
-/// Veilid gives a callee 5 s to answer; the database gets most of it. Past it the asker has
-/// given up, and the answer would be built for nobody.
+/// Calls answered at a time. The DbActor builds one answer at a time anyway; a second keeps it
+/// busy while the first answer travels.
+pub const ANSWER_WORKERS: usize = 2;
+
+/// The page budget while other calls wait: a page of this many bytes of changes takes the
+/// database milliseconds, where a full 4 MiB page takes it a good part of a second.
+pub const LOADED_PAGE_BUDGET: u32 = 64 << 10;
+
+/// Veilid gives a callee 5 s to answer; the database gets most of it. A call older than this
+/// has an asker that gave up: its answer would be built for nobody.
 const ANSWER_BOUND: Duration = Duration::from_millis(4000);
 
-/// Takes peers' calls and answers them through the DbActor, within the bound.
-#[derive(Clone)]
+struct Waiting {
+    call: IncomingCall,
+    since: Instant,
+}
+
+/// Takes peers' calls and answers them through the DbActor, within the bounds above.
 pub struct Answerer {
-    db: DbHandle,
+    queue: Arc<Mutex<CallQueue<Waiting>>>,
+    ready: Arc<Notify>,
     network: Network,
-    in_flight: Arc<Semaphore>,
+    workers: Vec<JoinHandle<()>>,
 }
 
 impl Answerer {
-    /// Answers calls from `db`'s database over `network`.
-    pub fn new(db: DbHandle, network: Network) -> Self {
+    /// Starts answering calls from `db`'s database over `network`.
+    pub fn start(db: DbHandle, network: Network) -> Self {
+        let queue = Arc::new(Mutex::new(CallQueue::randomized(MAX_WAITING)));
+        let ready = Arc::new(Notify::new());
+        let workers = (0..ANSWER_WORKERS)
+            .map(|_| {
+                let worker = Worker {
+                    queue: Arc::clone(&queue),
+                    ready: Arc::clone(&ready),
+                    db: db.clone(),
+                    network: network.clone(),
+                };
+                tokio::spawn(worker.run())
+            })
+            .collect();
         Answerer {
-            db,
+            queue,
+            ready,
             network,
-            in_flight: Arc::new(Semaphore::new(MAX_ANSWERS_IN_FLIGHT)),
+            workers,
         }
     }
 
-    /// Takes one call: answered off the caller's task when an answer slot is free, else told
+    /// Takes one call into the queue; the call pushed out of a full queue, if any, is told
     /// `tooBusy` before this returns.
     pub async fn take(&self, call: IncomingCall) {
-        match Arc::clone(&self.in_flight).try_acquire_owned() {
-            Ok(slot) => {
-                let answerer = self.clone();
-                tokio::spawn(async move {
-                    answerer.answer(call).await;
-                    drop(slot);
-                });
-            }
-            Err(_) => {
-                metrics::shed(ShedReason::Busy);
-                if let Err(err) = self.network.reply(call.id, too_busy_answer()).await {
-                    tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");
-                }
+        let waiting = Waiting {
+            call,
+            since: Instant::now(),
+        };
+        let refused = lock(&self.queue).push(waiting);
+        self.ready.notify_one();
+        if let Some(refused) = refused {
+            metrics::shed(ShedReason::Busy);
+            let answer = self.network.reply(refused.call.id, too_busy_answer()).await;
+            if let Err(err) = answer {
+                tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");
             }
         }
     }
+}
 
-    async fn answer(&self, call: IncomingCall) {
+impl Drop for Answerer {
+    fn drop(&mut self) {
+        for worker in &self.workers {
+            worker.abort();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The queue holds no invariant a panic could break half way.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct Worker {
+    queue: Arc<Mutex<CallQueue<Waiting>>>,
+    ready: Arc<Notify>,
+    db: DbHandle,
+    network: Network,
+}
+
+impl Worker {
+    async fn run(self) {
+        loop {
+            // Registered before the queue is looked at: a call taken in meanwhile wakes it.
+            let notified = self.ready.notified();
+            let next = lock(&self.queue).take();
+            let Some((waiting, others_wait)) = next else {
+                notified.await;
+                continue;
+            };
+            let left = ANSWER_BOUND.saturating_sub(waiting.since.elapsed());
+            if left.is_zero() {
+                metrics::shed(ShedReason::Expired);
+                continue;
+            }
+            let budget = others_wait.then_some(LOADED_PAGE_BUDGET);
+            self.answer(waiting.call, budget, left).await;
+        }
+    }
+
+    async fn answer(&self, call: IncomingCall, budget: Option<u32>, within: Duration) {
         let question_len = call.message.len();
-        match self.db.answer(call.message, ANSWER_BOUND).await {
+        match self.db.answer(call.message, budget, within).await {
             Some(answer) => {
                 metrics::traffic(question_len, answer.len());
                 if let Err(err) = self.network.reply(call.id, answer).await {
                     tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");
                 }
             }
-            // No answer: the caller times out and asks again.
+            // No answer in time: the asker has given up, and asks again.
             None => tracing::debug!(target: "ddcp", "The database did not answer a peer in time"),
         }
     }

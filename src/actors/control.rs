@@ -31,10 +31,10 @@ const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(5);
 /// The ControlActor has nothing to be told: its work is the socket's.
 pub enum ControlMsg {}
 
-/// The ControlActor.
+/// Owns the control socket: removes it when it stops.
 pub struct ControlActor;
 
-/// Its start.
+/// Where the socket goes, and who answers.
 pub struct ControlArgs {
     /// The state dir the socket goes in.
     pub state_dir: PathBuf,
@@ -77,7 +77,15 @@ impl Actor for ControlActor {
         // Owner only, on top of the state dir's 0700; every connection's uid is checked too.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         let owner = std::fs::metadata(&path)?.uid();
-        let accepting = tokio::spawn(accept(listener, owner, args.supervisor));
+        let supervisor = args.supervisor;
+        let accepting = tokio::spawn(accept_forever(listener, move |stream| {
+            let supervisor = supervisor.clone();
+            async move {
+                if let Err(err) = answer(stream, owner, &supervisor).await {
+                    tracing::debug!(target: "ddcp", error = %err, "Control connection failed");
+                }
+            }
+        }));
         Ok(ControlState { path, accepting })
     }
 
@@ -92,9 +100,25 @@ impl Actor for ControlActor {
     }
 }
 
-/// Accepts connections until the actor stops. A failed accept is logged and tried again after
-/// a pause: the socket must not go deaf while serve runs on.
-async fn accept(listener: UnixListener, owner: u32, supervisor: ActorRef<SupervisorMsg>) {
+/// Where connections come from: the socket, or a test's stand-in.
+trait Acceptor: Send + 'static {
+    fn accept(&self) -> impl Future<Output = std::io::Result<UnixStream>> + Send;
+}
+
+impl Acceptor for UnixListener {
+    async fn accept(&self) -> std::io::Result<UnixStream> {
+        UnixListener::accept(self).await.map(|(stream, _)| stream)
+    }
+}
+
+/// Accepts connections until the actor stops, handing each to `serve` (at most
+/// [`MAX_CONNECTIONS`] at once). A failed accept is logged and tried again after a pause: the
+/// socket must not go deaf while serve runs on.
+async fn accept_forever<F, Fut>(acceptor: impl Acceptor, serve: F)
+where
+    F: Fn(UnixStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut pause = FIRST_ACCEPT_PAUSE;
     loop {
@@ -102,14 +126,12 @@ async fn accept(listener: UnixListener, owner: u32, supervisor: ActorRef<Supervi
             Ok(slot) => slot,
             Err(_) => return,
         };
-        match listener.accept().await {
-            Ok((stream, _)) => {
+        match acceptor.accept().await {
+            Ok(stream) => {
                 pause = FIRST_ACCEPT_PAUSE;
-                let supervisor = supervisor.clone();
+                let connection = serve(stream);
                 tokio::spawn(async move {
-                    if let Err(err) = answer(stream, owner, &supervisor).await {
-                        tracing::debug!(target: "ddcp", error = %err, "Control connection failed");
-                    }
+                    connection.await;
                     drop(slot);
                 });
             }
@@ -237,5 +259,132 @@ async fn pull_now(target: PullTarget, deadline: Instant) -> PullOutcome {
             crate::control::PULL_DEADLINE
         )),
         _ => failed("the remote's actor stopped".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Fails its first `failures` accepts, then hands out one end of a socket pair per accept.
+    struct Flaky {
+        failures: Mutex<u32>,
+        accepted: Mutex<Vec<std::os::unix::net::UnixStream>>,
+    }
+
+    impl Acceptor for Arc<Flaky> {
+        async fn accept(&self) -> std::io::Result<UnixStream> {
+            let fail = {
+                let mut failures = self.failures.lock().unwrap();
+                let fail = *failures > 0;
+                *failures = failures.saturating_sub(1);
+                fail
+            };
+            if fail {
+                return Err(std::io::Error::other("too many open files"));
+            }
+            if !self.accepted.lock().unwrap().is_empty() {
+                // One connection is enough; later accepts wait forever, as a quiet socket does.
+                std::future::pending::<()>().await;
+            }
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+            self.accepted.lock().unwrap().push(theirs);
+            ours.set_nonblocking(true)?;
+            UnixStream::from_std(ours)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_accepts_are_waited_out_and_the_next_connection_is_served() {
+        let flaky = Arc::new(Flaky {
+            failures: Mutex::new(5),
+            accepted: Mutex::new(Vec::new()),
+        });
+        let (served, mut connections) = tokio::sync::mpsc::unbounded_channel();
+        let accepting = tokio::spawn(accept_forever(Arc::clone(&flaky), move |stream| {
+            let served = served.clone();
+            async move {
+                let _ = served.send(stream);
+            }
+        }));
+        let connection = tokio::time::timeout(Duration::from_secs(60), connections.recv())
+            .await
+            .expect("the loop stopped accepting");
+        assert!(connection.is_some());
+        assert_eq!(*flaky.failures.lock().unwrap(), 0);
+        accepting.abort();
+    }
+
+    /// A remote actor that takes pulls and never finishes them.
+    struct Stuck;
+
+    impl Actor for Stuck {
+        type Msg = RemoteMsg;
+        type State = Vec<RemoteMsg>;
+        type Arguments = ();
+
+        async fn pre_start(
+            &self,
+            _myself: ActorRef<RemoteMsg>,
+            _args: (),
+        ) -> Result<Vec<RemoteMsg>, ActorProcessingErr> {
+            Ok(Vec::new())
+        }
+
+        async fn handle(
+            &self,
+            _myself: ActorRef<RemoteMsg>,
+            message: RemoteMsg,
+            held: &mut Vec<RemoteMsg>,
+        ) -> Result<(), ActorProcessingErr> {
+            held.push(message);
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn remotes_are_pulled_at_once_and_all_answered_by_the_one_deadline() {
+        let mut targets = Vec::new();
+        for name in ["b", "a"] {
+            let (actor, _) = Actor::spawn(None, Stuck, ()).await.unwrap();
+            targets.push(PullTarget {
+                name: name.into(),
+                actor: Some(actor),
+                last_error: None,
+            });
+        }
+        targets.push(PullTarget {
+            name: "c".into(),
+            actor: None,
+            last_error: Some("unreachable".into()),
+        });
+        let started = Instant::now();
+        let deadline = started + crate::control::PULL_DEADLINE;
+        let outcomes = pull_all(targets, deadline).await;
+        // Pulled one after another, two stuck remotes would take two deadlines (the clock is
+        // tokio's paused one: this is no timing, it counts deadlines).
+        let took = started.elapsed();
+        assert!(took >= crate::control::PULL_DEADLINE, "{took:?}");
+        assert!(took < crate::control::PULL_DEADLINE * 2, "{took:?}");
+        let names: Vec<&str> = outcomes.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        for outcome in &outcomes[..2] {
+            assert!(
+                outcome
+                    .error
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("not done within")
+            );
+        }
+        assert_eq!(
+            outcomes[2].error.as_deref(),
+            Some("waiting to restart after a failure: unreachable")
+        );
+        // The CLI waits longer than the daemon works: the daemon's answer arrives first.
+        let request = ControlRequest::Pull(None);
+        assert!(request.deadline() + crate::control::REPLY_MARGIN > crate::control::PULL_DEADLINE);
     }
 }

@@ -11,7 +11,7 @@ use super::supervisor::SupervisorMsg;
 use crate::db::{ApplyOutcome, Db, DbError, Remote};
 use crate::metrics;
 use crate::sync::protocol::ChangesPage;
-use crate::sync::serve::Responder;
+use crate::sync::serve::{MAX_PAGE_BUDGET, Responder};
 use crate::sync::{Cursor, DbVersion, SchemaDesc, SchemaFingerprint, SiteId};
 
 /// How often the database is checked for commits made by other processes: the floor of the
@@ -31,8 +31,9 @@ pub struct LocalState {
 
 /// What the DbActor does.
 pub enum DbMsg {
-    /// Answer a peer's request (the bytes of an app call).
-    Answer(Vec<u8>, RpcReplyPort<Vec<u8>>),
+    /// Answer a peer's request (the bytes of an app call), its pages within a budget when one
+    /// is given.
+    Answer(Vec<u8>, Option<u32>, RpcReplyPort<Vec<u8>>),
     /// The database's state now.
     State(RpcReplyPort<Result<LocalState, DbError>>),
     /// The database's CRR schema.
@@ -53,7 +54,7 @@ pub enum DbMsg {
     CheckForChanges,
 }
 
-/// The DbActor.
+/// The only writer of the database while `ddcp serve` or `ddcp pull` runs.
 pub struct DbActor;
 
 /// The DbActor's start: the open database, and who hears of its changes.
@@ -129,13 +130,14 @@ impl DbState {
     fn handle(&mut self, message: DbMsg) -> Result<(), ActorProcessingErr> {
         // A reply port whose asker gave up is not this actor's failure: sends are ignored.
         match message {
-            DbMsg::Answer(request, reply) => {
+            DbMsg::Answer(request, budget, reply) => {
                 if reply.is_closed() {
                     // The asker stopped waiting while this waited in the mailbox.
                     metrics::shed(metrics::ShedReason::Expired);
                     return Ok(());
                 }
-                let answer = self.responder.respond(&self.db, &request);
+                let budget = budget.unwrap_or(MAX_PAGE_BUDGET);
+                let answer = self.responder.respond_within(&self.db, &request, budget);
                 if let Some(served) = self.responder.take_served() {
                     metrics::served(served.changes);
                 }

@@ -77,12 +77,18 @@ impl DbHandle {
         self.ask(DbMsg::Remotes).await
     }
 
-    /// The answer to a peer's request, when the database gets to it within `bound`; past
-    /// that the asker has given up, and the DbActor skips it.
-    pub async fn answer(&self, request: Vec<u8>, bound: Duration) -> Option<Vec<u8>> {
+    /// The answer to a peer's request, pages built within `budget` bytes when given, when the
+    /// database gets to it within `bound`; past that the asker has given up, and the DbActor
+    /// skips it.
+    pub async fn answer(
+        &self,
+        request: Vec<u8>,
+        budget: Option<u32>,
+        bound: Duration,
+    ) -> Option<Vec<u8>> {
         match self
             .actor
-            .call(|reply| DbMsg::Answer(request, reply), Some(bound))
+            .call(|reply| DbMsg::Answer(request, budget, reply), Some(bound))
             .await
         {
             Ok(ractor::rpc::CallResult::Success(answer)) => Some(answer),

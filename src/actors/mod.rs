@@ -19,6 +19,7 @@
 //! mailbox: a call takes from 0.1 to several seconds, and remotes must not wait for each other.
 
 mod answering;
+mod call_queue;
 mod control;
 mod db;
 mod db_handle;

@@ -25,7 +25,7 @@ pub enum NodeMsg {
     RenewRoute,
 }
 
-/// The NodeActor.
+/// Owns the Veilid node: shuts it down when it stops.
 pub struct NodeActor;
 
 /// Its start: the attached node, the database that answers calls, the supervisor.
@@ -38,7 +38,7 @@ pub struct NodeArgs {
     pub supervisor: ActorRef<SupervisorMsg>,
 }
 
-/// Its state.
+/// The node, its route, and the task reading its events.
 pub struct NodeState {
     node: Option<Node>,
     network: Network,
@@ -61,7 +61,7 @@ impl Actor for NodeActor {
     ) -> Result<NodeState, ActorProcessingErr> {
         let mut events = args.node.take_events();
         let network = args.node.network().clone();
-        let answerer = Answerer::new(args.db, network.clone());
+        let answerer = Answerer::start(args.db, network.clone());
         let forward_to = myself.clone();
         let reading = tokio::spawn(async move {
             while let Some(event) = events.recv().await {

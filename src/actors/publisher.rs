@@ -26,10 +26,10 @@ pub enum PublisherMsg {
     Publish,
 }
 
-/// The PublisherActor.
+/// Writes the Status; a failed write is retried, a failed start restarts it.
 pub struct PublisherActor;
 
-/// Its start.
+/// The node and record to publish to, and what is known so far.
 pub struct PublisherArgs {
     /// The node.
     pub network: Network,
@@ -41,7 +41,7 @@ pub struct PublisherArgs {
     pub route: Option<Vec<u8>>,
 }
 
-/// Its state.
+/// What was published last, so that an unchanged Status is not written again.
 pub struct PublisherState {
     args: PublisherArgs,
     published: Option<Status>,

@@ -22,12 +22,17 @@ use crate::sync::{DbVersion, RecordKey};
 /// gives up; between them the remote's Status is read again for a fresh route.
 const CALL_ATTEMPTS: u32 = 4;
 
-/// Rounds of answers in a row that move nothing (late or repeated answers, "too busy") before
-/// the pull gives up: a peer must not keep a puller asking forever.
+/// Rounds of answers in a row that move nothing (late or repeated answers) before the pull
+/// gives up: a peer must not keep a puller asking forever.
 const IDLE_ROUNDS: u32 = 10;
 
-/// A remote that is too busy is asked again after this long.
-const BUSY_PAUSE: Duration = Duration::from_secs(1);
+/// A remote that is too busy is asked again after this long, and a random part of as much
+/// again (pullers told at once do not all come back at once) ...
+const BUSY_PAUSE: Duration = Duration::from_millis(250);
+
+/// ... for this many rounds in a row (about two minutes): a remote under a flood answers some
+/// calls and refuses others, and an honest puller keeps its place by asking again.
+const BUSY_ROUNDS: u32 = 320;
 
 /// A remote as the pull knows it.
 #[derive(Clone, Debug)]
@@ -82,6 +87,8 @@ pub enum RemoteError {
     Refused(ProtocolError),
     #[error("the remote's answers make no progress")]
     NoProgress,
+    #[error("the remote stayed too busy to answer for minutes")]
+    TooBusy,
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("the database did not answer (ddcp is shutting down?)")]
@@ -101,7 +108,7 @@ impl RemoteError {
     /// The kind of failure, for the errors metric.
     pub fn kind(&self) -> &'static str {
         match self {
-            RemoteError::Net(_) => "net",
+            RemoteError::Net(_) | RemoteError::TooBusy => "net",
             RemoteError::NotPublished => "not_published",
             RemoteError::BadStatus(_) | RemoteError::Garbage(_) | RemoteError::NoProgress => {
                 "garbage"
@@ -178,11 +185,13 @@ impl Pull<'_> {
         let mut puller = self.new_puller().await?;
         let mut failures = 0;
         let mut idle_rounds = 0;
+        let mut busy_rounds = 0;
         let mut cursor_reset = false;
         while !puller.is_up_to_date() {
             let answers = self.call_all(puller.requests()).await;
             let mut answered = false;
             let mut moved = false;
+            let mut busy = false;
             let mut last_error = None;
             for answer in answers {
                 let bytes = match answer {
@@ -229,7 +238,7 @@ impl Pull<'_> {
                             self.db.reset_cursor(self.remote.site_id).await?;
                             puller = self.new_puller().await?;
                         }
-                        ErrorCode::TooBusy => tokio::time::sleep(BUSY_PAUSE).await,
+                        ErrorCode::TooBusy => busy = true,
                         ErrorCode::SchemaMismatch => return Err(self.schema_mismatch().await),
                         _ => return Err(RemoteError::Refused(error)),
                     },
@@ -238,9 +247,19 @@ impl Pull<'_> {
             }
             if answered {
                 failures = 0;
-                idle_rounds = if moved { 0 } else { idle_rounds + 1 };
-                if idle_rounds >= IDLE_ROUNDS {
-                    return Err(RemoteError::NoProgress);
+                if moved {
+                    (idle_rounds, busy_rounds) = (0, 0);
+                } else if busy {
+                    busy_rounds += 1;
+                    if busy_rounds >= BUSY_ROUNDS {
+                        return Err(RemoteError::TooBusy);
+                    }
+                    tokio::time::sleep(busy_pause()).await;
+                } else {
+                    idle_rounds += 1;
+                    if idle_rounds >= IDLE_ROUNDS {
+                        return Err(RemoteError::NoProgress);
+                    }
                 }
                 continue;
             }
@@ -326,4 +345,11 @@ impl Pull<'_> {
                 .unwrap_or_else(|| "the remote's CRR tables are not this database's".to_string()),
         )
     }
+}
+
+/// [`BUSY_PAUSE`] and a random part of as much again.
+fn busy_pause() -> Duration {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(0u8);
+    BUSY_PAUSE + BUSY_PAUSE.mul_f64((random % 1000) as f64 / 1000.0)
 }

@@ -39,7 +39,7 @@ pub enum RemoteMsg {
 /// A RemoteActor.
 pub struct RemoteActor;
 
-/// Its start.
+/// What a RemoteActor needs: the remote, the node and database it works with.
 pub struct RemoteArgs {
     /// The remote.
     pub link: RemoteLink,
@@ -53,7 +53,7 @@ pub struct RemoteArgs {
     pub supervisor: ActorRef<SupervisorMsg>,
 }
 
-/// Its state.
+/// A RemoteActor's state between messages.
 pub struct RemoteState {
     args: RemoteArgs,
     /// The remote's version when this actor last finished pulling.

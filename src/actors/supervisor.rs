@@ -75,7 +75,7 @@ pub enum SupervisorMsg {
     PullTargets(Option<String>, RpcReplyPort<Vec<PullTarget>>),
 }
 
-/// The Supervisor.
+/// The root of `ddcp serve`'s tree: see the module documentation for what it guarantees.
 pub struct Supervisor;
 
 /// Its start: everything the tree needs, opened and attached by the caller so that a bad
@@ -97,7 +97,8 @@ pub struct SupervisorArgs {
     pub fatal: Arc<Mutex<Option<String>>>,
 }
 
-/// Its state.
+/// The children, their restart histories, and the latest state and route (a restarted
+/// publisher starts from them).
 pub struct SupervisorState {
     network: Network,
     identity: RecordIdentity,

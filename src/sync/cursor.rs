@@ -1,10 +1,10 @@
 //! Where a puller stands in a remote database's changes.
 //!
-//! Changes are ordered by `(db_version, seq, table, pk, cid)`. The first idea was
-//! `(db_version, seq)`, but seq does not tell rows apart once a database merged several peers'
-//! transactions in one of its own: cr-sqlite keeps the source's seq, so two transactions of a
-//! peer merged together both contribute a seq 0 at the same local db_version. `(table, pk,
-//! cid)` names one cell, which `crsql_changes` shows once, so the whole key is unique.
+//! Changes are ordered by `(db_version, seq, table, pk, cid)`. `(db_version, seq)` alone would
+//! not do: seq does not tell rows apart once a database merged several peers' transactions in
+//! one of its own (cr-sqlite keeps the source's seq, so two transactions of a peer merged
+//! together both contribute a seq 0 at the same local db_version). `(table, pk, cid)` names one
+//! cell, which `crsql_changes` shows once, so the whole key is unique.
 
 use std::cmp::Ordering;
 

@@ -117,9 +117,22 @@ impl Responder {
     /// message when the request is garbage or cannot be served. When the source failed, the
     /// answer says only [`INTERNAL_REASON`]; [`Responder::take_source_failure`] has the detail.
     pub fn respond(&mut self, source: &impl ChangeSource, request: &[u8]) -> Vec<u8> {
+        self.respond_within(source, request, MAX_PAGE_BUDGET)
+    }
+
+    /// [`Responder::respond`], with pages of at most `budget` bytes of changes whatever the
+    /// asker asked for (a busy node keeps every answer cheap; the asker just asks more often).
+    pub fn respond_within(
+        &mut self,
+        source: &impl ChangeSource,
+        request: &[u8],
+        budget: u32,
+    ) -> Vec<u8> {
         let answer = match decode_message(request) {
-            Ok(Message::FragmentRequest(fragment)) => self.fragment(source, &fragment),
-            Ok(message) => self.answer(source, &message).map(|answer| self.fit(answer)),
+            Ok(Message::FragmentRequest(fragment)) => self.fragment(source, &fragment, budget),
+            Ok(message) => self
+                .answer(source, &message, budget)
+                .map(|answer| self.fit(answer)),
             Err(err) => Err(ProtocolError::new(ErrorCode::Malformed, err.to_string()).into()),
         };
         let error = match answer {
@@ -150,10 +163,11 @@ impl Responder {
         &mut self,
         source: &impl ChangeSource,
         message: &Message,
+        budget: u32,
     ) -> Result<Vec<u8>, Failure> {
         let answer = match message {
             Message::ChangesRequest(request) => {
-                let page = page(source, request)?;
+                let page = page(source, request, budget)?;
                 self.served = Some(Served {
                     changes: page.changes.len() as u64,
                 });
@@ -197,6 +211,7 @@ impl Responder {
         &mut self,
         source: &impl ChangeSource,
         request: &FragmentRequest,
+        budget: u32,
     ) -> Result<Vec<u8>, Failure> {
         let cached = self
             .cache
@@ -210,7 +225,7 @@ impl Responder {
                 // the same unless the database changed meanwhile.
                 let original = decode_message(&request.original)
                     .map_err(|err| ProtocolError::new(ErrorCode::Malformed, err.to_string()))?;
-                let answer = Arc::new(self.answer(source, &original)?);
+                let answer = Arc::new(self.answer(source, &original, budget)?);
                 if fragment::hash(&answer) != request.hash {
                     return Err(ProtocolError::new(
                         ErrorCode::FragmentGone,
@@ -238,7 +253,11 @@ impl Responder {
 }
 
 /// The page that answers `request`.
-fn page(source: &impl ChangeSource, request: &ChangesRequest) -> Result<ChangesPage, Failure> {
+fn page(
+    source: &impl ChangeSource,
+    request: &ChangesRequest,
+    budget: u32,
+) -> Result<ChangesPage, Failure> {
     let schema = source.schema()?;
     let ours = schema.fingerprint();
     if ours != request.schema_fingerprint {
@@ -262,7 +281,7 @@ fn page(source: &impl ChangeSource, request: &ChangesRequest) -> Result<ChangesP
         )
         .into());
     }
-    let budget = request.max_bytes.clamp(1, MAX_PAGE_BUDGET) as usize;
+    let budget = request.max_bytes.clamp(1, budget.clamp(1, MAX_PAGE_BUDGET)) as usize;
     let mut builder = PageBuilder::new(request.since.clone(), budget);
     source.visit_changes(&request.since, request.asker, &mut |change| {
         builder.offer(change)
