@@ -5,8 +5,9 @@
 //!   asks again) and answers in random order, so an honest asker's call is not starved by
 //!   callers that re-ask faster;
 //! - [`ANSWER_WORKERS`] calls are answered at a time, by the DbActor;
-//! - while others wait, a page is built within [`LOADED_PAGE_BUDGET`] rather than the asker's
-//!   budget: every answer stays cheap, so the queue moves;
+//! - while the queue is half full or more, a page is built within [`LOADED_PAGE_BUDGET`]
+//!   rather than the asker's budget: every answer stays cheap, so the queue moves (one honest
+//!   puller's burst of fragment requests does not count as load);
 //! - a call that waited past the asker's patience is dropped unbuilt.
 
 use std::sync::{Arc, Mutex};
@@ -31,7 +32,7 @@ pub const MAX_WAITING: usize = 16;
 /// busy while the first answer travels.
 pub const ANSWER_WORKERS: usize = 2;
 
-/// The page budget while other calls wait: a page of this many bytes of changes takes the
+/// The page budget while the queue is half full: a page of this many bytes of changes takes the
 /// database milliseconds, where a full 4 MiB page takes it a good part of a second.
 pub const LOADED_PAGE_BUDGET: u32 = 64 << 10;
 
@@ -123,7 +124,7 @@ impl Worker {
             // Registered before the queue is looked at: a call taken in meanwhile wakes it.
             let notified = self.ready.notified();
             let next = lock(&self.queue).take();
-            let Some((waiting, others_wait)) = next else {
+            let Some((waiting, still_waiting)) = next else {
                 notified.await;
                 continue;
             };
@@ -132,7 +133,7 @@ impl Worker {
                 metrics::shed(ShedReason::Expired);
                 continue;
             }
-            let budget = others_wait.then_some(LOADED_PAGE_BUDGET);
+            let budget = (still_waiting >= MAX_WAITING / 2).then_some(LOADED_PAGE_BUDGET);
             self.answer(waiting.call, budget, left).await;
         }
     }

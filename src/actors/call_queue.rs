@@ -56,14 +56,14 @@ impl<T> CallQueue<T> {
         Some(std::mem::replace(&mut self.waiting[out], item))
     }
 
-    /// A waiting item, picked at random, and whether others still wait after it.
-    pub fn take(&mut self) -> Option<(T, bool)> {
+    /// A waiting item, picked at random, and how many still wait after it.
+    pub fn take(&mut self) -> Option<(T, usize)> {
         if self.waiting.is_empty() {
             return None;
         }
         let index = self.pick(self.waiting.len());
         let item = self.waiting.swap_remove(index);
-        Some((item, !self.waiting.is_empty()))
+        Some((item, self.waiting.len()))
     }
 
     /// How many wait.
@@ -98,9 +98,9 @@ mod tests {
         }
         assert_eq!(refused.len(), 6);
         let mut kept = Vec::new();
-        while let Some((item, more)) = queue.take() {
+        while let Some((item, left)) = queue.take() {
             kept.push(item);
-            assert_eq!(more, queue.len() > 0);
+            assert_eq!(left, queue.len());
         }
         // Nothing lost, nothing twice.
         kept.extend(refused);
