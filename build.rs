@@ -1,5 +1,5 @@
-//! Compiles schema/ddcp.capnp and links the cr-sqlite static archive that
-//! scripts/build-crsqlite.sh builds.
+//! Links the cr-sqlite static archive that scripts/build-crsqlite.sh builds. (The wire schema is
+//! compiled by crates/ddcp-sync.)
 
 use std::path::PathBuf;
 
@@ -8,23 +8,9 @@ const CRSQLITE_ARCHIVE: &str = "libcrsqlite_static.a";
 
 fn main() {
     // `cargo::error` fails the build with just this line, without a build-script trace.
-    if let Err(message) = compile_schema().and_then(|()| link_crsqlite()) {
+    if let Err(message) = link_crsqlite() {
         println!("cargo::error={message}");
     }
-}
-
-fn compile_schema() -> Result<(), String> {
-    println!("cargo::rerun-if-changed=schema/ddcp.capnp");
-    capnpc::CompilerCommand::new()
-        .src_prefix("schema")
-        .file("schema/ddcp.capnp")
-        .default_parent_module(vec!["sync".into()])
-        .run()
-        .map_err(|err| {
-            format!(
-                "capnp could not compile schema/ddcp.capnp ({err}); run scripts/install-deps.sh"
-            )
-        })
 }
 
 fn link_crsqlite() -> Result<(), String> {

@@ -15,12 +15,12 @@ scripts/build-crsqlite.sh
 
 step "format and lints"
 cargo fmt --all -- --check
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "tests (unit, property, CLI, protocol, network; benches in smoke mode)"
 # The network tests run examples/garbage_peer as a hostile peer: build it where they look.
 cargo build --examples --quiet
-cargo test --all-targets
+cargo test --workspace --all-targets
 
 step "fuzz smoke: the decoders for ${FUZZ_SECONDS:-30} s (scripts/fuzz.sh)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"

@@ -2,7 +2,8 @@
 //! replicates their changes between peers.
 //!
 //! - `sync`: the replication core, pure logic with no I/O: ids, record keys, changes, cursors,
-//!   the protocol's pages and fragments, the capnp codec (schema/ddcp.capnp), bundles.
+//!   the protocol's pages and fragments, the capnp codec (schema/ddcp.capnp), bundles. It is
+//!   the crate `ddcp-sync` (crates/ddcp-sync), re-exported here.
 //! - `db`: SQLite and cr-sqlite, the one place that speaks SQL.
 //! - `net`: veilid-core, the one place that touches it: the node, routes, calls, records.
 //! - `actors`: `ddcp serve` at run time, a ractor supervision tree over `db` and `net`.
@@ -10,7 +11,8 @@
 //! - `commands`, `cli`, `config`: the CLI; `metrics`: every metric, in one place.
 //!
 //! Imports run one way: `commands` -> `actors` -> (`db`, `net`) -> `sync`; `control` and
-//! `metrics` are leaves that any of them may use. `sync` knows nothing else of this crate.
+//! `metrics` are leaves that any of them may use. `sync` knows nothing of this crate: it is
+//! a crate of its own.
 
 pub mod actors;
 pub mod cli;
@@ -22,5 +24,4 @@ pub mod db;
 pub mod metrics;
 #[warn(missing_docs)]
 pub mod net;
-#[warn(missing_docs)]
-pub mod sync;
+pub use ddcp_sync as sync;

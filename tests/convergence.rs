@@ -116,17 +116,17 @@ fn apply_edit(db: &Db, edit: &Edit) {
         Edit::Upsert { id, v, n } => conn.execute(
             "insert into items (id, v, n) values (?1, ?2, ?3)
              on conflict (id) do update set v = excluded.v, n = excluded.n",
-            (key(*id), v.to_value(), n),
+            (key(*id), ddcp::db::SqlValue(&v.to_value()), n),
         ),
         Edit::SetV { id, v } => conn.execute(
             "update items set v = ?2 where id = ?1",
-            (key(*id), v.to_value()),
+            (key(*id), ddcp::db::SqlValue(&v.to_value())),
         ),
         Edit::Delete { id } => conn.execute("delete from items where id = ?1", [key(*id)]),
         Edit::Pair { a, b, note } => conn.execute(
             "insert into pairs (a, b, note) values (?1, ?2, ?3)
              on conflict (a, b) do update set note = excluded.note",
-            (a, b, note.to_value()),
+            (a, b, ddcp::db::SqlValue(&note.to_value())),
         ),
         Edit::DeletePair { a, b } => {
             conn.execute("delete from pairs where a = ?1 and b = ?2", (a, b))
@@ -165,7 +165,11 @@ fn contents(db: &Db) -> Vec<Vec<Value>> {
         let mut statement = conn.prepare(sql).unwrap();
         let mut query = statement.query([]).unwrap();
         while let Some(row) = query.next().unwrap() {
-            rows.push((0..5).map(|i| row.get::<_, Value>(i).unwrap()).collect());
+            rows.push(
+                (0..5)
+                    .map(|i| ddcp::db::value_from_sql(row.get_ref(i).unwrap()))
+                    .collect(),
+            );
         }
     }
     rows

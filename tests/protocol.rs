@@ -140,7 +140,10 @@ fn contents(db: &Db) -> Vec<(String, Value, Option<i64>)> {
         .prepare("select id, v, n from items order by id")
         .unwrap();
     statement
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .query_map([], |row| {
+            let v = ddcp::db::value_from_sql(row.get_ref(1)?);
+            Ok((row.get(0)?, v, row.get(2)?))
+        })
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
@@ -167,7 +170,7 @@ fn random_edit(db: &Db, rng: &mut StdRng) {
         for k in 0..rng.gen_range(2..30) {
             conn.execute(
                 "insert into items (id, v, n) values (?1, ?2, ?3) on conflict (id) do update set v = excluded.v, n = excluded.n",
-                (format!("{id}-{k}"), &value, k),
+                (format!("{id}-{k}"), ddcp::db::SqlValue(&value), k),
             )
             .unwrap();
         }
@@ -175,7 +178,7 @@ fn random_edit(db: &Db, rng: &mut StdRng) {
     } else {
         conn.execute(
             "insert into items (id, v, n) values (?1, ?2, ?3) on conflict (id) do update set v = excluded.v, n = excluded.n",
-            (&id, &value, rng.gen_range(0..100)),
+            (&id, ddcp::db::SqlValue(&value), rng.gen_range(0..100)),
         )
         .unwrap();
     }

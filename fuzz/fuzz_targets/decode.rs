@@ -3,12 +3,12 @@
 
 #![no_main]
 
-use ddcp::sync::bundle::BundleReader;
-use ddcp::sync::codec::{decode_message, decode_status};
-use ddcp::sync::cursor::Cursor;
-use ddcp::sync::pull::Puller;
-use ddcp::sync::schema::SchemaFingerprint;
-use ddcp::sync::SiteId;
+use ddcp_sync::bundle::BundleReader;
+use ddcp_sync::codec::{decode_message, decode_status};
+use ddcp_sync::cursor::Cursor;
+use ddcp_sync::pull::Puller;
+use ddcp_sync::schema::SchemaFingerprint;
+use ddcp_sync::SiteId;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

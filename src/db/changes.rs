@@ -1,6 +1,6 @@
 //! Reading this database's changes from `crsql_changes`, and applying changes from elsewhere.
 
-use rusqlite::types::{FromSql, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, Row, ToSql, Transaction};
 
 use super::{Db, DbError};
@@ -38,9 +38,12 @@ pub struct ApplyOutcome {
     pub db_version_after: DbVersion,
 }
 
-impl ToSql for Value {
+/// A change's value as a SQL parameter, byte for byte (TEXT that is not UTF-8 included).
+pub struct SqlValue<'a>(pub &'a Value);
+
+impl ToSql for SqlValue<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::Borrowed(match self {
+        Ok(ToSqlOutput::Borrowed(match self.0 {
             Value::Null => ValueRef::Null,
             Value::Integer(int) => ValueRef::Integer(*int),
             Value::Real(real) => ValueRef::Real(*real),
@@ -51,14 +54,8 @@ impl ToSql for Value {
     }
 }
 
-impl FromSql for Value {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        Ok(value_from_sql(value))
-    }
-}
-
 /// Converts a SQLite value, keeping TEXT that is not UTF-8 as raw bytes.
-pub(super) fn value_from_sql(value: ValueRef<'_>) -> Value {
+pub fn value_from_sql(value: ValueRef<'_>) -> Value {
     match value {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(int) => Value::Integer(int),
@@ -244,7 +241,7 @@ impl ChangeApplier<'_> {
                 &change.table,
                 &change.pk,
                 &change.cid,
-                &change.val,
+                SqlValue(&change.val),
                 change.col_version,
                 change.db_version.0,
                 &change.site_id.0[..],

@@ -73,7 +73,7 @@ fn stage(conn: &Connection, remote: SiteId, changes: &[Change]) -> Result<(), Db
             change.table,
             change.pk,
             change.cid,
-            change.val,
+            super::changes::SqlValue(&change.val),
             change.col_version,
             change.db_version.0,
             &change.site_id.0[..],

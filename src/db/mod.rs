@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use changes::{ApplyOutcome, ChangeApplier, ChangeExport, ChangeRange};
+pub use changes::{
+    ApplyOutcome, ChangeApplier, ChangeExport, ChangeRange, SqlValue, value_from_sql,
+};
 pub use error::DbError;
 pub use extension::Extension;
 pub use migrations::METADATA_VERSION;

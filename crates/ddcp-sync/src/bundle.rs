@@ -150,7 +150,7 @@ impl<'a> BundleReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::{SchemaDesc, Seq, SiteId, Value};
+    use crate::{SchemaDesc, Seq, SiteId, Value};
 
     fn header(change_count: u64) -> BundleHeader {
         BundleHeader {

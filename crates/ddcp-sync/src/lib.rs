@@ -1,5 +1,11 @@
-//! The sync core: pure types and logic, no I/O and nothing else of this crate. Changes, ids,
-//! record keys, schema fingerprints, the wire codec and the bundle file format.
+//! DDCP's replication core: pure types and logic, no I/O. Changes, ids, record keys, cursors,
+//! schema fingerprints, the protocol's pages and fragments (both sides: [`pull`] and [`serve`]),
+//! the wire codec (schema/ddcp.capnp) and the bundle file format.
+//!
+//! A crate of its own so that what needs only the protocol (the fuzz target, tools) builds
+//! without the Veilid node and SQLite; `ddcp` re-exports it as `ddcp::sync`.
+
+#![warn(missing_docs)]
 
 pub mod bundle;
 pub mod change;

@@ -4,15 +4,15 @@
 use capnp::message::{Builder, ReaderOptions};
 use capnp::serialize;
 
-use crate::sync::change::{Change, Value};
-use crate::sync::protocol::PROTOCOL_VERSION;
+use crate::change::{Change, Value};
+use crate::protocol::PROTOCOL_VERSION;
 
 mod bundle;
 mod protocol;
 
-use crate::sync::ddcp_capnp::{change as change_capnp, changeset, schema as schema_capnp, value};
-use crate::sync::ids::{BadSiteId, DbVersion, Seq, SiteId};
-use crate::sync::schema::{ColumnDesc, SchemaDesc, TableDesc};
+use crate::ddcp_capnp::{change as change_capnp, changeset, schema as schema_capnp, value};
+use crate::ids::{BadSiteId, DbVersion, Seq, SiteId};
+use crate::schema::{ColumnDesc, SchemaDesc, TableDesc};
 pub use bundle::{BundleHeader, decode_bundle_header, encode_bundle_header};
 pub use protocol::{decode_message, decode_status, encode_message, encode_status};
 

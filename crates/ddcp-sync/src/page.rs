@@ -164,7 +164,7 @@ impl PageBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::{Seq, SiteId, Value};
+    use crate::{Seq, SiteId, Value};
 
     /// A change of about 100 bytes.
     fn change(db_version: i64, seq: i64) -> Change {

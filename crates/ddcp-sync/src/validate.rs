@@ -157,8 +157,8 @@ fn check_packed_pk(pk: &[u8], expected_columns: usize) -> Result<(), &'static st
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::schema::{ColumnDesc, TableDesc};
-    use crate::sync::{DbVersion, Seq, SiteId, Value};
+    use crate::schema::{ColumnDesc, TableDesc};
+    use crate::{DbVersion, Seq, SiteId, Value};
 
     fn validator() -> ChangeValidator {
         let column = |name: &str, pk_index| ColumnDesc {

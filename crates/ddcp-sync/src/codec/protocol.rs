@@ -6,18 +6,18 @@ use super::{
     CodecError, decode_changeset, encode_changeset, fill_schema, read_message, read_schema,
     write_message,
 };
-use crate::sync::compress::Compression;
-use crate::sync::cursor::{Cursor, RowKey};
-use crate::sync::ddcp_capnp::{
+use crate::compress::Compression;
+use crate::cursor::{Cursor, RowKey};
+use crate::ddcp_capnp::{
     Compression as WireCompression, ErrorCode as WireErrorCode, changes_page, changes_request,
     cursor, envelope, status,
 };
-use crate::sync::ids::{DbVersion, Seq, SiteId};
-use crate::sync::protocol::{
+use crate::ids::{DbVersion, Seq, SiteId};
+use crate::protocol::{
     ChangesPage, ChangesRequest, ErrorCode, Fragment, FragmentRequest, Fragmented, Hash, Message,
     PROTOCOL_VERSION, ProtocolError, Status,
 };
-use crate::sync::schema::SchemaFingerprint;
+use crate::schema::SchemaFingerprint;
 
 fn fill_cursor(mut builder: cursor::Builder<'_>, value: &Cursor) {
     builder.set_db_version(value.db_version.0);
@@ -263,7 +263,7 @@ pub fn decode_status(bytes: &[u8]) -> Result<Status, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::{Change, Value};
+    use crate::{Change, Value};
 
     fn page() -> ChangesPage {
         let change = Change {
@@ -318,7 +318,7 @@ mod tests {
                 "tables differ",
             )),
             Message::SchemaRequest,
-            Message::Schema(crate::sync::SchemaDesc::default()),
+            Message::Schema(crate::SchemaDesc::default()),
         ];
         for message in messages {
             for compression in [Compression::None, Compression::Zstd] {

@@ -3,9 +3,9 @@
 use capnp::message::Builder;
 
 use super::{CodecError, fill_schema, read_message, read_schema, write_message};
-use crate::sync::ddcp_capnp::bundle_header;
-use crate::sync::ids::{DbVersion, SiteId};
-use crate::sync::schema::SchemaDesc;
+use crate::ddcp_capnp::bundle_header;
+use crate::ids::{DbVersion, SiteId};
+use crate::schema::SchemaDesc;
 
 /// What a bundle file says about itself before its changes.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,7 +54,7 @@ pub fn decode_bundle_header(bytes: &mut &[u8]) -> Result<BundleHeader, CodecErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::schema::{ColumnDesc, TableDesc};
+    use crate::schema::{ColumnDesc, TableDesc};
 
     #[test]
     fn bundle_headers_round_trip() {

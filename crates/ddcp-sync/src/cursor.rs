@@ -100,7 +100,7 @@ fn compare_to_key(change: &Change, key: &RowKey) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::{SiteId, Value};
+    use crate::{SiteId, Value};
 
     fn change(db_version: i64, seq: i64, pk: u8) -> Change {
         Change {

@@ -301,7 +301,7 @@ fn page(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::pull::schema_request;
+    use crate::pull::schema_request;
 
     /// A database that fails every read, with the kind of detail SQLite gives.
     struct Failing;
