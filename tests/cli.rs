@@ -74,6 +74,28 @@ fn init_refuses_an_existing_database_or_identity_and_changes_nothing() {
 }
 
 #[test]
+fn a_damaged_owner_key_is_reported_without_quoting_it() {
+    let site = Site::new();
+    site.run(&["init"]).ok();
+    let path = site.path(".ddcp/record");
+    let record = std::fs::read_to_string(&path).unwrap();
+    let owner = record
+        .lines()
+        .find_map(|line| line.strip_prefix("owner "))
+        .unwrap()
+        .to_string();
+    // One character gone from the secret half: what a bad copy or a disk error leaves.
+    let damaged = &owner[..owner.len() - 1];
+    std::fs::write(&path, record.replace(&owner, damaged)).unwrap();
+    let line = site
+        .run(&["addr"])
+        .fails_with("the owner line is not a VLD0 keypair")
+        .to_string();
+    let secret_part = damaged.rsplit(':').next().unwrap();
+    assert!(!line.contains(secret_part), "{line}");
+}
+
+#[test]
 fn addr_without_init_says_what_to_do() {
     Site::new()
         .run(&["addr"])

@@ -14,6 +14,10 @@ use crate::sync::RecordKey;
 /// The state dir's file holding the record key and its owner keypair.
 const IDENTITY_FILE: &str = "record";
 
+/// Why an owner line does not parse. veilid-core's own parse error quotes the text it was
+/// given, here the owner's secret key: it is not passed on.
+const BAD_OWNER: &str = "the owner line is not a VLD0 keypair";
+
 /// One subkey: the database's Status.
 const STATUS_SUBKEYS: u16 = 1;
 
@@ -65,7 +69,7 @@ impl RecordIdentity {
             .map_err(|err| bad(format!("key: {err}")))?;
         let owner = field("owner")?;
         // Checked now, so that a damaged file is reported here rather than when serving.
-        let _: KeyPair = owner.parse().map_err(|err| bad(format!("owner: {err}")))?;
+        let _: KeyPair = owner.parse().map_err(|_| bad(BAD_OWNER.to_string()))?;
         Ok(RecordIdentity {
             key,
             owner: owner.to_string(),
@@ -100,9 +104,9 @@ impl RecordIdentity {
     pub(super) fn owner(&self) -> Result<KeyPair, NetError> {
         self.owner
             .parse()
-            .map_err(|err: veilid_core::VeilidAPIError| NetError::BadIdentity {
+            .map_err(|_: veilid_core::VeilidAPIError| NetError::BadIdentity {
                 path: PathBuf::from(IDENTITY_FILE),
-                reason: format!("owner: {err}"),
+                reason: BAD_OWNER.to_string(),
             })
     }
 
