@@ -16,6 +16,7 @@ COPY scripts scripts
 RUN scripts/build-crsqlite.sh
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY schema schema
+COPY crates crates
 COPY src src
 COPY benches benches
 RUN cargo build --release --locked --bin ddcp

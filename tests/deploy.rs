@@ -91,6 +91,7 @@ fn the_dockerfile_builds_from_what_the_repository_holds() {
     assert!(instructions.contains(&"VOLUME /data"));
     assert!(instructions.contains(&r#"ENTRYPOINT ["ddcp"]"#));
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut copied = Vec::new();
     for line in instructions
         .iter()
         .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
@@ -101,7 +102,24 @@ fn the_dockerfile_builds_from_what_the_repository_holds() {
                 root.join(source).exists(),
                 "{line}: {source} is not in the repository"
             );
+            copied.push(source.trim_end_matches('/').to_string());
         }
+    }
+    // The build needs every workspace member: cargo refuses a workspace with one missing.
+    let manifest = read("Cargo.toml");
+    let members = manifest
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("members = "))
+        .expect("Cargo.toml names its workspace members");
+    for member in members.trim_matches(['[', ']']).split(',') {
+        let member = member.trim().trim_matches('"');
+        let top = member.split('/').next().unwrap();
+        assert!(
+            copied
+                .iter()
+                .any(|source| source == top || source == member),
+            "the Dockerfile does not copy workspace member {member}"
+        );
     }
     // Every RUN line continues properly: a trailing backslash never ends the file.
     assert!(!dockerfile.trim_end().ends_with('\\'));
