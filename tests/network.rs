@@ -700,3 +700,86 @@ fn assert_prometheus_text(text: &str) {
         }
     }
 }
+
+/// A pull imports its remote's route to call it, and releases it when done: a node serving for
+/// months must not hold every route its remotes ever had. This process pulls with a node of its
+/// own, so that it can count what Veilid holds.
+#[test]
+fn a_pull_releases_the_route_it_imported() {
+    if !inside_private_network("a_pull_releases_the_route_it_imported") {
+        return;
+    }
+    use ddcp::actors::{DbActor, DbArgs, DbHandle, RemoteLink, pull_remote, read_status};
+    use ddcp::db::{Db, Extension};
+    use ddcp::net::{NetworkSettings, Node};
+    use ddcp::sync::RecordKey;
+
+    let net = TestNet::start();
+    let mut a = Peer::new(&net, "a", 5);
+    a.sql("insert into bookmarks (id, url) values ('a1', 'https://a/1')");
+    a.serve();
+    let key: RecordKey = a.key().parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = NetworkSettings {
+            bootstrap_records: vec![net.bootstrap().to_string()],
+            network_key: Some(common::private_net::NETWORK_KEY.to_string()),
+            listen: Some("vtnode6:5150".to_string()),
+        };
+        let node = Node::start(&dir.path().join("veilid"), &settings)
+            .await
+            .unwrap();
+        node.attach(ARRIVAL).await.unwrap();
+        let network = node.network().clone();
+        let db = Db::create(&dir.path().join("b.db"), &Extension::BuiltIn).unwrap();
+        let schema = String::from_utf8(fixture("cr_tables.sql")).unwrap();
+        db.connection().execute_batch(&schema).unwrap();
+        let args = DbArgs {
+            db,
+            supervisor: None,
+        };
+        let (actor, stopped) = ractor::Actor::spawn(None, DbActor, args).await.unwrap();
+        let db = DbHandle::from(actor.clone());
+        let link = RemoteLink {
+            name: "a".parse().unwrap(),
+            key: key.clone(),
+        };
+        // a's record takes a moment to reach the DHT after its serve starts.
+        let deadline = std::time::Instant::now() + ARRIVAL;
+        let report = loop {
+            let pulled = match network.open_record(&key).await {
+                Ok(()) => pull_remote(&network, &db, &link, None, &mut |_| {}).await,
+                Err(err) => Err(err.into()),
+            };
+            match pulled {
+                Ok(report) => break report,
+                Err(err) if std::time::Instant::now() < deadline => {
+                    eprintln!("not yet: {err}");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                Err(err) => panic!("the pull never succeeded: {err}"),
+            }
+        };
+        assert!(report.changes > 0, "{report:?}");
+        assert_eq!(
+            network.imported_route_count().await.unwrap(),
+            0,
+            "the pull kept its remote's route"
+        );
+        // The count does see a route held: the check above could fail.
+        let status = read_status(&network, &key).await.unwrap();
+        let held = network.import_route(&status.route).unwrap();
+        assert_eq!(network.imported_route_count().await.unwrap(), 1);
+        drop(held);
+        assert_eq!(network.imported_route_count().await.unwrap(), 0);
+        actor.stop(None);
+        let _ = stopped.await;
+        network.close_record(&key).await;
+        node.shutdown().await;
+    });
+    a.stop();
+}

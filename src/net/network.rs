@@ -114,6 +114,25 @@ impl Network {
         })
     }
 
+    /// How many peers' routes Veilid holds imported on this node: each pull imports its
+    /// remote's and releases it when done, so outside a pull this does not grow (the tests
+    /// check; an operator looking for a leak can too).
+    pub async fn imported_route_count(&self) -> Result<usize, NetError> {
+        let listing = bounded(DHT_BOUND, self.api.debug("route list".to_string()))
+            .await?
+            .map_err(|err| NetError::Route(err.to_string()))?;
+        listing
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("Remote Routes: (count = ")?
+                    .split(')')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .ok_or_else(|| NetError::Route("veilid-core listed no remote route count".into()))
+    }
+
     /// Asks a peer `message` on its route; its answer.
     pub async fn call(&self, route: &RouteId, message: Vec<u8>) -> Result<Vec<u8>, NetError> {
         fits(&message)?;
