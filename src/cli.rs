@@ -11,7 +11,9 @@ use crate::net::NetworkSettings;
 /// Database-to-Database Copy: replicate cr-sqlite databases peer to peer over Veilid.
 #[derive(Debug, Parser)]
 #[command(name = "ddcp", version, propagate_version = true)]
-#[command(after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.")]
+#[command(
+    after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=ddcp=debug) for more. veilid-core's own debug logs (RUST_LOG=debug) may show record keys whole, secrets included."
+)]
 pub struct Cli {
     /// The SQLite database ddcp replicates.
     #[arg(long, env = "DB_FILE", default_value = "ddcp.db", global = true)]

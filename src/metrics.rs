@@ -57,7 +57,8 @@ pub const ALL: &[&str] = &[
 /// Why a peer's request was not answered in full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShedReason {
-    /// Answers in flight were at their bound: the asker was told `tooBusy`.
+    /// The queue of waiting calls was full and this one was picked to leave it: the asker
+    /// was told `tooBusy`.
     Busy,
     /// The asker stopped waiting before the database got to it: not built.
     Expired,

@@ -84,7 +84,18 @@ impl Answerer {
             call,
             since: Instant::now(),
         };
-        let refused = lock(&self.queue).push(waiting);
+        let refused = {
+            let mut queue = lock(&self.queue);
+            if queue.is_full() {
+                // Calls whose askers gave up go first: a full queue refuses a live call only
+                // when it holds nothing but live ones.
+                let expired = queue.remove_where(|waiting| waiting.since.elapsed() >= ANSWER_BOUND);
+                for _ in expired {
+                    metrics::shed(ShedReason::Expired);
+                }
+            }
+            queue.push(waiting)
+        };
         self.ready.notify_one();
         if let Some(refused) = refused {
             metrics::shed(ShedReason::Busy);
@@ -121,8 +132,11 @@ struct Worker {
 impl Worker {
     async fn run(self) {
         loop {
-            // Registered before the queue is looked at: a call taken in meanwhile wakes it.
+            // Registered before the queue is looked at, so that a call taken in between wakes
+            // this worker rather than only the other one.
             let notified = self.ready.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
             let next = lock(&self.queue).take();
             let Some((waiting, still_waiting)) = next else {
                 notified.await;

@@ -66,6 +66,25 @@ impl<T> CallQueue<T> {
         Some((item, self.waiting.len()))
     }
 
+    /// True when the next push refuses one.
+    pub fn is_full(&self) -> bool {
+        self.waiting.len() >= self.capacity
+    }
+
+    /// Takes out every waiting item that `gone` says should go.
+    pub fn remove_where(&mut self, mut gone: impl FnMut(&T) -> bool) -> Vec<T> {
+        let mut removed = Vec::new();
+        let mut index = 0;
+        while index < self.waiting.len() {
+            if gone(&self.waiting[index]) {
+                removed.push(self.waiting.swap_remove(index));
+            } else {
+                index += 1;
+            }
+        }
+        removed
+    }
+
     /// How many wait.
     #[cfg(test)]
     pub fn len(&self) -> usize {
@@ -106,6 +125,20 @@ mod tests {
         kept.extend(refused);
         kept.sort();
         assert_eq!(kept, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn items_can_be_taken_out_by_a_rule_before_a_push_refuses_one() {
+        let mut queue = CallQueue::new(4, xorshift(3));
+        for item in 0..4 {
+            assert!(queue.push(item).is_none());
+        }
+        assert!(queue.is_full());
+        let mut gone = queue.remove_where(|item| item % 2 == 0);
+        gone.sort();
+        assert_eq!(gone, [0, 2]);
+        assert!(!queue.is_full());
+        assert!(queue.push(4).is_none(), "room again: nothing refused");
     }
 
     /// A flood keeps the queue full and re-asks the moment it is refused; an honest call comes

@@ -255,8 +255,8 @@ async fn pull_now(target: PullTarget, deadline: Instant) -> PullOutcome {
         },
         Ok(ractor::rpc::CallResult::Success(Err(error))) => failed(error),
         Ok(ractor::rpc::CallResult::Timeout) => failed(format!(
-            "not done within {:?}; the pull goes on in the background",
-            crate::control::PULL_DEADLINE
+            "not done within {}s; the pull goes on in the background",
+            within.as_secs()
         )),
         _ => failed("the remote's actor stopped".into()),
     }
@@ -309,36 +309,47 @@ mod tests {
                 let _ = served.send(stream);
             }
         }));
+        let started = Instant::now();
         let connection = tokio::time::timeout(Duration::from_secs(60), connections.recv())
             .await
             .expect("the loop stopped accepting");
         assert!(connection.is_some());
         assert_eq!(*flaky.failures.lock().unwrap(), 0);
+        // It paused after each failure, growing: 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s (paused clock).
+        assert!(
+            started.elapsed() >= Duration::from_millis(3100),
+            "{:?}",
+            started.elapsed()
+        );
         accepting.abort();
     }
 
-    /// A remote actor that takes pulls and never finishes them.
+    /// When each stuck remote was asked to pull.
+    type Asked = Arc<Mutex<Vec<Instant>>>;
+
+    /// A remote actor that takes pulls, notes when, and never finishes them.
     struct Stuck;
 
     impl Actor for Stuck {
         type Msg = RemoteMsg;
-        type State = Vec<RemoteMsg>;
-        type Arguments = ();
+        type State = (Asked, Vec<RemoteMsg>);
+        type Arguments = Asked;
 
         async fn pre_start(
             &self,
             _myself: ActorRef<RemoteMsg>,
-            _args: (),
-        ) -> Result<Vec<RemoteMsg>, ActorProcessingErr> {
-            Ok(Vec::new())
+            asked: Asked,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok((asked, Vec::new()))
         }
 
         async fn handle(
             &self,
             _myself: ActorRef<RemoteMsg>,
             message: RemoteMsg,
-            held: &mut Vec<RemoteMsg>,
+            (asked, held): &mut Self::State,
         ) -> Result<(), ActorProcessingErr> {
+            asked.lock().unwrap().push(Instant::now());
             held.push(message);
             Ok(())
         }
@@ -346,9 +357,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn remotes_are_pulled_at_once_and_all_answered_by_the_one_deadline() {
+        let asked = Asked::default();
         let mut targets = Vec::new();
         for name in ["b", "a"] {
-            let (actor, _) = Actor::spawn(None, Stuck, ()).await.unwrap();
+            let (actor, _) = Actor::spawn(None, Stuck, Arc::clone(&asked)).await.unwrap();
             targets.push(PullTarget {
                 name: name.into(),
                 actor: Some(actor),
@@ -363,8 +375,17 @@ mod tests {
         let started = Instant::now();
         let deadline = started + crate::control::PULL_DEADLINE;
         let outcomes = pull_all(targets, deadline).await;
-        // Pulled one after another, two stuck remotes would take two deadlines (the clock is
-        // tokio's paused one: this is no timing, it counts deadlines).
+        // Both were asked at once (one after another, the second would be asked only when the
+        // first gave up), and all is answered by the one deadline. The clock is tokio's paused
+        // one: these are counts of deadlines, not timings.
+        let asked = asked.lock().unwrap().clone();
+        assert_eq!(asked.len(), 2);
+        for at in asked {
+            assert!(
+                at.duration_since(started) < Duration::from_secs(1),
+                "{at:?}"
+            );
+        }
         let took = started.elapsed();
         assert!(took >= crate::control::PULL_DEADLINE, "{took:?}");
         assert!(took < crate::control::PULL_DEADLINE * 2, "{took:?}");

@@ -11,8 +11,8 @@
 //!  ├─ PublisherActor    writes this database's Status into its DHT record when it changes
 //!  ├─ RemoteActor × N   one per remote: watches its record (polls only when watching fails),
 //!  │                    pulls its changes page by page into the DbActor
-//!  └─ ControlActor      the state dir's control socket: the CLI's questions, answered by the
-//!                       supervisor
+//!  └─ ControlActor      the state dir's control socket: answers the CLI from what the
+//!                       supervisor tells it; has the remotes' actors pull for `ddcp pull`
 //! ```
 //!
 //! Network calls are made through [`crate::net::Network`] handles, not through the NodeActor's

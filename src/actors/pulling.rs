@@ -16,6 +16,7 @@ use crate::sync::protocol::{ErrorCode, ProtocolError, Status};
 use crate::sync::pull::{
     DEFAULT_PAGE_BYTES, PullError, Puller, Received, read_schema_answer, schema_request,
 };
+use crate::sync::text::printable;
 use crate::sync::{DbVersion, RecordKey};
 
 /// Calls in a row that may fail (a route being replaced, a lost message) before the pull
@@ -318,8 +319,7 @@ impl Pull<'_> {
         if status.route != self.remote.route {
             let route = self.network.import_route(&status.route)?;
             if route.id() == self.route.id() {
-                // The same route, published anew: releasing either would release both.
-                std::mem::forget(route);
+                route.disarm();
             } else {
                 // The old route is released as it is dropped.
                 self.route = route;
@@ -340,6 +340,8 @@ impl Pull<'_> {
             (Some(ours), Some(theirs)) => ours.difference(&theirs),
             _ => None,
         };
+        // Names of the remote's tables and columns: its own words, made printable.
+        let difference = difference.map(|text| printable(&text, 300));
         RemoteError::SchemaMismatch(
             difference
                 .unwrap_or_else(|| "the remote's CRR tables are not this database's".to_string()),

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::db_handle::DbHandle;
 use super::pulling::{PullProgress, PullReport, RemoteLink, pull_remote};
@@ -56,6 +56,8 @@ pub struct RemoteArgs {
 /// A RemoteActor's state between messages.
 pub struct RemoteState {
     args: RemoteArgs,
+    /// This actor, named in its reports: the supervisor ignores those of an actor it replaced.
+    me: ActorId,
     /// The remote's version when this actor last finished pulling.
     pulled: Option<DbVersion>,
     /// The timer that polls while the record cannot be watched.
@@ -69,11 +71,12 @@ impl Actor for RemoteActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<RemoteMsg>,
+        myself: ActorRef<RemoteMsg>,
         args: RemoteArgs,
     ) -> Result<RemoteState, ActorProcessingErr> {
         Ok(RemoteState {
             args,
+            me: myself.get_id(),
             pulled: None,
             polling: None,
         })
@@ -98,11 +101,37 @@ impl Actor for RemoteActor {
         message: RemoteMsg,
         state: &mut RemoteState,
     ) -> Result<(), ActorProcessingErr> {
+        let handled = state.handle(message, &myself).await;
+        if handled.is_err() {
+            // ractor skips post_stop for an actor whose handler failed: the record (and its
+            // watch) is let go here, before the supervisor starts a successor that opens it.
+            state.args.network.close_record(&state.args.link.key).await;
+        }
+        handled
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<RemoteMsg>,
+        state: &mut RemoteState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.args.network.close_record(&state.args.link.key).await;
+        Ok(())
+    }
+}
+
+impl RemoteState {
+    async fn handle(
+        &mut self,
+        message: RemoteMsg,
+        myself: &ActorRef<RemoteMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        let state = self;
         match message {
             RemoteMsg::Sync | RemoteMsg::RoutesDied => {
                 if state.polling.is_some() {
                     // Polling is the fallback: try to watch again at every poll.
-                    state.watch(&myself).await;
+                    state.watch(myself).await;
                 }
                 state.sync(None).await?;
             }
@@ -117,7 +146,7 @@ impl Actor for RemoteActor {
             }
             RemoteMsg::Changed { value, watch_ended } => {
                 if watch_ended {
-                    state.watch(&myself).await;
+                    state.watch(myself).await;
                 }
                 // A value that does not decode is read again from the network by `sync`.
                 let status = value.and_then(|bytes| decode_status(&bytes).ok());
@@ -129,17 +158,6 @@ impl Actor for RemoteActor {
         Ok(())
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<RemoteMsg>,
-        state: &mut RemoteState,
-    ) -> Result<(), ActorProcessingErr> {
-        state.args.network.close_record(&state.args.link.key).await;
-        Ok(())
-    }
-}
-
-impl RemoteState {
     /// Watches the remote's record; polls when no node takes the watch.
     async fn watch(&mut self, myself: &ActorRef<RemoteMsg>) {
         let name = &self.args.link.name;
@@ -182,6 +200,7 @@ impl RemoteState {
                 .supervisor
                 .send_message(SupervisorMsg::RemoteSeen {
                     name: name.clone(),
+                    from: self.me,
                     version: status.db_version,
                 });
         }
@@ -202,6 +221,7 @@ impl RemoteState {
             .supervisor
             .send_message(SupervisorMsg::RemotePulled {
                 name,
+                from: self.me,
                 report: report.clone(),
             });
         Ok(Some(report))

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ractor::{ActorCell, ActorRef};
+use ractor::{ActorCell, ActorId, ActorRef};
 
 use super::health::Health;
 use super::pulling::RemoteLink;
@@ -80,6 +80,17 @@ impl<M: ractor::Message> RemoteSlots<M> {
 
     pub fn get_mut(&mut self, name: &RemoteName) -> Option<&mut RemoteSlot<M>> {
         self.slots.get_mut(name)
+    }
+
+    /// The slot of `name`, if `from` is its current actor: a report from an actor that was
+    /// replaced (its remote removed and added again with another key) is not this slot's.
+    pub fn reported_by(&mut self, name: &RemoteName, from: ActorId) -> Option<&mut RemoteSlot<M>> {
+        self.slots.get_mut(name).filter(|slot| {
+            slot.child
+                .actor
+                .as_ref()
+                .is_some_and(|a| a.get_id() == from)
+        })
     }
 
     pub fn contains(&self, name: &RemoteName) -> bool {
@@ -178,6 +189,10 @@ mod tests {
             "it runs already"
         );
         assert_eq!(slots.running().count(), 1);
+        // The old actor's late reports are not the new slot's health.
+        assert!(slots.reported_by(&name, first.get_id()).is_none());
+        let current = slots.running().next().unwrap().get_id();
+        assert!(slots.reported_by(&name, current).is_some());
     }
 
     #[tokio::test]

@@ -55,8 +55,10 @@ impl<M: ractor::Message> Restartable<M> {
     }
 
     fn failed_at(&mut self, now: Instant) -> Duration {
-        self.actor = None;
-        if now.duration_since(self.started) >= HEALTHY_RUN {
+        // Only a child that ran, and ran long, starts over: one that keeps failing to start
+        // never had a healthy run, however long ago its last start was.
+        let ran = self.actor.take().is_some();
+        if ran && now.duration_since(self.started) >= HEALTHY_RUN {
             self.backoff = FIRST_BACKOFF;
         }
         let wait = self.backoff;
@@ -130,6 +132,10 @@ pub(super) mod tests {
         child.restarted_at(idle().await, later);
         assert_eq!(child.failed_at(later).as_secs(), 2);
         assert_eq!(child.restarts, 11);
+        // Failing to start again and again, long after: the backoff keeps growing.
+        let much_later = later + HEALTHY_RUN * 2;
+        assert_eq!(child.failed_at(much_later).as_secs(), 4);
+        assert_eq!(child.failed_at(much_later + HEALTHY_RUN).as_secs(), 8);
     }
 
     #[tokio::test]

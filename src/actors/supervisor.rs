@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 
 use super::control::{ControlActor, ControlArgs, ControlMsg, PullTarget};
 use super::db::{DbActor, DbArgs, LocalState};
@@ -57,6 +59,8 @@ pub enum SupervisorMsg {
     RemoteSeen {
         /// The remote.
         name: RemoteName,
+        /// The actor that saw it: reports of one since replaced are ignored.
+        from: ActorId,
         /// Its db_version.
         version: DbVersion,
     },
@@ -64,6 +68,8 @@ pub enum SupervisorMsg {
     RemotePulled {
         /// The remote.
         name: RemoteName,
+        /// The actor that pulled: reports of one since replaced are ignored.
+        from: ActorId,
         /// What the pull did.
         report: PullReport,
     },
@@ -194,14 +200,18 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::RestartRemote(name, id) => state.restart_remote(name, id, &myself).await,
             SupervisorMsg::RestartPublisher => state.restart_publisher(&myself).await,
-            SupervisorMsg::RemoteSeen { name, version } => {
-                if let Some(slot) = state.remotes.get_mut(&name) {
+            SupervisorMsg::RemoteSeen {
+                name,
+                from,
+                version,
+            } => {
+                if let Some(slot) = state.remotes.reported_by(&name, from) {
                     slot.health.seen(version);
                     slot.health.report_lag(name.as_str());
                 }
             }
-            SupervisorMsg::RemotePulled { name, report } => {
-                if let Some(slot) = state.remotes.get_mut(&name) {
+            SupervisorMsg::RemotePulled { name, from, report } => {
+                if let Some(slot) = state.remotes.reported_by(&name, from) {
                     slot.health.pulled(report.remote_version);
                     slot.health.report_lag(name.as_str());
                 }
@@ -356,6 +366,7 @@ impl SupervisorState {
                 self.remotes.insert_running(link, actor);
             }
             Err(err) => {
+                metrics::restarted("remote");
                 let name = link.name.clone();
                 let (id, wait) = self.remotes.insert_failed(link, err.to_string());
                 tracing::warn!(target: "ddcp", remote_name = ?name.as_str(), error = %err,
@@ -382,6 +393,7 @@ impl SupervisorState {
         match started {
             Ok(actor) => slot.child.restarted(actor),
             Err(err) => {
+                metrics::restarted("remote");
                 slot.health.failed(err.to_string());
                 let wait = slot.child.failed();
                 tracing::warn!(target: "ddcp", remote_name = ?name.as_str(), error = %err,
@@ -405,10 +417,13 @@ impl SupervisorState {
             .map(|slot| slot.link.name.clone())
             .collect();
         for name in gone {
-            if let Some(slot) = self.remotes.remove(&name)
-                && let Some(actor) = slot.child.actor
-            {
-                let _ = actor.kill_and_wait(Some(STOP_BOUND)).await;
+            if let Some(slot) = self.remotes.remove(&name) {
+                if let Some(actor) = slot.child.actor {
+                    // Killed, not stopped: a pull in progress is abandoned (see post_stop).
+                    let _ = actor.kill_and_wait(Some(STOP_BOUND)).await;
+                }
+                // A killed actor runs no post_stop: its record and watch are let go here.
+                self.network.close_record(&slot.link.key).await;
             }
             tracing::info!(target: "ddcp", remote_name = ?name.as_str(), "Stopped pulling remote");
         }

@@ -37,7 +37,8 @@ pub struct OwnRoute {
 
 /// A peer's route, imported to call it; released when dropped.
 pub struct ImportedRoute {
-    network: Network,
+    /// None once disarmed: dropped without a release.
+    network: Option<Network>,
     id: RouteId,
 }
 
@@ -46,11 +47,19 @@ impl ImportedRoute {
     pub fn id(&self) -> &RouteId {
         &self.id
     }
+
+    /// Drops this without releasing the route: another holder has the same route (Veilid
+    /// gives one id to a route imported twice), and releasing it would release it for both.
+    pub fn disarm(mut self) {
+        self.network = None;
+    }
 }
 
 impl Drop for ImportedRoute {
     fn drop(&mut self) {
-        self.network.release_route(&self.id);
+        if let Some(network) = &self.network {
+            network.release_route(&self.id);
+        }
     }
 }
 
@@ -109,7 +118,7 @@ impl Network {
             .map(RouteId)
             .map_err(|err| NetError::Route(err.to_string()))?;
         Ok(ImportedRoute {
-            network: self.clone(),
+            network: Some(self.clone()),
             id,
         })
     }

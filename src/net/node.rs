@@ -52,9 +52,14 @@ pub struct NodeRole {
 }
 
 /// Events the node reported and ddcp has not taken yet. Bounded: peers' calls arrive as fast as
-/// peers send them; past this, a call is dropped (its asker times out and asks again) rather
-/// than held.
+/// peers send them; past the bound, a call is dropped (its asker times out and asks again)
+/// rather than held.
 pub const EVENT_QUEUE: usize = 256;
+
+/// Places of [`EVENT_QUEUE`] that calls never take: the node's own events (a route that died,
+/// a watch that ended) arrive at Veilid's pace, not peers', and losing one would leave this
+/// node unreachable or a remote unwatched.
+const RESERVED_FOR_EVENTS: usize = 64;
 
 /// A started veilid-core node and the events it reports.
 pub struct Node {
@@ -85,12 +90,14 @@ impl Node {
             let Some(event) = translate(update) else {
                 return;
             };
+            if matches!(event, NetEvent::Call(_)) && sender.capacity() <= RESERVED_FOR_EVENTS {
+                crate::metrics::shed(crate::metrics::ShedReason::QueueFull);
+                return;
+            }
             match sender.try_send(event) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(NetEvent::Call(_))) => {
-                    crate::metrics::shed(crate::metrics::ShedReason::QueueFull);
-                }
                 Err(mpsc::error::TrySendError::Full(_)) => {
+                    // Only when the node's own events outrun the reader by the whole reserve.
                     tracing::warn!(target: "ddcp", "Event queue full: dropped a Veilid event");
                 }
                 // The receiver goes away at shutdown; events after that have nowhere to go.

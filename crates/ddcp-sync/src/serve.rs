@@ -226,6 +226,8 @@ impl Responder {
                 let original = decode_message(&request.original)
                     .map_err(|err| ProtocolError::new(ErrorCode::Malformed, err.to_string()))?;
                 let answer = Arc::new(self.answer(source, &original, budget)?);
+                // A rebuilt page was counted when it was first built (or is not sent at all).
+                self.served = None;
                 if fragment::hash(&answer) != request.hash {
                     return Err(ProtocolError::new(
                         ErrorCode::FragmentGone,

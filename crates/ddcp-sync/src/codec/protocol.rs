@@ -18,6 +18,7 @@ use crate::protocol::{
     PROTOCOL_VERSION, ProtocolError, Status,
 };
 use crate::schema::SchemaFingerprint;
+use crate::text::printable;
 
 fn fill_cursor(mut builder: cursor::Builder<'_>, value: &Cursor) {
     builder.set_db_version(value.db_version.0);
@@ -133,6 +134,9 @@ fn read_page(reader: changes_page::Reader<'_>) -> Result<ChangesPage, CodecError
     })
 }
 
+/// The most of a peer's error message that is kept.
+const MAX_ERROR_MESSAGE_CHARS: usize = 300;
+
 /// Encodes a protocol message; pages' changes are compressed with `compression` when it helps.
 pub fn encode_message(message: &Message, compression: Compression) -> Vec<u8> {
     let mut builder = Builder::new_default();
@@ -221,7 +225,9 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, CodecError> {
                     .iter()
                     .find(|(_, theirs)| *theirs == wire)
                     .map_or(ErrorCode::Internal, |(ours, _)| *ours);
-                Message::Error(ProtocolError::new(code, error.get_message()?.to_str()?))
+                // The peer's own words: kept short and free of control characters.
+                let message = printable(error.get_message()?.to_str()?, MAX_ERROR_MESSAGE_CHARS);
+                Message::Error(ProtocolError::new(code, message))
             }
             Which::SchemaRequest(()) => Message::SchemaRequest,
             Which::Schema(schema) => Message::Schema(read_schema(schema?)?),
