@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::private_net::{Peer, TestNet, this_program_inside_private_network};
 use ddcp::db::{Db, Extension};
-use ddcp::net::{NetEvent, NetworkSettings, Node, NodeRole};
+use ddcp::net::{NetEvent, Node, NodeRole};
 use ddcp::sync::DbVersion;
 use ddcp::sync::codec::encode_changeset;
 use ddcp::sync::protocol::MAX_MESSAGE_BYTES;
@@ -194,11 +194,7 @@ fn raw_app_call_throughput(net: &TestNet, calls: usize) -> f64 {
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let start = |host: u8| {
-            let settings = NetworkSettings {
-                bootstrap_records: vec![net.bootstrap().to_string()],
-                network_key: Some(common::private_net::NETWORK_KEY.to_string()),
-                listen: Some(format!("vtnode{host}:5150")),
-            };
+            let settings = net.node_settings(host);
             let role = NodeRole {
                 namespace: format!("raw{host}"),
                 ..NodeRole::default()

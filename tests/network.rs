@@ -711,7 +711,7 @@ fn a_pull_releases_the_route_it_imported() {
     }
     use ddcp::actors::{DbActor, DbArgs, DbHandle, RemoteLink, pull_remote, read_status};
     use ddcp::db::{Db, Extension};
-    use ddcp::net::{NetworkSettings, Node};
+    use ddcp::net::Node;
     use ddcp::sync::RecordKey;
 
     let net = TestNet::start();
@@ -725,12 +725,7 @@ fn a_pull_releases_the_route_it_imported() {
         .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let settings = NetworkSettings {
-            bootstrap_records: vec![net.bootstrap().to_string()],
-            network_key: Some(common::private_net::NETWORK_KEY.to_string()),
-            listen: Some("vtnode6:5150".to_string()),
-        };
-        let node = Node::start(&dir.path().join("veilid"), &settings)
+        let node = Node::start(&dir.path().join("veilid"), &net.node_settings(6))
             .await
             .unwrap();
         node.attach(ARRIVAL).await.unwrap();

@@ -85,6 +85,15 @@ impl TestNet {
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
     }
+
+    /// Settings for a node of the test process itself on `vtnode{host}` of this network.
+    pub fn node_settings(&self, host: u8) -> ddcp::net::NetworkSettings {
+        ddcp::net::NetworkSettings {
+            bootstrap_records: vec![self.bootstrap.clone()],
+            network_key: Some(NETWORK_KEY.to_string()),
+            listen: Some(format!("vtnode{host}:5150")),
+        }
+    }
 }
 
 impl Drop for TestNet {
