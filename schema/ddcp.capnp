@@ -86,7 +86,33 @@ struct Status {
   dbVersion @2 :Int64;
   schemaFingerprint @3 :Data;
   route @4 :Data;            # the private route blob peers call this database on
-  publicKey @5 :Data;        # the key peers encrypt to
+  publicKey @5 :Data;        # the database's member id (ed25519): what its answers are sealed with
+  sealed @6 :SealedStatus;   # a private database: the Status above, for its members only
+                             # (then the fields above are empty)
+}
+
+# A private database's Status, which only its members can open (crates/ddcp-sync/src/seal.rs).
+struct SealedStatus {
+  epoch @0 :UInt64;          # moves on when a member is removed: older requests are refused
+  owner @1 :Data;            # the database's member id (ed25519 public key)
+  keys @2 :List(Data);       # the body's key, sealed to each member in turn (48 bytes each)
+  nonce @3 :Data;            # 24 bytes
+  body @4 :Data;             # a Status message, encrypted with that key
+}
+
+# A request to a private database: the asker's member id, signed, bound to the database and
+# the epoch. The answer is a SealedAnswer that only this member can open.
+struct Authenticated {
+  member @0 :Data;           # the asker's member id (ed25519 public key)
+  epoch @1 :UInt64;          # the epoch of the Status the asker read
+  nonce @2 :Data;            # 24 random bytes: the answer is bound to this request
+  request @3 :Data;          # the request itself, an Envelope
+  signature @4 :Data;        # ed25519 over the database's record key, epoch, nonce and request
+}
+
+struct SealedAnswer {
+  nonce @0 :Data;            # 24 bytes
+  answer @1 :Data;           # an Envelope, encrypted for the member who asked
 }
 
 struct ChangesRequest {
@@ -159,5 +185,7 @@ struct Envelope {
     error @6 :Error;
     schemaRequest @7 :Void;
     schema @8 :Schema;
+    authenticated @9 :Authenticated;   # a private database's request
+    sealedAnswer @10 :SealedAnswer;    # its answer
   }
 }

@@ -4,7 +4,10 @@
 #![no_main]
 
 use ddcp_sync::bundle::BundleReader;
-use ddcp_sync::codec::{decode_message, decode_status};
+use ddcp_sync::codec::{decode_message, decode_published, decode_status};
+use ddcp_sync::protocol::{Message, Published};
+use ddcp_sync::seal::{check_request, open_answer, open_status};
+use ddcp_sync::{Epoch, MemberKeys, RecordKey};
 use ddcp_sync::cursor::Cursor;
 use ddcp_sync::pull::Puller;
 use ddcp_sync::schema::SchemaFingerprint;
@@ -14,6 +17,17 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let _ = decode_message(data);
     let _ = decode_status(data);
+    // A private database's messages, opened and checked as a member and a server would.
+    let me = MemberKeys::from_secret([3; 32]);
+    let record: RecordKey = "VLD0:73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY".parse().unwrap();
+    if let Ok(Published::Sealed(sealed)) = decode_published(data) {
+        let _ = open_status(&me, &record, &sealed);
+    }
+    if let Ok(Message::Authenticated(request)) = decode_message(data) {
+        let _ = check_request(&record, Epoch(1), |_| true, &request);
+        let answer = ddcp_sync::seal::seal_answer(&me, &record, &request, data);
+        let _ = open_answer(&me, &me.id(), &record, &request, &answer);
+    }
     if let Ok(mut reader) = BundleReader::open(data) {
         while let Ok(Some(_)) = reader.next_changes() {}
     }

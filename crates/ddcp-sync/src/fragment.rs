@@ -3,11 +3,11 @@
 use sha2::{Digest, Sha256};
 
 use super::compress::MAX_PAGE_BYTES;
-use super::protocol::{Fragmented, Hash, MAX_MESSAGE_BYTES};
+use super::protocol::{Fragmented, Hash, MAX_ANSWER_BYTES, MAX_MESSAGE_BYTES};
 
 /// Payload bytes per fragment: a message's limit less room for the envelope around them
 /// (framing, hash and index take about 100 bytes; tests check every message against the limit).
-pub const FRAGMENT_BYTES: usize = MAX_MESSAGE_BYTES - 256;
+pub const FRAGMENT_BYTES: usize = MAX_ANSWER_BYTES - 256;
 
 /// The fewest payload bytes a fragment other than the last may carry.
 pub const MIN_FRAGMENT_BYTES: usize = 1024;

@@ -66,3 +66,14 @@ mod tests {
         assert_eq!(id.to_string(), "ab".repeat(16));
     }
 }
+
+/// A private database's key epoch: it moves on whenever a member is removed, and requests are
+/// bound to it, so that what a removed member kept stops working.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Epoch(pub u64);
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}

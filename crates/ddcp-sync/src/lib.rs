@@ -14,11 +14,14 @@ pub mod compress;
 pub mod cursor;
 pub mod fragment;
 pub mod ids;
+pub mod member;
 pub mod page;
 pub mod protocol;
 pub mod pull;
+mod random;
 pub mod record_key;
 pub mod schema;
+pub mod seal;
 pub mod serve;
 pub mod text;
 pub mod validate;
@@ -31,6 +34,7 @@ pub(crate) mod ddcp_capnp {
 
 pub use change::{Change, Value};
 pub use cursor::Cursor;
-pub use ids::{DbVersion, Seq, SiteId};
+pub use ids::{DbVersion, Epoch, Seq, SiteId};
+pub use member::{MemberId, MemberKeys};
 pub use record_key::RecordKey;
 pub use schema::{SchemaDesc, SchemaFingerprint};

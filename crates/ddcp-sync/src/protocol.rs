@@ -3,7 +3,8 @@
 
 use super::change::Change;
 use super::cursor::Cursor;
-use super::ids::{DbVersion, SiteId};
+use super::ids::{DbVersion, Epoch, SiteId};
+use super::member::MemberId;
 use super::schema::{SchemaDesc, SchemaFingerprint};
 
 /// The protocol version this build speaks.
@@ -11,6 +12,10 @@ pub const PROTOCOL_VERSION: u16 = 1;
 
 /// The largest message Veilid carries (app_call question or answer, one DHT subkey).
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
+
+/// The largest answer before a private database seals it: sealing adds a nonce, a tag and a
+/// wrapper (about 130 bytes), and the sealed answer must still be one message.
+pub const MAX_ANSWER_BYTES: usize = MAX_MESSAGE_BYTES - 256;
 
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];
@@ -26,8 +31,57 @@ pub struct Status {
     pub schema_fingerprint: SchemaFingerprint,
     /// The private route blob that peers call this database on.
     pub route: Vec<u8>,
-    /// The public key peers encrypt to.
+    /// The database's member id (empty from builds before private databases).
     pub public_key: Vec<u8>,
+}
+
+/// What a database's record holds: its Status for anyone with the record's key, or sealed for
+/// its members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Published {
+    /// A public database's Status.
+    Open(Status),
+    /// A private database's.
+    Sealed(SealedStatus),
+}
+
+/// A private database's Status, which only its members can open ([`crate::seal`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedStatus {
+    /// Requests must name it; it moves on when a member is removed.
+    pub epoch: Epoch,
+    /// The database's member id: members agree keys with it.
+    pub owner: MemberId,
+    /// The body's key, sealed to each member in turn.
+    pub keys: Vec<Vec<u8>>,
+    /// The body's nonce.
+    pub nonce: [u8; 24],
+    /// An encoded [`Status`], encrypted.
+    pub body: Vec<u8>,
+}
+
+/// A request to a private database, signed by a member ([`crate::seal::authenticate`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authenticated {
+    /// Who asks.
+    pub member: MemberId,
+    /// The epoch of the Status the asker read.
+    pub epoch: Epoch,
+    /// Random; the answer is bound to it.
+    pub nonce: [u8; 24],
+    /// The request itself (an encoded message).
+    pub request: Vec<u8>,
+    /// The member's signature over the database's record key, epoch, nonce and request.
+    pub signature: [u8; 64],
+}
+
+/// The answer to an [`Authenticated`] request, which only its asker can open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedAnswer {
+    /// The answer's nonce.
+    pub nonce: [u8; 24],
+    /// The encoded answer, encrypted for the asker.
+    pub answer: Vec<u8>,
 }
 
 /// "Send me your changes after `since`."
@@ -155,4 +209,8 @@ pub enum Message {
     SchemaRequest,
     /// The answer to a schema request.
     Schema(SchemaDesc),
+    /// A request to a private database.
+    Authenticated(Authenticated),
+    /// Its answer.
+    SealedAnswer(SealedAnswer),
 }

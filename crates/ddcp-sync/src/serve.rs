@@ -13,7 +13,7 @@ use super::fragment::{self, FRAGMENT_BYTES};
 use super::ids::{DbVersion, SiteId};
 use super::page::{PageBuilder, Visit};
 use super::protocol::{
-    ChangesPage, ChangesRequest, ErrorCode, Fragment, FragmentRequest, Hash, MAX_MESSAGE_BYTES,
+    ChangesPage, ChangesRequest, ErrorCode, Fragment, FragmentRequest, Hash, MAX_ANSWER_BYTES,
     Message, ProtocolError,
 };
 use super::schema::SchemaDesc;
@@ -113,7 +113,7 @@ impl Responder {
         }
     }
 
-    /// The answer to `request`: always one message of at most [`MAX_MESSAGE_BYTES`], an error
+    /// The answer to `request`: always one message of at most [`MAX_ANSWER_BYTES`] (room left to seal it), an error
     /// message when the request is garbage or cannot be served. When the source failed, the
     /// answer says only [`INTERNAL_REASON`]; [`Responder::take_source_failure`] has the detail.
     pub fn respond(&mut self, source: &impl ChangeSource, request: &[u8]) -> Vec<u8> {
@@ -187,7 +187,7 @@ impl Responder {
 
     /// `answer` itself when it fits one message, else its manifest (and it goes to the cache).
     fn fit(&mut self, answer: Vec<u8>) -> Vec<u8> {
-        if answer.len() <= MAX_MESSAGE_BYTES {
+        if answer.len() <= MAX_ANSWER_BYTES {
             return answer;
         }
         let manifest = fragment::manifest(&answer);

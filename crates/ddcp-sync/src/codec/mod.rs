@@ -14,7 +14,10 @@ use crate::ddcp_capnp::{change as change_capnp, changeset, schema as schema_capn
 use crate::ids::{BadSiteId, DbVersion, Seq, SiteId};
 use crate::schema::{ColumnDesc, SchemaDesc, TableDesc};
 pub use bundle::{BundleHeader, decode_bundle_header, encode_bundle_header};
-pub use protocol::{decode_message, decode_status, encode_message, encode_status};
+pub use protocol::{
+    decode_message, decode_published, decode_status, encode_message, encode_published,
+    encode_status,
+};
 
 /// Bytes that are not a valid message of the expected kind.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +37,10 @@ pub enum CodecError {
     BadLength(&'static str),
     #[error("malformed message: compressed changes do not decompress ({0})")]
     Decompress(String),
+    #[error("malformed message: a member id is not an ed25519 public key")]
+    BadMember,
+    #[error("malformed message: a sealed status inside a sealed status")]
+    UnexpectedSeal,
     #[error("peer speaks protocol version {0}, this ddcp speaks {PROTOCOL_VERSION}")]
     UnsupportedVersion(u16),
 }

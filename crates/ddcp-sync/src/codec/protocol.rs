@@ -9,13 +9,15 @@ use super::{
 use crate::compress::Compression;
 use crate::cursor::{Cursor, RowKey};
 use crate::ddcp_capnp::{
-    Compression as WireCompression, ErrorCode as WireErrorCode, changes_page, changes_request,
-    cursor, envelope, status,
+    Compression as WireCompression, ErrorCode as WireErrorCode, authenticated, changes_page,
+    changes_request, cursor, envelope, sealed_answer, sealed_status, status,
 };
-use crate::ids::{DbVersion, Seq, SiteId};
+use crate::ids::{DbVersion, Epoch, Seq, SiteId};
+use crate::member::MemberId;
 use crate::protocol::{
-    ChangesPage, ChangesRequest, ErrorCode, Fragment, FragmentRequest, Fragmented, Hash, Message,
-    PROTOCOL_VERSION, ProtocolError, Status,
+    Authenticated, ChangesPage, ChangesRequest, ErrorCode, Fragment, FragmentRequest, Fragmented,
+    Hash, MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, ProtocolError, Published, SealedAnswer,
+    SealedStatus, Status,
 };
 use crate::schema::SchemaFingerprint;
 use crate::text::printable;
@@ -58,6 +60,69 @@ fn read_cursor(reader: cursor::Reader<'_>) -> Result<Cursor, CodecError> {
 
 fn read_hash(bytes: &[u8]) -> Result<Hash, CodecError> {
     bytes.try_into().map_err(|_| CodecError::BadLength("hash"))
+}
+
+fn read_array<const N: usize>(bytes: &[u8], what: &'static str) -> Result<[u8; N], CodecError> {
+    bytes.try_into().map_err(|_| CodecError::BadLength(what))
+}
+
+fn read_member(bytes: &[u8]) -> Result<MemberId, CodecError> {
+    MemberId::from_slice(bytes).map_err(|_| CodecError::BadMember)
+}
+
+fn fill_authenticated(mut builder: authenticated::Builder<'_>, value: &Authenticated) {
+    builder.set_member(value.member.as_bytes());
+    builder.set_epoch(value.epoch.0);
+    builder.set_nonce(&value.nonce);
+    builder.set_request(&value.request);
+    builder.set_signature(&value.signature);
+}
+
+fn read_authenticated(reader: authenticated::Reader<'_>) -> Result<Authenticated, CodecError> {
+    Ok(Authenticated {
+        member: read_member(reader.get_member()?)?,
+        epoch: Epoch(reader.get_epoch()),
+        nonce: read_array(reader.get_nonce()?, "nonce")?,
+        request: reader.get_request()?.to_vec(),
+        signature: read_array(reader.get_signature()?, "signature")?,
+    })
+}
+
+fn fill_sealed_answer(mut builder: sealed_answer::Builder<'_>, value: &SealedAnswer) {
+    builder.set_nonce(&value.nonce);
+    builder.set_answer(&value.answer);
+}
+
+fn read_sealed_answer(reader: sealed_answer::Reader<'_>) -> Result<SealedAnswer, CodecError> {
+    Ok(SealedAnswer {
+        nonce: read_array(reader.get_nonce()?, "nonce")?,
+        answer: reader.get_answer()?.to_vec(),
+    })
+}
+
+fn fill_sealed_status(mut builder: sealed_status::Builder<'_>, value: &SealedStatus) {
+    builder.set_epoch(value.epoch.0);
+    builder.set_owner(value.owner.as_bytes());
+    let mut keys = builder.reborrow().init_keys(value.keys.len() as u32);
+    for (index, key) in value.keys.iter().enumerate() {
+        keys.set(index as u32, key);
+    }
+    builder.set_nonce(&value.nonce);
+    builder.set_body(&value.body);
+}
+
+fn read_sealed_status(reader: sealed_status::Reader<'_>) -> Result<SealedStatus, CodecError> {
+    Ok(SealedStatus {
+        epoch: Epoch(reader.get_epoch()),
+        owner: read_member(reader.get_owner()?)?,
+        keys: reader
+            .get_keys()?
+            .iter()
+            .map(|key| Ok(key?.to_vec()))
+            .collect::<Result<_, CodecError>>()?,
+        nonce: read_array(reader.get_nonce()?, "nonce")?,
+        body: reader.get_body()?.to_vec(),
+    })
 }
 
 fn read_fingerprint(bytes: &[u8]) -> Result<SchemaFingerprint, CodecError> {
@@ -171,6 +236,8 @@ pub fn encode_message(message: &Message, compression: Compression) -> Vec<u8> {
         }
         Message::SchemaRequest => root.set_schema_request(()),
         Message::Schema(schema) => fill_schema(root.init_schema(), schema),
+        Message::Authenticated(value) => fill_authenticated(root.init_authenticated(), value),
+        Message::SealedAnswer(value) => fill_sealed_answer(root.init_sealed_answer(), value),
     }
     write_message(&builder)
 }
@@ -231,25 +298,49 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, CodecError> {
             }
             Which::SchemaRequest(()) => Message::SchemaRequest,
             Which::Schema(schema) => Message::Schema(read_schema(schema?)?),
+            Which::Authenticated(value) => Message::Authenticated(read_authenticated(value?)?),
+            Which::SealedAnswer(value) => Message::SealedAnswer(read_sealed_answer(value?)?),
         },
     )
 }
 
-/// Encodes a database's published status.
+/// Encodes a database's status (a public one's, or the body a private one seals).
 pub fn encode_status(value: &Status) -> Vec<u8> {
-    let mut builder = Builder::new_default();
+    encode_published(&Published::Open(value.clone()))
+}
+
+/// Encodes what a database publishes in its record.
+pub fn encode_published(value: &Published) -> Vec<u8> {
+    // One segment for a whole subkey: a sealed Status's hundreds of seals would otherwise
+    // spill into more segments and cost a far pointer each.
+    let allocator =
+        capnp::message::HeapAllocator::new().first_segment_words((MAX_MESSAGE_BYTES / 8) as u32);
+    let mut builder = Builder::new(allocator);
     let mut root = builder.init_root::<status::Builder>();
     root.set_protocol_version(PROTOCOL_VERSION);
-    root.set_site_id(&value.site_id.0);
-    root.set_db_version(value.db_version.0);
-    root.set_schema_fingerprint(&value.schema_fingerprint.0);
-    root.set_route(&value.route);
-    root.set_public_key(&value.public_key);
+    match value {
+        Published::Open(value) => {
+            root.set_site_id(&value.site_id.0);
+            root.set_db_version(value.db_version.0);
+            root.set_schema_fingerprint(&value.schema_fingerprint.0);
+            root.set_route(&value.route);
+            root.set_public_key(&value.public_key);
+        }
+        Published::Sealed(sealed) => fill_sealed_status(root.init_sealed(), sealed),
+    }
     write_message(&builder)
 }
 
-/// Decodes a status read from a peer's DHT record.
+/// Decodes a status (a public database's, or the body of a private one's).
 pub fn decode_status(bytes: &[u8]) -> Result<Status, CodecError> {
+    match decode_published(bytes)? {
+        Published::Open(status) => Ok(status),
+        Published::Sealed(_) => Err(CodecError::UnexpectedSeal),
+    }
+}
+
+/// Decodes what a peer publishes in its DHT record.
+pub fn decode_published(bytes: &[u8]) -> Result<Published, CodecError> {
     let mut rest = bytes;
     let reader = read_message(&mut rest)?;
     let root = reader.get_root::<status::Reader>()?;
@@ -257,13 +348,16 @@ pub fn decode_status(bytes: &[u8]) -> Result<Status, CodecError> {
     if version != PROTOCOL_VERSION {
         return Err(CodecError::UnsupportedVersion(version));
     }
-    Ok(Status {
+    if root.has_sealed() {
+        return Ok(Published::Sealed(read_sealed_status(root.get_sealed()?)?));
+    }
+    Ok(Published::Open(Status {
         site_id: SiteId::from_slice(root.get_site_id()?)?,
         db_version: DbVersion(root.get_db_version()),
         schema_fingerprint: read_fingerprint(root.get_schema_fingerprint()?)?,
         route: root.get_route()?.to_vec(),
         public_key: root.get_public_key()?.to_vec(),
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -356,5 +450,42 @@ mod tests {
             public_key: vec![4; 32],
         };
         assert_eq!(decode_status(&encode_status(&value)).unwrap(), value);
+    }
+
+    #[test]
+    fn private_messages_round_trip_and_fit_in_one_message() {
+        use crate::member::MemberKeys;
+        use crate::protocol::MAX_ANSWER_BYTES;
+        use crate::seal::{MAX_MEMBERS, authenticate, seal_answer, seal_status};
+        let record: crate::RecordKey = "VLD0:73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY"
+            .parse()
+            .unwrap();
+        let owner = MemberKeys::generate();
+        let members: Vec<_> = (0..MAX_MEMBERS)
+            .map(|_| MemberKeys::generate().id())
+            .collect();
+        // A route blob of Veilid's is a few hundred bytes; this leaves room for 8 KiB.
+        let status = encode_status(&Status {
+            site_id: SiteId([1; 16]),
+            db_version: DbVersion(3),
+            schema_fingerprint: SchemaFingerprint([2; 32]),
+            route: vec![7; 8 << 10],
+            public_key: owner.id().as_bytes().to_vec(),
+        });
+        let sealed = Published::Sealed(seal_status(&owner, &record, Epoch(9), &members, &status));
+        let bytes = encode_published(&sealed);
+        assert!(bytes.len() <= MAX_MESSAGE_BYTES, "{} bytes", bytes.len());
+        assert_eq!(decode_published(&bytes).unwrap(), sealed);
+
+        let request = authenticate(&owner, &record, Epoch(9), vec![5; 300]);
+        let message = Message::Authenticated(request.clone());
+        let bytes = encode_message(&message, Compression::None);
+        assert_eq!(decode_message(&bytes).unwrap(), message);
+
+        let answer = seal_answer(&owner, &record, &request, &vec![1; MAX_ANSWER_BYTES]);
+        let message = Message::SealedAnswer(answer);
+        let bytes = encode_message(&message, Compression::None);
+        assert!(bytes.len() <= MAX_MESSAGE_BYTES, "{} bytes", bytes.len());
+        assert_eq!(decode_message(&bytes).unwrap(), message);
     }
 }
