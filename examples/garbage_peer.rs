@@ -93,12 +93,14 @@ async fn flood(dir: PathBuf, target: RecordKey) {
     let node = Node::start(&dir, &settings()).await.expect("start");
     node.attach(Duration::from_secs(120)).await.expect("attach");
     let network = node.network().clone();
+    // A public target's Status opens for anyone: this identity is never a member.
+    let flooder = ddcp::sync::MemberKeys::generate();
     let status = loop {
         // The target may not have published yet.
         if network.open_record(&target).await.is_ok()
-            && let Ok(status) = ddcp::actors::read_status(&network, &target).await
+            && let Ok(view) = ddcp::actors::read_status(&network, &flooder, &target).await
         {
-            break status;
+            break view.status;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };

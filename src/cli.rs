@@ -71,9 +71,18 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a ddcp database and its DHT record; prints the record key peers add as a remote.
-    Init,
+    Init(InitArgs),
     /// Print this database's DHT record key again.
     Addr(JsonFlag),
+    /// Print this database's member id, which the owner of a private database adds with
+    /// `ddcp member add NAME ID`.
+    Id(JsonFlag),
+    /// Make the database private (readable by its members only) or public (by whoever holds
+    /// its record key); with no argument, print which it is.
+    Access(AccessArgs),
+    /// Manage who may read this database while it is private.
+    #[command(subcommand)]
+    Member(MemberCommand),
     /// Run SQL with cr-sqlite loaded: a script on stdin, -c SQL, or an interactive prompt.
     Shell(ShellArgs),
     /// Manage the remote databases this one pulls from.
@@ -92,6 +101,59 @@ pub enum Command {
     /// Run the plain nodes of a private Veilid network on this machine, for tests and demos
     /// (see scripts/netns.sh); prints the bootstrap record, runs until stopped.
     Testnet(TestnetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Make the database private from the start: only members added with `ddcp member add`
+    /// can read its status or pull from it.
+    #[arg(long)]
+    pub private: bool,
+}
+
+/// Who may read the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AccessMode {
+    /// Whoever holds the record key (the default).
+    Public,
+    /// Members only.
+    Private,
+}
+
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// public or private; left out, the current mode is printed.
+    #[arg(value_enum)]
+    pub mode: Option<AccessMode>,
+
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Let a database read this one while it is private.
+    Add {
+        /// A short name for the member: letters, digits, '.', '_', '-'.
+        name: String,
+        /// The member's id, as its `ddcp id` printed it (VLD0:...).
+        id: String,
+    },
+    /// Remove a member: the database's keys and route change, so that it can read nothing
+    /// published afterwards; the other members follow without doing anything.
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// The member's name.
+        name: String,
+    },
+    /// List the members.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// How long to wait for the Veilid node to be ready.

@@ -8,7 +8,8 @@
 //! - `net`: veilid-core, the one place that touches it: the node, routes, calls, records.
 //! - `actors`: `ddcp serve` at run time, a ractor supervision tree over `db` and `net`.
 //! - `control`: the CLI <-> daemon protocol over the state dir's socket.
-//! - `commands`, `cli`, `config`: the CLI; `metrics`: every metric, in one place.
+//! - `commands`, `cli`, `config`: the CLI; `member_file`: this database's member identity;
+//!   `metrics`: every metric, in one place.
 //!
 //! Imports run one way: `commands` -> `actors` -> (`db`, `net`) -> `sync`; `control` and
 //! `metrics` are leaves that any of them may use. `sync` knows nothing of this crate: it is
@@ -21,6 +22,7 @@ pub mod config;
 pub mod control;
 #[warn(missing_docs)]
 pub mod db;
+pub mod member_file;
 pub mod metrics;
 #[warn(missing_docs)]
 pub mod net;

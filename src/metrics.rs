@@ -35,6 +35,9 @@ pub const POLLING: &str = "ddcp_remote_polling";
 pub const ERRORS: &str = "ddcp_errors_total";
 /// Peers' requests not answered in full, by reason (label `reason`, see [`ShedReason`]).
 pub const REQUESTS_SHED: &str = "ddcp_requests_shed_total";
+/// Requests to this private database refused (label `reason`: `unauthenticated`,
+/// `not_member`, `stale_epoch`, `bad_signature`).
+pub const REQUESTS_REFUSED: &str = "ddcp_requests_refused_total";
 
 /// Every metric, for the checks that the README, the dashboard and the alerts name only these.
 pub const ALL: &[&str] = &[
@@ -52,6 +55,7 @@ pub const ALL: &[&str] = &[
     POLLING,
     ERRORS,
     REQUESTS_SHED,
+    REQUESTS_REFUSED,
 ];
 
 /// Why a peer's request was not answered in full.
@@ -108,6 +112,10 @@ pub fn install(address: SocketAddr) -> Result<(), String> {
     describe_counter!(
         REQUESTS_SHED,
         "Peers' requests not answered in full, by reason."
+    );
+    describe_counter!(
+        REQUESTS_REFUSED,
+        "Requests to this private database refused, by reason."
     );
     Ok(())
 }
@@ -168,6 +176,11 @@ pub fn polling(remote: &str) {
 /// A peer's request was shed.
 pub fn shed(reason: ShedReason) {
     counter!(REQUESTS_SHED, "reason" => reason.label()).increment(1);
+}
+
+/// A request to this private database was refused; `reason` is one of a fixed set.
+pub fn refused(reason: &'static str) {
+    counter!(REQUESTS_REFUSED, "reason" => reason).increment(1);
 }
 
 /// A failure of kind `kind`.

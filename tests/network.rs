@@ -712,7 +712,7 @@ fn a_pull_releases_the_route_it_imported() {
     use ddcp::actors::{DbActor, DbArgs, DbHandle, RemoteLink, pull_remote, read_status};
     use ddcp::db::{Db, Extension};
     use ddcp::net::Node;
-    use ddcp::sync::RecordKey;
+    use ddcp::sync::{MemberKeys, RecordKey};
 
     let net = TestNet::start();
     let mut a = Peer::new(&net, "a", 5);
@@ -743,11 +743,12 @@ fn a_pull_releases_the_route_it_imported() {
             name: "a".parse().unwrap(),
             key: key.clone(),
         };
+        let me = MemberKeys::generate();
         // a's record takes a moment to reach the DHT after its serve starts.
         let deadline = std::time::Instant::now() + ARRIVAL;
         let report = loop {
             let pulled = match network.open_record(&key).await {
-                Ok(()) => pull_remote(&network, &db, &link, None, &mut |_| {}).await,
+                Ok(()) => pull_remote(&network, &db, &me, &link, None, &mut |_| {}).await,
                 Err(err) => Err(err.into()),
             };
             match pulled {
@@ -766,7 +767,7 @@ fn a_pull_releases_the_route_it_imported() {
             "the pull kept its remote's route"
         );
         // The count does see a route held: the check above could fail.
-        let status = read_status(&network, &key).await.unwrap();
+        let status = read_status(&network, &me, &key).await.unwrap().status;
         let held = network.import_route(&status.route).unwrap();
         assert_eq!(network.imported_route_count().await.unwrap(), 1);
         drop(held);

@@ -8,7 +8,9 @@
 //! - while the queue is half full or more, a page is built within [`LOADED_PAGE_BUDGET`]
 //!   rather than the asker's budget: every answer stays cheap, so the queue moves (one honest
 //!   puller's burst of fragment requests does not count as load);
-//! - a call that waited past the asker's patience is dropped unbuilt.
+//! - a call that waited past the asker's patience is dropped unbuilt;
+//! - a private database's [`AccessGate`] refuses what is not a member's request before the
+//!   database is asked anything.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::access::{AccessGate, Admission};
 use super::call_queue::CallQueue;
 use super::db_handle::DbHandle;
 use crate::metrics::{self, ShedReason};
@@ -54,8 +57,8 @@ pub struct Answerer {
 }
 
 impl Answerer {
-    /// Starts answering calls from `db`'s database over `network`.
-    pub fn start(db: DbHandle, network: Network) -> Self {
+    /// Starts answering calls from `db`'s database over `network`, through `gate`.
+    pub fn start(db: DbHandle, network: Network, gate: AccessGate) -> Self {
         let queue = Arc::new(Mutex::new(CallQueue::randomized(MAX_WAITING)));
         let ready = Arc::new(Notify::new());
         let workers = (0..ANSWER_WORKERS)
@@ -65,6 +68,7 @@ impl Answerer {
                     ready: Arc::clone(&ready),
                     db: db.clone(),
                     network: network.clone(),
+                    gate: gate.clone(),
                 };
                 tokio::spawn(worker.run())
             })
@@ -127,6 +131,7 @@ struct Worker {
     ready: Arc<Notify>,
     db: DbHandle,
     network: Network,
+    gate: AccessGate,
 }
 
 impl Worker {
@@ -154,8 +159,23 @@ impl Worker {
 
     async fn answer(&self, call: IncomingCall, budget: Option<u32>, within: Duration) {
         let question_len = call.message.len();
-        match self.db.answer(call.message, budget, within).await {
+        let (question, member) = match self.gate.admit(call.message) {
+            Admission::Open(question) => (question, None),
+            Admission::Member(request) => (request.request.clone(), Some(request)),
+            Admission::Refused(answer) => {
+                metrics::traffic(question_len, answer.len());
+                if let Err(err) = self.network.reply(call.id, answer).await {
+                    tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");
+                }
+                return;
+            }
+        };
+        match self.db.answer(question, budget, within).await {
             Some(answer) => {
+                let answer = match &member {
+                    Some(request) => self.gate.seal(request, &answer),
+                    None => answer,
+                };
                 metrics::traffic(question_len, answer.len());
                 if let Err(err) = self.network.reply(call.id, answer).await {
                     tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");

@@ -189,6 +189,10 @@ async fn respond(supervisor: &ActorRef<SupervisorMsg>, request: ControlRequest) 
             Ok(Ok(())) => ControlResponse::Done,
             Ok(Err(err)) | Err(err) => ControlResponse::Error(err),
         },
+        ControlRequest::AccessChanged => match ask(supervisor, SupervisorMsg::ReloadAccess).await {
+            Ok(Ok(())) => ControlResponse::Done,
+            Ok(Err(err)) | Err(err) => ControlResponse::Error(err),
+        },
         ControlRequest::Pull(name) => {
             let asked = name.clone();
             let targets =

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ractor::{ActorRef, RpcReplyPort};
 
 use super::db::{DbMsg, LocalState};
-use crate::db::{ApplyOutcome, DbError, Remote};
+use crate::db::{AccessState, ApplyOutcome, DbError, Remote};
 use crate::sync::protocol::ChangesPage;
 use crate::sync::{Cursor, SchemaDesc, SiteId};
 
@@ -75,6 +75,11 @@ impl DbHandle {
     /// The remotes table.
     pub async fn remotes(&self) -> Result<Vec<Remote>, DbCallError> {
         self.ask(DbMsg::Remotes).await
+    }
+
+    /// The access mode, key epoch and members.
+    pub async fn access_state(&self) -> Result<AccessState, DbCallError> {
+        self.ask(DbMsg::AccessState).await
     }
 
     /// The answer to a peer's request, pages built within `budget` bytes when given, when the

@@ -15,9 +15,13 @@
 //!                       supervisor tells it; has the remotes' actors pull for `ddcp pull`
 //! ```
 //!
+//! A private database's [`AccessGate`] is shared by the answering of calls and the publisher:
+//! members only are answered, and the Status is sealed for them.
+//!
 //! Network calls are made through [`crate::net::Network`] handles, not through the NodeActor's
 //! mailbox: a call takes from 0.1 to several seconds, and remotes must not wait for each other.
 
+mod access;
 mod answering;
 mod call_queue;
 mod control;
@@ -32,10 +36,14 @@ mod remotes;
 mod restart;
 mod supervisor;
 
+pub use access::AccessGate;
 pub use db::{DbActor, DbArgs, DbMsg, LocalState};
 pub use db_handle::{DbCallError, DbHandle};
 pub use node::{NodeActor, NodeMsg};
 pub use publisher::{PublisherActor, PublisherMsg};
-pub use pulling::{PullProgress, PullReport, RemoteError, RemoteLink, pull_remote, read_status};
+pub use pulling::{
+    PullProgress, PullReport, RemoteError, RemoteLink, RemoteView, Session, open_published,
+    pull_remote, read_status,
+};
 pub use remote::{RemoteActor, RemoteMsg};
 pub use supervisor::{ServeOptions, Supervisor, SupervisorArgs, SupervisorMsg};

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use super::access::AccessGate;
 use super::answering::Answerer;
 use super::db_handle::DbHandle;
 use super::supervisor::SupervisorMsg;
@@ -36,6 +37,8 @@ pub struct NodeArgs {
     pub db: DbHandle,
     /// Hears of routes and record changes.
     pub supervisor: ActorRef<SupervisorMsg>,
+    /// Who is answered.
+    pub gate: AccessGate,
 }
 
 /// The node, its route, and the task reading its events.
@@ -61,7 +64,7 @@ impl Actor for NodeActor {
     ) -> Result<NodeState, ActorProcessingErr> {
         let mut events = args.node.take_events();
         let network = args.node.network().clone();
-        let answerer = Answerer::start(args.db, network.clone());
+        let answerer = Answerer::start(args.db, network.clone(), args.gate);
         let forward_to = myself.clone();
         let reading = tokio::spawn(async move {
             while let Some(event) = events.recv().await {

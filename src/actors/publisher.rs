@@ -1,15 +1,16 @@
 //! The PublisherActor: keeps this database's Status in its DHT record current. It learns the
 //! database's state from the DbActor and the private route from the NodeActor (both through the
-//! supervisor) and writes the Status whenever either changes; a failed write is retried.
+//! supervisor) and writes the Status whenever either changes, sealed for the members while the
+//! database is private (the [`AccessGate`] does it); a failed write is retried.
 
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use super::access::AccessGate;
 use super::db::LocalState;
 use crate::metrics;
 use crate::net::{Network, RecordIdentity};
-use crate::sync::codec::encode_status;
 use crate::sync::protocol::Status;
 
 /// A failed write is tried again after this long.
@@ -24,6 +25,8 @@ pub enum PublisherMsg {
     Route(Vec<u8>),
     /// Write the Status if it is not current (after a failed write).
     Publish,
+    /// The access mode or the members changed: seal the Status anew.
+    AccessChanged,
 }
 
 /// Writes the Status; a failed write is retried, a failed start restarts it.
@@ -39,12 +42,15 @@ pub struct PublisherArgs {
     pub local: Option<LocalState>,
     /// The route known so far.
     pub route: Option<Vec<u8>>,
+    /// Seals the Status while the database is private.
+    pub gate: AccessGate,
 }
 
-/// What was published last, so that an unchanged Status is not written again.
+/// What was published last (and under which access state), so that an unchanged Status is
+/// not written again.
 pub struct PublisherState {
     args: PublisherArgs,
-    published: Option<Status>,
+    published: Option<(Status, u64)>,
     retry_pending: bool,
 }
 
@@ -87,18 +93,20 @@ impl Actor for PublisherActor {
             PublisherMsg::Local(local) => state.args.local = Some(local),
             PublisherMsg::Route(route) => state.args.route = Some(route),
             PublisherMsg::Publish => state.retry_pending = false,
+            PublisherMsg::AccessChanged => {}
         }
         let Some(status) = state.wanted() else {
             return Ok(());
         };
-        if state.published.as_ref() == Some(&status) {
+        let generation = state.args.gate.generation();
+        let wanted = (status, generation);
+        if state.published.as_ref() == Some(&wanted) {
             return Ok(());
         }
+        let (status, _) = &wanted;
         let network = &state.args.network;
-        match network
-            .publish(&state.args.identity, encode_status(&status))
-            .await
-        {
+        let bytes = state.args.gate.publishable(status);
+        match network.publish(&state.args.identity, bytes).await {
             Ok(()) => {
                 tracing::info!(
                     target: "ddcp",
@@ -106,7 +114,7 @@ impl Actor for PublisherActor {
                     key = %state.args.identity.key,
                     "Database changed, updated status"
                 );
-                state.published = Some(status);
+                state.published = Some(wanted);
             }
             Err(err) => {
                 metrics::error("publish");
@@ -131,7 +139,7 @@ impl PublisherState {
             db_version: local.db_version,
             schema_fingerprint: local.schema_fingerprint,
             route: route.clone(),
-            // Private databases (Status encrypted for members) are not built yet.
+            // The gate fills in the database's member id.
             public_key: Vec::new(),
         })
     }

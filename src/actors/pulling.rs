@@ -1,6 +1,7 @@
 //! One pull of one remote, until its changes are all here: read its Status, call its route
 //! page by page (fragments several at a time), hand each page to the DbActor. The RemoteActor
-//! runs it whenever the remote changes; `ddcp pull` runs it once.
+//! runs it whenever the remote changes; `ddcp pull` runs it once. A private remote's Status is
+//! opened with this database's member identity, and every request to it is signed with it.
 
 use std::time::Duration;
 
@@ -11,13 +12,17 @@ use super::db_handle::{DbCallError, DbHandle};
 use crate::db::{DbError, RemoteName};
 use crate::metrics;
 use crate::net::{ImportedRoute, NetError, Network};
-use crate::sync::codec::{CodecError, decode_status};
-use crate::sync::protocol::{ErrorCode, ProtocolError, Status};
+use crate::sync::codec::{
+    CodecError, decode_message, decode_published, decode_status, encode_message,
+};
+use crate::sync::compress::Compression;
+use crate::sync::protocol::{ErrorCode, Message, ProtocolError, Published, Status};
 use crate::sync::pull::{
     DEFAULT_PAGE_BYTES, PullError, Puller, Received, read_schema_answer, schema_request,
 };
+use crate::sync::seal::{SealError, authenticate, open_answer, open_status};
 use crate::sync::text::printable;
-use crate::sync::{DbVersion, RecordKey};
+use crate::sync::{DbVersion, Epoch, MemberId, MemberKeys, RecordKey};
 
 /// Calls in a row that may fail (a route being replaced, a lost message) before the pull
 /// gives up; between them the remote's Status is read again for a fresh route.
@@ -80,6 +85,10 @@ pub enum RemoteError {
     NotPublished,
     #[error("the remote's status is malformed: {0}")]
     BadStatus(CodecError),
+    #[error("not a member (ask its owner to run: ddcp member add NAME {0})")]
+    NotAMember(MemberId),
+    #[error("the remote's sealed status does not open: damaged or forged")]
+    DamagedSeal,
     #[error("the remote sent garbage, nothing of it applied: {0}")]
     Garbage(PullError),
     #[error("the schemas differ, nothing applied: {0}")]
@@ -111,9 +120,11 @@ impl RemoteError {
         match self {
             RemoteError::Net(_) | RemoteError::TooBusy => "net",
             RemoteError::NotPublished => "not_published",
-            RemoteError::BadStatus(_) | RemoteError::Garbage(_) | RemoteError::NoProgress => {
-                "garbage"
-            }
+            RemoteError::BadStatus(_)
+            | RemoteError::DamagedSeal
+            | RemoteError::Garbage(_)
+            | RemoteError::NoProgress => "garbage",
+            RemoteError::NotAMember(_) => "not_member",
             RemoteError::SchemaMismatch(_) => "schema",
             RemoteError::Refused(_) => "refused",
             RemoteError::Db(_) | RemoteError::DbGone => "db",
@@ -121,27 +132,78 @@ impl RemoteError {
     }
 }
 
-/// Pulls `link`'s changes until this database has them all. `status` is the remote's Status
+/// A remote's Status as read from its record, and for a private remote what its requests
+/// need.
+#[derive(Clone, Debug)]
+pub struct RemoteView {
+    /// The Status.
+    pub status: Status,
+    /// Set when the remote is private (its Status was sealed).
+    pub session: Option<Session>,
+}
+
+/// What requests to a private remote are signed for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// The remote's member id: its answers are sealed with it.
+    pub owner: MemberId,
+    /// The key epoch of the Status read.
+    pub epoch: Epoch,
+}
+
+/// Reads what a remote published (`bytes`, its record's subkey 0): a public remote's Status as
+/// it is, a private one's opened with `me`.
+pub fn open_published(
+    me: &MemberKeys,
+    key: &RecordKey,
+    bytes: &[u8],
+) -> Result<RemoteView, RemoteError> {
+    match decode_published(bytes).map_err(RemoteError::BadStatus)? {
+        Published::Open(status) => Ok(RemoteView {
+            status,
+            session: None,
+        }),
+        Published::Sealed(sealed) => {
+            let inner = open_status(me, key, &sealed).map_err(|err| match err {
+                SealError::NotAMember => RemoteError::NotAMember(me.id()),
+                SealError::Damaged => RemoteError::DamagedSeal,
+            })?;
+            Ok(RemoteView {
+                status: decode_status(&inner).map_err(RemoteError::BadStatus)?,
+                session: Some(Session {
+                    owner: sealed.owner,
+                    epoch: sealed.epoch,
+                }),
+            })
+        }
+    }
+}
+
+/// Pulls `link`'s changes until this database has them all. `view` is the remote's Status
 /// when the caller has it fresh (from a record change); otherwise it is read from the DHT.
+/// `me` signs the requests to a private remote.
 pub async fn pull_remote(
     network: &Network,
     db: &DbHandle,
+    me: &MemberKeys,
     link: &RemoteLink,
-    status: Option<Status>,
+    view: Option<RemoteView>,
     progress: &mut (dyn FnMut(&PullProgress) + Send),
 ) -> Result<PullReport, RemoteError> {
-    let status = match status {
-        Some(status) => status,
-        None => read_status(network, &link.key).await?,
+    let view = match view {
+        Some(view) => view,
+        None => read_status(network, me, &link.key).await?,
     };
     let local: LocalState = db.state().await?;
     let mut pull = Pull {
         network,
         db,
+        me,
         link,
         local,
-        route: network.import_route(&status.route)?,
-        remote: status,
+        route: network.import_route(&view.status.route)?,
+        remote: view.status,
+        session: view.session,
         report: PullReport::default(),
     };
     pull.run(progress).await?;
@@ -158,21 +220,27 @@ pub async fn pull_remote(
     Ok(report)
 }
 
-/// Reads a remote's Status from its record.
-pub async fn read_status(network: &Network, key: &RecordKey) -> Result<Status, RemoteError> {
+/// Reads a remote's Status from its record (opened with `me` when the remote is private).
+pub async fn read_status(
+    network: &Network,
+    me: &MemberKeys,
+    key: &RecordKey,
+) -> Result<RemoteView, RemoteError> {
     let bytes = network
         .read_record(key)
         .await?
         .ok_or(RemoteError::NotPublished)?;
-    decode_status(&bytes).map_err(RemoteError::BadStatus)
+    open_published(me, key, &bytes)
 }
 
 struct Pull<'a> {
     network: &'a Network,
     db: &'a DbHandle,
+    me: &'a MemberKeys,
     link: &'a RemoteLink,
     local: LocalState,
     remote: Status,
+    session: Option<Session>,
     /// Released when replaced by the remote's next route, and when the pull ends.
     route: ImportedRoute,
     report: PullReport,
@@ -188,6 +256,7 @@ impl Pull<'_> {
         let mut idle_rounds = 0;
         let mut busy_rounds = 0;
         let mut cursor_reset = false;
+        let mut refused_before = false;
         while !puller.is_up_to_date() {
             let answers = self.call_all(puller.requests()).await;
             let mut answered = false;
@@ -240,6 +309,16 @@ impl Pull<'_> {
                             puller = self.new_puller().await?;
                         }
                         ErrorCode::TooBusy => busy = true,
+                        // The remote's key epoch moved on (a member was removed) or its access
+                        // changed: read its Status again. Refused once more, this database is
+                        // not one of its members.
+                        ErrorCode::NotAllowed if !refused_before => {
+                            refused_before = true;
+                            self.refresh_route().await?;
+                        }
+                        ErrorCode::NotAllowed => {
+                            return Err(RemoteError::NotAMember(self.me.id()));
+                        }
                         ErrorCode::SchemaMismatch => return Err(self.schema_mismatch().await),
                         _ => return Err(RemoteError::Refused(error)),
                     },
@@ -250,6 +329,7 @@ impl Pull<'_> {
                 failures = 0;
                 if moved {
                     (idle_rounds, busy_rounds) = (0, 0);
+                    refused_before = false;
                 } else if busy {
                     busy_rounds += 1;
                     if busy_rounds >= BUSY_ROUNDS {
@@ -294,14 +374,24 @@ impl Pull<'_> {
         ))
     }
 
+    /// How a request is sent: as it is to a public remote, signed to a private one.
+    fn caller(&self) -> Caller {
+        Caller {
+            network: self.network.clone(),
+            route: self.route.id().clone(),
+            sealed: self
+                .session
+                .map(|session| (session, self.me.clone(), self.link.key.clone())),
+        }
+    }
+
     /// Sends `requests` at once; their answers (or failures) in any order.
     async fn call_all(&self, requests: Vec<Vec<u8>>) -> Vec<Result<Vec<u8>, NetError>> {
         let sizes: Vec<usize> = requests.iter().map(Vec::len).collect();
         let mut calls = JoinSet::new();
         for request in requests {
-            let network = self.network.clone();
-            let route = self.route.id().clone();
-            calls.spawn(async move { network.call(&route, request).await });
+            let caller = self.caller();
+            calls.spawn(async move { caller.call(request).await });
         }
         let mut answers = Vec::new();
         let sent: usize = sizes.iter().sum();
@@ -315,7 +405,9 @@ impl Pull<'_> {
     }
 
     async fn refresh_route(&mut self) -> Result<(), RemoteError> {
-        let status = read_status(self.network, &self.link.key).await?;
+        let view = read_status(self.network, self.me, &self.link.key).await?;
+        self.session = view.session;
+        let status = view.status;
         if status.route != self.remote.route {
             let route = self.network.import_route(&status.route)?;
             if route.id() == self.route.id() {
@@ -331,7 +423,7 @@ impl Pull<'_> {
 
     /// Names the difference between the schemas, for the user.
     async fn schema_mismatch(&self) -> RemoteError {
-        let theirs = match self.network.call(self.route.id(), schema_request()).await {
+        let theirs = match self.caller().call(schema_request()).await {
             Ok(answer) => read_schema_answer(&answer).ok(),
             Err(_) => None,
         };
@@ -346,6 +438,41 @@ impl Pull<'_> {
             difference
                 .unwrap_or_else(|| "the remote's CRR tables are not this database's".to_string()),
         )
+    }
+}
+
+/// Sends one request to a remote's route: as it is to a public remote; to a private one signed
+/// with this database's member identity, its answer opened.
+struct Caller {
+    network: Network,
+    route: crate::net::RouteId,
+    sealed: Option<(Session, MemberKeys, RecordKey)>,
+}
+
+impl Caller {
+    async fn call(self, request: Vec<u8>) -> Result<Vec<u8>, NetError> {
+        let Some((session, me, key)) = self.sealed else {
+            return self.network.call(&self.route, request).await;
+        };
+        let asked = authenticate(&me, &key, session.epoch, request);
+        let wire = encode_message(&Message::Authenticated(asked.clone()), Compression::None);
+        let answer = self.network.call(&self.route, wire).await?;
+        let opened = match decode_message(&answer) {
+            Ok(Message::SealedAnswer(sealed)) => {
+                open_answer(&me, &session.owner, &key, &asked, &sealed).ok()
+            }
+            // Refusals (`notAllowed`, `tooBusy`) come unsealed: they tell nothing.
+            Ok(Message::Error(_)) => Some(answer),
+            _ => None,
+        };
+        // What does not open is garbage, and the pull says so.
+        Ok(opened.unwrap_or_else(|| {
+            let error = ProtocolError::new(
+                ErrorCode::Malformed,
+                "an answer that is not sealed for this member, or damaged",
+            );
+            encode_message(&Message::Error(error), Compression::None)
+        }))
     }
 }
 

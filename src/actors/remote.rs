@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::db_handle::DbHandle;
-use super::pulling::{PullProgress, PullReport, RemoteLink, pull_remote};
+use super::pulling::{
+    PullProgress, PullReport, RemoteLink, RemoteView, open_published, pull_remote,
+};
 use super::supervisor::SupervisorMsg;
 use crate::metrics;
 use crate::net::Network;
-use crate::sync::DbVersion;
-use crate::sync::codec::decode_status;
-use crate::sync::protocol::Status;
+use crate::sync::{DbVersion, MemberKeys};
 
 /// What a RemoteActor hears.
 #[derive(Debug)]
@@ -51,6 +51,8 @@ pub struct RemoteArgs {
     pub poll_interval: Duration,
     /// Hears how each pull went.
     pub supervisor: ActorRef<SupervisorMsg>,
+    /// This database's member identity, for a private remote.
+    pub me: std::sync::Arc<MemberKeys>,
 }
 
 /// A RemoteActor's state between messages.
@@ -148,8 +150,11 @@ impl RemoteState {
                 if watch_ended {
                     state.watch(myself).await;
                 }
-                // A value that does not decode is read again from the network by `sync`.
-                let status = value.and_then(|bytes| decode_status(&bytes).ok());
+                // A value that does not decode (or open) is read again from the network by
+                // `sync`, whose pull reports why.
+                let link = &state.args.link;
+                let status =
+                    value.and_then(|bytes| open_published(&state.args.me, &link.key, &bytes).ok());
                 if status.is_some() || !watch_ended {
                     state.sync(status).await?;
                 }
@@ -191,7 +196,7 @@ impl RemoteState {
     /// or `None` when there was nothing to pull.
     async fn sync(
         &mut self,
-        status: Option<Status>,
+        status: Option<RemoteView>,
     ) -> Result<Option<PullReport>, ActorProcessingErr> {
         let name = self.args.link.name.clone();
         if let Some(status) = &status {
@@ -201,18 +206,19 @@ impl RemoteState {
                 .send_message(SupervisorMsg::RemoteSeen {
                     name: name.clone(),
                     from: self.me,
-                    version: status.db_version,
+                    version: status.status.db_version,
                 });
         }
         if let (Some(status), Some(pulled)) = (&status, self.pulled)
-            && status.db_version <= pulled
+            && status.status.db_version <= pulled
         {
             return Ok(None);
         }
         let link = &self.args.link;
         let mut quiet = |_: &PullProgress| {};
         let started = Instant::now();
-        let pulled = pull_remote(&self.args.network, &self.args.db, link, status, &mut quiet).await;
+        let (network, db, me) = (&self.args.network, &self.args.db, &self.args.me);
+        let pulled = pull_remote(network, db, me, link, status, &mut quiet).await;
         let report = pulled.inspect_err(|err| metrics::error(err.kind()))?;
         metrics::pull_took(link.name.as_str(), started.elapsed().as_secs_f64());
         self.pulled = Some(report.remote_version);

@@ -12,6 +12,7 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 
+use super::access::AccessGate;
 use super::control::{ControlActor, ControlArgs, ControlMsg, PullTarget};
 use super::db::{DbActor, DbArgs, LocalState};
 use super::db_handle::DbHandle;
@@ -25,7 +26,7 @@ use crate::control::RemoteHealth;
 use crate::db::{Db, RemoteName};
 use crate::metrics;
 use crate::net::{Network, Node, RecordIdentity, RouteId};
-use crate::sync::{DbVersion, RecordKey};
+use crate::sync::{DbVersion, MemberKeys, RecordKey};
 
 /// How `ddcp serve` runs.
 pub struct ServeOptions {
@@ -77,6 +78,8 @@ pub enum SupervisorMsg {
     Health(RpcReplyPort<Vec<RemoteHealth>>),
     /// Start and stop remote actors to match the remotes table (for the control socket).
     ReloadRemotes(RpcReplyPort<Result<(), String>>),
+    /// Take the access mode and members from the database (for the control socket).
+    ReloadAccess(RpcReplyPort<Result<(), String>>),
     /// The remotes to pull now, every one when no name is given (for the control socket).
     PullTargets(Option<String>, RpcReplyPort<Vec<PullTarget>>),
 }
@@ -95,6 +98,10 @@ pub struct SupervisorArgs {
     pub identity: RecordIdentity,
     /// The remotes to pull.
     pub remotes: Vec<RemoteLink>,
+    /// Who is answered, and how the Status is sealed.
+    pub gate: AccessGate,
+    /// This database's member identity: its requests to private databases are signed with it.
+    pub me: Arc<MemberKeys>,
     /// Knobs.
     pub options: ServeOptions,
     /// Where the control socket goes.
@@ -117,6 +124,8 @@ pub struct SupervisorState {
     control: Option<ActorRef<ControlMsg>>,
     local: Option<LocalState>,
     route: Option<Vec<u8>>,
+    gate: AccessGate,
+    me: Arc<MemberKeys>,
 }
 
 impl Actor for Supervisor {
@@ -131,7 +140,8 @@ impl Actor for Supervisor {
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let network = args.node.network().clone();
         let cell = myself.get_cell();
-        let publisher = spawn_publisher(&network, &args.identity, None, None, &cell).await?;
+        let publisher =
+            spawn_publisher(&network, &args.identity, &args.gate, None, None, &cell).await?;
         let db_args = DbArgs {
             db: args.db,
             supervisor: Some(myself.clone()),
@@ -142,6 +152,7 @@ impl Actor for Supervisor {
             node: args.node,
             db: db.clone(),
             supervisor: myself.clone(),
+            gate: args.gate.clone(),
         };
         let (node, _) = Actor::spawn_linked(None, NodeActor, node_args, cell.clone()).await?;
         let mut state = SupervisorState {
@@ -156,6 +167,8 @@ impl Actor for Supervisor {
             control: None,
             local: None,
             route: None,
+            gate: args.gate,
+            me: args.me,
         };
         for link in args.remotes {
             state.add_remote(link, &myself).await;
@@ -221,6 +234,10 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::ReloadRemotes(reply) => {
                 let reloaded = state.reload_remotes(&myself).await;
+                let _ = reply.send(reloaded);
+            }
+            SupervisorMsg::ReloadAccess(reply) => {
+                let reloaded = state.reload_access().await;
                 let _ = reply.send(reloaded);
             }
             SupervisorMsg::PullTargets(name, reply) => {
@@ -337,7 +354,16 @@ impl SupervisorState {
         }
         let cell = myself.get_cell();
         let (local, route) = (self.local.clone(), self.route.clone());
-        match spawn_publisher(&self.network, &self.identity, local, route, &cell).await {
+        let started = spawn_publisher(
+            &self.network,
+            &self.identity,
+            &self.gate,
+            local,
+            route,
+            &cell,
+        )
+        .await;
+        match started {
             Ok(actor) => self.publisher.restarted(actor),
             Err(err) => self.publisher_failed(myself, err.to_string()),
         }
@@ -354,6 +380,7 @@ impl SupervisorState {
             db: self.db.clone(),
             poll_interval: self.options.poll_interval,
             supervisor: myself.clone(),
+            me: Arc::clone(&self.me),
         };
         let (actor, _) = Actor::spawn_linked(None, RemoteActor, args, myself.get_cell()).await?;
         Ok(actor)
@@ -403,6 +430,26 @@ impl SupervisorState {
         }
     }
 
+    /// Takes the access mode and members from the database. When the epoch moved (a member
+    /// was removed, or the database went private), the route changes too, the old one
+    /// released: whoever was left behind can neither read the new Status nor call the node.
+    async fn reload_access(&mut self) -> Result<(), String> {
+        let access = self
+            .db
+            .access_state()
+            .await
+            .map_err(|err| err.to_string())?;
+        let (mode, epoch, members) = (access.access, access.epoch, access.members.len());
+        let epoch_moved = self.gate.update(access);
+        tracing::info!(target: "ddcp", access = mode.as_str(), epoch = epoch.0, members,
+            "Access changed");
+        self.tell_publisher(PublisherMsg::AccessChanged);
+        if epoch_moved {
+            let _ = self.node.send_message(NodeMsg::RenewRoute);
+        }
+        Ok(())
+    }
+
     /// Starts and stops remote actors to match the remotes table.
     async fn reload_remotes(&mut self, myself: &ActorRef<SupervisorMsg>) -> Result<(), String> {
         let stored = self.db.remotes().await.map_err(|err| err.to_string())?;
@@ -444,6 +491,7 @@ impl SupervisorState {
 async fn spawn_publisher(
     network: &Network,
     identity: &RecordIdentity,
+    gate: &AccessGate,
     local: Option<LocalState>,
     route: Option<Vec<u8>>,
     cell: &ActorCell,
@@ -453,6 +501,7 @@ async fn spawn_publisher(
         identity: identity.clone(),
         local,
         route,
+        gate: gate.clone(),
     };
     let (actor, _) = Actor::spawn_linked(None, PublisherActor, args, cell.clone()).await?;
     Ok(actor)

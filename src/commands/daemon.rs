@@ -19,7 +19,21 @@ pub fn ask_daemon(
 /// Tells a running daemon that the remotes changed. The change is stored already: a daemon
 /// that cannot be told is worth a warning, not a failure.
 pub fn remotes_changed(config: &Config) {
-    match ask_daemon(config, ControlRequest::RemotesChanged) {
+    tell_daemon(config, ControlRequest::RemotesChanged);
+}
+
+/// Tells a running daemon that the access mode or the members changed (as above).
+pub fn access_changed(config: &Config) {
+    tell_daemon(config, ControlRequest::AccessChanged);
+}
+
+fn tell_daemon(config: &Config, request: ControlRequest) {
+    match ask_daemon(config, request) {
+        Ok(Some(ControlResponse::Error(err))) => tracing::warn!(
+            target: "ddcp",
+            error = %err,
+            "The running ddcp serve could not take the change; restart it to take it"
+        ),
         Ok(Some(_)) => {
             tracing::info!(target: "ddcp", "The running ddcp serve took the change")
         }

@@ -1,18 +1,20 @@
 //! `ddcp init`: a new ddcp database, its state directory and its DHT record.
 
 use super::{CommandError, block_on};
+use crate::cli::InitArgs;
 use crate::config::Config;
-use crate::db::{Db, remove_database_files};
+use crate::db::{Access, Db, remove_database_files};
+use crate::member_file;
 use crate::net::{NetError, Node, RecordIdentity, create_record_identity};
 use crate::sync::RecordKey;
 
-pub fn run(config: &Config) -> Result<(), CommandError> {
+pub fn run(config: &Config, args: &InitArgs) -> Result<(), CommandError> {
     if RecordIdentity::exists(&config.state_dir) {
         return Err(NetError::IdentityExists(config.state_dir.clone()).into());
     }
     let state_dir_existed = config.state_dir.exists();
     let db_existed = config.db_file.exists();
-    let result = initialize(config);
+    let result = initialize(config, args);
     if result.is_err() {
         // Nothing half made: what this run created goes again. (An application database that
         // was adopted keeps ddcp's tables; `ddcp init` on it fails from then on with a clear
@@ -31,7 +33,7 @@ pub fn run(config: &Config) -> Result<(), CommandError> {
     Ok(())
 }
 
-fn initialize(config: &Config) -> Result<RecordKey, CommandError> {
+fn initialize(config: &Config, args: &InitArgs) -> Result<RecordKey, CommandError> {
     config
         .create_state_dir()
         .map_err(|source| CommandError::File {
@@ -39,7 +41,11 @@ fn initialize(config: &Config) -> Result<RecordKey, CommandError> {
             path: config.state_dir.clone(),
             source,
         })?;
-    let db = Db::create(&config.db_file, &config.extension)?;
+    let mut db = Db::create(&config.db_file, &config.extension)?;
+    if args.private {
+        db.set_access(Access::Private)?;
+    }
+    member_file::load_or_create(&config.state_dir)?;
     // The record is created locally, without the network (checked: a fresh node creates one in
     // under a millisecond, unattached); `ddcp serve` publishes its first value.
     let identity = block_on(async {

@@ -1,10 +1,13 @@
 //! One module per command group. Each turns parsed arguments into calls on `db` and `sync` and
 //! prints the result; errors come back as [`CommandError`], printed as one line by `main`.
 
+mod access;
 mod addr;
 mod bundle;
 mod daemon;
+mod id;
 mod init;
+mod member;
 mod output;
 mod pull;
 mod remote;
@@ -31,6 +34,11 @@ pub enum CommandError {
     /// The key is not echoed: its secret part would land in terminals' scrollback and logs.
     #[error("invalid record key: {0}")]
     BadKey(BadRecordKey),
+    /// The id is not echoed either: a secret key pasted by mistake must not be repeated.
+    #[error("invalid member id: {0}")]
+    BadMemberId(crate::sync::member::BadMemberId),
+    #[error("{0}")]
+    MemberFile(#[from] crate::member_file::MemberFileError),
     #[error("{path}: {reason}")]
     Bundle { path: String, reason: BundleError },
     #[error("{0} is the database itself (or its WAL): refusing to overwrite it")]
@@ -96,8 +104,11 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
     let mut config = cli.config();
     config.read_network_file()?;
     match cli.command {
-        Command::Init => init::run(&config),
+        Command::Init(args) => init::run(&config, &args),
         Command::Addr(flag) => addr::run(&config, flag.json),
+        Command::Id(flag) => id::run(&config, flag.json),
+        Command::Access(args) => access::run(&config, &args),
+        Command::Member(command) => member::run(&config, command),
         Command::Shell(args) => shell::run(&config, &args),
         Command::Remote(command) => remote::run(&config, command),
         Command::Status(flag) => status::run(&config, flag.json),

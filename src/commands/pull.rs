@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::control::{ControlError, ControlRequest, ControlResponse, PullOutcome};
 use crate::db::{Db, DbError};
 use crate::net::{Network, Node};
+use crate::sync::MemberKeys;
 
 /// The progress line is redrawn at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
@@ -53,9 +54,10 @@ pub fn run(config: &Config, args: &PullArgs) -> Result<(), CommandError> {
         Some(_) => return Err(ControlError::Malformed("not a pull report".into()).into()),
         None => {
             let attach_timeout = Duration::from_secs(args.attach.attach_timeout);
+            let me = crate::member_file::load_or_create(&config.state_dir)?;
             block_on(async move {
                 let node = Node::start(&config.veilid_dir(), &config.network).await?;
-                let result = pull_all(&node, db, &links, attach_timeout).await;
+                let result = pull_all(&node, db, &me, &links, attach_timeout).await;
                 node.shutdown().await;
                 result
             })??
@@ -95,6 +97,7 @@ pub fn run(config: &Config, args: &PullArgs) -> Result<(), CommandError> {
 async fn pull_all(
     node: &Node,
     db: Db,
+    me: &MemberKeys,
     links: &[RemoteLink],
     attach_timeout: Duration,
 ) -> Result<Vec<PullOutcome>, CommandError> {
@@ -114,7 +117,7 @@ async fn pull_all(
     let mut reports = Vec::new();
     let mut failure = None;
     for link in links {
-        match pull_one(network, &db, link).await {
+        match pull_one(network, &db, me, link).await {
             Ok(report) => reports.push(PullOutcome {
                 name: link.name.to_string(),
                 pages: report.pages,
@@ -143,11 +146,15 @@ async fn pull_all(
 async fn pull_one(
     network: &Network,
     db: &DbHandle,
+    me: &MemberKeys,
     link: &RemoteLink,
 ) -> Result<PullReport, crate::actors::RemoteError> {
     network.open_record(&link.key).await?;
     let mut bar = ProgressLine::new(link.name.as_str());
-    let result = pull_remote(network, db, link, None, &mut |progress| bar.show(progress)).await;
+    let result = pull_remote(network, db, me, link, None, &mut |progress| {
+        bar.show(progress)
+    })
+    .await;
     bar.finish();
     network.close_record(&link.key).await;
     let report = result?;

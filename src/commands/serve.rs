@@ -7,19 +7,24 @@ use ractor::Actor;
 
 use super::signals::stop_requested;
 use super::{CommandError, block_on};
-use crate::actors::{RemoteLink, ServeOptions, Supervisor, SupervisorArgs};
+use crate::actors::{AccessGate, RemoteLink, ServeOptions, Supervisor, SupervisorArgs};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::control::ControlError;
 use crate::db::Db;
+use crate::member_file;
 use crate::net::{Node, RecordIdentity};
 
 pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
-    let db = Db::open(&config.db_file, &config.extension)?;
+    let mut db = Db::open(&config.db_file, &config.extension)?;
     let identity = RecordIdentity::load(&config.state_dir)?;
     if crate::control::connect(&config.state_dir)?.is_some() {
         return Err(ControlError::AlreadyServing(config.state_dir.clone()).into());
     }
+    let me = member_file::load_or_create(&config.state_dir)?;
+    let access = db.access_state()?;
+    let access_mode = access.access;
+    let gate = AccessGate::new(identity.key.clone(), me.clone(), access);
     let remotes = remote_links(&db)?;
     let options = ServeOptions {
         poll_interval: Duration::from_secs(args.poll_interval),
@@ -39,6 +44,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
         tracing::info!(
             target: "ddcp",
             key = ?identity.key.to_string(),
+            access = access_mode.as_str(),
             remotes = remotes.len(),
             "Serving database at DHT"
         );
@@ -48,6 +54,8 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
             db,
             identity,
             remotes,
+            gate,
+            me: Arc::new(me),
             options,
             state_dir: config.state_dir.clone(),
             fatal: fatal.clone(),

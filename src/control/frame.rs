@@ -55,6 +55,7 @@ mod tests {
     fn requests_and_answers_survive_the_wire_absent_fields_included() {
         for request in [
             ControlRequest::RemotesChanged,
+            ControlRequest::AccessChanged,
             ControlRequest::Pull(None),
             ControlRequest::Pull(Some("alice".into())),
             // An empty name is a name, not "every remote".

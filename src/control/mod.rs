@@ -32,6 +32,9 @@ pub const REPLY_MARGIN: Duration = Duration::from_secs(5);
 pub enum ControlRequest {
     /// The remotes table changed: start and stop remote actors to match it.
     RemotesChanged,
+    /// The access mode or the members changed: publish accordingly (and, when the epoch moved,
+    /// on a new route).
+    AccessChanged,
     /// Pull this remote now (every remote when `None`) and answer when done.
     Pull(Option<String>),
     /// Each remote's health.

@@ -50,6 +50,20 @@ pub enum DbError {
         "invalid remote name {0:?}: use letters, digits, '.', '_' and '-', not starting with '-' and not only dots"
     )]
     BadRemoteName(String),
+    #[error(
+        "invalid member name {0:?}: use letters, digits, '.', '_' and '-', not starting with '-' and not only dots"
+    )]
+    BadMemberName(String),
+    #[error("member {0:?} already exists")]
+    MemberExists(String),
+    #[error("that id is member {0:?} already")]
+    MemberIdExists(String),
+    #[error("no member named {0:?}")]
+    NoSuchMember(String),
+    #[error("a private database has at most {0} members; remove one first")]
+    TooManyMembers(usize),
+    #[error("the members table holds a malformed id")]
+    StoredMember,
     #[error("remote {name:?} has an invalid key in the database: {reason}")]
     StoredKey { name: String, reason: BadRecordKey },
     #[error("database holds a malformed site id: {0}")]

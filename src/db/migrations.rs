@@ -14,6 +14,7 @@ use super::DbError;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_meta.sql"),
     include_str!("migrations/002_pull.sql"),
+    include_str!("migrations/003_members.sql"),
 ];
 
 /// The metadata version this build writes.

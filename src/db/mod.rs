@@ -5,6 +5,7 @@ mod changes;
 mod cursors;
 mod error;
 mod extension;
+mod members;
 mod migrations;
 mod remotes;
 mod schema;
@@ -20,6 +21,7 @@ pub use changes::{
 };
 pub use error::DbError;
 pub use extension::Extension;
+pub use members::{Access, AccessState, Member, MemberName};
 pub use migrations::METADATA_VERSION;
 pub use remotes::{Remote, RemoteName};
 

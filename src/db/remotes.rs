@@ -24,18 +24,23 @@ impl FromStr for RemoteName {
     type Err = DbError;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-        let dots_only = name.chars().all(|c| c == '.');
-        if name.is_empty()
-            || dots_only
-            || name.len() > 64
-            || name.starts_with('-')
-            || !name.chars().all(allowed)
-        {
+        if !is_plain_name(name) {
             return Err(DbError::BadRemoteName(name.to_string()));
         }
         Ok(RemoteName(name.to_string()))
     }
+}
+
+/// Letters, digits, '.', '_' and '-', at most 64, not starting with '-' and not only dots: the
+/// names of remotes and members.
+pub(super) fn is_plain_name(name: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let dots_only = name.chars().all(|c| c == '.');
+    !(name.is_empty()
+        || dots_only
+        || name.len() > 64
+        || name.starts_with('-')
+        || !name.chars().all(allowed))
 }
 
 impl fmt::Display for RemoteName {

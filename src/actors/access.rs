@@ -1,0 +1,323 @@
+//! The gate of a private database: which peers' requests are answered, and the sealing of its
+//! answers and Status (crypto in `sync::seal`). The answering workers and the publisher share
+//! one [`AccessGate`]; the supervisor updates it when the members or the access mode change.
+//! A public database's gate lets every request through, as before private databases.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::db::{Access, AccessState, MemberName};
+use crate::metrics;
+use crate::sync::codec::{decode_message, encode_message, encode_published, encode_status};
+use crate::sync::compress::Compression;
+use crate::sync::protocol::{Authenticated, ErrorCode, Message, ProtocolError, Published, Status};
+use crate::sync::seal::{Refusal, check_request, seal_answer, seal_status};
+use crate::sync::{Epoch, MemberId, MemberKeys, RecordKey};
+
+/// A refused asker is logged at most once in this long: refusals are counted, not each logged.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+/// Askers remembered for that, at most: an asker's claimed id costs this node nothing more.
+const LOGGED_ASKERS: usize = 1024;
+
+/// What becomes of a peer's request.
+pub enum Admission {
+    /// A public database's request: answered as it is.
+    Open(Vec<u8>),
+    /// A member's request, checked: its inner request is answered, the answer sealed for it.
+    Member(Box<Authenticated>),
+    /// Refused: this is the answer (`notAllowed`).
+    Refused(Vec<u8>),
+}
+
+/// Shared between the answering workers, the publisher and the supervisor.
+#[derive(Clone)]
+pub struct AccessGate {
+    gate: Arc<RwLock<Gate>>,
+    logged: Arc<Mutex<HashMap<Option<MemberId>, Instant>>>,
+}
+
+struct Gate {
+    record: RecordKey,
+    owner: MemberKeys,
+    access: Access,
+    epoch: Epoch,
+    members: HashMap<MemberId, MemberName>,
+    /// Moves with every update, so that the publisher knows its last Status is out of date.
+    generation: u64,
+}
+
+impl std::fmt::Debug for AccessGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let gate = read(&self.gate);
+        f.debug_struct("AccessGate")
+            .field("access", &gate.access)
+            .field("epoch", &gate.epoch)
+            .field("members", &gate.members.len())
+            .finish()
+    }
+}
+
+fn read(gate: &RwLock<Gate>) -> std::sync::RwLockReadGuard<'_, Gate> {
+    // Updates replace whole fields: a panic cannot leave the gate half written.
+    gate.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn not_allowed(message: &str) -> Vec<u8> {
+    let error = ProtocolError::new(ErrorCode::NotAllowed, message);
+    encode_message(&Message::Error(error), Compression::None)
+}
+
+fn refusal_text(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::NotAMember => "not a member of this private database",
+        Refusal::StaleEpoch => "the request names another key epoch: read the status again",
+        Refusal::BadSignature => "the request's signature does not check",
+    }
+}
+
+impl AccessGate {
+    /// The gate of the database whose record is `record`, owned by `owner`.
+    pub fn new(record: RecordKey, owner: MemberKeys, state: AccessState) -> Self {
+        let mut gate = Gate {
+            record,
+            owner,
+            access: Access::Public,
+            epoch: Epoch(0),
+            members: HashMap::new(),
+            generation: 0,
+        };
+        gate.set(state);
+        AccessGate {
+            gate: Arc::new(RwLock::new(gate)),
+            logged: Arc::default(),
+        }
+    }
+
+    /// Takes the access state read from the database; true when the epoch moved (a member was
+    /// removed, or the database went private): the route must change too.
+    pub fn update(&self, state: AccessState) -> bool {
+        let mut gate = self
+            .gate
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let before = gate.epoch;
+        gate.set(state);
+        gate.epoch != before
+    }
+
+    /// Changes with every update.
+    pub fn generation(&self) -> u64 {
+        read(&self.gate).generation
+    }
+
+    /// Decides what becomes of `question`.
+    pub fn admit(&self, question: Vec<u8>) -> Admission {
+        let gate = read(&self.gate);
+        let request = match decode_message(&question) {
+            Ok(Message::Authenticated(request)) => Some(request),
+            _ => None,
+        };
+        let refusal = match (gate.access, request) {
+            (Access::Public, None) => return Admission::Open(question),
+            // A member still asks as it did while the database was private: have it read the
+            // Status again.
+            (Access::Public, Some(_)) => {
+                return Admission::Refused(not_allowed("this database is public now"));
+            }
+            (Access::Private, None) => {
+                self.log_refusal(None, "unauthenticated", None);
+                return Admission::Refused(not_allowed(
+                    "this database is private: only its members are answered",
+                ));
+            }
+            (Access::Private, Some(request)) => {
+                let is_member = |id: &MemberId| gate.members.contains_key(id);
+                match check_request(&gate.record, gate.epoch, is_member, &request) {
+                    Ok(()) => return Admission::Member(Box::new(request)),
+                    Err(refusal) => (refusal, request.member),
+                }
+            }
+        };
+        let (refusal, asker) = refusal;
+        let name = gate.members.get(&asker).cloned();
+        self.log_refusal(Some(asker), refusal.label(), name);
+        Admission::Refused(not_allowed(refusal_text(refusal)))
+    }
+
+    /// `answer` sealed for the member who asked `request`.
+    pub fn seal(&self, request: &Authenticated, answer: &[u8]) -> Vec<u8> {
+        let gate = read(&self.gate);
+        let sealed = seal_answer(&gate.owner, &gate.record, request, answer);
+        encode_message(&Message::SealedAnswer(sealed), Compression::None)
+    }
+
+    /// What to write in the record for `status`: the Status itself, or sealed for the members.
+    pub fn publishable(&self, status: &Status) -> Vec<u8> {
+        let gate = read(&self.gate);
+        let status = Status {
+            public_key: gate.owner.id().as_bytes().to_vec(),
+            ..status.clone()
+        };
+        match gate.access {
+            Access::Public => encode_status(&status),
+            Access::Private => {
+                let members: Vec<MemberId> = gate.members.keys().copied().collect();
+                let sealed = seal_status(
+                    &gate.owner,
+                    &gate.record,
+                    gate.epoch,
+                    &members,
+                    &encode_status(&status),
+                );
+                encode_published(&Published::Sealed(sealed))
+            }
+        }
+    }
+
+    /// Counts a refusal, and logs it unless this asker was logged within [`LOG_EVERY`].
+    fn log_refusal(&self, asker: Option<MemberId>, reason: &'static str, name: Option<MemberName>) {
+        metrics::refused(reason);
+        let mut logged = self
+            .logged
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        if logged
+            .get(&asker)
+            .is_some_and(|last| now.duration_since(*last) < LOG_EVERY)
+        {
+            return;
+        }
+        if logged.len() >= LOGGED_ASKERS {
+            logged.retain(|_, last| now.duration_since(*last) < LOG_EVERY);
+            if logged.len() >= LOGGED_ASKERS {
+                return;
+            }
+        }
+        logged.insert(asker, now);
+        let asker = asker.map_or_else(|| "anonymous".to_string(), |id| id.to_string());
+        let member = name.as_ref().map(MemberName::as_str);
+        tracing::warn!(target: "ddcp", asker, member, reason,
+            "Refused a request to this private database (logged at most once a minute per asker)");
+    }
+}
+
+impl Gate {
+    fn set(&mut self, state: AccessState) {
+        self.access = state.access;
+        self.epoch = state.epoch;
+        self.members = state
+            .members
+            .into_iter()
+            .map(|member| (member.id, member.name))
+            .collect();
+        self.generation += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Member;
+    use crate::sync::codec::decode_published;
+    use crate::sync::seal::{authenticate, open_answer, open_status};
+    use crate::sync::{DbVersion, SchemaFingerprint, SiteId};
+
+    fn record() -> RecordKey {
+        "VLD0:73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY"
+            .parse()
+            .unwrap()
+    }
+
+    fn private_with(member: &MemberKeys, epoch: u64) -> AccessState {
+        AccessState {
+            access: Access::Private,
+            epoch: Epoch(epoch),
+            members: vec![Member {
+                name: "bob".parse().unwrap(),
+                id: member.id(),
+                added_at: 0,
+            }],
+        }
+    }
+
+    fn refusal_of(admission: Admission) -> ProtocolError {
+        let Admission::Refused(answer) = admission else {
+            panic!("not refused");
+        };
+        match decode_message(&answer).unwrap() {
+            Message::Error(error) => error,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_private_gate_answers_members_only_and_seals_for_them() {
+        let owner = MemberKeys::generate();
+        let bob = MemberKeys::generate();
+        let carol = MemberKeys::generate();
+        let gate = AccessGate::new(record(), owner.clone(), private_with(&bob, 1));
+        let question = b"a request".to_vec();
+
+        let plain = refusal_of(gate.admit(question.clone()));
+        assert_eq!(plain.code, ErrorCode::NotAllowed);
+        let carols = authenticate(&carol, &record(), Epoch(1), question.clone());
+        let carols = encode_message(&Message::Authenticated(carols), Compression::None);
+        assert_eq!(refusal_of(gate.admit(carols)).code, ErrorCode::NotAllowed);
+
+        let bobs = authenticate(&bob, &record(), Epoch(1), question.clone());
+        let wire = encode_message(&Message::Authenticated(bobs.clone()), Compression::None);
+        let Admission::Member(admitted) = gate.admit(wire.clone()) else {
+            panic!("bob refused");
+        };
+        assert_eq!(admitted.request, question);
+        let sealed = gate.seal(&admitted, b"the answer");
+        let Message::SealedAnswer(sealed) = decode_message(&sealed).unwrap() else {
+            panic!("not sealed");
+        };
+        let opened = open_answer(&bob, &owner.id(), &record(), &bobs, &sealed).unwrap();
+        assert_eq!(opened, b"the answer");
+
+        // Bob removed: the epoch moves, and his earlier request, replayed, is refused.
+        let moved = gate.update(AccessState {
+            access: Access::Private,
+            epoch: Epoch(2),
+            members: Vec::new(),
+        });
+        assert!(moved);
+        assert_eq!(refusal_of(gate.admit(wire)).code, ErrorCode::NotAllowed);
+    }
+
+    #[test]
+    fn the_published_status_is_sealed_while_private() {
+        let owner = MemberKeys::generate();
+        let bob = MemberKeys::generate();
+        let gate = AccessGate::new(record(), owner.clone(), private_with(&bob, 1));
+        let status = Status {
+            site_id: SiteId([1; 16]),
+            db_version: DbVersion(7),
+            schema_fingerprint: SchemaFingerprint([2; 32]),
+            route: vec![3; 100],
+            public_key: Vec::new(),
+        };
+        let bytes = gate.publishable(&status);
+        let Published::Sealed(sealed) = decode_published(&bytes).unwrap() else {
+            panic!("open while private");
+        };
+        let inner = open_status(&bob, &record(), &sealed).unwrap();
+        let opened = crate::sync::codec::decode_status(&inner).unwrap();
+        assert_eq!(opened.route, status.route);
+        assert_eq!(opened.public_key, owner.id().as_bytes());
+
+        gate.update(AccessState {
+            access: Access::Public,
+            epoch: Epoch(1),
+            members: Vec::new(),
+        });
+        assert!(matches!(
+            decode_published(&gate.publishable(&status)).unwrap(),
+            Published::Open(_)
+        ));
+    }
+}

@@ -1,0 +1,25 @@
+//! `ddcp id`: this database's member id, which a private database's owner adds as a member.
+
+use serde::Serialize;
+
+use super::CommandError;
+use super::output::{print_json, print_line};
+use crate::config::Config;
+use crate::member_file;
+
+#[derive(Serialize)]
+struct IdJson {
+    id: String,
+}
+
+pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
+    let id = member_file::load_or_create(&config.state_dir)?
+        .id()
+        .to_string();
+    if json {
+        print_json(&IdJson { id })?;
+    } else {
+        print_line(id)?;
+    }
+    Ok(())
+}

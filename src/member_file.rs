@@ -1,0 +1,119 @@
+//! This database's member identity, in the state dir's `member` file (mode 0600): made by
+//! `ddcp init` (or the first command that needs it, in state dirs made before), kept across
+//! restarts, never logged. Its public half is what `ddcp id` prints.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::sync::MemberKeys;
+
+/// The state dir's file holding the member keypair.
+const MEMBER_FILE: &str = "member";
+
+/// Why the member identity cannot be read or made.
+#[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each #[error] says what the variant means
+pub enum MemberFileError {
+    #[error("no state directory at {0}: run `ddcp init` first (or pass --state-dir)")]
+    NoStateDir(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file's text is not quoted: it is a secret key.
+    #[error("{0}: the member identity is damaged (not a `secret VLD0:...` line)")]
+    Damaged(PathBuf),
+}
+
+fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join(MEMBER_FILE)
+}
+
+/// The member identity kept in `state_dir`, made there first if there is none yet.
+pub fn load_or_create(state_dir: &Path) -> Result<MemberKeys, MemberFileError> {
+    match load(state_dir)? {
+        Some(keys) => Ok(keys),
+        None => create(state_dir),
+    }
+}
+
+fn load(state_dir: &Path) -> Result<Option<MemberKeys>, MemberFileError> {
+    let path = path(state_dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(MemberFileError::Io { path, source }),
+    };
+    let secret = text
+        .lines()
+        .find_map(|line| line.strip_prefix("secret "))
+        .ok_or_else(|| MemberFileError::Damaged(path.clone()))?;
+    MemberKeys::from_revealed(secret)
+        .map(Some)
+        .map_err(|_| MemberFileError::Damaged(path))
+}
+
+fn create(state_dir: &Path) -> Result<MemberKeys, MemberFileError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !state_dir.is_dir() {
+        return Err(MemberFileError::NoStateDir(state_dir.to_path_buf()));
+    }
+    let keys = MemberKeys::generate();
+    let path = path(state_dir);
+    let io = |source| MemberFileError::Io {
+        path: path.clone(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path);
+    let mut file = match file {
+        Ok(file) => file,
+        // Made meanwhile by another command: that one is the identity.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            return load(state_dir)?.ok_or_else(|| MemberFileError::Damaged(path.clone()));
+        }
+        Err(err) => return Err(io(err)),
+    };
+    // The id line is for people reading the file; the secret line is what is read back.
+    let text = format!("id {}\nsecret {}\n", keys.id(), keys.reveal());
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io)?;
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_identity_is_made_once_kept_private_and_read_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let made = load_or_create(dir.path()).unwrap();
+        let again = load_or_create(dir.path()).unwrap();
+        assert_eq!(made.id(), again.id());
+        let mode = std::fs::metadata(path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        std::fs::write(path(dir.path()), "secret VLD0:garbage-secret\n").unwrap();
+        let err = load_or_create(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("damaged") && !err.contains("garbage-secret"),
+            "{err}"
+        );
+
+        let missing = dir.path().join("nope");
+        assert!(matches!(
+            load_or_create(&missing),
+            Err(MemberFileError::NoStateDir(_))
+        ));
+    }
+}
