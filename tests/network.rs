@@ -779,3 +779,265 @@ fn a_pull_releases_the_route_it_imported() {
     });
     a.stop();
 }
+
+/// The secret key in a peer's member file (`.ddcp/member`), as the test's own identity.
+fn member_keys(peer: &Peer) -> ddcp::sync::MemberKeys {
+    let text = std::fs::read_to_string(peer.site.path(".ddcp/member")).unwrap();
+    let secret = text
+        .lines()
+        .find_map(|line| line.strip_prefix("secret "))
+        .unwrap();
+    ddcp::sync::MemberKeys::from_revealed(secret).unwrap()
+}
+
+/// What a peer that calls alice's route gets back: an error code, or a sealed answer.
+#[derive(Debug, PartialEq)]
+enum Answered {
+    Refused(ddcp::sync::protocol::ErrorCode),
+    Sealed,
+    Other,
+}
+
+fn answered(bytes: &[u8]) -> Answered {
+    use ddcp::sync::codec::decode_message;
+    use ddcp::sync::protocol::Message;
+    match decode_message(bytes) {
+        Ok(Message::Error(error)) => Answered::Refused(error.code),
+        Ok(Message::SealedAnswer(_)) => Answered::Sealed,
+        _ => Answered::Other,
+    }
+}
+
+/// alice is private, bob and dave her members. bob replicates both ways; carol, who holds
+/// alice's whole key, reads only ciphertext from her record and is refused; forged and
+/// replayed requests are refused; once alice removes bob, her next row reaches dave without
+/// any action of his and never reaches bob, whose pull fails with one line.
+#[test]
+fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_out() {
+    if !inside_private_network(
+        "a_private_database_answers_its_members_only_and_a_removed_member_is_locked_out",
+    ) {
+        return;
+    }
+    use ddcp::actors::open_published;
+    use ddcp::net::Node;
+    use ddcp::sync::codec::{decode_published, encode_message};
+    use ddcp::sync::compress::Compression;
+    use ddcp::sync::protocol::{ErrorCode, Message, Published};
+    use ddcp::sync::seal::{authenticate, open_answer, open_status};
+    use ddcp::sync::{MemberId, RecordKey};
+
+    let net = TestNet::start();
+    let mut alice = Peer::new(&net, "alice", 5);
+    let mut bob = Peer::new(&net, "bob", 6);
+    let carol = Peer::new(&net, "carol", 7);
+    let mut dave = Peer::new(&net, "dave", 8);
+    assert_eq!(alice.run(&["access", "private"]).ok().trim(), "private");
+    let bob_id = bob.run(&["id"]).ok().trim().to_string();
+    let dave_id = dave.run(&["id"]).ok().trim().to_string();
+    alice.run(&["member", "add", "bob", &bob_id]).ok();
+    alice.run(&["member", "add", "dave", &dave_id]).ok();
+    let listed = alice.run(&["member", "list"]).ok().to_string();
+    assert_eq!(listed, format!("bob\t{bob_id}\ndave\t{dave_id}\n"));
+    alice.sql("insert into bookmarks (id, url) values ('a1', 'https://a/1')");
+    let alice_key = alice.key();
+    for peer in [&bob, &carol, &dave] {
+        peer.run(&["remote", "add", "alice", &alice_key]).ok();
+    }
+    alice.run(&["remote", "add", "bob", &bob.key()]).ok();
+    alice.serve();
+    bob.serve();
+    dave.serve();
+
+    // Members replicate, both ways.
+    bob.wait_for(
+        "select count(*) from bookmarks where id = 'a1'",
+        "1",
+        ARRIVAL,
+    );
+    dave.wait_for(
+        "select count(*) from bookmarks where id = 'a1'",
+        "1",
+        ARRIVAL,
+    );
+    bob.sql("insert into bookmarks (id, url) values ('b1', 'https://b/1')");
+    alice.wait_for(
+        "select count(*) from bookmarks where id = 'b1'",
+        "1",
+        ARRIVAL,
+    );
+
+    // carol holds the whole key but is no member: one line that says what to do.
+    let carol_id = carol.run(&["id"]).ok().trim().to_string();
+    // A one-shot pull's fresh node may not reach the DHT at once (see the 5 MiB test).
+    let mut refused = carol.run(&["pull", "alice"]);
+    for _ in 0..6 {
+        if refused.stderr.contains("not a member") {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        refused = carol.run(&["pull", "alice"]);
+    }
+    let line = refused.fails_with("not a member");
+    assert_eq!(
+        line.trim(),
+        format!(
+            "error: remote alice: not a member (ask its owner to run: ddcp member add NAME {carol_id})"
+        )
+    );
+
+    let key: RecordKey = alice_key.parse().unwrap();
+    let bob_keys = member_keys(&bob);
+    let carol_keys = member_keys(&carol);
+    let dave_keys = member_keys(&dave);
+    let site_id = alice.run(&["status", "--json"]).ok().to_string();
+    let site_id: serde_json::Value = serde_json::from_str(&site_id).unwrap();
+    let site_id = hex::decode(site_id["site_id"].as_str().unwrap()).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(&dir.path().join("veilid"), &net.node_settings(9))
+            .await
+            .unwrap();
+        node.attach(ARRIVAL).await.unwrap();
+        let network = node.network().clone();
+        network.open_record(&key).await.unwrap();
+
+        // What carol reads with the key: ciphertext, no site id, route or schema in it.
+        let raw = network.read_record(&key).await.unwrap().unwrap();
+        let Published::Sealed(sealed) = decode_published(&raw).unwrap() else {
+            panic!("alice's status is readable without being a member");
+        };
+        let contains = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+        assert_eq!(
+            open_status(&carol_keys, &key, &sealed),
+            Err(ddcp::sync::seal::SealError::NotAMember)
+        );
+        let opened = open_published(&bob_keys, &key, &raw).unwrap();
+        let first_route = opened.status.route.clone();
+        let first_epoch = opened.session.unwrap().epoch;
+        assert!(!contains(&site_id), "the site id is in the clear");
+        assert!(!contains(&first_route[..64]), "the route is in the clear");
+        assert!(!contains(b"bookmarks"), "the schema is in the clear");
+        assert!(opened.status.db_version.0 > 0);
+
+        // Calls on alice's route (which carol could only have from a member).
+        let route = network.import_route(&first_route).unwrap();
+        let call = |bytes: Vec<u8>| {
+            let network = network.clone();
+            let route = route.id().clone();
+            async move { network.call(&route, bytes).await.unwrap() }
+        };
+        let schema_request = encode_message(&Message::SchemaRequest, Compression::None);
+        let wrap = |request: ddcp::sync::protocol::Authenticated| {
+            encode_message(&Message::Authenticated(request), Compression::None)
+        };
+        assert_eq!(
+            answered(&call(schema_request.clone()).await),
+            Answered::Refused(ErrorCode::NotAllowed),
+            "an unauthenticated request was answered"
+        );
+        let mut forged = authenticate(&carol_keys, &key, first_epoch, schema_request.clone());
+        forged.member = bob_keys.id();
+        assert_eq!(
+            answered(&call(wrap(forged)).await),
+            Answered::Refused(ErrorCode::NotAllowed),
+            "a request in bob's name, signed by carol, was answered"
+        );
+        let carols = authenticate(&carol_keys, &key, first_epoch, schema_request.clone());
+        assert_eq!(
+            answered(&call(wrap(carols)).await),
+            Answered::Refused(ErrorCode::NotAllowed)
+        );
+        // bob's own request passes, and only bob opens its answer: the checks above can fail.
+        let bobs = authenticate(&bob_keys, &key, first_epoch, schema_request.clone());
+        let bobs_wire = wrap(bobs.clone());
+        let answer = call(bobs_wire.clone()).await;
+        let Ok(Message::SealedAnswer(sealed_answer)) = ddcp::sync::codec::decode_message(&answer)
+        else {
+            panic!("bob's request was not answered: {:?}", answered(&answer));
+        };
+        let owner = MemberId::from_slice(&opened.status.public_key).unwrap();
+        assert!(open_answer(&bob_keys, &owner, &key, &bobs, &sealed_answer).is_ok());
+        assert!(open_answer(&carol_keys, &owner, &key, &bobs, &sealed_answer).is_err());
+        drop(route);
+
+        // alice removes bob while serving, then writes.
+        alice.run(&["member", "remove", "bob"]).ok();
+        alice.sql("insert into bookmarks (id, url) values ('a2', 'https://a/2')");
+        dave.wait_for(
+            "select count(*) from bookmarks where id = 'a2'",
+            "1",
+            ARRIVAL,
+        );
+
+        // The new Status: a new epoch, and soon a new route (Veilid may take a few tries to
+        // make one); bob's key opens nothing, dave's does.
+        let deadline = std::time::Instant::now() + ARRIVAL;
+        let (raw, now) = loop {
+            let raw = network.read_record(&key).await.unwrap().unwrap();
+            let now = open_published(&dave_keys, &key, &raw).unwrap();
+            if now.status.route != first_route {
+                break (raw, now);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the route never changed"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        assert!(matches!(
+            open_published(&bob_keys, &key, &raw),
+            Err(ddcp::actors::RemoteError::NotAMember(_))
+        ));
+        assert!(now.session.unwrap().epoch > first_epoch);
+        // bob's earlier request, replayed on the new route, and a new one of his: refused.
+        let route = network.import_route(&now.status.route).unwrap();
+        let call = |bytes: Vec<u8>| {
+            let network = network.clone();
+            let route = route.id().clone();
+            async move { network.call(&route, bytes).await.unwrap() }
+        };
+        assert_eq!(
+            answered(&call(bobs_wire).await),
+            Answered::Refused(ErrorCode::NotAllowed),
+            "bob's replayed request was answered"
+        );
+        let epoch = now.session.unwrap().epoch;
+        let again = authenticate(&bob_keys, &key, epoch, schema_request.clone());
+        assert_eq!(
+            answered(&call(wrap(again)).await),
+            Answered::Refused(ErrorCode::NotAllowed)
+        );
+        let daves = authenticate(&dave_keys, &key, epoch, schema_request);
+        assert_eq!(answered(&call(wrap(daves)).await), Answered::Sealed);
+        drop(route);
+        network.close_record(&key).await;
+        node.shutdown().await;
+    });
+
+    // bob never receives a2, and his pull says why in one line.
+    let pulled = bob.run(&["pull", "alice"]);
+    let line = pulled.fails_with("not a member");
+    assert!(line.contains(&bob_id), "{line}");
+    assert_eq!(
+        bob.sql("select count(*) from bookmarks where id = 'a2'")
+            .trim(),
+        "0"
+    );
+    let status = bob.run(&["status"]).ok().to_string();
+    assert!(status.contains("not a member"), "{status}");
+    // alice logged the refusals, once per asker per minute, never a secret of hers.
+    let log = alice.log();
+    assert!(
+        log.contains("Refused a request to this private database"),
+        "{log}"
+    );
+    assert!(log.contains("Access changed"), "{log}");
+    alice.stop();
+    bob.stop();
+    dave.stop();
+}

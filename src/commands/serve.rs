@@ -44,8 +44,8 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
         tracing::info!(
             target: "ddcp",
             key = ?identity.key.to_string(),
-            access = access_mode.as_str(),
             remotes = remotes.len(),
+            access = access_mode.as_str(),
             "Serving database at DHT"
         );
         let fatal = Arc::new(Mutex::new(None));
