@@ -12,7 +12,7 @@ use crate::metrics;
 use crate::sync::codec::{decode_message, encode_message, encode_published, encode_status};
 use crate::sync::compress::Compression;
 use crate::sync::protocol::{Authenticated, ErrorCode, Message, ProtocolError, Published, Status};
-use crate::sync::seal::{Refusal, check_request, seal_answer, seal_status};
+use crate::sync::seal::{Refusal, check_request, member_seals, seal_answer, seal_with};
 use crate::sync::{Epoch, MemberId, MemberKeys, RecordKey};
 
 /// A refused asker is logged at most once in this long: refusals are counted, not each logged.
@@ -43,6 +43,9 @@ struct Gate {
     access: Access,
     epoch: Epoch,
     members: HashMap<MemberId, MemberName>,
+    /// The members' seals of this epoch's Status key: one key agreement per member, so they
+    /// are made when the members change, not at every publish.
+    seals: Vec<Vec<u8>>,
     /// Moves with every update, so that the publisher knows its last Status is out of date.
     generation: u64,
 }
@@ -85,6 +88,7 @@ impl AccessGate {
             access: Access::Public,
             epoch: Epoch(0),
             members: HashMap::new(),
+            seals: Vec::new(),
             generation: 0,
         };
         gate.set(state);
@@ -162,12 +166,11 @@ impl AccessGate {
         match gate.access {
             Access::Public => encode_status(&status),
             Access::Private => {
-                let members: Vec<MemberId> = gate.members.keys().copied().collect();
-                let sealed = seal_status(
+                let sealed = seal_with(
                     &gate.owner,
                     &gate.record,
                     gate.epoch,
-                    &members,
+                    gate.seals.clone(),
                     &encode_status(&status),
                 );
                 encode_published(&Published::Sealed(sealed))
@@ -212,6 +215,11 @@ impl Gate {
             .into_iter()
             .map(|member| (member.id, member.name))
             .collect();
+        let ids: Vec<MemberId> = self.members.keys().copied().collect();
+        self.seals = match self.access {
+            Access::Private => member_seals(&self.owner, &self.record, self.epoch, &ids),
+            Access::Public => Vec::new(),
+        };
         self.generation += 1;
     }
 }

@@ -139,11 +139,20 @@ pub fn seal_status(
     members: &[MemberId],
     status: &[u8],
 ) -> SealedStatus {
-    // Derived, not random: the seals stay the same across publishes (and restarts) of one epoch.
-    let body_key = derive(BODY_KEY, &owner.signing_key().to_bytes(), record, epoch);
-    let nonce = random::bytes();
-    let body = encrypt(&body_key, &nonce, &status_aad(record, epoch), status);
-    let mut keys: Vec<Vec<u8>> = members
+    let seals = member_seals(owner, record, epoch, members);
+    seal_with(owner, record, epoch, seals, status)
+}
+
+/// The body key sealed to each of `members`: the same for every publish of one epoch (a key
+/// agreement per member, so a publisher computes them once per epoch and members change).
+pub fn member_seals(
+    owner: &MemberKeys,
+    record: &RecordKey,
+    epoch: Epoch,
+    members: &[MemberId],
+) -> Vec<Vec<u8>> {
+    let body_key = body_key(owner, record, epoch);
+    let mut seals: Vec<Vec<u8>> = members
         .iter()
         .map(|member| {
             let key = member_key(owner, member, record, epoch);
@@ -151,14 +160,37 @@ pub fn seal_status(
         })
         .collect();
     // In no order that says anything about the members.
-    keys.sort_unstable();
+    seals.sort_unstable();
+    seals
+}
+
+/// Seals `status` with `seals` made by [`member_seals`] for the same owner, record and epoch.
+pub fn seal_with(
+    owner: &MemberKeys,
+    record: &RecordKey,
+    epoch: Epoch,
+    seals: Vec<Vec<u8>>,
+    status: &[u8],
+) -> SealedStatus {
+    let nonce = random::bytes();
+    let body = encrypt(
+        &body_key(owner, record, epoch),
+        &nonce,
+        &status_aad(record, epoch),
+        status,
+    );
     SealedStatus {
         epoch,
         owner: owner.id(),
-        keys,
+        keys: seals,
         nonce,
         body,
     }
+}
+
+/// Derived, not random: the seals stay the same across publishes (and restarts) of one epoch.
+fn body_key(owner: &MemberKeys, record: &RecordKey, epoch: Epoch) -> [u8; 32] {
+    derive(BODY_KEY, &owner.signing_key().to_bytes(), record, epoch)
 }
 
 /// Opens a Status sealed for `me` by the database whose record is `record`: the encoded Status.
