@@ -529,7 +529,9 @@ fn the_binary_carries_cr_sqlite_itself() {
 #[test]
 fn help_lists_every_command() {
     let help = Site::new().run(&["--help"]).ok().to_string();
-    for command in ["init", "addr", "shell", "remote", "status", "bundle"] {
+    for command in [
+        "init", "addr", "id", "access", "member", "shell", "remote", "status", "bundle",
+    ] {
         assert!(help.contains(command), "{help}");
     }
 }
@@ -564,4 +566,88 @@ fn pull_of_an_unknown_remote_is_refused_before_any_network() {
     site.run(&["pull", "nobody"])
         .fails_with("no remote named \"nobody\"");
     site.run(&["pull"]).fails_with("no remotes to pull");
+}
+
+#[test]
+fn id_is_made_by_init_kept_private_and_the_same_every_time() {
+    let site = Site::new();
+    let init = site.run(&["init"]);
+    init.ok();
+    let id = site.run(&["id"]).ok().trim().to_string();
+    let parsed: ddcp::sync::MemberId = id.parse().unwrap();
+    assert_eq!(id, parsed.to_string());
+    assert_eq!(site.run(&["id"]).ok().trim(), id);
+    let json: serde_json::Value = serde_json::from_str(site.run(&["id", "--json"]).ok()).unwrap();
+    assert_eq!(json["id"], id);
+    use std::os::unix::fs::PermissionsExt;
+    let file = site.path(".ddcp/member");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // The secret half is in the file and nowhere the user did not ask for it.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let secret = text.lines().find_map(|line| line.strip_prefix("secret VLD0:")).unwrap();
+    for run in [&init, &site.run(&["status"]), &site.run(&["status", "--json"])] {
+        assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
+    }
+}
+
+#[test]
+fn members_are_added_listed_and_removed_and_access_switches() {
+    let site = Site::with_bookmarks();
+    assert_eq!(site.run(&["access"]).ok(), "public\n");
+    let bob = ddcp::sync::MemberKeys::generate().id().to_string();
+    let dave = ddcp::sync::MemberKeys::generate().id().to_string();
+    site.run(&["member", "add", "bob", &bob]).ok();
+    // The VLD0: prefix is optional, as for record keys.
+    site.run(&["member", "add", "dave", &dave[5..]]).ok();
+    assert_eq!(
+        site.run(&["member", "list"]).ok(),
+        format!("bob\t{bob}\ndave\t{dave}\n")
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(site.run(&["member", "ls", "--json"]).ok()).unwrap();
+    assert_eq!(json[1]["name"], "dave");
+    assert_eq!(json[1]["id"], dave.as_str());
+    assert!(json[1]["added_at"].as_i64().unwrap() > 0);
+
+    assert_eq!(site.run(&["access", "private"]).ok(), "private\n");
+    site.run(&["member", "rm", "bob"]).ok();
+    let json: serde_json::Value =
+        serde_json::from_str(site.run(&["access", "--json"]).ok()).unwrap();
+    // Going private and removing bob each moved the key epoch on.
+    assert_eq!(json, serde_json::json!({"access": "private", "epoch": 2, "members": 1}));
+    site.run(&["member", "remove", "bob"])
+        .fails_with("no member named \"bob\"");
+    assert_eq!(site.run(&["access", "public"]).ok(), "public\n");
+
+    let private = Site::new();
+    private.run(&["init", "--private"]).ok();
+    assert_eq!(private.run(&["access"]).ok(), "private\n");
+}
+
+#[test]
+fn member_add_refuses_bad_input_and_writes_nothing() {
+    let site = Site::with_bookmarks();
+    let bob = ddcp::sync::MemberKeys::generate();
+    site.run(&["member", "add", "bob", &bob.id().to_string()]).ok();
+    let before = snapshot(&site.db_file());
+    // A secret key pasted by mistake parses as base64 too; it is never echoed.
+    let pasted_secret = bob.reveal();
+    let other = ddcp::sync::MemberKeys::generate().id().to_string();
+    let bobs = bob.id().to_string();
+    for (args, message) in [
+        (vec!["member", "add", "carol", "VLD0:nope"], "invalid member id"),
+        (vec!["member", "add", "carol", "VLD1:abc"], "unsupported crypto kind"),
+        (vec!["member", "add", "bob", other.as_str()], "member \"bob\" already exists"),
+        (vec!["member", "add", "bobby", bobs.as_str()], "that id is member \"bob\" already"),
+        (vec!["member", "add", "a/b", other.as_str()], "invalid member name"),
+    ] {
+        site.run(&args).fails_with(message);
+    }
+    let line = site
+        .run(&["member", "add", "carol", &pasted_secret[..20]])
+        .fails_with("invalid member id")
+        .to_string();
+    assert!(!line.contains(&pasted_secret[5..20]), "{line}");
+    assert_eq!(snapshot(&site.db_file()), before);
 }
