@@ -260,6 +260,15 @@ pub enum RemoteCommand {
         name: String,
         /// The remote's record key, as its `ddcp init` printed it.
         key: String,
+        #[command(flatten)]
+        authors: AuthorsArg,
+    },
+    /// Change what is accepted from a remote (a running `ddcp serve` takes it at once).
+    Set {
+        /// The remote's name.
+        name: String,
+        #[command(flatten)]
+        authors: AuthorsArg,
     },
     /// Remove a remote.
     #[command(visible_alias = "rm")]
@@ -278,6 +287,16 @@ pub enum RemoteCommand {
         #[arg(long)]
         show_secrets: bool,
     },
+}
+
+/// Whose changes a remote may bring.
+#[derive(Debug, Args)]
+pub struct AuthorsArg {
+    /// Whose changes to accept from this remote: `any` (also those it relays from others),
+    /// `direct` (only those it wrote itself), or a list of site ids (hex, comma-separated;
+    /// trusts the remote to name relayed authors truly).
+    #[arg(long, value_name = "direct|any|SITE,...")]
+    pub authors: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

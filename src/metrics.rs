@@ -17,6 +17,8 @@ pub const CHANGES_SERVED: &str = "ddcp_changes_served_total";
 pub const BYTES_IN: &str = "ddcp_bytes_in_total";
 /// App call bytes sent.
 pub const BYTES_OUT: &str = "ddcp_bytes_out_total";
+/// Changes a remote sent that its author policy (`--authors`) refused (label `remote`).
+pub const CHANGES_REFUSED: &str = "ddcp_changes_refused_total";
 /// How long pulls took, from the Status to up to date (label `remote`).
 pub const PULL_DURATION: &str = "ddcp_pull_duration_seconds";
 /// The remote's db_version seen minus the one pulled (label `remote`).
@@ -43,6 +45,7 @@ pub const REQUESTS_REFUSED: &str = "ddcp_requests_refused_total";
 pub const ALL: &[&str] = &[
     DB_VERSION,
     CHANGES_APPLIED,
+    CHANGES_REFUSED,
     CHANGES_SERVED,
     BYTES_IN,
     BYTES_OUT,
@@ -91,6 +94,10 @@ pub fn install(address: SocketAddr) -> Result<(), String> {
         CHANGES_APPLIED,
         "Changes received from a remote and accepted."
     );
+    describe_counter!(
+        CHANGES_REFUSED,
+        "Changes a remote sent that its author policy refused."
+    );
     describe_counter!(CHANGES_SERVED, "Changes sent to peers in pages.");
     describe_counter!(BYTES_IN, "App call bytes received.");
     describe_counter!(BYTES_OUT, "App call bytes sent.");
@@ -128,6 +135,13 @@ pub fn db_version(version: i64) {
 /// A page of `changes` from `remote` was accepted.
 pub fn applied(remote: &str, changes: u64) {
     counter!(CHANGES_APPLIED, "remote" => remote.to_string()).increment(changes);
+}
+
+/// `changes` from `remote` were skipped: its author policy refuses their authors.
+pub fn refused_changes(remote: &str, changes: u64) {
+    if changes > 0 {
+        counter!(CHANGES_REFUSED, "remote" => remote.to_string()).increment(changes);
+    }
 }
 
 /// A page of `changes` went to a peer.

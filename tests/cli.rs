@@ -585,8 +585,15 @@ fn id_is_made_by_init_kept_private_and_the_same_every_time() {
     assert_eq!(mode & 0o777, 0o600);
     // The secret half is in the file and nowhere the user did not ask for it.
     let text = std::fs::read_to_string(&file).unwrap();
-    let secret = text.lines().find_map(|line| line.strip_prefix("secret VLD0:")).unwrap();
-    for run in [&init, &site.run(&["status"]), &site.run(&["status", "--json"])] {
+    let secret = text
+        .lines()
+        .find_map(|line| line.strip_prefix("secret VLD0:"))
+        .unwrap();
+    for run in [
+        &init,
+        &site.run(&["status"]),
+        &site.run(&["status", "--json"]),
+    ] {
         assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
     }
 }
@@ -615,7 +622,10 @@ fn members_are_added_listed_and_removed_and_access_switches() {
     let json: serde_json::Value =
         serde_json::from_str(site.run(&["access", "--json"]).ok()).unwrap();
     // Going private and removing bob each moved the key epoch on.
-    assert_eq!(json, serde_json::json!({"access": "private", "epoch": 2, "members": 1}));
+    assert_eq!(
+        json,
+        serde_json::json!({"access": "private", "epoch": 2, "members": 1})
+    );
     site.run(&["member", "remove", "bob"])
         .fails_with("no member named \"bob\"");
     assert_eq!(site.run(&["access", "public"]).ok(), "public\n");
@@ -629,18 +639,34 @@ fn members_are_added_listed_and_removed_and_access_switches() {
 fn member_add_refuses_bad_input_and_writes_nothing() {
     let site = Site::with_bookmarks();
     let bob = ddcp::sync::MemberKeys::generate();
-    site.run(&["member", "add", "bob", &bob.id().to_string()]).ok();
+    site.run(&["member", "add", "bob", &bob.id().to_string()])
+        .ok();
     let before = snapshot(&site.db_file());
     // A secret key pasted by mistake parses as base64 too; it is never echoed.
     let pasted_secret = bob.reveal();
     let other = ddcp::sync::MemberKeys::generate().id().to_string();
     let bobs = bob.id().to_string();
     for (args, message) in [
-        (vec!["member", "add", "carol", "VLD0:nope"], "invalid member id"),
-        (vec!["member", "add", "carol", "VLD1:abc"], "unsupported crypto kind"),
-        (vec!["member", "add", "bob", other.as_str()], "member \"bob\" already exists"),
-        (vec!["member", "add", "bobby", bobs.as_str()], "that id is member \"bob\" already"),
-        (vec!["member", "add", "a/b", other.as_str()], "invalid member name"),
+        (
+            vec!["member", "add", "carol", "VLD0:nope"],
+            "invalid member id",
+        ),
+        (
+            vec!["member", "add", "carol", "VLD1:abc"],
+            "unsupported crypto kind",
+        ),
+        (
+            vec!["member", "add", "bob", other.as_str()],
+            "member \"bob\" already exists",
+        ),
+        (
+            vec!["member", "add", "bobby", bobs.as_str()],
+            "that id is member \"bob\" already",
+        ),
+        (
+            vec!["member", "add", "a/b", other.as_str()],
+            "invalid member name",
+        ),
     ] {
         site.run(&args).fails_with(message);
     }

@@ -742,6 +742,7 @@ fn a_pull_releases_the_route_it_imported() {
         let link = RemoteLink {
             name: "a".parse().unwrap(),
             key: key.clone(),
+            authors: Default::default(),
         };
         let me = MemberKeys::generate();
         // a's record takes a moment to reach the DHT after its serve starts.
@@ -1040,4 +1041,66 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
     alice.stop();
     bob.stop();
     dave.stop();
+}
+
+/// c pulls b with `--authors direct`: b's own rows land at c, the rows b relays from a do not
+/// (counted, in `ddcp status`); widened to `any`, c pulls b again from the start and a's rows
+/// land too.
+#[test]
+fn authors_direct_keeps_relayed_rows_out_until_widened() {
+    if !inside_private_network("authors_direct_keeps_relayed_rows_out_until_widened") {
+        return;
+    }
+    let net = TestNet::start();
+    let mut a = Peer::new(&net, "a", 5);
+    let mut b = Peer::new(&net, "b", 6);
+    let mut c = Peer::new(&net, "c", 7);
+    b.run(&["remote", "add", "a", &a.key()]).ok();
+    c.run(&["remote", "add", "b", &b.key(), "--authors", "direct"])
+        .ok();
+    let listed = c.run(&["remote", "list"]).ok().to_string();
+    assert!(listed.ends_with("\tauthors=direct\n"), "{listed}");
+    a.sql("insert into bookmarks (id, url) values ('a1', 'https://a/1')");
+    a.serve();
+    b.serve();
+    c.serve();
+    b.wait_for(
+        "select count(*) from bookmarks where id = 'a1'",
+        "1",
+        ARRIVAL,
+    );
+    b.sql("insert into bookmarks (id, url) values ('b1', 'https://b/1')");
+    c.wait_for(
+        "select count(*) from bookmarks where id = 'b1'",
+        "1",
+        ARRIVAL,
+    );
+    // b wrote b1 after it merged a1: c's pull went past a1, and skipped it.
+    assert_eq!(
+        c.sql("select count(*) from bookmarks where id = 'a1'")
+            .trim(),
+        "0"
+    );
+    let status = common::private_net::wait_until(ARRIVAL, "c's status to count refusals", || {
+        let status = c.run(&["status", "--json"]).ok().to_string();
+        let json: serde_json::Value = serde_json::from_str(&status).unwrap();
+        let refused = json["replication"][0]["refused"].as_u64().unwrap_or(0);
+        (refused > 0).then_some(status)
+    });
+    assert!(status.contains(r#""refused""#), "{status}");
+
+    c.run(&["remote", "set", "b", "--authors", "any"]).ok();
+    c.wait_for(
+        "select count(*) from bookmarks where id = 'a1'",
+        "1",
+        ARRIVAL,
+    );
+    assert!(
+        c.log().contains("pulling its changes again from the start"),
+        "{}",
+        c.log()
+    );
+    a.stop();
+    b.stop();
+    c.stop();
 }

@@ -253,6 +253,7 @@ async fn pull_now(target: PullTarget, deadline: Instant) -> PullOutcome {
             name: target.name.clone(),
             pages: report.pages,
             changes: report.changes,
+            refused: report.refused,
             remote_version: report.remote_version.0,
             applied: report.applied,
             error: None,

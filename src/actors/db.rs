@@ -8,7 +8,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::supervisor::SupervisorMsg;
-use crate::db::{AccessState, ApplyOutcome, Db, DbError, Remote};
+use crate::db::{AccessState, ApplyOutcome, Db, DbError, Remote, RemoteName};
 use crate::metrics;
 use crate::sync::protocol::ChangesPage;
 use crate::sync::serve::{MAX_PAGE_BUDGET, Responder};
@@ -50,6 +50,8 @@ pub enum DbMsg {
     ),
     /// The remotes table.
     Remotes(RpcReplyPort<Result<Vec<Remote>, DbError>>),
+    /// Whether a remote's changes must be pulled again from the start (the mark is cleared).
+    TakeRepull(RemoteName, RpcReplyPort<Result<bool, DbError>>),
     /// The access mode, key epoch and members.
     AccessState(RpcReplyPort<Result<AccessState, DbError>>),
     /// Check for commits made since the last check.
@@ -173,6 +175,9 @@ impl DbState {
             }
             DbMsg::Remotes(reply) => {
                 let _ = reply.send(self.db.remotes());
+            }
+            DbMsg::TakeRepull(name, reply) => {
+                let _ = reply.send(self.db.take_repull(&name));
             }
             DbMsg::AccessState(reply) => {
                 let _ = reply.send(self.db.access_state());

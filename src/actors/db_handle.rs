@@ -6,7 +6,7 @@ use std::time::Duration;
 use ractor::{ActorRef, RpcReplyPort};
 
 use super::db::{DbMsg, LocalState};
-use crate::db::{AccessState, ApplyOutcome, DbError, Remote};
+use crate::db::{AccessState, ApplyOutcome, DbError, Remote, RemoteName};
 use crate::sync::protocol::ChangesPage;
 use crate::sync::{Cursor, SchemaDesc, SiteId};
 
@@ -75,6 +75,12 @@ impl DbHandle {
     /// The remotes table.
     pub async fn remotes(&self) -> Result<Vec<Remote>, DbCallError> {
         self.ask(DbMsg::Remotes).await
+    }
+
+    /// Whether a remote's changes must be pulled again from the start; the mark is cleared.
+    pub async fn take_repull(&self, name: &RemoteName) -> Result<bool, DbCallError> {
+        let name = name.clone();
+        self.ask(|reply| DbMsg::TakeRepull(name, reply)).await
     }
 
     /// The access mode, key epoch and members.

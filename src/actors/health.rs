@@ -18,6 +18,8 @@ pub(super) struct Health {
     last_success: Option<i64>,
     /// The last failure since then.
     last_error: Option<String>,
+    /// Changes refused by the remote's author policy.
+    refused: u64,
 }
 
 impl Health {
@@ -26,8 +28,9 @@ impl Health {
         self.seen = self.seen.max(Some(version));
     }
 
-    /// A pull finished with the remote at `version`.
-    pub fn pulled(&mut self, version: DbVersion) {
+    /// A pull finished with the remote at `version`, having skipped `refused` changes.
+    pub fn pulled(&mut self, version: DbVersion, refused: u64) {
+        self.refused += refused;
         self.pulled = Some(version);
         self.seen(version);
         self.last_success = Some(unix_now());
@@ -65,6 +68,7 @@ impl Health {
             remote_version: self.seen.map(|version| version.0),
             last_success: self.last_success,
             last_error: self.last_error.clone(),
+            refused: self.refused,
             restarts,
             running,
         }
@@ -88,7 +92,7 @@ mod tests {
         health.seen(DbVersion(7));
         assert_eq!(health.lag(), Some(7));
         health.failed("timeout".into());
-        health.pulled(DbVersion(5));
+        health.pulled(DbVersion(5), 0);
         assert_eq!(health.lag(), Some(2));
         assert_eq!(health.last_error(), None, "a success clears the last error");
         health.seen(DbVersion(3));

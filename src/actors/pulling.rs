@@ -12,6 +12,7 @@ use super::db_handle::{DbCallError, DbHandle};
 use crate::db::{DbError, RemoteName};
 use crate::metrics;
 use crate::net::{ImportedRoute, NetError, Network};
+use crate::sync::authors::AuthorPolicy;
 use crate::sync::codec::{
     CodecError, decode_message, decode_published, decode_status, encode_message,
 };
@@ -47,6 +48,8 @@ pub struct RemoteLink {
     pub name: RemoteName,
     /// Its DHT record.
     pub key: RecordKey,
+    /// Whose changes it may bring.
+    pub authors: AuthorPolicy,
 }
 
 /// What a pull did.
@@ -54,8 +57,10 @@ pub struct RemoteLink {
 pub struct PullReport {
     /// Pages accepted.
     pub pages: u64,
-    /// Changes received (some may have been known already).
+    /// Changes received and admitted (some may have been known already).
     pub changes: u64,
+    /// Changes received and skipped: their authors are not ones the remote may bring.
+    pub refused: u64,
     /// The remote's version when it last answered.
     pub remote_version: DbVersion,
     /// True when this database changed.
@@ -195,6 +200,11 @@ pub async fn pull_remote(
         None => read_status(network, me, &link.key).await?,
     };
     let local: LocalState = db.state().await?;
+    if db.take_repull(&link.name).await? {
+        tracing::info!(target: "ddcp", remote_name = %link.name,
+            "Its --authors admit more now: pulling its changes again from the start");
+        db.reset_cursor(view.status.site_id).await?;
+    }
     let mut pull = Pull {
         network,
         db,
@@ -214,6 +224,7 @@ pub async fn pull_remote(
             remote_name = ?link.name.as_str(),
             db_version = report.remote_version.0,
             changes = report.changes,
+            refused = report.refused,
             "Pulled changes from remote database"
         );
     }
@@ -278,15 +289,20 @@ impl Pull<'_> {
                         moved = true;
                         progress(&self.progress(Some((fragments, of))));
                     }
-                    Ok(Received::Page(page)) => {
+                    Ok(Received::Page(mut page)) => {
+                        let remote_site = self.remote.site_id;
+                        let authors = &self.link.authors;
+                        let refused = authors.keep_admitted(&mut page.changes, &remote_site);
                         let changes = page.changes.len() as u64;
                         let remote_version = page.db_version;
                         match self.db.accept(self.remote.site_id, page).await {
                             Ok(outcome) => {
                                 moved = true;
                                 metrics::applied(self.link.name.as_str(), changes);
+                                metrics::refused_changes(self.link.name.as_str(), refused);
                                 self.report.pages += 1;
                                 self.report.changes += changes;
+                                self.report.refused += refused;
                                 self.report.remote_version = remote_version;
                                 self.report.applied |=
                                     outcome.db_version_after != outcome.db_version_before;

@@ -225,7 +225,7 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::RemotePulled { name, from, report } => {
                 if let Some(slot) = state.remotes.reported_by(&name, from) {
-                    slot.health.pulled(report.remote_version);
+                    slot.health.pulled(report.remote_version, report.refused);
                     slot.health.report_lag(name.as_str());
                 }
             }
@@ -457,9 +457,12 @@ impl SupervisorState {
             .remotes
             .iter()
             .filter(|slot| {
-                !stored
-                    .iter()
-                    .any(|remote| remote.name == slot.link.name && remote.key == slot.link.key)
+                // A remote whose key or author policy changed starts again with the new one.
+                !stored.iter().any(|remote| {
+                    remote.name == slot.link.name
+                        && remote.key == slot.link.key
+                        && remote.authors == slot.link.authors
+                })
             })
             .map(|slot| slot.link.name.clone())
             .collect();
@@ -480,6 +483,7 @@ impl SupervisorState {
                 let link = RemoteLink {
                     name: remote.name,
                     key: remote.key,
+                    authors: remote.authors,
                 };
                 self.add_remote(link, myself).await;
             }

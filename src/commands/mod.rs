@@ -38,6 +38,10 @@ pub enum CommandError {
     #[error("invalid member id: {0}")]
     BadMemberId(crate::sync::member::BadMemberId),
     #[error("{0}")]
+    BadAuthors(crate::sync::authors::BadAuthorPolicy),
+    #[error("nothing to change: give --authors")]
+    NothingToSet,
+    #[error("{0}")]
     MemberFile(#[from] crate::member_file::MemberFileError),
     #[error("{path}: {reason}")]
     Bundle { path: String, reason: BundleError },

@@ -27,6 +27,8 @@ struct PullJson {
     remote: String,
     pages: u64,
     changes: u64,
+    /// Changes skipped: the remote's `--authors` refuse their authors.
+    refused: u64,
     remote_db_version: i64,
     applied: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,6 +72,7 @@ pub fn run(config: &Config, args: &PullArgs) -> Result<(), CommandError> {
                 remote: outcome.name.clone(),
                 pages: outcome.pages,
                 changes: outcome.changes,
+                refused: outcome.refused,
                 remote_db_version: outcome.remote_version,
                 applied: outcome.applied,
                 error: outcome.error.clone(),
@@ -78,8 +81,12 @@ pub fn run(config: &Config, args: &PullArgs) -> Result<(), CommandError> {
         print_json(&json)?;
     } else {
         for outcome in outcomes.iter().filter(|outcome| outcome.error.is_none()) {
+            let refused = match outcome.refused {
+                0 => String::new(),
+                refused => format!(", {refused} refused (--authors)"),
+            };
             print_line(format_args!(
-                "{}: {} changes in {} pages, remote at db_version {}",
+                "{}: {} changes in {} pages{refused}, remote at db_version {}",
                 outcome.name, outcome.changes, outcome.pages, outcome.remote_version
             ))?;
         }
@@ -122,6 +129,7 @@ async fn pull_all(
                 name: link.name.to_string(),
                 pages: report.pages,
                 changes: report.changes,
+                refused: report.refused,
                 remote_version: report.remote_version.0,
                 applied: report.applied,
                 error: None,

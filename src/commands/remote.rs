@@ -8,23 +8,49 @@ use crate::cli::RemoteCommand;
 use crate::config::Config;
 use crate::db::{Db, RemoteName};
 use crate::sync::RecordKey;
+use crate::sync::authors::AuthorPolicy;
 
 pub fn run(config: &Config, command: RemoteCommand) -> Result<(), CommandError> {
     match command {
-        RemoteCommand::Add { name, key } => add(config, &name, &key),
+        RemoteCommand::Add { name, key, authors } => {
+            add(config, &name, &key, authors.authors.as_deref())
+        }
+        RemoteCommand::Set { name, authors } => set(config, &name, authors.authors.as_deref()),
         RemoteCommand::Remove { name } => remove(config, &name),
         RemoteCommand::List { json, show_secrets } => list(config, json, show_secrets),
     }
 }
 
-fn add(config: &Config, name: &str, key: &str) -> Result<(), CommandError> {
+fn parse_authors(authors: Option<&str>) -> Result<AuthorPolicy, CommandError> {
+    authors.map_or(Ok(AuthorPolicy::Any), |text| {
+        text.parse().map_err(CommandError::BadAuthors)
+    })
+}
+
+fn add(config: &Config, name: &str, key: &str, authors: Option<&str>) -> Result<(), CommandError> {
     // Check the arguments before the database is even opened.
     let name: RemoteName = name.parse()?;
     let key: RecordKey = key.parse().map_err(CommandError::BadKey)?;
+    let authors = parse_authors(authors)?;
     let mut db = Db::open(&config.db_file, &config.extension)?;
-    db.add_remote(&name, &key)?;
+    db.add_remote(&name, &key, &authors)?;
     db.close()?;
-    tracing::info!(target: "ddcp", remote_name = %name, key = %key, "Added remote");
+    tracing::info!(target: "ddcp", remote_name = %name, key = %key, %authors, "Added remote");
+    super::daemon::remotes_changed(config);
+    Ok(())
+}
+
+fn set(config: &Config, name: &str, authors: Option<&str>) -> Result<(), CommandError> {
+    let name: RemoteName = name.parse()?;
+    let Some(authors) = authors else {
+        return Err(CommandError::NothingToSet);
+    };
+    let authors = parse_authors(Some(authors))?;
+    let mut db = Db::open(&config.db_file, &config.extension)?;
+    let widened = db.set_remote_authors(&name, &authors)?;
+    db.close()?;
+    tracing::info!(target: "ddcp", remote_name = %name, %authors, repull = widened,
+        "Changed remote");
     super::daemon::remotes_changed(config);
     Ok(())
 }
@@ -46,6 +72,8 @@ pub struct RemoteJson {
     /// The record key; with its secret only when the user asked (`--show-secrets`).
     pub key: String,
     pub added_at: i64,
+    /// Whose changes it may bring (`any`, `direct` or site ids).
+    pub authors: String,
 }
 
 /// The remotes, their keys without the secret unless `show_secrets`.
@@ -61,6 +89,7 @@ pub fn remotes_json(db: &Db, show_secrets: bool) -> Result<Vec<RemoteJson>, Comm
                 remote.key.to_string()
             },
             added_at: remote.added_at,
+            authors: remote.authors.to_string(),
         })
         .collect())
 }
@@ -73,7 +102,13 @@ fn list(config: &Config, json: bool, show_secrets: bool) -> Result<(), CommandEr
         print_json(&remotes)?;
     } else {
         for remote in remotes {
-            print_line(format_args!("{}\t{}", remote.name, remote.key))?;
+            // The author policy only when it is not the default, so that scripts reading
+            // NAME<TAB>KEY keep working.
+            let authors = match remote.authors.as_str() {
+                "any" => String::new(),
+                authors => format!("\tauthors={authors}"),
+            };
+            print_line(format_args!("{}\t{}{authors}", remote.name, remote.key))?;
         }
     }
     Ok(())

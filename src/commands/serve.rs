@@ -87,6 +87,7 @@ pub(super) fn remote_links(db: &Db) -> Result<Vec<RemoteLink>, CommandError> {
         .map(|remote| RemoteLink {
             name: remote.name,
             key: remote.key,
+            authors: remote.authors,
         })
         .collect())
 }

@@ -32,6 +32,7 @@ struct HealthJson {
     lag: Option<i64>,
     last_success: Option<i64>,
     last_error: Option<String>,
+    refused: u64,
     restarts: u32,
     running: bool,
 }
@@ -45,6 +46,7 @@ impl From<RemoteHealth> for HealthJson {
             remote_version: health.remote_version,
             last_success: health.last_success,
             last_error: health.last_error,
+            refused: health.refused,
             restarts: health.restarts,
             running: health.running,
         }
@@ -107,7 +109,7 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
             "restarting"
         };
         print_line(format_args!(
-            "  {}: {state}, pulled {} of {} (lag {}), last success {}, restarts {}{}",
+            "  {}: {state}, pulled {} of {} (lag {}), last success {}, restarts {}{}{}",
             health.name,
             version(health.pulled_version),
             version(health.remote_version),
@@ -119,6 +121,11 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
                     unix_now() - at
                 )),
             health.restarts,
+            if health.refused > 0 {
+                format!(", {} changes refused (--authors)", health.refused)
+            } else {
+                String::new()
+            },
             health
                 .last_error
                 .as_ref()

@@ -71,6 +71,7 @@ mod tests {
             remote_version: None,
             last_success: None,
             last_error: Some(String::new()),
+            refused: 3,
             restarts: 2,
             running: true,
         };
@@ -78,6 +79,7 @@ mod tests {
             name: "bob".into(),
             pages: 2,
             changes: 40,
+            refused: 1,
             remote_version: 9,
             applied: true,
             error: None,

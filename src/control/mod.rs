@@ -58,8 +58,11 @@ pub struct PullOutcome {
     pub name: String,
     /// Pages accepted.
     pub pages: u64,
-    /// Changes received.
+    /// Changes received and admitted.
     pub changes: u64,
+    /// Changes received and skipped by the remote's `--authors`.
+    #[serde(default)]
+    pub refused: u64,
     /// The remote's db_version when it last answered.
     pub remote_version: i64,
     /// Whether this database changed.
@@ -83,6 +86,9 @@ pub struct RemoteHealth {
     pub last_success: Option<i64>,
     /// The last failure since that success.
     pub last_error: Option<String>,
+    /// Changes its `--authors` refused since `ddcp serve` started.
+    #[serde(default)]
+    pub refused: u64,
     /// How often its actor was restarted.
     pub restarts: u32,
     /// False while it waits to restart.

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_meta.sql"),
     include_str!("migrations/002_pull.sql"),
     include_str!("migrations/003_members.sql"),
+    include_str!("migrations/004_authors.sql"),
 ];
 
 /// The metadata version this build writes.

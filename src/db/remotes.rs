@@ -7,6 +7,7 @@ use rusqlite::OptionalExtension;
 
 use super::{Db, DbError};
 use crate::sync::RecordKey;
+use crate::sync::authors::AuthorPolicy;
 
 /// A remote's name, as in `ddcp remote add NAME KEY`: letters, digits, '.', '_' and '-', like a
 /// git remote, so that it is safe in logs, metric labels and file names.
@@ -58,11 +59,18 @@ pub struct Remote {
     pub key: RecordKey,
     /// When it was added, in unix seconds.
     pub added_at: i64,
+    /// Whose changes it may bring.
+    pub authors: AuthorPolicy,
 }
 
 impl Db {
     /// Adds a remote. A name or a record already present is refused and nothing is written.
-    pub fn add_remote(&mut self, name: &RemoteName, key: &RecordKey) -> Result<Remote, DbError> {
+    pub fn add_remote(
+        &mut self,
+        name: &RemoteName,
+        key: &RecordKey,
+        authors: &AuthorPolicy,
+    ) -> Result<Remote, DbError> {
         let tx = self.conn_mut().transaction()?;
         let existing: Option<String> = tx
             .query_row(
@@ -87,15 +95,65 @@ impl Db {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs() as i64);
         tx.execute(
-            "insert into ddcp_remotes (name, record_key, added_at) values (?1, ?2, ?3)",
-            (name.as_str(), key.reveal().to_string(), added_at),
+            "insert into ddcp_remotes (name, record_key, added_at, authors) values (?1, ?2, ?3, ?4)",
+            (
+                name.as_str(),
+                key.reveal().to_string(),
+                added_at,
+                authors.to_string(),
+            ),
         )?;
         tx.commit()?;
         Ok(Remote {
             name: name.clone(),
             key: key.clone(),
             added_at,
+            authors: authors.clone(),
         })
+    }
+
+    /// Changes whose changes a remote may bring. When the new policy may admit what the old one
+    /// refused, the remote's changes are pulled again from the start (merging them again
+    /// changes nothing that is already here); true then.
+    pub fn set_remote_authors(
+        &mut self,
+        name: &RemoteName,
+        authors: &AuthorPolicy,
+    ) -> Result<bool, DbError> {
+        let tx = self.conn_mut().transaction()?;
+        let remote = read_remotes(&tx)?
+            .into_iter()
+            .find(|remote| remote.name == *name)
+            .ok_or_else(|| DbError::NoSuchRemote(name.to_string()))?;
+        let widened = authors.widens(&remote.authors);
+        tx.execute(
+            "update ddcp_remotes set authors = ?2, repull = repull or ?3 where name = ?1",
+            (name.as_str(), authors.to_string(), widened),
+        )?;
+        tx.commit()?;
+        Ok(widened)
+    }
+
+    /// Whether the remote's changes must be pulled again from the start; the mark is cleared,
+    /// as the caller starts over now.
+    pub fn take_repull(&mut self, name: &RemoteName) -> Result<bool, DbError> {
+        let tx = self.conn_mut().transaction()?;
+        let marked: bool = tx
+            .query_row(
+                "select repull from ddcp_remotes where name = ?1",
+                [name.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?
+            .unwrap_or(false);
+        if marked {
+            tx.execute(
+                "update ddcp_remotes set repull = 0 where name = ?1",
+                [name.as_str()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(marked)
     }
 
     /// Removes a remote; naming one that does not exist is an error.
@@ -117,26 +175,31 @@ impl Db {
 
 fn read_remotes(conn: &rusqlite::Connection) -> Result<Vec<Remote>, DbError> {
     let mut statement =
-        conn.prepare("select name, record_key, added_at from ddcp_remotes order by name")?;
+        conn.prepare("select name, record_key, added_at, authors from ddcp_remotes order by name")?;
     let rows = statement.query_map([], |row| {
         Ok((
             row.get::<_, String>(0)?,
             row.get::<_, String>(1)?,
             row.get::<_, i64>(2)?,
+            row.get::<_, String>(3)?,
         ))
     })?;
     let mut remotes = Vec::new();
     for row in rows {
-        let (name, key, added_at) = row?;
+        let (name, key, added_at, authors) = row?;
         let key = key.parse().map_err(|reason| DbError::StoredKey {
             name: name.clone(),
             reason,
         })?;
+        let authors = authors
+            .parse()
+            .map_err(|_| DbError::CorruptMetadata(format!("remote {name:?}'s authors")))?;
         let name = name.parse()?;
         remotes.push(Remote {
             name,
             key,
             added_at,
+            authors,
         });
     }
     Ok(remotes)
@@ -163,14 +226,14 @@ mod tests {
         let (_dir, mut db) = temp_db();
         let alice: RemoteName = "alice".parse().unwrap();
         let key: RecordKey = KEY.parse().unwrap();
-        db.add_remote(&alice, &key).unwrap();
+        db.add_remote(&alice, &key, &AuthorPolicy::Any).unwrap();
         assert!(matches!(
-            db.add_remote(&alice, &key),
+            db.add_remote(&alice, &key, &AuthorPolicy::Any),
             Err(DbError::RemoteExists(_))
         ));
         let with_secret: RecordKey = format!("{KEY}:{}", &KEY[5..]).parse().unwrap();
         assert!(matches!(
-            db.add_remote(&"bob".parse().unwrap(), &with_secret),
+            db.add_remote(&"bob".parse().unwrap(), &with_secret, &AuthorPolicy::Any),
             Err(DbError::RemoteKeyExists { .. })
         ));
         let remotes = db.remotes().unwrap();
@@ -182,5 +245,27 @@ mod tests {
             Err(DbError::NoSuchRemote(_))
         ));
         assert!(db.remotes().unwrap().is_empty());
+    }
+
+    #[test]
+    fn widening_the_authors_marks_the_remote_for_a_repull_once() {
+        let (_dir, mut db) = temp_db();
+        let alice: RemoteName = "alice".parse().unwrap();
+        let key: RecordKey = KEY.parse().unwrap();
+        db.add_remote(&alice, &key, &AuthorPolicy::Direct).unwrap();
+        assert_eq!(db.remotes().unwrap()[0].authors, AuthorPolicy::Direct);
+        assert!(!db.take_repull(&alice).unwrap());
+        assert!(db.set_remote_authors(&alice, &AuthorPolicy::Any).unwrap());
+        assert!(
+            !db.set_remote_authors(&alice, &AuthorPolicy::Direct)
+                .unwrap()
+        );
+        // Narrowed again before the repull: the repull still happens.
+        assert!(db.take_repull(&alice).unwrap());
+        assert!(!db.take_repull(&alice).unwrap());
+        assert!(matches!(
+            db.set_remote_authors(&"bob".parse().unwrap(), &AuthorPolicy::Any),
+            Err(DbError::NoSuchRemote(_))
+        ));
     }
 }

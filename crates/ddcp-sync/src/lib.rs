@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod authors;
 pub mod bundle;
 pub mod change;
 pub mod codec;
