@@ -308,13 +308,18 @@ pub enum BundleCommand {
         /// Only changes after this db_version of this database.
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
         since: i64,
+        /// Seal the bundle for one database: its member id (what its `ddcp id` prints) or the
+        /// name of one of this database's members. Only that database can read or apply it.
+        #[arg(long, value_name = "ID|MEMBER")]
+        encrypt_to: Option<String>,
     },
     /// Merge the changes of a bundle into this database: all of them or, on any error, none.
     Apply {
         /// The bundle file to read; '-' for stdin.
         file: PathBuf,
     },
-    /// Check a bundle and print what it holds, without applying it.
+    /// Check a bundle and print what it holds, without applying it (a sealed bundle: only the
+    /// database it is sealed for can).
     Verify {
         /// The bundle file to read; '-' for stdin.
         file: PathBuf,

@@ -677,3 +677,68 @@ fn member_add_refuses_bad_input_and_writes_nothing() {
     assert!(!line.contains(&pasted_secret[5..20]), "{line}");
     assert_eq!(snapshot(&site.db_file()), before);
 }
+
+#[test]
+fn a_bundle_sealed_for_one_member_opens_there_only() {
+    let alice = Site::with_bookmarks();
+    alice
+        .run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
+        .ok();
+    let bob = Site::with_bookmarks();
+    let carol = Site::with_bookmarks();
+    let bob_id = bob.run(&["id"]).ok().trim().to_string();
+    let alice_id = alice.run(&["id"]).ok().trim().to_string();
+    let sealed = alice.path("for-bob.bundle");
+    let sealed = sealed.to_str().unwrap();
+    alice
+        .run(&["bundle", "create", sealed, "--encrypt-to", &bob_id])
+        .ok();
+    // Nothing of the rows is readable in the file.
+    let bytes = std::fs::read(sealed).unwrap();
+    let url = b"https://veilid.com/";
+    assert!(!bytes.windows(url.len()).any(|w| w == url));
+    assert!(bytes.starts_with(b"DDCPSEAL"));
+
+    let verify = bob.run(&["bundle", "verify", "--json", sealed]);
+    let summary: serde_json::Value = serde_json::from_str(verify.ok()).unwrap();
+    assert_eq!(summary["changes"], 13);
+    assert_eq!(summary["sealed_by"], alice_id.as_str());
+    bob.run(&["bundle", "apply", sealed]).ok();
+    assert_eq!(bookmark_rows(&bob), bookmark_rows(&alice));
+
+    let carol_db = snapshot(&carol.db_file());
+    let line = carol
+        .run(&["bundle", "apply", sealed])
+        .fails_with(&format!(
+            "the file is sealed for {bob_id}, not for this database"
+        ))
+        .to_string();
+    assert!(line.contains("for-bob.bundle"), "{line}");
+    carol
+        .run(&["bundle", "verify", sealed])
+        .fails_with("not for this database");
+    // A flipped byte: refused whole at bob too, nothing applied.
+    let mut damaged = bytes.clone();
+    let at = damaged.len() / 2;
+    damaged[at] ^= 1;
+    let bob_db = snapshot(&bob.db_file());
+    bob.run_with_input(&["bundle", "apply", "-"], &damaged)
+        .fails_with("truncated or corrupted");
+    assert_eq!(snapshot(&bob.db_file()), bob_db);
+    assert_eq!(snapshot(&carol.db_file()), carol_db);
+
+    // A member's name does as well as an id; an unknown one is refused.
+    alice.run(&["member", "add", "bob", &bob_id]).ok();
+    let by_name = alice.path("by-name.bundle");
+    let by_name = by_name.to_str().unwrap();
+    alice
+        .run(&["bundle", "create", by_name, "--encrypt-to", "bob"])
+        .ok();
+    carol
+        .run(&["bundle", "apply", by_name])
+        .fails_with("sealed for");
+    bob.run(&["bundle", "apply", by_name]).ok();
+    alice
+        .run(&["bundle", "create", by_name, "--encrypt-to", "dave"])
+        .fails_with("neither a member id");
+}

@@ -7,6 +7,7 @@ use ddcp_sync::bundle::BundleReader;
 use ddcp_sync::codec::{decode_message, decode_published, decode_status};
 use ddcp_sync::protocol::{Message, Published};
 use ddcp_sync::seal::{check_request, open_answer, open_status};
+use ddcp_sync::sealed_file::open_sealed;
 use ddcp_sync::{Epoch, MemberKeys, RecordKey};
 use ddcp_sync::cursor::Cursor;
 use ddcp_sync::pull::Puller;
@@ -23,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(Published::Sealed(sealed)) = decode_published(data) {
         let _ = open_status(&me, &record, &sealed);
     }
+    let _ = open_sealed(&me, data);
     if let Ok(Message::Authenticated(request)) = decode_message(data) {
         let _ = check_request(&record, Epoch(1), |_| true, &request);
         let answer = ddcp_sync::seal::seal_answer(&me, &record, &request, data);

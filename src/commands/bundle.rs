@@ -10,10 +10,12 @@ use super::CommandError;
 use super::output::{print_json, print_line};
 use crate::cli::BundleCommand;
 use crate::config::Config;
-use crate::db::{ChangeRange, Db};
+use crate::db::{ChangeRange, Db, MemberName};
+use crate::member_file;
 use crate::sync::bundle::{BundleError, BundleReader, BundleWriter, FORMAT_VERSION};
 use crate::sync::codec::BundleHeader;
-use crate::sync::{DbVersion, SchemaDesc, SiteId};
+use crate::sync::sealed_file::{SealedWriter, is_sealed, open_sealed};
+use crate::sync::{DbVersion, MemberId, MemberKeys, SchemaDesc, SiteId};
 
 /// Changes per changeset message in a bundle: large enough to be cheap, small enough that
 /// neither side holds much at once.
@@ -21,31 +23,77 @@ const CHUNK_BYTES: usize = 1 << 20;
 
 pub fn run(config: &Config, command: BundleCommand) -> Result<(), CommandError> {
     match command {
-        BundleCommand::Create { file, since } => create(config, &file, DbVersion(since)),
+        BundleCommand::Create {
+            file,
+            since,
+            encrypt_to,
+        } => {
+            let seal = match encrypt_to {
+                Some(to) => Some(SealFor {
+                    sealer: member_file::load_or_create(&config.state_dir)?,
+                    recipient: recipient(config, &to)?,
+                }),
+                None => None,
+            };
+            create(config, &file, DbVersion(since), seal.as_ref())
+        }
         BundleCommand::Apply { file } => apply(config, &file),
-        BundleCommand::Verify { file, json } => verify(&file, json),
+        BundleCommand::Verify { file, json } => verify(config, &file, json),
     }
+}
+
+/// Who seals a bundle, for whom.
+struct SealFor {
+    sealer: MemberKeys,
+    recipient: MemberId,
+}
+
+/// `--encrypt-to`'s database: a member id, or the name of a member.
+fn recipient(config: &Config, to: &str) -> Result<MemberId, CommandError> {
+    if let Ok(id) = to.parse::<MemberId>() {
+        return Ok(id);
+    }
+    let name: MemberName = to
+        .parse()
+        .map_err(|_| CommandError::NoRecipient(to.to_string()))?;
+    let db = Db::open(&config.db_file, &config.extension)?;
+    let member = db.members()?.into_iter().find(|member| member.name == name);
+    db.close()?;
+    member
+        .map(|member| member.id)
+        .ok_or_else(|| CommandError::NoRecipient(to.to_string()))
 }
 
 fn is_stdio(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
-fn create(config: &Config, path: &Path, since: DbVersion) -> Result<(), CommandError> {
+fn create(
+    config: &Config,
+    path: &Path,
+    since: DbVersion,
+    seal: Option<&SealFor>,
+) -> Result<(), CommandError> {
     let db = Db::open(&config.db_file, &config.extension)?;
     let site_id = db.site_id()?;
     let schema = db.schema()?;
+    let what = BundleContent {
+        db: &db,
+        site_id,
+        schema,
+        since,
+        seal,
+    };
     let range = match BundleTarget::of(path, &config.db_file)? {
         BundleTarget::Stdout => {
             let out = BufWriter::new(io::stdout().lock());
-            write_bundle(&db, out, site_id, schema, since).map_err(|err| err.writing(path))?
+            write_bundle(&what, out).map_err(|err| err.writing(path))?
         }
         BundleTarget::Special => {
             let file = File::create(path).map_err(|source| write_error(path, source))?;
-            write_bundle(&db, BufWriter::new(file), site_id, schema, since)
-                .map_err(|err| err.writing(path))?
+            write_bundle(&what, BufWriter::new(file)).map_err(|err| err.writing(path))?
         }
-        BundleTarget::RegularFile => create_file(&db, path, site_id, schema, since)?,
+        BundleTarget::RegularFile => create_file(&what, path)?,
     };
     db.close()?;
     tracing::info!(
@@ -54,6 +102,7 @@ fn create(config: &Config, path: &Path, since: DbVersion) -> Result<(), CommandE
         since = %range.since,
         until = %range.until,
         file = %path.display(),
+        sealed_for = seal.map(|seal| seal.recipient.to_string()),
         "Created bundle"
     );
     Ok(())
@@ -114,20 +163,13 @@ fn partial_path(path: &Path) -> PathBuf {
 
 /// Writes beside the target and renames into place: a reader never sees half a bundle, and a
 /// failure leaves any older bundle of that name as it was.
-fn create_file(
-    db: &Db,
-    path: &Path,
-    site_id: SiteId,
-    schema: SchemaDesc,
-    since: DbVersion,
-) -> Result<ChangeRange, CommandError> {
+fn create_file(what: &BundleContent<'_>, path: &Path) -> Result<ChangeRange, CommandError> {
     let partial = partial_path(path);
     let result = File::create(&partial)
         .map_err(|source| write_error(&partial, source))
         .and_then(|file| {
             let mut out = BufWriter::new(file);
-            let range = write_bundle(db, &mut out, site_id, schema, since)
-                .map_err(|err| err.writing(&partial))?;
+            let range = write_bundle(what, &mut out).map_err(|err| err.writing(&partial))?;
             let file = out
                 .into_inner()
                 .map_err(|err| write_error(&partial, err.into_error()))?;
@@ -142,13 +184,34 @@ fn create_file(
     result
 }
 
-fn write_bundle(
-    db: &Db,
-    out: impl Write,
+/// What goes into a bundle.
+struct BundleContent<'a> {
+    db: &'a Db,
     site_id: SiteId,
     schema: SchemaDesc,
     since: DbVersion,
-) -> Result<ChangeRange, CommandError> {
+    seal: Option<&'a SealFor>,
+}
+
+fn write_bundle(what: &BundleContent<'_>, out: impl Write) -> Result<ChangeRange, CommandError> {
+    match what.seal {
+        None => Ok(write_changes(what, out)?.0),
+        Some(seal) => {
+            let sealed = SealedWriter::start(out, &seal.sealer, &seal.recipient)?;
+            let (range, sealed) = write_changes(what, sealed)?;
+            sealed.finish()?;
+            Ok(range)
+        }
+    }
+}
+
+/// Writes the bundle itself; hands back the output.
+fn write_changes<W: Write>(
+    what: &BundleContent<'_>,
+    out: W,
+) -> Result<(ChangeRange, W), CommandError> {
+    let (db, site_id, since) = (what.db, what.site_id, what.since);
+    let schema = what.schema.clone();
     let export = db.export_changes(since)?;
     let range = export.range();
     if range.since > range.until {
@@ -170,8 +233,8 @@ fn write_bundle(
         writer.write_changes(chunk)?;
         Ok(())
     })?;
-    writer.finish()?;
-    Ok(range)
+    let out = writer.finish()?;
+    Ok((range, out))
 }
 
 impl CommandError {
@@ -200,6 +263,24 @@ fn read_input(path: &Path) -> Result<Vec<u8>, CommandError> {
     Ok(bytes)
 }
 
+/// A bundle's bytes, opened first when it is sealed (for this database, or refused); who
+/// sealed it.
+fn unseal(
+    config: &Config,
+    path: &Path,
+    bytes: Vec<u8>,
+) -> Result<(Vec<u8>, Option<MemberId>), CommandError> {
+    if !is_sealed(&bytes) {
+        return Ok((bytes, None));
+    }
+    let me = member_file::load_or_create(&config.state_dir)?;
+    let opened = open_sealed(&me, &bytes).map_err(|reason| CommandError::Sealed {
+        path: path.display().to_string(),
+        reason,
+    })?;
+    Ok((opened.bytes, Some(opened.sealer)))
+}
+
 fn open_bundle<'a>(path: &Path, bytes: &'a [u8]) -> Result<BundleReader<'a>, CommandError> {
     BundleReader::open(bytes).map_err(|reason| bundle_error(path, reason))
 }
@@ -213,7 +294,7 @@ fn bundle_error(path: &Path, reason: BundleError) -> CommandError {
 
 fn apply(config: &Config, path: &Path) -> Result<(), CommandError> {
     // The whole file is checked (checksum) before the database is touched.
-    let bytes = read_input(path)?;
+    let (bytes, sealer) = unseal(config, path, read_input(path)?)?;
     let mut reader = open_bundle(path, &bytes)?;
     let mut db = Db::open(&config.db_file, &config.extension)?;
     if let Some(difference) = db.schema()?.difference(&reader.header().schema) {
@@ -239,6 +320,7 @@ fn apply(config: &Config, path: &Path) -> Result<(), CommandError> {
         since = %header.since,
         until = %header.until,
         db_version = %outcome.db_version_after,
+        sealed_by = sealer.map(|sealer| sealer.to_string()),
         "Applied bundle"
     );
     Ok(())
@@ -253,10 +335,13 @@ struct VerifyJson {
     changes: u64,
     schema_fingerprint: String,
     tables: Vec<String>,
+    /// The member id that sealed it for this database, when it is sealed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sealed_by: Option<String>,
 }
 
-fn verify(path: &Path, json: bool) -> Result<(), CommandError> {
-    let bytes = read_input(path)?;
+fn verify(config: &Config, path: &Path, json: bool) -> Result<(), CommandError> {
+    let (bytes, sealer) = unseal(config, path, read_input(path)?)?;
     let mut reader = open_bundle(path, &bytes)?;
     // Decoding every changeset also checks the change count against the header.
     while reader
@@ -278,12 +363,17 @@ fn verify(path: &Path, json: bool) -> Result<(), CommandError> {
             .iter()
             .map(|t| t.name.clone())
             .collect(),
+        sealed_by: sealer.map(|sealer| sealer.to_string()),
     };
     if json {
         print_json(&summary)?;
     } else {
+        let sealed = match &summary.sealed_by {
+            Some(sealer) => format!(", sealed for this database by {sealer}"),
+            None => String::new(),
+        };
         print_line(format_args!(
-            "{}: ok, {} changes of site {} (db_version {}..={}), tables: {}",
+            "{}: ok, {} changes of site {} (db_version {}..={}), tables: {}{sealed}",
             path.display(),
             summary.changes,
             summary.site_id,

@@ -39,6 +39,13 @@ pub enum CommandError {
     BadMemberId(crate::sync::member::BadMemberId),
     #[error("{0}")]
     BadAuthors(crate::sync::authors::BadAuthorPolicy),
+    #[error("{path}: {reason}")]
+    Sealed {
+        path: String,
+        reason: crate::sync::sealed_file::SealedFileError,
+    },
+    #[error("--encrypt-to {0:?} is neither a member id (VLD0:...) nor a member's name")]
+    NoRecipient(String),
     #[error("nothing to change: give --authors")]
     NothingToSet,
     #[error("{0}")]

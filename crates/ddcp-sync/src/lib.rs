@@ -23,6 +23,7 @@ mod random;
 pub mod record_key;
 pub mod schema;
 pub mod seal;
+pub mod sealed_file;
 pub mod serve;
 pub mod text;
 pub mod validate;

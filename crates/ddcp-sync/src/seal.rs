@@ -25,7 +25,7 @@ use super::protocol::{Authenticated, SealedAnswer, SealedStatus};
 use super::random;
 use super::record_key::RecordKey;
 
-const TAG_BYTES: usize = 16;
+pub(crate) const TAG_BYTES: usize = 16;
 
 /// Members a private database can have: their seals (56 bytes each with the list's pointer)
 /// and the Status must fit in one 32 KiB subkey, with room for a route blob of 8 KiB.
@@ -73,7 +73,7 @@ impl Refusal {
 }
 
 /// The X25519 secret two identities agree, each from its own secret and the other's id.
-fn agree(mine: &MemberKeys, theirs: &MemberId) -> [u8; 32] {
+pub(crate) fn agree(mine: &MemberKeys, theirs: &MemberId) -> [u8; 32] {
     let expanded: [u8; 64] = Sha512::digest(mine.signing_key().to_bytes()).into();
     let mut scalar = [0u8; 32];
     scalar.copy_from_slice(&expanded[..32]);
@@ -97,7 +97,7 @@ fn status_aad(record: &RecordKey, epoch: Epoch) -> Vec<u8> {
     [record.key().as_slice(), &epoch.0.to_le_bytes()].concat()
 }
 
-fn encrypt(key: &[u8; 32], nonce: &[u8; 24], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+pub(crate) fn encrypt(key: &[u8; 32], nonce: &[u8; 24], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut buffer = plaintext.to_vec();
     let tag = XChaCha20Poly1305::new(key.into())
         .encrypt_inout_detached(&XNonce::from(*nonce), aad, buffer.as_mut_slice().into())
@@ -106,7 +106,12 @@ fn encrypt(key: &[u8; 32], nonce: &[u8; 24], aad: &[u8], plaintext: &[u8]) -> Ve
     buffer
 }
 
-fn decrypt(key: &[u8; 32], nonce: &[u8; 24], aad: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn decrypt(
+    key: &[u8; 32],
+    nonce: &[u8; 24],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Option<Vec<u8>> {
     let split = ciphertext.len().checked_sub(TAG_BYTES)?;
     let (body, tag) = ciphertext.split_at(split);
     let tag: [u8; TAG_BYTES] = tag.try_into().ok()?;

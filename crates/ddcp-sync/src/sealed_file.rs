@@ -1,0 +1,258 @@
+//! A file sealed for one member (`ddcp bundle create --encrypt-to ID`): only that member's
+//! identity opens it, and it proves who sealed it. The sealer and the recipient agree a key as
+//! private databases do (`seal`); the file is encrypted in chunks, so that a writer holds one
+//! chunk at a time, and every chunk is authenticated, the last one marked as last, so that
+//! reordering, truncation and additions are all refused.
+//!
+//! ```text
+//! "DDCPSEAL"                 8 bytes of magic
+//! version                    u32 little-endian (1)
+//! sealer id, recipient id    32 bytes each (ed25519 public keys)
+//! nonce prefix               16 random bytes
+//! chunks                     u32 little-endian length, then that many bytes of ciphertext
+//! ```
+//! Chunk `i` is XChaCha20-Poly1305 with the nonce `prefix || u64 big-endian (i, top bit set on
+//! the last chunk)` and the 92 header bytes as associated data.
+
+use std::io::{self, Write};
+
+use super::member::{MemberId, MemberKeys};
+use super::random;
+use super::seal::{TAG_BYTES, agree, decrypt, encrypt};
+
+/// The first bytes of a sealed file.
+pub const SEALED_MAGIC: &[u8; 8] = b"DDCPSEAL";
+const VERSION: u32 = 1;
+const HEADER_BYTES: usize = 8 + 4 + 32 + 32 + 16;
+/// Plaintext bytes per chunk.
+const CHUNK_BYTES: usize = 1 << 20;
+const LAST: u64 = 1 << 63;
+const KEY_CONTEXT: &str = "ddcp 2026-11 sealed file key";
+
+/// Why a sealed file does not open.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[allow(missing_docs)] // each #[error] says what the variant means
+pub enum SealedFileError {
+    #[error("the file is sealed for {recipient}, not for this database (its `ddcp id` is {me})")]
+    NotForMe { recipient: MemberId, me: MemberId },
+    #[error("the sealed file is truncated or corrupted")]
+    Damaged,
+    #[error("the sealed file is format {0}; this ddcp reads format {VERSION}")]
+    UnsupportedVersion(u32),
+}
+
+/// True when `bytes` start like a sealed file.
+pub fn is_sealed(bytes: &[u8]) -> bool {
+    bytes.starts_with(SEALED_MAGIC)
+}
+
+fn file_key(
+    mine: &MemberKeys,
+    theirs: &MemberId,
+    sealer: &MemberId,
+    recipient: &MemberId,
+) -> [u8; 32] {
+    let material = [
+        agree(mine, theirs).as_slice(),
+        sealer.as_bytes(),
+        recipient.as_bytes(),
+    ]
+    .concat();
+    blake3::derive_key(KEY_CONTEXT, &material)
+}
+
+fn nonce(prefix: &[u8; 16], index: u64, last: bool) -> [u8; 24] {
+    let mut nonce = [0u8; 24];
+    nonce[..16].copy_from_slice(prefix);
+    let counter = if last { index | LAST } else { index };
+    nonce[16..].copy_from_slice(&counter.to_be_bytes());
+    nonce
+}
+
+/// Writes a sealed file: plaintext in, chunks out; [`SealedWriter::finish`] writes the last.
+pub struct SealedWriter<W: Write> {
+    out: W,
+    key: [u8; 32],
+    header: Vec<u8>,
+    prefix: [u8; 16],
+    buffer: Vec<u8>,
+    index: u64,
+}
+
+impl<W: Write> SealedWriter<W> {
+    /// Starts a file that `sealer` seals for `recipient` on `out`.
+    pub fn start(mut out: W, sealer: &MemberKeys, recipient: &MemberId) -> io::Result<Self> {
+        let prefix: [u8; 16] = random::bytes();
+        let mut header = Vec::with_capacity(HEADER_BYTES);
+        header.extend_from_slice(SEALED_MAGIC);
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(sealer.id().as_bytes());
+        header.extend_from_slice(recipient.as_bytes());
+        header.extend_from_slice(&prefix);
+        out.write_all(&header)?;
+        Ok(SealedWriter {
+            out,
+            key: file_key(sealer, recipient, &sealer.id(), recipient),
+            header,
+            prefix,
+            buffer: Vec::with_capacity(CHUNK_BYTES),
+            index: 0,
+        })
+    }
+
+    fn write_chunk(&mut self, last: bool) -> io::Result<()> {
+        let nonce = nonce(&self.prefix, self.index, last);
+        let sealed = encrypt(&self.key, &nonce, &self.header, &self.buffer);
+        self.out.write_all(&(sealed.len() as u32).to_le_bytes())?;
+        self.out.write_all(&sealed)?;
+        self.buffer.clear();
+        self.index += 1;
+        Ok(())
+    }
+
+    /// Writes the last chunk and hands back the output, flushed.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.write_chunk(true)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Write for SealedWriter<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let room = CHUNK_BYTES - self.buffer.len();
+        let taken = bytes.len().min(room);
+        self.buffer.extend_from_slice(&bytes[..taken]);
+        if self.buffer.len() == CHUNK_BYTES {
+            self.write_chunk(false)?;
+        }
+        Ok(taken)
+    }
+
+    /// Full chunks are written as they fill; the rest waits for [`SealedWriter::finish`].
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// The sealer of a sealed file, once it opened: who made it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Opened {
+    /// The identity that sealed it.
+    pub sealer: MemberId,
+    /// What it sealed.
+    pub bytes: Vec<u8>,
+}
+
+/// Opens a file sealed for `me`.
+pub fn open_sealed(me: &MemberKeys, bytes: &[u8]) -> Result<Opened, SealedFileError> {
+    if !is_sealed(bytes) || bytes.len() < HEADER_BYTES {
+        return Err(SealedFileError::Damaged);
+    }
+    let (header, mut rest) = bytes.split_at(HEADER_BYTES);
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(SealedFileError::UnsupportedVersion(version));
+    }
+    let id = |range: std::ops::Range<usize>| {
+        MemberId::from_slice(&header[range]).map_err(|_| SealedFileError::Damaged)
+    };
+    let (sealer, recipient) = (id(12..44)?, id(44..76)?);
+    if recipient != me.id() {
+        return Err(SealedFileError::NotForMe {
+            recipient,
+            me: me.id(),
+        });
+    }
+    let prefix: [u8; 16] = header[76..92].try_into().expect("16 bytes");
+    let key = file_key(me, &sealer, &sealer, &recipient);
+    let mut plain = Vec::with_capacity(bytes.len());
+    let mut index = 0u64;
+    loop {
+        let Some((length, after)) = rest.split_first_chunk::<4>() else {
+            return Err(SealedFileError::Damaged);
+        };
+        let length = u32::from_le_bytes(*length) as usize;
+        if length > CHUNK_BYTES + TAG_BYTES || after.len() < length {
+            return Err(SealedFileError::Damaged);
+        }
+        let (chunk, after) = after.split_at(length);
+        rest = after;
+        let last = rest.is_empty();
+        let opened = decrypt(&key, &nonce(&prefix, index, last), header, chunk)
+            .ok_or(SealedFileError::Damaged)?;
+        plain.extend_from_slice(&opened);
+        if last {
+            return Ok(Opened {
+                sealer,
+                bytes: plain,
+            });
+        }
+        index += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealed(sealer: &MemberKeys, recipient: &MemberId, plain: &[u8]) -> Vec<u8> {
+        let mut writer = SealedWriter::start(Vec::new(), sealer, recipient).unwrap();
+        // In odd pieces, across chunk boundaries.
+        for piece in plain.chunks(333_333) {
+            writer.write_all(piece).unwrap();
+        }
+        writer.finish().unwrap()
+    }
+
+    #[test]
+    fn only_the_recipient_opens_and_learns_the_sealer() {
+        let (alice, bob, carol) = (
+            MemberKeys::generate(),
+            MemberKeys::generate(),
+            MemberKeys::generate(),
+        );
+        for size in [0, 10, CHUNK_BYTES, 3 * CHUNK_BYTES + 7] {
+            let plain: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let file = sealed(&alice, &bob.id(), &plain);
+            assert!(is_sealed(&file));
+            let opened = open_sealed(&bob, &file).unwrap();
+            assert_eq!((opened.sealer, opened.bytes.len()), (alice.id(), size));
+            assert_eq!(opened.bytes, plain);
+            assert!(matches!(
+                open_sealed(&carol, &file),
+                Err(SealedFileError::NotForMe { .. })
+            ));
+            // carol cannot read it by claiming to be bob either: the key is bob's to agree.
+            let mut claimed = file.clone();
+            claimed[44..76].copy_from_slice(carol.id().as_bytes());
+            assert_eq!(open_sealed(&carol, &claimed), Err(SealedFileError::Damaged));
+        }
+    }
+
+    #[test]
+    fn truncation_reordering_and_flipped_bytes_are_refused() {
+        let (alice, bob) = (MemberKeys::generate(), MemberKeys::generate());
+        let plain = vec![7u8; 2 * CHUNK_BYTES + 100];
+        let file = sealed(&alice, &bob.id(), &plain);
+        // Cut after the second chunk: no chunk marked last.
+        let first = HEADER_BYTES + 4 + CHUNK_BYTES + TAG_BYTES;
+        let second = first + 4 + CHUNK_BYTES + TAG_BYTES;
+        for cut in [HEADER_BYTES, first, second, file.len() - 1] {
+            assert_eq!(
+                open_sealed(&bob, &file[..cut]),
+                Err(SealedFileError::Damaged)
+            );
+        }
+        let mut swapped = file[..HEADER_BYTES].to_vec();
+        swapped.extend_from_slice(&file[first..second]);
+        swapped.extend_from_slice(&file[HEADER_BYTES..first]);
+        swapped.extend_from_slice(&file[second..]);
+        assert_eq!(open_sealed(&bob, &swapped), Err(SealedFileError::Damaged));
+        for at in [20, HEADER_BYTES + 10, file.len() - 5] {
+            let mut flipped = file.clone();
+            flipped[at] ^= 1;
+            assert!(open_sealed(&bob, &flipped).is_err(), "byte {at}");
+        }
+    }
+}
