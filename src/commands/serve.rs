@@ -11,7 +11,7 @@ use crate::actors::{AccessGate, RemoteLink, ServeOptions, Supervisor, Supervisor
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::control::ControlError;
-use crate::db::Db;
+use crate::db::{Access, Db};
 use crate::member_file;
 use crate::net::{Node, RecordIdentity};
 
@@ -24,6 +24,10 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
     let me = member_file::load_or_create(&config.state_dir)?;
     let access = db.access_state()?;
     let access_mode = access.access;
+    if access_mode == Access::Private && access.members.is_empty() {
+        tracing::warn!(target: "ddcp",
+            "The database is private and has no members: no peer can read it (add one with `ddcp member add NAME ID`)");
+    }
     let gate = AccessGate::new(identity.key.clone(), me.clone(), access);
     let remotes = remote_links(&db)?;
     let options = ServeOptions {

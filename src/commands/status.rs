@@ -17,6 +17,10 @@ struct StatusJson {
     db_version: i64,
     schema_fingerprint: String,
     crr_tables: Vec<String>,
+    /// `public` or `private`.
+    access: &'static str,
+    /// Members (who may read it while private).
+    members: usize,
     remotes: Vec<RemoteJson>,
     /// Whether a `ddcp serve` runs for this state dir.
     serving: bool,
@@ -54,13 +58,16 @@ impl From<RemoteHealth> for HealthJson {
 }
 
 pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
-    let db = Db::open(&config.db_file, &config.extension)?;
+    let mut db = Db::open(&config.db_file, &config.extension)?;
+    let access = db.access_state()?;
     let mut status = StatusJson {
         db_file: config.db_file.display().to_string(),
         site_id: db.site_id()?.to_string(),
         db_version: db.db_version()?.0,
         schema_fingerprint: db.schema()?.fingerprint().to_string(),
         crr_tables: db.crr_tables()?,
+        access: access.access.as_str(),
+        members: access.members.len(),
         remotes: remotes_json(&db, false)?,
         serving: false,
         replication: Vec::new(),
@@ -88,6 +95,10 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
         status.crr_tables.join(", ")
     };
     print_line(format_args!("crr tables:  {tables}"))?;
+    print_line(format_args!(
+        "access:      {} ({} members)",
+        status.access, status.members
+    ))?;
     if status.remotes.is_empty() {
         print_line("remotes:     (none)")?;
     } else {
