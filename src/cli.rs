@@ -138,6 +138,8 @@ pub enum MemberCommand {
         /// A short name for the member: letters, digits, '.', '_', '-'.
         name: String,
         /// The member's id, as its `ddcp id` printed it (VLD0:...).
+        // base64url has '-': an id without its prefix may start with one.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Remove a member: the database's keys and route change, so that it can read nothing
@@ -259,6 +261,8 @@ pub enum RemoteCommand {
         /// A short name for the remote: letters, digits, '.', '_', '-'.
         name: String,
         /// The remote's record key, as its `ddcp init` printed it.
+        // base64url has '-': a key without its prefix may start with one.
+        #[arg(allow_hyphen_values = true)]
         key: String,
         #[command(flatten)]
         authors: AuthorsArg,
