@@ -8,8 +8,9 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::supervisor::SupervisorMsg;
-use crate::db::{AccessState, ApplyOutcome, Db, DbError, Remote, RemoteName};
+use crate::db::{AccessState, ApplyOutcome, Db, DbError, Remote};
 use crate::metrics;
+use crate::sync::authors::AuthorPolicy;
 use crate::sync::protocol::ChangesPage;
 use crate::sync::serve::{MAX_PAGE_BUDGET, Responder};
 use crate::sync::{Cursor, DbVersion, SchemaDesc, SchemaFingerprint, SiteId};
@@ -50,8 +51,8 @@ pub enum DbMsg {
     ),
     /// The remotes table.
     Remotes(RpcReplyPort<Result<Vec<Remote>, DbError>>),
-    /// Whether a remote's changes must be pulled again from the start (the mark is cleared).
-    TakeRepull(RemoteName, RpcReplyPort<Result<bool, DbError>>),
+    /// Ready the cursor in a remote's changes for a pull under this author policy.
+    AlignCursor(SiteId, AuthorPolicy, RpcReplyPort<Result<bool, DbError>>),
     /// The access mode, key epoch and members.
     AccessState(RpcReplyPort<Result<AccessState, DbError>>),
     /// Check for commits made since the last check.
@@ -176,8 +177,8 @@ impl DbState {
             DbMsg::Remotes(reply) => {
                 let _ = reply.send(self.db.remotes());
             }
-            DbMsg::TakeRepull(name, reply) => {
-                let _ = reply.send(self.db.take_repull(&name));
+            DbMsg::AlignCursor(remote, authors, reply) => {
+                let _ = reply.send(self.db.align_cursor(remote, &authors));
             }
             DbMsg::AccessState(reply) => {
                 let _ = reply.send(self.db.access_state());

@@ -6,7 +6,8 @@ use std::time::Duration;
 use ractor::{ActorRef, RpcReplyPort};
 
 use super::db::{DbMsg, LocalState};
-use crate::db::{AccessState, ApplyOutcome, DbError, Remote, RemoteName};
+use crate::db::{AccessState, ApplyOutcome, DbError, Remote};
+use crate::sync::authors::AuthorPolicy;
 use crate::sync::protocol::ChangesPage;
 use crate::sync::{Cursor, SchemaDesc, SiteId};
 
@@ -77,10 +78,16 @@ impl DbHandle {
         self.ask(DbMsg::Remotes).await
     }
 
-    /// Whether a remote's changes must be pulled again from the start; the mark is cleared.
-    pub async fn take_repull(&self, name: &RemoteName) -> Result<bool, DbCallError> {
-        let name = name.clone();
-        self.ask(|reply| DbMsg::TakeRepull(name, reply)).await
+    /// Readies the cursor in `remote`'s changes for a pull under `authors`: reset when it moved
+    /// under another policy (true then).
+    pub async fn align_cursor(
+        &self,
+        remote: SiteId,
+        authors: &AuthorPolicy,
+    ) -> Result<bool, DbCallError> {
+        let authors = authors.clone();
+        self.ask(|reply| DbMsg::AlignCursor(remote, authors, reply))
+            .await
     }
 
     /// The access mode, key epoch and members.

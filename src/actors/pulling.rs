@@ -200,10 +200,9 @@ pub async fn pull_remote(
         None => read_status(network, me, &link.key).await?,
     };
     let local: LocalState = db.state().await?;
-    if db.take_repull(&link.name).await? {
-        tracing::info!(target: "ddcp", remote_name = %link.name,
-            "Its --authors admit more now: pulling its changes again from the start");
-        db.reset_cursor(view.status.site_id).await?;
+    if db.align_cursor(view.status.site_id, &link.authors).await? {
+        tracing::info!(target: "ddcp", remote_name = %link.name, authors = %link.authors,
+            "Its --authors changed: pulling its changes again from the start");
     }
     let mut pull = Pull {
         network,

@@ -49,7 +49,7 @@ fn set(config: &Config, name: &str, authors: Option<&str>) -> Result<(), Command
     let mut db = Db::open(&config.db_file, &config.extension)?;
     let widened = db.set_remote_authors(&name, &authors)?;
     db.close()?;
-    tracing::info!(target: "ddcp", remote_name = %name, %authors, repull = widened,
+    tracing::info!(target: "ddcp", remote_name = %name, %authors, widened,
         "Changed remote");
     super::daemon::remotes_changed(config);
     Ok(())

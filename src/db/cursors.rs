@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::changes::{ApplyOutcome, ChangeApplier};
 use super::{Db, DbError};
+use crate::sync::authors::AuthorPolicy;
 use crate::sync::cursor::{Cursor, RowKey};
 use crate::sync::protocol::ChangesPage;
 use crate::sync::{Change, DbVersion, Seq, SiteId};
@@ -122,6 +123,39 @@ impl Db {
         Ok(())
     }
 
+    /// Readies the cursor in `remote`'s changes for a pull under `authors`: when it moved under
+    /// another author policy it is reset, staged parts included (what was skipped may be
+    /// admitted now; what was staged may be refused now), all in one transaction. True when it
+    /// was reset.
+    pub fn align_cursor(
+        &mut self,
+        remote: SiteId,
+        authors: &AuthorPolicy,
+    ) -> Result<bool, DbError> {
+        let tx = self.conn_mut().transaction()?;
+        let site = &remote.0[..];
+        let before: Option<String> = tx
+            .query_row(
+                "select authors from ddcp_cursor_authors where site_id = ?1",
+                [site],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let now = authors.to_string();
+        let reset = before.as_ref().is_some_and(|before| *before != now);
+        if reset {
+            tx.execute("delete from ddcp_cursors where site_id = ?1", [site])?;
+            tx.execute("delete from ddcp_staged where site_id = ?1", [site])?;
+        }
+        tx.execute(
+            "insert into ddcp_cursor_authors (site_id, authors) values (?1, ?2)
+             on conflict (site_id) do update set authors = excluded.authors",
+            (site, now),
+        )?;
+        tx.commit()?;
+        Ok(reset)
+    }
+
     /// Accepts a page of `remote`'s changes: checks each change, stages a part of a group or
     /// applies complete groups (with the parts staged before), and moves the cursor, all in one
     /// transaction. A page that does not start at the stored cursor is refused (it was applied
@@ -152,5 +186,48 @@ impl ChangeApplier<'_> {
     /// The connection inside the open transaction.
     fn conn(&self) -> &Connection {
         self.connection()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::test_support::temp_db;
+
+    #[test]
+    fn a_cursor_moved_under_another_author_policy_starts_over() {
+        let (_dir, mut db) = temp_db();
+        let remote = SiteId([4; 16]);
+        let moved = Cursor {
+            db_version: DbVersion(7),
+            within: None,
+        };
+        // The first pull under a policy keeps the cursor it finds.
+        write_cursor(db.conn(), remote, &moved).unwrap();
+        assert!(!db.align_cursor(remote, &AuthorPolicy::Direct).unwrap());
+        assert_eq!(db.cursor(remote).unwrap(), moved);
+        assert!(!db.align_cursor(remote, &AuthorPolicy::Direct).unwrap());
+        assert_eq!(db.cursor(remote).unwrap(), moved);
+        // A part of a group staged under `direct`.
+        db.conn()
+            .execute(
+                "insert into ddcp_staged (site_id, ord, tbl, pk, cid, val, col_version,
+                   db_version, author, cl, seq) values (?1, 0, 't', x'01', 'c', 1, 1, 8, ?1, 1, 0)",
+                [&remote.0[..]],
+            )
+            .unwrap();
+        // Widened (or narrowed): from the start, whatever was staged gone.
+        assert!(db.align_cursor(remote, &AuthorPolicy::Any).unwrap());
+        assert_eq!(db.cursor(remote).unwrap(), Cursor::START);
+        let staged: i64 = db
+            .conn()
+            .query_row("select count(*) from ddcp_staged", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(staged, 0);
+        // Another site's cursor is its own.
+        assert!(
+            !db.align_cursor(SiteId([5; 16]), &AuthorPolicy::Direct)
+                .unwrap()
+        );
     }
 }

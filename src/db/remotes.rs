@@ -112,9 +112,9 @@ impl Db {
         })
     }
 
-    /// Changes whose changes a remote may bring. When the new policy may admit what the old one
-    /// refused, the remote's changes are pulled again from the start (merging them again
-    /// changes nothing that is already here); true then.
+    /// Changes whose changes a remote may bring; true when the new policy may admit what the
+    /// old one refused. (The next pull of the remote starts over whenever its policy changed:
+    /// see [`Db::align_cursor`].)
     pub fn set_remote_authors(
         &mut self,
         name: &RemoteName,
@@ -125,35 +125,12 @@ impl Db {
             .into_iter()
             .find(|remote| remote.name == *name)
             .ok_or_else(|| DbError::NoSuchRemote(name.to_string()))?;
-        let widened = authors.widens(&remote.authors);
         tx.execute(
-            "update ddcp_remotes set authors = ?2, repull = repull or ?3 where name = ?1",
-            (name.as_str(), authors.to_string(), widened),
+            "update ddcp_remotes set authors = ?2 where name = ?1",
+            (name.as_str(), authors.to_string()),
         )?;
         tx.commit()?;
-        Ok(widened)
-    }
-
-    /// Whether the remote's changes must be pulled again from the start; the mark is cleared,
-    /// as the caller starts over now.
-    pub fn take_repull(&mut self, name: &RemoteName) -> Result<bool, DbError> {
-        let tx = self.conn_mut().transaction()?;
-        let marked: bool = tx
-            .query_row(
-                "select repull from ddcp_remotes where name = ?1",
-                [name.as_str()],
-                |row| row.get(0),
-            )
-            .optional()?
-            .unwrap_or(false);
-        if marked {
-            tx.execute(
-                "update ddcp_remotes set repull = 0 where name = ?1",
-                [name.as_str()],
-            )?;
-        }
-        tx.commit()?;
-        Ok(marked)
+        Ok(authors.widens(&remote.authors))
     }
 
     /// Removes a remote; naming one that does not exist is an error.
@@ -248,21 +225,18 @@ mod tests {
     }
 
     #[test]
-    fn widening_the_authors_marks_the_remote_for_a_repull_once() {
+    fn a_remotes_authors_are_stored_and_changed() {
         let (_dir, mut db) = temp_db();
         let alice: RemoteName = "alice".parse().unwrap();
         let key: RecordKey = KEY.parse().unwrap();
         db.add_remote(&alice, &key, &AuthorPolicy::Direct).unwrap();
         assert_eq!(db.remotes().unwrap()[0].authors, AuthorPolicy::Direct);
-        assert!(!db.take_repull(&alice).unwrap());
         assert!(db.set_remote_authors(&alice, &AuthorPolicy::Any).unwrap());
         assert!(
             !db.set_remote_authors(&alice, &AuthorPolicy::Direct)
                 .unwrap()
         );
-        // Narrowed again before the repull: the repull still happens.
-        assert!(db.take_repull(&alice).unwrap());
-        assert!(!db.take_repull(&alice).unwrap());
+        assert_eq!(db.remotes().unwrap()[0].authors, AuthorPolicy::Direct);
         assert!(matches!(
             db.set_remote_authors(&"bob".parse().unwrap(), &AuthorPolicy::Any),
             Err(DbError::NoSuchRemote(_))
