@@ -22,7 +22,7 @@ pub enum MemberFileError {
         source: std::io::Error,
     },
     /// The file's text is not quoted: it is a secret key.
-    #[error("{0}: the member identity is damaged (not a `secret VLD0:...` line)")]
+    #[error("{0}: the member identity is damaged (not a `secret VLD0-SECRET:...` line)")]
     Damaged(PathBuf),
 }
 
@@ -61,29 +61,34 @@ fn create(state_dir: &Path) -> Result<MemberKeys, MemberFileError> {
     }
     let keys = MemberKeys::generate();
     let path = path(state_dir);
-    let io = |source| MemberFileError::Io {
-        path: path.clone(),
+    // Written whole beside it, then linked into place: a reader never sees half a file, a
+    // crash leaves none, and of two commands making one at once, the first link wins.
+    let partial = state_dir.join(format!("{MEMBER_FILE}.{}.partial", std::process::id()));
+    let io = |path: &Path, source| MemberFileError::Io {
+        path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::OpenOptions::new()
+    let written = std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(0o600)
-        .open(&path);
-    let mut file = match file {
-        Ok(file) => file,
-        // Made meanwhile by another command: that one is the identity.
+        .open(&partial)
+        .and_then(|mut file| {
+            // The id line is for people reading the file; the secret line is what is read back.
+            let text = format!("id {}\nsecret {}\n", keys.id(), keys.reveal());
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        });
+    let linked = written.and_then(|()| std::fs::hard_link(&partial, &path));
+    let _ = std::fs::remove_file(&partial);
+    match linked {
+        Ok(()) => Ok(keys),
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-            return load(state_dir)?.ok_or_else(|| MemberFileError::Damaged(path.clone()));
+            load(state_dir)?.ok_or_else(|| MemberFileError::Damaged(path.clone()))
         }
-        Err(err) => return Err(io(err)),
-    };
-    // The id line is for people reading the file; the secret line is what is read back.
-    let text = format!("id {}\nsecret {}\n", keys.id(), keys.reveal());
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(io)?;
-    Ok(keys)
+        Err(err) => Err(io(&path, err)),
+    }
 }
 
 #[cfg(test)]
@@ -103,7 +108,7 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
 
-        std::fs::write(path(dir.path()), "secret VLD0:garbage-secret\n").unwrap();
+        std::fs::write(path(dir.path()), "secret VLD0-SECRET:garbage-secret\n").unwrap();
         let err = load_or_create(dir.path()).unwrap_err().to_string();
         assert!(
             err.contains("damaged") && !err.contains("garbage-secret"),

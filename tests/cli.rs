@@ -587,7 +587,7 @@ fn id_is_made_by_init_kept_private_and_the_same_every_time() {
     let text = std::fs::read_to_string(&file).unwrap();
     let secret = text
         .lines()
-        .find_map(|line| line.strip_prefix("secret VLD0:"))
+        .find_map(|line| line.strip_prefix("secret VLD0-SECRET:"))
         .unwrap();
     for run in [
         &init,
@@ -684,11 +684,22 @@ fn member_add_refuses_bad_input_and_writes_nothing() {
     ] {
         site.run(&args).fails_with(message);
     }
-    let line = site
-        .run(&["member", "add", "carol", &pasted_secret[..20]])
-        .fails_with("invalid member id")
-        .to_string();
-    assert!(!line.contains(&pasted_secret[5..20]), "{line}");
+    let body = pasted_secret.strip_prefix("VLD0-SECRET:").unwrap();
+    for args in [
+        vec!["member", "add", "carol", pasted_secret.as_str()],
+        // Arguments swapped: the secret in the name's place.
+        vec!["member", "add", pasted_secret.as_str(), "carol"],
+        vec![
+            "bundle",
+            "create",
+            "x.bundle",
+            "--encrypt-to",
+            pasted_secret.as_str(),
+        ],
+    ] {
+        let line = site.run(&args).fails_with("").to_string();
+        assert!(!line.contains(body), "{line}");
+    }
     assert_eq!(snapshot(&site.db_file()), before);
 }
 

@@ -71,13 +71,11 @@ fn not_allowed(message: &str) -> Vec<u8> {
     encode_message(&Message::Error(error), Compression::None)
 }
 
-fn refusal_text(refusal: Refusal) -> &'static str {
-    match refusal {
-        Refusal::NotAMember => "not a member of this private database",
-        Refusal::StaleEpoch => "the request names another key epoch: read the status again",
-        Refusal::BadSignature => "the request's signature does not check",
-    }
-}
+/// What every refused asker is told, whatever the reason: the reasons are this node's to count
+/// (metric, log), not a stranger's to probe. A member refused because the key epoch moved on
+/// reads the Status again and asks again.
+const REFUSED: &str =
+    "this database is private: ask as a member, with the key epoch of its current status";
 
 impl AccessGate {
     /// The gate of the database whose record is `record`, owned by `owner`.
@@ -131,9 +129,7 @@ impl AccessGate {
             }
             (Access::Private, None) => {
                 self.log_refusal(None, "unauthenticated", None);
-                return Admission::Refused(not_allowed(
-                    "this database is private: only its members are answered",
-                ));
+                return Admission::Refused(not_allowed(REFUSED));
             }
             (Access::Private, Some(request)) => {
                 let is_member = |id: &MemberId| gate.members.contains_key(id);
@@ -144,14 +140,26 @@ impl AccessGate {
             }
         };
         let (refusal, asker) = refusal;
-        let name = gate.members.get(&asker).cloned();
+        // A member's name only when the asker proved it holds that member's key.
+        let name = match refusal {
+            Refusal::BadSignature => None,
+            _ => gate.members.get(&asker).cloned(),
+        };
         self.log_refusal(Some(asker), refusal.label(), name);
-        Admission::Refused(not_allowed(refusal_text(refusal)))
+        Admission::Refused(not_allowed(REFUSED))
     }
 
-    /// `answer` sealed for the member who asked `request`.
+    /// `answer` sealed for the member who asked `request`, if it still may have it: the answer
+    /// took a moment to build, and the member may have been removed (or the database made
+    /// public) meanwhile. Then the asker is refused as any other.
     pub fn seal(&self, request: &Authenticated, answer: &[u8]) -> Vec<u8> {
         let gate = read(&self.gate);
+        let still_allowed = gate.access == Access::Private
+            && gate.epoch == request.epoch
+            && gate.members.contains_key(&request.member);
+        if !still_allowed {
+            return not_allowed(REFUSED);
+        }
         let sealed = seal_answer(&gate.owner, &gate.record, request, answer);
         encode_message(&Message::SealedAnswer(sealed), Compression::None)
     }
@@ -199,9 +207,10 @@ impl AccessGate {
             }
         }
         logged.insert(asker, now);
-        let asker = asker.map_or_else(|| "anonymous".to_string(), |id| id.to_string());
+        // The id an asker claims is public (and may not be its own when the signature failed).
+        let claimed_id = asker.map_or_else(|| "none".to_string(), |id| id.to_string());
         let member = name.as_ref().map(MemberName::as_str);
-        tracing::warn!(target: "ddcp", asker, member, reason,
+        tracing::warn!(target: "ddcp", claimed_id, member, reason,
             "Refused a request to this private database (logged at most once a minute per asker)");
     }
 }
@@ -287,13 +296,22 @@ mod tests {
         let opened = open_answer(&bob, &owner.id(), &record(), &bobs, &sealed).unwrap();
         assert_eq!(opened, b"the answer");
 
-        // Bob removed: the epoch moves, and his earlier request, replayed, is refused.
+        // Bob removed while his answer was being built: it is not sealed for him.
         let moved = gate.update(AccessState {
             access: Access::Private,
             epoch: Epoch(2),
             members: Vec::new(),
         });
         assert!(moved);
+        let late = gate.seal(&admitted, b"the answer");
+        assert!(matches!(
+            decode_message(&late).unwrap(),
+            Message::Error(ProtocolError {
+                code: ErrorCode::NotAllowed,
+                ..
+            })
+        ));
+        // And his earlier request, replayed, is refused.
         assert_eq!(refusal_of(gate.admit(wire)).code, ErrorCode::NotAllowed);
     }
 

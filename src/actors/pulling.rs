@@ -33,6 +33,12 @@ const CALL_ATTEMPTS: u32 = 4;
 /// gives up: a peer must not keep a puller asking forever.
 const IDLE_ROUNDS: u32 = 10;
 
+/// Refusals in a row (`notAllowed`) while the remote's Status still opens for this database,
+/// each after [`REFUSED_PAUSE`], before the pull gives up: the remote moved its key epoch on
+/// (a member was removed) and its new Status is still on its way.
+const REFUSED_ROUNDS: u32 = 10;
+const REFUSED_PAUSE: Duration = Duration::from_secs(1);
+
 /// A remote that is too busy is asked again after this long, and a random part of as much
 /// again (pullers told at once do not all come back at once) ...
 const BUSY_PAUSE: Duration = Duration::from_millis(250);
@@ -266,12 +272,13 @@ impl Pull<'_> {
         let mut idle_rounds = 0;
         let mut busy_rounds = 0;
         let mut cursor_reset = false;
-        let mut refused_before = false;
+        let mut refused_rounds = 0;
         while !puller.is_up_to_date() {
             let answers = self.call_all(puller.requests()).await;
             let mut answered = false;
             let mut moved = false;
             let mut busy = false;
+            let mut refused = false;
             let mut last_error = None;
             for answer in answers {
                 let bytes = match answer {
@@ -324,27 +331,31 @@ impl Pull<'_> {
                             puller = self.new_puller().await?;
                         }
                         ErrorCode::TooBusy => busy = true,
-                        // The remote's key epoch moved on (a member was removed) or its access
-                        // changed: read its Status again. Refused once more, this database is
-                        // not one of its members.
-                        ErrorCode::NotAllowed if !refused_before => {
-                            refused_before = true;
-                            self.refresh_route().await?;
-                        }
-                        ErrorCode::NotAllowed => {
-                            return Err(RemoteError::NotAMember(self.me.id()));
-                        }
+                        ErrorCode::NotAllowed => refused = true,
                         ErrorCode::SchemaMismatch => return Err(self.schema_mismatch().await),
                         _ => return Err(RemoteError::Refused(error)),
                     },
                     Err(err) => return Err(RemoteError::Garbage(err)),
                 }
             }
+            if refused && !moved {
+                // The remote's key epoch moved on (a member was removed) or its access
+                // changed: read its Status again. One that does not open for this database
+                // ends the pull (not a member); one that does may be the previous one still:
+                // ask again a little later, a few times.
+                refused_rounds += 1;
+                if refused_rounds > REFUSED_ROUNDS {
+                    return Err(RemoteError::NotAMember(self.me.id()));
+                }
+                tokio::time::sleep(REFUSED_PAUSE).await;
+                self.refresh_route().await?;
+                continue;
+            }
             if answered {
                 failures = 0;
                 if moved {
                     (idle_rounds, busy_rounds) = (0, 0);
-                    refused_before = false;
+                    refused_rounds = 0;
                 } else if busy {
                     busy_rounds += 1;
                     if busy_rounds >= BUSY_ROUNDS {

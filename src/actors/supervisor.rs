@@ -179,6 +179,10 @@ impl Actor for Supervisor {
         };
         let (control, _) = Actor::spawn_linked(None, ControlActor, control_args, cell).await?;
         state.control = Some(control);
+        // What the CLI changed between the caller's reading of the database and the socket's
+        // opening reached no one: read it again now that changes are heard.
+        state.reload_access().await?;
+        state.reload_remotes(&myself).await?;
         Ok(state)
     }
 

@@ -26,7 +26,7 @@ pub fn run(config: &Config, args: &AccessArgs) -> Result<(), CommandError> {
         };
         if db.set_access(access)? {
             tracing::info!(target: "ddcp", access = access.as_str(), "Changed access");
-            super::daemon::access_changed(config);
+            super::daemon::access_changed(config)?;
         }
     }
     let state = db.access_state()?;

@@ -22,9 +22,20 @@ pub fn remotes_changed(config: &Config) {
     tell_daemon(config, ControlRequest::RemotesChanged);
 }
 
-/// Tells a running daemon that the access mode or the members changed (as above).
-pub fn access_changed(config: &Config) {
-    tell_daemon(config, ControlRequest::AccessChanged);
+/// Tells a running daemon that the access mode or the members changed. Unlike the remotes, a
+/// daemon that cannot be told is a failure: it would go on answering a removed member.
+pub fn access_changed(config: &Config) -> Result<(), CommandError> {
+    let refused = |reason: String| CommandError::NotTaken(reason);
+    match ask_daemon(config, ControlRequest::AccessChanged) {
+        Ok(None) => Ok(()),
+        Ok(Some(ControlResponse::Done)) => {
+            tracing::info!(target: "ddcp", "The running ddcp serve took the change");
+            Ok(())
+        }
+        Ok(Some(ControlResponse::Error(err))) => Err(refused(err)),
+        Ok(Some(_)) => Err(refused("it answered something else".into())),
+        Err(err) => Err(refused(err.to_string())),
+    }
 }
 
 fn tell_daemon(config: &Config, request: ControlRequest) {

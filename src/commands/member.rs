@@ -31,7 +31,7 @@ fn add(config: &Config, name: &str, id: &str) -> Result<(), CommandError> {
         tracing::info!(target: "ddcp",
             "The database is public: members matter once it is private (`ddcp access private`)");
     }
-    super::daemon::access_changed(config);
+    super::daemon::access_changed(config)?;
     Ok(())
 }
 
@@ -41,7 +41,7 @@ fn remove(config: &Config, name: &str) -> Result<(), CommandError> {
     let epoch = db.remove_member(&name)?;
     db.close()?;
     tracing::info!(target: "ddcp", member = %name, epoch = epoch.0, "Removed member");
-    super::daemon::access_changed(config);
+    super::daemon::access_changed(config)?;
     Ok(())
 }
 

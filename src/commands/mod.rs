@@ -44,8 +44,13 @@ pub enum CommandError {
         path: String,
         reason: crate::sync::sealed_file::SealedFileError,
     },
-    #[error("--encrypt-to {0:?} is neither a member id (VLD0:...) nor a member's name")]
+    #[error(
+        "--encrypt-to {} is neither a member id (VLD0:...) nor a member's name",
+        crate::db::shown(.0)
+    )]
     NoRecipient(String),
+    #[error("the change is stored, but the running ddcp serve did not take it ({0}): restart it")]
+    NotTaken(String),
     #[error("nothing to change: give --authors")]
     NothingToSet,
     #[error("{0}")]

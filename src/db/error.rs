@@ -51,7 +51,8 @@ pub enum DbError {
     )]
     BadRemoteName(String),
     #[error(
-        "invalid member name {0:?}: use letters, digits, '.', '_' and '-', not starting with '-' and not only dots"
+        "invalid member name {}: use letters, digits, '.', '_' and '-', not starting with '-' and not only dots",
+        shown(.0)
     )]
     BadMemberName(String),
     #[error("member {0:?} already exists")]
@@ -82,6 +83,16 @@ pub enum DbError {
     StaleCursor,
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// `text` quoted, unless it looks like a key (it has a ':'): a secret typed in the wrong place
+/// is not repeated.
+pub fn shown(text: &str) -> String {
+    if text.contains(':') {
+        "(not shown: it looks like a key)".to_string()
+    } else {
+        format!("{text:?}")
+    }
 }
 
 /// SQLite's message without the SQL text that rusqlite appends to syntax errors.

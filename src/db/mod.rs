@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use changes::{
     ApplyOutcome, ChangeApplier, ChangeExport, ChangeRange, SqlValue, value_from_sql,
 };
-pub use error::DbError;
+pub use error::{DbError, shown};
 pub use extension::Extension;
 pub use members::{Access, AccessState, Member, MemberName};
 pub use migrations::METADATA_VERSION;

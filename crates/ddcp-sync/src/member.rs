@@ -11,6 +11,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 const KIND_PREFIX: &str = "VLD0:";
+/// The secret key's prefix: unlike the id's, so that a secret pasted where an id belongs is
+/// refused (and never taken for an id, stored and listed).
+const SECRET_PREFIX: &str = "VLD0-SECRET:";
 
 /// A database's public member identity: an ed25519 public key.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -118,10 +121,10 @@ impl MemberKeys {
         self.id
     }
 
-    /// The secret key in the text form the state dir keeps (`VLD0:<base64url>`).
+    /// The secret key in the text form the state dir keeps (`VLD0-SECRET:<base64url>`).
     pub fn reveal(&self) -> String {
         format!(
-            "{KIND_PREFIX}{}",
+            "{SECRET_PREFIX}{}",
             URL_SAFE_NO_PAD.encode(self.signing.to_bytes())
         )
     }
@@ -130,7 +133,7 @@ impl MemberKeys {
     pub fn from_revealed(text: &str) -> Result<Self, BadMemberId> {
         let body = text
             .trim()
-            .strip_prefix(KIND_PREFIX)
+            .strip_prefix(SECRET_PREFIX)
             .ok_or(BadMemberId::Form)?;
         let bytes = URL_SAFE_NO_PAD
             .decode(body)
@@ -179,11 +182,14 @@ mod tests {
         let keys = MemberKeys::generate();
         let secret = keys.reveal();
         let debug = format!("{keys:?}");
-        assert!(!debug.contains(&secret[5..]), "{debug}");
+        let body = secret.strip_prefix("VLD0-SECRET:").unwrap();
+        assert!(!debug.contains(body), "{debug}");
+        // A secret pasted where an id belongs is refused, never taken for an id.
+        assert_eq!(secret.parse::<MemberId>(), Err(BadMemberId::Form));
         assert!(debug.contains(&keys.id().to_string()));
         let again = MemberKeys::from_revealed(&secret).unwrap();
         assert_eq!(again.id(), keys.id());
-        let err = MemberKeys::from_revealed("VLD0:not-a-key").unwrap_err();
+        let err = MemberKeys::from_revealed("VLD0-SECRET:not-a-key").unwrap_err();
         assert!(!err.to_string().contains("not-a-key"));
     }
 }

@@ -253,25 +253,27 @@ pub fn authenticate(
 }
 
 /// Checks that `request` comes from a member (`is_member`), for this database (`record`) in its
-/// current `epoch`.
+/// current `epoch`. The signature is checked first: whoever cannot sign for an id learns
+/// nothing about it (the asker is told one refusal for every reason anyway).
 pub fn check_request(
     record: &RecordKey,
     epoch: Epoch,
     is_member: impl FnOnce(&MemberId) -> bool,
     request: &Authenticated,
 ) -> Result<(), Refusal> {
+    let signed = signed_bytes(record, request.epoch, &request.nonce, &request.request);
+    request
+        .member
+        .verifying_key()
+        .verify_strict(&signed, &Signature::from_bytes(&request.signature))
+        .map_err(|_| Refusal::BadSignature)?;
     if !is_member(&request.member) {
         return Err(Refusal::NotAMember);
     }
     if request.epoch != epoch {
         return Err(Refusal::StaleEpoch);
     }
-    let signed = signed_bytes(record, request.epoch, &request.nonce, &request.request);
-    request
-        .member
-        .verifying_key()
-        .verify_strict(&signed, &Signature::from_bytes(&request.signature))
-        .map_err(|_| Refusal::BadSignature)
+    Ok(())
 }
 
 fn answer_key(mine: &MemberKeys, theirs: &MemberId, record: &RecordKey, epoch: Epoch) -> [u8; 32] {
@@ -401,6 +403,13 @@ mod tests {
         assert_eq!(
             check_request(&record(1), Epoch(6), members, &request),
             Err(Refusal::StaleEpoch)
+        );
+        // A non-member's own request is signed right, and refused as a non-member's.
+        let stranger = MemberKeys::generate();
+        let strangers = authenticate(&stranger, &record(1), Epoch(5), b"pages".to_vec());
+        assert_eq!(
+            check_request(&record(1), Epoch(5), members, &strangers),
+            Err(Refusal::NotAMember)
         );
         assert_eq!(
             check_request(&record(2), Epoch(5), members, &request),
