@@ -84,8 +84,10 @@ fn a_damaged_owner_key_is_reported_without_quoting_it() {
         .find_map(|line| line.strip_prefix("owner "))
         .unwrap()
         .to_string();
-    // One character gone from the secret half: what a bad copy or a disk error leaves.
-    let damaged = &owner[..owner.len() - 1];
+    // Characters gone from the secret half: what a bad copy or a disk error leaves. (Five, not
+    // one: veilid-core parsed a secret one character short in about one run in six, and the
+    // test then failed for no fault of ddcp's.)
+    let damaged = &owner[..owner.len() - 5];
     std::fs::write(&path, record.replace(&owner, damaged)).unwrap();
     let line = site
         .run(&["addr"])
