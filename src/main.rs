@@ -42,11 +42,56 @@ fn usage_error(err: clap::Error) -> ExitCode {
     ) {
         err.exit();
     }
-    let rendered = err.render().to_string();
-    let first = rendered.lines().next().unwrap_or("invalid arguments");
-    let message = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("error: {message} (see 'ddcp --help')");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = command_path(&args);
+    eprintln!("error: {}", usage_line(&err.render().to_string(), &command));
     ExitCode::from(2)
+}
+
+/// The subcommand the arguments name, as far as they name one: "ddcp remote add".
+fn command_path(args: &[String]) -> String {
+    use clap::CommandFactory;
+    let mut command = ddcp::cli::Cli::command();
+    let mut path = vec!["ddcp".to_string()];
+    for arg in args {
+        if let Some(sub) = command.find_subcommand(arg).cloned() {
+            path.push(sub.get_name().to_string());
+            command = sub;
+        }
+    }
+    path.join(" ")
+}
+
+/// clap's message in one line, with what helps kept: the missing arguments, the allowed values,
+/// its tip ("a similar subcommand exists: 'status'"), and the help of the command at hand.
+fn usage_line(rendered: &str, command: &str) -> String {
+    let mut lines = rendered.lines();
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut message = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    let mut tips = Vec::new();
+    for line in lines {
+        let line = line.trim();
+        if let Some(tip) = line.strip_prefix("tip: ") {
+            tips.push(tip.to_string());
+        } else if line.is_empty()
+            || line.starts_with("Usage: ")
+            || line.starts_with("For more information")
+        {
+            continue;
+        } else if let Some(values) = line
+            .strip_prefix('[')
+            .and_then(|line| line.strip_suffix(']'))
+        {
+            tips.push(values.to_string());
+        } else {
+            // The arguments missing, one per line.
+            message.push(' ');
+            message.push_str(line);
+        }
+    }
+    let message = message.trim_end_matches(':');
+    let tips: String = tips.iter().map(|tip| format!("; {tip}")).collect();
+    format!("{message}{tips} (see '{command} --help')")
 }
 
 /// Messages can carry newlines from SQL text or SQLite; the user gets one line.
@@ -72,4 +117,42 @@ fn install_panic_hook() {
             .unwrap_or_else(|| "unknown panic".into());
         eprintln!("error: internal error{location}: {message} (please report this bug)");
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{command_path, usage_line};
+    use clap::Parser;
+
+    fn line(args: &[&str]) -> String {
+        let err = ddcp::cli::Cli::try_parse_from([&["ddcp"], args].concat()).unwrap_err();
+        let owned: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        usage_line(&err.render().to_string(), &command_path(&owned))
+    }
+
+    #[test]
+    fn usage_errors_keep_what_helps_in_one_line() {
+        assert_eq!(
+            line(&["remote", "add", "x"]),
+            "the following required arguments were not provided: <KEY> (see 'ddcp remote add --help')"
+        );
+        let typo = line(&["stauts"]);
+        assert!(
+            typo.contains("a similar subcommand exists: 'status'"),
+            "{typo}"
+        );
+        let mode = line(&["shell", "--mode", "html"]);
+        assert!(
+            mode.contains("possible values: list, csv, json, box"),
+            "{mode}"
+        );
+        assert!(mode.ends_with("(see 'ddcp shell --help')"), "{mode}");
+        for args in [
+            &["remote", "add", "x"][..],
+            &["stauts"],
+            &["shell", "--mode", "html"],
+        ] {
+            assert!(!line(args).contains('\n'));
+        }
+    }
 }

@@ -769,3 +769,26 @@ fn a_bundle_sealed_for_one_member_opens_there_only() {
         .run(&["bundle", "create", by_name, "--encrypt-to", "dave"])
         .fails_with("neither a member id");
 }
+
+#[test]
+fn usage_errors_are_one_line_that_keeps_what_helps() {
+    let site = Site::new();
+    for (args, wanted) in [
+        (
+            &["remote", "add", "x"][..],
+            "the following required arguments were not provided: <KEY> (see 'ddcp remote add --help')",
+        ),
+        (&["stauts"], "a similar subcommand exists: 'status'"),
+        (
+            &["shell", "--mode", "html"],
+            "possible values: list, csv, json, box (see 'ddcp shell --help')",
+        ),
+        (&["status", "--jsn"], "a similar argument exists: '--json'"),
+    ] {
+        let run = site.run(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(run.stderr.starts_with("error: "), "{}", run.stderr);
+        assert!(run.stderr.contains(wanted), "{args:?}: {}", run.stderr);
+    }
+}
