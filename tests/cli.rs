@@ -792,3 +792,19 @@ fn usage_errors_are_one_line_that_keeps_what_helps() {
         assert!(run.stderr.contains(wanted), "{args:?}: {}", run.stderr);
     }
 }
+
+#[test]
+fn json_mode_keeps_every_column_in_order() {
+    let site = Site::with_bookmarks();
+    let out = site
+        .run(&[
+            "shell",
+            "--mode",
+            "json",
+            "-c",
+            "select 1 as a, 2 as a, 3 as z, 'x' as b",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(out, "[{\"a\":1,\"a\":2,\"z\":3,\"b\":\"x\"}]\n");
+}

@@ -109,14 +109,18 @@ impl<W: Write> RowSink for Renderer<W> {
                 writeln!(self.out, "{}", fields.join(","))?;
             }
             OutputMode::Json => {
-                let object: serde_json::Map<String, serde_json::Value> = self
+                // Written by hand, not as a map: every column in order, a name that comes twice
+                // included, as sqlite3 -json writes them.
+                let members: Vec<String> = self
                     .columns
                     .iter()
-                    .cloned()
                     .zip(values.iter().map(json_value))
+                    .map(|(name, value)| {
+                        format!("{}:{value}", serde_json::Value::from(name.as_str()))
+                    })
                     .collect();
                 let opener = if self.rows_written == 0 { "[" } else { ",\n" };
-                write!(self.out, "{opener}{}", serde_json::Value::Object(object))?;
+                write!(self.out, "{opener}{{{}}}", members.join(","))?;
             }
             OutputMode::Box => self.held.push(values.iter().map(plain).collect()),
         }
