@@ -808,3 +808,50 @@ fn json_mode_keeps_every_column_in_order() {
         .to_string();
     assert_eq!(out, "[{\"a\":1,\"a\":2,\"z\":3,\"b\":\"x\"}]\n");
 }
+
+#[test]
+fn a_state_dir_given_with_another_database_is_refused() {
+    let a = Site::with_bookmarks();
+    let other = Site::with_bookmarks();
+    let a_key = a.run(&["addr"]).ok().trim().to_string();
+    let other_db = other.db_file();
+    let other_db = other_db.to_str().unwrap();
+    let other_before = snapshot(&other.db_file());
+    // From a's folder, with the other database: a's state dir is not that database's.
+    for command in [
+        &["addr"][..],
+        &["status"],
+        &["id"],
+        &["serve"],
+        &["pull"],
+        &["remote", "add", "x", KEY],
+        &["member", "list"],
+    ] {
+        let args = [&["--db-file", other_db][..], command].concat();
+        let line = a.run(&args).fails_with("belongs to record").to_string();
+        assert!(
+            line.contains("give the state dir made with this database"),
+            "{line}"
+        );
+        // Keys named without their secret.
+        let secret = a_key.rsplit(':').next().unwrap();
+        assert!(!line.contains(secret), "{line}");
+    }
+    assert_eq!(snapshot(&other.db_file()), other_before);
+    // With its own state dir, the other database is fine.
+    let other_state = other.path(".ddcp");
+    a.run(&[
+        "--db-file",
+        other_db,
+        "--state-dir",
+        other_state.to_str().unwrap(),
+        "status",
+    ])
+    .ok();
+
+    // A database made before databases knew their record is bound on first use.
+    a.sql("delete from ddcp_meta where key = 'record_key'");
+    a.run(&["status"]).ok();
+    let bound = a.sql("select value from ddcp_meta where key = 'record_key'");
+    assert_eq!(bound.trim(), a_key.rsplit_once(':').unwrap().0);
+}

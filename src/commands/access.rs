@@ -8,7 +8,7 @@ use super::CommandError;
 use super::output::{print_json, print_line};
 use crate::cli::{AccessArgs, AccessMode};
 use crate::config::Config;
-use crate::db::{Access, Db};
+use crate::db::Access;
 
 #[derive(Serialize)]
 struct AccessJson {
@@ -18,7 +18,7 @@ struct AccessJson {
 }
 
 pub fn run(config: &Config, args: &AccessArgs) -> Result<(), CommandError> {
-    let mut db = Db::open(&config.db_file, &config.extension)?;
+    let mut db = super::open_db(config)?;
     if let Some(mode) = args.mode {
         let access = match mode {
             AccessMode::Public => Access::Public,

@@ -14,6 +14,8 @@ struct AddrJson {
 
 pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
     let identity = RecordIdentity::load(&config.state_dir)?;
+    // Only the database's own record: a state dir given with another database is refused.
+    super::open_db(config)?.close()?;
     let key = identity.key.reveal().to_string();
     if json {
         print_json(&AddrJson { key })?;

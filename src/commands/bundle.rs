@@ -56,7 +56,7 @@ fn recipient(config: &Config, to: &str) -> Result<MemberId, CommandError> {
     let name: MemberName = to
         .parse()
         .map_err(|_| CommandError::NoRecipient(to.to_string()))?;
-    let db = Db::open(&config.db_file, &config.extension)?;
+    let db = super::open_db(config)?;
     let member = db.members()?.into_iter().find(|member| member.name == name);
     db.close()?;
     member
@@ -74,7 +74,7 @@ fn create(
     since: DbVersion,
     seal: Option<&SealFor>,
 ) -> Result<(), CommandError> {
-    let db = Db::open(&config.db_file, &config.extension)?;
+    let db = super::open_db(config)?;
     let site_id = db.site_id()?;
     let schema = db.schema()?;
     let what = BundleContent {
@@ -296,7 +296,7 @@ fn apply(config: &Config, path: &Path) -> Result<(), CommandError> {
     // The whole file is checked (checksum) before the database is touched.
     let (bytes, sealer) = unseal(config, path, read_input(path)?)?;
     let mut reader = open_bundle(path, &bytes)?;
-    let mut db = Db::open(&config.db_file, &config.extension)?;
+    let mut db = super::open_db(config)?;
     if let Some(difference) = db.schema()?.difference(&reader.header().schema) {
         return Err(CommandError::SchemaMismatch(difference));
     }

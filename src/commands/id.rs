@@ -13,6 +13,8 @@ struct IdJson {
 }
 
 pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
+    // The identity of the database's own state dir: one given with another database is refused.
+    super::open_db(config)?.close()?;
     let id = member_file::load_or_create(&config.state_dir)?
         .id()
         .to_string();

@@ -55,6 +55,7 @@ fn initialize(config: &Config, args: &InitArgs) -> Result<RecordKey, CommandErro
         identity
     })??;
     identity.save(&config.state_dir)?;
+    db.bind_record(&identity.key)?;
     db.close()?;
     Ok(identity.key)
 }

@@ -8,7 +8,7 @@ use super::CommandError;
 use super::output::{print_json, print_line};
 use crate::cli::MemberCommand;
 use crate::config::Config;
-use crate::db::{Access, Db, MemberName};
+use crate::db::{Access, MemberName};
 use crate::sync::MemberId;
 
 pub fn run(config: &Config, command: MemberCommand) -> Result<(), CommandError> {
@@ -22,7 +22,7 @@ pub fn run(config: &Config, command: MemberCommand) -> Result<(), CommandError> 
 fn add(config: &Config, name: &str, id: &str) -> Result<(), CommandError> {
     let name: MemberName = name.parse()?;
     let id: MemberId = id.parse().map_err(CommandError::BadMemberId)?;
-    let mut db = Db::open(&config.db_file, &config.extension)?;
+    let mut db = super::open_db(config)?;
     db.add_member(&name, id)?;
     let access = db.access_state()?.access;
     db.close()?;
@@ -37,7 +37,7 @@ fn add(config: &Config, name: &str, id: &str) -> Result<(), CommandError> {
 
 fn remove(config: &Config, name: &str) -> Result<(), CommandError> {
     let name: MemberName = name.parse()?;
-    let mut db = Db::open(&config.db_file, &config.extension)?;
+    let mut db = super::open_db(config)?;
     let epoch = db.remove_member(&name)?;
     db.close()?;
     tracing::info!(target: "ddcp", member = %name, epoch = epoch.0, "Removed member");
@@ -54,7 +54,7 @@ struct MemberJson {
 }
 
 fn list(config: &Config, json: bool) -> Result<(), CommandError> {
-    let db = Db::open(&config.db_file, &config.extension)?;
+    let db = super::open_db(config)?;
     let members: Vec<MemberJson> = db
         .members()?
         .into_iter()

@@ -51,6 +51,16 @@ pub enum CommandError {
     NoRecipient(String),
     #[error("the change is stored, but the running ddcp serve did not take it ({0}): restart it")]
     NotTaken(String),
+    #[error(
+        "{} belongs to record {db_record}, but the state dir {} holds record {state_record}: give the state dir made with this database (--state-dir)",
+        db.display(), state_dir.display()
+    )]
+    ForeignStateDir {
+        db: PathBuf,
+        db_record: String,
+        state_dir: PathBuf,
+        state_record: String,
+    },
     #[error("nothing to change: give --authors")]
     NothingToSet,
     #[error("{0}")]
@@ -104,6 +114,31 @@ impl CommandError {
         };
         io.kind() == std::io::ErrorKind::BrokenPipe
     }
+}
+
+/// Opens the database, and checks that the state dir (when it holds a record) is its own: the
+/// two are given apart (`--db-file`, `--state-dir`) and must not be mixed. A database made
+/// before databases knew their record is bound to the state dir's record now.
+pub(crate) fn open_db(config: &crate::config::Config) -> Result<crate::db::Db, CommandError> {
+    use crate::net::RecordIdentity;
+    let db = crate::db::Db::open(&config.db_file, &config.extension)?;
+    if !RecordIdentity::exists(&config.state_dir) {
+        return Ok(db);
+    }
+    let identity = RecordIdentity::load(&config.state_dir)?;
+    match db.bound_record()? {
+        Some(bound) if bound.key() == identity.key.key() => {}
+        Some(bound) => {
+            return Err(CommandError::ForeignStateDir {
+                db: config.db_file.clone(),
+                db_record: bound.to_string(),
+                state_dir: config.state_dir.clone(),
+                state_record: identity.key.to_string(),
+            });
+        }
+        None => db.bind_record(&identity.key)?,
+    }
+    Ok(db)
 }
 
 /// Runs `work` on a tokio runtime: veilid-core is async; the commands around it are not.

@@ -36,7 +36,7 @@ struct PullJson {
 }
 
 pub fn run(config: &Config, args: &PullArgs) -> Result<(), CommandError> {
-    let db = Db::open(&config.db_file, &config.extension)?;
+    let db = super::open_db(config)?;
     let mut links = remote_links(&db)?;
     if let Some(name) = &args.name {
         links.retain(|link| link.name.as_str() == name);

@@ -32,7 +32,7 @@ fn add(config: &Config, name: &str, key: &str, authors: Option<&str>) -> Result<
     let name: RemoteName = name.parse()?;
     let key: RecordKey = key.parse().map_err(CommandError::BadKey)?;
     let authors = parse_authors(authors)?;
-    let mut db = Db::open(&config.db_file, &config.extension)?;
+    let mut db = super::open_db(config)?;
     db.add_remote(&name, &key, &authors)?;
     db.close()?;
     tracing::info!(target: "ddcp", remote_name = %name, key = %key, %authors, "Added remote");
@@ -46,7 +46,7 @@ fn set(config: &Config, name: &str, authors: Option<&str>) -> Result<(), Command
         return Err(CommandError::NothingToSet);
     };
     let authors = parse_authors(Some(authors))?;
-    let mut db = Db::open(&config.db_file, &config.extension)?;
+    let mut db = super::open_db(config)?;
     let widened = db.set_remote_authors(&name, &authors)?;
     db.close()?;
     tracing::info!(target: "ddcp", remote_name = %name, %authors, widened,
@@ -57,7 +57,7 @@ fn set(config: &Config, name: &str, authors: Option<&str>) -> Result<(), Command
 
 fn remove(config: &Config, name: &str) -> Result<(), CommandError> {
     let name: RemoteName = name.parse()?;
-    let mut db = Db::open(&config.db_file, &config.extension)?;
+    let mut db = super::open_db(config)?;
     db.remove_remote(&name)?;
     db.close()?;
     tracing::info!(target: "ddcp", remote_name = %name, "Removed remote");
@@ -95,7 +95,7 @@ pub fn remotes_json(db: &Db, show_secrets: bool) -> Result<Vec<RemoteJson>, Comm
 }
 
 fn list(config: &Config, json: bool, show_secrets: bool) -> Result<(), CommandError> {
-    let db = Db::open(&config.db_file, &config.extension)?;
+    let db = super::open_db(config)?;
     let remotes = remotes_json(&db, show_secrets)?;
     db.close()?;
     if json {

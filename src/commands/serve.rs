@@ -16,7 +16,7 @@ use crate::member_file;
 use crate::net::{Node, RecordIdentity};
 
 pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
-    let mut db = Db::open(&config.db_file, &config.extension)?;
+    let mut db = super::open_db(config)?;
     let identity = RecordIdentity::load(&config.state_dir)?;
     if crate::control::connect(&config.state_dir)?.is_some() {
         return Err(ControlError::AlreadyServing(config.state_dir.clone()).into());

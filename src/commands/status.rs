@@ -8,7 +8,6 @@ use super::output::{print_json, print_line};
 use super::remote::{RemoteJson, remotes_json};
 use crate::config::Config;
 use crate::control::{ControlError, ControlRequest, ControlResponse, RemoteHealth};
-use crate::db::Db;
 
 #[derive(Serialize)]
 struct StatusJson {
@@ -58,7 +57,7 @@ impl From<RemoteHealth> for HealthJson {
 }
 
 pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
-    let mut db = Db::open(&config.db_file, &config.extension)?;
+    let mut db = super::open_db(config)?;
     let access = db.access_state()?;
     let mut status = StatusJson {
         db_file: config.db_file.display().to_string(),

@@ -1,6 +1,7 @@
 //! SQLite with cr-sqlite: opening databases, ddcp's metadata, remotes, reading and applying
 //! changes, and running SQL scripts. The one place in ddcp that speaks SQL.
 
+mod binding;
 mod changes;
 mod cursors;
 mod error;

@@ -15,7 +15,7 @@ use dot::DotCommand;
 use render::Renderer;
 
 pub fn run(config: &Config, args: &ShellArgs) -> Result<(), CommandError> {
-    let db = Db::open(&config.db_file, &config.extension)?;
+    let db = crate::commands::open_db(config)?;
     let mut shell = Shell {
         db,
         renderer: Renderer::new(io::stdout().lock(), args.mode, args.header),
