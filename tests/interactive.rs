@@ -101,3 +101,31 @@ fn the_prompt_edits_lines_continues_statements_and_keeps_history() {
     let history = std::fs::read_to_string(site.path(".ddcp/shell_history")).unwrap();
     assert!(history.contains("select 'boxed' as how;"), "{history}");
 }
+
+/// `bundle create -` on a terminal: a binary bundle would garble it; one line says what to do.
+#[test]
+fn a_bundle_is_not_written_to_a_terminal() {
+    let site = Site::new();
+    site.run(&["init"]).ok();
+    let ddcp = env!("CARGO_BIN_EXE_ddcp");
+    let output = std::process::Command::new("script")
+        .args(["-qec", &format!("{ddcp} bundle create -"), "/dev/null"])
+        .current_dir(site.dir.path())
+        .env("RUST_LOG", "error,ddcp=info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux `script` runs ddcp on a pseudo-terminal");
+    let shown = clean(&output.stdout);
+    assert!(
+        shown.contains("error: a bundle is binary: not written to a terminal"),
+        "{shown}"
+    );
+    assert!(!shown.contains("DDCPBNDL"), "{shown}");
+    // Redirected, it is written.
+    let bytes = site
+        .command(&["bundle", "create", "-"])
+        .output()
+        .unwrap()
+        .stdout;
+    assert!(bytes.starts_with(b"DDCPBNDL"));
+}

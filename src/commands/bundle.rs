@@ -1,7 +1,7 @@
 //! `ddcp bundle create|apply|verify`: changes by file, like `git bundle`.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -86,6 +86,9 @@ fn create(
     };
     let range = match BundleTarget::of(path, &config.db_file)? {
         BundleTarget::Stdout => {
+            if io::stdout().is_terminal() {
+                return Err(CommandError::BinaryToTerminal);
+            }
             let out = BufWriter::new(io::stdout().lock());
             write_bundle(&what, out).map_err(|err| err.writing(path))?
         }

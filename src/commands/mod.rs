@@ -61,6 +61,10 @@ pub enum CommandError {
         state_dir: PathBuf,
         state_record: String,
     },
+    #[error(
+        "a bundle is binary: not written to a terminal (redirect it, `> FILE`, or give a file name)"
+    )]
+    BinaryToTerminal,
     #[error("nothing to change: give --authors")]
     NothingToSet,
     #[error("{0}")]
