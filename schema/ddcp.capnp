@@ -38,6 +38,8 @@ struct Column {
   declType @1 :Text;
   notNull @2 :Bool;
   pkIndex @3 :UInt32;   # 0 when not part of the primary key, else its 1-based position
+  defaultValue @4 :Text; # the DEFAULT expression as SQLite keeps it (`ddcp clone` re-creates
+  hasDefault @5 :Bool;   # tables with it); not part of the fingerprint
 }
 
 struct Table {

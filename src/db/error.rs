@@ -81,6 +81,8 @@ pub enum DbError {
     },
     #[error("the page does not start where this database stands in the remote's changes")]
     StaleCursor,
+    #[error("the remote's schema cannot be made here: {0}")]
+    BadPeerSchema(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

@@ -3,6 +3,7 @@
 
 mod binding;
 mod changes;
+mod create_tables;
 mod cursors;
 mod error;
 mod extension;

@@ -9,43 +9,55 @@ const CLOCK_SUFFIX: &str = "__crsql_clock";
 impl Db {
     /// The names of the tables that are CRRs, sorted.
     pub fn crr_tables(&self) -> Result<Vec<String>, DbError> {
-        let mut statement = self.conn().prepare(
-            "select clock.name from sqlite_master clock
-             where clock.type = 'table' and clock.name like '%' || ?1
-             order by clock.name",
-        )?;
-        let clock_tables = statement.query_map([CLOCK_SUFFIX], |row| row.get::<_, String>(0))?;
-        let mut tables = Vec::new();
-        for clock in clock_tables {
-            let clock = clock?;
-            if let Some(table) = clock.strip_suffix(CLOCK_SUFFIX) {
-                tables.push(table.to_string());
-            }
-        }
-        Ok(tables)
+        crr_tables(self.conn())
     }
 
     /// The CRR tables and their columns: what peers must agree on to exchange changes.
     pub fn schema(&self) -> Result<SchemaDesc, DbError> {
-        let mut tables = Vec::new();
-        for name in self.crr_tables()? {
-            let mut statement = self.conn().prepare(
-                "select name, type, \"notnull\", pk from pragma_table_info(?1) order by cid",
-            )?;
-            let columns = statement
-                .query_map([&name], |row| {
-                    Ok(ColumnDesc {
-                        name: row.get(0)?,
-                        decl_type: row.get::<_, String>(1)?.to_uppercase(),
-                        not_null: row.get(2)?,
-                        pk_index: row.get(3)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            tables.push(TableDesc { name, columns });
-        }
-        Ok(SchemaDesc::new(tables))
+        read_schema(self.conn())
     }
+}
+
+/// [`Db::crr_tables`] on `conn` (inside a transaction too).
+pub(super) fn crr_tables(conn: &rusqlite::Connection) -> Result<Vec<String>, DbError> {
+    let mut statement = conn.prepare(
+        "select clock.name from sqlite_master clock
+             where clock.type = 'table' and clock.name like '%' || ?1
+             order by clock.name",
+    )?;
+    let clock_tables = statement.query_map([CLOCK_SUFFIX], |row| row.get::<_, String>(0))?;
+    let mut tables = Vec::new();
+    for clock in clock_tables {
+        let clock = clock?;
+        if let Some(table) = clock.strip_suffix(CLOCK_SUFFIX) {
+            tables.push(table.to_string());
+        }
+    }
+    Ok(tables)
+}
+
+/// [`Db::schema`] on `conn` (inside a transaction too).
+pub(super) fn read_schema(conn: &rusqlite::Connection) -> Result<SchemaDesc, DbError> {
+    let mut tables = Vec::new();
+    for name in crr_tables(conn)? {
+        let mut statement = conn.prepare(
+            "select name, type, \"notnull\", pk, dflt_value from pragma_table_info(?1)
+                 order by cid",
+        )?;
+        let columns = statement
+            .query_map([&name], |row| {
+                Ok(ColumnDesc {
+                    name: row.get(0)?,
+                    decl_type: row.get::<_, String>(1)?.to_uppercase(),
+                    not_null: row.get(2)?,
+                    pk_index: row.get(3)?,
+                    default_value: row.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        tables.push(TableDesc { name, columns });
+    }
+    Ok(SchemaDesc::new(tables))
 }
 
 /// Tables that belong to SQLite, cr-sqlite or ddcp rather than to the application.

@@ -14,6 +14,10 @@ pub struct ColumnDesc {
     pub not_null: bool,
     /// 0 when not in the primary key, else the column's 1-based position in it.
     pub pk_index: u32,
+    /// The DEFAULT expression, as SQLite keeps it: what `ddcp clone` creates the column with
+    /// (cr-sqlite needs one on every NOT NULL column outside the key). Not part of the
+    /// fingerprint: peers merge whatever their defaults.
+    pub default_value: Option<String>,
 }
 
 /// One CRR table and its columns, in declaration order.
@@ -39,6 +43,19 @@ pub struct SchemaFingerprint(pub [u8; 32]);
 impl std::fmt::Display for SchemaFingerprint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&hex::encode(&self.0[..8]))
+    }
+}
+
+impl ColumnDesc {
+    /// Equal in what the fingerprint covers (the default is not).
+    pub fn same_shape(&self, other: &ColumnDesc) -> bool {
+        (&self.name, &self.decl_type, self.not_null, self.pk_index)
+            == (
+                &other.name,
+                &other.decl_type,
+                other.not_null,
+                other.pk_index,
+            )
     }
 }
 
@@ -96,7 +113,7 @@ fn table_difference(ours: &TableDesc, theirs: &TableDesc) -> Option<String> {
     for (index, column) in ours.columns.iter().enumerate() {
         match theirs.columns.get(index) {
             None => return Some(format!("column {table}.{} is missing there", column.name)),
-            Some(other) if other != column => {
+            Some(other) if !other.same_shape(column) => {
                 return Some(format!(
                     "column {index} of {table} is {} here but {} there",
                     describe(column),
@@ -129,6 +146,7 @@ mod tests {
 
     fn column(name: &str, decl_type: &str, pk_index: u32) -> ColumnDesc {
         ColumnDesc {
+            default_value: None,
             name: name.into(),
             decl_type: decl_type.into(),
             not_null: pk_index > 0,

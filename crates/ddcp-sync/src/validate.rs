@@ -166,6 +166,7 @@ mod tests {
             decl_type: "TEXT".into(),
             not_null: pk_index > 0,
             pk_index,
+            default_value: None,
         };
         ChangeValidator::new(&SchemaDesc::new(vec![TableDesc {
             name: "items".into(),

@@ -71,6 +71,7 @@ mod tests {
                     decl_type: "TEXT".into(),
                     not_null: true,
                     pk_index: 1,
+                    default_value: Some("'x'".into()),
                 }],
             }]),
         };

@@ -152,6 +152,10 @@ pub(super) fn fill_schema(builder: schema_capnp::Builder<'_>, schema: &SchemaDes
             column_builder.set_decl_type(column.decl_type.as_str());
             column_builder.set_not_null(column.not_null);
             column_builder.set_pk_index(column.pk_index);
+            if let Some(default) = &column.default_value {
+                column_builder.set_has_default(true);
+                column_builder.set_default_value(default.as_str());
+            }
         }
     }
 }
@@ -166,6 +170,11 @@ pub(super) fn read_schema(reader: schema_capnp::Reader<'_>) -> Result<SchemaDesc
                 decl_type: column.get_decl_type()?.to_str()?.to_string(),
                 not_null: column.get_not_null(),
                 pk_index: column.get_pk_index(),
+                default_value: if column.get_has_default() {
+                    Some(column.get_default_value()?.to_str()?.to_string())
+                } else {
+                    None
+                },
             });
         }
         tables.push(TableDesc {
