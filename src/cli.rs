@@ -72,6 +72,9 @@ impl Cli {
 pub enum Command {
     /// Create a ddcp database and its DHT record; prints the record key peers add as a remote.
     Init(InitArgs),
+    /// Make a new database that replicates with a remote one: its CRR tables made as the
+    /// remote's, the remote added (as `origin`) and pulled; prints the new database's key.
+    Clone(CloneArgs),
     /// Print this database's DHT record key again.
     Addr(JsonFlag),
     /// Print this database's member id, which the owner of a private database adds with
@@ -101,6 +104,34 @@ pub enum Command {
     /// Run the plain nodes of a private Veilid network on this machine, for tests and demos
     /// (see scripts/netns.sh); prints the bootstrap record, runs until stopped.
     Testnet(TestnetArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example: ddcp clone VLD0:<key>:<secret> bob   (then: cd bob && ddcp serve)"
+)]
+pub struct CloneArgs {
+    /// The remote database's record key, as its `ddcp init` (or `ddcp addr`) printed it.
+    #[arg(allow_hyphen_values = true)]
+    pub source: String,
+
+    /// A folder to make the database in (DIR/ddcp.db, state in DIR/.ddcp); created if needed.
+    /// Without it, --db-file and --state-dir say where, as for `ddcp init`.
+    pub dir: Option<PathBuf>,
+
+    /// The name the remote gets.
+    #[arg(long, default_value = "origin")]
+    pub name: String,
+
+    #[command(flatten)]
+    pub authors: AuthorsArg,
+
+    #[command(flatten)]
+    pub attach: AttachArgs,
+
+    /// Print a JSON report for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -855,3 +855,27 @@ fn a_state_dir_given_with_another_database_is_refused() {
     let bound = a.sql("select value from ddcp_meta where key = 'record_key'");
     assert_eq!(bound.trim(), a_key.rsplit_once(':').unwrap().0);
 }
+
+#[test]
+fn clone_refuses_bad_input_before_making_anything() {
+    let site = Site::new();
+    for (args, message) in [
+        (vec!["clone", "VLD0:nope", "bob"], "invalid record key"),
+        (
+            vec!["clone", KEY, "bob", "--name", "a/b"],
+            "invalid remote name",
+        ),
+        (
+            vec!["clone", KEY, "bob", "--authors", "some"],
+            "--authors takes",
+        ),
+    ] {
+        site.run(&args).fails_with(message);
+        assert!(!site.path("bob").exists(), "{args:?} made bob/");
+    }
+    // Where a database is already: refused, nothing touched.
+    let existing = Site::with_bookmarks();
+    let before = snapshot(&existing.db_file());
+    existing.run(&["clone", KEY]).fails_with("already");
+    assert_eq!(snapshot(&existing.db_file()), before);
+}

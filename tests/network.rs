@@ -887,6 +887,29 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
         )
     );
 
+    // erin clones alice before she is a member: one line with her id, nothing made but the
+    // identity; added, the same command clones.
+    let erin = Peer::empty(&net, "erin", 10);
+    let mut refused = erin.run(&["clone", &alice_key]);
+    for _ in 0..6 {
+        if refused.stderr.contains("not a member") {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        refused = erin.run(&["clone", &alice_key]);
+    }
+    refused.fails_with("error: remote origin: not a member");
+    let erin_id = erin.run(&["id"]).ok().trim().to_string();
+    assert!(refused.stderr.contains(&erin_id), "{}", refused.stderr);
+    assert!(!erin.site.db_file().exists());
+    alice.run(&["member", "add", "erin", &erin_id]).ok();
+    erin.run(&["clone", &alice_key]).ok();
+    assert_eq!(
+        erin.sql("select count(*) from bookmarks where id = 'a1'")
+            .trim(),
+        "1"
+    );
+
     let key: RecordKey = alice_key.parse().unwrap();
     let bob_keys = member_keys(&bob);
     let carol_keys = member_keys(&carol);
@@ -1103,4 +1126,53 @@ fn authors_direct_keeps_relayed_rows_out_until_widened() {
     a.stop();
     b.stop();
     c.stop();
+}
+
+/// `ddcp clone KEY DIR`: a new peer in one command. Its tables are made as the remote's (no DDL
+/// typed), the remote is added as `origin` and pulled; the clone has a record of its own, and
+/// serving both, the clone's edits travel back.
+#[test]
+fn clone_makes_a_new_peer_in_one_command() {
+    if !inside_private_network("clone_makes_a_new_peer_in_one_command") {
+        return;
+    }
+    let net = TestNet::start();
+    let mut alice = Peer::new(&net, "alice", 5);
+    alice
+        .run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
+        .ok();
+    alice.serve();
+    let alice_key = alice.key();
+    // bob's folder holds nothing yet: clone makes the database and the state dir there.
+    let mut bob = Peer::empty(&net, "bob", 6);
+    let run = bob.run(&["clone", &alice_key, "--json"]);
+    let report: serde_json::Value = serde_json::from_str(run.ok()).unwrap();
+    assert_eq!(report["remote"], "origin");
+    assert!(report["changes"].as_u64().unwrap() > 0, "{report}");
+    let bob_key = report["key"].as_str().unwrap().to_string();
+    assert_ne!(bob_key, alice_key);
+
+    // The clone is a peer like any: same schema, alice's rows, alice as its remote.
+    assert_eq!(bob.key(), bob_key);
+    assert_eq!(rows(&bob), rows(&alice));
+    let status = |peer: &Peer| -> serde_json::Value {
+        serde_json::from_str(peer.run(&["status", "--json"]).ok()).unwrap()
+    };
+    assert_eq!(
+        status(&bob)["schema_fingerprint"],
+        status(&alice)["schema_fingerprint"]
+    );
+    assert!(bob.run(&["remote", "list"]).ok().starts_with("origin\t"));
+    alice.run(&["remote", "add", "bob", &bob_key]).ok();
+    alice.stop();
+    alice.serve();
+    bob.serve();
+    bob.sql("update bookmarks set title = 'cloned, then edited' where url = 'https://veilid.com/'");
+    alice.wait_for(
+        "select title from bookmarks where url = 'https://veilid.com/'",
+        "cloned, then edited",
+        ARRIVAL,
+    );
+    alice.stop();
+    bob.stop();
 }

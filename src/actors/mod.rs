@@ -43,7 +43,7 @@ pub use node::{NodeActor, NodeMsg};
 pub use publisher::{PublisherActor, PublisherMsg};
 pub use pulling::{
     PullProgress, PullReport, RemoteError, RemoteLink, RemoteView, Session, open_published,
-    pull_remote, read_status,
+    pull_remote, read_status, remote_schema,
 };
 pub use remote::{RemoteActor, RemoteMsg};
 pub use supervisor::{ServeOptions, Supervisor, SupervisorArgs, SupervisorMsg};

@@ -23,7 +23,7 @@ use crate::sync::pull::{
 };
 use crate::sync::seal::{SealError, authenticate, open_answer, open_status};
 use crate::sync::text::printable;
-use crate::sync::{DbVersion, Epoch, MemberId, MemberKeys, RecordKey};
+use crate::sync::{DbVersion, Epoch, MemberId, MemberKeys, RecordKey, SchemaDesc};
 
 /// Calls in a row that may fail (a route being replaced, a lost message) before the pull
 /// gives up; between them the remote's Status is read again for a fresh route.
@@ -234,6 +234,39 @@ pub async fn pull_remote(
         );
     }
     Ok(report)
+}
+
+/// A remote's CRR schema, asked on its route (for `ddcp clone`), with the Status it was read
+/// from; the schema must have the fingerprint the Status names.
+pub async fn remote_schema(
+    network: &Network,
+    me: &MemberKeys,
+    key: &RecordKey,
+) -> Result<(RemoteView, SchemaDesc), RemoteError> {
+    let view = read_status(network, me, key).await?;
+    // Released as it is dropped, when this returns.
+    let route = network.import_route(&view.status.route)?;
+    let caller = Caller {
+        network: network.clone(),
+        route: route.id().clone(),
+        sealed: view
+            .session
+            .map(|session| (session, me.clone(), key.clone())),
+    };
+    let answer = caller.call(schema_request()).await?;
+    let schema = read_schema_answer(&answer).map_err(|err| match err {
+        PullError::Refused(error) if error.code == ErrorCode::NotAllowed => {
+            RemoteError::NotAMember(me.id())
+        }
+        PullError::Refused(error) => RemoteError::Refused(error),
+        other => RemoteError::Garbage(other),
+    })?;
+    if schema.fingerprint() != view.status.schema_fingerprint {
+        return Err(RemoteError::Garbage(PullError::BadPage(
+            "a schema that is not the one its status names",
+        )));
+    }
+    Ok((view, schema))
 }
 
 /// Reads a remote's Status from its record (opened with `me` when the remote is private).

@@ -14,7 +14,11 @@ struct IdJson {
 
 pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
     // The identity of the database's own state dir: one given with another database is refused.
-    super::open_db(config)?.close()?;
+    // (A state dir without a database yet, as a `ddcp clone` refused by a private remote
+    // leaves it, has an identity too.)
+    if config.db_file.exists() {
+        super::open_db(config)?.close()?;
+    }
     let id = member_file::load_or_create(&config.state_dir)?
         .id()
         .to_string();

@@ -4,6 +4,7 @@
 mod access;
 mod addr;
 mod bundle;
+mod clone;
 mod daemon;
 mod id;
 mod init;
@@ -160,6 +161,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
     config.read_network_file()?;
     match cli.command {
         Command::Init(args) => init::run(&config, &args),
+        Command::Clone(args) => clone::run(&config, &args),
         Command::Addr(flag) => addr::run(&config, flag.json),
         Command::Id(flag) => id::run(&config, flag.json),
         Command::Access(args) => access::run(&config, &args),

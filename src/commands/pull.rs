@@ -170,14 +170,14 @@ async fn pull_one(
 }
 
 /// A progress line on stderr, redrawn in place; nothing when stderr is not a terminal.
-struct ProgressLine<'a> {
+pub(super) struct ProgressLine<'a> {
     name: &'a str,
     enabled: bool,
     drawn_at: Option<Instant>,
 }
 
 impl<'a> ProgressLine<'a> {
-    fn new(name: &'a str) -> Self {
+    pub(super) fn new(name: &'a str) -> Self {
         ProgressLine {
             name,
             enabled: std::io::stderr().is_terminal(),
@@ -185,7 +185,7 @@ impl<'a> ProgressLine<'a> {
         }
     }
 
-    fn show(&mut self, progress: &PullProgress) {
+    pub(super) fn show(&mut self, progress: &PullProgress) {
         if !self.enabled
             || self
                 .drawn_at
@@ -207,7 +207,7 @@ impl<'a> ProgressLine<'a> {
         let _ = err.flush();
     }
 
-    fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
         if self.drawn_at.is_some() {
             let _ = writeln!(std::io::stderr().lock());
         }

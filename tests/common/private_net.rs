@@ -116,18 +116,23 @@ pub struct Peer {
 impl Peer {
     /// A new database (with the fixtures' bookmark schema) for a peer on `vtnode{host}`.
     pub fn new(net: &TestNet, name: &'static str, host: u8) -> Peer {
-        let peer = Peer {
+        let peer = Peer::empty(net, name, host);
+        peer.run(&["init"]).ok();
+        peer.run_with_input(&["shell"], &fixture("cr_tables.sql"))
+            .ok();
+        peer
+    }
+
+    /// A peer on `vtnode{host}` whose folder holds nothing yet (for `ddcp clone`).
+    pub fn empty(net: &TestNet, name: &'static str, host: u8) -> Peer {
+        Peer {
             name,
             site: Site::new(),
             host: format!("vtnode{host}:5150"),
             bootstrap: net.bootstrap.clone(),
             serve: None,
             settings_in_file: false,
-        };
-        peer.run(&["init"]).ok();
-        peer.run_with_input(&["shell"], &fixture("cr_tables.sql"))
-            .ok();
-        peer
+        }
     }
 
     /// This peer's record key, as `ddcp init` printed it.

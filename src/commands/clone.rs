@@ -1,0 +1,168 @@
+//! `ddcp clone KEY [DIR]`: a new database that replicates with a remote one, in one command
+//! (git's habit): its CRR tables made as the remote's (the protocol's SchemaRequest), the remote
+//! added and pulled, and a record of its own, as `ddcp init` makes. A failure keeps nothing but
+//! the state dir's member identity: the one line for a private remote names it, and the same
+//! command run again once the owner added it uses it.
+
+use std::time::Duration;
+
+use ractor::Actor;
+use serde::Serialize;
+
+use super::pull::ProgressLine;
+use super::{CommandError, block_on};
+use crate::actors::{
+    DbActor, DbArgs, DbHandle, PullReport, RemoteError, RemoteLink, pull_remote, remote_schema,
+};
+use crate::cli::CloneArgs;
+use crate::config::Config;
+use crate::db::{Db, RemoteName, remove_database_files};
+use crate::member_file;
+use crate::net::{NetError, Node, RecordIdentity, create_record_identity};
+use crate::sync::authors::AuthorPolicy;
+use crate::sync::{MemberKeys, RecordKey};
+
+/// A fresh node may answer `TryAgain` for a while after it attached: DHT reads are tried again
+/// this long before the clone gives up.
+const FIRST_CONTACT: Duration = Duration::from_secs(60);
+
+#[derive(Serialize)]
+struct CloneJson {
+    key: String,
+    remote: String,
+    pages: u64,
+    changes: u64,
+    refused: u64,
+    remote_db_version: i64,
+}
+
+pub fn run(config: &Config, args: &CloneArgs) -> Result<(), CommandError> {
+    // Everything the user typed is checked before anything is made.
+    let key: RecordKey = args.source.parse().map_err(CommandError::BadKey)?;
+    let name: RemoteName = args.name.parse()?;
+    let authors: AuthorPolicy = match &args.authors.authors {
+        Some(text) => text.parse().map_err(CommandError::BadAuthors)?,
+        None => AuthorPolicy::Any,
+    };
+    let mut config = config.clone();
+    if let Some(dir) = &args.dir {
+        config.db_file = dir.join("ddcp.db");
+        config.state_dir = dir.join(".ddcp");
+    }
+    let config = &config;
+    if RecordIdentity::exists(&config.state_dir) {
+        return Err(NetError::IdentityExists(config.state_dir.clone()).into());
+    }
+    if config.db_file.exists() {
+        return Err(crate::db::DbError::AlreadyInitialized(config.db_file.clone()).into());
+    }
+    if let Some(dir) = &args.dir {
+        std::fs::create_dir_all(dir).map_err(|source| CommandError::File {
+            what: "cannot create",
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    config
+        .create_state_dir()
+        .map_err(|source| CommandError::File {
+            what: "cannot create state directory",
+            path: config.state_dir.clone(),
+            source,
+        })?;
+    let me = member_file::load_or_create(&config.state_dir)?;
+    let link = RemoteLink { name, key, authors };
+    let attach = Duration::from_secs(args.attach.attach_timeout);
+    let result = block_on(async {
+        let node = Node::start(&config.veilid_dir(), &config.network).await?;
+        let cloned = clone(config, &node, &me, &link, attach).await;
+        node.shutdown().await;
+        cloned
+    })
+    .and_then(|cloned| cloned);
+    let (own_key, report) = match result {
+        Ok(done) => done,
+        Err(err) => {
+            // Nothing half made: the database and the record go; the member identity stays
+            // (a private remote's owner is asked to add it).
+            remove_database_files(&config.db_file);
+            let _ = std::fs::remove_file(config.state_dir.join("record"));
+            return Err(err);
+        }
+    };
+    tracing::info!(target: "ddcp", key = ?own_key.to_string(), remote_name = %link.name,
+        changes = report.changes, "Cloned database");
+    if args.json {
+        super::output::print_json(&CloneJson {
+            key: own_key.reveal().to_string(),
+            remote: link.name.to_string(),
+            pages: report.pages,
+            changes: report.changes,
+            refused: report.refused,
+            remote_db_version: report.remote_version.0,
+        })?;
+    } else {
+        // As `ddcp init`: the new database's key, which its own peers add.
+        super::output::print_line(own_key.reveal())?;
+    }
+    Ok(())
+}
+
+async fn clone(
+    config: &Config,
+    node: &Node,
+    me: &MemberKeys,
+    link: &RemoteLink,
+    attach: Duration,
+) -> Result<(RecordKey, PullReport), CommandError> {
+    node.attach(attach).await?;
+    let network = node.network();
+    let remote_failed = |err: RemoteError| CommandError::Remote {
+        name: link.name.to_string(),
+        reason: err.to_string(),
+    };
+    let deadline = tokio::time::Instant::now() + FIRST_CONTACT;
+    let (view, schema) = loop {
+        let asked = match network.open_record(&link.key).await {
+            Ok(()) => remote_schema(network, me, &link.key).await,
+            Err(err) => Err(err.into()),
+        };
+        match asked {
+            Ok(answer) => break answer,
+            // Not yet on the network, or this node not yet able to reach it: ask again.
+            Err(RemoteError::Net(_) | RemoteError::NotPublished)
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(err) => return Err(remote_failed(err)),
+        }
+    };
+    let mut db = Db::create(&config.db_file, &config.extension)?;
+    db.create_tables(&schema)?;
+    let identity = create_record_identity(node).await?;
+    identity.save(&config.state_dir)?;
+    db.bind_record(&identity.key)?;
+    db.add_remote(&link.name, &link.key, &link.authors)?;
+    let (actor, stopped) = Actor::spawn(
+        None,
+        DbActor,
+        DbArgs {
+            db,
+            supervisor: None,
+        },
+    )
+    .await
+    .map_err(|err| CommandError::Serve(err.to_string()))?;
+    let db = DbHandle::from(actor.clone());
+    let mut bar = ProgressLine::new(link.name.as_str());
+    let pulled = pull_remote(network, &db, me, link, Some(view), &mut |progress| {
+        bar.show(progress)
+    })
+    .await;
+    bar.finish();
+    actor.stop(None);
+    let _ = stopped.await;
+    network.close_record(&link.key).await;
+    Ok((identity.key, pulled.map_err(remote_failed)?))
+}
