@@ -94,23 +94,21 @@ for _ in $(seq 100); do [ -s "$WORK/bootstrap" ] && break; sleep 0.1; done
 export VEILID_BOOTSTRAP=$(cat "$WORK/bootstrap")
 echo "bootstrap: $VEILID_BOOTSTRAP"
 
-say "alice creates a database and loads the fixtures"
+say "alice creates a database, loads the fixtures and serves"
 alice_key=$(run alice init)
 run alice shell < fixtures/cr_tables.sql >/dev/null
 run alice shell < fixtures/ins_test_schema_alice.sql
-
-say "bob creates a database with the same schema and adds alice (the VLD0: prefix is optional)"
-bob_key=$(run bob init)
-run bob shell < fixtures/cr_tables.sql >/dev/null
-run bob remote add alice "${alice_key#VLD0:}"
-run alice remote add bob "$bob_key"
-
-say "both serve; alice's rows reach bob"
-since=$(ms)
 serve alice vtnode5
-serve bob vtnode6
-wait_for bob "select count(*) from bookmarks" 3
+
+say "bob clones alice: her tables and rows in one command, and a key of his own"
+since=$(ms)
+bob_key=$(VEILID_LISTEN=vtnode6:5150 run bob clone "$alice_key")
+echo "  -> bob has alice's rows after $(( $(ms) - since )) ms"
 run bob shell --mode box -c "select b.title, group_concat(t.tag, ', ') as tags from bookmarks b left join tags t on t.bookmark_id = b.id group by b.id order by b.title"
+
+say "alice adds bob (her running serve takes it at once); bob serves"
+run alice remote add bob "$bob_key"
+serve bob vtnode6
 
 say "bob edits; alice sees it"
 since=$(ms)

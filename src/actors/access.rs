@@ -30,6 +30,16 @@ pub enum Admission {
     Refused(Vec<u8>),
 }
 
+/// What an [`AccessGate::update`] changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Update {
+    /// The access mode, the epoch or the members.
+    pub changed: bool,
+    /// The epoch (a member was removed, or the database went private): the route must change
+    /// too.
+    pub epoch_moved: bool,
+}
+
 /// Shared between the answering workers, the publisher and the supervisor.
 #[derive(Clone)]
 pub struct AccessGate {
@@ -96,16 +106,23 @@ impl AccessGate {
         }
     }
 
-    /// Takes the access state read from the database; true when the epoch moved (a member was
-    /// removed, or the database went private): the route must change too.
-    pub fn update(&self, state: AccessState) -> bool {
+    /// Takes the access state read from the database: what changed.
+    pub fn update(&self, state: AccessState) -> Update {
         let mut gate = self
             .gate
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let before = gate.epoch;
+        let members = |gate: &Gate| {
+            let mut ids: Vec<MemberId> = gate.members.keys().copied().collect();
+            ids.sort_unstable();
+            ids
+        };
+        let before = (gate.access, gate.epoch, members(&gate));
         gate.set(state);
-        gate.epoch != before
+        Update {
+            changed: (gate.access, gate.epoch, members(&gate)) != before,
+            epoch_moved: gate.epoch != before.1,
+        }
     }
 
     /// Changes with every update.
@@ -297,12 +314,18 @@ mod tests {
         assert_eq!(opened, b"the answer");
 
         // Bob removed while his answer was being built: it is not sealed for him.
-        let moved = gate.update(AccessState {
+        let update = gate.update(AccessState {
             access: Access::Private,
             epoch: Epoch(2),
             members: Vec::new(),
         });
-        assert!(moved);
+        assert!(update.changed && update.epoch_moved);
+        let again = gate.update(AccessState {
+            access: Access::Private,
+            epoch: Epoch(2),
+            members: Vec::new(),
+        });
+        assert!(!again.changed && !again.epoch_moved);
         let late = gate.seal(&admitted, b"the answer");
         assert!(matches!(
             decode_message(&late).unwrap(),

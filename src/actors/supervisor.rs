@@ -444,11 +444,14 @@ impl SupervisorState {
             .await
             .map_err(|err| err.to_string())?;
         let (mode, epoch, members) = (access.access, access.epoch, access.members.len());
-        let epoch_moved = self.gate.update(access);
+        let update = self.gate.update(access);
+        if !update.changed {
+            return Ok(());
+        }
         tracing::info!(target: "ddcp", access = mode.as_str(), epoch = epoch.0, members,
             "Access changed");
         self.tell_publisher(PublisherMsg::AccessChanged);
-        if epoch_moved {
+        if update.epoch_moved {
             let _ = self.node.send_message(NodeMsg::RenewRoute);
         }
         Ok(())
