@@ -6,6 +6,9 @@ use common::{Site, fixture, snapshot};
 
 const KEY: &str = "73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY";
 const SECRET: &str = "eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHg";
+/// A record key whole, as veilid-core 0.5 prints it (KEY, then its secret).
+const WHOLE: &str =
+    "73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY:eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHg";
 
 #[test]
 fn init_creates_the_database_a_private_state_dir_and_a_dht_record() {
@@ -131,7 +134,7 @@ fn commands_refuse_a_missing_database_and_create_nothing() {
         &["status"][..],
         &["shell", "-c", "select 1"],
         &["remote", "list"],
-        &["remote", "add", "alice", KEY],
+        &["remote", "add", "alice", WHOLE],
         &["bundle", "create", "out.bundle"],
     ] {
         site.run(args)
@@ -245,7 +248,8 @@ fn shell_stops_at_the_first_error_and_names_its_line() {
 #[test]
 fn remote_add_list_remove() {
     let site = Site::with_bookmarks();
-    site.run(&["remote", "add", "alice", KEY]).ok();
+    // The VLD0: prefix is optional.
+    site.run(&["remote", "add", "alice", WHOLE]).ok();
     site.run(&["remote", "add", "bob", &format!("VLD0:{SECRET}:{KEY}")])
         .ok();
     // Keys without their secret, unless asked.
@@ -255,7 +259,7 @@ fn remote_add_list_remove() {
     );
     assert_eq!(
         site.run(&["remote", "list", "--show-secrets"]).ok(),
-        format!("alice\tVLD0:{KEY}\nbob\tVLD0:{SECRET}:{KEY}\n")
+        format!("alice\tVLD0:{WHOLE}\nbob\tVLD0:{SECRET}:{KEY}\n")
     );
     let json: serde_json::Value =
         serde_json::from_str(site.run(&["remote", "list", "--json"]).ok()).unwrap();
@@ -282,10 +286,11 @@ fn remote_add_list_remove() {
 #[test]
 fn remote_add_refuses_bad_input_and_writes_nothing() {
     let site = Site::with_bookmarks();
-    site.run(&["remote", "add", "alice", KEY]).ok();
+    site.run(&["remote", "add", "alice", WHOLE]).ok();
     let before = site.run(&["remote", "list", "--json"]).ok().to_string();
     let db_before = snapshot(&site.db_file());
-    let with_secret = format!("{KEY}:{SECRET}");
+    let with_secret = format!("{KEY}:{KEY}");
+    let secret_first = format!("{SECRET}:{KEY}");
     let named_without_secret = format!("remote \"alice\" already has key VLD0:{KEY}");
     for (args, message) in [
         (
@@ -305,12 +310,13 @@ fn remote_add_refuses_bad_input_and_writes_nothing() {
             "not unpadded base64url",
         ),
         (
-            vec!["remote", "add", "alice", SECRET],
-            "remote \"alice\" already exists",
+            // The one-part form parses, but Veilid 0.5 cannot read its record.
+            vec!["remote", "add", "bob", KEY],
+            "has no secret part",
         ),
         (
-            vec!["remote", "add", "carol", KEY],
-            "remote \"alice\" already has key",
+            vec!["remote", "add", "alice", &secret_first],
+            "remote \"alice\" already exists",
         ),
         (
             // The error names the record, never the secret that came with it.
@@ -318,13 +324,14 @@ fn remote_add_refuses_bad_input_and_writes_nothing() {
             named_without_secret.as_str(),
         ),
         (
-            vec!["remote", "add", "--", "-x", KEY],
+            vec!["remote", "add", "--", "-x", WHOLE],
             "invalid remote name",
         ),
-        (vec!["remote", "add", "a/b", KEY], "invalid remote name"),
+        (vec!["remote", "add", "a/b", WHOLE], "invalid remote name"),
     ] {
         let line = site.run(&args).fails_with(message).to_string();
         assert!(!line.contains(&format!(":{SECRET}")), "{line}");
+        assert!(!line.contains(&format!("{KEY}:{KEY}")), "{line}");
         assert_eq!(site.run(&["remote", "list", "--json"]).ok(), before);
     }
     assert_eq!(snapshot(&site.db_file()), db_before);
@@ -335,7 +342,7 @@ fn status_shows_versions_tables_and_remotes() {
     let site = Site::with_bookmarks();
     site.run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
         .ok();
-    site.run(&["remote", "add", "alice", KEY]).ok();
+    site.run(&["remote", "add", "alice", WHOLE]).ok();
     let text = site.run(&["status"]).ok().to_string();
     assert!(text.contains("crr tables:  bookmarks, tags"), "{text}");
     assert!(text.contains(&format!("alice\tVLD0:{KEY}")), "{text}");
@@ -620,7 +627,7 @@ fn members_are_added_listed_and_removed_and_access_switches() {
         "remote",
         "add",
         "eve",
-        "-UCQRnGtEpOa7lEbeY980mDK1dFVJCHAIR1vdkWom1Q",
+        &format!("-UCQRnGtEpOa7lEbeY980mDK1dFVJCHAIR1vdkWom1Q:{SECRET}"),
     ])
     .ok();
     assert_eq!(
@@ -824,7 +831,7 @@ fn a_state_dir_given_with_another_database_is_refused() {
         &["id"],
         &["serve"],
         &["pull"],
-        &["remote", "add", "x", KEY],
+        &["remote", "add", "x", WHOLE],
         &["member", "list"],
     ] {
         let args = [&["--db-file", other_db][..], command].concat();
@@ -862,11 +869,11 @@ fn clone_refuses_bad_input_before_making_anything() {
     for (args, message) in [
         (vec!["clone", "VLD0:nope", "bob"], "invalid record key"),
         (
-            vec!["clone", KEY, "bob", "--name", "a/b"],
+            vec!["clone", WHOLE, "bob", "--name", "a/b"],
             "invalid remote name",
         ),
         (
-            vec!["clone", KEY, "bob", "--authors", "some"],
+            vec!["clone", WHOLE, "bob", "--authors", "some"],
             "--authors takes",
         ),
     ] {
@@ -876,6 +883,9 @@ fn clone_refuses_bad_input_before_making_anything() {
     // Where a database is already: refused, nothing touched.
     let existing = Site::with_bookmarks();
     let before = snapshot(&existing.db_file());
-    existing.run(&["clone", KEY]).fails_with("already");
+    existing.run(&["clone", WHOLE]).fails_with("already");
+    site.run(&["clone", KEY, "bob"])
+        .fails_with("has no secret part");
+    assert!(!site.path("bob").exists());
     assert_eq!(snapshot(&existing.db_file()), before);
 }

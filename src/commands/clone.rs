@@ -38,7 +38,7 @@ struct CloneJson {
 
 pub fn run(config: &Config, args: &CloneArgs) -> Result<(), CommandError> {
     // Everything the user typed is checked before anything is made.
-    let key: RecordKey = args.source.parse().map_err(CommandError::BadKey)?;
+    let key: RecordKey = super::remote_key(&args.source)?;
     let name: RemoteName = args.name.parse()?;
     let authors: AuthorPolicy = match &args.authors.authors {
         Some(text) => text.parse().map_err(CommandError::BadAuthors)?,

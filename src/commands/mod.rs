@@ -66,6 +66,10 @@ pub enum CommandError {
         "a bundle is binary: not written to a terminal (redirect it, `> FILE`, or give a file name)"
     )]
     BinaryToTerminal,
+    #[error(
+        "{0} has no secret part, and Veilid 0.5 records cannot be read without it: give the whole key its `ddcp init` printed (VLD0:<key>:<secret>)"
+    )]
+    KeyWithoutSecret(crate::sync::RecordKey),
     #[error("nothing to change: give --authors")]
     NothingToSet,
     #[error("{0}")]
@@ -144,6 +148,16 @@ pub(crate) fn open_db(config: &crate::config::Config) -> Result<crate::db::Db, C
         None => db.bind_record(&identity.key)?,
     }
     Ok(db)
+}
+
+/// A remote's record key as the user typed it: whole, as veilid-core 0.5 prints it. (The
+/// one-part form of older releases and the seed README parses, but its records cannot be read.)
+fn remote_key(text: &str) -> Result<crate::sync::RecordKey, CommandError> {
+    let key: crate::sync::RecordKey = text.parse().map_err(CommandError::BadKey)?;
+    if key.secret().is_none() {
+        return Err(CommandError::KeyWithoutSecret(key));
+    }
+    Ok(key)
 }
 
 /// Runs `work` on a tokio runtime: veilid-core is async; the commands around it are not.

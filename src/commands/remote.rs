@@ -30,7 +30,7 @@ fn parse_authors(authors: Option<&str>) -> Result<AuthorPolicy, CommandError> {
 fn add(config: &Config, name: &str, key: &str, authors: Option<&str>) -> Result<(), CommandError> {
     // Check the arguments before the database is even opened.
     let name: RemoteName = name.parse()?;
-    let key: RecordKey = key.parse().map_err(CommandError::BadKey)?;
+    let key: RecordKey = super::remote_key(key)?;
     let authors = parse_authors(authors)?;
     let mut db = super::open_db(config)?;
     db.add_remote(&name, &key, &authors)?;
