@@ -390,6 +390,45 @@ fn bundles_carry_changes_between_databases() {
     assert_eq!(bookmark_rows(&bob), bookmark_rows(&alice));
     assert!(bookmark_rows(&alice).contains("NNCP, by bob"));
 
+    // A bundle of all bob holds: alice's changes relayed, and his own, counted per author.
+    let all = bob.path("all-of-bob.bundle");
+    let all = all.to_str().unwrap();
+    bob.run(&["bundle", "create", all]).ok();
+    let summary: serde_json::Value =
+        serde_json::from_str(bob.run(&["bundle", "verify", "--json", all]).ok()).unwrap();
+    let site_of = |site: &Site| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(site.run(&["status", "--json"]).ok()).unwrap()
+            ["site_id"]
+            .clone()
+    };
+    let mut authors: Vec<(String, u64)> = summary["authors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["site_id"].as_str().unwrap().to_string(),
+                a["changes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    authors.sort();
+    // bob's title replaced alice's in that cell: cr-sqlite keeps the newest change per cell.
+    let mut expected = vec![
+        (site_of(&alice).as_str().unwrap().to_string(), 12),
+        (site_of(&bob).as_str().unwrap().to_string(), 1),
+    ];
+    expected.sort();
+    assert_eq!(authors, expected);
+    assert_eq!(summary["changes"], 13);
+
+    // Nothing new since: no empty bundle.
+    let now = serde_json::from_str::<serde_json::Value>(bob.run(&["status", "--json"]).ok())
+        .unwrap()["db_version"]
+        .to_string();
+    bob.run(&["bundle", "create", "--since", &now, "none.bundle"])
+        .fails_with("nothing to bundle");
+
     // Applying the same bundle again changes nothing.
     let version = || alice.run(&["status", "--json"]).ok().to_string();
     let before = version();

@@ -122,6 +122,9 @@ fn a_bundle_is_not_written_to_a_terminal() {
     );
     assert!(!shown.contains("DDCPBNDL"), "{shown}");
     // Redirected, it is written.
+    site.run_with_input(&["shell"], &common::fixture("cr_tables.sql"))
+        .ok();
+    site.sql("insert into bookmarks (id, url) values ('a', 'https://a/')");
     let bytes = site
         .command(&["bundle", "create", "-"])
         .output()

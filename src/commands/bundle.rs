@@ -223,6 +223,10 @@ fn write_changes<W: Write>(
             db_version: range.until,
         });
     }
+    // As git refuses an empty bundle: a file that holds nothing is a mistake, not a backup.
+    if range.count == 0 {
+        return Err(CommandError::NothingToBundle(range.since));
+    }
     let header = BundleHeader {
         format_version: FORMAT_VERSION,
         site_id,
@@ -341,17 +345,29 @@ struct VerifyJson {
     /// The member id that sealed it for this database, when it is sealed.
     #[serde(skip_serializing_if = "Option::is_none")]
     sealed_by: Option<String>,
+    /// Changes per author site: a bundle relays what its database merged from others.
+    authors: Vec<AuthorCount>,
+}
+
+#[derive(Serialize)]
+struct AuthorCount {
+    site_id: String,
+    changes: u64,
 }
 
 fn verify(config: &Config, path: &Path, json: bool) -> Result<(), CommandError> {
     let (bytes, sealer) = unseal(config, path, read_input(path)?)?;
     let mut reader = open_bundle(path, &bytes)?;
     // Decoding every changeset also checks the change count against the header.
-    while reader
+    let mut authors: std::collections::BTreeMap<SiteId, u64> = Default::default();
+    while let Some(changes) = reader
         .next_changes()
         .map_err(|reason| bundle_error(path, reason))?
-        .is_some()
-    {}
+    {
+        for change in &changes {
+            *authors.entry(change.site_id).or_default() += 1;
+        }
+    }
     let header = reader.header();
     let summary = VerifyJson {
         format_version: header.format_version,
@@ -367,6 +383,13 @@ fn verify(config: &Config, path: &Path, json: bool) -> Result<(), CommandError> 
             .map(|t| t.name.clone())
             .collect(),
         sealed_by: sealer.map(|sealer| sealer.to_string()),
+        authors: authors
+            .into_iter()
+            .map(|(site, changes)| AuthorCount {
+                site_id: site.to_string(),
+                changes,
+            })
+            .collect(),
     };
     if json {
         print_json(&summary)?;
@@ -375,13 +398,19 @@ fn verify(config: &Config, path: &Path, json: bool) -> Result<(), CommandError> 
             Some(sealer) => format!(", sealed for this database by {sealer}"),
             None => String::new(),
         };
+        let authors: Vec<String> = summary
+            .authors
+            .iter()
+            .map(|author| format!("{} by {}", author.changes, author.site_id))
+            .collect();
         print_line(format_args!(
-            "{}: ok, {} changes of site {} (db_version {}..={}), tables: {}{sealed}",
+            "{}: ok, {} changes from site {} (its db_version {}..={}: {}), tables: {}{sealed}",
             path.display(),
             summary.changes,
             summary.site_id,
             summary.since.saturating_add(1),
             summary.until,
+            authors.join(", "),
             summary.tables.join(", ")
         ))?;
     }

@@ -83,6 +83,8 @@ pub enum CommandError {
         since: crate::sync::DbVersion,
         db_version: crate::sync::DbVersion,
     },
+    #[error("no changes after db_version {0}: nothing to bundle (an empty bundle is not written)")]
+    NothingToBundle(crate::sync::DbVersion),
     #[error("the bundle's schema differs from this database's: {0}; nothing was applied")]
     SchemaMismatch(String),
     #[error("{what} {path}: {source}")]
