@@ -45,6 +45,14 @@ pub struct Cli {
     #[arg(long, env = "VEILID_LISTEN", global = true)]
     pub listen: Option<String>,
 
+    /// Log only errors (over RUST_LOG).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Log more: -v ddcp's debug lines, -vv also Veilid's info (over RUST_LOG).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -352,6 +360,9 @@ pub enum BundleCommand {
     Apply {
         /// The bundle file to read; '-' for stdin.
         file: PathBuf,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
     },
     /// Check a bundle and print what it holds, without applying it (a sealed bundle: only the
     /// database it is sealed for can).

@@ -7,20 +7,31 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     install_panic_hook();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // ddcp's own events at info; veilid-core warns about its internals (e.g. at every
-                // shutdown) in ways a user cannot act on, so only its errors show by default.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,ddcp=info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let cli = match ddcp::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return usage_error(err),
     };
+    // ddcp's own events at info; veilid-core warns about its internals (e.g. at every shutdown)
+    // in ways a user cannot act on, so only its errors show by default.
+    // -q and -v say what the user wants now, over RUST_LOG; without them RUST_LOG decides.
+    let asked = match (cli.quiet, cli.verbose) {
+        (true, _) => Some("error"),
+        (false, 0) => None,
+        (false, 1) => Some("error,ddcp=debug"),
+        (false, _) => Some("info,ddcp=trace"),
+    };
+    // No colours where they would be noise: not a terminal, or NO_COLOR set (no-color.org).
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+    tracing_subscriber::fmt()
+        .with_env_filter(match asked {
+            Some(filter) => tracing_subscriber::EnvFilter::new(filter),
+            None => tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,ddcp=info")),
+        })
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .init();
     match ddcp::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,

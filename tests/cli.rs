@@ -429,11 +429,21 @@ fn bundles_carry_changes_between_databases() {
     bob.run(&["bundle", "create", "--since", &now, "none.bundle"])
         .fails_with("nothing to bundle");
 
-    // Applying the same bundle again changes nothing.
+    // Applying the same bundle again changes nothing, and says so.
     let version = || alice.run(&["status", "--json"]).ok().to_string();
     let before = version();
-    alice.run(&["bundle", "apply", delta]).ok();
+    let again = alice.run(&["bundle", "apply", delta]).ok().to_string();
+    assert!(
+        again.starts_with("applied 1 changes from site ") && again.contains("nothing new"),
+        "{again}"
+    );
     assert_eq!(version(), before);
+    let json: serde_json::Value =
+        serde_json::from_str(alice.run(&["bundle", "apply", "--json", delta]).ok()).unwrap();
+    assert_eq!(
+        (json["changes"].as_u64(), json["changed"].as_bool()),
+        (Some(1), Some(false))
+    );
 }
 
 #[test]
@@ -927,4 +937,24 @@ fn clone_refuses_bad_input_before_making_anything() {
         .fails_with("has no secret part");
     assert!(!site.path("bob").exists());
     assert_eq!(snapshot(&existing.db_file()), before);
+}
+
+#[test]
+fn quiet_and_verbose_set_how_much_is_logged() {
+    let site = Site::with_bookmarks();
+    // Site's commands run with RUST_LOG=error,ddcp=info: the flags win over it.
+    let loud = site.run(&["remote", "add", "alice", WHOLE]);
+    assert!(
+        loud.stderr.contains("INFO ddcp: Added remote"),
+        "{}",
+        loud.stderr
+    );
+    let quiet = site.run(&["-q", "remote", "add", "bob", &format!("{SECRET}:{KEY}")]);
+    assert_eq!(quiet.stderr, "");
+    quiet.ok();
+    let verbose = site.run(&["-v", "status"]);
+    verbose.ok();
+    // And errors still show under -q, as one line.
+    site.run(&["-q", "remote", "add", "alice", WHOLE])
+        .fails_with("already exists");
 }

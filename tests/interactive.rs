@@ -132,3 +132,32 @@ fn a_bundle_is_not_written_to_a_terminal() {
         .stdout;
     assert!(bytes.starts_with(b"DDCPBNDL"));
 }
+
+/// Logs on a terminal are coloured, unless NO_COLOR is set (no-color.org).
+#[test]
+fn no_color_takes_the_colours_out_of_the_logs() {
+    let site = Site::new();
+    site.run(&["init"]).ok();
+    let ddcp = env!("CARGO_BIN_EXE_ddcp");
+    // Each run changes the access mode, which is logged at info.
+    let on_terminal = |mode: &str, no_color: Option<&str>| {
+        let mut command = std::process::Command::new("script");
+        command
+            .args(["-qec", &format!("{ddcp} access {mode}"), "/dev/null"])
+            .current_dir(site.dir.path())
+            .env("RUST_LOG", "error,ddcp=info")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null());
+        if let Some(value) = no_color {
+            command.env("NO_COLOR", value);
+        }
+        let output = command.output().expect("util-linux `script`");
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    let coloured = on_terminal("private", None);
+    assert!(coloured.contains("Changed access"), "{coloured:?}");
+    assert!(coloured.contains("\x1b["), "{coloured:?}");
+    let plain = on_terminal("public", Some("1"));
+    assert!(plain.contains("Changed access"), "{plain:?}");
+    assert!(!plain.contains("\x1b["), "{plain:?}");
+}

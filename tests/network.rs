@@ -567,6 +567,9 @@ fn refused_to_another_user(peer: &Peer) {
     open(peer.site.dir.path(), 0o755);
     open(&peer.site.path(".ddcp"), 0o755);
     open(&peer.site.path(".ddcp/control.sock"), 0o777);
+    // The record file too, so that the command gets past the check that the database and the
+    // state dir belong together and as far as the socket.
+    open(&peer.site.path(".ddcp/record"), 0o644);
     // nobody's own copy of the database, in a folder it owns.
     let theirs = tempfile::tempdir().unwrap();
     open(theirs.path(), 0o777);
@@ -592,6 +595,7 @@ fn refused_to_another_user(peer: &Peer) {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("error: control socket"), "{stderr}");
+    open(&peer.site.path(".ddcp/record"), 0o600);
     open(peer.site.dir.path(), 0o700);
     open(&peer.site.path(".ddcp"), 0o700);
 }

@@ -37,7 +37,7 @@ pub fn run(config: &Config, command: BundleCommand) -> Result<(), CommandError> 
             };
             create(config, &file, DbVersion(since), seal.as_ref())
         }
-        BundleCommand::Apply { file } => apply(config, &file),
+        BundleCommand::Apply { file, json } => apply(config, &file, json),
         BundleCommand::Verify { file, json } => verify(config, &file, json),
     }
 }
@@ -299,7 +299,20 @@ fn bundle_error(path: &Path, reason: BundleError) -> CommandError {
     }
 }
 
-fn apply(config: &Config, path: &Path) -> Result<(), CommandError> {
+/// What `bundle apply --json` prints.
+#[derive(Serialize)]
+struct AppliedJson {
+    changes: u64,
+    from_site: String,
+    since: i64,
+    until: i64,
+    db_version_before: i64,
+    db_version_after: i64,
+    /// False when the database held every change already.
+    changed: bool,
+}
+
+fn apply(config: &Config, path: &Path, json: bool) -> Result<(), CommandError> {
     // The whole file is checked (checksum) before the database is touched.
     let (bytes, sealer) = unseal(config, path, read_input(path)?)?;
     let mut reader = open_bundle(path, &bytes)?;
@@ -330,6 +343,31 @@ fn apply(config: &Config, path: &Path) -> Result<(), CommandError> {
         sealed_by = sealer.map(|sealer| sealer.to_string()),
         "Applied bundle"
     );
+    let applied = AppliedJson {
+        changes: outcome.offered,
+        from_site: header.site_id.to_string(),
+        since: header.since.0,
+        until: header.until.0,
+        db_version_before: outcome.db_version_before.0,
+        db_version_after: outcome.db_version_after.0,
+        changed: outcome.db_version_after != outcome.db_version_before,
+    };
+    if json {
+        print_json(&applied)?;
+    } else {
+        let result = if applied.changed {
+            format!(
+                "this database is now at db_version {}",
+                applied.db_version_after
+            )
+        } else {
+            "nothing new: this database held them all".to_string()
+        };
+        print_line(format_args!(
+            "applied {} changes from site {}: {result}",
+            applied.changes, applied.from_site
+        ))?;
+    }
     Ok(())
 }
 
