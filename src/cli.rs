@@ -148,6 +148,10 @@ pub struct InitArgs {
     /// can read its status or pull from it.
     #[arg(long)]
     pub private: bool,
+
+    /// Print JSON for scripts: the record key (whole), the member id and the access mode.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Who may read the database.
@@ -305,6 +309,9 @@ pub enum RemoteCommand {
         key: String,
         #[command(flatten)]
         authors: AuthorsArg,
+        /// Print JSON for scripts (the key without its secret).
+        #[arg(long)]
+        json: bool,
     },
     /// Change what is accepted from a remote (a running `ddcp serve` takes it at once).
     Set {

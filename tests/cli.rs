@@ -248,8 +248,11 @@ fn shell_stops_at_the_first_error_and_names_its_line() {
 #[test]
 fn remote_add_list_remove() {
     let site = Site::with_bookmarks();
-    // The VLD0: prefix is optional.
-    site.run(&["remote", "add", "alice", WHOLE]).ok();
+    // The VLD0: prefix is optional. What was done is said on stdout, the key without its secret.
+    assert_eq!(
+        site.run(&["remote", "add", "alice", WHOLE]).ok(),
+        format!("added remote alice (VLD0:{KEY})\n")
+    );
     site.run(&["remote", "add", "bob", &format!("VLD0:{SECRET}:{KEY}")])
         .ok();
     // Keys without their secret, unless asked.
@@ -957,4 +960,34 @@ fn quiet_and_verbose_set_how_much_is_logged() {
     // And errors still show under -q, as one line.
     site.run(&["-q", "remote", "add", "alice", WHOLE])
         .fails_with("already exists");
+}
+
+#[test]
+fn init_and_remote_add_speak_json_too() {
+    let site = Site::new();
+    let init: serde_json::Value = serde_json::from_str(site.run(&["init", "--json"]).ok()).unwrap();
+    let key: ddcp::sync::RecordKey = init["key"].as_str().unwrap().parse().unwrap();
+    assert!(key.secret().is_some());
+    assert_eq!(init["id"], site.run(&["id"]).ok().trim());
+    assert_eq!(init["access"], "public");
+    let added: serde_json::Value = serde_json::from_str(
+        site.run(&[
+            "remote",
+            "add",
+            "alice",
+            WHOLE,
+            "--json",
+            "--authors",
+            "direct",
+        ])
+        .ok(),
+    )
+    .unwrap();
+    assert_eq!(added["name"], "alice");
+    assert_eq!(added["key"], format!("VLD0:{KEY}"));
+    assert_eq!(added["authors"], "direct");
+    assert_eq!(
+        site.run(&["remote", "remove", "alice"]).ok(),
+        "removed remote alice\n"
+    );
 }

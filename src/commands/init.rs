@@ -29,8 +29,27 @@ pub fn run(config: &Config, args: &InitArgs) -> Result<(), CommandError> {
     let key = result?;
     tracing::info!(target: "ddcp", key = ?key.to_string(), "Registered database at DHT");
     // The one place besides `ddcp addr` that prints the secret: the user needs it to share.
-    super::output::print_line(key.reveal())?;
+    if args.json {
+        let id = member_file::load_or_create(&config.state_dir)?.id();
+        super::output::print_json(&InitJson {
+            key: key.reveal().to_string(),
+            id: id.to_string(),
+            access: if args.private { "private" } else { "public" },
+        })?;
+    } else {
+        super::output::print_line(key.reveal())?;
+    }
     Ok(())
+}
+
+/// What `init --json` prints.
+#[derive(serde::Serialize)]
+struct InitJson {
+    /// The whole record key, which peers give `remote add` or `clone`.
+    key: String,
+    /// The member id, which a private database's owner adds.
+    id: String,
+    access: &'static str,
 }
 
 fn initialize(config: &Config, args: &InitArgs) -> Result<RecordKey, CommandError> {

@@ -27,6 +27,7 @@ fn add(config: &Config, name: &str, id: &str) -> Result<(), CommandError> {
     let access = db.access_state()?.access;
     db.close()?;
     tracing::info!(target: "ddcp", member = %name, id = %id, "Added member");
+    print_line(format_args!("added member {name} ({id})"))?;
     if access == Access::Public {
         tracing::info!(target: "ddcp",
             "The database is public: members matter once it is private (`ddcp access private`)");
@@ -41,6 +42,10 @@ fn remove(config: &Config, name: &str) -> Result<(), CommandError> {
     let epoch = db.remove_member(&name)?;
     db.close()?;
     tracing::info!(target: "ddcp", member = %name, epoch = epoch.0, "Removed member");
+    print_line(format_args!(
+        "removed member {name}: the database's keys move to epoch {} (and its route, while served)",
+        epoch.0
+    ))?;
     super::daemon::access_changed(config)?;
     Ok(())
 }

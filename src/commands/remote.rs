@@ -12,9 +12,12 @@ use crate::sync::authors::AuthorPolicy;
 
 pub fn run(config: &Config, command: RemoteCommand) -> Result<(), CommandError> {
     match command {
-        RemoteCommand::Add { name, key, authors } => {
-            add(config, &name, &key, authors.authors.as_deref())
-        }
+        RemoteCommand::Add {
+            name,
+            key,
+            authors,
+            json,
+        } => add(config, &name, &key, authors.authors.as_deref(), json),
         RemoteCommand::Set { name, authors } => set(config, &name, authors.authors.as_deref()),
         RemoteCommand::Remove { name } => remove(config, &name),
         RemoteCommand::List { json, show_secrets } => list(config, json, show_secrets),
@@ -27,16 +30,32 @@ fn parse_authors(authors: Option<&str>) -> Result<AuthorPolicy, CommandError> {
     })
 }
 
-fn add(config: &Config, name: &str, key: &str, authors: Option<&str>) -> Result<(), CommandError> {
+fn add(
+    config: &Config,
+    name: &str,
+    key: &str,
+    authors: Option<&str>,
+    json: bool,
+) -> Result<(), CommandError> {
     // Check the arguments before the database is even opened.
     let name: RemoteName = name.parse()?;
     let key: RecordKey = super::remote_key(key)?;
     let authors = parse_authors(authors)?;
     let mut db = super::open_db(config)?;
-    db.add_remote(&name, &key, &authors)?;
+    let remote = db.add_remote(&name, &key, &authors)?;
     db.close()?;
     tracing::info!(target: "ddcp", remote_name = %name, key = %key, %authors, "Added remote");
     super::daemon::remotes_changed(config);
+    if json {
+        print_json(&RemoteJson {
+            name: name.to_string(),
+            key: key.to_string(),
+            added_at: remote.added_at,
+            authors: authors.to_string(),
+        })?;
+    } else {
+        print_line(format_args!("added remote {name} ({key})"))?;
+    }
     Ok(())
 }
 
@@ -52,6 +71,9 @@ fn set(config: &Config, name: &str, authors: Option<&str>) -> Result<(), Command
     tracing::info!(target: "ddcp", remote_name = %name, %authors, widened,
         "Changed remote");
     super::daemon::remotes_changed(config);
+    print_line(format_args!(
+        "remote {name} now accepts changes by: {authors}"
+    ))?;
     Ok(())
 }
 
@@ -62,6 +84,7 @@ fn remove(config: &Config, name: &str) -> Result<(), CommandError> {
     db.close()?;
     tracing::info!(target: "ddcp", remote_name = %name, "Removed remote");
     super::daemon::remotes_changed(config);
+    print_line(format_args!("removed remote {name}"))?;
     Ok(())
 }
 
