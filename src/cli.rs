@@ -362,6 +362,9 @@ pub enum BundleCommand {
         /// name of one of this database's members. Only that database can read or apply it.
         #[arg(long, value_name = "ID|MEMBER")]
         encrypt_to: Option<String>,
+        /// Print JSON for scripts (not with '-': stdout carries the bundle).
+        #[arg(long)]
+        json: bool,
     },
     /// Merge the changes of a bundle into this database: all of them or, on any error, none.
     Apply {

@@ -370,7 +370,11 @@ fn bundles_carry_changes_between_databases() {
     let bob = Site::with_bookmarks();
     let bundle = alice.path("all.bundle");
     let bundle = bundle.to_str().unwrap();
-    alice.run(&["bundle", "create", bundle]).ok();
+    let created = alice.run(&["bundle", "create", bundle]).ok().to_string();
+    assert_eq!(
+        created,
+        format!("wrote 13 changes (db_version 1..=2) to {bundle}\n")
+    );
     let verify = alice.run(&["bundle", "verify", "--json", bundle]);
     let summary: serde_json::Value = serde_json::from_str(verify.ok()).unwrap();
     assert_eq!(summary["changes"], 13);
@@ -384,8 +388,14 @@ fn bundles_carry_changes_between_databases() {
     bob.sql("update bookmarks set title = 'NNCP, by bob' where url like '%nncp%'");
     let delta = bob.path("delta.bundle");
     let delta = delta.to_str().unwrap();
-    bob.run(&["bundle", "create", "--since", &since, delta])
-        .ok();
+    let created: serde_json::Value = serde_json::from_str(
+        bob.run(&["bundle", "create", "--since", &since, delta, "--json"])
+            .ok(),
+    )
+    .unwrap();
+    assert_eq!(created["changes"], 1);
+    bob.run(&["bundle", "create", "-", "--json"])
+        .fails_with("--json with '-'");
     let summary: serde_json::Value =
         serde_json::from_str(bob.run(&["bundle", "verify", "--json", delta]).ok()).unwrap();
     assert_eq!(summary["changes"], 1);

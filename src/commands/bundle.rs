@@ -27,7 +27,11 @@ pub fn run(config: &Config, command: BundleCommand) -> Result<(), CommandError> 
             file,
             since,
             encrypt_to,
+            json,
         } => {
+            if json && is_stdio(&file) {
+                return Err(CommandError::JsonWithStdout);
+            }
             let seal = match encrypt_to {
                 Some(to) => Some(SealFor {
                     sealer: member_file::load_or_create(&config.state_dir)?,
@@ -35,7 +39,7 @@ pub fn run(config: &Config, command: BundleCommand) -> Result<(), CommandError> 
                 }),
                 None => None,
             };
-            create(config, &file, DbVersion(since), seal.as_ref())
+            create(config, &file, DbVersion(since), seal.as_ref(), json)
         }
         BundleCommand::Apply { file, json } => apply(config, &file, json),
         BundleCommand::Verify { file, json } => verify(config, &file, json),
@@ -73,6 +77,7 @@ fn create(
     path: &Path,
     since: DbVersion,
     seal: Option<&SealFor>,
+    json: bool,
 ) -> Result<(), CommandError> {
     let db = super::open_db(config)?;
     let site_id = db.site_id()?;
@@ -108,7 +113,42 @@ fn create(
         sealed_for = seal.map(|seal| seal.recipient.to_string()),
         "Created bundle"
     );
+    // On stdout, unless stdout carries the bundle itself.
+    let created = CreatedJson {
+        file: path.display().to_string(),
+        changes: range.count,
+        since: range.since.0,
+        until: range.until.0,
+        sealed_for: seal.map(|seal| seal.recipient.to_string()),
+    };
+    if json {
+        print_json(&created)?;
+    } else if !is_stdio(path) {
+        let sealed = created
+            .sealed_for
+            .as_ref()
+            .map(|id| format!(", sealed for {id}"))
+            .unwrap_or_default();
+        print_line(format_args!(
+            "wrote {} changes (db_version {}..={}) to {}{sealed}",
+            created.changes,
+            created.since + 1,
+            created.until,
+            created.file
+        ))?;
+    }
     Ok(())
+}
+
+/// What `bundle create --json` prints.
+#[derive(Serialize)]
+struct CreatedJson {
+    file: String,
+    changes: u64,
+    since: i64,
+    until: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sealed_for: Option<String>,
 }
 
 /// Where a bundle goes.

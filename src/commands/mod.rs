@@ -70,6 +70,8 @@ pub enum CommandError {
         "{0} has no secret part, and Veilid 0.5 records cannot be read without it: give the whole key its `ddcp init` printed (VLD0:<key>:<secret>)"
     )]
     KeyWithoutSecret(crate::sync::RecordKey),
+    #[error("--json with '-': stdout carries the bundle; give a file name")]
+    JsonWithStdout,
     #[error("nothing to change: give --authors")]
     NothingToSet,
     #[error("{0}")]
