@@ -275,6 +275,10 @@ pub struct ShellArgs {
     #[arg(short = 'c', long = "command", value_name = "SQL")]
     pub command: Option<String>,
 
+    /// The same as -c SQL, as sqlite3 takes it: `ddcp shell "select 1"`.
+    #[arg(value_name = "SQL", conflicts_with = "command")]
+    pub sql: Option<String>,
+
     /// How query results are printed.
     #[arg(long, value_enum, default_value_t = OutputMode::List)]
     pub mode: OutputMode,

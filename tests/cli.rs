@@ -220,6 +220,16 @@ fn shell_dot_commands() {
     assert_eq!(site.run_with_input(&["shell"], script).ok(), "one\n1\n");
     site.run_with_input(&["shell"], b"select 1;\n.frobnicate\n")
         .fails_with("line 2: unknown or malformed command");
+    // `.mode` alone says which mode is in use.
+    assert_eq!(site.sql(".mode"), "list\n");
+    assert_eq!(
+        site.run_with_input(&["shell"], b".mode json\n.mode\n").ok(),
+        "json\n"
+    );
+    // The SQL positionally, as sqlite3 takes it.
+    assert_eq!(site.run(&["shell", "select 40 + 2"]).ok(), "42\n");
+    site.run(&["shell", "-c", "select 1", "select 2"])
+        .fails_with("cannot be used with");
 }
 
 #[test]

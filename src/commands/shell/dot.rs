@@ -11,6 +11,8 @@ pub enum DotCommand {
     Schema(Option<String>),
     Crrs,
     Mode(OutputMode),
+    /// `.mode` alone: print the mode in use.
+    ShowMode,
     Headers(bool),
     Help,
     Quit,
@@ -20,7 +22,7 @@ pub const HELP: &str = "\
 .tables            list the application's tables
 .schema [TABLE]    show CREATE statements (of one table)
 .crrs              list the tables that are CRRs (replicated)
-.mode MODE         print rows as list, csv, json or box
+.mode [MODE]       print rows as list, csv, json or box (alone: the mode in use)
 .headers on|off    print column names (list and csv)
 .help              this text
 .quit, .exit       leave the shell (Ctrl-D too)
@@ -37,6 +39,7 @@ impl DotCommand {
             (".tables", None) => DotCommand::Tables,
             (".schema", table) => DotCommand::Schema(table.map(str::to_string)),
             (".crrs", None) => DotCommand::Crrs,
+            (".mode", None) => DotCommand::ShowMode,
             (".mode", Some(mode)) => DotCommand::Mode(
                 OutputMode::from_str(mode, true)
                     .map_err(|_| format!("unknown mode {mode:?}: use list, csv, json or box"))?,
@@ -70,6 +73,7 @@ mod tests {
             Ok(DotCommand::Mode(OutputMode::Box))
         );
         assert!(DotCommand::parse(".mode nope").is_err());
+        assert_eq!(DotCommand::parse(".mode"), Ok(DotCommand::ShowMode));
         assert!(DotCommand::parse(".bogus").is_err());
         assert!(DotCommand::parse(".tables x").is_err());
     }

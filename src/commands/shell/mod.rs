@@ -20,7 +20,7 @@ pub fn run(config: &Config, args: &ShellArgs) -> Result<(), CommandError> {
         db,
         renderer: Renderer::new(io::stdout().lock(), args.mode, args.header),
     };
-    let result = if let Some(sql) = &args.command {
+    let result = if let Some(sql) = args.command.as_ref().or(args.sql.as_ref()) {
         shell.run_script(io::Cursor::new(sql.as_bytes()))
     } else if io::stdin().is_terminal() {
         interactive::run(&mut shell, config)
@@ -108,6 +108,13 @@ impl<W: Write> Shell<W> {
             DotCommand::Mode(mode) => {
                 self.renderer.set_mode(mode);
                 Ok(Vec::new())
+            }
+            DotCommand::ShowMode => {
+                use clap::ValueEnum;
+                let mode = self.renderer.mode().to_possible_value();
+                Ok(vec![mode.map_or("list".to_string(), |mode| {
+                    mode.get_name().to_string()
+                })])
             }
             DotCommand::Headers(on) => {
                 self.renderer.set_header(on);

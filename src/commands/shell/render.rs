@@ -33,6 +33,10 @@ impl<W: Write> Renderer<W> {
         self.mode = mode;
     }
 
+    pub fn mode(&self) -> OutputMode {
+        self.mode
+    }
+
     pub fn set_header(&mut self, header: bool) {
         self.header = header;
     }
