@@ -101,6 +101,8 @@ pub enum Command {
     Remote(RemoteCommand),
     /// Show this database's site id, version, CRR tables and remotes.
     Status(JsonFlag),
+    /// What this database holds from whom: its changes by author, and each remote's pulls.
+    Log(LogArgs),
     /// Move changes by file, for peers without a network between them.
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -138,6 +140,18 @@ pub struct CloneArgs {
     pub attach: AttachArgs,
 
     /// Print a JSON report for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example: ddcp log --remote alice --json")]
+pub struct LogArgs {
+    /// Only this remote (its pulls, and the changes its site wrote).
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+
+    /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
 }

@@ -1011,3 +1011,40 @@ fn init_and_remote_add_speak_json_too() {
         "removed remote alice\n"
     );
 }
+
+#[test]
+fn log_counts_what_is_held_by_author_and_each_remote() {
+    let alice = Site::with_bookmarks();
+    alice
+        .run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
+        .ok();
+    let bob = Site::with_bookmarks();
+    let bundle = alice.path("all.bundle");
+    let bundle = bundle.to_str().unwrap();
+    alice.run(&["bundle", "create", bundle]).ok();
+    bob.run(&["bundle", "apply", bundle]).ok();
+    bob.sql("insert into bookmarks (id, url) values ('b1', 'https://b/1')");
+    bob.run(&["remote", "add", "alice", WHOLE]).ok();
+    let log: serde_json::Value = serde_json::from_str(bob.run(&["log", "--json"]).ok()).unwrap();
+    let site = |site: &Site| -> String {
+        serde_json::from_str::<serde_json::Value>(site.run(&["status", "--json"]).ok()).unwrap()
+            ["site_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let authors = log["authors"].as_array().unwrap();
+    // alice's 13 changes came by file, not from a remote: relayed, as far as bob knows.
+    assert_eq!(authors[0]["site_id"], site(&alice));
+    assert_eq!(authors[0]["changes"], 13);
+    assert_eq!(authors[0]["who"], serde_json::Value::Null);
+    assert_eq!(authors[1]["site_id"], site(&bob));
+    assert_eq!(authors[1]["who"], "this database");
+    assert_eq!(log["remotes"][0]["name"], "alice");
+    assert_eq!(log["remotes"][0]["site_id"], serde_json::Value::Null);
+    let text = bob.run(&["log"]).ok().to_string();
+    assert!(text.contains("(this database): 3 changes, at db_version 3..=3"), "{text}");
+    assert!(text.contains("never pulled"), "{text}");
+    bob.run(&["log", "--remote", "carol"])
+        .fails_with("no remote named \"carol\"");
+}

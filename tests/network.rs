@@ -1167,6 +1167,14 @@ fn clone_makes_a_new_peer_in_one_command() {
         status(&alice)["schema_fingerprint"]
     );
     assert!(bob.run(&["remote", "list"]).ok().starts_with("origin\t"));
+    // What bob holds from whom: alice's changes, through origin.
+    let log: serde_json::Value =
+        serde_json::from_str(bob.run(&["log", "--remote", "origin", "--json"]).ok()).unwrap();
+    let origin = &log["remotes"][0];
+    assert_eq!(origin["site_id"], status(&alice)["site_id"]);
+    assert!(origin["pulled_version"].as_i64().unwrap() > 0, "{log}");
+    assert!(origin["changes_pulled"].as_u64().unwrap() > 0, "{log}");
+    assert_eq!(log["authors"][0]["who"], "remote origin");
     alice.run(&["remote", "add", "bob", &bob_key]).ok();
     alice.stop();
     alice.serve();

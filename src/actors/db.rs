@@ -8,7 +8,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::supervisor::SupervisorMsg;
-use crate::db::{AccessState, ApplyOutcome, Db, DbError, Remote};
+use crate::db::{AccessState, ApplyOutcome, Db, DbError, Remote, RemoteName};
 use crate::metrics;
 use crate::sync::authors::AuthorPolicy;
 use crate::sync::protocol::ChangesPage;
@@ -51,8 +51,14 @@ pub enum DbMsg {
     ),
     /// The remotes table.
     Remotes(RpcReplyPort<Result<Vec<Remote>, DbError>>),
-    /// Ready the cursor in a remote's changes for a pull under this author policy.
-    AlignCursor(SiteId, AuthorPolicy, RpcReplyPort<Result<bool, DbError>>),
+    /// A pull of this remote starts: note the site its Status named, and ready the cursor in
+    /// its changes for a pull under this author policy.
+    AlignCursor(
+        RemoteName,
+        SiteId,
+        AuthorPolicy,
+        RpcReplyPort<Result<bool, DbError>>,
+    ),
     /// The access mode, key epoch and members.
     AccessState(RpcReplyPort<Result<AccessState, DbError>>),
     /// Check for commits made since the last check.
@@ -177,8 +183,12 @@ impl DbState {
             DbMsg::Remotes(reply) => {
                 let _ = reply.send(self.db.remotes());
             }
-            DbMsg::AlignCursor(remote, authors, reply) => {
-                let _ = reply.send(self.db.align_cursor(remote, &authors));
+            DbMsg::AlignCursor(name, remote, authors, reply) => {
+                let aligned = self
+                    .db
+                    .note_remote_site(&name, remote)
+                    .and_then(|()| self.db.align_cursor(remote, &authors));
+                let _ = reply.send(aligned);
             }
             DbMsg::AccessState(reply) => {
                 let _ = reply.send(self.db.access_state());

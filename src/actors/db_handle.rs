@@ -6,7 +6,7 @@ use std::time::Duration;
 use ractor::{ActorRef, RpcReplyPort};
 
 use super::db::{DbMsg, LocalState};
-use crate::db::{AccessState, ApplyOutcome, DbError, Remote};
+use crate::db::{AccessState, ApplyOutcome, DbError, Remote, RemoteName};
 use crate::sync::authors::AuthorPolicy;
 use crate::sync::protocol::ChangesPage;
 use crate::sync::{Cursor, SchemaDesc, SiteId};
@@ -78,15 +78,17 @@ impl DbHandle {
         self.ask(DbMsg::Remotes).await
     }
 
-    /// Readies the cursor in `remote`'s changes for a pull under `authors`: reset when it moved
-    /// under another policy (true then).
+    /// A pull of remote `name`, whose Status names site `remote`, starts: the site is noted
+    /// (for `ddcp log`), and the cursor in its changes readied for a pull under `authors`:
+    /// reset when it moved under another policy (true then).
     pub async fn align_cursor(
         &self,
+        name: &RemoteName,
         remote: SiteId,
         authors: &AuthorPolicy,
     ) -> Result<bool, DbCallError> {
-        let authors = authors.clone();
-        self.ask(|reply| DbMsg::AlignCursor(remote, authors, reply))
+        let (name, authors) = (name.clone(), authors.clone());
+        self.ask(|reply| DbMsg::AlignCursor(name, remote, authors, reply))
             .await
     }
 

@@ -206,7 +206,10 @@ pub async fn pull_remote(
         None => read_status(network, me, &link.key).await?,
     };
     let local: LocalState = db.state().await?;
-    if db.align_cursor(view.status.site_id, &link.authors).await? {
+    if db
+        .align_cursor(&link.name, view.status.site_id, &link.authors)
+        .await?
+    {
         tracing::info!(target: "ddcp", remote_name = %link.name, authors = %link.authors,
             "Its --authors changed: pulling its changes again from the start");
     }

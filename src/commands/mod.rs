@@ -8,6 +8,7 @@ mod clone;
 mod daemon;
 mod id;
 mod init;
+mod log;
 mod member;
 mod output;
 mod pull;
@@ -187,6 +188,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Shell(args) => shell::run(&config, &args),
         Command::Remote(command) => remote::run(&config, command),
         Command::Status(flag) => status::run(&config, flag.json),
+        Command::Log(args) => log::run(&config, &args),
         Command::Bundle(command) => bundle::run(&config, command),
         Command::Serve(args) => serve::run(&config, &args),
         Command::Pull(args) => pull::run(&config, &args),

@@ -37,6 +37,20 @@ fn read_cursor(conn: &Connection, remote: SiteId) -> Result<Cursor, DbError> {
     Ok(row.unwrap_or_default())
 }
 
+/// Counts a page of `changes` accepted from `remote`, now (for `ddcp log`).
+fn record_pull(conn: &Connection, remote: SiteId, changes: u64) -> Result<(), DbError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    conn.execute(
+        "insert into ddcp_pulled (site_id, last_at, changes) values (?1, ?2, ?3)
+         on conflict (site_id) do update set last_at = excluded.last_at,
+           changes = changes + excluded.changes",
+        params![&remote.0[..], now, changes as i64],
+    )?;
+    Ok(())
+}
+
 fn write_cursor(conn: &Connection, remote: SiteId, cursor: &Cursor) -> Result<(), DbError> {
     let within = cursor.within.as_ref();
     conn.execute(
@@ -178,6 +192,7 @@ impl Db {
             stage(applier.conn(), remote, &page.changes)?;
         }
         write_cursor(applier.conn(), remote, &page.after)?;
+        record_pull(applier.conn(), remote, page.changes.len() as u64)?;
         applier.commit()
     }
 }

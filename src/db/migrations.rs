@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/002_pull.sql"),
     include_str!("migrations/003_members.sql"),
     include_str!("migrations/004_authors.sql"),
+    include_str!("migrations/005_pulls.sql"),
 ];
 
 /// The metadata version this build writes.

@@ -7,6 +7,7 @@ mod create_tables;
 mod cursors;
 mod error;
 mod extension;
+mod history;
 mod members;
 mod migrations;
 mod remotes;
@@ -23,6 +24,7 @@ pub use changes::{
 };
 pub use error::{DbError, shown};
 pub use extension::Extension;
+pub use history::{AuthorHeld, RemotePulls};
 pub use members::{Access, AccessState, Member, MemberName};
 pub use migrations::METADATA_VERSION;
 pub use remotes::{Remote, RemoteName};
