@@ -611,7 +611,8 @@ fn the_binary_carries_cr_sqlite_itself() {
 fn help_lists_every_command() {
     let help = Site::new().run(&["--help"]).ok().to_string();
     for command in [
-        "init", "addr", "id", "access", "member", "shell", "remote", "status", "bundle",
+        "init", "clone", "addr", "id", "access", "member", "shell", "remote", "status", "log",
+        "bundle",
     ] {
         assert!(help.contains(command), "{help}");
     }
@@ -1043,7 +1044,10 @@ fn log_counts_what_is_held_by_author_and_each_remote() {
     assert_eq!(log["remotes"][0]["name"], "alice");
     assert_eq!(log["remotes"][0]["site_id"], serde_json::Value::Null);
     let text = bob.run(&["log"]).ok().to_string();
-    assert!(text.contains("(this database): 3 changes, at db_version 3..=3"), "{text}");
+    assert!(
+        text.contains("(this database): 3 changes, at db_version 3..=3"),
+        "{text}"
+    );
     assert!(text.contains("never pulled"), "{text}");
     bob.run(&["log", "--remote", "carol"])
         .fails_with("no remote named \"carol\"");
