@@ -69,7 +69,10 @@ impl RecordIdentity {
             .map_err(|err| bad(format!("key: {err}")))?;
         let owner = field("owner")?;
         // Checked now, so that a damaged file is reported here rather than when serving.
+        // veilid-core takes a secret of any length: both halves must be 32 bytes, as ddcp's
+        // strict reading of the same VLD0:<key>:<secret> form checks.
         let _: KeyPair = owner.parse().map_err(|_| bad(BAD_OWNER.to_string()))?;
+        let _: RecordKey = owner.parse().map_err(|_| bad(BAD_OWNER.to_string()))?;
         Ok(RecordIdentity {
             key,
             owner: owner.to_string(),
