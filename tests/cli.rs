@@ -227,6 +227,29 @@ fn shell_dot_commands() {
         site.run_with_input(&["shell"], b".mode json\n.mode\n").ok(),
         "json\n"
     );
+    // .read runs a file's SQL and dot-commands; its errors name the file and its line.
+    std::fs::write(
+        site.path("more.sql"),
+        ".mode csv\ninsert into local_only values (7);\nselect x from local_only;\n",
+    )
+    .unwrap();
+    assert_eq!(
+        site.run_with_input(&["shell"], b".read more.sql\nselect 8;\n")
+            .ok(),
+        "7\n8\n"
+    );
+    std::fs::write(site.path("bad.sql"), "select 1;\nselect * from nope;\n").unwrap();
+    site.run_with_input(&["shell"], b".read bad.sql\n")
+        .fails_with("line 1: bad.sql: line 2: no such table: nope");
+    std::fs::write(site.path("self.sql"), ".read self.sql\n").unwrap();
+    site.run_with_input(&["shell"], b".read self.sql\n")
+        .fails_with("16 deep");
+    // .timer on: each statement's time after its rows.
+    let timed = site
+        .run_with_input(&["shell"], b".timer on\nselect 1;\n")
+        .ok()
+        .to_string();
+    assert!(timed.starts_with("1\nRun Time: real "), "{timed}");
     // The SQL positionally, as sqlite3 takes it.
     assert_eq!(site.run(&["shell", "select 40 + 2"]).ok(), "42\n");
     site.run(&["shell", "-c", "select 1", "select 2"])

@@ -14,6 +14,10 @@ pub enum DotCommand {
     /// `.mode` alone: print the mode in use.
     ShowMode,
     Headers(bool),
+    /// Run the SQL (and dot-commands) of a file.
+    Read(String),
+    /// Print how long each statement took.
+    Timer(bool),
     Help,
     Quit,
 }
@@ -24,6 +28,8 @@ pub const HELP: &str = "\
 .crrs              list the tables that are CRRs (replicated)
 .mode [MODE]       print rows as list, csv, json or box (alone: the mode in use)
 .headers on|off    print column names (list and csv)
+.read FILE         run the SQL and dot-commands of FILE
+.timer on|off      print how long each statement took
 .help              this text
 .quit, .exit       leave the shell (Ctrl-D too)
 SQL statements end with ';'. cr-sqlite is loaded: make tables CRRs with
@@ -46,6 +52,9 @@ impl DotCommand {
             ),
             (".headers", Some("on")) => DotCommand::Headers(true),
             (".headers", Some("off")) => DotCommand::Headers(false),
+            (".read", Some(file)) => DotCommand::Read(file.to_string()),
+            (".timer", Some("on")) => DotCommand::Timer(true),
+            (".timer", Some("off")) => DotCommand::Timer(false),
             (".help", None) => DotCommand::Help,
             (".quit" | ".exit", None) => DotCommand::Quit,
             _ => return Err(format!("unknown or malformed command {line:?}: try .help")),
@@ -74,6 +83,12 @@ mod tests {
         );
         assert!(DotCommand::parse(".mode nope").is_err());
         assert_eq!(DotCommand::parse(".mode"), Ok(DotCommand::ShowMode));
+        assert_eq!(
+            DotCommand::parse(".read x.sql"),
+            Ok(DotCommand::Read("x.sql".into()))
+        );
+        assert_eq!(DotCommand::parse(".timer on"), Ok(DotCommand::Timer(true)));
+        assert!(DotCommand::parse(".timer maybe").is_err());
         assert!(DotCommand::parse(".bogus").is_err());
         assert!(DotCommand::parse(".tables x").is_err());
     }

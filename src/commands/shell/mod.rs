@@ -19,6 +19,8 @@ pub fn run(config: &Config, args: &ShellArgs) -> Result<(), CommandError> {
     let mut shell = Shell {
         db,
         renderer: Renderer::new(io::stdout().lock(), args.mode, args.header),
+        timer: false,
+        reading: Vec::new(),
     };
     let result = if let Some(sql) = args.command.as_ref().or(args.sql.as_ref()) {
         shell.run_script(io::Cursor::new(sql.as_bytes()))
@@ -27,7 +29,9 @@ pub fn run(config: &Config, args: &ShellArgs) -> Result<(), CommandError> {
     } else {
         shell.run_script(io::stdin().lock())
     };
-    let Shell { db, mut renderer } = shell;
+    let Shell {
+        db, mut renderer, ..
+    } = shell;
     renderer.flush()?;
     // crsql_finalize() runs on close, whatever happened.
     let closed = db.close();
@@ -42,10 +46,17 @@ enum Flow {
     Quit,
 }
 
+/// `.read` files open within each other at most this deep: a file that reads itself stops.
+const MAX_READ_DEPTH: usize = 16;
+
 /// An open database and where its rows are printed.
 struct Shell<W: Write> {
     db: Db,
     renderer: Renderer<W>,
+    /// `.timer on`: each statement's time is printed after it.
+    timer: bool,
+    /// `.read` files being run, innermost last.
+    reading: Vec<String>,
 }
 
 impl<W: Write> Shell<W> {
@@ -97,7 +108,30 @@ impl<W: Write> Shell<W> {
     }
 
     fn run_sql(&mut self, pending: &PendingSql) -> Result<(), CommandError> {
-        Ok(self.db.run_sql(pending, &mut self.renderer)?)
+        let started = std::time::Instant::now();
+        self.db.run_sql(pending, &mut self.renderer)?;
+        if self.timer {
+            self.renderer.flush()?;
+            let seconds = started.elapsed().as_secs_f64();
+            writeln!(io::stdout().lock(), "Run Time: real {seconds:.3}")?;
+        }
+        Ok(())
+    }
+
+    /// `.read FILE`: its lines run as if typed here; its first error stops it (and the script
+    /// around it), named by file and line.
+    fn read(&mut self, file: &str) -> Result<(), String> {
+        if self.reading.len() >= MAX_READ_DEPTH {
+            return Err(format!(
+                ".read {file}: files read within each other {MAX_READ_DEPTH} deep (does one read itself?)"
+            ));
+        }
+        let opened =
+            std::fs::File::open(file).map_err(|err| format!("cannot read {file}: {err}"))?;
+        self.reading.push(file.to_string());
+        let result = self.run_lines(io::BufReader::new(opened));
+        self.reading.pop();
+        result.map_err(|err| format!("{file}: {err}"))
     }
 
     fn run_dot(&mut self, line: &str) -> Result<Flow, String> {
@@ -118,6 +152,14 @@ impl<W: Write> Shell<W> {
             }
             DotCommand::Headers(on) => {
                 self.renderer.set_header(on);
+                Ok(Vec::new())
+            }
+            DotCommand::Timer(on) => {
+                self.timer = on;
+                Ok(Vec::new())
+            }
+            DotCommand::Read(file) => {
+                self.read(&file)?;
                 Ok(Vec::new())
             }
             DotCommand::Help => Ok(dot::HELP.lines().map(str::to_string).collect()),
