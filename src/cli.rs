@@ -163,6 +163,11 @@ pub struct InitArgs {
     #[arg(long)]
     pub private: bool,
 
+    /// Make the CRR tables of this bundle's database (none of its changes): the air-gapped
+    /// `ddcp clone`; `bundle apply` then brings the rows.
+    #[arg(long, value_name = "BUNDLE")]
+    pub schema_from: Option<PathBuf>,
+
     /// Print JSON for scripts: the record key (whole), the member id and the access mode.
     #[arg(long)]
     pub json: bool,
@@ -388,6 +393,10 @@ pub enum BundleCommand {
     Apply {
         /// The bundle file to read; '-' for stdin.
         file: PathBuf,
+        /// On a database without CRR tables yet, make the bundle's first (the air-gapped
+        /// `ddcp clone`).
+        #[arg(long)]
+        create_tables: bool,
         /// Print JSON for scripts.
         #[arg(long)]
         json: bool,

@@ -1076,3 +1076,47 @@ fn log_counts_what_is_held_by_author_and_each_remote() {
     bob.run(&["log", "--remote", "carol"])
         .fails_with("no remote named \"carol\"");
 }
+
+#[test]
+fn a_bundle_makes_a_new_peer_without_typing_its_schema() {
+    let alice = Site::with_bookmarks();
+    alice
+        .run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
+        .ok();
+    let bundle = alice.path("all.bundle");
+    let bundle = bundle.to_str().unwrap();
+    alice.run(&["bundle", "create", bundle]).ok();
+    let fingerprint = |site: &Site| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(site.run(&["status", "--json"]).ok()).unwrap()
+            ["schema_fingerprint"]
+            .clone()
+    };
+
+    // The air-gapped clone, in two steps: the schema, then the rows.
+    let bob = Site::new();
+    bob.run(&["init", "--schema-from", bundle]).ok();
+    assert_eq!(fingerprint(&bob), fingerprint(&alice));
+    assert_eq!(bob.sql("select count(*) from bookmarks"), "0\n");
+    bob.run(&["bundle", "apply", bundle]).ok();
+    assert_eq!(bookmark_rows(&bob), bookmark_rows(&alice));
+
+    // Or in one: a database with no CRR tables yet takes the bundle's.
+    let carol = Site::new();
+    carol.run(&["init"]).ok();
+    carol
+        .run(&["bundle", "apply", bundle])
+        .fails_with("is a CRR there but not here");
+    carol
+        .run(&["bundle", "apply", "--create-tables", bundle])
+        .ok();
+    assert_eq!(bookmark_rows(&carol), bookmark_rows(&alice));
+    assert_eq!(fingerprint(&carol), fingerprint(&alice));
+
+    // A bundle that is not one makes nothing.
+    let dave = Site::new();
+    std::fs::write(dave.path("junk.bundle"), b"not a bundle").unwrap();
+    dave.run(&["init", "--schema-from", "junk.bundle"])
+        .fails_with("not a ddcp bundle");
+    assert!(!dave.db_file().exists());
+    assert!(!dave.path(".ddcp").exists());
+}

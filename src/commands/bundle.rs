@@ -41,7 +41,11 @@ pub fn run(config: &Config, command: BundleCommand) -> Result<(), CommandError> 
             };
             create(config, &file, DbVersion(since), seal.as_ref(), json)
         }
-        BundleCommand::Apply { file, json } => apply(config, &file, json),
+        BundleCommand::Apply {
+            file,
+            create_tables,
+            json,
+        } => apply(config, &file, create_tables, json),
         BundleCommand::Verify { file, json } => verify(config, &file, json),
     }
 }
@@ -332,6 +336,15 @@ fn open_bundle<'a>(path: &Path, bytes: &'a [u8]) -> Result<BundleReader<'a>, Com
     BundleReader::open(bytes).map_err(|reason| bundle_error(path, reason))
 }
 
+/// The CRR schema in the bundle at `path` (for `init --schema-from`), checked whole.
+pub(super) fn schema_of(path: &Path) -> Result<SchemaDesc, CommandError> {
+    let bytes = read_input(path)?;
+    if is_sealed(&bytes) {
+        return Err(CommandError::SealedSchema(path.to_path_buf()));
+    }
+    Ok(open_bundle(path, &bytes)?.header().schema.clone())
+}
+
 fn bundle_error(path: &Path, reason: BundleError) -> CommandError {
     CommandError::Bundle {
         path: path.display().to_string(),
@@ -352,11 +365,24 @@ struct AppliedJson {
     changed: bool,
 }
 
-fn apply(config: &Config, path: &Path, json: bool) -> Result<(), CommandError> {
+fn apply(
+    config: &Config,
+    path: &Path,
+    create_tables: bool,
+    json: bool,
+) -> Result<(), CommandError> {
     // The whole file is checked (checksum) before the database is touched.
     let (bytes, sealer) = unseal(config, path, read_input(path)?)?;
     let mut reader = open_bundle(path, &bytes)?;
     let mut db = super::open_db(config)?;
+    if create_tables {
+        if db.crr_tables()?.is_empty() {
+            db.create_tables(&reader.header().schema)?;
+        } else {
+            tracing::info!(target: "ddcp",
+                "The database has CRR tables already: --create-tables makes none");
+        }
+    }
     if let Some(difference) = db.schema()?.difference(&reader.header().schema) {
         return Err(CommandError::SchemaMismatch(difference));
     }

@@ -12,9 +12,14 @@ pub fn run(config: &Config, args: &InitArgs) -> Result<(), CommandError> {
     if RecordIdentity::exists(&config.state_dir) {
         return Err(NetError::IdentityExists(config.state_dir.clone()).into());
     }
+    // The bundle is read whole and checked before anything is made.
+    let schema = match &args.schema_from {
+        Some(path) => Some(super::bundle::schema_of(path)?),
+        None => None,
+    };
     let state_dir_existed = config.state_dir.exists();
     let db_existed = config.db_file.exists();
-    let result = initialize(config, args);
+    let result = initialize(config, args, schema.as_ref());
     if result.is_err() {
         // Nothing half made: what this run created goes again. (An application database that
         // was adopted keeps ddcp's tables; `ddcp init` on it fails from then on with a clear
@@ -52,7 +57,11 @@ struct InitJson {
     access: &'static str,
 }
 
-fn initialize(config: &Config, args: &InitArgs) -> Result<RecordKey, CommandError> {
+fn initialize(
+    config: &Config,
+    args: &InitArgs,
+    schema: Option<&crate::sync::SchemaDesc>,
+) -> Result<RecordKey, CommandError> {
     config
         .create_state_dir()
         .map_err(|source| CommandError::File {
@@ -61,6 +70,9 @@ fn initialize(config: &Config, args: &InitArgs) -> Result<RecordKey, CommandErro
             source,
         })?;
     let mut db = Db::create(&config.db_file, &config.extension)?;
+    if let Some(schema) = schema {
+        db.create_tables(schema)?;
+    }
     if args.private {
         db.set_access(Access::Private)?;
     }

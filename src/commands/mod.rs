@@ -73,6 +73,10 @@ pub enum CommandError {
     KeyWithoutSecret(crate::sync::RecordKey),
     #[error("--json with '-': stdout carries the bundle; give a file name")]
     JsonWithStdout,
+    #[error(
+        "{0}: a sealed bundle's schema is read by the database it is sealed for, once it exists: make it with `ddcp init`, then `ddcp bundle apply --create-tables`"
+    )]
+    SealedSchema(PathBuf),
     #[error("nothing to change: give --authors")]
     NothingToSet,
     #[error("{0}")]
