@@ -249,15 +249,7 @@ async fn pull_now(target: PullTarget, deadline: Instant) -> PullOutcome {
     };
     let within = deadline.saturating_duration_since(Instant::now());
     match actor.call(RemoteMsg::PullNow, Some(within)).await {
-        Ok(ractor::rpc::CallResult::Success(Ok(report))) => PullOutcome {
-            name: target.name.clone(),
-            pages: report.pages,
-            changes: report.changes,
-            refused: report.refused,
-            remote_version: report.remote_version.0,
-            applied: report.applied,
-            error: None,
-        },
+        Ok(ractor::rpc::CallResult::Success(Ok(report))) => report.outcome(target.name.clone()),
         Ok(ractor::rpc::CallResult::Success(Err(error))) => failed(error),
         Ok(ractor::rpc::CallResult::Timeout) => failed(format!(
             "not done within {}s; the pull goes on in the background",

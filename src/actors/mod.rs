@@ -32,6 +32,7 @@ mod node;
 mod publisher;
 mod pulling;
 mod remote;
+mod remote_view;
 mod remotes;
 mod restart;
 mod supervisor;
@@ -41,9 +42,7 @@ pub use db::{DbActor, DbArgs, DbMsg, LocalState};
 pub use db_handle::{DbCallError, DbHandle};
 pub use node::{NodeActor, NodeMsg};
 pub use publisher::{PublisherActor, PublisherMsg};
-pub use pulling::{
-    PullProgress, PullReport, RemoteError, RemoteLink, RemoteView, Session, open_published,
-    pull_remote, read_status, remote_schema,
-};
+pub use pulling::{PullProgress, PullReport, RemoteError, RemoteLink, pull_remote};
 pub use remote::{RemoteActor, RemoteMsg};
+pub use remote_view::{RemoteView, Session, open_published, read_status, remote_schema};
 pub use supervisor::{ServeOptions, Supervisor, SupervisorArgs, SupervisorMsg};

@@ -9,21 +9,18 @@ use tokio::task::JoinSet;
 
 use super::db::LocalState;
 use super::db_handle::{DbCallError, DbHandle};
+use super::remote_view::{Caller, RemoteView, Session, read_status};
 use crate::db::{DbError, RemoteName};
 use crate::metrics;
 use crate::net::{ImportedRoute, NetError, Network};
 use crate::sync::authors::AuthorPolicy;
-use crate::sync::codec::{
-    CodecError, decode_message, decode_published, decode_status, encode_message,
-};
-use crate::sync::compress::Compression;
-use crate::sync::protocol::{ErrorCode, Message, ProtocolError, Published, Status};
+use crate::sync::codec::CodecError;
+use crate::sync::protocol::{ErrorCode, ProtocolError, Status};
 use crate::sync::pull::{
     DEFAULT_PAGE_BYTES, PullError, Puller, Received, read_schema_answer, schema_request,
 };
-use crate::sync::seal::{SealError, authenticate, open_answer, open_status};
 use crate::sync::text::printable;
-use crate::sync::{DbVersion, Epoch, MemberId, MemberKeys, RecordKey, SchemaDesc};
+use crate::sync::{DbVersion, MemberId, MemberKeys, RecordKey};
 
 /// Calls in a row that may fail (a route being replaced, a lost message) before the pull
 /// gives up; between them the remote's Status is read again for a fresh route.
@@ -71,6 +68,21 @@ pub struct PullReport {
     pub remote_version: DbVersion,
     /// True when this database changed.
     pub applied: bool,
+}
+
+impl PullReport {
+    /// The report as the control socket and `ddcp pull --json` give it, for remote `name`.
+    pub fn outcome(&self, name: String) -> crate::control::PullOutcome {
+        crate::control::PullOutcome {
+            name,
+            pages: self.pages,
+            changes: self.changes,
+            refused: self.refused,
+            remote_version: self.remote_version.0,
+            applied: self.applied,
+            error: None,
+        }
+    }
 }
 
 /// Where a pull is, for a progress display.
@@ -143,53 +155,6 @@ impl RemoteError {
     }
 }
 
-/// A remote's Status as read from its record, and for a private remote what its requests
-/// need.
-#[derive(Clone, Debug)]
-pub struct RemoteView {
-    /// The Status.
-    pub status: Status,
-    /// Set when the remote is private (its Status was sealed).
-    pub session: Option<Session>,
-}
-
-/// What requests to a private remote are signed for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Session {
-    /// The remote's member id: its answers are sealed with it.
-    pub owner: MemberId,
-    /// The key epoch of the Status read.
-    pub epoch: Epoch,
-}
-
-/// Reads what a remote published (`bytes`, its record's subkey 0): a public remote's Status as
-/// it is, a private one's opened with `me`.
-pub fn open_published(
-    me: &MemberKeys,
-    key: &RecordKey,
-    bytes: &[u8],
-) -> Result<RemoteView, RemoteError> {
-    match decode_published(bytes).map_err(RemoteError::BadStatus)? {
-        Published::Open(status) => Ok(RemoteView {
-            status,
-            session: None,
-        }),
-        Published::Sealed(sealed) => {
-            let inner = open_status(me, key, &sealed).map_err(|err| match err {
-                SealError::NotAMember => RemoteError::NotAMember(me.id()),
-                SealError::Damaged => RemoteError::DamagedSeal,
-            })?;
-            Ok(RemoteView {
-                status: decode_status(&inner).map_err(RemoteError::BadStatus)?,
-                session: Some(Session {
-                    owner: sealed.owner,
-                    epoch: sealed.epoch,
-                }),
-            })
-        }
-    }
-}
-
 /// Pulls `link`'s changes until this database has them all. `view` is the remote's Status
 /// when the caller has it fresh (from a record change); otherwise it is read from the DHT.
 /// `me` signs the requests to a private remote.
@@ -237,52 +202,6 @@ pub async fn pull_remote(
         );
     }
     Ok(report)
-}
-
-/// A remote's CRR schema, asked on its route (for `ddcp clone`), with the Status it was read
-/// from; the schema must have the fingerprint the Status names.
-pub async fn remote_schema(
-    network: &Network,
-    me: &MemberKeys,
-    key: &RecordKey,
-) -> Result<(RemoteView, SchemaDesc), RemoteError> {
-    let view = read_status(network, me, key).await?;
-    // Released as it is dropped, when this returns.
-    let route = network.import_route(&view.status.route)?;
-    let caller = Caller {
-        network: network.clone(),
-        route: route.id().clone(),
-        sealed: view
-            .session
-            .map(|session| (session, me.clone(), key.clone())),
-    };
-    let answer = caller.call(schema_request()).await?;
-    let schema = read_schema_answer(&answer).map_err(|err| match err {
-        PullError::Refused(error) if error.code == ErrorCode::NotAllowed => {
-            RemoteError::NotAMember(me.id())
-        }
-        PullError::Refused(error) => RemoteError::Refused(error),
-        other => RemoteError::Garbage(other),
-    })?;
-    if schema.fingerprint() != view.status.schema_fingerprint {
-        return Err(RemoteError::Garbage(PullError::BadPage(
-            "a schema that is not the one its status names",
-        )));
-    }
-    Ok((view, schema))
-}
-
-/// Reads a remote's Status from its record (opened with `me` when the remote is private).
-pub async fn read_status(
-    network: &Network,
-    me: &MemberKeys,
-    key: &RecordKey,
-) -> Result<RemoteView, RemoteError> {
-    let bytes = network
-        .read_record(key)
-        .await?
-        .ok_or(RemoteError::NotPublished)?;
-    open_published(me, key, &bytes)
 }
 
 struct Pull<'a> {
@@ -500,41 +419,6 @@ impl Pull<'_> {
             difference
                 .unwrap_or_else(|| "the remote's CRR tables are not this database's".to_string()),
         )
-    }
-}
-
-/// Sends one request to a remote's route: as it is to a public remote; to a private one signed
-/// with this database's member identity, its answer opened.
-struct Caller {
-    network: Network,
-    route: crate::net::RouteId,
-    sealed: Option<(Session, MemberKeys, RecordKey)>,
-}
-
-impl Caller {
-    async fn call(self, request: Vec<u8>) -> Result<Vec<u8>, NetError> {
-        let Some((session, me, key)) = self.sealed else {
-            return self.network.call(&self.route, request).await;
-        };
-        let asked = authenticate(&me, &key, session.epoch, request);
-        let wire = encode_message(&Message::Authenticated(asked.clone()), Compression::None);
-        let answer = self.network.call(&self.route, wire).await?;
-        let opened = match decode_message(&answer) {
-            Ok(Message::SealedAnswer(sealed)) => {
-                open_answer(&me, &session.owner, &key, &asked, &sealed).ok()
-            }
-            // Refusals (`notAllowed`, `tooBusy`) come unsealed: they tell nothing.
-            Ok(Message::Error(_)) => Some(answer),
-            _ => None,
-        };
-        // What does not open is garbage, and the pull says so.
-        Ok(opened.unwrap_or_else(|| {
-            let error = ProtocolError::new(
-                ErrorCode::Malformed,
-                "an answer that is not sealed for this member, or damaged",
-            );
-            encode_message(&Message::Error(error), Compression::None)
-        }))
     }
 }
 

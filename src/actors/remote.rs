@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::db_handle::DbHandle;
-use super::pulling::{
-    PullProgress, PullReport, RemoteLink, RemoteView, open_published, pull_remote,
-};
+use super::pulling::{PullProgress, PullReport, RemoteLink, pull_remote};
+use super::remote_view::{RemoteView, open_published};
 use super::supervisor::SupervisorMsg;
 use crate::metrics;
 use crate::net::Network;

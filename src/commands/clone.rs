@@ -6,14 +6,11 @@
 
 use std::time::Duration;
 
-use ractor::Actor;
 use serde::Serialize;
 
 use super::pull::ProgressLine;
 use super::{CommandError, block_on};
-use crate::actors::{
-    DbActor, DbArgs, DbHandle, PullReport, RemoteError, RemoteLink, pull_remote, remote_schema,
-};
+use crate::actors::{PullReport, RemoteError, RemoteLink, pull_remote, remote_schema};
 use crate::cli::CloneArgs;
 use crate::config::Config;
 use crate::db::{Db, RemoteName, remove_database_files};
@@ -63,13 +60,7 @@ pub fn run(config: &Config, args: &CloneArgs) -> Result<(), CommandError> {
             source,
         })?;
     }
-    config
-        .create_state_dir()
-        .map_err(|source| CommandError::File {
-            what: "cannot create state directory",
-            path: config.state_dir.clone(),
-            source,
-        })?;
+    super::create_state_dir(config)?;
     let me = member_file::load_or_create(&config.state_dir)?;
     let link = RemoteLink { name, key, authors };
     let attach = Duration::from_secs(args.attach.attach_timeout);
@@ -144,24 +135,14 @@ async fn clone(
     identity.save(&config.state_dir)?;
     db.bind_record(&identity.key)?;
     db.add_remote(&link.name, &link.key, &link.authors)?;
-    let (actor, stopped) = Actor::spawn(
-        None,
-        DbActor,
-        DbArgs {
-            db,
-            supervisor: None,
-        },
-    )
-    .await
-    .map_err(|err| CommandError::Serve(err.to_string()))?;
-    let db = DbHandle::from(actor.clone());
+    let (db, stopped) = super::pull::db_actor(db).await?;
     let mut bar = ProgressLine::new(link.name.as_str());
     let pulled = pull_remote(network, &db, me, link, Some(view), &mut |progress| {
         bar.show(progress)
     })
     .await;
     bar.finish();
-    actor.stop(None);
+    db.actor().stop(None);
     let _ = stopped.await;
     network.close_record(&link.key).await;
     Ok((identity.key, pulled.map_err(remote_failed)?))

@@ -62,13 +62,7 @@ fn initialize(
     args: &InitArgs,
     schema: Option<&crate::sync::SchemaDesc>,
 ) -> Result<RecordKey, CommandError> {
-    config
-        .create_state_dir()
-        .map_err(|source| CommandError::File {
-            what: "cannot create state directory",
-            path: config.state_dir.clone(),
-            source,
-        })?;
+    super::create_state_dir(config)?;
     let mut db = Db::create(&config.db_file, &config.extension)?;
     if let Some(schema) = schema {
         db.create_tables(schema)?;

@@ -159,6 +159,17 @@ pub(crate) fn open_db(config: &crate::config::Config) -> Result<crate::db::Db, C
     Ok(db)
 }
 
+/// Creates the state directory (mode 0700), or says why it cannot.
+fn create_state_dir(config: &crate::config::Config) -> Result<(), CommandError> {
+    config
+        .create_state_dir()
+        .map_err(|source| CommandError::File {
+            what: "cannot create state directory",
+            path: config.state_dir.clone(),
+            source,
+        })
+}
+
 /// A remote's record key as the user typed it: whole, as veilid-core 0.5 prints it. (The
 /// one-part form of older releases and the seed README parses, but its records cannot be read.)
 fn remote_key(text: &str) -> Result<crate::sync::RecordKey, CommandError> {

@@ -100,6 +100,21 @@ pub fn run(config: &Config, args: &PullArgs) -> Result<(), CommandError> {
     }
 }
 
+/// A DbActor of this process's own, for a pull without `ddcp serve`: its handle, and what ends
+/// when it stopped.
+pub(super) async fn db_actor(
+    db: Db,
+) -> Result<(DbHandle, tokio::task::JoinHandle<()>), CommandError> {
+    let args = DbArgs {
+        db,
+        supervisor: None,
+    };
+    let (actor, stopped) = Actor::spawn(None, DbActor, args)
+        .await
+        .map_err(|err| CommandError::Serve(err.to_string()))?;
+    Ok((DbHandle::from(actor), stopped))
+}
+
 /// Pulls every remote of `links` with this process's own node; the first failure ends it.
 async fn pull_all(
     node: &Node,
@@ -110,30 +125,12 @@ async fn pull_all(
 ) -> Result<Vec<PullOutcome>, CommandError> {
     node.attach(attach_timeout).await?;
     let network = node.network();
-    let (db, handle) = Actor::spawn(
-        None,
-        DbActor,
-        DbArgs {
-            db,
-            supervisor: None,
-        },
-    )
-    .await
-    .map_err(|err| CommandError::Serve(err.to_string()))?;
-    let db = DbHandle::from(db);
+    let (db, handle) = db_actor(db).await?;
     let mut reports = Vec::new();
     let mut failure = None;
     for link in links {
         match pull_one(network, &db, me, link).await {
-            Ok(report) => reports.push(PullOutcome {
-                name: link.name.to_string(),
-                pages: report.pages,
-                changes: report.changes,
-                refused: report.refused,
-                remote_version: report.remote_version.0,
-                applied: report.applied,
-                error: None,
-            }),
+            Ok(report) => reports.push(report.outcome(link.name.to_string())),
             Err(reason) => {
                 failure = Some(CommandError::Remote {
                     name: link.name.to_string(),
