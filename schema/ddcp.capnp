@@ -139,6 +139,12 @@ struct ChangesPage {
   changeCount @6 :UInt32;
   compression @7 :Compression;
   changes @8 :Data;          # a Changeset message, compressed as `compression` says
+  # Rows a filtered reader may not have seen whole: every current cell (db_version at or
+  # before `since`) of a row that a change in this page may have made visible to it. A
+  # Changeset, compressed as `rowCompression` says; empty for an unfiltered reader.
+  rowCount @9 :UInt32;
+  rowCompression @10 :Compression;
+  rows @11 :Data;
 }
 
 # An answer too big for one message: the puller fetches it in fragments.

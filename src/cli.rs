@@ -196,6 +196,9 @@ pub struct AccessArgs {
 #[derive(Debug, Subcommand)]
 pub enum MemberCommand {
     /// Let a database read this one while it is private.
+    #[command(
+        after_help = "Example: ddcp member add bob VLD0:<id> --tables bookmarks --where \"owner = 'bob'\""
+    )]
     Add {
         /// A short name for the member: letters, digits, '.', '_', '-'.
         name: String,
@@ -203,6 +206,16 @@ pub enum MemberCommand {
         // base64url has '-': an id without its prefix may start with one.
         #[arg(allow_hyphen_values = true)]
         id: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Change what a member may read (a running `ddcp serve` takes it at once).
+    #[command(after_help = "Example: ddcp member set bob --exclude-columns bookmarks.note")]
+    Set {
+        /// The member's name.
+        name: String,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Remove a member: the database's keys and route change, so that it can read nothing
     /// published afterwards; the other members follow without doing anything.
@@ -332,16 +345,23 @@ pub enum RemoteCommand {
         key: String,
         #[command(flatten)]
         authors: AuthorsArg,
+        #[command(flatten)]
+        filter: FilterArgs,
         /// Print JSON for scripts (the key without its secret).
         #[arg(long)]
         json: bool,
     },
-    /// Change what is accepted from a remote (a running `ddcp serve` takes it at once).
+    /// Change what is accepted from a remote (a running `ddcp serve` takes it at once; the
+    /// remote's changes are pulled again from the start, so that what is admitted now
+    /// arrives).
+    #[command(after_help = "Example: ddcp remote set alice --where \"author = 'alice'\"")]
     Set {
         /// The remote's name.
         name: String,
         #[command(flatten)]
         authors: AuthorsArg,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Remove a remote.
     #[command(visible_alias = "rm")]
@@ -360,6 +380,28 @@ pub enum RemoteCommand {
         #[arg(long)]
         show_secrets: bool,
     },
+}
+
+/// Which tables, columns and rows pass (to a reader, or from a remote).
+#[derive(Debug, Default, Args)]
+pub struct FilterArgs {
+    /// Only these tables (comma-separated; '' for all).
+    #[arg(long, value_name = "T,...")]
+    pub tables: Option<String>,
+    /// Never these tables (comma-separated; '' for none).
+    #[arg(long, value_name = "T,...")]
+    pub exclude_tables: Option<String>,
+    /// Never these columns, as TABLE.COLUMN (comma-separated; '' for none). Key columns
+    /// cannot be left out.
+    #[arg(long, value_name = "T.C,...")]
+    pub exclude_columns: Option<String>,
+    /// Only rows for which this read-only SQL expression over the row's columns holds
+    /// (e.g. "owner = 'bob'"; '' for all rows). See the README's "Filters and transforms".
+    #[arg(long = "where", value_name = "SQL")]
+    pub rows: Option<String>,
+    /// Drop every filter: everything passes.
+    #[arg(long, conflicts_with_all = ["tables", "exclude_tables", "exclude_columns", "rows"])]
+    pub no_filter: bool,
 }
 
 /// Whose changes a remote may bring.

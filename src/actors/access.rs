@@ -11,6 +11,7 @@ use crate::db::{Access, AccessState, MemberName};
 use crate::metrics;
 use crate::sync::codec::{decode_message, encode_message, encode_published, encode_status};
 use crate::sync::compress::Compression;
+use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::{Authenticated, ErrorCode, Message, ProtocolError, Published, Status};
 use crate::sync::seal::{Refusal, check_request, member_seals, seal_answer, seal_with};
 use crate::sync::{Epoch, MemberId, MemberKeys, RecordKey};
@@ -22,10 +23,11 @@ const LOGGED_ASKERS: usize = 1024;
 
 /// What becomes of a peer's request.
 pub enum Admission {
-    /// A public database's request: answered as it is.
-    Open(Vec<u8>),
-    /// A member's request, checked: its inner request is answered, the answer sealed for it.
-    Member(Box<Authenticated>),
+    /// A public database's request: answered as it is, with what the database shares.
+    Open(Vec<u8>, Arc<ChangeFilter>),
+    /// A member's request, checked: its inner request is answered with what that member may
+    /// read, the answer sealed for it.
+    Member(Box<Authenticated>, Arc<ChangeFilter>),
     /// Refused: this is the answer (`notAllowed`).
     Refused(Vec<u8>),
 }
@@ -52,7 +54,10 @@ struct Gate {
     owner: MemberKeys,
     access: Access,
     epoch: Epoch,
-    members: HashMap<MemberId, MemberName>,
+    /// Each member's name, and what it may read (within what is shared with everyone).
+    members: HashMap<MemberId, (MemberName, Arc<ChangeFilter>)>,
+    /// What every reader may have.
+    shared: Arc<ChangeFilter>,
     /// The members' seals of this epoch's Status key: one key agreement per member, so they
     /// are made when the members change, not at every publish.
     seals: Vec<Vec<u8>>,
@@ -96,6 +101,7 @@ impl AccessGate {
             access: Access::Public,
             epoch: Epoch(0),
             members: HashMap::new(),
+            shared: Arc::default(),
             seals: Vec::new(),
             generation: 0,
         };
@@ -138,7 +144,9 @@ impl AccessGate {
             _ => None,
         };
         let refusal = match (gate.access, request) {
-            (Access::Public, None) => return Admission::Open(question),
+            (Access::Public, None) => {
+                return Admission::Open(question, Arc::clone(&gate.shared));
+            }
             // A member still asks as it did while the database was private: have it read the
             // Status again.
             (Access::Public, Some(_)) => {
@@ -151,7 +159,13 @@ impl AccessGate {
             (Access::Private, Some(request)) => {
                 let is_member = |id: &MemberId| gate.members.contains_key(id);
                 match check_request(&gate.record, gate.epoch, is_member, &request) {
-                    Ok(()) => return Admission::Member(Box::new(request)),
+                    Ok(()) => {
+                        let reads = gate.members.get(&request.member).map_or_else(
+                            || Arc::clone(&gate.shared),
+                            |(_, reads)| Arc::clone(reads),
+                        );
+                        return Admission::Member(Box::new(request), reads);
+                    }
                     Err(refusal) => (refusal, request.member),
                 }
             }
@@ -160,7 +174,7 @@ impl AccessGate {
         // A member's name only when the asker proved it holds that member's key.
         let name = match refusal {
             Refusal::BadSignature => None,
-            _ => gate.members.get(&asker).cloned(),
+            _ => gate.members.get(&asker).map(|(name, _)| name.clone()),
         };
         self.log_refusal(Some(asker), refusal.label(), name);
         Admission::Refused(not_allowed(REFUSED))
@@ -236,11 +250,16 @@ impl Gate {
     fn set(&mut self, state: AccessState) {
         self.access = state.access;
         self.epoch = state.epoch;
+        let shared = state.shared;
         self.members = state
             .members
             .into_iter()
-            .map(|member| (member.id, member.name))
+            .map(|member| {
+                let reads = Arc::new(shared.and(&member.reads));
+                (member.id, (member.name, reads))
+            })
             .collect();
+        self.shared = Arc::new(shared);
         let ids: Vec<MemberId> = self.members.keys().copied().collect();
         self.seals = match self.access {
             Access::Private => member_seals(&self.owner, &self.record, self.epoch, &ids),
@@ -272,8 +291,28 @@ mod tests {
                 name: "bob".parse().unwrap(),
                 id: member.id(),
                 added_at: 0,
+                reads: bobs_filter(),
             }],
+            shared: shared_filter(),
         }
+    }
+
+    fn bobs_filter() -> ChangeFilter {
+        ChangeFilter::default()
+            .with_flags(&crate::sync::filter::FilterFlags {
+                tables: Some("bookmarks,tags"),
+                ..Default::default()
+            })
+            .unwrap()
+    }
+
+    fn shared_filter() -> ChangeFilter {
+        ChangeFilter::default()
+            .with_flags(&crate::sync::filter::FilterFlags {
+                exclude_tables: Some("tags"),
+                ..Default::default()
+            })
+            .unwrap()
     }
 
     fn refusal_of(admission: Admission) -> ProtocolError {
@@ -302,10 +341,12 @@ mod tests {
 
         let bobs = authenticate(&bob, &record(), Epoch(1), question.clone());
         let wire = encode_message(&Message::Authenticated(bobs.clone()), Compression::None);
-        let Admission::Member(admitted) = gate.admit(wire.clone()) else {
+        let Admission::Member(admitted, reads) = gate.admit(wire.clone()) else {
             panic!("bob refused");
         };
         assert_eq!(admitted.request, question);
+        // Bob reads what he may within what the database shares.
+        assert_eq!(*reads, shared_filter().and(&bobs_filter()));
         let sealed = gate.seal(&admitted, b"the answer");
         let Message::SealedAnswer(sealed) = decode_message(&sealed).unwrap() else {
             panic!("not sealed");
@@ -318,12 +359,14 @@ mod tests {
             access: Access::Private,
             epoch: Epoch(2),
             members: Vec::new(),
+            shared: ChangeFilter::default(),
         });
         assert!(update.changed && update.epoch_moved);
         let again = gate.update(AccessState {
             access: Access::Private,
             epoch: Epoch(2),
             members: Vec::new(),
+            shared: ChangeFilter::default(),
         });
         assert!(!again.changed && !again.epoch_moved);
         let late = gate.seal(&admitted, b"the answer");
@@ -363,6 +406,7 @@ mod tests {
             access: Access::Public,
             epoch: Epoch(1),
             members: Vec::new(),
+            shared: ChangeFilter::default(),
         });
         assert!(matches!(
             decode_published(&gate.publishable(&status)).unwrap(),

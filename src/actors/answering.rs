@@ -159,9 +159,9 @@ impl Worker {
 
     async fn answer(&self, call: IncomingCall, budget: Option<u32>, within: Duration) {
         let question_len = call.message.len();
-        let (question, member) = match self.gate.admit(call.message) {
-            Admission::Open(question) => (question, None),
-            Admission::Member(request) => (request.request.clone(), Some(request)),
+        let (question, member, reads) = match self.gate.admit(call.message) {
+            Admission::Open(question, reads) => (question, None, reads),
+            Admission::Member(request, reads) => (request.request.clone(), Some(request), reads),
             Admission::Refused(answer) => {
                 metrics::traffic(question_len, answer.len());
                 if let Err(err) = self.network.reply(call.id, answer).await {
@@ -170,7 +170,7 @@ impl Worker {
                 return;
             }
         };
-        match self.db.answer(question, budget, within).await {
+        match self.db.answer(question, budget, reads, within).await {
             Some(answer) => {
                 let answer = match &member {
                     Some(request) => self.gate.seal(request, &answer),

@@ -3,14 +3,15 @@
 //! same connection. A timer notices commits made by anyone (ddcp shell, an application) and
 //! reports the database's new state.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::supervisor::SupervisorMsg;
-use crate::db::{AccessState, ApplyOutcome, Db, DbError, Remote, RemoteName};
+use crate::db::{AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, Remote, RemoteName};
 use crate::metrics;
-use crate::sync::authors::AuthorPolicy;
+use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::ChangesPage;
 use crate::sync::serve::{MAX_PAGE_BUDGET, Responder};
 use crate::sync::{Cursor, DbVersion, SchemaDesc, SchemaFingerprint, SiteId};
@@ -33,8 +34,13 @@ pub struct LocalState {
 /// What the DbActor does.
 pub enum DbMsg {
     /// Answer a peer's request (the bytes of an app call), its pages within a budget when one
-    /// is given.
-    Answer(Vec<u8>, Option<u32>, RpcReplyPort<Vec<u8>>),
+    /// is given, holding only what the filter lets that peer read.
+    Answer(
+        Vec<u8>,
+        Option<u32>,
+        Arc<ChangeFilter>,
+        RpcReplyPort<Vec<u8>>,
+    ),
     /// The database's state now.
     State(RpcReplyPort<Result<LocalState, DbError>>),
     /// The database's CRR schema.
@@ -47,16 +53,17 @@ pub enum DbMsg {
     Accept(
         SiteId,
         Box<ChangesPage>,
-        RpcReplyPort<Result<ApplyOutcome, DbError>>,
+        AcceptPolicy,
+        RpcReplyPort<Result<AcceptOutcome, DbError>>,
     ),
     /// The remotes table.
     Remotes(RpcReplyPort<Result<Vec<Remote>, DbError>>),
     /// A pull of this remote starts: note the site its Status named, and ready the cursor in
-    /// its changes for a pull under this author policy.
+    /// its changes for a pull under this accept policy.
     AlignCursor(
         RemoteName,
         SiteId,
-        AuthorPolicy,
+        AcceptPolicy,
         RpcReplyPort<Result<bool, DbError>>,
     ),
     /// The access mode, key epoch and members.
@@ -141,14 +148,16 @@ impl DbState {
     fn handle(&mut self, message: DbMsg) -> Result<(), ActorProcessingErr> {
         // A reply port whose asker gave up is not this actor's failure: sends are ignored.
         match message {
-            DbMsg::Answer(request, budget, reply) => {
+            DbMsg::Answer(request, budget, filter, reply) => {
                 if reply.is_closed() {
                     // The asker stopped waiting while this waited in the mailbox.
                     metrics::shed(metrics::ShedReason::Expired);
                     return Ok(());
                 }
                 let budget = budget.unwrap_or(MAX_PAGE_BUDGET);
-                let answer = self.responder.respond_within(&self.db, &request, budget);
+                let answer = self
+                    .responder
+                    .respond_within(&self.db, &request, budget, &filter);
                 if let Some(served) = self.responder.take_served() {
                     metrics::served(served.changes);
                 }
@@ -170,8 +179,8 @@ impl DbState {
             DbMsg::ResetCursor(remote, reply) => {
                 let _ = reply.send(self.db.reset_cursor(remote));
             }
-            DbMsg::Accept(remote, page, reply) => {
-                let outcome = self.db.accept_page(remote, &page);
+            DbMsg::Accept(remote, page, policy, reply) => {
+                let outcome = self.db.accept_page(remote, *page, &policy);
                 if outcome.is_err() && self.db.in_transaction() {
                     self.db.rollback()?;
                 }
@@ -183,11 +192,11 @@ impl DbState {
             DbMsg::Remotes(reply) => {
                 let _ = reply.send(self.db.remotes());
             }
-            DbMsg::AlignCursor(name, remote, authors, reply) => {
+            DbMsg::AlignCursor(name, remote, policy, reply) => {
                 let aligned = self
                     .db
                     .note_remote_site(&name, remote)
-                    .and_then(|()| self.db.align_cursor(remote, &authors));
+                    .and_then(|()| self.db.align_cursor(remote, &policy));
                 let _ = reply.send(aligned);
             }
             DbMsg::AccessState(reply) => {

@@ -1,13 +1,14 @@
 //! The typed way to the DbActor: async methods that build its messages, bound the wait for its
 //! answer and sort out the reply, so that no caller writes its own `call` and match.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{ActorRef, RpcReplyPort};
 
 use super::db::{DbMsg, LocalState};
-use crate::db::{AccessState, ApplyOutcome, DbError, Remote, RemoteName};
-use crate::sync::authors::AuthorPolicy;
+use crate::db::{AcceptOutcome, AcceptPolicy, AccessState, DbError, Remote, RemoteName};
+use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::ChangesPage;
 use crate::sync::{Cursor, SchemaDesc, SiteId};
 
@@ -64,13 +65,17 @@ impl DbHandle {
         self.ask(|reply| DbMsg::ResetCursor(remote, reply)).await
     }
 
-    /// Applies a page of `remote`'s changes, with its cursor, in one transaction.
+    /// Applies what `policy` admits of a page of `remote`'s changes, with its cursor, in one
+    /// transaction.
     pub async fn accept(
         &self,
         remote: SiteId,
         page: Box<ChangesPage>,
-    ) -> Result<ApplyOutcome, DbCallError> {
-        self.ask(|reply| DbMsg::Accept(remote, page, reply)).await
+        policy: &AcceptPolicy,
+    ) -> Result<AcceptOutcome, DbCallError> {
+        let policy = policy.clone();
+        self.ask(|reply| DbMsg::Accept(remote, page, policy, reply))
+            .await
     }
 
     /// The remotes table.
@@ -79,16 +84,16 @@ impl DbHandle {
     }
 
     /// A pull of remote `name`, whose Status names site `remote`, starts: the site is noted
-    /// (for `ddcp log`), and the cursor in its changes readied for a pull under `authors`:
+    /// (for `ddcp log`), and the cursor in its changes readied for a pull under `policy`:
     /// reset when it moved under another policy (true then).
     pub async fn align_cursor(
         &self,
         name: &RemoteName,
         remote: SiteId,
-        authors: &AuthorPolicy,
+        policy: &AcceptPolicy,
     ) -> Result<bool, DbCallError> {
-        let (name, authors) = (name.clone(), authors.clone());
-        self.ask(|reply| DbMsg::AlignCursor(name, remote, authors, reply))
+        let (name, policy) = (name.clone(), policy.clone());
+        self.ask(|reply| DbMsg::AlignCursor(name, remote, policy, reply))
             .await
     }
 
@@ -97,18 +102,22 @@ impl DbHandle {
         self.ask(DbMsg::AccessState).await
     }
 
-    /// The answer to a peer's request, pages built within `budget` bytes when given, when the
-    /// database gets to it within `bound`; past that the asker has given up, and the DbActor
-    /// skips it.
+    /// The answer to a peer's request, pages built within `budget` bytes when given and holding
+    /// what `filter` lets that peer read, when the database gets to it within `bound`; past
+    /// that the asker has given up, and the DbActor skips it.
     pub async fn answer(
         &self,
         request: Vec<u8>,
         budget: Option<u32>,
+        filter: Arc<ChangeFilter>,
         bound: Duration,
     ) -> Option<Vec<u8>> {
         match self
             .actor
-            .call(|reply| DbMsg::Answer(request, budget, reply), Some(bound))
+            .call(
+                |reply| DbMsg::Answer(request, budget, filter, reply),
+                Some(bound),
+            )
             .await
         {
             Ok(ractor::rpc::CallResult::Success(answer)) => Some(answer),

@@ -10,10 +10,9 @@ use tokio::task::JoinSet;
 use super::db::LocalState;
 use super::db_handle::{DbCallError, DbHandle};
 use super::remote_view::{Caller, RemoteView, Session, read_status};
-use crate::db::{DbError, RemoteName};
+use crate::db::{AcceptPolicy, DbError, RemoteName};
 use crate::metrics;
 use crate::net::{ImportedRoute, NetError, Network};
-use crate::sync::authors::AuthorPolicy;
 use crate::sync::codec::CodecError;
 use crate::sync::protocol::{ErrorCode, ProtocolError, Status};
 use crate::sync::pull::{
@@ -51,8 +50,8 @@ pub struct RemoteLink {
     pub name: RemoteName,
     /// Its DHT record.
     pub key: RecordKey,
-    /// Whose changes it may bring.
-    pub authors: AuthorPolicy,
+    /// What it may bring: whose changes, to which tables, columns and rows.
+    pub accept: AcceptPolicy,
 }
 
 /// What a pull did.
@@ -62,7 +61,8 @@ pub struct PullReport {
     pub pages: u64,
     /// Changes received and admitted (some may have been known already).
     pub changes: u64,
-    /// Changes received and skipped: their authors are not ones the remote may bring.
+    /// Changes received and skipped: the remote may not bring them (`--authors`, or its
+    /// accept filter).
     pub refused: u64,
     /// The remote's version when it last answered.
     pub remote_version: DbVersion,
@@ -172,11 +172,12 @@ pub async fn pull_remote(
     };
     let local: LocalState = db.state().await?;
     if db
-        .align_cursor(&link.name, view.status.site_id, &link.authors)
+        .align_cursor(&link.name, view.status.site_id, &link.accept)
         .await?
     {
-        tracing::info!(target: "ddcp", remote_name = %link.name, authors = %link.authors,
-            "Its --authors changed: pulling its changes again from the start");
+        tracing::info!(target: "ddcp", remote_name = %link.name, authors = %link.accept.authors,
+            filter = %link.accept.filter,
+            "What it may bring changed: pulling its changes again from the start");
     }
     let mut pull = Pull {
         network,
@@ -250,23 +251,25 @@ impl Pull<'_> {
                         moved = true;
                         progress(&self.progress(Some((fragments, of))));
                     }
-                    Ok(Received::Page(mut page)) => {
-                        let remote_site = self.remote.site_id;
-                        let authors = &self.link.authors;
-                        let refused = authors.keep_admitted(&mut page.changes, &remote_site);
-                        let changes = page.changes.len() as u64;
+                    Ok(Received::Page(page)) => {
                         let remote_version = page.db_version;
-                        match self.db.accept(self.remote.site_id, page).await {
+                        let accepted = self
+                            .db
+                            .accept(self.remote.site_id, page, &self.link.accept)
+                            .await;
+                        match accepted {
                             Ok(outcome) => {
                                 moved = true;
-                                metrics::applied(self.link.name.as_str(), changes);
-                                metrics::refused_changes(self.link.name.as_str(), refused);
+                                let name = self.link.name.as_str();
+                                metrics::applied(name, outcome.admitted);
+                                metrics::refused_changes(name, outcome.refused);
                                 self.report.pages += 1;
-                                self.report.changes += changes;
-                                self.report.refused += refused;
+                                self.report.changes += outcome.admitted;
+                                self.report.refused += outcome.refused;
                                 self.report.remote_version = remote_version;
+                                let applied = outcome.applied;
                                 self.report.applied |=
-                                    outcome.db_version_after != outcome.db_version_before;
+                                    applied.db_version_after != applied.db_version_before;
                                 progress(&self.progress(None));
                             }
                             // Another pull of this remote moved the cursor: start from it.

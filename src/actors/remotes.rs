@@ -163,7 +163,7 @@ mod tests {
         RemoteLink {
             name: name.parse().unwrap(),
             key: KEY.parse().unwrap(),
-            authors: Default::default(),
+            accept: Default::default(),
         }
     }
 

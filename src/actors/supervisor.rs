@@ -464,11 +464,11 @@ impl SupervisorState {
             .remotes
             .iter()
             .filter(|slot| {
-                // A remote whose key or author policy changed starts again with the new one.
+                // A remote whose key or accept policy changed starts again with the new one.
                 !stored.iter().any(|remote| {
                     remote.name == slot.link.name
                         && remote.key == slot.link.key
-                        && remote.authors == slot.link.authors
+                        && remote.accept == slot.link.accept
                 })
             })
             .map(|slot| slot.link.name.clone())
@@ -490,7 +490,7 @@ impl SupervisorState {
                 let link = RemoteLink {
                     name: remote.name,
                     key: remote.key,
-                    authors: remote.authors,
+                    accept: remote.accept,
                 };
                 self.add_remote(link, myself).await;
             }

@@ -13,7 +13,7 @@ use super::{CommandError, block_on};
 use crate::actors::{PullReport, RemoteError, RemoteLink, pull_remote, remote_schema};
 use crate::cli::CloneArgs;
 use crate::config::Config;
-use crate::db::{Db, RemoteName, remove_database_files};
+use crate::db::{AcceptPolicy, Db, RemoteName, remove_database_files};
 use crate::member_file;
 use crate::net::{NetError, Node, RecordIdentity, create_record_identity};
 use crate::sync::authors::AuthorPolicy;
@@ -62,7 +62,14 @@ pub fn run(config: &Config, args: &CloneArgs) -> Result<(), CommandError> {
     }
     super::create_state_dir(config)?;
     let me = member_file::load_or_create(&config.state_dir)?;
-    let link = RemoteLink { name, key, authors };
+    let link = RemoteLink {
+        name,
+        key,
+        accept: AcceptPolicy {
+            authors,
+            ..AcceptPolicy::default()
+        },
+    };
     let attach = Duration::from_secs(args.attach.attach_timeout);
     let result = block_on(async {
         let node = Node::start(&config.veilid_dir(), &config.network).await?;
@@ -134,7 +141,7 @@ async fn clone(
     let identity = create_record_identity(node).await?;
     identity.save(&config.state_dir)?;
     db.bind_record(&identity.key)?;
-    db.add_remote(&link.name, &link.key, &link.authors)?;
+    db.add_remote(&link.name, &link.key, &link.accept)?;
     let (db, stopped) = super::pull::db_actor(db).await?;
     let mut bar = ProgressLine::new(link.name.as_str());
     let pulled = pull_remote(network, &db, me, link, Some(view), &mut |progress| {

@@ -92,7 +92,7 @@ pub fn run(config: &Config, args: &LogArgs) -> Result<(), CommandError> {
             .map(|(remote, pulls)| RemoteLogJson {
                 name: remote.name.to_string(),
                 key: remote.key.to_string(),
-                authors: remote.authors.to_string(),
+                authors: remote.accept.authors.to_string(),
                 site_id: pulls.site_id.map(|site| site.to_string()),
                 pulled_version: pulls.pulled_version.map(|version| version.0),
                 changes_pulled: pulls.changes,

@@ -1,37 +1,60 @@
-//! `ddcp member add|remove|list`: who may read this database while it is private. The table
-//! is written here; a running `ddcp serve` is told and takes the change at once (a removal
-//! changes its keys and route).
+//! `ddcp member add|set|remove|list`: who may read this database while it is private, and
+//! what each may read. The table is written here; a running `ddcp serve` is told and takes
+//! the change at once (a removal changes its keys and route).
 
 use serde::Serialize;
 
 use super::CommandError;
+use super::filter_args::filter_json;
 use super::output::{print_json, print_line};
-use crate::cli::MemberCommand;
+use crate::cli::{FilterArgs, MemberCommand};
 use crate::config::Config;
-use crate::db::{Access, MemberName};
+use crate::db::{Access, FilterJson, MemberName};
 use crate::sync::MemberId;
 
 pub fn run(config: &Config, command: MemberCommand) -> Result<(), CommandError> {
     match command {
-        MemberCommand::Add { name, id } => add(config, &name, &id),
+        MemberCommand::Add { name, id, filter } => add(config, &name, &id, &filter),
+        MemberCommand::Set { name, filter } => set(config, &name, &filter),
         MemberCommand::Remove { name } => remove(config, &name),
         MemberCommand::List { json } => list(config, json),
     }
 }
 
-fn add(config: &Config, name: &str, id: &str) -> Result<(), CommandError> {
+fn add(config: &Config, name: &str, id: &str, filter: &FilterArgs) -> Result<(), CommandError> {
     let name: MemberName = name.parse()?;
     let id: MemberId = id.parse().map_err(CommandError::BadMemberId)?;
+    let reads = filter.applied_to(&Default::default())?;
     let mut db = super::open_db(config)?;
-    db.add_member(&name, id)?;
+    db.add_member(&name, id, &reads)?;
     let access = db.access_state()?.access;
     db.close()?;
-    tracing::info!(target: "ddcp", member = %name, id = %id, "Added member");
+    tracing::info!(target: "ddcp", member = %name, id = %id, reads = %reads, "Added member");
     print_line(format_args!("added member {name} ({id})"))?;
     if access == Access::Public {
         tracing::info!(target: "ddcp",
             "The database is public: members matter once it is private (`ddcp access private`)");
     }
+    super::daemon::access_changed(config)?;
+    Ok(())
+}
+
+fn set(config: &Config, name: &str, filter: &FilterArgs) -> Result<(), CommandError> {
+    let name: MemberName = name.parse()?;
+    if filter.is_empty() {
+        return Err(CommandError::NoFilterGiven);
+    }
+    let mut db = super::open_db(config)?;
+    let member = db
+        .members()?
+        .into_iter()
+        .find(|member| member.name == name)
+        .ok_or_else(|| crate::db::DbError::NoSuchMember(name.to_string()))?;
+    let reads = filter.applied_to(&member.reads)?;
+    db.set_member_reads(&name, &reads)?;
+    db.close()?;
+    tracing::info!(target: "ddcp", member = %name, reads = %reads, "Changed member");
+    print_line(format_args!("member {name} now reads: {reads}"))?;
     super::daemon::access_changed(config)?;
     Ok(())
 }
@@ -56,25 +79,32 @@ struct MemberJson {
     name: String,
     id: String,
     added_at: i64,
+    /// What it may read (within `ddcp share`'s filter); `null` for all.
+    reads: Option<FilterJson>,
 }
 
 fn list(config: &Config, json: bool) -> Result<(), CommandError> {
     let db = super::open_db(config)?;
-    let members: Vec<MemberJson> = db
-        .members()?
-        .into_iter()
-        .map(|member| MemberJson {
-            name: member.name.to_string(),
-            id: member.id.to_string(),
-            added_at: member.added_at,
-        })
-        .collect();
+    let members = db.members()?;
     db.close()?;
     if json {
+        let members: Vec<MemberJson> = members
+            .iter()
+            .map(|member| MemberJson {
+                name: member.name.to_string(),
+                id: member.id.to_string(),
+                added_at: member.added_at,
+                reads: filter_json(&member.reads),
+            })
+            .collect();
         print_json(&members)?;
     } else {
         for member in members {
-            print_line(format_args!("{}\t{}", member.name, member.id))?;
+            let reads = match member.reads.is_open() {
+                true => String::new(),
+                false => format!("\treads: {}", member.reads),
+            };
+            print_line(format_args!("{}\t{}{reads}", member.name, member.id))?;
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ mod addr;
 mod bundle;
 mod clone;
 mod daemon;
+mod filter_args;
 mod id;
 mod init;
 mod log;
@@ -77,8 +78,14 @@ pub enum CommandError {
         "{0}: a sealed bundle's schema is read by the database it is sealed for, once it exists: make it with `ddcp init`, then `ddcp bundle apply --create-tables`"
     )]
     SealedSchema(PathBuf),
-    #[error("nothing to change: give --authors")]
+    #[error(
+        "nothing to change: give --authors or a filter (--tables, --exclude-tables, --exclude-columns, --where, --no-filter)"
+    )]
     NothingToSet,
+    #[error(
+        "nothing to change: give a filter (--tables, --exclude-tables, --exclude-columns, --where, --no-filter)"
+    )]
+    NoFilterGiven,
     #[error("{0}")]
     MemberFile(#[from] crate::member_file::MemberFileError),
     #[error("{path}: {reason}")]

@@ -1,12 +1,13 @@
-//! `ddcp remote add|remove|list`.
+//! `ddcp remote add|set|remove|list`.
 
 use serde::Serialize;
 
 use super::CommandError;
+use super::filter_args::filter_json;
 use super::output::{print_json, print_line};
-use crate::cli::RemoteCommand;
+use crate::cli::{FilterArgs, RemoteCommand};
 use crate::config::Config;
-use crate::db::{Db, RemoteName};
+use crate::db::{AcceptPolicy, Db, FilterJson, RemoteName};
 use crate::sync::RecordKey;
 use crate::sync::authors::AuthorPolicy;
 
@@ -16,18 +17,28 @@ pub fn run(config: &Config, command: RemoteCommand) -> Result<(), CommandError> 
             name,
             key,
             authors,
+            filter,
             json,
-        } => add(config, &name, &key, authors.authors.as_deref(), json),
-        RemoteCommand::Set { name, authors } => set(config, &name, authors.authors.as_deref()),
+        } => add(
+            config,
+            &name,
+            &key,
+            authors.authors.as_deref(),
+            &filter,
+            json,
+        ),
+        RemoteCommand::Set {
+            name,
+            authors,
+            filter,
+        } => set(config, &name, authors.authors.as_deref(), &filter),
         RemoteCommand::Remove { name } => remove(config, &name),
         RemoteCommand::List { json, show_secrets } => list(config, json, show_secrets),
     }
 }
 
-fn parse_authors(authors: Option<&str>) -> Result<AuthorPolicy, CommandError> {
-    authors.map_or(Ok(AuthorPolicy::Any), |text| {
-        text.parse().map_err(CommandError::BadAuthors)
-    })
+fn parse_authors(authors: &str) -> Result<AuthorPolicy, CommandError> {
+    authors.parse().map_err(CommandError::BadAuthors)
 }
 
 fn add(
@@ -35,23 +46,29 @@ fn add(
     name: &str,
     key: &str,
     authors: Option<&str>,
+    filter: &FilterArgs,
     json: bool,
 ) -> Result<(), CommandError> {
     // Check the arguments before the database is even opened.
     let name: RemoteName = name.parse()?;
     let key: RecordKey = super::remote_key(key)?;
-    let authors = parse_authors(authors)?;
+    let accept = AcceptPolicy {
+        authors: authors.map_or(Ok(AuthorPolicy::Any), parse_authors)?,
+        filter: filter.applied_to(&Default::default())?,
+    };
     let mut db = super::open_db(config)?;
-    let remote = db.add_remote(&name, &key, &authors)?;
+    let remote = db.add_remote(&name, &key, &accept)?;
     db.close()?;
-    tracing::info!(target: "ddcp", remote_name = %name, key = %key, %authors, "Added remote");
+    tracing::info!(target: "ddcp", remote_name = %name, key = %key, authors = %accept.authors,
+        filter = %accept.filter, "Added remote");
     super::daemon::remotes_changed(config);
     if json {
         print_json(&RemoteJson {
             name: name.to_string(),
             key: key.to_string(),
             added_at: remote.added_at,
-            authors: authors.to_string(),
+            authors: accept.authors.to_string(),
+            accepts: filter_json(&accept.filter),
         })?;
     } else {
         print_line(format_args!("added remote {name} ({key})"))?;
@@ -59,21 +76,37 @@ fn add(
     Ok(())
 }
 
-fn set(config: &Config, name: &str, authors: Option<&str>) -> Result<(), CommandError> {
+fn set(
+    config: &Config,
+    name: &str,
+    authors: Option<&str>,
+    filter: &FilterArgs,
+) -> Result<(), CommandError> {
     let name: RemoteName = name.parse()?;
-    let Some(authors) = authors else {
+    if authors.is_none() && filter.is_empty() {
         return Err(CommandError::NothingToSet);
-    };
-    let authors = parse_authors(Some(authors))?;
+    }
+    let authors = authors.map(parse_authors).transpose()?;
     let mut db = super::open_db(config)?;
-    let widened = db.set_remote_authors(&name, &authors)?;
+    let before = db.remote(&name)?.accept;
+    let accept = AcceptPolicy {
+        authors: authors.unwrap_or(before.authors.clone()),
+        filter: filter.applied_to(&before.filter)?,
+    };
+    db.set_remote_accept(&name, &accept)?;
     db.close()?;
-    tracing::info!(target: "ddcp", remote_name = %name, %authors, widened,
-        "Changed remote");
+    tracing::info!(target: "ddcp", remote_name = %name, authors = %accept.authors,
+        filter = %accept.filter, "Changed remote");
     super::daemon::remotes_changed(config);
     print_line(format_args!(
-        "remote {name} now accepts changes by: {authors}"
+        "remote {name} now brings changes by: {}; to: {}",
+        accept.authors, accept.filter
     ))?;
+    if accept != before {
+        print_line(format_args!(
+            "its changes are pulled again from the start at its next pull"
+        ))?;
+    }
     Ok(())
 }
 
@@ -97,6 +130,8 @@ pub struct RemoteJson {
     pub added_at: i64,
     /// Whose changes it may bring (`any`, `direct` or site ids).
     pub authors: String,
+    /// Which tables, columns and rows it may change here; `null` for all.
+    pub accepts: Option<FilterJson>,
 }
 
 /// The remotes, their keys without the secret unless `show_secrets`.
@@ -112,26 +147,31 @@ pub fn remotes_json(db: &Db, show_secrets: bool) -> Result<Vec<RemoteJson>, Comm
                 remote.key.to_string()
             },
             added_at: remote.added_at,
-            authors: remote.authors.to_string(),
+            authors: remote.accept.authors.to_string(),
+            accepts: filter_json(&remote.accept.filter),
         })
         .collect())
 }
 
 fn list(config: &Config, json: bool, show_secrets: bool) -> Result<(), CommandError> {
     let db = super::open_db(config)?;
-    let remotes = remotes_json(&db, show_secrets)?;
+    let remotes = db.remotes()?;
+    let listed = remotes_json(&db, show_secrets)?;
     db.close()?;
     if json {
-        print_json(&remotes)?;
+        print_json(&listed)?;
     } else {
-        for remote in remotes {
-            // The author policy only when it is not the default, so that scripts reading
-            // NAME<TAB>KEY keep working.
-            let authors = match remote.authors.as_str() {
-                "any" => String::new(),
-                authors => format!("\tauthors={authors}"),
-            };
-            print_line(format_args!("{}\t{}{authors}", remote.name, remote.key))?;
+        for (remote, shown) in remotes.iter().zip(listed) {
+            // The policy only when it is not the default, so that scripts reading NAME<TAB>KEY
+            // keep working.
+            let mut line = format!("{}\t{}", shown.name, shown.key);
+            if remote.accept.authors != AuthorPolicy::Any {
+                line.push_str(&format!("\tauthors={}", remote.accept.authors));
+            }
+            if !remote.accept.filter.is_open() {
+                line.push_str(&format!("\taccepts: {}", remote.accept.filter));
+            }
+            print_line(format_args!("{line}"))?;
         }
     }
     Ok(())

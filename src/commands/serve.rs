@@ -91,7 +91,7 @@ pub(super) fn remote_links(db: &Db) -> Result<Vec<RemoteLink>, CommandError> {
         .map(|remote| RemoteLink {
             name: remote.name,
             key: remote.key,
-            authors: remote.authors,
+            accept: remote.accept,
         })
         .collect())
 }

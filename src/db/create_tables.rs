@@ -4,12 +4,9 @@
 //! defaults may not end a statement, each table is made by one statement (SQLite refuses a
 //! second), and the tables made must have the schema's fingerprint, or nothing is kept.
 
+use super::rows::quoted;
 use super::{Db, DbError};
 use crate::sync::schema::{ColumnDesc, SchemaDesc, TableDesc};
-
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
 
 /// `TEXT`, `VARCHAR(255)`, `DOUBLE PRECISION`, `NUMERIC(10, 5)`, or nothing.
 fn is_type_name(decl_type: &str) -> bool {

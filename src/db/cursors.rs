@@ -5,9 +5,9 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::changes::{ApplyOutcome, ChangeApplier};
+use super::accept::{AcceptOutcome, AcceptPolicy, keep_accepted};
+use super::changes::ChangeApplier;
 use super::{Db, DbError};
-use crate::sync::authors::AuthorPolicy;
 use crate::sync::cursor::{Cursor, RowKey};
 use crate::sync::protocol::ChangesPage;
 use crate::sync::{Change, DbVersion, Seq, SiteId};
@@ -137,53 +137,60 @@ impl Db {
         Ok(())
     }
 
-    /// Readies the cursor in `remote`'s changes for a pull under `authors`: when it moved under
-    /// another author policy it is reset, staged parts included (what was skipped may be
+    /// Readies the cursor in `remote`'s changes for a pull under `policy`: when it moved under
+    /// another accept policy it is reset, staged parts included (what was skipped may be
     /// admitted now; what was staged may be refused now), all in one transaction. True when it
     /// was reset.
-    pub fn align_cursor(
-        &mut self,
-        remote: SiteId,
-        authors: &AuthorPolicy,
-    ) -> Result<bool, DbError> {
+    pub fn align_cursor(&mut self, remote: SiteId, policy: &AcceptPolicy) -> Result<bool, DbError> {
         let tx = self.conn_mut().transaction()?;
         let site = &remote.0[..];
         let before: Option<String> = tx
             .query_row(
-                "select authors from ddcp_cursor_authors where site_id = ?1",
+                "select policy from ddcp_cursor_policy where site_id = ?1",
                 [site],
                 |row| row.get(0),
             )
             .optional()?;
-        let now = authors.to_string();
+        let now = policy.stored_form();
         let reset = before.as_ref().is_some_and(|before| *before != now);
         if reset {
             tx.execute("delete from ddcp_cursors where site_id = ?1", [site])?;
             tx.execute("delete from ddcp_staged where site_id = ?1", [site])?;
         }
         tx.execute(
-            "insert into ddcp_cursor_authors (site_id, authors) values (?1, ?2)
-             on conflict (site_id) do update set authors = excluded.authors",
+            "insert into ddcp_cursor_policy (site_id, policy) values (?1, ?2)
+             on conflict (site_id) do update set policy = excluded.policy",
             (site, now),
         )?;
         tx.commit()?;
         Ok(reset)
     }
 
-    /// Accepts a page of `remote`'s changes: checks each change, stages a part of a group or
-    /// applies complete groups (with the parts staged before), and moves the cursor, all in one
-    /// transaction. A page that does not start at the stored cursor is refused (it was applied
-    /// already, or another puller moved on).
+    /// Accepts a page of `remote`'s changes: drops what `policy` refuses, checks each change,
+    /// stages a part of a group or applies complete groups (with the parts staged before), and
+    /// moves the cursor, all in one transaction. A page that does not start at the stored
+    /// cursor is refused (it was applied already, or another puller moved on).
     pub fn accept_page(
         &mut self,
         remote: SiteId,
-        page: &ChangesPage,
-    ) -> Result<ApplyOutcome, DbError> {
+        mut page: ChangesPage,
+        policy: &AcceptPolicy,
+    ) -> Result<AcceptOutcome, DbError> {
         let mut applier = self.begin_apply()?;
         let stored = read_cursor(applier.conn(), remote)?;
         if stored != page.since {
             return Err(DbError::StaleCursor);
         }
+        let refused = keep_accepted(
+            applier.conn(),
+            remote,
+            policy,
+            &mut page.changes,
+            &mut page.rows,
+        )?;
+        // A row's older cells: current state at the remote, merged like any change (what is
+        // known already is a no-op), whether or not the page's group is complete.
+        applier.apply(&page.rows)?;
         if page.group_complete {
             applier.apply(&page.changes)?;
             apply_staged(applier.conn(), remote)?;
@@ -192,8 +199,13 @@ impl Db {
             stage(applier.conn(), remote, &page.changes)?;
         }
         write_cursor(applier.conn(), remote, &page.after)?;
-        record_pull(applier.conn(), remote, page.changes.len() as u64)?;
-        applier.commit()
+        let admitted = (page.changes.len() + page.rows.len()) as u64;
+        record_pull(applier.conn(), remote, admitted)?;
+        Ok(AcceptOutcome {
+            applied: applier.commit()?,
+            admitted,
+            refused,
+        })
     }
 }
 
@@ -213,15 +225,19 @@ mod tests {
     fn a_cursor_moved_under_another_author_policy_starts_over() {
         let (_dir, mut db) = temp_db();
         let remote = SiteId([4; 16]);
+        let direct = AcceptPolicy {
+            authors: crate::sync::authors::AuthorPolicy::Direct,
+            ..AcceptPolicy::default()
+        };
         let moved = Cursor {
             db_version: DbVersion(7),
             within: None,
         };
         // The first pull under a policy keeps the cursor it finds.
         write_cursor(db.conn(), remote, &moved).unwrap();
-        assert!(!db.align_cursor(remote, &AuthorPolicy::Direct).unwrap());
+        assert!(!db.align_cursor(remote, &direct).unwrap());
         assert_eq!(db.cursor(remote).unwrap(), moved);
-        assert!(!db.align_cursor(remote, &AuthorPolicy::Direct).unwrap());
+        assert!(!db.align_cursor(remote, &direct).unwrap());
         assert_eq!(db.cursor(remote).unwrap(), moved);
         // A part of a group staged under `direct`.
         db.conn()
@@ -232,7 +248,7 @@ mod tests {
             )
             .unwrap();
         // Widened (or narrowed): from the start, whatever was staged gone.
-        assert!(db.align_cursor(remote, &AuthorPolicy::Any).unwrap());
+        assert!(db.align_cursor(remote, &AcceptPolicy::default()).unwrap());
         assert_eq!(db.cursor(remote).unwrap(), Cursor::START);
         let staged: i64 = db
             .conn()
@@ -240,9 +256,6 @@ mod tests {
             .unwrap();
         assert_eq!(staged, 0);
         // Another site's cursor is its own.
-        assert!(
-            !db.align_cursor(SiteId([5; 16]), &AuthorPolicy::Direct)
-                .unwrap()
-        );
+        assert!(!db.align_cursor(SiteId([5; 16]), &direct).unwrap());
     }
 }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::sync::filter::BadFilter;
 use crate::sync::ids::BadSiteId;
 use crate::sync::record_key::BadRecordKey;
 
@@ -65,6 +66,10 @@ pub enum DbError {
     TooManyMembers(usize),
     #[error("the members table holds a malformed id")]
     StoredMember,
+    #[error("a change's row key is malformed: {0}")]
+    BadRowKey(String),
+    #[error(transparent)]
+    BadFilter(#[from] BadFilter),
     #[error("remote {name:?} has an invalid key in the database: {reason}")]
     StoredKey { name: String, reason: BadRecordKey },
     #[error("database holds a malformed site id: {0}")]

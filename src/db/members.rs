@@ -8,8 +8,10 @@ use std::str::FromStr;
 
 use rusqlite::{Connection, OptionalExtension};
 
+use super::filters::{read_share_filter, read_stored_filter, stored_filter};
 use super::remotes::is_plain_name;
 use super::{Db, DbError};
+use crate::sync::filter::ChangeFilter;
 use crate::sync::seal::MAX_MEMBERS;
 use crate::sync::{Epoch, MemberId};
 
@@ -50,6 +52,8 @@ pub struct Member {
     pub id: MemberId,
     /// When it was added, in unix seconds.
     pub added_at: i64,
+    /// What it may read (within what the database shares with every reader).
+    pub reads: ChangeFilter,
 }
 
 /// Who may read the database.
@@ -80,6 +84,8 @@ pub struct AccessState {
     pub epoch: Epoch,
     /// The members, by name.
     pub members: Vec<Member>,
+    /// What every reader may have (`ddcp share`).
+    pub shared: ChangeFilter,
 }
 
 fn now() -> i64 {
@@ -134,18 +140,20 @@ fn next_epoch(conn: &Connection) -> Result<Epoch, DbError> {
 }
 
 fn read_members(conn: &Connection) -> Result<Vec<Member>, DbError> {
-    let mut statement =
-        conn.prepare("select name, member_id, added_at from ddcp_members order by name")?;
+    let mut statement = conn
+        .prepare("select name, member_id, added_at, read_filter from ddcp_members order by name")?;
     let rows = statement.query_map([], |row| {
         Ok((
             row.get::<_, String>(0)?,
             row.get::<_, Vec<u8>>(1)?,
             row.get::<_, i64>(2)?,
+            row.get::<_, String>(3)?,
         ))
     })?;
     rows.map(|row| {
-        let (name, id, added_at) = row?;
+        let (name, id, added_at, reads) = row?;
         Ok(Member {
+            reads: read_stored_filter(&reads, &format!("member {name:?}"))?,
             name: name.parse()?,
             id: MemberId::from_slice(&id).map_err(|_| DbError::StoredMember)?,
             added_at,
@@ -157,7 +165,13 @@ fn read_members(conn: &Connection) -> Result<Vec<Member>, DbError> {
 impl Db {
     /// Adds a member. A name or an id already present, or one member too many, is refused and
     /// nothing is written.
-    pub fn add_member(&mut self, name: &MemberName, id: MemberId) -> Result<Member, DbError> {
+    pub fn add_member(
+        &mut self,
+        name: &MemberName,
+        id: MemberId,
+        reads: &ChangeFilter,
+    ) -> Result<Member, DbError> {
+        self.check_filter(reads)?;
         let tx = self.conn_mut().transaction()?;
         let members = read_members(&tx)?;
         if members.iter().any(|member| member.name == *name) {
@@ -171,15 +185,39 @@ impl Db {
         }
         let added_at = now();
         tx.execute(
-            "insert into ddcp_members (name, member_id, added_at) values (?1, ?2, ?3)",
-            (name.as_str(), id.as_bytes().as_slice(), added_at),
+            "insert into ddcp_members (name, member_id, added_at, read_filter)
+             values (?1, ?2, ?3, ?4)",
+            (
+                name.as_str(),
+                id.as_bytes().as_slice(),
+                added_at,
+                stored_filter(reads),
+            ),
         )?;
         tx.commit()?;
         Ok(Member {
             name: name.clone(),
             id,
             added_at,
+            reads: reads.clone(),
         })
+    }
+
+    /// Changes what a member may read, after checking the filter against this database.
+    pub fn set_member_reads(
+        &mut self,
+        name: &MemberName,
+        reads: &ChangeFilter,
+    ) -> Result<(), DbError> {
+        self.check_filter(reads)?;
+        let updated = self.conn().execute(
+            "update ddcp_members set read_filter = ?2 where name = ?1",
+            (name.as_str(), stored_filter(reads)),
+        )?;
+        if updated == 0 {
+            return Err(DbError::NoSuchMember(name.to_string()));
+        }
+        Ok(())
     }
 
     /// Removes a member and moves the epoch on; naming one that does not exist is an error.
@@ -221,6 +259,7 @@ impl Db {
             access: read_access(&tx)?,
             epoch: read_epoch(&tx)?,
             members: read_members(&tx)?,
+            shared: read_share_filter(&tx)?,
         };
         tx.commit()?;
         Ok(state)
@@ -244,13 +283,13 @@ mod tests {
 
         let bob = MemberKeys::generate().id();
         let name: MemberName = "bob".parse().unwrap();
-        db.add_member(&name, bob).unwrap();
+        db.add_member(&name, bob, &ChangeFilter::default()).unwrap();
         assert!(matches!(
-            db.add_member(&name, MemberKeys::generate().id()),
+            db.add_member(&name, MemberKeys::generate().id(), &ChangeFilter::default()),
             Err(DbError::MemberExists(_))
         ));
         assert!(matches!(
-            db.add_member(&"bobby".parse().unwrap(), bob),
+            db.add_member(&"bobby".parse().unwrap(), bob, &ChangeFilter::default()),
             Err(DbError::MemberIdExists(existing)) if existing == "bob"
         ));
         assert_eq!(db.members().unwrap()[0].id, bob);
@@ -271,10 +310,15 @@ mod tests {
         let (_dir, mut db) = temp_db();
         for index in 0..MAX_MEMBERS {
             let name: MemberName = format!("m{index}").parse().unwrap();
-            db.add_member(&name, MemberKeys::generate().id()).unwrap();
+            db.add_member(&name, MemberKeys::generate().id(), &ChangeFilter::default())
+                .unwrap();
         }
         let err = db
-            .add_member(&"one-more".parse().unwrap(), MemberKeys::generate().id())
+            .add_member(
+                &"one-more".parse().unwrap(),
+                MemberKeys::generate().id(),
+                &ChangeFilter::default(),
+            )
             .unwrap_err();
         assert_eq!(
             err.to_string(),

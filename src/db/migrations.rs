@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/003_members.sql"),
     include_str!("migrations/004_authors.sql"),
     include_str!("migrations/005_pulls.sql"),
+    include_str!("migrations/006_filters.sql"),
 ];
 
 /// The metadata version this build writes.

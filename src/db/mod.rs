@@ -1,16 +1,19 @@
 //! SQLite with cr-sqlite: opening databases, ddcp's metadata, remotes, reading and applying
 //! changes, and running SQL scripts. The one place in ddcp that speaks SQL.
 
+mod accept;
 mod binding;
 mod changes;
 mod create_tables;
 mod cursors;
 mod error;
 mod extension;
+mod filters;
 mod history;
 mod members;
 mod migrations;
 mod remotes;
+mod rows;
 mod schema;
 pub mod script;
 mod source;
@@ -19,11 +22,13 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use accept::{AcceptOutcome, AcceptPolicy};
 pub use changes::{
     ApplyOutcome, ChangeApplier, ChangeExport, ChangeRange, SqlValue, value_from_sql,
 };
 pub use error::{DbError, shown};
 pub use extension::Extension;
+pub use filters::{FilterJson, read_stored_filter, stored_filter};
 pub use history::{AuthorHeld, RemotePulls};
 pub use members::{Access, AccessState, Member, MemberName};
 pub use migrations::METADATA_VERSION;

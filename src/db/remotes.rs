@@ -5,9 +5,10 @@ use std::str::FromStr;
 
 use rusqlite::OptionalExtension;
 
+use super::accept::AcceptPolicy;
+use super::filters::{read_stored_filter, stored_filter};
 use super::{Db, DbError};
 use crate::sync::RecordKey;
-use crate::sync::authors::AuthorPolicy;
 
 /// A remote's name, as in `ddcp remote add NAME KEY`: letters, digits, '.', '_' and '-', like a
 /// git remote, so that it is safe in logs, metric labels and file names.
@@ -59,8 +60,8 @@ pub struct Remote {
     pub key: RecordKey,
     /// When it was added, in unix seconds.
     pub added_at: i64,
-    /// Whose changes it may bring.
-    pub authors: AuthorPolicy,
+    /// What it may bring: whose changes, to which tables, columns and rows.
+    pub accept: AcceptPolicy,
 }
 
 impl Db {
@@ -69,8 +70,9 @@ impl Db {
         &mut self,
         name: &RemoteName,
         key: &RecordKey,
-        authors: &AuthorPolicy,
+        accept: &AcceptPolicy,
     ) -> Result<Remote, DbError> {
+        self.check_filter(&accept.filter)?;
         let tx = self.conn_mut().transaction()?;
         let existing: Option<String> = tx
             .query_row(
@@ -95,12 +97,14 @@ impl Db {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs() as i64);
         tx.execute(
-            "insert into ddcp_remotes (name, record_key, added_at, authors) values (?1, ?2, ?3, ?4)",
+            "insert into ddcp_remotes (name, record_key, added_at, authors, accept_filter)
+             values (?1, ?2, ?3, ?4, ?5)",
             (
                 name.as_str(),
                 key.reveal().to_string(),
                 added_at,
-                authors.to_string(),
+                accept.authors.to_string(),
+                stored_filter(&accept.filter),
             ),
         )?;
         tx.commit()?;
@@ -108,29 +112,39 @@ impl Db {
             name: name.clone(),
             key: key.clone(),
             added_at,
-            authors: authors.clone(),
+            accept: accept.clone(),
         })
     }
 
-    /// Changes whose changes a remote may bring; true when the new policy may admit what the
-    /// old one refused. (The next pull of the remote starts over whenever its policy changed:
-    /// see [`Db::align_cursor`].)
-    pub fn set_remote_authors(
-        &mut self,
-        name: &RemoteName,
-        authors: &AuthorPolicy,
-    ) -> Result<bool, DbError> {
-        let tx = self.conn_mut().transaction()?;
-        let remote = read_remotes(&tx)?
+    /// The remote called `name`.
+    pub fn remote(&self, name: &RemoteName) -> Result<Remote, DbError> {
+        read_remotes(self.conn())?
             .into_iter()
             .find(|remote| remote.name == *name)
-            .ok_or_else(|| DbError::NoSuchRemote(name.to_string()))?;
-        tx.execute(
-            "update ddcp_remotes set authors = ?2 where name = ?1",
-            (name.as_str(), authors.to_string()),
+            .ok_or_else(|| DbError::NoSuchRemote(name.to_string()))
+    }
+
+    /// Changes what a remote may bring, after checking its filter against this database.
+    /// (The next pull of the remote starts over whenever its policy changed: see
+    /// [`Db::align_cursor`].)
+    pub fn set_remote_accept(
+        &mut self,
+        name: &RemoteName,
+        accept: &AcceptPolicy,
+    ) -> Result<(), DbError> {
+        self.check_filter(&accept.filter)?;
+        let updated = self.conn().execute(
+            "update ddcp_remotes set authors = ?2, accept_filter = ?3 where name = ?1",
+            (
+                name.as_str(),
+                accept.authors.to_string(),
+                stored_filter(&accept.filter),
+            ),
         )?;
-        tx.commit()?;
-        Ok(authors.widens(&remote.authors))
+        if updated == 0 {
+            return Err(DbError::NoSuchRemote(name.to_string()));
+        }
+        Ok(())
     }
 
     /// Removes a remote; naming one that does not exist is an error.
@@ -151,19 +165,22 @@ impl Db {
 }
 
 fn read_remotes(conn: &rusqlite::Connection) -> Result<Vec<Remote>, DbError> {
-    let mut statement =
-        conn.prepare("select name, record_key, added_at, authors from ddcp_remotes order by name")?;
+    let mut statement = conn.prepare(
+        "select name, record_key, added_at, authors, accept_filter from ddcp_remotes
+             order by name",
+    )?;
     let rows = statement.query_map([], |row| {
         Ok((
             row.get::<_, String>(0)?,
             row.get::<_, String>(1)?,
             row.get::<_, i64>(2)?,
             row.get::<_, String>(3)?,
+            row.get::<_, String>(4)?,
         ))
     })?;
     let mut remotes = Vec::new();
     for row in rows {
-        let (name, key, added_at, authors) = row?;
+        let (name, key, added_at, authors, filter) = row?;
         let key = key.parse().map_err(|reason| DbError::StoredKey {
             name: name.clone(),
             reason,
@@ -171,12 +188,13 @@ fn read_remotes(conn: &rusqlite::Connection) -> Result<Vec<Remote>, DbError> {
         let authors = authors
             .parse()
             .map_err(|_| DbError::CorruptMetadata(format!("remote {name:?}'s authors")))?;
+        let filter = read_stored_filter(&filter, &format!("remote {name:?}"))?;
         let name = name.parse()?;
         remotes.push(Remote {
             name,
             key,
             added_at,
-            authors,
+            accept: AcceptPolicy { authors, filter },
         });
     }
     Ok(remotes)
@@ -186,6 +204,8 @@ fn read_remotes(conn: &rusqlite::Connection) -> Result<Vec<Remote>, DbError> {
 mod tests {
     use super::*;
     use crate::db::test_support::temp_db;
+    use crate::sync::authors::AuthorPolicy;
+    use crate::sync::filter::{ChangeFilter, FilterFlags};
 
     const KEY: &str = "VLD0:73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY";
 
@@ -198,19 +218,27 @@ mod tests {
         }
     }
 
+    fn accepting(authors: AuthorPolicy) -> AcceptPolicy {
+        AcceptPolicy {
+            authors,
+            ..AcceptPolicy::default()
+        }
+    }
+
     #[test]
     fn add_list_remove() {
         let (_dir, mut db) = temp_db();
         let alice: RemoteName = "alice".parse().unwrap();
         let key: RecordKey = KEY.parse().unwrap();
-        db.add_remote(&alice, &key, &AuthorPolicy::Any).unwrap();
+        let any = AcceptPolicy::default();
+        db.add_remote(&alice, &key, &any).unwrap();
         assert!(matches!(
-            db.add_remote(&alice, &key, &AuthorPolicy::Any),
+            db.add_remote(&alice, &key, &any),
             Err(DbError::RemoteExists(_))
         ));
         let with_secret: RecordKey = format!("{KEY}:{}", &KEY[5..]).parse().unwrap();
         assert!(matches!(
-            db.add_remote(&"bob".parse().unwrap(), &with_secret, &AuthorPolicy::Any),
+            db.add_remote(&"bob".parse().unwrap(), &with_secret, &any),
             Err(DbError::RemoteKeyExists { .. })
         ));
         let remotes = db.remotes().unwrap();
@@ -225,20 +253,49 @@ mod tests {
     }
 
     #[test]
-    fn a_remotes_authors_are_stored_and_changed() {
+    fn what_a_remote_may_bring_is_stored_checked_and_changed() {
         let (_dir, mut db) = temp_db();
+        db.conn()
+            .execute_batch(
+                "create table posts (id integer primary key not null, owner text);
+                 select crsql_as_crr('posts');",
+            )
+            .unwrap();
         let alice: RemoteName = "alice".parse().unwrap();
         let key: RecordKey = KEY.parse().unwrap();
-        db.add_remote(&alice, &key, &AuthorPolicy::Direct).unwrap();
-        assert_eq!(db.remotes().unwrap()[0].authors, AuthorPolicy::Direct);
-        assert!(db.set_remote_authors(&alice, &AuthorPolicy::Any).unwrap());
-        assert!(
-            !db.set_remote_authors(&alice, &AuthorPolicy::Direct)
-                .unwrap()
+        db.add_remote(&alice, &key, &accepting(AuthorPolicy::Direct))
+            .unwrap();
+        assert_eq!(
+            db.remote(&alice).unwrap().accept.authors,
+            AuthorPolicy::Direct
         );
-        assert_eq!(db.remotes().unwrap()[0].authors, AuthorPolicy::Direct);
+        let flags = |rows| FilterFlags {
+            tables: Some("posts"),
+            rows: Some(rows),
+            ..FilterFlags::default()
+        };
+        let filtered = AcceptPolicy {
+            authors: AuthorPolicy::Any,
+            filter: ChangeFilter::default()
+                .with_flags(&flags("owner = 'alice'"))
+                .unwrap(),
+        };
+        db.set_remote_accept(&alice, &filtered).unwrap();
+        assert_eq!(db.remote(&alice).unwrap().accept, filtered);
+        // A filter this database cannot use is refused, and nothing changes.
+        let unknown_column = AcceptPolicy {
+            filter: ChangeFilter::default()
+                .with_flags(&flags("author = 'alice'"))
+                .unwrap(),
+            ..filtered.clone()
+        };
         assert!(matches!(
-            db.set_remote_authors(&"bob".parse().unwrap(), &AuthorPolicy::Any),
+            db.set_remote_accept(&alice, &unknown_column),
+            Err(DbError::BadFilter(_))
+        ));
+        assert_eq!(db.remote(&alice).unwrap().accept, filtered);
+        assert!(matches!(
+            db.set_remote_accept(&"bob".parse().unwrap(), &filtered),
             Err(DbError::NoSuchRemote(_))
         ));
     }

@@ -5,6 +5,7 @@ use rusqlite::params;
 use super::changes::{CHANGE_COLUMNS, change_from_row};
 use super::{Db, DbError};
 use crate::sync::cursor::Cursor;
+use crate::sync::filter::RowPredicate;
 use crate::sync::page::Visit;
 use crate::sync::serve::{ChangeSource, SourceError};
 use crate::sync::{Change, DbVersion, SchemaDesc, SiteId};
@@ -34,6 +35,24 @@ impl ChangeSource for Db {
     ) -> Result<(), SourceError> {
         self.visit_changes_after(after, except, visit)
             .map_err(source_error)
+    }
+
+    fn row_matches(
+        &self,
+        table: &str,
+        pk: &[u8],
+        predicate: &RowPredicate,
+    ) -> Result<bool, SourceError> {
+        Db::row_matches(self, table, pk, predicate).map_err(source_error)
+    }
+
+    fn row_cells(
+        &self,
+        table: &str,
+        pk: &[u8],
+        through: DbVersion,
+    ) -> Result<Vec<Change>, SourceError> {
+        Db::row_cells(self, table, pk, through).map_err(source_error)
     }
 }
 

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-use super::change::Change;
 use super::ids::SiteId;
 
 /// Whose changes a remote may bring.
@@ -37,27 +36,6 @@ impl AuthorPolicy {
             AuthorPolicy::Any => true,
             AuthorPolicy::Direct => author == remote,
             AuthorPolicy::Sites(sites) => sites.contains(author),
-        }
-    }
-
-    /// Keeps the changes of `changes` this policy admits from `remote`; how many it dropped.
-    pub fn keep_admitted(&self, changes: &mut Vec<Change>, remote: &SiteId) -> u64 {
-        let before = changes.len();
-        changes.retain(|change| self.admits(&change.site_id, remote));
-        (before - changes.len()) as u64
-    }
-
-    /// Whether this policy may admit a change `before` refused, whatever the remote's site:
-    /// then what was skipped must be pulled again.
-    pub fn widens(&self, before: &AuthorPolicy) -> bool {
-        match (before, self) {
-            (AuthorPolicy::Any, _) => false,
-            (_, AuthorPolicy::Any) => true,
-            (AuthorPolicy::Direct, AuthorPolicy::Direct) => false,
-            (AuthorPolicy::Sites(before), AuthorPolicy::Sites(now)) => !now.is_subset(before),
-            // Whether the remote's own site is in the list is not known here: assume so.
-            (AuthorPolicy::Direct, AuthorPolicy::Sites(_))
-            | (AuthorPolicy::Sites(_), AuthorPolicy::Direct) => true,
         }
     }
 }
@@ -117,17 +95,5 @@ mod tests {
         for bad in ["", "some", "0a0a", &format!("{A},")] {
             assert!(bad.parse::<AuthorPolicy>().is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn widening_is_told_apart_from_narrowing() {
-        let any = AuthorPolicy::Any;
-        let direct = AuthorPolicy::Direct;
-        let a: AuthorPolicy = A.parse().unwrap();
-        let ab: AuthorPolicy = format!("{A},{B}").parse().unwrap();
-        assert!(any.widens(&direct) && !direct.widens(&any));
-        assert!(ab.widens(&a) && !a.widens(&ab));
-        assert!(!direct.widens(&direct) && !any.widens(&any));
-        assert!(a.widens(&direct));
     }
 }

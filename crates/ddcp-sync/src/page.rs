@@ -3,11 +3,18 @@
 //! A page holds whole db_version groups (one source transaction each) as long as they fit the
 //! budget. A group too big for a page on its own is cut into parts (the receiver stages the
 //! parts and applies the group once complete), so a reader never sees half a transaction.
-//! The builder never holds more than the budget plus one change.
+//! The builder never holds more than the budget plus one change (with the rows it carries).
+//!
+//! A filtered reader's page leaves changes out ([`PageBuilder::skip`]): the cursor still moves
+//! past them, and a run of left-out changes ends the page at a group boundary after
+//! [`SKIP_LIMIT`] of them, so that one request never reads a whole database for nothing.
 
 use super::change::Change;
 use super::cursor::Cursor;
 use super::ids::DbVersion;
+
+/// Changes left out before a page ends at the next group boundary, however little it holds.
+pub const SKIP_LIMIT: usize = 50_000;
 
 /// Whether a source should keep offering changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +30,8 @@ pub enum Visit {
 pub struct PagePlan {
     /// The changes, in cursor order.
     pub changes: Vec<Change>,
+    /// The rows carried with them (see `ChangesPage::rows`).
+    pub rows: Vec<Change>,
     /// Where the next page starts.
     pub after: Cursor,
     /// False while the page is a part of a group that continues in the next page.
@@ -31,16 +40,43 @@ pub struct PagePlan {
     pub more: bool,
 }
 
+/// Changes and the rows they carry, with their size.
+#[derive(Default)]
+struct Held {
+    changes: Vec<Change>,
+    rows: Vec<Change>,
+    size: usize,
+}
+
+impl Held {
+    fn push(&mut self, change: Change, rows: Vec<Change>, size: usize) {
+        self.changes.push(change);
+        self.rows.extend(rows);
+        self.size += size;
+    }
+
+    fn append(&mut self, other: &mut Held) {
+        self.changes.append(&mut other.changes);
+        self.rows.append(&mut other.rows);
+        self.size += std::mem::take(&mut other.size);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
 /// Builds one page from changes offered in cursor order, after `since`.
 pub struct PageBuilder {
     since: Cursor,
     budget: usize,
     /// Whole groups taken (or, when continuing a cut group, that group's rows).
-    taken: Vec<Change>,
-    taken_size: usize,
+    taken: Held,
     /// The group being read, not yet known to be complete.
-    pending: Vec<Change>,
-    pending_size: usize,
+    pending: Held,
+    /// The version of the last change offered or skipped.
+    last_read: Option<DbVersion>,
+    skipped: usize,
     stopped: Option<PagePlan>,
 }
 
@@ -51,10 +87,10 @@ impl PageBuilder {
         PageBuilder {
             since,
             budget: budget.max(1),
-            taken: Vec::new(),
-            taken_size: 0,
-            pending: Vec::new(),
-            pending_size: 0,
+            taken: Held::default(),
+            pending: Held::default(),
+            last_read: None,
+            skipped: 0,
             stopped: None,
         }
     }
@@ -65,14 +101,55 @@ impl PageBuilder {
 
     /// Offers the next change; `Stop` once the page is full.
     pub fn offer(&mut self, change: Change) -> Visit {
+        self.offer_with_rows(change, Vec::new())
+    }
+
+    /// Offers the next change with the rows it carries (they go in the same page, or neither
+    /// does); `Stop` once the page is full.
+    pub fn offer_with_rows(&mut self, change: Change, rows: Vec<Change>) -> Visit {
         if self.stopped.is_some() {
             return Visit::Stop;
         }
         let plan = if self.continuing() {
-            self.offer_in_cut_group(change)
+            self.offer_in_cut_group(change, rows)
         } else {
-            self.offer_in_whole_groups(change)
+            self.offer_in_whole_groups(change, rows)
         };
+        self.stop_with(plan)
+    }
+
+    /// Tells the builder that the next change was read and left out (a filter refused it).
+    pub fn skip(&mut self, change: &Change) -> Visit {
+        if self.stopped.is_some() {
+            return Visit::Stop;
+        }
+        self.skipped += 1;
+        let plan = if self.continuing() {
+            let group = self.since.db_version;
+            if change.db_version != group {
+                Some(self.plan_taken(true, true, Cursor::after_group(group)))
+            } else if self.skipped >= SKIP_LIMIT {
+                // The part ends at the change left out: the next one starts after it.
+                Some(self.plan_taken(false, true, Cursor::after_change(change)))
+            } else {
+                None
+            }
+        } else {
+            let mut plan = None;
+            if let Some(last_read) = self.last_read.filter(|v| *v != change.db_version) {
+                // Every group before this change's is read whole.
+                self.close_pending_group();
+                if self.skipped >= SKIP_LIMIT {
+                    plan = Some(self.plan_taken(true, true, Cursor::after_group(last_read)));
+                }
+            }
+            self.last_read = Some(change.db_version);
+            plan
+        };
+        self.stop_with(plan)
+    }
+
+    fn stop_with(&mut self, plan: Option<PagePlan>) -> Visit {
         match plan {
             Some(plan) => {
                 self.stopped = Some(plan);
@@ -82,41 +159,44 @@ impl PageBuilder {
         }
     }
 
-    fn offer_in_cut_group(&mut self, change: Change) -> Option<PagePlan> {
+    /// The pending group is complete, and it fits (checked as it grew).
+    fn close_pending_group(&mut self) {
+        self.taken.append(&mut self.pending);
+    }
+
+    fn offer_in_cut_group(&mut self, change: Change, rows: Vec<Change>) -> Option<PagePlan> {
         let group = self.since.db_version;
         if change.db_version != group {
             // The rest of the group is all here: stop at its end.
             return Some(self.plan_taken(true, true, Cursor::after_group(group)));
         }
-        let size = change.size();
-        if !self.taken.is_empty() && self.taken_size + size > self.budget {
-            let after = Cursor::after_change(self.taken.last().expect("not empty"));
+        let size = change.size() + rows.iter().map(Change::size).sum::<usize>();
+        if !self.taken.is_empty() && self.taken.size + size > self.budget {
+            let after = Cursor::after_change(self.taken.changes.last().expect("not empty"));
             return Some(self.plan_taken(false, true, after));
         }
-        self.taken_size += size;
-        self.taken.push(change);
+        self.taken.push(change, rows, size);
         None
     }
 
-    fn offer_in_whole_groups(&mut self, change: Change) -> Option<PagePlan> {
+    fn offer_in_whole_groups(&mut self, change: Change, rows: Vec<Change>) -> Option<PagePlan> {
         if self
-            .pending
-            .last()
-            .is_some_and(|last| last.db_version != change.db_version)
+            .last_read
+            .is_some_and(|last_read| last_read != change.db_version)
         {
-            // The pending group is complete, and it fits (checked as it grew).
-            self.taken.append(&mut self.pending);
-            self.taken_size += std::mem::take(&mut self.pending_size);
+            self.close_pending_group();
         }
-        let size = change.size();
-        let total = self.taken_size + self.pending_size + size;
+        self.last_read = Some(change.db_version);
+        let size = change.size() + rows.iter().map(Change::size).sum::<usize>();
+        let total = self.taken.size + self.pending.size + size;
         if total > self.budget && !(self.taken.is_empty() && self.pending.is_empty()) {
             if self.taken.is_empty() {
                 // One group alone is bigger than a page: send its first part.
                 let part = std::mem::take(&mut self.pending);
-                let after = Cursor::after_change(part.last().expect("not empty"));
+                let after = Cursor::after_change(part.changes.last().expect("not empty"));
                 return Some(PagePlan {
-                    changes: part,
+                    changes: part.changes,
+                    rows: part.rows,
                     after,
                     group_complete: false,
                     more: true,
@@ -125,18 +205,19 @@ impl PageBuilder {
             let after = Cursor::after_group(self.last_taken_version());
             return Some(self.plan_taken(true, true, after));
         }
-        self.pending_size += size;
-        self.pending.push(change);
+        self.pending.push(change, rows, size);
         None
     }
 
     fn last_taken_version(&self) -> DbVersion {
-        self.taken.last().expect("not empty").db_version
+        self.taken.changes.last().expect("not empty").db_version
     }
 
     fn plan_taken(&mut self, group_complete: bool, more: bool, after: Cursor) -> PagePlan {
+        let taken = std::mem::take(&mut self.taken);
         PagePlan {
-            changes: std::mem::take(&mut self.taken),
+            changes: taken.changes,
+            rows: taken.rows,
             after,
             group_complete,
             more,
@@ -152,9 +233,10 @@ impl PageBuilder {
             let after = Cursor::after_group(self.since.db_version);
             return self.plan_taken(true, false, after);
         }
-        self.taken.append(&mut self.pending);
-        let after = match self.taken.last() {
-            Some(last) => Cursor::after_group(last.db_version),
+        self.close_pending_group();
+        // Everything offered or skipped was read: the next page starts after it.
+        let after = match self.last_read {
+            Some(last_read) => Cursor::after_group(last_read),
             None => self.since.clone(),
         };
         self.plan_taken(true, false, after)
@@ -249,6 +331,97 @@ mod tests {
         let plan = build(Cursor::START, 10, &[change(1, 0), change(2, 0)]);
         assert_eq!(versions(&plan), [(1, 0)]);
         assert!(plan.group_complete && plan.more);
+    }
+
+    /// The page `build` makes when changes of table "skip" are left out.
+    fn build_skipping(since: Cursor, budget: usize, changes: &[Change]) -> PagePlan {
+        let mut builder = PageBuilder::new(since.clone(), budget);
+        for change in changes.iter().filter(|c| since.admits(c)) {
+            let visit = if change.table == "skip" {
+                builder.skip(change)
+            } else {
+                builder.offer(change.clone())
+            };
+            if visit == Visit::Stop {
+                break;
+            }
+        }
+        builder.finish()
+    }
+
+    fn skipped(mut change: Change) -> Change {
+        change.table = "skip".into();
+        change
+    }
+
+    #[test]
+    fn changes_left_out_still_move_the_cursor() {
+        let changes = [change(1, 0), skipped(change(2, 0)), skipped(change(3, 0))];
+        let plan = build_skipping(Cursor::START, 1000, &changes);
+        assert_eq!(versions(&plan), [(1, 0)]);
+        assert!(plan.group_complete && !plan.more);
+        // Read through version 3: the next page does not read those again.
+        assert_eq!(plan.after, Cursor::after_group(DbVersion(3)));
+        // Nothing but left-out changes: an empty page that moves on.
+        let plan = build_skipping(Cursor::START, 1000, &changes[1..]);
+        assert!(plan.changes.is_empty() && !plan.more);
+        assert_eq!(plan.after, Cursor::after_group(DbVersion(3)));
+    }
+
+    #[test]
+    fn a_long_run_of_left_out_changes_ends_the_page_at_a_group_boundary() {
+        let mut changes: Vec<Change> = (0..SKIP_LIMIT as i64)
+            .map(|version| skipped(change(version + 1, 0)))
+            .collect();
+        changes.push(skipped(change(SKIP_LIMIT as i64 + 1, 0)));
+        changes.push(change(SKIP_LIMIT as i64 + 2, 0));
+        let plan = build_skipping(Cursor::START, 1000, &changes);
+        assert!(plan.changes.is_empty() && plan.more && plan.group_complete);
+        assert_eq!(
+            plan.after,
+            Cursor::after_group(DbVersion(SKIP_LIMIT as i64 - 1))
+        );
+        let rest = build_skipping(plan.after, 1000, &changes);
+        assert_eq!(versions(&rest), [(SKIP_LIMIT as i64 + 2, 0)]);
+    }
+
+    #[test]
+    fn a_cut_group_skips_within_itself_and_ends_where_it_ends() {
+        let changes = [
+            change(5, 0),
+            change(5, 1),
+            skipped(change(5, 2)),
+            change(5, 3),
+            change(6, 0),
+        ];
+        let first = build_skipping(Cursor::START, 150, &changes);
+        assert_eq!(versions(&first), [(5, 0)]);
+        assert!(!first.group_complete);
+        let second = build_skipping(first.after, 150, &changes);
+        assert_eq!(versions(&second), [(5, 1)]);
+        let third = build_skipping(second.after, 250, &changes);
+        assert_eq!(versions(&third), [(5, 3)]);
+        assert!(third.group_complete);
+        assert_eq!(third.after, Cursor::after_group(DbVersion(5)));
+    }
+
+    #[test]
+    fn rows_travel_with_the_change_that_carries_them() {
+        let row = |seq| change(0, seq);
+        let mut builder = PageBuilder::new(Cursor::START, 350);
+        assert_eq!(
+            builder.offer_with_rows(change(1, 0), vec![row(0)]),
+            Visit::Continue
+        );
+        assert_eq!(builder.offer(change(2, 0)), Visit::Continue);
+        // Too big with its rows: it waits for the next page, its rows with it.
+        assert_eq!(
+            builder.offer_with_rows(change(3, 0), vec![row(1), row(2)]),
+            Visit::Stop
+        );
+        let plan = builder.finish();
+        assert_eq!(versions(&plan), [(1, 0), (2, 0)]);
+        assert_eq!(plan.rows, [row(0)]);
     }
 
     #[test]

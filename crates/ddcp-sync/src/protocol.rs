@@ -114,6 +114,10 @@ pub struct ChangesPage {
     pub db_version: DbVersion,
     /// The changes, in cursor order.
     pub changes: Vec<Change>,
+    /// For a reader whose filter has a row predicate: the current cells, from before `since`,
+    /// of rows a change of this page may have made visible to it (applied with the page;
+    /// known ones are no-ops). Empty otherwise.
+    pub rows: Vec<Change>,
 }
 
 /// An answer too big for one message, to be fetched in fragments.

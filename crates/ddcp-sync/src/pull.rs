@@ -251,6 +251,26 @@ fn check_page(page: &ChangesPage, asker: SiteId) -> Result<(), PullError> {
     if page.after.db_version < page.since.db_version {
         return Err(PullError::BadPage("moves the cursor back"));
     }
+    let touched: std::collections::HashSet<(&str, &[u8])> = page
+        .changes
+        .iter()
+        .map(|change| (change.table.as_str(), change.pk.as_slice()))
+        .collect();
+    for cell in &page.rows {
+        if cell.db_version > page.since.db_version {
+            return Err(PullError::BadPage(
+                "carries a row's cell from after the cursor",
+            ));
+        }
+        if cell.site_id == asker {
+            return Err(PullError::BadPage("holds the asker's own changes"));
+        }
+        if !touched.contains(&(cell.table.as_str(), cell.pk.as_slice())) {
+            return Err(PullError::BadPage(
+                "carries a row none of its changes touch",
+            ));
+        }
+    }
     if !page.group_complete {
         // The group being cut: the one the cursor is inside, or the page's first.
         let first = page

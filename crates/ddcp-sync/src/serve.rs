@@ -2,13 +2,14 @@
 //! most one message. What it reads comes through [`ChangeSource`], so the logic is tested
 //! without a database and the database layer stays free of protocol rules.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use super::change::Change;
 use super::codec::{decode_message, encode_message};
 use super::compress::Compression;
 use super::cursor::Cursor;
+use super::filter::{ChangeFilter, RowPredicate};
 use super::fragment::{self, FRAGMENT_BYTES};
 use super::ids::{DbVersion, SiteId};
 use super::page::{PageBuilder, Visit};
@@ -69,6 +70,22 @@ pub trait ChangeSource {
         except: SiteId,
         visit: &mut dyn FnMut(Change) -> Visit,
     ) -> Result<(), SourceError>;
+    /// Whether the row of `table` whose packed key is `pk` holds `predicate` now (false when
+    /// there is no such row).
+    fn row_matches(
+        &self,
+        table: &str,
+        pk: &[u8],
+        predicate: &RowPredicate,
+    ) -> Result<bool, SourceError>;
+    /// The row's current cells (its sentinel too, when it has one) whose db_version is at most
+    /// `through`, as `crsql_changes` would give them.
+    fn row_cells(
+        &self,
+        table: &str,
+        pk: &[u8],
+        through: DbVersion,
+    ) -> Result<Vec<Change>, SourceError>;
 }
 
 /// The largest page budget a responder grants, whatever the asker wants: bounds what one request
@@ -82,7 +99,9 @@ const CACHE_BYTES: usize = 16 << 20;
 /// Answers requests; keeps recent fragmented answers so fragments need not rebuild them.
 pub struct Responder {
     compression: Compression,
-    cache: VecDeque<(Hash, Arc<Vec<u8>>)>,
+    /// Fragmented answers, with the filter they were read through: a reader gets fragments of
+    /// answers built for its own filter only.
+    cache: VecDeque<(Hash, ChangeFilter, Arc<Vec<u8>>)>,
     cached_bytes: usize,
     served: Option<Served>,
     source_failure: Option<SourceError>,
@@ -117,22 +136,27 @@ impl Responder {
     /// message when the request is garbage or cannot be served. When the source failed, the
     /// answer says only [`INTERNAL_REASON`]; [`Responder::take_source_failure`] has the detail.
     pub fn respond(&mut self, source: &impl ChangeSource, request: &[u8]) -> Vec<u8> {
-        self.respond_within(source, request, MAX_PAGE_BUDGET)
+        let everything = ChangeFilter::default();
+        self.respond_within(source, request, MAX_PAGE_BUDGET, &everything)
     }
 
     /// [`Responder::respond`], with pages of at most `budget` bytes of changes whatever the
-    /// asker asked for (a busy node keeps every answer cheap; the asker just asks more often).
+    /// asker asked for (a busy node keeps every answer cheap; the asker just asks more often),
+    /// holding only what `filter` lets this asker read.
     pub fn respond_within(
         &mut self,
         source: &impl ChangeSource,
         request: &[u8],
         budget: u32,
+        filter: &ChangeFilter,
     ) -> Vec<u8> {
         let answer = match decode_message(request) {
-            Ok(Message::FragmentRequest(fragment)) => self.fragment(source, &fragment, budget),
+            Ok(Message::FragmentRequest(fragment)) => {
+                self.fragment(source, &fragment, budget, filter)
+            }
             Ok(message) => self
-                .answer(source, &message, budget)
-                .map(|answer| self.fit(answer)),
+                .answer(source, &message, budget, filter)
+                .map(|answer| self.fit(answer, filter)),
             Err(err) => Err(ProtocolError::new(ErrorCode::Malformed, err.to_string()).into()),
         };
         let error = match answer {
@@ -164,10 +188,11 @@ impl Responder {
         source: &impl ChangeSource,
         message: &Message,
         budget: u32,
+        filter: &ChangeFilter,
     ) -> Result<Vec<u8>, Failure> {
         let answer = match message {
             Message::ChangesRequest(request) => {
-                let page = page(source, request, budget)?;
+                let page = page(source, request, budget, filter)?;
                 self.served = Some(Served {
                     changes: page.changes.len() as u64,
                 });
@@ -186,23 +211,26 @@ impl Responder {
     }
 
     /// `answer` itself when it fits one message, else its manifest (and it goes to the cache).
-    fn fit(&mut self, answer: Vec<u8>) -> Vec<u8> {
+    fn fit(&mut self, answer: Vec<u8>, filter: &ChangeFilter) -> Vec<u8> {
         if answer.len() <= MAX_ANSWER_BYTES {
             return answer;
         }
         let manifest = fragment::manifest(&answer);
-        self.remember(manifest.hash, Arc::new(answer));
+        self.remember(manifest.hash, filter, Arc::new(answer));
         encode_message(&Message::Fragmented(manifest), Compression::None)
     }
 
-    fn remember(&mut self, hash: Hash, answer: Arc<Vec<u8>>) {
-        if self.cache.iter().any(|(cached, _)| *cached == hash) {
+    fn remember(&mut self, hash: Hash, filter: &ChangeFilter, answer: Arc<Vec<u8>>) {
+        let known = |(cached, cached_filter, _): &(Hash, ChangeFilter, _)| {
+            *cached == hash && cached_filter == filter
+        };
+        if self.cache.iter().any(known) {
             return;
         }
         self.cached_bytes += answer.len();
-        self.cache.push_back((hash, answer));
+        self.cache.push_back((hash, filter.clone(), answer));
         while self.cached_bytes > CACHE_BYTES && self.cache.len() > 1 {
-            let (_, old) = self.cache.pop_front().expect("not empty");
+            let (_, _, old) = self.cache.pop_front().expect("not empty");
             self.cached_bytes -= old.len();
         }
     }
@@ -212,12 +240,13 @@ impl Responder {
         source: &impl ChangeSource,
         request: &FragmentRequest,
         budget: u32,
+        filter: &ChangeFilter,
     ) -> Result<Vec<u8>, Failure> {
         let cached = self
             .cache
             .iter()
-            .find(|(hash, _)| *hash == request.hash)
-            .map(|(_, answer)| Arc::clone(answer));
+            .find(|(hash, cached_filter, _)| *hash == request.hash && cached_filter == filter)
+            .map(|(_, _, answer)| Arc::clone(answer));
         let answer = match cached {
             Some(answer) => answer,
             None => {
@@ -225,7 +254,7 @@ impl Responder {
                 // the same unless the database changed meanwhile.
                 let original = decode_message(&request.original)
                     .map_err(|err| ProtocolError::new(ErrorCode::Malformed, err.to_string()))?;
-                let answer = Arc::new(self.answer(source, &original, budget)?);
+                let answer = Arc::new(self.answer(source, &original, budget, filter)?);
                 // A rebuilt page was counted when it was first built (or is not sent at all).
                 self.served = None;
                 if fragment::hash(&answer) != request.hash {
@@ -235,7 +264,7 @@ impl Responder {
                     )
                     .into());
                 }
-                self.remember(request.hash, Arc::clone(&answer));
+                self.remember(request.hash, filter, Arc::clone(&answer));
                 answer
             }
         };
@@ -254,11 +283,12 @@ impl Responder {
     }
 }
 
-/// The page that answers `request`.
+/// The page that answers `request`, holding what `filter` lets the asker read.
 fn page(
     source: &impl ChangeSource,
     request: &ChangesRequest,
     budget: u32,
+    filter: &ChangeFilter,
 ) -> Result<ChangesPage, Failure> {
     let schema = source.schema()?;
     let ours = schema.fingerprint();
@@ -285,9 +315,27 @@ fn page(
     }
     let budget = request.max_bytes.clamp(1, budget.clamp(1, MAX_PAGE_BUDGET)) as usize;
     let mut builder = PageBuilder::new(request.since.clone(), budget);
-    source.visit_changes(&request.since, request.asker, &mut |change| {
-        builder.offer(change)
-    })?;
+    if filter.is_open() {
+        source.visit_changes(&request.since, request.asker, &mut |change| {
+            builder.offer(change)
+        })?;
+    } else {
+        let mut reader = FilteredReader {
+            source,
+            filter,
+            since: &request.since,
+            asker: request.asker,
+            matches: HashMap::new(),
+            revealed: HashSet::new(),
+            failure: None,
+        };
+        source.visit_changes(&request.since, request.asker, &mut |change| {
+            reader.visit(&mut builder, change)
+        })?;
+        if let Some(failure) = reader.failure {
+            return Err(failure.into());
+        }
+    }
     let plan = builder.finish();
     Ok(ChangesPage {
         site_id: source.site_id()?,
@@ -297,7 +345,87 @@ fn page(
         more: plan.more,
         db_version,
         changes: plan.changes,
+        rows: plan.rows,
     })
+}
+
+/// Reads changes through a filter into a page. A row predicate is checked on the row as it is
+/// now; a change that may have made its row visible to the reader (see
+/// [`ChangeFilter::may_reveal_row`]) carries the row's older cells, which the reader skipped
+/// while the row did not match.
+struct FilteredReader<'a, S> {
+    source: &'a S,
+    filter: &'a ChangeFilter,
+    since: &'a Cursor,
+    asker: SiteId,
+    /// Rows looked up for this page, and whether they match.
+    matches: HashMap<(String, Vec<u8>), bool>,
+    /// Rows whose older cells this page carries already.
+    revealed: HashSet<(String, Vec<u8>)>,
+    failure: Option<SourceError>,
+}
+
+impl<S: ChangeSource> FilteredReader<'_, S> {
+    fn visit(&mut self, builder: &mut PageBuilder, change: Change) -> Visit {
+        match self.admit(change) {
+            Ok(Ok((change, rows))) => builder.offer_with_rows(change, rows),
+            Ok(Err(change)) => builder.skip(&change),
+            Err(failure) => {
+                self.failure = Some(failure);
+                Visit::Stop
+            }
+        }
+    }
+
+    /// The change with the rows it carries, or the change back when it is left out.
+    #[allow(clippy::type_complexity)]
+    fn admit(
+        &mut self,
+        change: Change,
+    ) -> Result<Result<(Change, Vec<Change>), Change>, SourceError> {
+        if !self.filter.admits(&change) {
+            return Ok(Err(change));
+        }
+        let Some(predicate) = &self.filter.rows else {
+            return Ok(Ok((change, Vec::new())));
+        };
+        if is_deletion(&change) {
+            // A deleted row has no columns left to check: the deletion passes, so that a
+            // reader holding the row loses it too (it learns the key, nothing else).
+            return Ok(Ok((change, Vec::new())));
+        }
+        let row = (change.table.clone(), change.pk.clone());
+        let matches = match self.matches.get(&row) {
+            Some(matches) => *matches,
+            None => {
+                let matches = self
+                    .source
+                    .row_matches(&change.table, &change.pk, predicate)?;
+                self.matches.insert(row.clone(), matches);
+                matches
+            }
+        };
+        if !matches {
+            return Ok(Err(change));
+        }
+        // Cells up to the cursor's version only: later ones come in their own groups.
+        let mut rows = Vec::new();
+        if self.since.db_version.0 > 0
+            && self.filter.may_reveal_row(&change)
+            && self.revealed.insert(row)
+        {
+            rows = self
+                .source
+                .row_cells(&change.table, &change.pk, self.since.db_version)?;
+            rows.retain(|cell| self.filter.admits(cell) && cell.site_id != self.asker);
+        }
+        Ok(Ok((change, rows)))
+    }
+}
+
+/// A row's delete sentinel: an even causal length.
+fn is_deletion(change: &Change) -> bool {
+    change.cid == super::filter::SENTINEL_CID && change.cl % 2 == 0
 }
 
 #[cfg(test)]
@@ -326,6 +454,22 @@ mod tests {
             _except: SiteId,
             _visit: &mut dyn FnMut(Change) -> Visit,
         ) -> Result<(), SourceError> {
+            Err(SourceError(DETAIL.into()))
+        }
+        fn row_matches(
+            &self,
+            _table: &str,
+            _pk: &[u8],
+            _predicate: &RowPredicate,
+        ) -> Result<bool, SourceError> {
+            Err(SourceError(DETAIL.into()))
+        }
+        fn row_cells(
+            &self,
+            _table: &str,
+            _pk: &[u8],
+            _through: DbVersion,
+        ) -> Result<Vec<Change>, SourceError> {
             Err(SourceError(DETAIL.into()))
         }
     }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::change::Change;
+use super::change::{Change, Value};
 use super::schema::SchemaDesc;
 
 /// The largest version, col_version, causal length or seq a change may carry: far beyond what a
@@ -104,52 +104,14 @@ impl ChangeValidator {
     }
 }
 
-// cr-sqlite's packed primary key: a column count byte, then per column a byte whose low three
-// bits are the type and whose high five bits are the length of a following big-endian integer
-// (the value for INTEGER, the byte length for TEXT and BLOB), then the bytes.
-const INTEGER: u8 = 1;
-const FLOAT: u8 = 2;
-const TEXT: u8 = 3;
-const BLOB: u8 = 4;
-const NULL: u8 = 5;
-
 fn check_packed_pk(pk: &[u8], expected_columns: usize) -> Result<(), &'static str> {
-    let (&count, mut rest) = pk.split_first().ok_or("empty")?;
-    if count as usize != expected_columns {
+    let values = super::packed_pk::unpack(pk)?;
+    if values.len() != expected_columns {
         return Err("wrong number of columns");
     }
-    let mut take = |n: usize| -> Result<&[u8], &'static str> {
-        if rest.len() < n {
-            return Err("truncated");
-        }
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        Ok(head)
-    };
-    for _ in 0..count {
-        let tag = take(1)?[0];
-        let int_len = (tag >> 3) as usize;
-        match tag & 0x07 {
-            INTEGER | TEXT | BLOB if int_len > 8 => return Err("integer longer than 8 bytes"),
-            INTEGER => {
-                take(int_len)?;
-            }
-            FLOAT => {
-                take(8)?;
-            }
-            TEXT | BLOB => {
-                let len = take(int_len)?
-                    .iter()
-                    .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte));
-                let len = usize::try_from(len).map_err(|_| "length out of range")?;
-                take(len)?;
-            }
-            NULL => {}
-            _ => return Err("unknown column type"),
-        }
-    }
-    if !rest.is_empty() {
-        return Err("trailing bytes");
+    if values.contains(&Value::Null) {
+        // cr-sqlite keys are NOT NULL; a NULL in one would never match its row.
+        return Err("NULL in the key");
     }
     Ok(())
 }
@@ -158,7 +120,7 @@ fn check_packed_pk(pk: &[u8], expected_columns: usize) -> Result<(), &'static st
 mod tests {
     use super::*;
     use crate::schema::{ColumnDesc, TableDesc};
-    use crate::{DbVersion, Seq, SiteId, Value};
+    use crate::{DbVersion, Seq, SiteId};
 
     fn validator() -> ChangeValidator {
         let column = |name: &str, pk_index| ColumnDesc {
@@ -188,6 +150,10 @@ mod tests {
         }
     }
 
+    const INTEGER: u8 = 1;
+    const TEXT: u8 = 3;
+    const NULL: u8 = 5;
+
     /// Text 'ab' packed as cr-sqlite does: one column, type TEXT with a 1-byte length.
     const PK_AB: [u8; 5] = [1, (1 << 3) | TEXT, 2, b'a', b'b'];
 
@@ -214,6 +180,7 @@ mod tests {
             vec![1, (9 << 3) | INTEGER, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             vec![1, 7],
             vec![1, NULL, 0],
+            vec![1, NULL],
         ] {
             assert!(
                 matches!(

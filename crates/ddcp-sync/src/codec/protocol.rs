@@ -168,26 +168,51 @@ fn fill_page(mut builder: changes_page::Builder<'_>, page: &ChangesPage, wanted:
     builder.set_db_version(page.db_version.0);
     builder.set_change_count(page.changes.len() as u32);
     let (used, bytes) = wanted.compress(encode_changeset(&page.changes));
-    builder.set_compression(match used {
+    builder.set_compression(wire_compression(used));
+    builder.set_changes(&bytes);
+    if !page.rows.is_empty() {
+        builder.set_row_count(page.rows.len() as u32);
+        let (used, rows) = wanted.compress(encode_changeset(&page.rows));
+        builder.set_row_compression(wire_compression(used));
+        builder.set_rows(&rows);
+    }
+}
+
+fn wire_compression(used: Compression) -> WireCompression {
+    match used {
         Compression::None => WireCompression::None,
         Compression::Zstd => WireCompression::Zstd,
-    });
-    builder.set_changes(&bytes);
+    }
+}
+
+fn read_compression(
+    wire: Result<WireCompression, capnp::NotInSchema>,
+) -> Result<Compression, CodecError> {
+    match wire.map_err(|_| CodecError::UnknownEnum("Compression"))? {
+        WireCompression::None => Ok(Compression::None),
+        WireCompression::Zstd => Ok(Compression::Zstd),
+    }
 }
 
 fn read_page(reader: changes_page::Reader<'_>) -> Result<ChangesPage, CodecError> {
-    let used = match reader
-        .get_compression()
-        .map_err(|_| CodecError::UnknownEnum("Compression"))?
-    {
-        WireCompression::None => Compression::None,
-        WireCompression::Zstd => Compression::Zstd,
-    };
+    let used = read_compression(reader.get_compression())?;
     let bytes = used.decompress(reader.get_changes()?)?;
     let changes = decode_changeset(&mut bytes.as_slice())?;
     if changes.len() != reader.get_change_count() as usize {
         return Err(CodecError::BadLength("changeCount"));
     }
+    let rows = match reader.get_row_count() {
+        0 => Vec::new(),
+        count => {
+            let used = read_compression(reader.get_row_compression())?;
+            let bytes = used.decompress(reader.get_rows()?)?;
+            let rows = decode_changeset(&mut bytes.as_slice())?;
+            if rows.len() != count as usize {
+                return Err(CodecError::BadLength("rowCount"));
+            }
+            rows
+        }
+    };
     Ok(ChangesPage {
         site_id: SiteId::from_slice(reader.get_site_id()?)?,
         since: read_cursor(reader.get_since()?)?,
@@ -196,6 +221,7 @@ fn read_page(reader: changes_page::Reader<'_>) -> Result<ChangesPage, CodecError
         more: reader.get_more(),
         db_version: DbVersion(reader.get_db_version()),
         changes,
+        rows,
     })
 }
 
@@ -385,7 +411,18 @@ mod tests {
             more: true,
             db_version: DbVersion(9),
             changes: vec![change],
+            rows: Vec::new(),
         }
+    }
+
+    /// A page carrying a row a filtered reader may not have seen whole.
+    fn page_with_rows() -> ChangesPage {
+        let mut page = page();
+        let mut cell = page.changes[0].clone();
+        cell.cid = "owner".into();
+        cell.db_version = DbVersion(0);
+        page.rows = vec![cell];
+        page
     }
 
     #[test]
@@ -398,6 +435,7 @@ mod tests {
                 schema_fingerprint: SchemaFingerprint([5; 32]),
             }),
             Message::ChangesPage(page()),
+            Message::ChangesPage(page_with_rows()),
             Message::Fragmented(Fragmented {
                 hash: [1; 32],
                 total_len: 99,

@@ -1,0 +1,540 @@
+//! Which changes may pass between this database and a peer: by table, by column, and by row.
+//! One filter type serves both directions: what a remote may change here (checked before a
+//! page is applied) and what a reader may receive (checked as a page is read, so filtered
+//! content never leaves the machine).
+//!
+//! The table and column parts are decided here, change by change. The row part is a SQL
+//! expression over the row's columns ([`RowPredicate`]): only the database can evaluate it, so
+//! this crate carries its text and says which changes make a row's match worth checking again.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::change::Change;
+use super::schema::SchemaDesc;
+pub use super::validate::SENTINEL_CID;
+
+/// The longest `--where` expression taken: it is typed by a person.
+pub const MAX_PREDICATE_CHARS: usize = 2000;
+
+/// A column of a table, written `TABLE.COLUMN`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ColumnRef {
+    /// The table.
+    pub table: String,
+    /// The column.
+    pub column: String,
+}
+
+impl fmt::Display for ColumnRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.table, self.column)
+    }
+}
+
+/// A read-only SQL expression over one row's columns (`owner = 'bob'`), as the user wrote it.
+/// The database checks that it is one read-only expression over known columns before it is
+/// stored ([`ChangeFilter::check_schema`] checks only what can be checked without SQLite).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowPredicate(String);
+
+impl RowPredicate {
+    /// The expression's text.
+    pub fn as_sql(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the expression may read `column`: every identifier outside string literals,
+    /// compared without case as SQLite does. More than it reads at worst (a function's name
+    /// that is also a column's), never less.
+    pub fn may_read(&self, column: &str) -> bool {
+        identifiers(&self.0).any(|name| name.eq_ignore_ascii_case(column))
+    }
+}
+
+/// The identifiers of a SQL expression: bare words and "quoted" or `quoted` names, string
+/// literals skipped.
+fn identifiers(sql: &str) -> impl Iterator<Item = String> + '_ {
+    let mut chars = sql.chars().peekable();
+    std::iter::from_fn(move || {
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' => {
+                    // A string literal; '' inside is an escaped quote, read as two literals.
+                    for c in chars.by_ref() {
+                        if c == '\'' {
+                            break;
+                        }
+                    }
+                }
+                '"' | '`' | '[' => {
+                    let close = if c == '[' { ']' } else { c };
+                    let mut name = String::new();
+                    for c in chars.by_ref() {
+                        if c == close {
+                            break;
+                        }
+                        name.push(c);
+                    }
+                    return Some(name);
+                }
+                c if c.is_alphabetic() || c == '_' => {
+                    let mut name = String::from(c);
+                    while let Some(&next) = chars.peek() {
+                        if next.is_alphanumeric() || next == '_' || next == '$' {
+                            name.push(next);
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                    return Some(name);
+                }
+                c if c.is_ascii_digit() => {
+                    // A number (1e5, 0x1f): not a name.
+                    while chars.peek().is_some_and(|next| next.is_alphanumeric()) {
+                        chars.next();
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    })
+}
+
+/// What may pass: tables, columns, rows. The default lets everything pass.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangeFilter {
+    /// Only these tables (all when `None`).
+    pub tables: Option<BTreeSet<String>>,
+    /// Never these tables.
+    pub exclude_tables: BTreeSet<String>,
+    /// Never these columns (a row's other columns pass).
+    pub exclude_columns: BTreeSet<ColumnRef>,
+    /// Only rows for which this holds.
+    pub rows: Option<RowPredicate>,
+}
+
+/// Why a filter is refused. Meant for the user who typed it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[allow(missing_docs)] // each #[error] says what the variant means
+pub enum BadFilter {
+    #[error("{flag} takes names separated by commas; {text:?} has an empty one")]
+    EmptyName { flag: &'static str, text: String },
+    #[error("--exclude-columns takes TABLE.COLUMN names; {0:?} is not one")]
+    NotAColumn(String),
+    #[error("--where takes one SQL expression of at most {MAX_PREDICATE_CHARS} characters")]
+    PredicateTooLong,
+    #[error("no CRR table named {0:?} here")]
+    UnknownTable(String),
+    #[error("no column named {0} here")]
+    UnknownColumn(String),
+    #[error("{0} is in its table's primary key: a row cannot be sent without its key")]
+    KeyColumn(String),
+    #[error("the --where expression is refused: {0}")]
+    BadPredicate(String),
+}
+
+/// The filter flags as typed: each `None` when not given.
+#[derive(Clone, Debug, Default)]
+pub struct FilterFlags<'a> {
+    /// `--tables`.
+    pub tables: Option<&'a str>,
+    /// `--exclude-tables`.
+    pub exclude_tables: Option<&'a str>,
+    /// `--exclude-columns`.
+    pub exclude_columns: Option<&'a str>,
+    /// `--where`.
+    pub rows: Option<&'a str>,
+}
+
+impl FilterFlags<'_> {
+    /// True when no flag was given.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_none()
+            && self.exclude_tables.is_none()
+            && self.exclude_columns.is_none()
+            && self.rows.is_none()
+    }
+}
+
+fn names(flag: &'static str, text: &str) -> Result<BTreeSet<String>, BadFilter> {
+    if text.trim().is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    text.split(',')
+        .map(|name| {
+            let name = name.trim();
+            if name.is_empty() {
+                Err(BadFilter::EmptyName {
+                    flag,
+                    text: crate::text::printable(text, 80),
+                })
+            } else {
+                Ok(name.to_string())
+            }
+        })
+        .collect()
+}
+
+fn columns(text: &str) -> Result<BTreeSet<ColumnRef>, BadFilter> {
+    names("--exclude-columns", text)?
+        .into_iter()
+        .map(|name| match name.split_once('.') {
+            Some((table, column)) if !table.is_empty() && !column.is_empty() => Ok(ColumnRef {
+                table: table.to_string(),
+                column: column.to_string(),
+            }),
+            _ => Err(BadFilter::NotAColumn(crate::text::printable(&name, 80))),
+        })
+        .collect()
+}
+
+fn predicate(text: &str) -> Result<Option<RowPredicate>, BadFilter> {
+    let text = text.trim();
+    if text.chars().count() > MAX_PREDICATE_CHARS {
+        return Err(BadFilter::PredicateTooLong);
+    }
+    Ok((!text.is_empty()).then(|| RowPredicate(text.to_string())))
+}
+
+impl ChangeFilter {
+    /// The filter with the parts `flags` names replaced (an empty value drops that part).
+    pub fn with_flags(&self, flags: &FilterFlags<'_>) -> Result<ChangeFilter, BadFilter> {
+        let mut filter = self.clone();
+        if let Some(text) = flags.tables {
+            let tables = names("--tables", text)?;
+            filter.tables = (!tables.is_empty()).then_some(tables);
+        }
+        if let Some(text) = flags.exclude_tables {
+            filter.exclude_tables = names("--exclude-tables", text)?;
+        }
+        if let Some(text) = flags.exclude_columns {
+            filter.exclude_columns = columns(text)?;
+        }
+        if let Some(text) = flags.rows {
+            filter.rows = predicate(text)?;
+        }
+        Ok(filter)
+    }
+
+    /// A filter from its stored parts, as [`ChangeFilter::parts`] gave them.
+    pub fn from_parts(
+        tables: Option<Vec<String>>,
+        exclude_tables: Vec<String>,
+        exclude_columns: Vec<String>,
+        rows: Option<String>,
+    ) -> Result<ChangeFilter, BadFilter> {
+        Ok(ChangeFilter {
+            tables: tables.map(|tables| tables.into_iter().collect()),
+            exclude_tables: exclude_tables.into_iter().collect(),
+            exclude_columns: columns(&exclude_columns.join(","))?,
+            rows: rows.as_deref().map(predicate).transpose()?.flatten(),
+        })
+    }
+
+    /// True when it lets everything pass.
+    pub fn is_open(&self) -> bool {
+        *self == ChangeFilter::default()
+    }
+
+    /// Whether changes of `table` may pass at all.
+    pub fn admits_table(&self, table: &str) -> bool {
+        self.tables.as_ref().is_none_or(|only| only.contains(table))
+            && !self.exclude_tables.contains(table)
+    }
+
+    /// Whether the cell `cid` of a row of `table` may pass, whatever the row (a row's
+    /// create/delete sentinel passes with its table).
+    pub fn admits_cell(&self, table: &str, cid: &str) -> bool {
+        self.admits_table(table)
+            && (cid == SENTINEL_CID
+                || !self.exclude_columns.contains(&ColumnRef {
+                    table: table.to_string(),
+                    column: cid.to_string(),
+                }))
+    }
+
+    /// Whether `change` may pass as far as tables and columns go (its row is for the
+    /// predicate, when there is one).
+    pub fn admits(&self, change: &Change) -> bool {
+        self.admits_cell(&change.table, &change.cid)
+    }
+
+    /// Whether `change` may make its row start to match the predicate: a row created or
+    /// brought back, or a column the predicate reads. A reader that did not see the row before
+    /// then needs all of it.
+    pub fn may_reveal_row(&self, change: &Change) -> bool {
+        self.rows
+            .as_ref()
+            .is_some_and(|rows| change.cid == SENTINEL_CID || rows.may_read(&change.cid))
+    }
+
+    /// What passes both this filter and `other` (what the database shares with everyone, and
+    /// what one member may read).
+    pub fn and(&self, other: &ChangeFilter) -> ChangeFilter {
+        let tables = match (&self.tables, &other.tables) {
+            (Some(a), Some(b)) => Some(a.intersection(b).cloned().collect()),
+            (Some(only), None) | (None, Some(only)) => Some(only.clone()),
+            (None, None) => None,
+        };
+        let rows = match (&self.rows, &other.rows) {
+            (Some(a), Some(b)) => Some(RowPredicate(format!("({}) and ({})", a.0, b.0))),
+            (Some(rows), None) | (None, Some(rows)) => Some(rows.clone()),
+            (None, None) => None,
+        };
+        ChangeFilter {
+            tables,
+            exclude_tables: &self.exclude_tables | &other.exclude_tables,
+            exclude_columns: &self.exclude_columns | &other.exclude_columns,
+            rows,
+        }
+    }
+
+    /// The tables a change may come from and that the row predicate must be valid on.
+    pub fn admitted_tables<'s>(&self, schema: &'s SchemaDesc) -> Vec<&'s str> {
+        schema
+            .tables
+            .iter()
+            .map(|table| table.name.as_str())
+            .filter(|table| self.admits_table(table))
+            .collect()
+    }
+
+    /// Checks the names against `schema`: every table a CRR, every excluded column one of its
+    /// table's and not in its key.
+    pub fn check_schema(&self, schema: &SchemaDesc) -> Result<(), BadFilter> {
+        let known = |name: &str| schema.tables.iter().find(|table| table.name == name);
+        let named = self.tables.iter().flatten().chain(&self.exclude_tables);
+        if let Some(unknown) = named.into_iter().find(|name| known(name).is_none()) {
+            return Err(BadFilter::UnknownTable(crate::text::printable(unknown, 80)));
+        }
+        for excluded in &self.exclude_columns {
+            let printed = || crate::text::printable(&excluded.to_string(), 120);
+            let table =
+                known(&excluded.table).ok_or_else(|| BadFilter::UnknownColumn(printed()))?;
+            let column = table
+                .columns
+                .iter()
+                .find(|column| column.name == excluded.column)
+                .ok_or_else(|| BadFilter::UnknownColumn(printed()))?;
+            if column.pk_index > 0 {
+                return Err(BadFilter::KeyColumn(printed()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored parts: tables (`None`: all), excluded tables, excluded columns
+    /// (`TABLE.COLUMN`), the row predicate.
+    pub fn parts(
+        &self,
+    ) -> (
+        Option<Vec<String>>,
+        Vec<String>,
+        Vec<String>,
+        Option<String>,
+    ) {
+        (
+            self.tables
+                .as_ref()
+                .map(|tables| tables.iter().cloned().collect()),
+            self.exclude_tables.iter().cloned().collect(),
+            self.exclude_columns
+                .iter()
+                .map(ColumnRef::to_string)
+                .collect(),
+            self.rows.as_ref().map(|rows| rows.0.clone()),
+        )
+    }
+}
+
+/// One line for people: `tables=a,b exclude-columns=t.c where=(owner = 'bob')`, or `all`.
+impl fmt::Display for ChangeFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_open() {
+            return f.write_str("all");
+        }
+        let mut parts = Vec::new();
+        let list = |names: &mut dyn Iterator<Item = String>| names.collect::<Vec<_>>().join(",");
+        if let Some(tables) = &self.tables {
+            parts.push(format!("tables={}", list(&mut tables.iter().cloned())));
+        }
+        if !self.exclude_tables.is_empty() {
+            let names = list(&mut self.exclude_tables.iter().cloned());
+            parts.push(format!("exclude-tables={names}"));
+        }
+        if !self.exclude_columns.is_empty() {
+            let names = list(&mut self.exclude_columns.iter().map(ColumnRef::to_string));
+            parts.push(format!("exclude-columns={names}"));
+        }
+        if let Some(rows) = &self.rows {
+            parts.push(format!("where=({})", rows.0));
+        }
+        f.write_str(&parts.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{ColumnDesc, TableDesc};
+    use crate::{DbVersion, Seq, SiteId, Value};
+
+    fn flags<'a>(
+        tables: Option<&'a str>,
+        exclude_columns: Option<&'a str>,
+        rows: Option<&'a str>,
+    ) -> FilterFlags<'a> {
+        FilterFlags {
+            tables,
+            exclude_tables: None,
+            exclude_columns,
+            rows,
+        }
+    }
+
+    fn change(table: &str, cid: &str) -> Change {
+        Change {
+            table: table.into(),
+            pk: vec![1],
+            cid: cid.into(),
+            val: Value::Null,
+            col_version: 1,
+            db_version: DbVersion(1),
+            site_id: SiteId([1; 16]),
+            cl: 1,
+            seq: Seq(0),
+        }
+    }
+
+    #[test]
+    fn tables_and_columns_pass_or_not() {
+        let open = ChangeFilter::default();
+        assert!(open.is_open() && open.admits(&change("tags", "name")));
+        assert_eq!(open.to_string(), "all");
+        let filter = open
+            .with_flags(&flags(Some("bookmarks, notes"), Some("notes.secret"), None))
+            .unwrap();
+        assert!(filter.admits(&change("bookmarks", "url")));
+        assert!(!filter.admits(&change("tags", "name")));
+        assert!(!filter.admits(&change("notes", "secret")));
+        assert!(filter.admits(&change("notes", "body")));
+        // A row's sentinel passes with its table, whatever columns are excluded.
+        assert!(filter.admits(&change("notes", SENTINEL_CID)));
+        assert_eq!(
+            filter.to_string(),
+            "tables=bookmarks,notes exclude-columns=notes.secret"
+        );
+        // An empty value drops that part; other parts stay.
+        let wider = filter.with_flags(&flags(Some(""), None, None)).unwrap();
+        assert!(wider.admits(&change("tags", "name")));
+        assert!(!wider.admits(&change("notes", "secret")));
+        let excluded = open
+            .with_flags(&FilterFlags {
+                exclude_tables: Some("tags"),
+                ..FilterFlags::default()
+            })
+            .unwrap();
+        assert!(!excluded.admits(&change("tags", SENTINEL_CID)));
+        assert!(excluded.admits(&change("notes", "body")));
+    }
+
+    #[test]
+    fn bad_flags_are_refused_with_the_reason() {
+        let open = ChangeFilter::default();
+        assert!(matches!(
+            open.with_flags(&flags(Some("a,,b"), None, None)),
+            Err(BadFilter::EmptyName { .. })
+        ));
+        assert!(matches!(
+            open.with_flags(&flags(None, Some("nodot"), None)),
+            Err(BadFilter::NotAColumn(_))
+        ));
+        assert!(matches!(
+            open.with_flags(&flags(None, Some("t."), None)),
+            Err(BadFilter::NotAColumn(_))
+        ));
+        let long = "x".repeat(MAX_PREDICATE_CHARS + 1);
+        assert_eq!(
+            open.with_flags(&flags(None, None, Some(&long))),
+            Err(BadFilter::PredicateTooLong)
+        );
+    }
+
+    #[test]
+    fn a_filter_is_checked_against_the_schema() {
+        let column = |name: &str, pk_index| ColumnDesc {
+            name: name.into(),
+            decl_type: "TEXT".into(),
+            not_null: pk_index > 0,
+            pk_index,
+            default_value: None,
+        };
+        let schema = SchemaDesc::new(vec![TableDesc {
+            name: "notes".into(),
+            columns: vec![column("id", 1), column("body", 0)],
+        }]);
+        let check = |tables, columns| {
+            ChangeFilter::default()
+                .with_flags(&flags(tables, columns, None))
+                .unwrap()
+                .check_schema(&schema)
+        };
+        assert_eq!(check(Some("notes"), Some("notes.body")), Ok(()));
+        assert!(matches!(
+            check(Some("nope"), None),
+            Err(BadFilter::UnknownTable(_))
+        ));
+        assert!(matches!(
+            check(None, Some("notes.nope")),
+            Err(BadFilter::UnknownColumn(_))
+        ));
+        assert!(matches!(
+            check(None, Some("nope.body")),
+            Err(BadFilter::UnknownColumn(_))
+        ));
+        assert!(matches!(
+            check(None, Some("notes.id")),
+            Err(BadFilter::KeyColumn(_))
+        ));
+    }
+
+    #[test]
+    fn a_predicate_names_the_columns_it_may_read() {
+        let rows = predicate("owner = 'bob''s' and \"Project\" in ('a', 'b') and x1 > 0x1f")
+            .unwrap()
+            .unwrap();
+        assert!(rows.may_read("OWNER") && rows.may_read("project") && rows.may_read("x1"));
+        // Words inside string literals and numbers are not names.
+        assert!(!rows.may_read("bob") && !rows.may_read("a") && !rows.may_read("x1f"));
+        let filter = ChangeFilter {
+            rows: Some(rows),
+            ..ChangeFilter::default()
+        };
+        assert!(filter.may_reveal_row(&change("t", "owner")));
+        assert!(filter.may_reveal_row(&change("t", SENTINEL_CID)));
+        assert!(!filter.may_reveal_row(&change("t", "body")));
+        assert!(!ChangeFilter::default().may_reveal_row(&change("t", SENTINEL_CID)));
+    }
+
+    #[test]
+    fn two_filters_combine_to_what_passes_both() {
+        let shared = ChangeFilter::default()
+            .with_flags(&flags(Some("a,b"), Some("a.x"), Some("k = 1")))
+            .unwrap();
+        let member = ChangeFilter::default()
+            .with_flags(&flags(Some("b,c"), Some("b.y"), Some("k = 2")))
+            .unwrap();
+        let both = shared.and(&member);
+        assert_eq!(
+            both.to_string(),
+            "tables=b exclude-columns=a.x,b.y where=((k = 1) and (k = 2))"
+        );
+        assert_eq!(shared.and(&ChangeFilter::default()), shared);
+        let (tables, exclude_tables, exclude_columns, rows) = both.parts();
+        let back = ChangeFilter::from_parts(tables, exclude_tables, exclude_columns, rows);
+        assert_eq!(back.unwrap(), both);
+    }
+}
