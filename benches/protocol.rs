@@ -107,6 +107,7 @@ fn page_of(changes: &[Change]) -> Message {
         more: false,
         db_version: DbVersion(1),
         changes: changes.to_vec(),
+        rows: Vec::new(),
     })
 }
 
@@ -153,7 +154,9 @@ fn exchange(source: &Db, target: &mut Db, compression: Compression) -> usize {
             let answer = responder.respond(source, &request);
             wire += request.len() + answer.len();
             if let Received::Page(page) = puller.receive(&answer).unwrap() {
-                target.accept_page(remote, &page).unwrap();
+                target
+                    .accept_page(remote, *page, &ddcp::db::AcceptPolicy::default())
+                    .unwrap();
             }
         }
     }

@@ -164,6 +164,7 @@ fn lie(site_id: SiteId) -> Vec<u8> {
         more: false,
         db_version: DbVersion(1000),
         changes: vec![change],
+        rows: Vec::new(),
     };
     encode_message(&Message::ChangesPage(page), Compression::None)
 }

@@ -94,6 +94,9 @@ pub enum Command {
     /// Manage who may read this database while it is private.
     #[command(subcommand)]
     Member(MemberCommand),
+    /// What every reader may have of this database (tables, columns, rows); members of a
+    /// private database read within it. With no filter flag, print it.
+    Share(ShareArgs),
     /// Run SQL with cr-sqlite loaded: a script on stdin, -c SQL, or an interactive prompt.
     Shell(ShellArgs),
     /// Manage the remote databases this one pulls from.
@@ -140,6 +143,17 @@ pub struct CloneArgs {
     pub attach: AttachArgs,
 
     /// Print a JSON report for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example: ddcp share --exclude-tables drafts --exclude-columns users.email")]
+pub struct ShareArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
 }

@@ -746,7 +746,7 @@ fn a_pull_releases_the_route_it_imported() {
         let link = RemoteLink {
             name: "a".parse().unwrap(),
             key: key.clone(),
-            authors: Default::default(),
+            accept: Default::default(),
         };
         let me = MemberKeys::generate();
         // a's record takes a moment to reach the DHT after its serve starts.

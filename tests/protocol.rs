@@ -2,7 +2,7 @@
 //! answer functions, and a network that loses, repeats and reorders messages, with pullers
 //! restarting at random. Every message is checked against Veilid's 32 KiB limit.
 
-use ddcp::db::{Db, DbError, Extension};
+use ddcp::db::{AcceptPolicy, Db, DbError, Extension};
 use ddcp::sync::protocol::{ErrorCode, MAX_MESSAGE_BYTES};
 use ddcp::sync::pull::{PullError, Puller, Received, read_schema_answer, schema_request};
 use ddcp::sync::serve::Responder;
@@ -113,8 +113,13 @@ fn pull(
         answers.shuffle(rng);
         for answer in answers {
             match puller.receive(&answer)? {
-                Received::Page(page) => match asker.db.accept_page(remote.site, &page) {
+                Received::Page(page) => match asker.db.accept_page(
+                    remote.site,
+                    (*page).clone(),
+                    &AcceptPolicy::default(),
+                ) {
                     Ok(outcome) => {
+                        let outcome = outcome.applied;
                         stats.pages += 1;
                         stats.changes += page.changes.len();
                         if !page.group_complete {

@@ -15,6 +15,7 @@ mod output;
 mod pull;
 mod remote;
 mod serve;
+mod share;
 mod shell;
 mod signals;
 mod status;
@@ -207,6 +208,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Id(flag) => id::run(&config, flag.json),
         Command::Access(args) => access::run(&config, &args),
         Command::Member(command) => member::run(&config, command),
+        Command::Share(args) => share::run(&config, &args),
         Command::Shell(args) => shell::run(&config, &args),
         Command::Remote(command) => remote::run(&config, command),
         Command::Status(flag) => status::run(&config, flag.json),

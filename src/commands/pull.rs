@@ -27,7 +27,7 @@ struct PullJson {
     remote: String,
     pages: u64,
     changes: u64,
-    /// Changes skipped: the remote's `--authors` refuse their authors.
+    /// Changes skipped: the remote may not bring them (`--authors`, filters).
     refused: u64,
     remote_db_version: i64,
     applied: bool,
@@ -83,7 +83,7 @@ pub fn run(config: &Config, args: &PullArgs) -> Result<(), CommandError> {
         for outcome in outcomes.iter().filter(|outcome| outcome.error.is_none()) {
             let refused = match outcome.refused {
                 0 => String::new(),
-                refused => format!(", {refused} refused (--authors)"),
+                refused => format!(", {refused} refused (not accepted from it)"),
             };
             print_line(format_args!(
                 "{}: {} changes in {} pages{refused}, remote at db_version {}",

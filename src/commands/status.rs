@@ -132,7 +132,10 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
                 )),
             health.restarts,
             if health.refused > 0 {
-                format!(", {} changes refused (--authors)", health.refused)
+                format!(
+                    ", {} changes refused (not accepted from it)",
+                    health.refused
+                )
             } else {
                 String::new()
             },

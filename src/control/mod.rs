@@ -60,7 +60,7 @@ pub struct PullOutcome {
     pub pages: u64,
     /// Changes received and admitted.
     pub changes: u64,
-    /// Changes received and skipped by the remote's `--authors`.
+    /// Changes received and skipped: the remote may not bring them (`--authors`, filters).
     #[serde(default)]
     pub refused: u64,
     /// The remote's db_version when it last answered.
@@ -86,7 +86,7 @@ pub struct RemoteHealth {
     pub last_success: Option<i64>,
     /// The last failure since that success.
     pub last_error: Option<String>,
-    /// Changes its `--authors` refused since `ddcp serve` started.
+    /// Changes its `--authors` or accept filter refused since `ddcp serve` started.
     #[serde(default)]
     pub refused: u64,
     /// How often its actor was restarted.

@@ -1,0 +1,459 @@
+//! Filters end to end in memory: real databases, the protocol's own request and answer code,
+//! random edits and random filters (proptest). What is proven:
+//! (a) what is served is exactly what the reader's filter allows: nothing outside it appears in
+//!     any page, its changes or the rows it carries;
+//! (b) accepting through a filter ends where applying the filtered changes ends;
+//! (c) readers with the same filter converge, whenever each pulls (with a row predicate, in the
+//!     rows that match: a row that stopped matching stays at a reader as it was);
+//! (d) a row that starts to match arrives whole: every row that matches at the source is, at
+//!     the reader, what it is at the source (its allowed columns).
+
+use std::collections::BTreeMap;
+
+use ddcp::db::{AcceptPolicy, Db, DbError, Extension};
+use ddcp::sync::filter::{ChangeFilter, FilterFlags, SENTINEL_CID};
+use ddcp::sync::protocol::ChangesPage;
+use ddcp::sync::pull::{Puller, Received};
+use ddcp::sync::serve::{MAX_PAGE_BUDGET, Responder};
+use ddcp::sync::{DbVersion, SiteId};
+use proptest::prelude::*;
+use proptest::test_runner::Config;
+
+const SCHEMA: &str = "
+    create table posts (id integer primary key not null, owner text, body text, secret text);
+    select crsql_as_crr('posts');
+    create table tags (id integer primary key not null, name text);
+    select crsql_as_crr('tags');";
+
+const OWNERS: [&str; 3] = ["alice", "bob", "carol"];
+
+struct Peer {
+    _dir: tempfile::TempDir,
+    db: Db,
+    site: SiteId,
+}
+
+fn peer() -> Peer {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(&dir.path().join("peer.db"), &Extension::BuiltIn).unwrap();
+    db.connection().execute_batch(SCHEMA).unwrap();
+    Peer {
+        site: db.site_id().unwrap(),
+        _dir: dir,
+        db,
+    }
+}
+
+/// One transaction at the source.
+#[derive(Clone, Debug)]
+enum Edit {
+    Post { id: u8, owner: usize, body: u8 },
+    Owner { id: u8, owner: usize },
+    Body { id: u8, body: u8 },
+    Secret { id: u8, secret: u8 },
+    Delete { id: u8 },
+    Tag { id: u8, name: u8 },
+}
+
+impl Edit {
+    fn sql(&self) -> String {
+        match self {
+            Edit::Post { id, owner, body } => format!(
+                "insert into posts values ({id}, '{}', 'body {body}', 'secret {body}')
+                 on conflict (id) do update set owner = excluded.owner, body = excluded.body",
+                OWNERS[*owner]
+            ),
+            Edit::Owner { id, owner } => {
+                format!(
+                    "update posts set owner = '{}' where id = {id}",
+                    OWNERS[*owner]
+                )
+            }
+            Edit::Body { id, body } => {
+                format!("update posts set body = 'edited {body}' where id = {id}")
+            }
+            Edit::Secret { id, secret } => {
+                format!("update posts set secret = 'secret {secret}' where id = {id}")
+            }
+            Edit::Delete { id } => format!("delete from posts where id = {id}"),
+            Edit::Tag { id, name } => format!(
+                "insert into tags values ({id}, 'tag {name}')
+                 on conflict (id) do update set name = excluded.name"
+            ),
+        }
+    }
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let id = 0u8..6;
+    prop_oneof![
+        3 => (id.clone(), 0..OWNERS.len(), any::<u8>())
+            .prop_map(|(id, owner, body)| Edit::Post { id, owner, body }),
+        3 => (id.clone(), 0..OWNERS.len()).prop_map(|(id, owner)| Edit::Owner { id, owner }),
+        2 => (id.clone(), any::<u8>()).prop_map(|(id, body)| Edit::Body { id, body }),
+        1 => (id.clone(), any::<u8>()).prop_map(|(id, secret)| Edit::Secret { id, secret }),
+        1 => id.clone().prop_map(|id| Edit::Delete { id }),
+        1 => (id, any::<u8>()).prop_map(|(id, name)| Edit::Tag { id, name }),
+    ]
+}
+
+/// A step: an edit at the source, or a pull by one of two readers.
+#[derive(Clone, Debug)]
+enum Step {
+    Edit(Edit),
+    Pull(usize),
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    proptest::collection::vec(
+        prop_oneof![4 => edit().prop_map(Step::Edit), 1 => (0usize..2).prop_map(Step::Pull)],
+        1..40,
+    )
+}
+
+/// The filter parts proptest picks from.
+#[derive(Clone, Debug)]
+struct FilterChoice {
+    tables: Option<&'static str>,
+    exclude_columns: Option<&'static str>,
+    rows: Option<&'static str>,
+}
+
+fn filter_choice() -> impl Strategy<Value = FilterChoice> {
+    (
+        prop_oneof![Just(None), Just(Some("posts")), Just(Some("tags"))],
+        prop_oneof![Just(None), Just(Some("posts.secret"))],
+        prop_oneof![
+            Just(None),
+            Just(Some("owner = 'bob'")),
+            Just(Some("owner in ('bob', 'carol') and body is not null")),
+        ],
+    )
+        .prop_map(|(tables, exclude_columns, rows)| FilterChoice {
+            tables,
+            exclude_columns,
+            rows,
+        })
+}
+
+impl FilterChoice {
+    fn filter(&self) -> ChangeFilter {
+        // A row predicate over posts' columns is only valid where posts alone pass.
+        let tables = match (self.rows, self.tables) {
+            (Some(_), _) => Some("posts"),
+            (None, tables) => tables,
+        };
+        ChangeFilter::default()
+            .with_flags(&FilterFlags {
+                tables,
+                exclude_columns: self.exclude_columns,
+                rows: self.rows,
+                ..FilterFlags::default()
+            })
+            .unwrap()
+    }
+}
+
+/// `reader` pulls from `source` until up to date: the source serves through `serves`, the
+/// reader accepts through `accepts`. Every page is checked against `serves` first (a).
+fn pull(reader: &mut Peer, source: &Peer, serves: &ChangeFilter, accepts: &AcceptPolicy) {
+    let mut responder = Responder::default();
+    let fingerprint = reader.db.schema().unwrap().fingerprint();
+    reader.db.align_cursor(source.site, accepts).unwrap();
+    let mut puller = Puller::new(
+        reader.site,
+        source.site,
+        fingerprint,
+        reader.db.cursor(source.site).unwrap(),
+        64 << 10,
+    );
+    for _ in 0..10_000 {
+        if puller.is_up_to_date() {
+            return;
+        }
+        for request in puller.requests() {
+            let answer = responder.respond_within(&source.db, &request, MAX_PAGE_BUDGET, serves);
+            if let Received::Page(page) = puller.receive(&answer).unwrap() {
+                check_served(source, serves, &page);
+                match reader.db.accept_page(source.site, *page, accepts) {
+                    Ok(_) => {}
+                    Err(DbError::StaleCursor) => unreachable!("one puller at a time"),
+                    Err(err) => panic!("accept_page: {err}"),
+                }
+            }
+        }
+    }
+    panic!("the pull did not finish");
+}
+
+/// (a): nothing outside the filter, in the changes or in the rows carried.
+fn check_served(source: &Peer, serves: &ChangeFilter, page: &ChangesPage) {
+    for change in page.changes.iter().chain(&page.rows) {
+        assert!(
+            serves.admits(change),
+            "served outside the filter: {change:?}"
+        );
+        let deletion = change.cid == SENTINEL_CID && change.cl % 2 == 0;
+        if let (Some(rows), false) = (&serves.rows, deletion) {
+            assert!(
+                source
+                    .db
+                    .row_matches(&change.table, &change.pk, rows)
+                    .unwrap(),
+                "served a row that does not match: {change:?}"
+            );
+        }
+    }
+}
+
+type Rows = BTreeMap<i64, Vec<Option<String>>>;
+
+fn posts(db: &Db) -> Rows {
+    let mut statement = db
+        .connection()
+        .prepare("select id, owner, body, secret from posts")
+        .unwrap();
+    statement
+        .query_map([], |row| {
+            Ok((row.get(0)?, vec![row.get(1)?, row.get(2)?, row.get(3)?]))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn tags(db: &Db) -> BTreeMap<i64, Option<String>> {
+    let mut statement = db
+        .connection()
+        .prepare("select id, name from tags")
+        .unwrap();
+    statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// (d): every post that passes the filter at the source is, at the reader, what it is at the
+/// source in the columns that pass (an excluded column never arrives: NULL). And the reader
+/// holds no post the source deleted, and nothing of a table the filter leaves out.
+fn check_visible_rows(source: &Peer, reader: &Peer, filter: &ChangeFilter) {
+    let at_reader = posts(&reader.db);
+    let secret_passes = filter.admits_cell("posts", "secret");
+    if filter.admits_table("posts") {
+        let at_source = posts(&source.db);
+        for (id, columns) in &at_source {
+            let pk = pk_of(*id);
+            let passes = match &filter.rows {
+                Some(rows) => source.db.row_matches("posts", &pk, rows).unwrap(),
+                None => true,
+            };
+            if !passes {
+                continue;
+            }
+            let mut expected = columns.clone();
+            if !secret_passes {
+                expected[2] = None;
+            }
+            assert_eq!(at_reader.get(id), Some(&expected), "post {id}");
+        }
+        for id in at_reader.keys() {
+            assert!(
+                at_source.contains_key(id),
+                "post {id} deleted at the source"
+            );
+        }
+    } else {
+        assert!(at_reader.is_empty());
+    }
+    if !filter.admits_table("tags") {
+        assert!(tags(&reader.db).is_empty());
+    } else {
+        assert_eq!(tags(&reader.db), tags(&source.db));
+    }
+}
+
+/// cr-sqlite's packed key of one INTEGER.
+fn pk_of(id: i64) -> Vec<u8> {
+    let bytes = id.to_be_bytes();
+    let skip = bytes.iter().take_while(|b| **b == 0).count();
+    let mut pk = vec![1, (((8 - skip) as u8) << 3) | 1];
+    pk.extend_from_slice(&bytes[skip..]);
+    pk
+}
+
+fn run(source: &mut Peer, readers: &mut [Peer; 2], steps: &[Step], serves: &ChangeFilter) {
+    let accepts = AcceptPolicy::default();
+    for step in steps {
+        match step {
+            Step::Edit(edit) => source.db.connection().execute_batch(&edit.sql()).unwrap(),
+            Step::Pull(reader) => pull(&mut readers[*reader], source, serves, &accepts),
+        }
+    }
+    for reader in readers.iter_mut() {
+        pull(reader, source, serves, &accepts);
+    }
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 48, ..Config::default() })]
+
+    /// (a), (c) and (d): two readers with the same serve filter, pulling at random moments.
+    #[test]
+    fn filtered_readers_get_exactly_what_passes_and_converge(
+        steps in steps(),
+        choice in filter_choice(),
+    ) {
+        let serves = choice.filter();
+        let mut source = peer();
+        let mut readers = [peer(), peer()];
+        run(&mut source, &mut readers, &steps, &serves);
+        for reader in &readers {
+            check_visible_rows(&source, reader, &serves);
+        }
+        // (c): pulled at different moments, the same in the end; with a row predicate, in the
+        // rows that match now (one that stopped matching stays at a reader as it was, so a
+        // reader that pulled while it matched keeps what another never saw).
+        let matching = |reader: &Peer| -> Rows {
+            let mut rows = posts(&reader.db);
+            if let Some(predicate) = &serves.rows {
+                rows.retain(|id, _| source.db.row_matches("posts", &pk_of(*id), predicate).unwrap());
+            }
+            rows
+        };
+        prop_assert_eq!(matching(&readers[0]), matching(&readers[1]));
+        prop_assert_eq!(tags(&readers[0].db), tags(&readers[1].db));
+    }
+
+    /// (b): a reader accepting through a table and column filter from an unfiltered source
+    /// ends where one that applied the source's filtered changes ends.
+    #[test]
+    fn accepting_through_a_filter_equals_applying_the_filtered_changes(
+        steps in steps(),
+        tables in prop_oneof![Just(None), Just(Some("posts")), Just(Some("tags"))],
+        exclude in prop_oneof![Just(None), Just(Some("posts.secret"))],
+    ) {
+        let filter = ChangeFilter::default()
+            .with_flags(&FilterFlags {
+                tables,
+                exclude_columns: exclude,
+                ..FilterFlags::default()
+            })
+            .unwrap();
+        let accepts = AcceptPolicy { filter: filter.clone(), ..AcceptPolicy::default() };
+        let source = peer();
+        let mut accepting = peer();
+        for step in &steps {
+            match step {
+                Step::Edit(edit) => source.db.connection().execute_batch(&edit.sql()).unwrap(),
+                Step::Pull(_) => pull(&mut accepting, &source, &ChangeFilter::default(), &accepts),
+            }
+        }
+        pull(&mut accepting, &source, &ChangeFilter::default(), &accepts);
+        let mut applying = peer();
+        let mut changes = source.db.changes_since(DbVersion(0)).unwrap();
+        changes.retain(|change| filter.admits(change));
+        applying.db.apply_changes(&changes).unwrap();
+        prop_assert_eq!(posts(&accepting.db), posts(&applying.db));
+        prop_assert_eq!(tags(&accepting.db), tags(&applying.db));
+    }
+}
+
+/// A post written by alice, handed to bob later: bob, who pulled before, gets it whole.
+#[test]
+fn a_row_that_starts_to_match_arrives_whole() {
+    let serves = FilterChoice {
+        tables: None,
+        exclude_columns: None,
+        rows: Some("owner = 'bob'"),
+    }
+    .filter();
+    let source = peer();
+    let mut bob = peer();
+    let accepts = AcceptPolicy::default();
+    source
+        .db
+        .connection()
+        .execute_batch("insert into posts values (1, 'alice', 'hello', 's')")
+        .unwrap();
+    pull(&mut bob, &source, &serves, &accepts);
+    assert!(posts(&bob.db).is_empty());
+    source
+        .db
+        .connection()
+        .execute_batch("update posts set owner = 'bob' where id = 1")
+        .unwrap();
+    pull(&mut bob, &source, &serves, &accepts);
+    let whole = vec![Some("bob".into()), Some("hello".into()), Some("s".into())];
+    assert_eq!(posts(&bob.db).get(&1), Some(&whole));
+    // It stops matching: it stays at bob as it was.
+    source
+        .db
+        .connection()
+        .execute_batch("update posts set owner = 'carol', body = 'gone' where id = 1")
+        .unwrap();
+    pull(&mut bob, &source, &serves, &accepts);
+    assert_eq!(posts(&bob.db).get(&1), Some(&whole));
+}
+
+/// The shared BBS: a remote allowed `owner = 'bob'` changes bob's posts and nothing else.
+#[test]
+fn a_row_predicate_on_accept_lets_a_remote_change_only_its_own_rows() {
+    let mut alice = peer();
+    let mut bob = peer();
+    let accepts_bobs = AcceptPolicy {
+        filter: FilterChoice {
+            tables: None,
+            exclude_columns: None,
+            rows: Some("owner = 'bob'"),
+        }
+        .filter(),
+        ..AcceptPolicy::default()
+    };
+    let open = ChangeFilter::default();
+    // Both start with alice's post and bob's post.
+    alice
+        .db
+        .connection()
+        .execute_batch(
+            "insert into posts values (1, 'alice', 'mine', null);
+             insert into posts values (2, 'bob', 'his', null);",
+        )
+        .unwrap();
+    pull(&mut bob, &alice, &open, &AcceptPolicy::default());
+    // Bob edits his post, edits alice's, takes alice's over, and writes one as alice.
+    bob.db
+        .connection()
+        .execute_batch(
+            "update posts set body = 'his, edited' where id = 2;
+             update posts set body = 'defaced' where id = 1;
+             insert into posts values (3, 'alice', 'forged', null);",
+        )
+        .unwrap();
+    bob.db
+        .connection()
+        .execute_batch("update posts set owner = 'bob', body = 'taken' where id = 1")
+        .unwrap();
+    pull(&mut alice, &bob, &open, &accepts_bobs);
+    let at_alice = posts(&alice.db);
+    assert_eq!(at_alice[&1][1].as_deref(), Some("mine"));
+    assert_eq!(at_alice[&1][0].as_deref(), Some("alice"));
+    assert_eq!(at_alice[&2][1].as_deref(), Some("his, edited"));
+    assert!(!at_alice.contains_key(&3));
+}
+
+#[test]
+fn packed_keys_in_this_test_are_cr_sqlites() {
+    let source = peer();
+    source
+        .db
+        .connection()
+        .execute_batch("insert into posts values (54321, 'x', null, null)")
+        .unwrap();
+    let pk: Vec<u8> = source
+        .db
+        .connection()
+        .query_row("select pk from crsql_changes limit 1", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(pk, pk_of(54321));
+}
