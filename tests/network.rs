@@ -1188,3 +1188,210 @@ fn clone_makes_a_new_peer_in_one_command() {
     alice.stop();
     bob.stop();
 }
+
+/// The posts table the filter test adds to the fixtures' schema (on every peer: schemas must
+/// agree).
+const POSTS: &str = "create table posts (id text primary key not null, owner text, body text);
+    select crsql_as_crr('posts');";
+
+/// alice is private. dave may read bookmarks only: his pulls never carry tags or posts, as
+/// decoded from what alice sends him. bob may read the posts he owns: his gets his post, then
+/// alice's post whole once she hands it to him. alice accepts from bob changes to posts he
+/// owns only: his edit of his post lands, his new bookmark and his forged post do not
+/// (counted in her status).
+#[test]
+fn filters_limit_what_each_member_reads_and_what_a_remote_may_change() {
+    if !inside_private_network("filters_limit_what_each_member_reads_and_what_a_remote_may_change")
+    {
+        return;
+    }
+    use ddcp::actors::open_published;
+    use ddcp::net::Node;
+    use ddcp::sync::codec::{decode_message, encode_message};
+    use ddcp::sync::compress::Compression;
+    use ddcp::sync::protocol::{ChangesRequest, Message};
+    use ddcp::sync::seal::{authenticate, open_answer};
+    use ddcp::sync::{Cursor, MemberId, RecordKey, SiteId};
+
+    let net = TestNet::start();
+    let mut alice = Peer::new(&net, "alice", 5);
+    let mut bob = Peer::new(&net, "bob", 6);
+    let mut dave = Peer::new(&net, "dave", 8);
+    for peer in [&alice, &bob, &dave] {
+        peer.sql(POSTS);
+    }
+    alice.run(&["access", "private"]).ok();
+    let bob_id = bob.run(&["id"]).ok().trim().to_string();
+    let dave_id = dave.run(&["id"]).ok().trim().to_string();
+    // A filter that names what is not there is refused with one line, nothing stored.
+    alice
+        .run(&["member", "add", "bob", &bob_id, "--where", "author = 'bob'"])
+        .fails_with("no such column: author");
+    alice
+        .run(&["member", "add", "bob", &bob_id, "--tables", "posts"])
+        .ok();
+    alice
+        .run(&["member", "set", "bob", "--where", "owner = 'bob'"])
+        .ok();
+    alice
+        .run(&["member", "add", "dave", &dave_id, "--tables", "bookmarks"])
+        .ok();
+    let members = alice.run(&["member", "list", "--json"]).ok().to_string();
+    let members: serde_json::Value = serde_json::from_str(&members).unwrap();
+    assert_eq!(
+        members[0]["reads"],
+        serde_json::json!({"tables": ["posts"], "where": "owner = 'bob'"})
+    );
+    assert_eq!(
+        members[1]["reads"],
+        serde_json::json!({"tables": ["bookmarks"]})
+    );
+    alice.sql(
+        "insert into bookmarks (id, url) values ('a1', 'https://a/1');
+         insert into tags values ('a1', 'secret-tag');
+         insert into posts values ('p1', 'alice', 'hello');
+         insert into posts values ('p2', 'bob', 'yo');",
+    );
+    let alice_key = alice.key();
+    bob.run(&["remote", "add", "alice", &alice_key]).ok();
+    dave.run(&["remote", "add", "alice", &alice_key]).ok();
+    alice
+        .run(&[
+            "remote",
+            "add",
+            "bob",
+            &bob.key(),
+            "--tables",
+            "posts",
+            "--where",
+            "owner = 'bob'",
+        ])
+        .ok();
+    alice.serve();
+    bob.serve();
+    dave.serve();
+
+    dave.wait_for("select count(*) from bookmarks", "1", ARRIVAL);
+    assert_eq!(dave.sql("select count(*) from tags").trim(), "0");
+    assert_eq!(dave.sql("select count(*) from posts").trim(), "0");
+    bob.wait_for("select body from posts where id = 'p2'", "yo", ARRIVAL);
+    assert_eq!(
+        bob.sql("select count(*) from posts where id = 'p1'").trim(),
+        "0"
+    );
+    assert_eq!(bob.sql("select count(*) from bookmarks").trim(), "0");
+
+    // alice hands p1 to bob: it reaches him whole, though only its owner changed.
+    alice.sql("update posts set owner = 'bob' where id = 'p1'");
+    bob.wait_for(
+        "select owner || ' ' || body from posts where id = 'p1'",
+        "bob hello",
+        ARRIVAL,
+    );
+
+    // bob edits his post, adds a bookmark and forges a post of alice's: only the edit lands.
+    bob.sql(
+        "insert into bookmarks (id, url) values ('b1', 'https://b/1');
+         insert into posts values ('p3', 'alice', 'forged');",
+    );
+    bob.sql("update posts set body = 'yo, edited' where id = 'p2'");
+    alice.wait_for(
+        "select body from posts where id = 'p2'",
+        "yo, edited",
+        ARRIVAL,
+    );
+    assert_eq!(
+        alice
+            .sql("select count(*) from bookmarks where id = 'b1'")
+            .trim(),
+        "0"
+    );
+    assert_eq!(
+        alice
+            .sql("select count(*) from posts where id = 'p3'")
+            .trim(),
+        "0"
+    );
+    let status =
+        common::private_net::wait_until(ARRIVAL, "alice's status to count refusals", || {
+            let status = alice.run(&["status", "--json"]).ok().to_string();
+            let json: serde_json::Value = serde_json::from_str(&status).unwrap();
+            let refused = json["replication"][0]["refused"].as_u64().unwrap_or(0);
+            (refused >= 2).then_some(status)
+        });
+    assert!(status.contains(r#""refused""#), "{status}");
+    let remotes = alice.run(&["remote", "list", "--json"]).ok().to_string();
+    let remotes: serde_json::Value = serde_json::from_str(&remotes).unwrap();
+    assert_eq!(
+        remotes[0]["accepts"],
+        serde_json::json!({"tables": ["posts"], "where": "owner = 'bob'"})
+    );
+
+    // On the wire: what alice sends dave, decoded.
+    let key: RecordKey = alice_key.parse().unwrap();
+    let dave_keys = member_keys(&dave);
+    let fingerprint = {
+        let dir = tempfile::tempdir().unwrap();
+        let db =
+            ddcp::db::Db::create(&dir.path().join("s.db"), &ddcp::db::Extension::BuiltIn).unwrap();
+        let schema = String::from_utf8(fixture("cr_tables.sql")).unwrap();
+        db.connection().execute_batch(&schema).unwrap();
+        db.connection().execute_batch(POSTS).unwrap();
+        db.schema().unwrap().fingerprint()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(&dir.path().join("veilid"), &net.node_settings(9))
+            .await
+            .unwrap();
+        node.attach(ARRIVAL).await.unwrap();
+        let network = node.network().clone();
+        network.open_record(&key).await.unwrap();
+        let raw = network.read_record(&key).await.unwrap().unwrap();
+        let opened = open_published(&dave_keys, &key, &raw).unwrap();
+        let owner = MemberId::from_slice(&opened.status.public_key).unwrap();
+        let epoch = opened.session.unwrap().epoch;
+        let route = network.import_route(&opened.status.route).unwrap();
+        let request = encode_message(
+            &Message::ChangesRequest(ChangesRequest {
+                asker: SiteId([9; 16]),
+                since: Cursor::START,
+                max_bytes: 1 << 20,
+                schema_fingerprint: fingerprint,
+            }),
+            Compression::None,
+        );
+        let signed = authenticate(&dave_keys, &key, epoch, request);
+        let answer = network
+            .call(
+                route.id(),
+                encode_message(&Message::Authenticated(signed.clone()), Compression::None),
+            )
+            .await
+            .unwrap();
+        let Ok(Message::SealedAnswer(sealed)) = decode_message(&answer) else {
+            panic!("dave's request was not answered");
+        };
+        let opened = open_answer(&dave_keys, &owner, &key, &signed, &sealed).unwrap();
+        let Ok(Message::ChangesPage(page)) = decode_message(&opened) else {
+            panic!("not a page");
+        };
+        let tables: std::collections::BTreeSet<&str> = page
+            .changes
+            .iter()
+            .chain(&page.rows)
+            .map(|change| change.table.as_str())
+            .collect();
+        assert_eq!(tables.into_iter().collect::<Vec<_>>(), ["bookmarks"]);
+        drop(route);
+        network.close_record(&key).await;
+        node.shutdown().await;
+    });
+    alice.stop();
+    bob.stop();
+    dave.stop();
+}

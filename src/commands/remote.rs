@@ -99,7 +99,7 @@ fn set(
         filter = %accept.filter, "Changed remote");
     super::daemon::remotes_changed(config);
     print_line(format_args!(
-        "remote {name} now brings changes by: {}; to: {}",
+        "remote {name} may now bring: authors={} {}",
         accept.authors, accept.filter
     ))?;
     if accept != before {

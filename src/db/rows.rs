@@ -273,7 +273,12 @@ fn check_predicate(
     table: &TableDesc,
     predicate: &RowPredicate,
 ) -> Result<(), DbError> {
-    let refused = |reason: String| DbError::BadFilter(BadFilter::BadPredicate(reason));
+    let refused = |reason: String| {
+        DbError::BadFilter(BadFilter::BadPredicate {
+            table: table.name.clone(),
+            reason,
+        })
+    };
     // Wrapped as `where` will use it: a stray ')' or ';' cannot reach outside the
     // expression without making the statement two, which SQLite's prepare refuses.
     let sql = format!(
@@ -282,9 +287,9 @@ fn check_predicate(
         quoted(&table.name)
     );
     let statement = conn.prepare(&sql).map_err(|err| match err {
-        rusqlite::Error::SqliteFailure(_, Some(message)) => {
-            refused(format!("on table {:?}: {message}", table.name))
-        }
+        // SQLite's own words, without the statement the expression was wrapped in.
+        rusqlite::Error::SqlInputError { msg, .. }
+        | rusqlite::Error::SqliteFailure(_, Some(msg)) => refused(msg),
         rusqlite::Error::MultipleStatement => refused("it holds more than one statement".into()),
         other => refused(other.to_string()),
     })?;
@@ -398,7 +403,7 @@ mod tests {
         let refused = |predicate: &str| {
             matches!(
                 db.check_filter(&where_filter(predicate)),
-                Err(DbError::BadFilter(BadFilter::BadPredicate(_)))
+                Err(DbError::BadFilter(BadFilter::BadPredicate { .. }))
             )
         };
         // On both tables, `owner` is only in posts.

@@ -132,8 +132,8 @@ pub enum BadFilter {
     UnknownColumn(String),
     #[error("{0} is in its table's primary key: a row cannot be sent without its key")]
     KeyColumn(String),
-    #[error("the --where expression is refused: {0}")]
-    BadPredicate(String),
+    #[error("the --where expression does not work on table {}: {reason}", crate::text::printable(.table, 80))]
+    BadPredicate { table: String, reason: String },
 }
 
 /// The filter flags as typed: each `None` when not given.
