@@ -441,6 +441,13 @@ pub enum BundleCommand {
         /// name of one of this database's members. Only that database can read or apply it.
         #[arg(long, value_name = "ID|MEMBER")]
         encrypt_to: Option<String>,
+        /// Only what this member may read (its filter within `ddcp share`'s), sealed for it.
+        #[arg(long = "for", value_name = "MEMBER", conflicts_with = "encrypt_to")]
+        for_member: Option<String>,
+        /// Only what these filter flags let pass (a row filter needs --since 0: rows that
+        /// started to match since could not arrive whole).
+        #[command(flatten)]
+        filter: FilterArgs,
         /// Print JSON for scripts (not with '-': stdout carries the bundle).
         #[arg(long)]
         json: bool,

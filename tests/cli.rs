@@ -1120,3 +1120,107 @@ fn a_bundle_makes_a_new_peer_without_typing_its_schema() {
     assert!(!dave.db_file().exists());
     assert!(!dave.path(".ddcp").exists());
 }
+
+/// Filters on the command line: refused with one line when they name what is not there or
+/// would write, shown by `member list` and `share`; a bundle for a member holds only what that
+/// member may read (within what the database shares), a bundle with filter flags only what
+/// passes them.
+#[test]
+fn filters_are_checked_shown_and_shape_bundles() {
+    let alice = Site::with_bookmarks();
+    alice
+        .run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
+        .ok();
+    let bob = Site::with_bookmarks();
+    let bob_id = bob.run(&["id"]).ok().trim().to_string();
+    let before = snapshot(&alice.db_file());
+    for (flags, refusal) in [
+        (
+            vec!["--where", "owner = 'bob'"],
+            "the --where expression does not work on table bookmarks: no such column: owner",
+        ),
+        (
+            vec![
+                "--tables",
+                "bookmarks",
+                "--where",
+                "1); delete from bookmarks; select (1",
+            ],
+            "the --where expression does not work on table bookmarks",
+        ),
+        (vec!["--tables", "nope"], "no CRR table named \"nope\" here"),
+        (
+            vec!["--exclude-columns", "bookmarks.id"],
+            "bookmarks.id is in its table's primary key",
+        ),
+        (vec!["--exclude-columns", "title"], "TABLE.COLUMN"),
+    ] {
+        let mut args = vec!["member", "add", "bob", &bob_id];
+        args.extend(flags);
+        alice.run(&args).fails_with(refusal);
+    }
+    assert_eq!(snapshot(&alice.db_file()), before, "a refused filter wrote");
+
+    alice
+        .run(&[
+            "member",
+            "add",
+            "bob",
+            &bob_id,
+            "--tables",
+            "bookmarks",
+            "--where",
+            "title like 'V%'",
+        ])
+        .ok();
+    let listed = alice.run(&["member", "list"]).ok().to_string();
+    assert!(
+        listed.ends_with("\treads: tables=bookmarks where=(title like 'V%')\n"),
+        "{listed}"
+    );
+    alice
+        .run(&["share", "--exclude-columns", "bookmarks.created_at"])
+        .ok();
+    let shared: serde_json::Value =
+        serde_json::from_str(alice.run(&["share", "--json"]).ok()).unwrap();
+    assert_eq!(
+        shared["shares"],
+        serde_json::json!({"exclude_columns": ["bookmarks.created_at"]})
+    );
+
+    // bob's bundle: the one bookmark whose title starts with V, without created_at, no tags.
+    let for_bob = alice.path("for-bob.bundle");
+    let for_bob = for_bob.to_str().unwrap();
+    alice
+        .run(&["bundle", "create", for_bob, "--for", "bob"])
+        .ok();
+    bob.run(&["bundle", "apply", for_bob]).ok();
+    assert_eq!(
+        bob.sql("select id, url, title, created_at from bookmarks; select count(*) from tags"),
+        "01HF7Z3K8Q1B2C3D4E5F6G7H8K|https://veilid.com/|Veilid; a p2p framework|0\n0\n"
+    );
+    alice
+        .run(&["bundle", "create", for_bob, "--for", "bob", "--since", "1"])
+        .fails_with("made from the start (--since 0)");
+
+    // Filter flags alone: only what passes them (the shared filter is for readers).
+    let tags = alice.path("tags.bundle");
+    let tags = tags.to_str().unwrap();
+    alice
+        .run(&["bundle", "create", tags, "--tables", "tags"])
+        .ok();
+    let summary: serde_json::Value =
+        serde_json::from_str(alice.run(&["bundle", "verify", "--json", tags]).ok()).unwrap();
+    assert_eq!(summary["changes"], 4);
+    alice
+        .run(&[
+            "bundle",
+            "create",
+            tags,
+            "--tables",
+            "tags",
+            "--where",
+            "tag = 'none'",
+        ])
+        .fails_with("nothing passes the filter");
+}

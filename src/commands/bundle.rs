@@ -1,5 +1,6 @@
 //! `ddcp bundle create|apply|verify`: changes by file, like `git bundle`.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,8 +15,9 @@ use crate::db::{ChangeRange, Db, MemberName};
 use crate::member_file;
 use crate::sync::bundle::{BundleError, BundleReader, BundleWriter, FORMAT_VERSION};
 use crate::sync::codec::BundleHeader;
+use crate::sync::filter::{ChangeFilter, SENTINEL_CID};
 use crate::sync::sealed_file::{SealedWriter, is_sealed, open_sealed};
-use crate::sync::{DbVersion, MemberId, MemberKeys, SchemaDesc, SiteId};
+use crate::sync::{Change, DbVersion, MemberId, MemberKeys, SchemaDesc, SiteId};
 
 /// Changes per changeset message in a bundle: large enough to be cheap, small enough that
 /// neither side holds much at once.
@@ -27,10 +29,26 @@ pub fn run(config: &Config, command: BundleCommand) -> Result<(), CommandError> 
             file,
             since,
             encrypt_to,
+            for_member,
+            filter,
             json,
         } => {
             if json && is_stdio(&file) {
                 return Err(CommandError::JsonWithStdout);
+            }
+            let (filter, encrypt_to) = match for_member {
+                Some(name) => {
+                    // The flags narrow what the member may read, never widen it.
+                    let reads = member_reads(config, &name)?;
+                    (
+                        reads.and(&filter.applied_to(&Default::default())?),
+                        Some(name),
+                    )
+                }
+                None => (filter.applied_to(&Default::default())?, encrypt_to),
+            };
+            if filter.rows.is_some() && since > 0 {
+                return Err(CommandError::RowFilterSince);
             }
             let seal = match encrypt_to {
                 Some(to) => Some(SealFor {
@@ -39,7 +57,14 @@ pub fn run(config: &Config, command: BundleCommand) -> Result<(), CommandError> 
                 }),
                 None => None,
             };
-            create(config, &file, DbVersion(since), seal.as_ref(), json)
+            create(
+                config,
+                &file,
+                DbVersion(since),
+                seal.as_ref(),
+                &filter,
+                json,
+            )
         }
         BundleCommand::Apply {
             file,
@@ -72,6 +97,17 @@ fn recipient(config: &Config, to: &str) -> Result<MemberId, CommandError> {
         .ok_or_else(|| CommandError::NoRecipient(to.to_string()))
 }
 
+/// What member `name` may read: its own filter within what the database shares.
+fn member_reads(config: &Config, name: &str) -> Result<ChangeFilter, CommandError> {
+    let name: MemberName = name.parse()?;
+    let db = super::open_db(config)?;
+    let member = db.members()?.into_iter().find(|member| member.name == name);
+    let shared = db.share_filter()?;
+    db.close()?;
+    let member = member.ok_or_else(|| crate::db::DbError::NoSuchMember(name.to_string()))?;
+    Ok(shared.and(&member.reads))
+}
+
 fn is_stdio(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
@@ -81,9 +117,11 @@ fn create(
     path: &Path,
     since: DbVersion,
     seal: Option<&SealFor>,
+    filter: &ChangeFilter,
     json: bool,
 ) -> Result<(), CommandError> {
     let db = super::open_db(config)?;
+    db.check_filter(filter)?;
     let site_id = db.site_id()?;
     let schema = db.schema()?;
     let what = BundleContent {
@@ -92,6 +130,7 @@ fn create(
         schema,
         since,
         seal,
+        filter,
     };
     let range = match BundleTarget::of(path, &config.db_file)? {
         BundleTarget::Stdout => {
@@ -238,6 +277,8 @@ struct BundleContent<'a> {
     schema: SchemaDesc,
     since: DbVersion,
     seal: Option<&'a SealFor>,
+    /// What may be in it.
+    filter: &'a ChangeFilter,
 }
 
 fn write_bundle(what: &BundleContent<'_>, out: impl Write) -> Result<ChangeRange, CommandError> {
@@ -267,25 +308,84 @@ fn write_changes<W: Write>(
             db_version: range.until,
         });
     }
+    // A filtered bundle holds what passes: counted first (the header says how many), in the
+    // same snapshot, then written.
+    let mut passing = BundleFilter::new(db, what.filter);
+    let count = if what.filter.is_open() {
+        range.count
+    } else {
+        let mut count = 0;
+        export.for_each_chunk::<CommandError>(CHUNK_BYTES, |chunk| {
+            count += passing.keep(chunk.to_vec())?.len() as u64;
+            Ok(())
+        })?;
+        count
+    };
     // As git refuses an empty bundle: a file that holds nothing is a mistake, not a backup.
     if range.count == 0 {
         return Err(CommandError::NothingToBundle(range.since));
+    }
+    if count == 0 {
+        return Err(CommandError::NothingPassesFilter(range.since));
     }
     let header = BundleHeader {
         format_version: FORMAT_VERSION,
         site_id,
         since: range.since,
         until: range.until,
-        change_count: range.count,
+        change_count: count,
         schema,
     };
     let mut writer = BundleWriter::start(out, &header)?;
     export.for_each_chunk::<CommandError>(CHUNK_BYTES, |chunk| {
-        writer.write_changes(chunk)?;
+        if what.filter.is_open() {
+            writer.write_changes(chunk)?;
+        } else {
+            writer.write_changes(&passing.keep(chunk.to_vec())?)?;
+        }
         Ok(())
     })?;
     let out = writer.finish()?;
-    Ok((range, out))
+    Ok((ChangeRange { count, ..range }, out))
+}
+
+/// Keeps what a filter lets into a bundle: its tables and columns, and rows that match now
+/// (deletions pass, as they do to a reader over the network).
+struct BundleFilter<'a> {
+    db: &'a Db,
+    filter: &'a ChangeFilter,
+}
+
+impl<'a> BundleFilter<'a> {
+    fn new(db: &'a Db, filter: &'a ChangeFilter) -> Self {
+        BundleFilter { db, filter }
+    }
+
+    fn keep(&mut self, mut changes: Vec<Change>) -> Result<Vec<Change>, CommandError> {
+        changes.retain(|change| self.filter.admits(change));
+        let Some(predicate) = &self.filter.rows else {
+            return Ok(changes);
+        };
+        // One lookup per row of the chunk.
+        let mut matches: HashMap<(String, Vec<u8>), bool> = HashMap::new();
+        let mut kept = Vec::with_capacity(changes.len());
+        for change in changes {
+            let deletion = change.cid == SENTINEL_CID && change.cl % 2 == 0;
+            let row = (change.table.clone(), change.pk.clone());
+            let passes = match matches.get(&row) {
+                Some(passes) => *passes,
+                None => {
+                    let passes = self.db.row_matches(&change.table, &change.pk, predicate)?;
+                    matches.insert(row, passes);
+                    passes
+                }
+            };
+            if deletion || passes {
+                kept.push(change);
+            }
+        }
+        Ok(kept)
+    }
 }
 
 impl CommandError {

@@ -73,6 +73,10 @@ pub enum CommandError {
         "{0} has no secret part, and Veilid 0.5 records cannot be read without it: give the whole key its `ddcp init` printed (VLD0:<key>:<secret>)"
     )]
     KeyWithoutSecret(crate::sync::RecordKey),
+    #[error(
+        "a bundle with a row filter (--where) is made from the start (--since 0): a row that started to match since could not arrive whole"
+    )]
+    RowFilterSince,
     #[error("--json with '-': stdout carries the bundle; give a file name")]
     JsonWithStdout,
     #[error(
@@ -100,6 +104,10 @@ pub enum CommandError {
     },
     #[error("no changes after db_version {0}: nothing to bundle (an empty bundle is not written)")]
     NothingToBundle(crate::sync::DbVersion),
+    #[error(
+        "of the changes after db_version {0}, nothing passes the filter: nothing to bundle (an empty bundle is not written)"
+    )]
+    NothingPassesFilter(crate::sync::DbVersion),
     #[error("the bundle's schema differs from this database's: {0}; nothing was applied")]
     SchemaMismatch(String),
     #[error("{what} {path}: {source}")]
