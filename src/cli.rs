@@ -361,6 +361,15 @@ pub enum RemoteCommand {
         authors: AuthorsArg,
         #[command(flatten)]
         filter: FilterArgs,
+        /// Land its tables in mirrors named PREFIX followed by each table's name (made now,
+        /// with a view ddcp_all_T over each table T and its mirrors), never in the tables
+        /// themselves.
+        #[arg(long, value_name = "PREFIX")]
+        into: Option<String>,
+        /// Serve the mirrors onward like this database's own tables (without it they stay
+        /// here).
+        #[arg(long, requires = "into")]
+        serve_mirrors: bool,
         /// Print JSON for scripts (the key without its secret).
         #[arg(long)]
         json: bool,

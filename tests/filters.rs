@@ -457,3 +457,106 @@ fn packed_keys_in_this_test_are_cr_sqlites() {
         .unwrap();
     assert_eq!(pk, pk_of(54321));
 }
+
+/// `--into alice_`: alice's posts land in alice_posts, never in bob's own posts; the view
+/// reads both; what bob serves leaves the mirror out, and its schema stays bob's own.
+#[test]
+fn a_remote_pulled_into_mirrors_stays_apart_and_is_not_served_onward() {
+    use ddcp::db::MirrorPrefix;
+    use ddcp::sync::Cursor;
+    use ddcp::sync::codec::{decode_message, encode_message};
+    use ddcp::sync::compress::Compression;
+    use ddcp::sync::protocol::{ChangesRequest, Message};
+
+    let alice = peer();
+    let mut bob = peer();
+    alice
+        .db
+        .connection()
+        .execute_batch("insert into posts values (1, 'alice', 'hers', null)")
+        .unwrap();
+    bob.db
+        .connection()
+        .execute_batch("insert into posts values (1, 'bob', 'his', null)")
+        .unwrap();
+    let into: MirrorPrefix = "alice_".parse().unwrap();
+    let accepts = AcceptPolicy {
+        into: Some(into),
+        ..AcceptPolicy::default()
+    };
+    let shared_before = bob.db.shared_schema().unwrap();
+    bob.db
+        .add_remote(
+            &"alice".parse().unwrap(),
+            &"VLD0:73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY"
+                .parse()
+                .unwrap(),
+            &accepts,
+            false,
+        )
+        .unwrap();
+    // The pull compares alice's tables with bob's own, as the daemon does.
+    let mut responder = Responder::default();
+    bob.db.align_cursor(alice.site, &accepts).unwrap();
+    let mut puller = Puller::new(
+        bob.site,
+        alice.site,
+        bob.db.own_schema().unwrap().fingerprint(),
+        bob.db.cursor(alice.site).unwrap(),
+        64 << 10,
+    );
+    while !puller.is_up_to_date() {
+        for request in puller.requests() {
+            let answer = responder.respond(&alice.db, &request);
+            if let Received::Page(page) = puller.receive(&answer).unwrap() {
+                bob.db.accept_page(alice.site, *page, &accepts).unwrap();
+            }
+        }
+    }
+    assert_eq!(posts(&bob.db)[&1][1].as_deref(), Some("his"));
+    let mirrored: String = bob
+        .db
+        .connection()
+        .query_row("select body from alice_posts where id = 1", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(mirrored, "hers");
+    let mut statement = bob
+        .db
+        .connection()
+        .prepare("select source, body from ddcp_all_posts order by source")
+        .unwrap();
+    let both: Vec<(String, String)> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        both,
+        [
+            ("alice".into(), "hers".into()),
+            ("local".into(), "his".into())
+        ]
+    );
+    // What bob serves: his own schema, and none of the mirror's rows.
+    assert_eq!(bob.db.shared_schema().unwrap(), shared_before);
+    let request = encode_message(
+        &Message::ChangesRequest(ChangesRequest {
+            asker: SiteId([9; 16]),
+            since: Cursor::START,
+            max_bytes: 1 << 20,
+            schema_fingerprint: shared_before.fingerprint(),
+        }),
+        Compression::None,
+    );
+    let everything = bob.db.unserved_mirrors().unwrap();
+    let answer =
+        Responder::default().respond_within(&bob.db, &request, MAX_PAGE_BUDGET, &everything);
+    let Ok(Message::ChangesPage(page)) = decode_message(&answer) else {
+        panic!("not a page");
+    };
+    assert!(!page.changes.is_empty());
+    assert!(page.changes.iter().all(|change| change.table == "posts"));
+    assert!(page.changes.iter().all(|change| change.site_id == bob.site));
+}

@@ -13,7 +13,7 @@ use crate::db::{AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, Remote, R
 use crate::metrics;
 use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::ChangesPage;
-use crate::sync::serve::{MAX_PAGE_BUDGET, Responder};
+use crate::sync::serve::{MAX_PAGE_BUDGET, Responder, internal_answer};
 use crate::sync::{Cursor, DbVersion, SchemaDesc, SchemaFingerprint, SiteId};
 
 /// How often the database is checked for commits made by other processes: the floor of the
@@ -27,8 +27,11 @@ pub struct LocalState {
     pub site_id: SiteId,
     /// Its newest version.
     pub db_version: DbVersion,
-    /// Its CRR schema's fingerprint.
+    /// The fingerprint of the CRR tables it shares (its own, and mirrors served onward).
     pub schema_fingerprint: SchemaFingerprint,
+    /// The fingerprint of its own CRR tables (mirrors left out): what a remote pulled into
+    /// mirrors must have.
+    pub own_fingerprint: SchemaFingerprint,
 }
 
 /// What the DbActor does.
@@ -43,7 +46,7 @@ pub enum DbMsg {
     ),
     /// The database's state now.
     State(RpcReplyPort<Result<LocalState, DbError>>),
-    /// The database's CRR schema.
+    /// The CRR tables the database shares (see `Db::shared_schema`).
     Schema(RpcReplyPort<Result<SchemaDesc, DbError>>),
     /// Where this database stands in a remote's changes.
     Cursor(SiteId, RpcReplyPort<Result<Cursor, DbError>>),
@@ -155,6 +158,17 @@ impl DbState {
                     return Ok(());
                 }
                 let budget = budget.unwrap_or(MAX_PAGE_BUDGET);
+                // Mirrors not served onward stay out, whoever asks.
+                let filter = match self.db.unserved_mirrors() {
+                    Ok(unserved) if unserved.is_open() => filter,
+                    Ok(unserved) => Arc::new(filter.and(&unserved)),
+                    Err(err) => {
+                        metrics::error("db");
+                        tracing::warn!(target: "ddcp", error = %err, "Cannot answer a peer");
+                        let _ = reply.send(internal_answer());
+                        return Ok(());
+                    }
+                };
                 let answer = self
                     .responder
                     .respond_within(&self.db, &request, budget, &filter);
@@ -171,7 +185,7 @@ impl DbState {
                 let _ = reply.send(read_state(&self.db));
             }
             DbMsg::Schema(reply) => {
-                let _ = reply.send(self.db.schema());
+                let _ = reply.send(self.db.shared_schema());
             }
             DbMsg::Cursor(remote, reply) => {
                 let _ = reply.send(self.db.cursor(remote));
@@ -238,7 +252,8 @@ fn read_state(db: &Db) -> Result<LocalState, DbError> {
     Ok(LocalState {
         site_id: db.site_id()?,
         db_version: db.db_version()?,
-        schema_fingerprint: db.schema()?.fingerprint(),
+        schema_fingerprint: db.shared_schema()?.fingerprint(),
+        own_fingerprint: db.own_schema()?.fingerprint(),
     })
 }
 

@@ -349,10 +349,15 @@ impl Pull<'_> {
 
     async fn new_puller(&self) -> Result<Puller, RemoteError> {
         let cursor = self.db.cursor(self.remote.site_id).await?;
+        // Pulled into mirrors, the remote's tables are compared with this database's own.
+        let fingerprint = match self.link.accept.into {
+            Some(_) => self.local.own_fingerprint,
+            None => self.local.schema_fingerprint,
+        };
         Ok(Puller::new(
             self.local.site_id,
             self.remote.site_id,
-            self.local.schema_fingerprint,
+            fingerprint,
             cursor,
             DEFAULT_PAGE_BYTES,
         ))

@@ -122,8 +122,10 @@ fn create(
 ) -> Result<(), CommandError> {
     let db = super::open_db(config)?;
     db.check_filter(filter)?;
+    // A bundle carries what this database serves: its mirrors only when served onward.
+    let filter = &filter.and(&db.unserved_mirrors()?);
     let site_id = db.site_id()?;
-    let schema = db.schema()?;
+    let schema = db.shared_schema()?;
     let what = BundleContent {
         db: &db,
         site_id,
@@ -483,7 +485,7 @@ fn apply(
                 "The database has CRR tables already: --create-tables makes none");
         }
     }
-    if let Some(difference) = db.schema()?.difference(&reader.header().schema) {
+    if let Some(difference) = db.shared_schema()?.difference(&reader.header().schema) {
         return Err(CommandError::SchemaMismatch(difference));
     }
     let mut applier = db.begin_apply()?;

@@ -141,7 +141,7 @@ async fn clone(
     let identity = create_record_identity(node).await?;
     identity.save(&config.state_dir)?;
     db.bind_record(&identity.key)?;
-    db.add_remote(&link.name, &link.key, &link.accept)?;
+    db.add_remote(&link.name, &link.key, &link.accept, false)?;
     let (db, stopped) = super::pull::db_actor(db).await?;
     let mut bar = ProgressLine::new(link.name.as_str());
     let pulled = pull_remote(network, &db, me, link, Some(view), &mut |progress| {

@@ -7,7 +7,7 @@ use super::filter_args::filter_json;
 use super::output::{print_json, print_line};
 use crate::cli::{FilterArgs, RemoteCommand};
 use crate::config::Config;
-use crate::db::{AcceptPolicy, Db, FilterJson, RemoteName};
+use crate::db::{AcceptPolicy, Db, FilterJson, MirrorPrefix, RemoteName};
 use crate::sync::RecordKey;
 use crate::sync::authors::AuthorPolicy;
 
@@ -18,15 +18,17 @@ pub fn run(config: &Config, command: RemoteCommand) -> Result<(), CommandError> 
             key,
             authors,
             filter,
+            into,
+            serve_mirrors,
             json,
-        } => add(
-            config,
-            &name,
-            &key,
-            authors.authors.as_deref(),
-            &filter,
-            json,
-        ),
+        } => {
+            let into = match into {
+                Some(prefix) => Some((prefix.parse()?, serve_mirrors)),
+                None => None,
+            };
+            let authors = authors.authors.as_deref();
+            add(config, &name, &key, authors, &filter, into, json)
+        }
         RemoteCommand::Set {
             name,
             authors,
@@ -47,17 +49,23 @@ fn add(
     key: &str,
     authors: Option<&str>,
     filter: &FilterArgs,
+    into: Option<(MirrorPrefix, bool)>,
     json: bool,
 ) -> Result<(), CommandError> {
     // Check the arguments before the database is even opened.
     let name: RemoteName = name.parse()?;
     let key: RecordKey = super::remote_key(key)?;
+    let (into, serve_mirrors) = match into {
+        Some((prefix, serve)) => (Some(prefix), serve),
+        None => (None, false),
+    };
     let accept = AcceptPolicy {
         authors: authors.map_or(Ok(AuthorPolicy::Any), parse_authors)?,
         filter: filter.applied_to(&Default::default())?,
+        into,
     };
     let mut db = super::open_db(config)?;
-    let remote = db.add_remote(&name, &key, &accept)?;
+    let remote = db.add_remote(&name, &key, &accept, serve_mirrors)?;
     db.close()?;
     tracing::info!(target: "ddcp", remote_name = %name, key = %key, authors = %accept.authors,
         filter = %accept.filter, "Added remote");
@@ -69,6 +77,7 @@ fn add(
             added_at: remote.added_at,
             authors: accept.authors.to_string(),
             accepts: filter_json(&accept.filter),
+            into: accept.into.as_ref().map(MirrorPrefix::to_string),
         })?;
     } else {
         print_line(format_args!("added remote {name} ({key})"))?;
@@ -92,6 +101,7 @@ fn set(
     let accept = AcceptPolicy {
         authors: authors.unwrap_or(before.authors.clone()),
         filter: filter.applied_to(&before.filter)?,
+        into: before.into.clone(),
     };
     db.set_remote_accept(&name, &accept)?;
     db.close()?;
@@ -132,6 +142,8 @@ pub struct RemoteJson {
     pub authors: String,
     /// Which tables, columns and rows it may change here; `null` for all.
     pub accepts: Option<FilterJson>,
+    /// The prefix of the mirrors its tables land in; `null` when they land in the tables.
+    pub into: Option<String>,
 }
 
 /// The remotes, their keys without the secret unless `show_secrets`.
@@ -149,6 +161,7 @@ pub fn remotes_json(db: &Db, show_secrets: bool) -> Result<Vec<RemoteJson>, Comm
             added_at: remote.added_at,
             authors: remote.accept.authors.to_string(),
             accepts: filter_json(&remote.accept.filter),
+            into: remote.accept.into.as_ref().map(MirrorPrefix::to_string),
         })
         .collect())
 }
@@ -167,6 +180,9 @@ fn list(config: &Config, json: bool, show_secrets: bool) -> Result<(), CommandEr
             let mut line = format!("{}\t{}", shown.name, shown.key);
             if remote.accept.authors != AuthorPolicy::Any {
                 line.push_str(&format!("\tauthors={}", remote.accept.authors));
+            }
+            if let Some(into) = &remote.accept.into {
+                line.push_str(&format!("\tinto={into}"));
             }
             if !remote.accept.filter.is_open() {
                 line.push_str(&format!("\taccepts: {}", remote.accept.filter));

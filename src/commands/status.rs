@@ -63,7 +63,7 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
         db_file: config.db_file.display().to_string(),
         site_id: db.site_id()?.to_string(),
         db_version: db.db_version()?.0,
-        schema_fingerprint: db.schema()?.fingerprint().to_string(),
+        schema_fingerprint: db.shared_schema()?.fingerprint().to_string(),
         crr_tables: db.crr_tables()?,
         access: access.access.as_str(),
         members: access.members.len(),

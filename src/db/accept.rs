@@ -8,7 +8,7 @@
 //! them). So a remote allowed `owner = 'bob'` can change bob's rows, cannot change another's,
 //! cannot hand a row over to bob, and cannot create a row that is not bob's. A deletion is
 //! checked against the row as it is here. Each part of a transaction cut into parts is
-//! checked on its own.
+//! checked on its own. A remote pulled `--into` mirrors is checked against the mirror's row.
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,18 +16,21 @@ use rusqlite::Connection;
 
 use super::DbError;
 use super::changes::ApplyOutcome;
+use super::mirrors::MirrorPrefix;
 use super::rows::{row_matches, would_match};
 use crate::sync::authors::AuthorPolicy;
 use crate::sync::filter::{ChangeFilter, RowPredicate, SENTINEL_CID};
 use crate::sync::{Change, SiteId};
 
-/// Everything a remote may bring.
+/// Everything a remote may bring, and where it lands.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AcceptPolicy {
     /// Whose changes.
     pub authors: AuthorPolicy,
-    /// To which tables, columns and rows.
+    /// To which tables, columns and rows (named as the remote names them).
     pub filter: ChangeFilter,
+    /// Its tables land in these mirrors rather than in this database's own (`--into`).
+    pub into: Option<MirrorPrefix>,
 }
 
 impl AcceptPolicy {
@@ -35,12 +38,15 @@ impl AcceptPolicy {
     /// under one policy starts over under another (see `Db::align_cursor`). Just the authors
     /// when there is no filter, as stored before filters existed.
     pub fn stored_form(&self) -> String {
+        let mut form = self.authors.to_string();
         let filter = super::filters::stored_filter(&self.filter);
-        if filter.is_empty() {
-            self.authors.to_string()
-        } else {
-            format!("{}\n{filter}", self.authors)
+        if !filter.is_empty() {
+            form.push_str(&format!("\n{filter}"));
         }
+        if let Some(into) = &self.into {
+            form.push_str(&format!("\ninto {into}"));
+        }
+        form
     }
 }
 
@@ -70,6 +76,12 @@ pub(super) fn keep_accepted(
     };
     changes.retain(admits);
     rows.retain(admits);
+    if let Some(into) = &policy.into {
+        // Past the filter, which names the remote's tables: here they are mirrors.
+        for change in changes.iter_mut().chain(rows.iter_mut()) {
+            change.table = into.mirror_of(&change.table);
+        }
+    }
     if let Some(predicate) = &policy.filter.rows {
         let refused = refused_rows(conn, predicate, changes.iter().chain(rows.iter()))?;
         if !refused.is_empty() {

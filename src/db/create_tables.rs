@@ -51,7 +51,7 @@ fn column_sql(table: &str, column: &ColumnDesc) -> Result<String, DbError> {
     Ok(sql)
 }
 
-fn table_sql(table: &TableDesc) -> Result<String, DbError> {
+pub(super) fn table_sql(table: &TableDesc) -> Result<String, DbError> {
     let lower = table.name.to_ascii_lowercase();
     if ["sqlite_", "crsql_", "ddcp_"]
         .iter()

@@ -176,6 +176,17 @@ impl Db {
         mut page: ChangesPage,
         policy: &AcceptPolicy,
     ) -> Result<AcceptOutcome, DbError> {
+        if let Some(into) = &policy.into {
+            // Mirrors of tables made since the remote was added: made before the apply
+            // begins, so that its checks know them.
+            let tables: std::collections::BTreeSet<&str> = page
+                .changes
+                .iter()
+                .chain(&page.rows)
+                .map(|change| change.table.as_str())
+                .collect();
+            self.ensure_mirrors(into, &tables.into_iter().collect::<Vec<_>>())?;
+        }
         let mut applier = self.begin_apply()?;
         let stored = read_cursor(applier.conn(), remote)?;
         if stored != page.since {

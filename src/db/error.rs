@@ -68,6 +68,12 @@ pub enum DbError {
     StoredMember,
     #[error("a change's row key is malformed: {0}")]
     BadRowKey(String),
+    #[error(
+        "invalid --into prefix {0:?}: use letters, digits and '_', starting with a letter (e.g. alice_), at most 32, not sqlite_, crsql or ddcp_"
+    )]
+    BadMirrorPrefix(String),
+    #[error("--into {prefix}: the name is taken by {by}")]
+    MirrorPrefixTaken { prefix: String, by: String },
     #[error(transparent)]
     BadFilter(#[from] BadFilter),
     #[error("remote {name:?} has an invalid key in the database: {reason}")]

@@ -12,6 +12,7 @@ mod filters;
 mod history;
 mod members;
 mod migrations;
+mod mirrors;
 mod remotes;
 mod rows;
 mod schema;
@@ -32,6 +33,7 @@ pub use filters::{FilterJson, read_stored_filter, stored_filter};
 pub use history::{AuthorHeld, RemotePulls};
 pub use members::{Access, AccessState, Member, MemberName};
 pub use migrations::METADATA_VERSION;
+pub use mirrors::{Mirror, MirrorPrefix};
 pub use remotes::{Remote, RemoteName};
 
 use crate::sync::{DbVersion, SiteId};

@@ -7,6 +7,7 @@ use rusqlite::OptionalExtension;
 
 use super::accept::AcceptPolicy;
 use super::filters::{read_stored_filter, stored_filter};
+use super::mirrors::{MirrorPrefix, add_mirror};
 use super::{Db, DbError};
 use crate::sync::RecordKey;
 
@@ -66,11 +67,14 @@ pub struct Remote {
 
 impl Db {
     /// Adds a remote. A name or a record already present is refused and nothing is written.
+    /// A remote pulled into mirrors (`accept.into`) gets them made now, with their views;
+    /// `serve_mirrors` serves them onward.
     pub fn add_remote(
         &mut self,
         name: &RemoteName,
         key: &RecordKey,
         accept: &AcceptPolicy,
+        serve_mirrors: bool,
     ) -> Result<Remote, DbError> {
         self.check_filter(&accept.filter)?;
         let tx = self.conn_mut().transaction()?;
@@ -97,16 +101,21 @@ impl Db {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs() as i64);
         tx.execute(
-            "insert into ddcp_remotes (name, record_key, added_at, authors, accept_filter)
-             values (?1, ?2, ?3, ?4, ?5)",
+            "insert into ddcp_remotes (name, record_key, added_at, authors, accept_filter,
+               into_prefix)
+             values (?1, ?2, ?3, ?4, ?5, ?6)",
             (
                 name.as_str(),
                 key.reveal().to_string(),
                 added_at,
                 accept.authors.to_string(),
                 stored_filter(&accept.filter),
+                accept.into.as_ref().map(MirrorPrefix::as_str),
             ),
         )?;
+        if let Some(into) = &accept.into {
+            add_mirror(&tx, into, name.as_str(), serve_mirrors)?;
+        }
         tx.commit()?;
         Ok(Remote {
             name: name.clone(),
@@ -124,9 +133,9 @@ impl Db {
             .ok_or_else(|| DbError::NoSuchRemote(name.to_string()))
     }
 
-    /// Changes what a remote may bring, after checking its filter against this database.
-    /// (The next pull of the remote starts over whenever its policy changed: see
-    /// [`Db::align_cursor`].)
+    /// Changes what a remote may bring, after checking its filter against this database (where
+    /// it lands, `accept.into`, stays as it was added). (The next pull of the remote starts
+    /// over whenever its policy changed: see [`Db::align_cursor`].)
     pub fn set_remote_accept(
         &mut self,
         name: &RemoteName,
@@ -166,8 +175,8 @@ impl Db {
 
 fn read_remotes(conn: &rusqlite::Connection) -> Result<Vec<Remote>, DbError> {
     let mut statement = conn.prepare(
-        "select name, record_key, added_at, authors, accept_filter from ddcp_remotes
-             order by name",
+        "select name, record_key, added_at, authors, accept_filter, into_prefix
+         from ddcp_remotes order by name",
     )?;
     let rows = statement.query_map([], |row| {
         Ok((
@@ -176,11 +185,12 @@ fn read_remotes(conn: &rusqlite::Connection) -> Result<Vec<Remote>, DbError> {
             row.get::<_, i64>(2)?,
             row.get::<_, String>(3)?,
             row.get::<_, String>(4)?,
+            row.get::<_, Option<String>>(5)?,
         ))
     })?;
     let mut remotes = Vec::new();
     for row in rows {
-        let (name, key, added_at, authors, filter) = row?;
+        let (name, key, added_at, authors, filter, into) = row?;
         let key = key.parse().map_err(|reason| DbError::StoredKey {
             name: name.clone(),
             reason,
@@ -189,12 +199,20 @@ fn read_remotes(conn: &rusqlite::Connection) -> Result<Vec<Remote>, DbError> {
             .parse()
             .map_err(|_| DbError::CorruptMetadata(format!("remote {name:?}'s authors")))?;
         let filter = read_stored_filter(&filter, &format!("remote {name:?}"))?;
+        let into = into
+            .map(|prefix| prefix.parse())
+            .transpose()
+            .map_err(|_| DbError::CorruptMetadata(format!("remote {name:?}'s --into")))?;
         let name = name.parse()?;
         remotes.push(Remote {
             name,
             key,
             added_at,
-            accept: AcceptPolicy { authors, filter },
+            accept: AcceptPolicy {
+                authors,
+                filter,
+                into,
+            },
         });
     }
     Ok(remotes)
@@ -231,14 +249,14 @@ mod tests {
         let alice: RemoteName = "alice".parse().unwrap();
         let key: RecordKey = KEY.parse().unwrap();
         let any = AcceptPolicy::default();
-        db.add_remote(&alice, &key, &any).unwrap();
+        db.add_remote(&alice, &key, &any, false).unwrap();
         assert!(matches!(
-            db.add_remote(&alice, &key, &any),
+            db.add_remote(&alice, &key, &any, false),
             Err(DbError::RemoteExists(_))
         ));
         let with_secret: RecordKey = format!("{KEY}:{}", &KEY[5..]).parse().unwrap();
         assert!(matches!(
-            db.add_remote(&"bob".parse().unwrap(), &with_secret, &any),
+            db.add_remote(&"bob".parse().unwrap(), &with_secret, &any, false),
             Err(DbError::RemoteKeyExists { .. })
         ));
         let remotes = db.remotes().unwrap();
@@ -263,7 +281,7 @@ mod tests {
             .unwrap();
         let alice: RemoteName = "alice".parse().unwrap();
         let key: RecordKey = KEY.parse().unwrap();
-        db.add_remote(&alice, &key, &accepting(AuthorPolicy::Direct))
+        db.add_remote(&alice, &key, &accepting(AuthorPolicy::Direct), false)
             .unwrap();
         assert_eq!(
             db.remote(&alice).unwrap().accept.authors,
@@ -279,6 +297,7 @@ mod tests {
             filter: ChangeFilter::default()
                 .with_flags(&flags("owner = 'alice'"))
                 .unwrap(),
+            into: None,
         };
         db.set_remote_accept(&alice, &filtered).unwrap();
         assert_eq!(db.remote(&alice).unwrap().accept, filtered);

@@ -24,7 +24,8 @@ impl ChangeSource for Db {
     }
 
     fn schema(&self) -> Result<SchemaDesc, SourceError> {
-        Db::schema(self).map_err(source_error)
+        // What peers compare and receive: the tables this database shares.
+        Db::shared_schema(self).map_err(source_error)
     }
 
     fn visit_changes(

@@ -114,6 +114,9 @@ pub struct ChangeFilter {
     pub exclude_columns: BTreeSet<ColumnRef>,
     /// Only rows for which this holds.
     pub rows: Option<RowPredicate>,
+    /// Never tables whose names start with one of these: another database's content kept
+    /// here (ddcp's mirrors), not served onward. Set by the database, never by flags.
+    pub hidden_prefixes: BTreeSet<String>,
 }
 
 /// Why a filter is refused. Meant for the user who typed it.
@@ -231,6 +234,7 @@ impl ChangeFilter {
             exclude_tables: exclude_tables.into_iter().collect(),
             exclude_columns: columns(&exclude_columns.join(","))?,
             rows: rows.as_deref().map(predicate).transpose()?.flatten(),
+            hidden_prefixes: BTreeSet::new(),
         })
     }
 
@@ -243,6 +247,10 @@ impl ChangeFilter {
     pub fn admits_table(&self, table: &str) -> bool {
         self.tables.as_ref().is_none_or(|only| only.contains(table))
             && !self.exclude_tables.contains(table)
+            && !self
+                .hidden_prefixes
+                .iter()
+                .any(|prefix| table.starts_with(prefix.as_str()))
     }
 
     /// Whether the cell `cid` of a row of `table` may pass, whatever the row (a row's
@@ -289,6 +297,7 @@ impl ChangeFilter {
             exclude_tables: &self.exclude_tables | &other.exclude_tables,
             exclude_columns: &self.exclude_columns | &other.exclude_columns,
             rows,
+            hidden_prefixes: &self.hidden_prefixes | &other.hidden_prefixes,
         }
     }
 
@@ -371,6 +380,10 @@ impl fmt::Display for ChangeFilter {
         }
         if let Some(rows) = &self.rows {
             parts.push(format!("where=({})", rows.0));
+        }
+        if !self.hidden_prefixes.is_empty() {
+            let prefixes = list(&mut self.hidden_prefixes.iter().map(|p| format!("{p}*")));
+            parts.push(format!("not-served={prefixes}"));
         }
         f.write_str(&parts.join(" "))
     }

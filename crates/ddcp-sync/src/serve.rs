@@ -28,6 +28,13 @@ pub struct SourceError(pub String);
 /// What an asker is told when the database fails: nothing about this machine.
 pub const INTERNAL_REASON: &str = "the database could not answer; ask again later";
 
+/// The answer to a request when the database failed before a responder could run: the asker
+/// is told only [`INTERNAL_REASON`].
+pub fn internal_answer() -> Vec<u8> {
+    let error = ProtocolError::new(ErrorCode::Internal, INTERNAL_REASON);
+    encode_message(&Message::Error(error), Compression::None)
+}
+
 /// The answer to any request while this database answers as many as it will at once: the
 /// asker waits a moment and asks again.
 pub fn too_busy_answer() -> Vec<u8> {
