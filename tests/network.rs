@@ -1198,7 +1198,8 @@ const POSTS: &str = "create table posts (id text primary key not null, owner tex
 /// decoded from what alice sends him. bob may read the posts he owns: his gets his post, then
 /// alice's post whole once she hands it to him. alice accepts from bob changes to posts he
 /// owns only: his edit of his post lands, his new bookmark and his forged post do not
-/// (counted in her status).
+/// (counted in her status). erin pulls alice `--into alice_`: alice's rows land in mirrors,
+/// never in erin's own tables, and the view shows both.
 #[test]
 fn filters_limit_what_each_member_reads_and_what_a_remote_may_change() {
     if !inside_private_network("filters_limit_what_each_member_reads_and_what_a_remote_may_change")
@@ -1216,13 +1217,16 @@ fn filters_limit_what_each_member_reads_and_what_a_remote_may_change() {
     let net = TestNet::start();
     let mut alice = Peer::new(&net, "alice", 5);
     let mut bob = Peer::new(&net, "bob", 6);
+    let mut erin = Peer::new(&net, "erin", 7);
     let mut dave = Peer::new(&net, "dave", 8);
-    for peer in [&alice, &bob, &dave] {
+    for peer in [&alice, &bob, &erin, &dave] {
         peer.sql(POSTS);
     }
     alice.run(&["access", "private"]).ok();
     let bob_id = bob.run(&["id"]).ok().trim().to_string();
     let dave_id = dave.run(&["id"]).ok().trim().to_string();
+    let erin_id = erin.run(&["id"]).ok().trim().to_string();
+    alice.run(&["member", "add", "erin", &erin_id]).ok();
     // A filter that names what is not there is refused with one line, nothing stored.
     alice
         .run(&["member", "add", "bob", &bob_id, "--where", "author = 'bob'"])
@@ -1246,6 +1250,7 @@ fn filters_limit_what_each_member_reads_and_what_a_remote_may_change() {
         members[1]["reads"],
         serde_json::json!({"tables": ["bookmarks"]})
     );
+    assert_eq!(members[2]["reads"], serde_json::Value::Null);
     alice.sql(
         "insert into bookmarks (id, url) values ('a1', 'https://a/1');
          insert into tags values ('a1', 'secret-tag');
@@ -1255,6 +1260,9 @@ fn filters_limit_what_each_member_reads_and_what_a_remote_may_change() {
     let alice_key = alice.key();
     bob.run(&["remote", "add", "alice", &alice_key]).ok();
     dave.run(&["remote", "add", "alice", &alice_key]).ok();
+    erin.sql("insert into bookmarks (id, url) values ('e1', 'https://e/1')");
+    erin.run(&["remote", "add", "alice", &alice_key, "--into", "alice_"])
+        .ok();
     alice
         .run(&[
             "remote",
@@ -1270,6 +1278,25 @@ fn filters_limit_what_each_member_reads_and_what_a_remote_may_change() {
     alice.serve();
     bob.serve();
     dave.serve();
+    erin.serve();
+
+    // erin keeps alice's rows apart, and reads both through the view.
+    erin.wait_for(
+        "select count(*) from alice_bookmarks where id = 'a1'",
+        "1",
+        ARRIVAL,
+    );
+    assert_eq!(erin.sql("select id from bookmarks").trim(), "e1");
+    assert_eq!(
+        erin.sql("select source || ' ' || id from ddcp_all_bookmarks order by id"),
+        "alice a1\nlocal e1\n"
+    );
+    assert!(
+        erin.run(&["remote", "list"])
+            .ok()
+            .ends_with("\tinto=alice_\n"),
+        "the mirror prefix is listed"
+    );
 
     dave.wait_for("select count(*) from bookmarks", "1", ARRIVAL);
     assert_eq!(dave.sql("select count(*) from tags").trim(), "0");
@@ -1394,4 +1421,5 @@ fn filters_limit_what_each_member_reads_and_what_a_remote_may_change() {
     alice.stop();
     bob.stop();
     dave.stop();
+    erin.stop();
 }
