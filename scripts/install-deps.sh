@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ddcp's build and tests need, when they are missing:
 # clang + libclang-dev (bindgen, for cr-sqlite), capnproto (capnpc for schema/), make, binutils,
-# iproute2 + util-linux (network namespaces for the Veilid tests).
+# iproute2 + util-linux (network namespaces for the Veilid tests), prometheus (promtool for the
+# deploy kit's checks, and a real Prometheus in the metrics network test).
 set -euo pipefail
 need=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
@@ -14,11 +15,13 @@ have_cmd ip || need+=(iproute2)
 have_cmd unshare || need+=(util-linux)
 have_cmd script || need+=(bsdutils)
 have_cmd npm || need+=(npm)
+have_cmd promtool || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO=sudo
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq >/dev/null
-  $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  # --no-install-recommends: prometheus would bring node exporters and alertmanager.
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi

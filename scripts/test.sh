@@ -17,6 +17,11 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "the deploy kit: Prometheus config and alert rules (promtool), rule unit tests"
+promtool check config deploy/prometheus.yml
+promtool check rules deploy/ddcp-alerts.yml
+promtool test rules deploy/ddcp-alerts.test.yml
+
 step "tests (unit, property, CLI, protocol, network; benches in smoke mode)"
 # The network tests run examples/garbage_peer as a hostile peer: build it where they look.
 cargo build --examples --quiet

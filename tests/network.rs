@@ -612,6 +612,8 @@ fn metrics_move_with_replication_and_parse_as_prometheus_text() {
     a.sql("insert into bookmarks (id, url) values ('a1', 'https://a/1')");
     a.serve_with(&["--metrics-addr", "127.0.0.1:9101"]);
     b.serve_with(&["--metrics-addr", "127.0.0.1:9102"]);
+    // A real Prometheus (Debian's) scrapes both, with the deploy kit's alert rules loaded.
+    let prometheus = Prometheus::start(&[9101, 9102]);
     b.wait_for("select count(*) from bookmarks", "1", ARRIVAL);
 
     let applied = |text: &str| sample(text, r#"ddcp_changes_applied_total{remote="a"}"#);
@@ -647,8 +649,161 @@ fn metrics_move_with_replication_and_parse_as_prometheus_text() {
     for text in [&before, &after, &served] {
         assert_prometheus_text(text);
     }
+
+    // Prometheus's view: both targets up, the rules loaded, and b's lag in its TSDB rising
+    // and falling back to 0. b is held behind by a write lock on its database (as a long
+    // transaction of an application's would), while a writes a3.
+    let lock = rusqlite::Connection::open(b.site.db_file()).unwrap();
+    lock.execute_batch("begin immediate").unwrap();
+    a.sql("insert into bookmarks (id, url) values ('a3', 'https://a/3')");
+    let lag = r#"ddcp_remote_lag_versions{remote="a"}"#;
+    common::private_net::wait_until(ARRIVAL, "Prometheus to see b behind", || {
+        let values = prometheus.samples(&format!("{lag}[2m]"));
+        values.iter().any(|value| *value > 0.0).then_some(())
+    });
+    lock.execute_batch("rollback").unwrap();
+    drop(lock);
+    b.wait_for("select count(*) from bookmarks", "3", ARRIVAL);
+    common::private_net::wait_until(ARRIVAL, "Prometheus to see both targets up", || {
+        let targets = prometheus.get("/api/v1/targets");
+        (targets.matches(r#""health":"up""#).count() == 2).then_some(())
+    });
+    let rules = prometheus.get("/api/v1/rules");
+    for alert in [
+        "DdcpRemoteLagging",
+        "DdcpRemoteRestarting",
+        "DdcpVeilidNotReady",
+        "DdcpPolling",
+    ] {
+        assert!(rules.contains(alert), "{rules}");
+    }
+    let history =
+        common::private_net::wait_until(ARRIVAL, "Prometheus to see b's lag at 0", || {
+            // Every sample of the last two minutes, oldest first.
+            let values = prometheus.samples(&format!("{lag}[2m]"));
+            (values.last() == Some(&0.0)).then_some(values)
+        });
+    let highest = history.iter().cloned().fold(0.0, f64::max);
+    assert!(highest > 0.0, "{history:?}");
+    println!(
+        "b's lag as Prometheus saw it: {} samples, highest {highest}, now 0",
+        history.len()
+    );
+    drop(prometheus);
     a.stop();
     b.stop();
+}
+
+/// Debian's Prometheus, scraping ddcp's metrics on loopback every 500 ms, with the deploy
+/// kit's alert rules; stopped when dropped.
+struct Prometheus {
+    process: std::process::Child,
+    _dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Prometheus {
+    fn start(metrics_ports: &[u16]) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let targets: Vec<String> = metrics_ports
+            .iter()
+            .map(|port| format!("\"127.0.0.1:{port}\""))
+            .collect();
+        std::fs::write(
+            dir.path().join("prometheus.yml"),
+            format!(
+                "global: {{scrape_interval: 500ms, evaluation_interval: 1s}}
+scrape_configs:
+  - job_name: ddcp
+    static_configs: [{{targets: [{}]}}]
+rule_files: [ddcp-alerts.yml]
+",
+                targets.join(", ")
+            ),
+        )
+        .unwrap();
+        let alerts =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/ddcp-alerts.yml");
+        std::fs::copy(alerts, dir.path().join("ddcp-alerts.yml")).unwrap();
+        let port = 9190;
+        let process = std::process::Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("Debian's prometheus package (scripts/install-deps.sh installs it)");
+        let prometheus = Prometheus {
+            process,
+            _dir: dir,
+            port,
+        };
+        common::private_net::wait_until(Duration::from_secs(60), "Prometheus to start", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        prometheus
+    }
+
+    /// GET `path` from its HTTP API: the body.
+    fn get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+        body.to_string()
+    }
+
+    /// The samples a PromQL range selector gives now, oldest first (one series at most).
+    fn samples(&self, selector: &str) -> Vec<f64> {
+        let query: String = selector
+            .bytes()
+            .map(|byte| match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => {
+                    (byte as char).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        let body = self.get(&format!("/api/v1/query?query={query}"));
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["status"], "success", "{body}");
+        json["data"]["result"]
+            .as_array()
+            .and_then(|series| series.first())
+            .and_then(|series| series["values"].as_array())
+            .map(|values| {
+                values
+                    .iter()
+                    .map(|pair| pair[1].as_str().unwrap().parse().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
 }
 
 /// GET /metrics from 127.0.0.1:`port`: the body.
