@@ -106,6 +106,9 @@ pub enum Command {
     Status(JsonFlag),
     /// What this database holds from whom: its changes by author, and each remote's pulls.
     Log(LogArgs),
+    /// Stream every change the database gets (local commits, pulls, bundles) until Ctrl-C:
+    /// through a running `ddcp serve`, or on its own.
+    Watch(WatchArgs),
     /// Move changes by file, for peers without a network between them.
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -154,6 +157,25 @@ pub struct ShareArgs {
     pub filter: FilterArgs,
 
     /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example: ddcp watch --tables bookmarks --since 42 --json   (resume: --since the last db_version you processed whole)"
+)]
+pub struct WatchArgs {
+    /// Only changes of these tables (comma-separated).
+    #[arg(long, value_name = "T,...")]
+    pub tables: Option<String>,
+
+    /// Start after this db_version of this database (0: everything it holds); without it, only
+    /// changes from now on.
+    #[arg(long, value_name = "DB_VERSION", value_parser = clap::value_parser!(i64).range(0..))]
+    pub since: Option<i64>,
+
+    /// One JSON object per change, per line.
     #[arg(long)]
     pub json: bool,
 }

@@ -1224,3 +1224,52 @@ fn filters_are_checked_shown_and_shape_bundles() {
         ])
         .fails_with("nothing passes the filter");
 }
+
+/// `ddcp watch` with no serve running: from `--since 0` everything the database holds, then
+/// what comes (a local commit, a bundle), each saying where it came from; an unknown table is
+/// refused with one line.
+#[test]
+fn watch_alone_streams_what_the_database_gets() {
+    use std::io::BufRead;
+    let alice = Site::with_bookmarks();
+    alice
+        .run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
+        .ok();
+    let bundle = alice.path("alice.bundle");
+    let bundle = bundle.to_str().unwrap();
+    alice.run(&["bundle", "create", bundle]).ok();
+    let alice_site: serde_json::Value =
+        serde_json::from_str(alice.run(&["status", "--json"]).ok()).unwrap();
+    let bob = Site::with_bookmarks();
+    bob.run(&["watch", "--tables", "nope"])
+        .fails_with("no CRR table named \"nope\" here");
+    bob.sql("insert into tags values ('b1', 'mine')");
+    let mut watch = bob
+        .command(&["watch", "--since", "0", "--json", "--tables", "tags"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut next =
+        || -> serde_json::Value { serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap() };
+    let mine = next();
+    assert_eq!(
+        mine["key"],
+        serde_json::json!({"bookmark_id": "b1", "tag": "mine"})
+    );
+    assert_eq!(
+        (mine["source"].as_str(), mine["column"].is_null()),
+        (Some("local"), true)
+    );
+    bob.run(&["bundle", "apply", bundle]).ok();
+    let from_bundle: Vec<serde_json::Value> = (0..4).map(|_| next()).collect();
+    let source = format!("bundle:{}", alice_site["site_id"].as_str().unwrap());
+    for change in &from_bundle {
+        assert_eq!(change["table"], "tags", "{change}");
+        assert_eq!(change["source"], source.as_str(), "{change}");
+        assert!(change["db_version"].as_i64() > mine["db_version"].as_i64());
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+}

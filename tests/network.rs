@@ -526,6 +526,35 @@ fn a_running_serve_takes_remote_changes_pulls_and_status_through_its_control_soc
     b.run(&["pull", "nobody"])
         .fails_with("no remote named \"nobody\"");
 
+    // The change feed through the daemon: a remote's change and a local one as they come;
+    // then, resumed after the last version seen, exactly what came meanwhile.
+    let mut watch = Watch::start(&b, &["--json"]);
+    a.sql("insert into bookmarks (id, url) values ('a3', 'https://a/3')");
+    let pulled = watch.next_where(|c| c["key"]["id"] == "a3" && c["column"] == "url");
+    assert_eq!(pulled["source"], "remote:a", "{pulled}");
+    assert_eq!(pulled["value"], "https://a/3", "{pulled}");
+    b.sql("insert into bookmarks (id, url) values ('b1', 'https://b/1')");
+    let local = watch.next_where(|c| c["key"]["id"] == "b1" && c["column"] == "url");
+    assert_eq!(local["source"], "local", "{local}");
+    let seen = local["db_version"].as_i64().unwrap();
+    drop(watch);
+    a.sql("insert into bookmarks (id, url) values ('a4', 'https://a/4')");
+    b.wait_for(
+        "select count(*) from bookmarks where id = 'a4'",
+        "1",
+        ARRIVAL,
+    );
+    let mut resumed = Watch::start(&b, &["--json", "--since", &seen.to_string()]);
+    let missed = resumed.next_where(|c| c["key"]["id"] == "a4" && c["column"] == "url");
+    assert_eq!(missed["source"], "remote:a", "{missed}");
+    for change in &resumed.seen {
+        assert!(
+            change["db_version"].as_i64().unwrap() > seen,
+            "doubled: {change}"
+        );
+    }
+    drop(resumed);
+
     // Removed while serving: its actor stops.
     b.run(&["remote", "remove", "a"]).ok();
     let status: serde_json::Value =
@@ -555,6 +584,66 @@ fn a_running_serve_takes_remote_changes_pulls_and_status_through_its_control_soc
     });
     a.stop();
     b.stop();
+}
+
+/// `ddcp watch` running against a peer: its JSON lines as they come.
+struct Watch {
+    process: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every change read so far.
+    seen: Vec<serde_json::Value>,
+}
+
+impl Watch {
+    fn start(peer: &Peer, options: &[&str]) -> Watch {
+        let mut process = peer
+            .command(&[&["watch"], options].concat())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = process.stdout.take().unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Watch {
+            process,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first change from now on for which `wanted` holds.
+    fn next_where(&mut self, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + ARRIVAL;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .expect("the watch printed nothing in time");
+            let change: serde_json::Value = serde_json::from_str(&line).unwrap();
+            self.seen.push(change.clone());
+            if wanted(&change) {
+                return change;
+            }
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
 }
 
 /// Runs `ddcp status` as user nobody against `peer`'s state dir, with the state dir and the

@@ -10,16 +10,18 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::remote::RemoteMsg;
 use super::supervisor::SupervisorMsg;
+use super::watch::{FeedSource, MAX_WATCHES, stream_changes};
 use crate::control::frame::{read_message, write_message};
 use crate::control::{
     ControlError, ControlRequest, ControlResponse, PullOutcome, QUESTION_DEADLINE, socket_path,
 };
+use crate::sync::DbVersion;
 
 /// Connections answered at once; more wait in the socket's backlog.
 const MAX_CONNECTIONS: usize = 16;
@@ -40,6 +42,20 @@ pub struct ControlArgs {
     pub state_dir: PathBuf,
     /// Knows the remotes.
     pub supervisor: ActorRef<SupervisorMsg>,
+    /// Where watches read the changes from.
+    pub feed: FeedSource,
+    /// The database's newest version, as the DbActor reports it: wakes watches.
+    pub versions: watch::Receiver<DbVersion>,
+}
+
+/// What a connection may need: the supervisor, and what a watch reads.
+#[derive(Clone)]
+struct Answering {
+    owner: u32,
+    supervisor: ActorRef<SupervisorMsg>,
+    feed: FeedSource,
+    versions: watch::Receiver<DbVersion>,
+    watches: Arc<Semaphore>,
 }
 
 /// Its state: the socket, to remove at the end, and the task accepting connections.
@@ -76,12 +92,17 @@ impl Actor for ControlActor {
         let listener = UnixListener::bind(&path)?;
         // Owner only, on top of the state dir's 0700; every connection's uid is checked too.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        let owner = std::fs::metadata(&path)?.uid();
-        let supervisor = args.supervisor;
+        let answering = Answering {
+            owner: std::fs::metadata(&path)?.uid(),
+            supervisor: args.supervisor,
+            feed: args.feed,
+            versions: args.versions,
+            watches: Arc::new(Semaphore::new(MAX_WATCHES)),
+        };
         let accepting = tokio::spawn(accept_forever(listener, move |stream| {
-            let supervisor = supervisor.clone();
+            let answering = answering.clone();
             async move {
-                if let Err(err) = answer(stream, owner, &supervisor).await {
+                if let Err(err) = answer(stream, answering).await {
                     tracing::debug!(target: "ddcp", error = %err, "Control connection failed");
                 }
             }
@@ -145,15 +166,11 @@ where
     }
 }
 
-/// Answers the one question of a connection. The frames are read and written by the same code
-/// as the CLI's, on a blocking thread.
-async fn answer(
-    stream: UnixStream,
-    owner: u32,
-    supervisor: &ActorRef<SupervisorMsg>,
-) -> std::io::Result<()> {
+/// Answers the one question of a connection (or streams a watch). The frames are read and
+/// written by the same code as the CLI's, on a blocking thread.
+async fn answer(stream: UnixStream, answering: Answering) -> std::io::Result<()> {
     let peer = stream.peer_cred()?.uid();
-    if peer != owner {
+    if peer != answering.owner {
         tracing::warn!(target: "ddcp", uid = peer, "Refused a control connection from another user");
         return Ok(());
     }
@@ -166,7 +183,23 @@ async fn answer(
     })
     .await?;
     let response = match question {
-        Ok(request) => respond(supervisor, request).await,
+        Ok(ControlRequest::Watch { since, tables }) => {
+            match Arc::clone(&answering.watches).try_acquire_owned() {
+                Ok(slot) => {
+                    stream.set_nonblocking(true)?;
+                    let stream = UnixStream::from_std(stream)?;
+                    let feed = answering.feed.clone();
+                    let versions = answering.versions.clone();
+                    let watched = stream_changes(stream, feed, since, tables, versions).await;
+                    drop(slot);
+                    return watched;
+                }
+                Err(_) => ControlResponse::Error(format!(
+                    "{MAX_WATCHES} watches run already: stop one first"
+                )),
+            }
+        }
+        Ok(request) => respond(&answering.supervisor, request).await,
         Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
             ControlResponse::Error(format!("malformed request: {err}"))
         }
@@ -180,6 +213,8 @@ async fn answer(
 async fn respond(supervisor: &ActorRef<SupervisorMsg>, request: ControlRequest) -> ControlResponse {
     let deadline = Instant::now() + request.deadline();
     match request {
+        // Streamed by `answer`, never asked here.
+        ControlRequest::Watch { .. } => ControlResponse::Error("not a question".into()),
         ControlRequest::Status => match ask(supervisor, SupervisorMsg::Health).await {
             Ok(remotes) => ControlResponse::Status(remotes),
             Err(err) => ControlResponse::Error(err),

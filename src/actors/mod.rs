@@ -36,6 +36,7 @@ mod remote_view;
 mod remotes;
 mod restart;
 mod supervisor;
+mod watch;
 
 pub use access::AccessGate;
 pub use db::{DbActor, DbArgs, DbMsg, LocalState};
@@ -46,3 +47,4 @@ pub use pulling::{PullProgress, PullReport, RemoteError, RemoteLink, pull_remote
 pub use remote::{RemoteActor, RemoteMsg};
 pub use remote_view::{RemoteView, Session, open_published, read_status, remote_schema};
 pub use supervisor::{ServeOptions, Supervisor, SupervisorArgs, SupervisorMsg};
+pub use watch::FeedSource;

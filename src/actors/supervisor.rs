@@ -22,6 +22,7 @@ use super::pulling::{PullReport, RemoteLink};
 use super::remote::{RemoteActor, RemoteArgs, RemoteMsg};
 use super::remotes::{RemoteSlots, SlotId};
 use super::restart::Restartable;
+use super::watch::FeedSource;
 use crate::control::RemoteHealth;
 use crate::db::{Db, RemoteName};
 use crate::metrics;
@@ -106,6 +107,8 @@ pub struct SupervisorArgs {
     pub options: ServeOptions,
     /// Where the control socket goes.
     pub state_dir: PathBuf,
+    /// Where `ddcp watch` reads the changes from.
+    pub feed: FeedSource,
     /// Why serving stopped, when a child it cannot do without failed.
     pub fatal: Arc<Mutex<Option<String>>>,
 }
@@ -126,6 +129,8 @@ pub struct SupervisorState {
     route: Option<Vec<u8>>,
     gate: AccessGate,
     me: Arc<MemberKeys>,
+    /// The database's newest version, for the watches of the control socket.
+    versions: tokio::sync::watch::Sender<DbVersion>,
 }
 
 impl Actor for Supervisor {
@@ -169,6 +174,7 @@ impl Actor for Supervisor {
             route: None,
             gate: args.gate,
             me: args.me,
+            versions: tokio::sync::watch::Sender::new(DbVersion(0)),
         };
         for link in args.remotes {
             state.add_remote(link, &myself).await;
@@ -176,6 +182,8 @@ impl Actor for Supervisor {
         let control_args = ControlArgs {
             state_dir: args.state_dir,
             supervisor: myself.clone(),
+            feed: args.feed,
+            versions: state.versions.subscribe(),
         };
         let (control, _) = Actor::spawn_linked(None, ControlActor, control_args, cell).await?;
         state.control = Some(control);
@@ -194,6 +202,7 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             SupervisorMsg::LocalChanged(local) => {
+                state.versions.send_replace(local.db_version);
                 state.local = Some(local.clone());
                 state.tell_publisher(PublisherMsg::Local(local));
             }

@@ -498,6 +498,7 @@ fn apply(
     {
         applier.apply(&changes)?;
     }
+    applier.note_arrival(reader.header().site_id, "bundle")?;
     let outcome = applier.commit()?;
     db.close()?;
     let header = reader.header();

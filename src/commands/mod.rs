@@ -20,6 +20,7 @@ mod shell;
 mod signals;
 mod status;
 mod testnet;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -217,6 +218,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Access(args) => access::run(&config, &args),
         Command::Member(command) => member::run(&config, command),
         Command::Share(args) => share::run(&config, &args),
+        Command::Watch(args) => watch::run(&config, &args),
         Command::Shell(args) => shell::run(&config, &args),
         Command::Remote(command) => remote::run(&config, command),
         Command::Status(flag) => status::run(&config, flag.json),

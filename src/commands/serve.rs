@@ -7,7 +7,7 @@ use ractor::Actor;
 
 use super::signals::stop_requested;
 use super::{CommandError, block_on};
-use crate::actors::{AccessGate, RemoteLink, ServeOptions, Supervisor, SupervisorArgs};
+use crate::actors::{AccessGate, FeedSource, RemoteLink, ServeOptions, Supervisor, SupervisorArgs};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::control::ControlError;
@@ -62,6 +62,10 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
             me: Arc::new(me),
             options,
             state_dir: config.state_dir.clone(),
+            feed: FeedSource {
+                db_file: config.db_file.clone(),
+                extension: config.extension.clone(),
+            },
             fatal: fatal.clone(),
         };
         let (supervisor, mut handle) = Actor::spawn(None, Supervisor, supervisor_args)

@@ -24,6 +24,33 @@ pub fn connect(state_dir: &Path) -> Result<Option<UnixStream>, ControlError> {
     }
 }
 
+/// Runs a watch: sends `request` (a [`ControlRequest::Watch`]) and hands every message to
+/// `each` (the first is [`ControlResponse::Watching`]), until the daemon ends it or `each` fails.
+pub fn watch(
+    stream: &mut UnixStream,
+    request: &ControlRequest,
+    mut each: impl FnMut(ControlResponse) -> Result<(), ControlError>,
+) -> Result<(), ControlError> {
+    let io = |source| ControlError::Io {
+        path: PathBuf::from(super::SOCKET_FILE),
+        source,
+    };
+    stream.set_write_timeout(Some(REPLY_MARGIN)).map_err(io)?;
+    write_message(stream, request).map_err(io)?;
+    // A watch waits as long as nothing changes.
+    stream.set_read_timeout(None).map_err(io)?;
+    loop {
+        let message = read_message(stream).map_err(|err| match err.kind() {
+            std::io::ErrorKind::InvalidData => ControlError::Malformed(err.to_string()),
+            _ => io(err),
+        })?;
+        match message {
+            ControlResponse::Error(message) => return Err(ControlError::Daemon(message)),
+            other => each(other)?,
+        }
+    }
+}
+
 /// Sends `request` and waits for the answer: the request's deadline, and a margin.
 pub fn ask(
     stream: &mut UnixStream,

@@ -6,13 +6,14 @@
 
 mod client;
 pub mod frame;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use client::{ask, connect};
+pub use client::{ask, connect, watch};
 
 /// The socket's file name in the state dir.
 const SOCKET_FILE: &str = "control.sock";
@@ -39,6 +40,14 @@ pub enum ControlRequest {
     Pull(Option<String>),
     /// Each remote's health.
     Status,
+    /// Stream the changes after db_version `since` (after the newest when `None`), of these
+    /// tables (all when empty), until the client goes (`ddcp watch`).
+    Watch {
+        /// Changes after this db_version.
+        since: Option<i64>,
+        /// Only these tables.
+        tables: Vec<String>,
+    },
 }
 
 impl ControlRequest {
@@ -103,7 +112,7 @@ impl RemoteHealth {
 }
 
 /// The daemon's answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ControlResponse {
     /// Done, nothing to report.
@@ -112,6 +121,13 @@ pub enum ControlResponse {
     Pulled(Vec<PullOutcome>),
     /// Each remote's health.
     Status(Vec<RemoteHealth>),
+    /// A watch's first message: the changes after this db_version follow.
+    Watching {
+        /// The db_version the watch starts after.
+        from: i64,
+    },
+    /// Changes, in order: a watch's messages after the first.
+    Changes(Vec<watch::WatchedChange>),
     /// The request failed.
     Error(String),
 }

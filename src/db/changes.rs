@@ -125,10 +125,17 @@ impl Db {
     pub fn begin_apply(&mut self) -> Result<ChangeApplier<'_>, DbError> {
         let validator = ChangeValidator::new(&self.schema()?);
         let conn = self.conn_mut();
-        let db_version_before = db_version(conn)?;
         // IMMEDIATE: take the write lock now rather than fail half way when another process
-        // (an application, `ddcp shell`) writes at the same time.
+        // (an application, `ddcp shell`) writes at the same time. The version is read under
+        // the lock: no other commit can fall between it and this transaction's.
         conn.execute_batch("begin immediate")?;
+        let db_version_before = match db_version(conn) {
+            Ok(version) => version,
+            Err(err) => {
+                let _ = conn.execute_batch("rollback");
+                return Err(err);
+            }
+        };
         Ok(ChangeApplier {
             conn,
             validator,
@@ -250,6 +257,26 @@ impl ChangeApplier<'_> {
             ))?;
         }
         self.offered += changes.len() as u64;
+        Ok(())
+    }
+
+    /// Notes, in the open transaction, that what it merged came from the site `via` (a pull:
+    /// `kind` "pull"; a bundle: "bundle"), for the change feed. cr-sqlite gives merged changes
+    /// their versions as it merges (an incoming version may make the local one jump), so the
+    /// range is read back from the clocks, where only this transaction can have written since
+    /// it began.
+    pub fn note_arrival(&self, via: SiteId, kind: &str) -> Result<(), DbError> {
+        let (first, last): (Option<i64>, Option<i64>) = self.conn.query_row(
+            "select min(db_version), max(db_version) from crsql_changes where db_version > ?1",
+            [self.db_version_before.0],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        if let (Some(first), Some(last)) = (first, last) {
+            self.conn.execute(
+                "insert into ddcp_arrivals (first, last, via, kind) values (?1, ?2, ?3, ?4)",
+                (first, last, &via.0[..], kind),
+            )?;
+        }
         Ok(())
     }
 

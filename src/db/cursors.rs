@@ -210,6 +210,7 @@ impl Db {
             stage(applier.conn(), remote, &page.changes)?;
         }
         write_cursor(applier.conn(), remote, &page.after)?;
+        applier.note_arrival(remote, "pull")?;
         let admitted = (page.changes.len() + page.rows.len()) as u64;
         record_pull(applier.conn(), remote, admitted)?;
         Ok(AcceptOutcome {

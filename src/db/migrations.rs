@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/004_authors.sql"),
     include_str!("migrations/005_pulls.sql"),
     include_str!("migrations/006_filters.sql"),
+    include_str!("migrations/007_arrivals.sql"),
 ];
 
 /// The metadata version this build writes.

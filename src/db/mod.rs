@@ -8,6 +8,7 @@ mod create_tables;
 mod cursors;
 mod error;
 mod extension;
+mod feed;
 mod filters;
 mod history;
 mod members;
@@ -29,6 +30,7 @@ pub use changes::{
 };
 pub use error::{DbError, shown};
 pub use extension::Extension;
+pub use feed::{Arrival, FeedChange};
 pub use filters::{FilterJson, read_stored_filter, stored_filter};
 pub use history::{AuthorHeld, RemotePulls};
 pub use members::{Access, AccessState, Member, MemberName};

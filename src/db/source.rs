@@ -34,7 +34,7 @@ impl ChangeSource for Db {
         except: SiteId,
         visit: &mut dyn FnMut(Change) -> Visit,
     ) -> Result<(), SourceError> {
-        self.visit_changes_after(after, except, visit)
+        self.visit_changes_from(after, Some(except), visit)
             .map_err(source_error)
     }
 
@@ -58,12 +58,16 @@ impl ChangeSource for Db {
 }
 
 impl Db {
-    fn visit_changes_after(
+    /// Offers the changes after `after` (not authored by `except`, when given) in cursor order
+    /// to `visit`, until it answers [`Visit::Stop`].
+    pub(super) fn visit_changes_from(
         &self,
         after: &Cursor,
-        except: SiteId,
+        except: Option<SiteId>,
         visit: &mut dyn FnMut(Change) -> Visit,
     ) -> Result<(), DbError> {
+        // No site has the all-zero id (cr-sqlite's are random): it stands for "nobody".
+        let except = except.unwrap_or(SiteId([0; 16]));
         // Inside a group: the rest of that group first, by the full row key.
         if let Some(key) = &after.within {
             let sql = format!(
