@@ -109,6 +109,11 @@ pub enum Command {
     /// Stream every change the database gets (local commits, pulls, bundles) until Ctrl-C:
     /// through a running `ddcp serve`, or on its own.
     Watch(WatchArgs),
+    /// Write a consistent copy of the database to FILE, even while `ddcp serve` writes to it.
+    Backup(BackupArgs),
+    /// Bring back a lost database from a backup, as the same database (same site id, record
+    /// and keys).
+    Restore(RestoreArgs),
     /// Move changes by file, for peers without a network between them.
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -159,6 +164,38 @@ pub struct ShareArgs {
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example: ddcp backup /backups/app-$(date +%F).db")]
+pub struct BackupArgs {
+    /// The backup file to write (replaced whole when it exists; mode 0600).
+    pub file: PathBuf,
+
+    /// ALSO COPY THIS DATABASE'S SECRET KEYS (its record's owner key and its member identity)
+    /// into the backup: whoever holds the file can then publish as this database. Needed to
+    /// restore on a machine that lost its state dir.
+    #[arg(long)]
+    pub with_identity: bool,
+
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example: ddcp restore /backups/app-2026-11-27.db   (then: ddcp serve)")]
+pub struct RestoreArgs {
+    /// The backup file, as `ddcp backup` wrote it.
+    pub file: PathBuf,
+
+    /// Restore even when another copy of the database may be serving (or it cannot be
+    /// checked): two copies of one site corrupt each other's peers.
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub attach: AttachArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1273,3 +1273,78 @@ fn watch_alone_streams_what_the_database_gets() {
     let _ = watch.kill();
     let _ = watch.wait();
 }
+
+/// `ddcp backup` and `ddcp restore` without a network: a private copy, with the keys only when
+/// asked; a restore refuses to overwrite a database, to run without keys, or (unable to check
+/// that no other copy serves) without --force; forced, it brings back the same database.
+#[test]
+fn backup_and_restore_bring_back_the_same_database() {
+    use std::os::unix::fs::PermissionsExt;
+    let alice = Site::with_bookmarks();
+    alice
+        .run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
+        .ok();
+    let plain = alice.path("plain.db");
+    let plain = plain.to_str().unwrap();
+    let keyed = alice.path("keyed.db");
+    let keyed = keyed.to_str().unwrap();
+    let made = alice.run(&["backup", plain]);
+    assert!(made.ok().starts_with("backed up site "), "{}", made.stdout);
+    let json: serde_json::Value = serde_json::from_str(
+        alice
+            .run(&["backup", keyed, "--with-identity", "--json"])
+            .ok(),
+    )
+    .unwrap();
+    assert_eq!(json["with_identity"], true);
+    let mode = std::fs::metadata(keyed).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let owner = std::fs::read_to_string(alice.path(".ddcp/record")).unwrap();
+    let owner_secret = owner
+        .lines()
+        .find_map(|l| l.strip_prefix("owner "))
+        .unwrap();
+    let owner_secret = owner_secret.rsplit(':').next().unwrap().as_bytes();
+    let holds = |path: &str| {
+        let bytes = std::fs::read(path).unwrap();
+        bytes.windows(owner_secret.len()).any(|w| w == owner_secret)
+    };
+    assert!(
+        !holds(plain),
+        "the owner key is in a backup made without --with-identity"
+    );
+    assert!(holds(keyed));
+
+    // Over an existing database: refused.
+    alice
+        .run(&["restore", keyed, "--force"])
+        .fails_with("a database is at");
+    // A machine that lost everything, and a backup without keys: refused.
+    let lost = Site::new();
+    lost.run(&["restore", plain, "--force"])
+        .fails_with("holds no keys (made without --with-identity)");
+    assert!(!lost.db_file().exists());
+    // Without --force, and no network to check on: refused, nothing left behind.
+    // (The Veilid node, with no network at all here, logs errors of its own first.)
+    let unchecked = lost.run(&["restore", keyed, "--attach-timeout", "2"]);
+    assert_ne!(unchecked.code, 0);
+    let last = unchecked.stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: cannot check that no other copy of this database serves"),
+        "{last}"
+    );
+    assert!(!lost.db_file().exists() && !lost.path(".ddcp/record").exists());
+    let restored = lost.run(&["restore", keyed, "--force"]);
+    assert!(
+        restored.ok().starts_with("restored site "),
+        "{}",
+        restored.stdout
+    );
+    assert_eq!(lost.run(&["addr"]).ok(), alice.run(&["addr"]).ok());
+    assert_eq!(lost.run(&["id"]).ok(), alice.run(&["id"]).ok());
+    let status = |site: &Site| -> serde_json::Value {
+        serde_json::from_str(site.run(&["status", "--json"]).ok()).unwrap()
+    };
+    assert_eq!(status(&lost)["site_id"], status(&alice)["site_id"]);
+    assert_eq!(bookmark_rows(&lost), bookmark_rows(&alice));
+}

@@ -19,7 +19,7 @@ use crate::sync::pull::{
     DEFAULT_PAGE_BYTES, PullError, Puller, Received, read_schema_answer, schema_request,
 };
 use crate::sync::text::printable;
-use crate::sync::{DbVersion, MemberId, MemberKeys, RecordKey};
+use crate::sync::{DbVersion, MemberId, MemberKeys, RecordKey, SiteId};
 
 /// Calls in a row that may fail (a route being replaced, a lost message) before the pull
 /// gives up; between them the remote's Status is read again for a fresh route.
@@ -116,6 +116,10 @@ pub enum RemoteError {
     Garbage(PullError),
     #[error("the schemas differ, nothing applied: {0}")]
     SchemaMismatch(String),
+    #[error(
+        "it has this database's site id: one is a copy of the other (a copied database file, or a restore while the original serves). Two copies of one site corrupt their peers: stop one, and make new peers with `ddcp clone KEY`"
+    )]
+    SameSite,
     #[error("the remote refused: {0}")]
     Refused(ProtocolError),
     #[error("the remote's answers make no progress")]
@@ -149,6 +153,7 @@ impl RemoteError {
             | RemoteError::NoProgress => "garbage",
             RemoteError::NotAMember(_) => "not_member",
             RemoteError::SchemaMismatch(_) => "schema",
+            RemoteError::SameSite => "copy",
             RemoteError::Refused(_) => "refused",
             RemoteError::Db(_) | RemoteError::DbGone => "db",
         }
@@ -171,6 +176,9 @@ pub async fn pull_remote(
         None => read_status(network, me, &link.key).await?,
     };
     let local: LocalState = db.state().await?;
+    if view.status.site_id == local.site_id {
+        return Err(RemoteError::SameSite);
+    }
     if db
         .align_cursor(&link.name, view.status.site_id, &link.accept)
         .await?
@@ -179,11 +187,21 @@ pub async fn pull_remote(
             filter = %link.accept.filter,
             "What it may bring changed: pulling its changes again from the start");
     }
+    // A pull from the start asks for everything the remote holds, this database's own changes
+    // too: after a restore, what it wrote since the backup comes back from the peers that
+    // pulled it (a merge of what it has is a no-op). Later pulls leave them out.
+    let from_start = db.cursor(view.status.site_id).await? == crate::sync::Cursor::START;
+    let asker = if from_start {
+        SiteId([0; 16])
+    } else {
+        local.site_id
+    };
     let mut pull = Pull {
         network,
         db,
         me,
         link,
+        asker,
         local,
         route: network.import_route(&view.status.route)?,
         remote: view.status,
@@ -210,6 +228,8 @@ struct Pull<'a> {
     db: &'a DbHandle,
     me: &'a MemberKeys,
     link: &'a RemoteLink,
+    /// Who the requests say asks: changes this site wrote are left out of the answers.
+    asker: SiteId,
     local: LocalState,
     remote: Status,
     session: Option<Session>,
@@ -355,7 +375,7 @@ impl Pull<'_> {
             None => self.local.schema_fingerprint,
         };
         Ok(Puller::new(
-            self.local.site_id,
+            self.asker,
             self.remote.site_id,
             fingerprint,
             cursor,

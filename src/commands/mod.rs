@@ -3,6 +3,7 @@
 
 mod access;
 mod addr;
+mod backup;
 mod bundle;
 mod clone;
 mod daemon;
@@ -78,6 +79,40 @@ pub enum CommandError {
         "a bundle with a row filter (--where) is made from the start (--since 0): a row that started to match since could not arrive whole"
     )]
     RowFilterSince,
+    #[error(
+        "a database is at {0} already: `ddcp restore` brings back a lost one (start a new peer from a backup with `ddcp clone`)"
+    )]
+    RestoreOverExisting(PathBuf),
+    #[error(
+        "{0} knows no DHT record (made before ddcp bound databases to records): it cannot be restored as the same database"
+    )]
+    BackupWithoutRecord(PathBuf),
+    #[error(
+        "the state dir {} holds record {held}, the backup is of record {backup}: restore it with its own state dir (--state-dir)",
+        state_dir.display()
+    )]
+    RestoreOtherRecord {
+        state_dir: PathBuf,
+        held: String,
+        backup: String,
+    },
+    #[error(
+        "{} holds no keys (made without --with-identity) and the state dir {} holds none: restore it where its state dir is, or from a backup made --with-identity",
+        file.display(), state_dir.display()
+    )]
+    RestoreWithoutIdentity { file: PathBuf, state_dir: PathBuf },
+    #[error(
+        "another copy of this database serves record {0} now (its route answers): stop it first, or pass --force (two copies of one site corrupt each other's peers)"
+    )]
+    AnotherCopyServes(crate::sync::RecordKey),
+    #[error(
+        "{0}: a private database's status opens for its members only, so whether another copy serves it cannot be checked: make sure none does and pass --force"
+    )]
+    CannotCheckPrivate(PathBuf),
+    #[error(
+        "cannot check that no other copy of this database serves ({0}): make sure none does and pass --force"
+    )]
+    CannotCheckServing(String),
     #[error("--json with '-': stdout carries the bundle; give a file name")]
     JsonWithStdout,
     #[error(
@@ -219,6 +254,8 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Member(command) => member::run(&config, command),
         Command::Share(args) => share::run(&config, &args),
         Command::Watch(args) => watch::run(&config, &args),
+        Command::Backup(args) => backup::backup(&config, &args),
+        Command::Restore(args) => backup::restore(&config, &args),
         Command::Shell(args) => shell::run(&config, &args),
         Command::Remote(command) => remote::run(&config, command),
         Command::Status(flag) => status::run(&config, flag.json),

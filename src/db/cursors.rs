@@ -137,6 +137,14 @@ impl Db {
         Ok(())
     }
 
+    /// Forgets where this database stood in every remote's changes (after a restore): each is
+    /// pulled from the start again.
+    pub fn forget_cursors(&mut self) -> Result<(), DbError> {
+        self.conn()
+            .execute_batch("delete from ddcp_cursors; delete from ddcp_staged;")?;
+        Ok(())
+    }
+
     /// Readies the cursor in `remote`'s changes for a pull under `policy`: when it moved under
     /// another accept policy it is reset, staged parts included (what was skipped may be
     /// admitted now; what was staged may be refused now), all in one transaction. True when it

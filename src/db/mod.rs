@@ -2,6 +2,7 @@
 //! changes, and running SQL scripts. The one place in ddcp that speaks SQL.
 
 mod accept;
+mod backup;
 mod binding;
 mod changes;
 mod create_tables;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use accept::{AcceptOutcome, AcceptPolicy};
+pub use backup::{BackupInfo, add_identity, copy_backup, read_backup};
 pub use changes::{
     ApplyOutcome, ChangeApplier, ChangeExport, ChangeRange, SqlValue, value_from_sql,
 };
