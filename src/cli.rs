@@ -132,7 +132,8 @@ pub enum Command {
     after_help = "Example: ddcp clone VLD0:<key>:<secret> bob   (then: cd bob && ddcp serve)"
 )]
 pub struct CloneArgs {
-    /// The remote database's record key, as its `ddcp init` (or `ddcp addr`) printed it.
+    /// The remote database's record key, as its `ddcp init` (or `ddcp addr`) printed it; or a
+    /// backup file (`ddcp backup`), to start a new peer from a copy.
     #[arg(allow_hyphen_values = true)]
     pub source: String,
 

@@ -1348,3 +1348,79 @@ fn backup_and_restore_bring_back_the_same_database() {
     assert_eq!(status(&lost)["site_id"], status(&alice)["site_id"]);
     assert_eq!(bookmark_rows(&lost), bookmark_rows(&alice));
 }
+
+/// `ddcp clone BACKUP DIR`: a new peer from a copy: the same rows, written by the same authors,
+/// under a new site id and a record of its own; its own writes are its new site's.
+#[test]
+fn clone_of_a_backup_is_a_new_peer() {
+    let alice = Site::with_bookmarks();
+    alice
+        .run_with_input(&["shell"], &fixture("ins_test_schema_alice.sql"))
+        .ok();
+    let backup = alice.path("alice.db.bak");
+    let backup = backup.to_str().unwrap();
+    alice.run(&["backup", backup]).ok();
+    let status = |site: &Site, dir: Option<&str>| -> serde_json::Value {
+        let mut args = vec!["status", "--json"];
+        let db_file;
+        let state_dir;
+        if let Some(dir) = dir {
+            db_file = format!("{dir}/ddcp.db");
+            state_dir = format!("{dir}/.ddcp");
+            args = vec![
+                "--db-file",
+                &db_file,
+                "--state-dir",
+                &state_dir,
+                "status",
+                "--json",
+            ];
+        }
+        serde_json::from_str(site.run(&args).ok()).unwrap()
+    };
+    let bob = Site::new();
+    let cloned: serde_json::Value =
+        serde_json::from_str(bob.run(&["clone", backup, "copy", "--json"]).ok()).unwrap();
+    let alice_site = status(&alice, None)["site_id"].clone();
+    assert_eq!(cloned["from_site"], alice_site);
+    assert_ne!(cloned["site_id"], alice_site);
+    let copy = status(&bob, Some("copy"));
+    assert_eq!(copy["site_id"], cloned["site_id"]);
+    assert_ne!(
+        cloned["key"].as_str(),
+        Some(alice.run(&["addr"]).ok().trim())
+    );
+    let in_copy = |sql: &str| {
+        bob.run(&[
+            "--db-file",
+            "copy/ddcp.db",
+            "--state-dir",
+            "copy/.ddcp",
+            "shell",
+            "-c",
+            sql,
+        ])
+        .ok()
+        .to_string()
+    };
+    assert_eq!(
+        in_copy(
+            "select id, url, title, created_at from bookmarks order by id; select * from tags order by 1, 2"
+        ),
+        bookmark_rows(&alice)
+    );
+    in_copy("insert into tags values ('x', 'new')");
+    let authors = in_copy(
+        "select lower(hex(site_id)), count(*) from crsql_changes group by site_id order by 2",
+    );
+    assert_eq!(
+        authors,
+        format!(
+            "{}|1\n{}|13\n",
+            cloned["site_id"].as_str().unwrap(),
+            alice_site.as_str().unwrap()
+        )
+    );
+    // Made already: refused, nothing changed.
+    bob.run(&["clone", backup, "copy"]).fails_with("already");
+}

@@ -34,33 +34,22 @@ struct CloneJson {
 }
 
 pub fn run(config: &Config, args: &CloneArgs) -> Result<(), CommandError> {
+    // A file: a backup to start a new peer from (see `clone_file`).
+    let from_file = std::path::Path::new(&args.source).is_file();
     // Everything the user typed is checked before anything is made.
-    let key: RecordKey = super::remote_key(&args.source)?;
+    let key: Option<RecordKey> = match from_file {
+        true => None,
+        false => Some(super::remote_key(&args.source)?),
+    };
     let name: RemoteName = args.name.parse()?;
     let authors: AuthorPolicy = match &args.authors.authors {
         Some(text) => text.parse().map_err(CommandError::BadAuthors)?,
         None => AuthorPolicy::Any,
     };
-    let mut config = config.clone();
-    if let Some(dir) = &args.dir {
-        config.db_file = dir.join("ddcp.db");
-        config.state_dir = dir.join(".ddcp");
-    }
-    let config = &config;
-    if RecordIdentity::exists(&config.state_dir) {
-        return Err(NetError::IdentityExists(config.state_dir.clone()).into());
-    }
-    if config.db_file.exists() {
-        return Err(crate::db::DbError::AlreadyInitialized(config.db_file.clone()).into());
-    }
-    if let Some(dir) = &args.dir {
-        std::fs::create_dir_all(dir).map_err(|source| CommandError::File {
-            what: "cannot create",
-            path: dir.clone(),
-            source,
-        })?;
-    }
-    super::create_state_dir(config)?;
+    let config = &target(config, args)?;
+    let Some(key) = key else {
+        return super::clone_file::run(config, std::path::Path::new(&args.source), args.json);
+    };
     let me = member_file::load_or_create(&config.state_dir)?;
     let link = RemoteLink {
         name,
@@ -104,6 +93,31 @@ pub fn run(config: &Config, args: &CloneArgs) -> Result<(), CommandError> {
         super::output::print_line(own_key.reveal())?;
     }
     Ok(())
+}
+
+/// Where the new database goes (DIR, or --db-file and --state-dir), checked to hold none yet,
+/// DIR and the state dir made.
+fn target(config: &Config, args: &CloneArgs) -> Result<Config, CommandError> {
+    let mut config = config.clone();
+    if let Some(dir) = &args.dir {
+        config.db_file = dir.join("ddcp.db");
+        config.state_dir = dir.join(".ddcp");
+    }
+    if RecordIdentity::exists(&config.state_dir) {
+        return Err(NetError::IdentityExists(config.state_dir.clone()).into());
+    }
+    if config.db_file.exists() {
+        return Err(crate::db::DbError::AlreadyInitialized(config.db_file.clone()).into());
+    }
+    if let Some(dir) = &args.dir {
+        std::fs::create_dir_all(dir).map_err(|source| CommandError::File {
+            what: "cannot create",
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    super::create_state_dir(&config)?;
+    Ok(config)
 }
 
 async fn clone(

@@ -6,6 +6,7 @@ mod addr;
 mod backup;
 mod bundle;
 mod clone;
+mod clone_file;
 mod daemon;
 mod filter_args;
 mod id;

@@ -113,6 +113,55 @@ pub fn copy_backup(from: &Path, to: &Path) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Gives the database at `path` (a copy, not open anywhere) a new site id: what the old one
+/// wrote stays its (its clocks move to a site ordinal of their own), what is written from now on
+/// is the new one's. Its record binding goes too: the copy gets a record of its own.
+pub fn rotate_site_id(path: &Path) -> Result<SiteId, DbError> {
+    let mut conn = open_plain(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    let tx = conn.transaction()?;
+    let clocks: Vec<String> = {
+        let mut statement = tx.prepare(
+            "select name from sqlite_master where type = 'table' and name like '%\\_\\_crsql\\_clock' escape '\\'",
+        )?;
+        statement
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    // The old site becomes an ordinary one: every clock entry it wrote (ordinal 0, the local
+    // site's) moves to its new ordinal.
+    let ordinal: i64 = tx.query_row(
+        "select coalesce(max(ordinal), 0) + 1 from crsql_site_id",
+        [],
+        |row| row.get(0),
+    )?;
+    let old: Vec<u8> = tx.query_row(
+        "select site_id from crsql_site_id where ordinal = 0",
+        [],
+        |row| row.get(0),
+    )?;
+    let new = SiteId(crate::sync::random::bytes());
+    tx.execute(
+        "update crsql_site_id set site_id = ?1 where ordinal = 0",
+        [&new.0[..]],
+    )?;
+    tx.execute(
+        "insert into crsql_site_id (site_id, ordinal) values (?1, ?2)",
+        (old, ordinal),
+    )?;
+    for clock in &clocks {
+        tx.execute(
+            &format!(
+                "update {} set site_id = ?1 where site_id = 0",
+                super::rows::quoted(clock)
+            ),
+            [ordinal],
+        )?;
+    }
+    tx.execute("delete from ddcp_meta where key = 'record_key'", [])?;
+    tx.commit()?;
+    Ok(new)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +198,40 @@ mod tests {
             1
         );
         assert!(read_backup(&dir.path().join("nothing.db")).is_err());
+    }
+
+    #[test]
+    fn a_rotated_copy_keeps_who_wrote_what_and_writes_as_a_new_site() {
+        let (dir, db) = temp_db();
+        db.conn()
+            .execute_batch(
+                "create table t (id integer primary key not null, v text);
+                 select crsql_as_crr('t'); insert into t values (1, 'one');",
+            )
+            .unwrap();
+        let old = db.site_id().unwrap();
+        let copy = dir.path().join("copy.db");
+        db.backup_into(&copy).unwrap();
+        let new = rotate_site_id(&copy).unwrap();
+        assert_ne!(new, old);
+        let copy = Db::open(&copy, &crate::db::Extension::BuiltIn).unwrap();
+        assert_eq!(copy.site_id().unwrap(), new);
+        assert_eq!(copy.bound_record().unwrap(), None);
+        copy.connection()
+            .execute_batch("insert into t values (2, 'two')")
+            .unwrap();
+        let authors: Vec<(String, SiteId)> = copy
+            .changes_since(crate::sync::DbVersion(0))
+            .unwrap()
+            .into_iter()
+            .map(|c| (format!("{:?}", c.val), c.site_id))
+            .collect();
+        assert_eq!(
+            authors,
+            [
+                ("Text(\"one\")".to_string(), old),
+                ("Text(\"two\")".to_string(), new)
+            ]
+        );
     }
 }

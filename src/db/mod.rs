@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use accept::{AcceptOutcome, AcceptPolicy};
-pub use backup::{BackupInfo, add_identity, copy_backup, read_backup};
+pub use backup::{BackupInfo, add_identity, copy_backup, read_backup, rotate_site_id};
 pub use changes::{
     ApplyOutcome, ChangeApplier, ChangeExport, ChangeRange, SqlValue, value_from_sql,
 };

@@ -21,7 +21,7 @@ pub mod packed_pk;
 pub mod page;
 pub mod protocol;
 pub mod pull;
-mod random;
+pub mod random;
 pub mod record_key;
 pub mod schema;
 pub mod seal;
