@@ -2,8 +2,8 @@
 #   docker run -v $(pwd)/data:/data ddcp init
 #   cat fixtures/cr_test_schema.sql | docker run -i -v $(pwd)/data:/data ddcp shell
 #   docker compose -f deploy/docker-compose.yml up   (ddcp serve + Prometheus)
-# Not built here: the development machines have no Docker engine and no Dockerfile linter
-# (hadolint is not packaged in Debian); the stages run the same scripts as a developer does.
+# Built, linted (hadolint) and run for real by scripts/test-container.sh (rootful podman); the
+# stages run the same scripts as a developer does.
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
@@ -12,7 +12,9 @@ WORKDIR /src
 COPY scripts/install-deps.sh scripts/
 RUN apt-get update && scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY patches patches
-COPY scripts scripts
+# The two scripts the build runs, not the folder: a change to another script (the tests')
+# keeps the layers below cached.
+COPY scripts/build-crsqlite.sh scripts/
 RUN scripts/build-crsqlite.sh
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY schema schema
@@ -22,15 +24,18 @@ COPY benches benches
 RUN cargo build --release --locked --bin ddcp
 
 FROM debian:bookworm-slim
-RUN useradd --system --home-dir /data --shell /usr/sbin/nologin ddcp \
- && mkdir -p /data && chown ddcp:ddcp /data
+# A fixed uid: the entrypoint hands /data to it, and hosts can match it.
+RUN useradd --system --uid 999 --home-dir /data --shell /usr/sbin/nologin ddcp \
+ && mkdir -p /data && chown 999:999 /data
 COPY --from=build /src/target/release/ddcp /usr/local/bin/ddcp
+COPY deploy/entrypoint.sh /usr/local/bin/ddcp-entrypoint
 COPY fixtures /usr/share/ddcp/fixtures
-USER ddcp
 WORKDIR /data
 VOLUME /data
 ENV DB_FILE=/data/ddcp.db STATE_DIR=/data/.ddcp
 # Veilid (UDP, TCP, WebSocket) and, with --metrics-addr 0.0.0.0:9100, the metrics.
 EXPOSE 5150/tcp 5150/udp 9100/tcp
-ENTRYPOINT ["ddcp"]
+# Starts as root only to give a bind-mounted /data to uid 999, then runs ddcp as 999 (setpriv):
+# `docker run -v $(pwd)/data:/data` works on a root-owned host folder.
+ENTRYPOINT ["ddcp-entrypoint"]
 CMD ["--help"]

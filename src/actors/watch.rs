@@ -41,14 +41,16 @@ pub async fn stream_changes(
     tables: Vec<String>,
     mut versions: watch::Receiver<DbVersion>,
 ) -> std::io::Result<()> {
-    let opened = tokio::task::spawn_blocking(move || Db::open(&source.db_file, &source.extension))
-        .await?
-        .map_err(std::io::Error::other)?;
+    // Opened, and "now" read, on a connection of the watch's own.
+    let (opened, newest) = tokio::task::spawn_blocking(move || {
+        let db = Db::open(&source.db_file, &source.extension)?;
+        let newest = db.db_version()?;
+        Ok::<_, crate::db::DbError>((db, newest))
+    })
+    .await?
+    .map_err(std::io::Error::other)?;
     let mut db = Some(opened);
-    let from = match since {
-        Some(since) => DbVersion(since),
-        None => versions.borrow().to_owned(),
-    };
+    let from = since.map_or(newest, DbVersion);
     send(&mut stream, &ControlResponse::Watching { from: from.0 }).await?;
     let mut position = Cursor::after_group(from);
     loop {
