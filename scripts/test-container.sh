@@ -134,7 +134,12 @@ podman run -d --name ddcp-testnet --network ddcp-test --ip 11.0.1.10 \
     until [ -e /tmp/go ]; do sleep 0.2; done
     exec ddcp testnet --hosts 11.0.1.10,11.0.1.11,11.0.1.12,11.0.1.13 --record-file /tmp/bootstrap' >/dev/null
 testnet_pid=$(podman inspect -f '{{.State.Pid}}' ddcp-testnet)
-for ip in 11 12 13; do nsenter -t "$testnet_pid" -n ip addr add "11.0.1.$ip/24" dev eth0; done
+# Each a /32: Veilid takes a secondary address for a temporary one and waits for a relay.
+in_testnet() { nsenter -t "$testnet_pid" -n "$@"; }
+in_testnet ip addr flush dev eth0 scope global
+for ip in 10 11 12 13; do in_testnet ip addr add "11.0.1.$ip/32" dev eth0; done
+in_testnet ip route add 11.0.1.0/24 dev eth0 scope link src 11.0.1.10
+in_testnet ip route replace default via 11.0.1.254 dev eth0 onlink
 podman exec ddcp-testnet touch /tmp/go
 bootstrap=""
 for _ in $(seq 60); do
