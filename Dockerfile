@@ -21,13 +21,18 @@ COPY schema schema
 COPY crates crates
 COPY src src
 COPY benches benches
-RUN cargo build --release --locked --bin ddcp
+RUN cargo build --release --locked --bin ddcp \
+ && mkdir -p /src/share \
+ && target/release/ddcp completions bash >/src/share/ddcp.bash \
+ && target/release/ddcp man >/src/share/ddcp.1
 
 FROM debian:bookworm-slim
 # A fixed uid: the entrypoint hands /data to it, and hosts can match it.
 RUN useradd --system --uid 999 --home-dir /data --shell /usr/sbin/nologin ddcp \
  && mkdir -p /data && chown 999:999 /data
 COPY --from=build /src/target/release/ddcp /usr/local/bin/ddcp
+COPY --from=build /src/share/ddcp.bash /usr/share/bash-completion/completions/ddcp
+COPY --from=build /src/share/ddcp.1 /usr/share/man/man1/ddcp.1
 COPY deploy/entrypoint.sh /usr/local/bin/ddcp-entrypoint
 COPY fixtures /usr/share/ddcp/fixtures
 WORKDIR /data

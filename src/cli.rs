@@ -125,6 +125,17 @@ pub enum Command {
     /// Run the plain nodes of a private Veilid network on this machine, for tests and demos
     /// (see scripts/netns.sh); prints the bootstrap record, runs until stopped.
     Testnet(TestnetArgs),
+    /// Print a completion script for a shell (bash: save it as
+    /// /usr/share/bash-completion/completions/ddcp, or `source <(ddcp completions bash)`).
+    Completions(CompletionsArgs),
+    /// Print ddcp's man page (roff): `ddcp man > /usr/local/share/man/man1/ddcp.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -1424,3 +1424,24 @@ fn clone_of_a_backup_is_a_new_peer() {
     // Made already: refused, nothing changed.
     bob.run(&["clone", backup, "copy"]).fails_with("already");
 }
+
+/// Completions and the man page come from the same definitions the commands parse with.
+#[test]
+fn completions_and_the_man_page_name_every_command() {
+    let site = Site::new();
+    let bash = site.run(&["completions", "bash"]).ok().to_string();
+    assert!(bash.contains("complete -F"), "{bash}");
+    let man = site.run(&["man"]).ok().to_string();
+    assert!(man.starts_with(".ie") || man.contains(".TH ddcp"), "{man}");
+    for command in [
+        "init", "clone", "share", "watch", "backup", "restore", "member",
+    ] {
+        assert!(bash.contains(command), "bash completion lacks {command}");
+        assert!(man.contains(command), "the man page lacks {command}");
+    }
+    for shell in ["zsh", "fish"] {
+        assert!(!site.run(&["completions", shell]).ok().is_empty());
+    }
+    site.run(&["completions", "tcsh"])
+        .fails_with("invalid value 'tcsh'");
+}

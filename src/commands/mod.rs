@@ -7,6 +7,7 @@ mod backup;
 mod bundle;
 mod clone;
 mod clone_file;
+mod completions;
 mod daemon;
 mod filter_args;
 mod id;
@@ -255,6 +256,8 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Member(command) => member::run(&config, command),
         Command::Share(args) => share::run(&config, &args),
         Command::Watch(args) => watch::run(&config, &args),
+        Command::Completions(args) => completions::completions(args.shell),
+        Command::Man => completions::man(),
         Command::Backup(args) => backup::backup(&config, &args),
         Command::Restore(args) => backup::restore(&config, &args),
         Command::Shell(args) => shell::run(&config, &args),
