@@ -209,42 +209,74 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), CommandError> 
     Ok(())
 }
 
-/// Refuses when another copy of the database at `key` serves: its route answers. A private
-/// database's Status opens for its members only: that cannot be checked here.
+/// What the check of another copy found.
+enum Serving {
+    /// Its route answered.
+    Yes,
+    /// Nothing published, or a route that does not answer.
+    No,
+    /// A private database's Status does not open here.
+    Private,
+    /// The DHT did not answer (why) within the check's time.
+    Unknown(String),
+}
+
+/// Refuses when another copy of the database at `key` serves: its route answers. A fresh node
+/// may be told "try again" by the DHT for a while: asked again until [`SERVING_CHECK`].
 fn check_not_serving(
     config: &Config,
     key: &RecordKey,
     file: &Path,
     attach: Duration,
 ) -> Result<(), CommandError> {
+    use crate::actors::RemoteError;
+    use crate::net::NetError;
     let me = member_file::load_or_create(&config.state_dir)?;
-    let cannot = |err: CommandError| CommandError::CannotCheckServing(err.to_string());
-    let answered = block_on(async {
+    let cannot = |err: NetError| CommandError::CannotCheckServing(err.to_string());
+    let serving = block_on(async {
         let node = Node::start(&config.veilid_dir(), &config.network)
             .await
-            .map_err(|err| cannot(err.into()))?;
+            .map_err(cannot)?;
         let checked = async {
-            node.attach(attach)
-                .await
-                .map_err(|err| cannot(err.into()))?;
+            node.attach(attach).await.map_err(cannot)?;
             let network = node.network();
-            network.open_record(key).await?;
-            let answer =
-                tokio::time::timeout(SERVING_CHECK, remote_schema(network, &me, key)).await;
+            let deadline = tokio::time::Instant::now() + SERVING_CHECK;
+            let serving = loop {
+                let asked = match network.open_record(key).await {
+                    Ok(()) => {
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        match tokio::time::timeout(left, remote_schema(network, &me, key)).await {
+                            Ok(asked) => asked,
+                            Err(_) => break Serving::No,
+                        }
+                    }
+                    Err(err) => Err(RemoteError::Net(err)),
+                };
+                match asked {
+                    Ok(_) => break Serving::Yes,
+                    Err(RemoteError::NotAMember(_)) => break Serving::Private,
+                    Err(RemoteError::Net(NetError::Record { reason, .. })) => {
+                        if tokio::time::Instant::now() >= deadline {
+                            break Serving::Unknown(reason);
+                        }
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    Err(_) => break Serving::No,
+                }
+            };
             network.close_record(key).await;
-            Ok::<_, CommandError>(answer)
+            Ok::<_, CommandError>(serving)
         }
         .await;
         node.shutdown().await;
         checked
     })??;
-    match answered {
-        Err(_timeout) => Ok(()),
-        Ok(Ok(_)) => Err(CommandError::AnotherCopyServes(key.clone())),
-        Ok(Err(crate::actors::RemoteError::NotAMember(_))) => {
-            Err(CommandError::CannotCheckPrivate(file.to_path_buf()))
-        }
-        // Nothing published, or a route that does not answer: nobody serves it now.
-        Ok(Err(_)) => Ok(()),
+    match serving {
+        Serving::No => Ok(()),
+        Serving::Yes => Err(CommandError::AnotherCopyServes(key.clone())),
+        Serving::Private => Err(CommandError::CannotCheckPrivate(file.to_path_buf())),
+        Serving::Unknown(reason) => Err(CommandError::CannotCheckServing(format!(
+            "the DHT did not answer: {reason}"
+        ))),
     }
 }
