@@ -1030,6 +1030,22 @@ fn a_pull_releases_the_route_it_imported() {
 }
 
 /// The secret key in a peer's member file (`.ddcp/member`), as the test's own identity.
+/// Opens `key`'s record from the test's own node: a node that just attached may be told "try
+/// again" by the DHT for a while, as a fresh `ddcp pull` is.
+async fn open_when_reachable(network: &ddcp::net::Network, key: &ddcp::sync::RecordKey) {
+    let deadline = std::time::Instant::now() + ARRIVAL;
+    loop {
+        match network.open_record(key).await {
+            Ok(()) => return,
+            Err(err) if std::time::Instant::now() < deadline => {
+                eprintln!("opening {key} again: {err}");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(err) => panic!("cannot open {key}: {err}"),
+        }
+    }
+}
+
 fn member_keys(peer: &Peer) -> ddcp::sync::MemberKeys {
     let text = std::fs::read_to_string(peer.site.path(".ddcp/member")).unwrap();
     let secret = text
@@ -1176,7 +1192,7 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
             .unwrap();
         node.attach(ARRIVAL).await.unwrap();
         let network = node.network().clone();
-        network.open_record(&key).await.unwrap();
+        open_when_reachable(&network, &key).await;
 
         // What carol reads with the key: ciphertext, no site id, route or schema in it.
         let raw = network.read_record(&key).await.unwrap().unwrap();
@@ -1621,7 +1637,7 @@ fn filters_limit_what_each_member_reads_and_what_a_remote_may_change() {
             .unwrap();
         node.attach(ARRIVAL).await.unwrap();
         let network = node.network().clone();
-        network.open_record(&key).await.unwrap();
+        open_when_reachable(&network, &key).await;
         let raw = network.read_record(&key).await.unwrap().unwrap();
         let opened = open_published(&dave_keys, &key, &raw).unwrap();
         let owner = MemberId::from_slice(&opened.status.public_key).unwrap();
