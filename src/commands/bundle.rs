@@ -1,6 +1,5 @@
 //! `ddcp bundle create|apply|verify`: changes by file, like `git bundle`.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -8,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::CommandError;
+use super::bundle_filter::BundleFilter;
 use super::output::{print_json, print_line};
 use crate::cli::BundleCommand;
 use crate::config::Config;
@@ -15,9 +15,9 @@ use crate::db::{ChangeRange, Db, MemberName};
 use crate::member_file;
 use crate::sync::bundle::{BundleError, BundleReader, BundleWriter, FORMAT_VERSION};
 use crate::sync::codec::BundleHeader;
-use crate::sync::filter::{ChangeFilter, SENTINEL_CID};
+use crate::sync::filter::ChangeFilter;
 use crate::sync::sealed_file::{SealedWriter, is_sealed, open_sealed};
-use crate::sync::{Change, DbVersion, MemberId, MemberKeys, SchemaDesc, SiteId};
+use crate::sync::{DbVersion, MemberId, MemberKeys, SchemaDesc, SiteId};
 
 /// Changes per changeset message in a bundle: large enough to be cheap, small enough that
 /// neither side holds much at once.
@@ -349,45 +349,6 @@ fn write_changes<W: Write>(
     })?;
     let out = writer.finish()?;
     Ok((ChangeRange { count, ..range }, out))
-}
-
-/// Keeps what a filter lets into a bundle: its tables and columns, and rows that match now
-/// (deletions pass, as they do to a reader over the network).
-struct BundleFilter<'a> {
-    db: &'a Db,
-    filter: &'a ChangeFilter,
-}
-
-impl<'a> BundleFilter<'a> {
-    fn new(db: &'a Db, filter: &'a ChangeFilter) -> Self {
-        BundleFilter { db, filter }
-    }
-
-    fn keep(&mut self, mut changes: Vec<Change>) -> Result<Vec<Change>, CommandError> {
-        changes.retain(|change| self.filter.admits(change));
-        let Some(predicate) = &self.filter.rows else {
-            return Ok(changes);
-        };
-        // One lookup per row of the chunk.
-        let mut matches: HashMap<(String, Vec<u8>), bool> = HashMap::new();
-        let mut kept = Vec::with_capacity(changes.len());
-        for change in changes {
-            let deletion = change.cid == SENTINEL_CID && change.cl % 2 == 0;
-            let row = (change.table.clone(), change.pk.clone());
-            let passes = match matches.get(&row) {
-                Some(passes) => *passes,
-                None => {
-                    let passes = self.db.row_matches(&change.table, &change.pk, predicate)?;
-                    matches.insert(row, passes);
-                    passes
-                }
-            };
-            if deletion || passes {
-                kept.push(change);
-            }
-        }
-        Ok(kept)
-    }
 }
 
 impl CommandError {

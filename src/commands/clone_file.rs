@@ -7,11 +7,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{CommandError, block_on};
+use super::CommandError;
 use crate::config::Config;
 use crate::db::{Db, copy_backup, read_backup, remove_database_files, rotate_site_id};
 use crate::member_file;
-use crate::net::{Node, create_record_identity};
 use crate::sync::RecordKey;
 
 #[derive(Serialize)]
@@ -58,12 +57,7 @@ fn make(config: &Config, file: &Path) -> Result<(RecordKey, Db), CommandError> {
     copy_backup(file, &config.db_file)?;
     rotate_site_id(&config.db_file)?;
     let db = Db::open(&config.db_file, &config.extension)?;
-    let identity = block_on(async {
-        let node = Node::start(&config.veilid_dir(), &config.network).await?;
-        let identity = create_record_identity(&node).await;
-        node.shutdown().await;
-        identity
-    })??;
+    let identity = super::new_record_identity(config)?;
     identity.save(&config.state_dir)?;
     db.bind_record(&identity.key)?;
     Ok((identity.key, db))

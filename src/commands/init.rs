@@ -1,11 +1,11 @@
 //! `ddcp init`: a new ddcp database, its state directory and its DHT record.
 
-use super::{CommandError, block_on};
+use super::CommandError;
 use crate::cli::InitArgs;
 use crate::config::Config;
 use crate::db::{Access, Db, remove_database_files};
 use crate::member_file;
-use crate::net::{NetError, Node, RecordIdentity, create_record_identity};
+use crate::net::{NetError, RecordIdentity};
 use crate::sync::RecordKey;
 
 pub fn run(config: &Config, args: &InitArgs) -> Result<(), CommandError> {
@@ -73,12 +73,7 @@ fn initialize(
     member_file::load_or_create(&config.state_dir)?;
     // The record is created locally, without the network (checked: a fresh node creates one in
     // under a millisecond, unattached); `ddcp serve` publishes its first value.
-    let identity = block_on(async {
-        let node = Node::start(&config.veilid_dir(), &config.network).await?;
-        let identity = create_record_identity(&node).await;
-        node.shutdown().await;
-        identity
-    })??;
+    let identity = super::new_record_identity(config)?;
     identity.save(&config.state_dir)?;
     db.bind_record(&identity.key)?;
     db.close()?;

@@ -5,6 +5,7 @@ mod access;
 mod addr;
 mod backup;
 mod bundle;
+mod bundle_filter;
 mod clone;
 mod clone_file;
 mod completions;
@@ -232,6 +233,19 @@ fn remote_key(text: &str) -> Result<crate::sync::RecordKey, CommandError> {
         return Err(CommandError::KeyWithoutSecret(key));
     }
     Ok(key)
+}
+
+/// A new DHT record for this database, made by a Veilid node started for it and stopped again
+/// (locally, without the network: `ddcp serve` publishes its first value).
+fn new_record_identity(
+    config: &crate::config::Config,
+) -> Result<crate::net::RecordIdentity, CommandError> {
+    Ok(block_on(async {
+        let node = crate::net::Node::start(&config.veilid_dir(), &config.network).await?;
+        let identity = crate::net::create_record_identity(&node).await;
+        node.shutdown().await;
+        identity
+    })??)
 }
 
 /// Runs `work` on a tokio runtime: veilid-core is async; the commands around it are not.
