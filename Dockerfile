@@ -37,7 +37,7 @@ COPY deploy/entrypoint.sh /usr/local/bin/ddcp-entrypoint
 COPY fixtures /usr/share/ddcp/fixtures
 WORKDIR /data
 VOLUME /data
-ENV DB_FILE=/data/ddcp.db STATE_DIR=/data/.ddcp
+ENV DDCP_DB_FILE=/data/ddcp.db DDCP_STATE_DIR=/data/.ddcp
 # Veilid (UDP, TCP, WebSocket) and, with --metrics-addr 0.0.0.0:9100, the metrics.
 EXPOSE 5150/tcp 5150/udp 9100/tcp
 # Starts as root only to give a bind-mounted /data to uid 999, then runs ddcp as 999 (setpriv):

@@ -87,7 +87,14 @@ hadolint Dockerfile || true
 
 step "podman build -t ddcp . (the release build takes most of the time)"
 build_started=$(date +%s)
-podman build --pull=never -t ddcp . >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; exit 1; }
+# Each build leaves its builder stage (4 GB: the release target dir) untagged, and an interrupted
+# one its working containers: remove them, they filled this machine's disk once.
+prune_builds() {
+  podman ps -a --external --format "{{.ID}} {{.Status}}" | awk '$2 == "Storage" {print $1}' | xargs -r podman rm -f >/dev/null 2>&1 || true
+  podman image prune -f >/dev/null 2>&1 || true
+}
+podman build --pull=never -t ddcp . >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; prune_builds; exit 1; }
+prune_builds
 echo "built in $(( $(date +%s) - build_started )) s: $(podman image inspect ddcp --format '{{.Size}}') bytes"
 
 cleanup() {

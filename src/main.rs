@@ -3,12 +3,10 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     install_panic_hook();
-    let cli = match ddcp::cli::Cli::try_parse() {
-        Ok(cli) => cli,
+    let (cli, old_env_names) = match ddcp::cli::Cli::parse_with_old_env(std::env::args_os()) {
+        Ok(parsed) => parsed,
         Err(err) => return usage_error(err),
     };
     // ddcp's own events at info; veilid-core warns about its internals (e.g. at every shutdown)
@@ -32,6 +30,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(colour)
         .init();
+    for old in old_env_names {
+        tracing::warn!("{old} is read as DDCP_{old}: rename it, the old name will stop working");
+    }
     match ddcp::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,

@@ -166,10 +166,43 @@ fn db_file_and_state_dir_come_from_flags_or_environment() {
     assert!(site.path("other.db").is_file() && site.path("st").is_dir());
     let run = site
         .command(&["status", "--json"])
-        .env("DB_FILE", "other.db")
+        .env("DDCP_DB_FILE", "other.db")
+        .env("DDCP_STATE_DIR", "st")
         .output()
         .unwrap();
-    assert!(run.status.success());
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.stderr.is_empty());
+
+    // The old names still work, with a warning; the new ones win over them.
+    let run = site
+        .command(&["status", "--json"])
+        .env("DB_FILE", "other.db")
+        .env("STATE_DIR", "st")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("DB_FILE is read as DDCP_DB_FILE")
+            && stderr.contains("STATE_DIR is read as DDCP_STATE_DIR"),
+        "{stderr}"
+    );
+    let run = site
+        .command(&["status"])
+        .env("DB_FILE", "other.db")
+        .env("DDCP_DB_FILE", "missing.db")
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("missing.db"));
 }
 
 #[test]
@@ -254,6 +287,47 @@ fn shell_dot_commands() {
     assert_eq!(site.run(&["shell", "select 40 + 2"]).ok(), "42\n");
     site.run(&["shell", "-c", "select 1", "select 2"])
         .fails_with("cannot be used with");
+}
+
+#[test]
+fn shell_dump_and_import_move_tables_as_sql_and_csv() {
+    let site = Site::with_bookmarks();
+    site.sql(
+        "insert into bookmarks values ('b1', 'https://x', 'it''s
+two lines', 3);
+         insert into tags values ('b1', '日本');",
+    );
+    // A dump loaded into a new database gives the same rows, CRRs and schema.
+    let dump = site.sql(".dump");
+    let copy = Site::new();
+    copy.run(&["init"]).ok();
+    copy.run_with_input(&["shell"], dump.as_bytes()).ok();
+    let everything = "select * from bookmarks; select * from tags;";
+    assert_eq!(copy.sql(everything), site.sql(everything));
+    assert_eq!(copy.sql(".crrs"), "bookmarks\ntags\n");
+    assert_eq!(copy.sql(".schema"), site.sql(".schema"));
+    assert!(site.sql(".dump tags").contains("INSERT INTO \"tags\""));
+    site.run(&["shell", "-c", ".dump nope"])
+        .fails_with("no table named \"nope\"");
+
+    // .import: a new table from the header, an existing one all or nothing.
+    std::fs::write(site.path("people.csv"), "id,name\n1,\"Ann, \"\"A\"\"\"\n2,Bo\n").unwrap();
+    site.sql(".import people.csv people");
+    assert_eq!(
+        site.sql("select id, name from people"),
+        "1|Ann, \"A\"\n2|Bo\n"
+    );
+    std::fs::write(site.path("more.csv"), "b2,https://y,t,1\nb3,https://z\n").unwrap();
+    site.run(&["shell", "-c", ".import more.csv bookmarks"])
+        .fails_with("more.csv: line 2: 2 fields, but bookmarks has 4 columns");
+    assert_eq!(site.sql("select count(*) from bookmarks"), "1\n");
+
+    // Box mode: wide characters aligned, blobs as hex.
+    assert_eq!(
+        site.run(&["shell", "--mode", "box", "-c", "select '日本' as n, x'00ff' as b"])
+            .ok(),
+        "┌──────┬─────────┐\n│ n    │ b       │\n├──────┼─────────┤\n│ 日本 │ x'00ff' │\n└──────┴─────────┘\n"
+    );
 }
 
 #[test]

@@ -45,6 +45,10 @@ pub enum DbError {
     RemoteExists(String),
     #[error("remote {existing:?} already has key {key}")]
     RemoteKeyExists { existing: String, key: String },
+    #[error("{0}")]
+    Import(String),
+    #[error("no table named {0:?}")]
+    NoSuchTable(String),
     #[error("no remote named {0:?}")]
     NoSuchRemote(String),
     #[error(

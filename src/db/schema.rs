@@ -61,7 +61,7 @@ pub(super) fn read_schema(conn: &rusqlite::Connection) -> Result<SchemaDesc, DbE
 }
 
 /// Tables that belong to SQLite, cr-sqlite or ddcp rather than to the application.
-const INTERNAL_TABLES: &str = "name not like 'sqlite\\_%' escape '\\'
+pub(super) const INTERNAL_TABLES: &str = "name not like 'sqlite\\_%' escape '\\'
     and name not like 'crsql\\_%' escape '\\'
     and name not like '%\\_\\_crsql\\_%' escape '\\'
     and name not like 'ddcp\\_%' escape '\\'";

@@ -73,6 +73,9 @@ impl Site {
             .env_remove("DB_FILE")
             .env_remove("STATE_DIR")
             .env_remove("EXT_FILE")
+            .env_remove("DDCP_DB_FILE")
+            .env_remove("DDCP_STATE_DIR")
+            .env_remove("DDCP_EXT_FILE")
             .env("RUST_LOG", "error,ddcp=info");
         command
     }

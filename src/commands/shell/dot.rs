@@ -1,4 +1,5 @@
-//! The shell's dot-commands: `.tables`, `.schema`, `.crrs`, `.mode`, `.headers`, `.help`, `.quit`.
+//! The shell's dot-commands: `.tables`, `.schema`, `.crrs`, `.dump`, `.import`, `.mode`,
+//! `.headers`, `.read`, `.timer`, `.help`, `.quit`.
 
 use clap::ValueEnum;
 
@@ -10,6 +11,13 @@ pub enum DotCommand {
     Tables,
     Schema(Option<String>),
     Crrs,
+    /// The application's tables (or one) as SQL.
+    Dump(Option<String>),
+    /// A CSV file's rows into a table.
+    Import {
+        file: String,
+        table: String,
+    },
     Mode(OutputMode),
     /// `.mode` alone: print the mode in use.
     ShowMode,
@@ -26,6 +34,11 @@ pub const HELP: &str = "\
 .tables            list the application's tables
 .schema [TABLE]    show CREATE statements (of one table)
 .crrs              list the tables that are CRRs (replicated)
+.dump [TABLE]      the tables (or one) as SQL: schema, rows, CRRs; no replication
+                   history (load it into a new database; `ddcp backup` keeps history)
+.import FILE TABLE
+                   insert a CSV file's rows into TABLE, all or none; a missing TABLE is
+                   made from the header line (TEXT columns, not a CRR)
 .mode [MODE]       print rows as list, csv, json or box (alone: the mode in use)
 .headers on|off    print column names (list and csv)
 .read FILE         run the SQL and dot-commands of FILE
@@ -41,10 +54,20 @@ impl DotCommand {
         let mut words = line.split_whitespace();
         let name = words.next().unwrap_or(".");
         let argument = words.next();
+        if name == ".import" {
+            return match (argument, words.next(), words.next()) {
+                (Some(file), Some(table), None) => Ok(DotCommand::Import {
+                    file: file.to_string(),
+                    table: table.to_string(),
+                }),
+                _ => Err(format!("usage: .import FILE TABLE (got {line:?})")),
+            };
+        }
         let command = match (name, argument) {
             (".tables", None) => DotCommand::Tables,
             (".schema", table) => DotCommand::Schema(table.map(str::to_string)),
             (".crrs", None) => DotCommand::Crrs,
+            (".dump", table) => DotCommand::Dump(table.map(str::to_string)),
             (".mode", None) => DotCommand::ShowMode,
             (".mode", Some(mode)) => DotCommand::Mode(
                 OutputMode::from_str(mode, true)
@@ -91,5 +114,15 @@ mod tests {
         assert!(DotCommand::parse(".timer maybe").is_err());
         assert!(DotCommand::parse(".bogus").is_err());
         assert!(DotCommand::parse(".tables x").is_err());
+        assert_eq!(DotCommand::parse(".dump"), Ok(DotCommand::Dump(None)));
+        assert_eq!(
+            DotCommand::parse(".import a.csv items"),
+            Ok(DotCommand::Import {
+                file: "a.csv".into(),
+                table: "items".into()
+            })
+        );
+        assert!(DotCommand::parse(".import a.csv").is_err());
+        assert!(DotCommand::parse(".import a.csv items x").is_err());
     }
 }

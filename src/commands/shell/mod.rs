@@ -1,5 +1,6 @@
 //! `ddcp shell`: SQL with cr-sqlite loaded, from a script on stdin, `-c SQL`, or a prompt.
 
+mod csv;
 mod dot;
 mod interactive;
 mod render;
@@ -139,6 +140,23 @@ impl<W: Write> Shell<W> {
             DotCommand::Tables => self.db.user_tables(),
             DotCommand::Schema(table) => self.db.schema_sql(table.as_deref()),
             DotCommand::Crrs => self.db.crr_tables(),
+            DotCommand::Dump(table) => {
+                self.renderer.flush().map_err(|err| err.to_string())?;
+                let mut out = io::BufWriter::new(io::stdout().lock());
+                self.db
+                    .dump(table.as_deref(), &mut out)
+                    .and_then(|()| Ok(out.flush()?))
+                    .map(|()| Vec::new())
+            }
+            DotCommand::Import { file, table } => {
+                let opened = std::fs::File::open(&file)
+                    .map_err(|err| format!("cannot read {file}: {err}"))?;
+                let records = csv::CsvReader::new(io::BufReader::new(opened));
+                self.db
+                    .import(&table, records)
+                    .map_err(|err| format!("{file}: {err}"))?;
+                Ok(Vec::new())
+            }
             DotCommand::Mode(mode) => {
                 self.renderer.set_mode(mode);
                 Ok(Vec::new())

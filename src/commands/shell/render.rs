@@ -126,7 +126,7 @@ impl<W: Write> RowSink for Renderer<W> {
                 let opener = if self.rows_written == 0 { "[" } else { ",\n" };
                 write!(self.out, "{opener}{{{}}}", members.join(","))?;
             }
-            OutputMode::Box => self.held.push(values.iter().map(plain).collect()),
+            OutputMode::Box => self.held.push(values.iter().map(box_cell).collect()),
         }
         self.rows_written += 1;
         Ok(())
@@ -147,13 +147,27 @@ impl<W: Write> RowSink for Renderer<W> {
     }
 }
 
+/// A value as a box cell: on one line, and a blob as the SQL literal of its bytes (`x'00ff'`),
+/// for a person reading it (list and csv modes write the bytes, as sqlite3 does).
+fn box_cell(value: &Value) -> String {
+    match value {
+        Value::Blob(blob) => format!("x'{}'", hex::encode(blob)),
+        other => one_line(&plain(other)),
+    }
+}
+
+/// The columns `text` takes on a terminal: two for East Asian wide characters and most emoji,
+/// none for combining marks.
+fn width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
+}
+
 fn draw_box(out: &mut impl Write, columns: &[String], rows: &[Vec<String>]) -> io::Result<()> {
-    let width = |text: &str| text.chars().count();
+    let columns: Vec<String> = columns.iter().map(|name| one_line(name)).collect();
     let mut widths: Vec<usize> = columns.iter().map(|c| width(c)).collect();
     for row in rows {
         for (index, cell) in row.iter().enumerate() {
-            // A multi-line value is shown on one line: its newlines would break the box.
-            widths[index] = widths[index].max(width(&one_line(cell)));
+            widths[index] = widths[index].max(width(cell));
         }
     }
     let rule = |left: &str, middle: &str, right: &str| {
@@ -164,15 +178,12 @@ fn draw_box(out: &mut impl Write, columns: &[String], rows: &[Vec<String>]) -> i
         let parts: Vec<String> = cells
             .iter()
             .zip(&widths)
-            .map(|(cell, w)| {
-                let cell = one_line(cell);
-                format!(" {cell}{} ", " ".repeat(w - width(&cell)))
-            })
+            .map(|(cell, w)| format!(" {cell}{} ", " ".repeat(w - width(cell))))
             .collect();
         format!("│{}│", parts.join("│"))
     };
     writeln!(out, "{}", rule("┌", "┬", "┐"))?;
-    writeln!(out, "{}", line(columns))?;
+    writeln!(out, "{}", line(&columns))?;
     writeln!(out, "{}", rule("├", "┼", "┤"))?;
     for row in rows {
         writeln!(out, "{}", line(row))?;
@@ -180,8 +191,12 @@ fn draw_box(out: &mut impl Write, columns: &[String], rows: &[Vec<String>]) -> i
     writeln!(out, "{}", rule("└", "┴", "┘"))
 }
 
+/// `text` with its newlines, tabs and other control characters as spaces: they would break the
+/// box's lines and columns.
 fn one_line(text: &str) -> String {
-    text.replace(['\n', '\r'], " ")
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
@@ -218,6 +233,28 @@ mod tests {
              │ 1   │ a, \"b\" │\n\
              │ 2.0 │        │\n\
              └─────┴────────┘\n"
+        );
+    }
+
+    #[test]
+    fn box_aligns_wide_characters_and_shows_blobs_as_hex() {
+        let mut renderer = Renderer::new(Vec::new(), OutputMode::Box, false);
+        renderer.begin(&["name".into(), "data".into()]).unwrap();
+        renderer
+            .row(&[Value::Text("日本".into()), Value::Blob(vec![0, 0xff])])
+            .unwrap();
+        renderer
+            .row(&[Value::Text("e\u{301}\tx".into()), Value::Null])
+            .unwrap();
+        renderer.end().unwrap();
+        assert_eq!(
+            String::from_utf8(renderer.out).unwrap(),
+            "┌──────┬─────────┐\n\
+             │ name │ data    │\n\
+             ├──────┼─────────┤\n\
+             │ 日本 │ x'00ff' │\n\
+             │ e\u{301} x  │         │\n\
+             └──────┴─────────┘\n"
         );
     }
 }
