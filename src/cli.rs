@@ -19,6 +19,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "DDCP_DB_FILE",
+        value_name = "PATH",
         default_value = "ddcp.db",
         global = true,
         help_heading = GLOBAL
@@ -29,6 +30,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "DDCP_STATE_DIR",
+        value_name = "DIR",
         default_value = ".ddcp",
         global = true,
         help_heading = GLOBAL
@@ -36,7 +38,13 @@ pub struct Cli {
     pub state_dir: PathBuf,
 
     /// A loadable cr-sqlite build to use instead of the one built into ddcp.
-    #[arg(long, env = "DDCP_EXT_FILE", global = true, help_heading = GLOBAL)]
+    #[arg(
+        long,
+        env = "DDCP_EXT_FILE",
+        value_name = "PATH",
+        global = true,
+        help_heading = GLOBAL
+    )]
     pub ext_file: Option<PathBuf>,
 
     /// Log only errors (over RUST_LOG).
@@ -58,6 +66,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "VEILID_BOOTSTRAP",
+        value_name = "RECORD,...",
         value_delimiter = ',',
         global = true,
         help_heading = NETWORK
@@ -68,6 +77,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "VEILID_NETWORK_KEY",
+        value_name = "KEY",
         global = true,
         hide_env_values = true,
         help_heading = NETWORK
@@ -75,7 +85,13 @@ pub struct Cli {
     pub network_key: Option<String>,
 
     /// host:port the Veilid node listens on (UDP, TCP and WebSocket).
-    #[arg(long, env = "VEILID_LISTEN", global = true, help_heading = NETWORK)]
+    #[arg(
+        long,
+        env = "VEILID_LISTEN",
+        value_name = "HOST:PORT",
+        global = true,
+        help_heading = NETWORK
+    )]
     pub listen: Option<String>,
 
     #[command(subcommand)]

@@ -311,7 +311,11 @@ two lines', 3);
         .fails_with("no table named \"nope\"");
 
     // .import: a new table from the header, an existing one all or nothing.
-    std::fs::write(site.path("people.csv"), "id,name\n1,\"Ann, \"\"A\"\"\"\n2,Bo\n").unwrap();
+    std::fs::write(
+        site.path("people.csv"),
+        "id,name\n1,\"Ann, \"\"A\"\"\"\n2,Bo\n",
+    )
+    .unwrap();
     site.sql(".import people.csv people");
     assert_eq!(
         site.sql("select id, name from people"),
@@ -324,8 +328,14 @@ two lines', 3);
 
     // Box mode: wide characters aligned, blobs as hex.
     assert_eq!(
-        site.run(&["shell", "--mode", "box", "-c", "select '日本' as n, x'00ff' as b"])
-            .ok(),
+        site.run(&[
+            "shell",
+            "--mode",
+            "box",
+            "-c",
+            "select '日本' as n, x'00ff' as b"
+        ])
+        .ok(),
         "┌──────┬─────────┐\n│ n    │ b       │\n├──────┼─────────┤\n│ 日本 │ x'00ff' │\n└──────┴─────────┘\n"
     );
 }
