@@ -1,7 +1,8 @@
-//! A RemoteActor: keeps this database up to date with one remote. It watches the remote's DHT
-//! record (renewing the watch when Veilid ends it) and pulls whenever the remote's Status shows
-//! a version it has not pulled; only when no node accepts the watch does it poll. Any failure
-//! ends the actor; the supervisor restarts it alone, with backoff.
+//! A RemoteActor: keeps this database up to date with one remote. It opens the remote's DHT
+//! record (waiting for it, quietly, while the remote has not published it yet), watches it
+//! (renewing the watch when Veilid ends it) and pulls whenever the remote's Status shows a
+//! version it has not pulled; only when no node accepts the watch does it poll. Any other
+//! failure ends the actor; the supervisor restarts it alone, with backoff.
 
 use std::time::{Duration, Instant};
 
@@ -12,12 +13,14 @@ use super::pulling::{PullProgress, PullReport, RemoteLink, pull_remote};
 use super::remote_view::{RemoteView, open_published};
 use super::supervisor::SupervisorMsg;
 use crate::metrics;
-use crate::net::Network;
+use crate::net::{FirstContact, Network, WARN_AFTER};
 use crate::sync::{DbVersion, MemberKeys};
 
 /// What a RemoteActor hears.
 #[derive(Debug)]
 pub enum RemoteMsg {
+    /// Look for the remote's record (again): nothing else happens until it is open.
+    Open,
     /// Read the remote's Status and pull what is new.
     Sync,
     /// The remote's record changed (its new Status when Veilid sent it along), or the watch
@@ -63,6 +66,10 @@ pub struct RemoteState {
     pulled: Option<DbVersion>,
     /// The timer that polls while the record cannot be watched.
     polling: Option<tokio::task::JoinHandle<()>>,
+    /// Until the remote's record is open: the looks for it so far.
+    first_contact: Option<FirstContact>,
+    /// Said once that the remote's record is taking long.
+    warned: bool,
 }
 
 impl Actor for RemoteActor {
@@ -80,19 +87,17 @@ impl Actor for RemoteActor {
             me: myself.get_id(),
             pulled: None,
             polling: None,
+            first_contact: Some(FirstContact::default()),
+            warned: false,
         })
     }
 
     async fn post_start(
         &self,
         myself: ActorRef<RemoteMsg>,
-        state: &mut RemoteState,
+        _state: &mut RemoteState,
     ) -> Result<(), ActorProcessingErr> {
-        // A remote that never served has no record on the network yet: this fails, and the
-        // supervisor tries again later.
-        state.args.network.open_record(&state.args.link.key).await?;
-        state.watch(&myself).await;
-        myself.send_message(RemoteMsg::Sync)?;
+        myself.send_message(RemoteMsg::Open)?;
         Ok(())
     }
 
@@ -128,7 +133,11 @@ impl RemoteState {
         myself: &ActorRef<RemoteMsg>,
     ) -> Result<(), ActorProcessingErr> {
         let state = self;
+        if state.first_contact.is_some() {
+            return state.before_contact(message, myself).await;
+        }
         match message {
+            RemoteMsg::Open => {}
             RemoteMsg::Sync | RemoteMsg::RoutesDied => {
                 if state.polling.is_some() {
                     // Polling is the fallback: try to watch again at every poll.
@@ -160,6 +169,68 @@ impl RemoteState {
             }
         }
         Ok(())
+    }
+
+    /// While the remote's record is not open: looks for it, and answers what needs it with
+    /// why it cannot be done yet.
+    async fn before_contact(
+        &mut self,
+        message: RemoteMsg,
+        myself: &ActorRef<RemoteMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RemoteMsg::Open => self.open(myself).await,
+            RemoteMsg::PullNow(reply) => {
+                let _ = reply.send(Err(
+                    "its record is not on the network yet: has it served? (waiting for it)".into(),
+                ));
+                Ok(())
+            }
+            // Nothing to pull from yet; the open brings a Sync.
+            RemoteMsg::Sync | RemoteMsg::RoutesDied | RemoteMsg::Changed { .. } => Ok(()),
+        }
+    }
+
+    /// Opens the remote's record, then watches it and pulls. A record not on the network yet
+    /// is the normal first contact with a peer that has not served yet (or starts now): said
+    /// once, at info, and looked for again, quickly at first.
+    async fn open(&mut self, myself: &ActorRef<RemoteMsg>) -> Result<(), ActorProcessingErr> {
+        let Some(contact) = self.first_contact.as_mut() else {
+            return Ok(());
+        };
+        let (name, key) = (&self.args.link.name, &self.args.link.key);
+        match self
+            .args
+            .network
+            .open_record_within(key, contact.bound())
+            .await
+        {
+            Ok(()) => {
+                if contact.misses() > 0 {
+                    tracing::info!(target: "ddcp", remote_name = %name,
+                        "Found the remote's record after {:.1} s", contact.waited().as_secs_f64());
+                }
+                self.first_contact = None;
+                self.watch(myself).await;
+                myself.send_message(RemoteMsg::Sync)?;
+                Ok(())
+            }
+            Err(err) if err.is_record_not_found_yet() => {
+                if contact.misses() == 0 {
+                    tracing::info!(target: "ddcp", remote_name = %name,
+                        "The remote's record is not on the network yet (has it served?): waiting for it");
+                } else if !self.warned && contact.waited() >= WARN_AFTER {
+                    self.warned = true;
+                    tracing::warn!(target: "ddcp", remote_name = %name,
+                        "Still no record for the remote after {} minutes: is its key right, and does it serve?",
+                        WARN_AFTER.as_secs() / 60);
+                }
+                let pause = contact.missed();
+                myself.send_after(pause, || RemoteMsg::Open);
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// Watches the remote's record; polls when no node takes the watch.

@@ -255,7 +255,9 @@ fn check_not_serving(
                 match asked {
                     Ok(_) => break Serving::Yes,
                     Err(RemoteError::NotAMember(_)) => break Serving::Private,
-                    Err(RemoteError::Net(NetError::Record { reason, .. })) => {
+                    Err(RemoteError::Net(
+                        NetError::Record { reason, .. } | NetError::RecordNotFound { reason, .. },
+                    )) => {
                         if tokio::time::Instant::now() >= deadline {
                             break Serving::Unknown(reason);
                         }

@@ -15,12 +15,13 @@ use crate::cli::CloneArgs;
 use crate::config::Config;
 use crate::db::{AcceptPolicy, Db, RemoteName, remove_database_files};
 use crate::member_file;
-use crate::net::{NetError, Node, RecordIdentity, create_record_identity};
+use crate::net::{FirstContact, NetError, Node, RecordIdentity, create_record_identity};
 use crate::sync::authors::AuthorPolicy;
 use crate::sync::{MemberKeys, RecordKey};
 
-/// A fresh node may answer `TryAgain` for a while after it attached: DHT reads are tried again
-/// this long before the clone gives up.
+/// The remote's record may not be on the network yet (it starts now too), and a fresh node may
+/// be told `TryAgain` for a while after it attached: looked for again this long before the
+/// clone gives up.
 const FIRST_CONTACT: Duration = Duration::from_secs(60);
 
 #[derive(Serialize)]
@@ -134,8 +135,9 @@ async fn clone(
         reason: err.to_string(),
     };
     let deadline = tokio::time::Instant::now() + FIRST_CONTACT;
+    let mut contact = FirstContact::default();
     let (view, schema) = loop {
-        let asked = match network.open_record(&link.key).await {
+        let asked = match network.open_record_within(&link.key, contact.bound()).await {
             Ok(()) => remote_schema(network, me, &link.key).await,
             Err(err) => Err(err.into()),
         };
@@ -145,7 +147,7 @@ async fn clone(
             Err(RemoteError::Net(_) | RemoteError::NotPublished)
                 if tokio::time::Instant::now() < deadline =>
             {
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                tokio::time::sleep(contact.missed()).await;
             }
             Err(err) => return Err(remote_failed(err)),
         }

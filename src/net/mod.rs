@@ -2,12 +2,14 @@
 //! in ddcp that touches veilid-core.
 
 mod events;
+mod first_contact;
 mod identity;
 mod network;
 mod node;
 mod testnet;
 
 pub use events::{CallId, IncomingCall, NetEvent};
+pub use first_contact::{FirstContact, WARN_AFTER};
 pub use identity::{RecordIdentity, create_record_identity};
 pub use network::{ImportedRoute, Network, OwnRoute, RouteId};
 pub use node::{NetworkSettings, Node, NodeRole};
@@ -50,8 +52,18 @@ pub enum NetError {
     Call(String),
     #[error("DHT record {key}: {reason}")]
     Record { key: String, reason: String },
+    #[error("DHT record {key} is not on the network yet: {reason}")]
+    RecordNotFound { key: String, reason: String },
     #[error("no answer from the Veilid network within {0:?}")]
     Timeout(std::time::Duration),
     #[error("a message of {0} bytes is over Veilid's 32 KiB limit (a bug: please report it)")]
     TooBig(usize),
+}
+
+impl NetError {
+    /// The record could not be found, or not in time: normal while its owner has not
+    /// published it yet (a peer that never served, or one starting now).
+    pub fn is_record_not_found_yet(&self) -> bool {
+        matches!(self, NetError::RecordNotFound { .. } | NetError::Timeout(_))
+    }
 }

@@ -20,7 +20,7 @@ const CALL_BOUND: Duration = Duration::from_secs(15);
 
 /// A DHT operation (open, get, set, watch) gets this long: a peer that is down makes Veilid
 /// search for a while.
-const DHT_BOUND: Duration = Duration::from_secs(30);
+pub(super) const DHT_BOUND: Duration = Duration::from_secs(30);
 
 /// A private route's id: this node's own, or a peer's imported one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -192,10 +192,21 @@ impl Network {
         .map_err(|err| record_error(&identity.key, err))
     }
 
-    /// Opens a peer's record for reading.
+    /// Opens a peer's record for reading. A record nobody stores yet takes Veilid 10 s to
+    /// call missing ([`NetError::RecordNotFound`]); an existing one opens in a round trip.
     pub async fn open_record(&self, key: &RecordKey) -> Result<(), NetError> {
+        self.open_record_within(key, DHT_BOUND).await
+    }
+
+    /// [`Network::open_record`], given up ([`NetError::Timeout`]) after `bound`: a cut-short
+    /// look leaves nothing behind in Veilid, so it can be tried again at once.
+    pub async fn open_record_within(
+        &self,
+        key: &RecordKey,
+        bound: Duration,
+    ) -> Result<(), NetError> {
         let veilid = veilid_key(key)?;
-        bounded(DHT_BOUND, self.routing.open_dht_record(veilid, None, None))
+        bounded(bound, self.routing.open_dht_record(veilid, None, None))
             .await?
             .map(|_| ())
             .map_err(|err| record_error(key, err))
@@ -267,9 +278,14 @@ fn record_error(key: &RecordKey, err: VeilidAPIError) -> NetError {
     if let Some(secret) = key.secret_text() {
         reason = reason.replace(&secret, "<secret>");
     }
-    NetError::Record {
-        key: key.to_string(),
-        reason,
+    let key = key.to_string();
+    match err {
+        // Nodes answered that nobody has it, or none answered, or the node is not on the DHT
+        // yet: all normal while a peer is starting.
+        VeilidAPIError::KeyNotFound { .. } | VeilidAPIError::TryAgain { .. } => {
+            NetError::RecordNotFound { key, reason }
+        }
+        _ => NetError::Record { key, reason },
     }
 }
 

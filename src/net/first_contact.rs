@@ -1,0 +1,85 @@
+//! First contact with a peer's record: while its owner has not published it yet (a peer that
+//! never served, or both starting at once), Veilid takes 10 s to call a record missing. Looks
+//! cut short and repeated find it within a round trip of its first publish instead.
+
+use std::time::{Duration, Instant};
+
+/// Each quick look gives up after this long: an existing record opens in a round trip.
+const QUICK_LOOK: Duration = Duration::from_secs(2);
+
+/// Quick looks before each look gets Veilid's own full search (and ddcp's 30 s bound), so that
+/// a slow network still gets its answer.
+const QUICK_LOOKS: u32 = 20;
+
+/// The pause after the first look that found nothing, doubled after each up to [`LONGEST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
+const LONGEST_PAUSE: Duration = Duration::from_secs(10);
+
+/// Waiting longer than this deserves one warning: a mistyped key waits forever too.
+pub const WARN_AFTER: Duration = Duration::from_secs(300);
+
+/// Where a first contact stands: looks made so far, since when.
+#[derive(Debug)]
+pub struct FirstContact {
+    looks: u32,
+    since: Instant,
+}
+
+impl Default for FirstContact {
+    fn default() -> Self {
+        FirstContact {
+            looks: 0,
+            since: Instant::now(),
+        }
+    }
+}
+
+impl FirstContact {
+    /// How long the next look may take (give it to `Network::open_record_within`).
+    pub fn bound(&self) -> Duration {
+        if self.looks < QUICK_LOOKS {
+            QUICK_LOOK
+        } else {
+            super::network::DHT_BOUND
+        }
+    }
+
+    /// A look found nothing: how long to pause before the next.
+    pub fn missed(&mut self) -> Duration {
+        let doublings = self.looks.min(16);
+        self.looks += 1;
+        FIRST_PAUSE
+            .saturating_mul(1 << doublings)
+            .min(LONGEST_PAUSE)
+    }
+
+    /// Looks that found nothing so far.
+    pub fn misses(&self) -> u32 {
+        self.looks
+    }
+
+    /// Since the first look.
+    pub fn waited(&self) -> Duration {
+        self.since.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_looks_then_full_ones_with_growing_pauses() {
+        let mut contact = FirstContact::default();
+        assert_eq!(contact.bound(), QUICK_LOOK);
+        let pauses: Vec<Duration> = (0..6).map(|_| contact.missed()).collect();
+        assert_eq!(pauses[0], FIRST_PAUSE);
+        assert_eq!(pauses[1], FIRST_PAUSE * 2);
+        assert_eq!(pauses[5], LONGEST_PAUSE);
+        for _ in 6..QUICK_LOOKS {
+            contact.missed();
+        }
+        assert_eq!(contact.misses(), QUICK_LOOKS);
+        assert!(contact.bound() > QUICK_LOOK);
+    }
+}
