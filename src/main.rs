@@ -21,12 +21,24 @@ fn main() -> ExitCode {
     // No colours where they would be noise: not a terminal, or NO_COLOR set (no-color.org).
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+    let mut filter = match asked {
+        Some(filter) => tracing_subscriber::EnvFilter::new(filter),
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,ddcp=info")),
+    };
+    // veilid-core's duration recorder reports an operation ddcp cut short on purpose (a quick
+    // look for a record not published yet) as an error: it is not one. Shown only when asked
+    // for by name, or with -vv.
+    let named = std::env::var("RUST_LOG").is_ok_and(|value| value.contains("duration_recorder"));
+    if cli.verbose < 2 && !named {
+        filter = filter.add_directive(
+            "veilid_core::logging::duration_recorder=off"
+                .parse()
+                .expect("a valid directive"),
+        );
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(match asked {
-            Some(filter) => tracing_subscriber::EnvFilter::new(filter),
-            None => tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,ddcp=info")),
-        })
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(colour)
         .init();

@@ -7,12 +7,15 @@ use std::time::{Duration, Instant};
 /// Each quick look gives up after this long: an existing record opens in a round trip.
 const QUICK_LOOK: Duration = Duration::from_secs(2);
 
-/// Quick looks before each look gets Veilid's own full search (and ddcp's 30 s bound), so that
+/// Quick looks (a minute or so of them) before each look gets Veilid's own full search (and ddcp's 30 s bound), so that
 /// a slow network still gets its answer.
 const QUICK_LOOKS: u32 = 20;
 
-/// The pause after the first look that found nothing, doubled after each up to [`LONGEST_PAUSE`].
-const FIRST_PAUSE: Duration = Duration::from_millis(500);
+/// The pause after each of the first [`EAGER_LOOKS`] looks that found nothing: a look started
+/// before the record's first publish misses it (the nodes it asked are not asked again), so the
+/// next one follows soon. The pauses after double, up to [`LONGEST_PAUSE`].
+const EAGER_PAUSE: Duration = Duration::from_millis(250);
+const EAGER_LOOKS: u32 = 10;
 const LONGEST_PAUSE: Duration = Duration::from_secs(10);
 
 /// Waiting longer than this deserves one warning: a mistyped key waits forever too.
@@ -46,9 +49,9 @@ impl FirstContact {
 
     /// A look found nothing: how long to pause before the next.
     pub fn missed(&mut self) -> Duration {
-        let doublings = self.looks.min(16);
         self.looks += 1;
-        FIRST_PAUSE
+        let doublings = self.looks.saturating_sub(EAGER_LOOKS).min(16);
+        EAGER_PAUSE
             .saturating_mul(1 << doublings)
             .min(LONGEST_PAUSE)
     }
@@ -72,13 +75,14 @@ mod tests {
     fn quick_looks_then_full_ones_with_growing_pauses() {
         let mut contact = FirstContact::default();
         assert_eq!(contact.bound(), QUICK_LOOK);
-        let pauses: Vec<Duration> = (0..6).map(|_| contact.missed()).collect();
-        assert_eq!(pauses[0], FIRST_PAUSE);
-        assert_eq!(pauses[1], FIRST_PAUSE * 2);
-        assert_eq!(pauses[5], LONGEST_PAUSE);
-        for _ in 6..QUICK_LOOKS {
-            contact.missed();
-        }
+        let pauses: Vec<Duration> = (0..QUICK_LOOKS).map(|_| contact.missed()).collect();
+        assert!(
+            pauses[..EAGER_LOOKS as usize]
+                .iter()
+                .all(|p| *p == EAGER_PAUSE)
+        );
+        assert_eq!(pauses[EAGER_LOOKS as usize], EAGER_PAUSE * 2);
+        assert_eq!(*pauses.last().unwrap(), LONGEST_PAUSE);
         assert_eq!(contact.misses(), QUICK_LOOKS);
         assert!(contact.bound() > QUICK_LOOK);
     }
