@@ -1,10 +1,12 @@
 //! Replication over a real private Veilid network (scripts/netns.sh, `ddcp testnet`, two
 //! `ddcp serve` processes), measured in one run:
 //! - latency: a write committed on A until it is visible on B, p50/p95 over 20 writes;
-//! - throughput: a 20k-row table written on A in one transaction until all of it is on B, in
-//!   changes/s, against what raw app_calls carry on the same network in the same run (32 KiB
-//!   answers, 8 in flight as the puller fetches fragments), converted to changes/s at the
-//!   changes' own uncompressed wire size.
+//! - throughput: 20k rows written on A, in one transaction and in 20k one-row transactions,
+//!   until all of them are on B, in changes/s, against the lower of two ceilings measured in
+//!   the same run: (a) what raw app_calls carry on the same network (32 KiB answers, 8 in
+//!   flight as the puller fetches fragments) divided by ddcp's own wire bytes per change
+//!   (compressed, as its pages are sent), and (b) cr-sqlite's raw merge rate of the same
+//!   changes (`insert into crsql_changes` in one transaction).
 //!
 //! Figures are printed, never asserted. `cargo bench --bench network` runs full size;
 //! `cargo test --benches` a small smoke.
@@ -18,16 +20,20 @@ use std::time::{Duration, Instant};
 use common::private_net::{Peer, TestNet, this_program_inside_private_network};
 use ddcp::db::{Db, Extension};
 use ddcp::net::{NetEvent, Node, NodeRole};
-use ddcp::sync::DbVersion;
 use ddcp::sync::codec::encode_changeset;
+use ddcp::sync::compress::Compression;
 use ddcp::sync::protocol::MAX_MESSAGE_BYTES;
-use ddcp::sync::pull::FRAGMENT_WINDOW;
+use ddcp::sync::pull::{DEFAULT_PAGE_BYTES, FRAGMENT_WINDOW, Puller};
+use ddcp::sync::serve::Responder;
+use ddcp::sync::{Change, DbVersion};
 
 const SCHEMA: &str = "
     create table notes (id integer primary key not null, title text, body text, stars integer);
     select crsql_as_crr('notes');
     create table bulk (id integer primary key not null, title text, body text, stars integer);
-    select crsql_as_crr('bulk');";
+    select crsql_as_crr('bulk');
+    create table trickle (id integer primary key not null, title text, body text, stars integer);
+    select crsql_as_crr('trickle');";
 
 /// A change is visible within this long, or the bench fails.
 const VISIBLE_WITHIN: Duration = Duration::from_secs(180);
@@ -101,46 +107,157 @@ fn main() {
         ms(*latencies.last().unwrap())
     );
 
-    let before = DbVersion(a_db.db_version().unwrap().0);
-    let started = Instant::now();
-    a_db.connection()
-        .execute_batch(&format!(
-            "begin;
-             with recursive n(i) as (select 1 union all select i + 1 from n where i < {})
-             insert into bulk (id, title, body, stars)
-               select i, 'note ' || i, printf('%.60c', 'x') || i, i % 5 from n;
-             commit;",
-            size.rows
-        ))
-        .unwrap();
-    wait_visible(&b_db, "select count(*) from bulk", size.rows as i64);
-    let elapsed = started.elapsed();
-    let changes = a_db.changes_since(before).unwrap();
-    let wire_per_change = encode_changeset(&changes).len() as f64 / changes.len() as f64;
-    let ddcp_rate = changes.len() as f64 / elapsed.as_secs_f64();
-    println!(
-        "replication: {} changes ({} rows) in {:.2} s = {:.0} changes/s ({:.0} B per change uncompressed)",
-        changes.len(),
-        size.rows,
-        elapsed.as_secs_f64(),
-        ddcp_rate,
-        wire_per_change
-    );
+    let one_transaction = replicate(&a_db, &b_db, "bulk", size.rows, true);
+    let one_row_each = replicate(&a_db, &b_db, "trickle", size.rows, false);
     a.stop();
     b.stop();
 
     let raw_bytes_per_s = raw_app_call_throughput(&net, size.raw_calls);
-    let raw_rate = raw_bytes_per_s / wire_per_change;
     println!(
-        "raw app_call: {:.0} KiB/s of payload ({} in flight) = {:.0} changes/s at that size",
+        "raw app_call: {:.0} KiB/s of payload ({} in flight)",
         raw_bytes_per_s / 1024.0,
         FRAGMENT_WINDOW,
-        raw_rate
     );
-    println!(
-        "ratio ddcp/raw: {:.2} (target >= 0.8; ddcp compresses, raw calls do not)",
-        ddcp_rate / raw_rate
+    for (what, run) in [
+        ("one transaction", one_transaction),
+        ("one-row transactions", one_row_each),
+    ] {
+        let changes = run.changes.len() as f64;
+        let rate = changes / run.elapsed.as_secs_f64();
+        let network_ceiling = raw_bytes_per_s / run.wire_per_change;
+        let merge_ceiling = changes / run.raw_merge.as_secs_f64();
+        let ceiling = network_ceiling.min(merge_ceiling);
+        println!(
+            "{what}: {:.0} changes in {:.2} s = {rate:.0} changes/s; {:.1} B per change on the wire ({:.0} uncompressed)",
+            changes,
+            run.elapsed.as_secs_f64(),
+            run.wire_per_change,
+            run.raw_per_change,
+        );
+        println!(
+            "  ceilings: network {network_ceiling:.0} changes/s (raw app_call / wire bytes), cr-sqlite merge {merge_ceiling:.0} changes/s; ddcp / lower = {:.2} (target >= 0.8)",
+            rate / ceiling
+        );
+    }
+}
+
+/// One throughput run's figures.
+struct Replicated {
+    changes: Vec<Change>,
+    elapsed: Duration,
+    /// ddcp's bytes on the wire per change: its compressed pages, as a responder makes them.
+    wire_per_change: f64,
+    /// The changes' own encoded size per change, uncompressed.
+    raw_per_change: f64,
+    /// cr-sqlite merging the same changes into a fresh database, in one transaction.
+    raw_merge: Duration,
+}
+
+/// Writes `rows` rows into `table` on A (in one transaction, or one each) and waits until B
+/// has them all.
+fn replicate(a_db: &Db, b_db: &Db, table: &str, rows: usize, one_transaction: bool) -> Replicated {
+    let before = DbVersion(a_db.db_version().unwrap().0);
+    let insert = format!(
+        "insert into {table} (id, title, body, stars) values (?1, 'note ' || ?1, printf('%.60c', 'x') || ?1, ?1 % 5)"
     );
+    let started = Instant::now();
+    let conn = a_db.connection();
+    if one_transaction {
+        conn.execute_batch("begin").unwrap();
+    }
+    {
+        let mut statement = conn.prepare(&insert).unwrap();
+        for id in 1..=rows {
+            statement.execute([id as i64]).unwrap();
+        }
+    }
+    if one_transaction {
+        conn.execute_batch("commit").unwrap();
+    }
+    wait_visible(b_db, &format!("select count(*) from {table}"), rows as i64);
+    let elapsed = started.elapsed();
+    let changes = a_db.changes_since(before).unwrap();
+    let raw_per_change = encode_changeset(&changes).len() as f64 / changes.len() as f64;
+    let scratch = tempfile::tempdir().unwrap();
+    let wire_per_change = wire_bytes(a_db, before) as f64 / changes.len() as f64;
+    let raw_merge = raw_merge(&scratch.path().join("merge.db"), &changes);
+    Replicated {
+        changes,
+        elapsed,
+        wire_per_change,
+        raw_per_change,
+        raw_merge,
+    }
+}
+
+/// The bytes of ddcp's answers (pages, manifests and fragments, compressed as served) carrying
+/// `source`'s changes after `since`, through the same responder and puller a serve and a pull
+/// use, without the network (the pages are not applied: only their size counts).
+fn wire_bytes(source: &Db, since: DbVersion) -> usize {
+    let mut responder = Responder::new(Compression::Zstd);
+    let mut puller = Puller::new(
+        ddcp::sync::SiteId([7; 16]),
+        source.site_id().unwrap(),
+        source.schema().unwrap().fingerprint(),
+        ddcp::sync::cursor::Cursor::after_group(since),
+        DEFAULT_PAGE_BYTES,
+    );
+    let mut wire = 0;
+    while !puller.is_up_to_date() {
+        for request in puller.requests() {
+            let answer = responder.respond(source, &request);
+            wire += answer.len();
+            puller.receive(&answer).unwrap();
+        }
+    }
+    wire
+}
+
+/// cr-sqlite's own merge of `changes` into a fresh database: `insert into crsql_changes` in one
+/// transaction, the values bound as they are.
+fn raw_merge(path: &Path, changes: &[Change]) -> Duration {
+    let db = Db::create(path, &Extension::BuiltIn).unwrap();
+    let conn = db.connection();
+    conn.execute_batch(SCHEMA).unwrap();
+    let started = Instant::now();
+    conn.execute_batch("begin").unwrap();
+    {
+        let mut insert = conn
+            .prepare(
+                "insert into crsql_changes
+                 (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)
+                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .unwrap();
+        for change in changes {
+            insert
+                .execute(rusqlite::params![
+                    change.table,
+                    change.pk,
+                    change.cid,
+                    sql_value(&change.val),
+                    change.col_version,
+                    change.db_version.0,
+                    change.site_id.0.to_vec(),
+                    change.cl,
+                    change.seq.0,
+                ])
+                .unwrap();
+        }
+    }
+    conn.execute_batch("commit").unwrap();
+    started.elapsed()
+}
+
+fn sql_value(value: &ddcp::sync::Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as Sql;
+    match value {
+        ddcp::sync::Value::Null => Sql::Null,
+        ddcp::sync::Value::Integer(x) => Sql::Integer(*x),
+        ddcp::sync::Value::Real(x) => Sql::Real(*x),
+        ddcp::sync::Value::Text(x) => Sql::Text(x.clone()),
+        ddcp::sync::Value::Blob(x) | ddcp::sync::Value::RawText(x) => Sql::Blob(x.clone()),
+    }
 }
 
 fn open(path: &Path) -> Db {
