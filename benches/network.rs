@@ -1,8 +1,9 @@
 //! Replication over a real private Veilid network (scripts/netns.sh, `ddcp testnet`, two
 //! `ddcp serve` processes), measured in one run:
 //! - latency: a write committed on A until it is visible on B, p50/p95 over 20 writes;
-//! - throughput: 20k rows written on A, in one transaction and in 20k one-row transactions,
-//!   until all of them are on B, in changes/s, against the lower of two ceilings measured in
+//! - throughput: 20k rows written on A, in one transaction (timed from its commit) and in 20k
+//!   one-row transactions (timed from the first), until all of them are on B, in changes/s,
+//!   against the lower of two ceilings measured in
 //!   the same run: (a) what raw app_calls carry on the same network (32 KiB answers, 8 in
 //!   flight as the puller fetches fragments) divided by ddcp's own wire bytes per change
 //!   (compressed, as its pages are sent), and (b) cr-sqlite's raw merge rate of the same
@@ -128,7 +129,8 @@ fn main() {
         let merge_ceiling = changes / run.raw_merge.as_secs_f64();
         let ceiling = network_ceiling.min(merge_ceiling);
         println!(
-            "{what}: {:.0} changes in {:.2} s = {rate:.0} changes/s; {:.1} B per change on the wire ({:.0} uncompressed)",
+            "{what} (written on A in {:.2} s): {:.0} changes on B in {:.2} s = {rate:.0} changes/s; {:.1} B per change on the wire ({:.0} uncompressed)",
+            run.written.as_secs_f64(),
             changes,
             run.elapsed.as_secs_f64(),
             run.wire_per_change,
@@ -144,7 +146,11 @@ fn main() {
 /// One throughput run's figures.
 struct Replicated {
     changes: Vec<Change>,
+    /// From the commit (one transaction) or the first commit (one-row transactions) until B
+    /// has every row.
     elapsed: Duration,
+    /// How long A took to write the rows.
+    written: Duration,
     /// ddcp's bytes on the wire per change: its compressed pages, as a responder makes them.
     wire_per_change: f64,
     /// The changes' own encoded size per change, uncompressed.
@@ -160,8 +166,8 @@ fn replicate(a_db: &Db, b_db: &Db, table: &str, rows: usize, one_transaction: bo
     let insert = format!(
         "insert into {table} (id, title, body, stars) values (?1, 'note ' || ?1, printf('%.60c', 'x') || ?1, ?1 % 5)"
     );
-    let started = Instant::now();
     let conn = a_db.connection();
+    let writing = Instant::now();
     if one_transaction {
         conn.execute_batch("begin").unwrap();
     }
@@ -174,6 +180,14 @@ fn replicate(a_db: &Db, b_db: &Db, table: &str, rows: usize, one_transaction: bo
     if one_transaction {
         conn.execute_batch("commit").unwrap();
     }
+    let written = writing.elapsed();
+    // One transaction replicates from its commit; one-row transactions from the first, as
+    // they are written.
+    let started = if one_transaction {
+        Instant::now()
+    } else {
+        writing
+    };
     wait_visible(b_db, &format!("select count(*) from {table}"), rows as i64);
     let elapsed = started.elapsed();
     let changes = a_db.changes_since(before).unwrap();
@@ -184,6 +198,7 @@ fn replicate(a_db: &Db, b_db: &Db, table: &str, rows: usize, one_transaction: bo
     Replicated {
         changes,
         elapsed,
+        written,
         wire_per_change,
         raw_per_change,
         raw_merge,

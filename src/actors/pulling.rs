@@ -1,6 +1,5 @@
 //! One pull of one remote, until its changes are all here: read its Status, call its route
-//! page by page (fragments several at a time), hand each page to the DbActor and fetch the next
-//! one while it applies (decoding and checks stay here, off the one writer). The RemoteActor
+//! page by page (fragments several at a time), hand each page to the DbActor. The RemoteActor
 //! runs it whenever the remote changes; `ddcp pull` runs it once. A private remote's Status is
 //! opened with this database's member identity, and every request to it is signed with it.
 
@@ -11,11 +10,11 @@ use tokio::task::JoinSet;
 use super::db::LocalState;
 use super::db_handle::{DbCallError, DbHandle};
 use super::remote_view::{Caller, RemoteView, Session, read_status};
-use crate::db::{AcceptOutcome, AcceptPolicy, DbError, RemoteName};
+use crate::db::{AcceptPolicy, DbError, RemoteName};
 use crate::metrics;
 use crate::net::{ImportedRoute, NetError, Network};
 use crate::sync::codec::CodecError;
-use crate::sync::protocol::{ChangesPage, ErrorCode, ProtocolError, Status};
+use crate::sync::protocol::{ErrorCode, ProtocolError, Status};
 use crate::sync::pull::{
     DEFAULT_PAGE_BYTES, PullError, Puller, Received, read_schema_answer, schema_request,
 };
@@ -208,15 +207,8 @@ pub async fn pull_remote(
         remote: view.status,
         session: view.session,
         report: PullReport::default(),
-        applying: None,
     };
-    let pulled = pull.run(progress).await;
-    if pulled.is_err() {
-        // A page still applying is counted; its own error, if any, matters less than the
-        // pull's.
-        let _ = pull.finish_apply(progress).await;
-    }
-    pulled?;
+    pull.run(progress).await?;
     let report = pull.report;
     if report.applied {
         tracing::info!(
@@ -244,15 +236,6 @@ struct Pull<'a> {
     /// Released when replaced by the remote's next route, and when the pull ends.
     route: ImportedRoute,
     report: PullReport,
-    /// The page the DbActor is applying while the next one is fetched.
-    applying: Option<Applying>,
-}
-
-/// A page handed to the DbActor.
-struct Applying {
-    task: tokio::task::JoinHandle<Result<AcceptOutcome, DbCallError>>,
-    /// The remote's version the page came with.
-    remote_version: DbVersion,
 }
 
 impl Pull<'_> {
@@ -266,16 +249,7 @@ impl Pull<'_> {
         let mut busy_rounds = 0;
         let mut cursor_reset = false;
         let mut refused_rounds = 0;
-        loop {
-            if puller.is_up_to_date() {
-                // Done once the last page is applied; unless another pull of this remote moved
-                // the cursor meanwhile: then on from where the database stands.
-                if self.finish_apply(progress).await? {
-                    return Ok(());
-                }
-                puller = self.new_puller().await?;
-                continue;
-            }
+        while !puller.is_up_to_date() {
             let answers = self.call_all(puller.requests()).await;
             let mut answered = false;
             let mut moved = false;
@@ -298,14 +272,31 @@ impl Pull<'_> {
                         progress(&self.progress(Some((fragments, of))));
                     }
                     Ok(Received::Page(page)) => {
-                        moved = true;
-                        // A page applies while the next one is fetched (the puller's cursor is
-                        // already past it): the one before it first, so that at most two pages
-                        // are held and they apply in order.
-                        if self.finish_apply(progress).await? {
-                            self.applying = Some(self.start_apply(page));
-                        } else {
-                            puller = self.new_puller().await?;
+                        let remote_version = page.db_version;
+                        let accepted = self
+                            .db
+                            .accept(self.remote.site_id, page, &self.link.accept)
+                            .await;
+                        match accepted {
+                            Ok(outcome) => {
+                                moved = true;
+                                let name = self.link.name.as_str();
+                                metrics::applied(name, outcome.admitted);
+                                metrics::refused_changes(name, outcome.refused);
+                                self.report.pages += 1;
+                                self.report.changes += outcome.admitted;
+                                self.report.refused += outcome.refused;
+                                self.report.remote_version = remote_version;
+                                let applied = outcome.applied;
+                                self.report.applied |=
+                                    applied.db_version_after != applied.db_version_before;
+                                progress(&self.progress(None));
+                            }
+                            // Another pull of this remote moved the cursor: start from it.
+                            Err(DbCallError::Db(DbError::StaleCursor)) => {
+                                puller = self.new_puller().await?
+                            }
+                            Err(err) => return Err(err.into()),
                         }
                     }
                     Err(PullError::Refused(error)) => match error.code {
@@ -314,7 +305,6 @@ impl Pull<'_> {
                             tracing::warn!(target: "ddcp", remote_name = %self.link.name,
                                 "The remote does not know this database's cursor; starting over");
                             cursor_reset = true;
-                            self.finish_apply(progress).await?;
                             self.db.reset_cursor(self.remote.site_id).await?;
                             puller = self.new_puller().await?;
                         }
@@ -365,47 +355,7 @@ impl Pull<'_> {
             // The route may have died with the remote's restart: its Status names the new one.
             self.refresh_route().await?;
         }
-    }
-
-    /// Hands `page` to the DbActor and returns at once.
-    fn start_apply(&self, page: Box<ChangesPage>) -> Applying {
-        let (db, policy) = (self.db.clone(), self.link.accept.clone());
-        let remote = self.remote.site_id;
-        let remote_version = page.db_version;
-        Applying {
-            task: tokio::spawn(async move { db.accept(remote, page, &policy).await }),
-            remote_version,
-        }
-    }
-
-    /// Waits for the page being applied, if there is one, and counts it. False when another
-    /// pull of this remote moved the cursor meanwhile (the page was not applied): the puller
-    /// must start again from where the database stands.
-    async fn finish_apply(
-        &mut self,
-        progress: &mut (dyn FnMut(&PullProgress) + Send),
-    ) -> Result<bool, RemoteError> {
-        let Some(applying) = self.applying.take() else {
-            return Ok(true);
-        };
-        // The task only awaits the DbActor; if it died, so did the database's side.
-        let accepted = applying.task.await.unwrap_or(Err(DbCallError::Gone));
-        let outcome = match accepted {
-            Ok(outcome) => outcome,
-            Err(DbCallError::Db(DbError::StaleCursor)) => return Ok(false),
-            Err(err) => return Err(err.into()),
-        };
-        let name = self.link.name.as_str();
-        metrics::applied(name, outcome.admitted);
-        metrics::refused_changes(name, outcome.refused);
-        self.report.pages += 1;
-        self.report.changes += outcome.admitted;
-        self.report.refused += outcome.refused;
-        self.report.remote_version = applying.remote_version;
-        let applied = outcome.applied;
-        self.report.applied |= applied.db_version_after != applied.db_version_before;
-        progress(&self.progress(None));
-        Ok(true)
+        Ok(())
     }
 
     fn progress(&self, fragments: Option<(u32, u32)>) -> PullProgress {
