@@ -12,6 +12,7 @@ mod error;
 mod extension;
 mod feed;
 mod filters;
+mod group;
 mod history;
 mod import;
 mod members;

@@ -20,12 +20,12 @@ pub(super) fn quoted(name: &str) -> String {
 }
 
 /// A table's key columns (in key order) and its other columns (in declaration order).
-struct TableKeys {
-    key: Vec<String>,
-    others: Vec<String>,
+pub(super) struct TableKeys {
+    pub(super) key: Vec<String>,
+    pub(super) others: Vec<String>,
 }
 
-fn table_keys(conn: &Connection, table: &str) -> Result<TableKeys, DbError> {
+pub(super) fn table_keys(conn: &Connection, table: &str) -> Result<TableKeys, DbError> {
     let mut statement =
         conn.prepare_cached("select name, pk from pragma_table_info(?1) order by pk, cid")?;
     let mut key = Vec::new();

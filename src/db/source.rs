@@ -69,26 +69,10 @@ impl Db {
         // No site has the all-zero id (cr-sqlite's are random): it stands for "nobody".
         let except = except.unwrap_or(SiteId([0; 16]));
         // Inside a group: the rest of that group first, by the full row key.
-        if let Some(key) = &after.within {
-            let sql = format!(
-                "select {CHANGE_COLUMNS} from crsql_changes
-                 where db_version = ?1 and site_id != ?2 and (seq, \"table\", pk, cid) > (?3, ?4, ?5, ?6)
-                 order by seq, \"table\", pk, cid"
-            );
-            let mut statement = self.conn().prepare_cached(&sql)?;
-            let mut rows = statement.query(params![
-                after.db_version.0,
-                &except.0[..],
-                key.seq.0,
-                key.table,
-                key.pk,
-                key.cid
-            ])?;
-            while let Some(row) = rows.next()? {
-                if visit(change_from_row(row)?) == Visit::Stop {
-                    return Ok(());
-                }
-            }
+        if let Some(key) = &after.within
+            && super::group::visit_rest_of_group(self.conn(), after.db_version, key, except, visit)?
+        {
+            return Ok(());
         }
         // Then whole versions, in windows that double: each query reads (and sorts) only its
         // window, where one query for everything after the cursor would read the whole rest of

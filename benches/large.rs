@@ -1,0 +1,238 @@
+//! Large changesets through the in-memory exchange (the responder and puller a serve and a pull
+//! use, pages compressed, applied by `accept_page`), measured in one run against cr-sqlite's
+//! own merge of the same changes: 50, 100 and 200 MiB of rows (1 KiB of incompressible payload
+//! each), written in one transaction and in 1,000 transactions. Each exchange and each merge
+//! runs in a fresh process, so that its peak RSS is its own. Prints the time, the rate, the
+//! ratio to the merge (target >= 0.5), the peak RSS (target < 150 MiB) and how the time grows
+//! with the size (target: each doubling <= 2.2x). Figures are printed, never asserted.
+//! `cargo bench --bench large` runs full size; `cargo test --benches` a small smoke.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use ddcp::db::{AcceptPolicy, Db, Extension};
+use ddcp::sync::compress::Compression;
+use ddcp::sync::pull::{DEFAULT_PAGE_BYTES, Puller, Received};
+use ddcp::sync::serve::Responder;
+use ddcp::sync::{Change, DbVersion};
+
+const SCHEMA: &str = "
+    create table blobs (id text primary key not null, title text, payload blob);
+    select crsql_as_crr('blobs');";
+
+/// A deterministic pseudo-random stream (xorshift): every run writes the same bytes.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.as_slice() {
+        [_, flag, source, target] if flag == "--exchange" => return child_exchange(source, target),
+        [_, flag, source, target] if flag == "--merge" => return child_merge(source, target),
+        _ => {}
+    }
+    let full = args.iter().any(|arg| arg == "--bench");
+    let sizes: &[usize] = if full { &[50, 100, 200] } else { &[1, 2, 4] };
+    println!(
+        "large changesets ({}): {sizes:?} MiB, in one transaction and in 1,000",
+        if full { "full" } else { "smoke" }
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for transactions in [1, 1000] {
+        let mut previous: Option<f64> = None;
+        for &mib in sizes {
+            let source = dir.path().join(format!("source-{mib}-{transactions}.db"));
+            write_source(&source, mib, transactions);
+            let exchange = run_child("--exchange", &source, &dir.path().join("exchanged.db"));
+            let merge = run_child("--merge", &source, &dir.path().join("merged.db"));
+            let growth = previous.map_or(String::new(), |before| {
+                format!(
+                    ", x{:.2} the time of half the size (target <= 2.2)",
+                    exchange.secs / before
+                )
+            });
+            previous = Some(exchange.secs);
+            println!(
+                "  {mib} MiB in {transactions} transaction(s): {} changes, exchange {:.2} s ({:.1} MiB/s, peak RSS {:.0} MiB, target < 150), cr-sqlite merge {:.2} s; ratio {:.2} (target >= 0.5){growth}",
+                exchange.changes,
+                exchange.secs,
+                mib as f64 / exchange.secs,
+                exchange.peak_rss_kib as f64 / 1024.0,
+                merge.secs,
+                merge.secs / exchange.secs,
+            );
+            std::fs::remove_file(&source).unwrap();
+        }
+    }
+}
+
+/// `mib` MiB of rows, 1 KiB of incompressible payload each, in `transactions` transactions.
+fn write_source(path: &Path, mib: usize, transactions: usize) {
+    let db = Db::create(path, &Extension::BuiltIn).unwrap();
+    let conn = db.connection();
+    conn.execute_batch(SCHEMA).unwrap();
+    let rows = mib * 1024;
+    let per_transaction = rows.div_ceil(transactions);
+    let mut noise = Noise(7);
+    let mut insert = conn
+        .prepare("insert into blobs (id, title, payload) values (?1, ?2, ?3)")
+        .unwrap();
+    conn.execute_batch("begin").unwrap();
+    for row in 0..rows {
+        let payload: Vec<u8> = (0..128).flat_map(|_| noise.next().to_le_bytes()).collect();
+        insert
+            .execute((format!("row-{row:09}"), format!("title {row}"), payload))
+            .unwrap();
+        if row % per_transaction == per_transaction - 1 {
+            conn.execute_batch("commit; begin").unwrap();
+        }
+    }
+    conn.execute_batch("commit").unwrap();
+    drop(insert);
+    db.close().unwrap();
+}
+
+/// What a child process measured.
+struct Measured {
+    secs: f64,
+    peak_rss_kib: u64,
+    changes: u64,
+}
+
+fn run_child(mode: &str, source: &Path, target: &Path) -> Measured {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", target.display()));
+    }
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([mode, source.to_str().unwrap(), target.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let field = |name: &str| -> f64 {
+        report
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {report}"))
+    };
+    Measured {
+        secs: field("secs="),
+        peak_rss_kib: field("peak_rss_kib=") as u64,
+        changes: field("changes=") as u64,
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn fresh_target(path: &str) -> Db {
+    let db = Db::create(Path::new(path), &Extension::BuiltIn).unwrap();
+    db.connection().execute_batch(SCHEMA).unwrap();
+    db
+}
+
+/// In a fresh process: the exchange, page by page, as a serve and a pull do it.
+fn child_exchange(source_path: &str, target_path: &str) {
+    let source = Db::open(Path::new(source_path), &Extension::BuiltIn).unwrap();
+    let mut target = fresh_target(target_path);
+    let remote = source.site_id().unwrap();
+    let mut responder = Responder::new(Compression::Zstd);
+    let mut puller = Puller::new(
+        target.site_id().unwrap(),
+        remote,
+        target.schema().unwrap().fingerprint(),
+        target.cursor(remote).unwrap(),
+        DEFAULT_PAGE_BYTES,
+    );
+    let started = Instant::now();
+    let mut changes = 0;
+    while !puller.is_up_to_date() {
+        for request in puller.requests() {
+            let answer = responder.respond(&source, &request);
+            if let Received::Page(page) = puller.receive(&answer).unwrap() {
+                let outcome = target
+                    .accept_page(remote, *page, &AcceptPolicy::default())
+                    .unwrap();
+                changes += outcome.admitted;
+            }
+        }
+    }
+    println!(
+        "secs={:.3} peak_rss_kib={} changes={changes}",
+        started.elapsed().as_secs_f64(),
+        peak_rss_kib()
+    );
+}
+
+/// In a fresh process: cr-sqlite merging the same changes, read beforehand (the clock runs
+/// for the merge only), in one transaction.
+fn child_merge(source_path: &str, target_path: &str) {
+    let source = Db::open(Path::new(source_path), &Extension::BuiltIn).unwrap();
+    let changes: Vec<Change> = source.changes_since(DbVersion(0)).unwrap();
+    let target = fresh_target(target_path);
+    let conn = target.connection();
+    let started = Instant::now();
+    conn.execute_batch("begin").unwrap();
+    {
+        let mut insert = conn
+            .prepare(
+                "insert into crsql_changes
+                 (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)
+                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .unwrap();
+        for change in &changes {
+            insert
+                .execute(rusqlite::params![
+                    change.table,
+                    change.pk,
+                    change.cid,
+                    sql_value(&change.val),
+                    change.col_version,
+                    change.db_version.0,
+                    change.site_id.0.to_vec(),
+                    change.cl,
+                    change.seq.0,
+                ])
+                .unwrap();
+        }
+    }
+    conn.execute_batch("commit").unwrap();
+    println!(
+        "secs={:.3} peak_rss_kib={} changes={}",
+        started.elapsed().as_secs_f64(),
+        peak_rss_kib(),
+        changes.len()
+    );
+}
+
+fn sql_value(value: &ddcp::sync::Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as Sql;
+    match value {
+        ddcp::sync::Value::Null => Sql::Null,
+        ddcp::sync::Value::Integer(x) => Sql::Integer(*x),
+        ddcp::sync::Value::Real(x) => Sql::Real(*x),
+        ddcp::sync::Value::Text(x) => Sql::Text(x.clone()),
+        ddcp::sync::Value::Blob(x) | ddcp::sync::Value::RawText(x) => Sql::Blob(x.clone()),
+    }
+}
