@@ -16,11 +16,17 @@ use crate::cli::PullArgs;
 use crate::config::Config;
 use crate::control::{ControlError, ControlRequest, ControlResponse, PullOutcome};
 use crate::db::{Db, DbError};
-use crate::net::{Network, Node};
+use crate::net::{FirstContact, Network, Node};
 use crate::sync::MemberKeys;
+
+/// A remote whose record is not on the network yet is waited for this long.
+const FIRST_CONTACT: Duration = Duration::from_secs(60);
 
 /// The progress line is redrawn at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// Off a terminal, a progress line this often.
+const PROGRESS_LINE_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Serialize)]
 struct PullJson {
@@ -154,7 +160,7 @@ async fn pull_one(
     me: &MemberKeys,
     link: &RemoteLink,
 ) -> Result<PullReport, crate::actors::RemoteError> {
-    network.open_record(&link.key).await?;
+    open_when_published(network, link).await?;
     let mut bar = ProgressLine::new(link.name.as_str());
     let result = pull_remote(network, db, me, link, None, &mut |progress| {
         bar.show(progress)
@@ -166,46 +172,87 @@ async fn pull_one(
     Ok(report)
 }
 
-/// A progress line on stderr, redrawn in place; nothing when stderr is not a terminal.
+/// Opens the remote's record, waiting up to [`FIRST_CONTACT`] while it is not on the network
+/// yet (the remote starts at the same time, say): said once, looked for again and again.
+async fn open_when_published(
+    network: &Network,
+    link: &RemoteLink,
+) -> Result<(), crate::actors::RemoteError> {
+    let mut contact = FirstContact::default();
+    loop {
+        match network.open_record_within(&link.key, contact.bound()).await {
+            Ok(()) => return Ok(()),
+            Err(err) if err.is_record_not_found_yet() && contact.waited() < FIRST_CONTACT => {
+                if contact.misses() == 0 {
+                    tracing::info!(target: "ddcp", remote_name = %link.name,
+                        "The remote's record is not on the network yet (has it served?): waiting up to {} s",
+                        FIRST_CONTACT.as_secs());
+                }
+                tokio::time::sleep(contact.missed()).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// A progress line on stderr: redrawn in place on a terminal, a plain line every few seconds
+/// elsewhere.
 pub(super) struct ProgressLine<'a> {
     name: &'a str,
-    enabled: bool,
+    /// On a terminal the line is redrawn in place; elsewhere (a log, a script) a plain line is
+    /// written now and then.
+    terminal: bool,
     drawn_at: Option<Instant>,
+    started: Instant,
 }
 
 impl<'a> ProgressLine<'a> {
     pub(super) fn new(name: &'a str) -> Self {
         ProgressLine {
             name,
-            enabled: std::io::stderr().is_terminal(),
+            terminal: std::io::stderr().is_terminal(),
             drawn_at: None,
+            started: Instant::now(),
         }
     }
 
     pub(super) fn show(&mut self, progress: &PullProgress) {
-        if !self.enabled
-            || self
-                .drawn_at
-                .is_some_and(|at| at.elapsed() < PROGRESS_EVERY)
-        {
-            return;
+        let every = if self.terminal {
+            PROGRESS_EVERY
+        } else {
+            PROGRESS_LINE_EVERY
+        };
+        // Off a terminal, a pull shorter than one interval says nothing.
+        let since = self.drawn_at.unwrap_or(self.started);
+        if (self.terminal && self.drawn_at.is_none()) || since.elapsed() >= every {
+            self.draw(progress);
         }
+    }
+
+    fn draw(&mut self, progress: &PullProgress) {
         self.drawn_at = Some(Instant::now());
         let fragments = progress
             .fragments
             .map(|(got, of)| format!(", page part {got}/{of}"))
             .unwrap_or_default();
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r\x1b[2Kpulling {}: {} changes in {} pages{fragments}",
-            self.name, progress.changes, progress.pages
+        let line = format!(
+            "pulling {}: {} changes in {} pages{fragments}, {:.0} s",
+            self.name,
+            progress.changes,
+            progress.pages,
+            self.started.elapsed().as_secs_f64()
         );
+        let mut err = std::io::stderr().lock();
+        let _ = if self.terminal {
+            write!(err, "\r\x1b[2K{line}")
+        } else {
+            writeln!(err, "{line}")
+        };
         let _ = err.flush();
     }
 
     pub(super) fn finish(&mut self) {
-        if self.drawn_at.is_some() {
+        if self.terminal && self.drawn_at.is_some() {
             let _ = writeln!(std::io::stderr().lock());
         }
     }

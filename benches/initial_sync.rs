@@ -1,0 +1,239 @@
+//! A new peer's first sync of a big table over a real private Veilid network (scripts/netns.sh,
+//! `ddcp testnet`), as a user runs it: A serves 1M rows (about 100 MiB of change data, written
+//! in transactions of 10,000 rows); B runs `ddcp pull a`, which is killed with SIGKILL three
+//! times at random moments and run again until it completes. B must then hold exactly A's
+//! rows (asserted: a sync that loses or doubles rows fails). Prints each run's last progress
+//! line, the total time and the rate in changes/s, against cr-sqlite's raw merge of the same
+//! changes measured in the same run (the lower of benches/network.rs's two ceilings).
+//! `cargo bench --bench initial_sync` runs full size; `cargo test --benches` a smoke.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::private_net::{Peer, TestNet, this_program_inside_private_network};
+use ddcp::db::{Db, Extension};
+use ddcp::sync::{Change, DbVersion};
+
+const SCHEMA: &str = "
+    create table big (id integer primary key not null, title text, body text);
+    select crsql_as_crr('big');";
+
+/// What B must end with: A's rows, counted and summed.
+const SUMMARY: &str = "select count(*), total(id), sum(length(title)), sum(length(body)) from big";
+
+/// A whole pull (or what is left of it) ends within this long, or the bench fails.
+const PULL_WITHIN: Duration = Duration::from_secs(1800);
+
+/// Pulls killed before the one that completes.
+const KILLS: usize = 3;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !this_program_inside_private_network(&args) {
+        return;
+    }
+    let full = args.iter().any(|arg| arg == "--bench");
+    let rows: usize = if full { 1_000_000 } else { 20_000 };
+    println!(
+        "initial sync bench ({}): {rows} rows, `ddcp pull` killed {KILLS} times",
+        if full { "full" } else { "smoke" }
+    );
+    let net = TestNet::start();
+    let mut a = Peer::new(&net, "a", 5);
+    let b = Peer::new(&net, "b", 6);
+    for peer in [&a, &b] {
+        peer.sql(SCHEMA);
+    }
+    let a_db = Db::open(&a.site.db_file(), &Extension::BuiltIn).unwrap();
+    write_rows(&a_db, rows);
+    let changes = a_db.changes_since(DbVersion(0)).unwrap();
+    let merge = raw_merge(&changes);
+    let expected = a.sql(SUMMARY);
+    b.run(&["remote", "add", "a", &a.key()]).ok();
+    a.serve();
+
+    // Each killed run is killed a random moment after it brought its first rows (or staged
+    // its first part): mid-transfer, not while the node starts.
+    let b_db = Db::open(&b.site.db_file(), &Extension::BuiltIn).unwrap();
+    let mut noise = Noise(0x5eed ^ rows as u64);
+    let started = Instant::now();
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let kill_after = (runs <= KILLS).then(|| {
+            let most = if full { 20.0 } else { 1.0 };
+            Duration::from_secs_f64(most * (noise.next() % 1000) as f64 / 1000.0)
+        });
+        let (completed, last_line) = pull(&b, &b_db, kill_after);
+        let held = b.sql("select count(*) from big");
+        println!(
+            "  run {runs}: {} after {:.1} s in all; B holds {} rows; last progress: {}",
+            if completed { "completed" } else { "killed" },
+            started.elapsed().as_secs_f64(),
+            held.trim(),
+            last_line.as_deref().unwrap_or("(none)")
+        );
+        assert_eq!(b.sql("pragma integrity_check"), "ok\n");
+        if completed {
+            break;
+        }
+        assert!(started.elapsed() < PULL_WITHIN, "the pulls never completed");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(b.sql(SUMMARY), expected, "B's rows differ from A's");
+    assert_eq!(b.sql("select count(*) from ddcp_staged"), "0\n");
+    let rate = changes.len() as f64 / elapsed;
+    let merge_rate = changes.len() as f64 / merge.as_secs_f64();
+    println!(
+        "initial sync: {} changes ({rows} rows) in {elapsed:.1} s over {runs} runs = {rate:.0} changes/s; cr-sqlite merge of the same changes {merge_rate:.0} changes/s; ratio {:.2}",
+        changes.len(),
+        rate / merge_rate
+    );
+    a.stop();
+}
+
+/// `rows` rows into `big`, 10,000 per transaction.
+fn write_rows(db: &Db, rows: usize) {
+    let conn = db.connection();
+    let mut insert = conn
+        .prepare("insert into big (id, title, body) values (?1, 'row ' || ?1, printf('%.80c', 'x') || ?1)")
+        .unwrap();
+    for chunk in (1..=rows).collect::<Vec<_>>().chunks(10_000) {
+        conn.execute_batch("begin").unwrap();
+        for id in chunk {
+            insert.execute([*id as i64]).unwrap();
+        }
+        conn.execute_batch("commit").unwrap();
+    }
+}
+
+/// How far `db` is: rows held and parts staged.
+fn held(db: &Db) -> i64 {
+    db.connection()
+        .query_row(
+            "select (select count(*) from big) + (select count(*) from ddcp_staged)",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap()
+}
+
+/// Runs `ddcp pull a` on `peer` (whose database is `db`), killed with SIGKILL `kill_after`
+/// after it brought something, if still running; whether it completed, and its last
+/// progress line.
+fn pull(peer: &Peer, db: &Db, kill_after: Option<Duration>) -> (bool, Option<String>) {
+    let before = held(db);
+    let mut kill_at = None;
+    let mut child = peer
+        .command(&["pull", "a"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        let mut last = None;
+        let mut all = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("pulling ") {
+                last = Some(line.clone());
+            }
+            all.push(line);
+        }
+        (last, all)
+    });
+    let deadline = Instant::now() + PULL_WITHIN;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if let Some(delay) = kill_after
+            && kill_at.is_none()
+            && held(db) > before
+        {
+            kill_at = Some(Instant::now() + delay);
+        }
+        if kill_at.is_some_and(|at| Instant::now() >= at) || Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (last, all) = lines.join().unwrap();
+    match status {
+        Some(status) => {
+            assert!(status.success(), "ddcp pull failed:\n{}", all.join("\n"));
+            (true, last)
+        }
+        None => {
+            assert!(
+                kill_after.is_some(),
+                "ddcp pull never ended:\n{}",
+                all.join("\n")
+            );
+            (false, last)
+        }
+    }
+}
+
+/// cr-sqlite's own merge of `changes` into a fresh database, in one transaction.
+fn raw_merge(changes: &[Change]) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(&dir.path().join("merge.db"), &Extension::BuiltIn).unwrap();
+    let conn = db.connection();
+    conn.execute_batch(SCHEMA).unwrap();
+    let started = Instant::now();
+    conn.execute_batch("begin").unwrap();
+    {
+        let mut insert = conn
+            .prepare(
+                "insert into crsql_changes
+                 (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)
+                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .unwrap();
+        for change in changes {
+            let val = match &change.val {
+                ddcp::sync::Value::Null => rusqlite::types::Value::Null,
+                ddcp::sync::Value::Integer(x) => rusqlite::types::Value::Integer(*x),
+                ddcp::sync::Value::Real(x) => rusqlite::types::Value::Real(*x),
+                ddcp::sync::Value::Text(x) => rusqlite::types::Value::Text(x.clone()),
+                ddcp::sync::Value::Blob(x) | ddcp::sync::Value::RawText(x) => {
+                    rusqlite::types::Value::Blob(x.clone())
+                }
+            };
+            insert
+                .execute(rusqlite::params![
+                    change.table,
+                    change.pk,
+                    change.cid,
+                    val,
+                    change.col_version,
+                    change.db_version.0,
+                    change.site_id.0.to_vec(),
+                    change.cl,
+                    change.seq.0,
+                ])
+                .unwrap();
+        }
+    }
+    conn.execute_batch("commit").unwrap();
+    started.elapsed()
+}
+
+/// A deterministic pseudo-random stream (xorshift): the kills fall at the same moments.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
