@@ -15,7 +15,17 @@ use super::schema::crr_tables;
 use crate::sync::cursor::RowKey;
 use crate::sync::filter::SENTINEL_CID;
 use crate::sync::page::Visit;
-use crate::sync::{Change, DbVersion, SiteId};
+use crate::sync::{Change, DbVersion, Seq, SiteId};
+
+/// The key before every change of a group.
+pub(super) fn group_start() -> RowKey {
+    RowKey {
+        seq: Seq(-1),
+        table: String::new(),
+        pk: Vec::new(),
+        cid: String::new(),
+    }
+}
 
 /// The index ddcp adds to a CRR's clock table (its name hides it among cr-sqlite's own).
 fn seq_index(table: &str) -> String {
@@ -146,16 +156,9 @@ mod tests {
     use super::*;
     use crate::db::Db;
     use crate::db::test_support::temp_db;
-    use crate::sync::Seq;
 
-    /// Before every change of a group.
     fn start() -> RowKey {
-        RowKey {
-            seq: Seq(-1),
-            table: String::new(),
-            pk: Vec::new(),
-            cid: String::new(),
-        }
+        group_start()
     }
 
     /// The rest of the group as `crsql_changes` gives it: what the reader must equal.
