@@ -181,49 +181,12 @@ fn pull(peer: &Peer, db: &Db, kill_after: Option<Duration>) -> (bool, Option<Str
     }
 }
 
-/// cr-sqlite's own merge of `changes` into a fresh database, in one transaction.
+/// cr-sqlite's own merge of `changes` into a fresh database.
 fn raw_merge(changes: &[Change]) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::create(&dir.path().join("merge.db"), &Extension::BuiltIn).unwrap();
-    let conn = db.connection();
-    conn.execute_batch(SCHEMA).unwrap();
-    let started = Instant::now();
-    conn.execute_batch("begin").unwrap();
-    {
-        let mut insert = conn
-            .prepare(
-                "insert into crsql_changes
-                 (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)
-                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
-            .unwrap();
-        for change in changes {
-            let val = match &change.val {
-                ddcp::sync::Value::Null => rusqlite::types::Value::Null,
-                ddcp::sync::Value::Integer(x) => rusqlite::types::Value::Integer(*x),
-                ddcp::sync::Value::Real(x) => rusqlite::types::Value::Real(*x),
-                ddcp::sync::Value::Text(x) => rusqlite::types::Value::Text(x.clone()),
-                ddcp::sync::Value::Blob(x) | ddcp::sync::Value::RawText(x) => {
-                    rusqlite::types::Value::Blob(x.clone())
-                }
-            };
-            insert
-                .execute(rusqlite::params![
-                    change.table,
-                    change.pk,
-                    change.cid,
-                    val,
-                    change.col_version,
-                    change.db_version.0,
-                    change.site_id.0.to_vec(),
-                    change.cl,
-                    change.seq.0,
-                ])
-                .unwrap();
-        }
-    }
-    conn.execute_batch("commit").unwrap();
-    started.elapsed()
+    db.connection().execute_batch(SCHEMA).unwrap();
+    common::baseline::raw_merge(&db, changes)
 }
 
 /// A deterministic pseudo-random stream (xorshift): the kills fall at the same moments.

@@ -7,6 +7,9 @@
 //! with the size (target: each doubling <= 2.2x). Figures are printed, never asserted.
 //! `cargo bench --bench large` runs full size; `cargo test --benches` a small smoke.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -190,49 +193,11 @@ fn child_merge(source_path: &str, target_path: &str) {
     let source = Db::open(Path::new(source_path), &Extension::BuiltIn).unwrap();
     let changes: Vec<Change> = source.changes_since(DbVersion(0)).unwrap();
     let target = fresh_target(target_path);
-    let conn = target.connection();
-    let started = Instant::now();
-    conn.execute_batch("begin").unwrap();
-    {
-        let mut insert = conn
-            .prepare(
-                "insert into crsql_changes
-                 (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)
-                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
-            .unwrap();
-        for change in &changes {
-            insert
-                .execute(rusqlite::params![
-                    change.table,
-                    change.pk,
-                    change.cid,
-                    sql_value(&change.val),
-                    change.col_version,
-                    change.db_version.0,
-                    change.site_id.0.to_vec(),
-                    change.cl,
-                    change.seq.0,
-                ])
-                .unwrap();
-        }
-    }
-    conn.execute_batch("commit").unwrap();
+    let merge = common::baseline::raw_merge(&target, &changes);
     println!(
         "secs={:.3} peak_rss_kib={} changes={}",
-        started.elapsed().as_secs_f64(),
+        merge.as_secs_f64(),
         peak_rss_kib(),
         changes.len()
     );
-}
-
-fn sql_value(value: &ddcp::sync::Value) -> rusqlite::types::Value {
-    use rusqlite::types::Value as Sql;
-    match value {
-        ddcp::sync::Value::Null => Sql::Null,
-        ddcp::sync::Value::Integer(x) => Sql::Integer(*x),
-        ddcp::sync::Value::Real(x) => Sql::Real(*x),
-        ddcp::sync::Value::Text(x) => Sql::Text(x.clone()),
-        ddcp::sync::Value::Blob(x) | ddcp::sync::Value::RawText(x) => Sql::Blob(x.clone()),
-    }
 }

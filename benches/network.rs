@@ -194,7 +194,9 @@ fn replicate(a_db: &Db, b_db: &Db, table: &str, rows: usize, one_transaction: bo
     let raw_per_change = encode_changeset(&changes).len() as f64 / changes.len() as f64;
     let scratch = tempfile::tempdir().unwrap();
     let wire_per_change = wire_bytes(a_db, before) as f64 / changes.len() as f64;
-    let raw_merge = raw_merge(&scratch.path().join("merge.db"), &changes);
+    let merge_target = Db::create(&scratch.path().join("merge.db"), &Extension::BuiltIn).unwrap();
+    merge_target.connection().execute_batch(SCHEMA).unwrap();
+    let raw_merge = common::baseline::raw_merge(&merge_target, &changes);
     Replicated {
         changes,
         elapsed,
@@ -226,53 +228,6 @@ fn wire_bytes(source: &Db, since: DbVersion) -> usize {
         }
     }
     wire
-}
-
-/// cr-sqlite's own merge of `changes` into a fresh database: `insert into crsql_changes` in one
-/// transaction, the values bound as they are.
-fn raw_merge(path: &Path, changes: &[Change]) -> Duration {
-    let db = Db::create(path, &Extension::BuiltIn).unwrap();
-    let conn = db.connection();
-    conn.execute_batch(SCHEMA).unwrap();
-    let started = Instant::now();
-    conn.execute_batch("begin").unwrap();
-    {
-        let mut insert = conn
-            .prepare(
-                "insert into crsql_changes
-                 (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)
-                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
-            .unwrap();
-        for change in changes {
-            insert
-                .execute(rusqlite::params![
-                    change.table,
-                    change.pk,
-                    change.cid,
-                    sql_value(&change.val),
-                    change.col_version,
-                    change.db_version.0,
-                    change.site_id.0.to_vec(),
-                    change.cl,
-                    change.seq.0,
-                ])
-                .unwrap();
-        }
-    }
-    conn.execute_batch("commit").unwrap();
-    started.elapsed()
-}
-
-fn sql_value(value: &ddcp::sync::Value) -> rusqlite::types::Value {
-    use rusqlite::types::Value as Sql;
-    match value {
-        ddcp::sync::Value::Null => Sql::Null,
-        ddcp::sync::Value::Integer(x) => Sql::Integer(*x),
-        ddcp::sync::Value::Real(x) => Sql::Real(*x),
-        ddcp::sync::Value::Text(x) => Sql::Text(x.clone()),
-        ddcp::sync::Value::Blob(x) | ddcp::sync::Value::RawText(x) => Sql::Blob(x.clone()),
-    }
 }
 
 fn open(path: &Path) -> Db {

@@ -137,4 +137,5 @@ pub fn fixture(name: &str) -> Vec<u8> {
 pub fn snapshot(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_default()
 }
+pub mod baseline;
 pub mod private_net;
