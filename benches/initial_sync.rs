@@ -85,7 +85,7 @@ fn main() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     assert_eq!(b.sql(SUMMARY), expected, "B's rows differ from A's");
-    assert_eq!(b.sql("select count(*) from ddcp_staged"), "0\n");
+    assert_eq!(b.sql("select count(*) from ddcp_staged_parts"), "0\n");
     let rate = changes.len() as f64 / elapsed;
     let merge_rate = changes.len() as f64 / merge.as_secs_f64();
     println!(
@@ -115,7 +115,7 @@ fn write_rows(db: &Db, rows: usize) {
 fn held(db: &Db) -> i64 {
     db.connection()
         .query_row(
-            "select (select count(*) from big) + (select count(*) from ddcp_staged)",
+            "select (select count(*) from big) + (select count(*) from ddcp_staged_parts)",
             [],
             |row| row.get(0),
         )

@@ -200,8 +200,9 @@ fn a_puller_killed_mid_transfer_resumes_without_loss() {
     // Kill b once part of the transfer is in: a staged part of the big transaction, or a
     // cursor already moved.
     common::private_net::wait_until(ARRIVAL, "b to be mid-transfer", || {
-        let progress = b
-            .sql("select (select count(*) from ddcp_staged) + (select count(*) from ddcp_cursors)");
+        let progress = b.sql(
+            "select (select count(*) from ddcp_staged_parts) + (select count(*) from ddcp_cursors)",
+        );
         (progress.trim() != "0").then_some(())
     });
     b.kill();
@@ -209,7 +210,7 @@ fn a_puller_killed_mid_transfer_resumes_without_loss() {
     b.serve();
     b.wait_for(BULK_SUMMARY, a.sql(BULK_SUMMARY).trim(), ARRIVAL);
     assert_eq!(b.sql("pragma integrity_check"), "ok\n");
-    assert_eq!(b.sql("select count(*) from ddcp_staged"), "0\n");
+    assert_eq!(b.sql("select count(*) from ddcp_staged_parts"), "0\n");
     a.stop();
     b.stop();
 }

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::accept::{AcceptOutcome, AcceptPolicy, keep_accepted};
 use super::changes::ChangeApplier;
 use super::{Db, DbError};
+use crate::sync::codec::{decode_changeset, encode_changeset};
 use crate::sync::cursor::{Cursor, RowKey};
 use crate::sync::protocol::ChangesPage;
 use crate::sync::{Change, DbVersion, Seq, SiteId};
@@ -71,47 +72,46 @@ fn write_cursor(conn: &Connection, remote: SiteId, cursor: &Cursor) -> Result<()
 }
 
 fn stage(conn: &Connection, remote: SiteId, changes: &[Change]) -> Result<(), DbError> {
-    let next: i64 = conn.query_row(
-        "select coalesce(max(ord) + 1, 0) from ddcp_staged where site_id = ?1",
-        [&remote.0[..]],
-        |row| row.get(0),
+    conn.execute(
+        "insert into ddcp_staged_parts (site_id, ord, changes)
+         values (?1, (select coalesce(max(ord) + 1, 0) from ddcp_staged_parts where site_id = ?1), ?2)",
+        params![&remote.0[..], encode_changeset(changes)],
     )?;
-    let mut insert = conn.prepare_cached(
-        "insert into ddcp_staged
-         (site_id, ord, tbl, pk, cid, val, col_version, db_version, author, cl, seq)
-         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?;
-    for (offset, change) in changes.iter().enumerate() {
-        insert.execute(params![
-            &remote.0[..],
-            next + offset as i64,
-            change.table,
-            change.pk,
-            change.cid,
-            super::changes::SqlValue(&change.val),
-            change.col_version,
-            change.db_version.0,
-            &change.site_id.0[..],
-            change.cl,
-            change.seq.0,
-        ])?;
-    }
     Ok(())
 }
 
-/// Moves the staged parts of `remote`'s transaction into `crsql_changes`, in one statement so
-/// that a group of any size passes through without being held in memory.
-fn apply_staged(conn: &Connection, remote: SiteId) -> Result<(), DbError> {
-    conn.execute(
+/// Merges the staged parts of `remote`'s transaction, in order, one part in memory at a time
+/// (a group of any size passes through), and forgets them.
+fn apply_staged(applier: &mut ChangeApplier<'_>, remote: SiteId) -> Result<(), DbError> {
+    let site = &remote.0[..];
+    // Parts staged a change per row, by a ddcp before ddcp_staged_parts: theirs came first.
+    applier.conn().execute(
         "insert into crsql_changes (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)
          select tbl, pk, cid, val, col_version, db_version, author, cl, seq
          from ddcp_staged where site_id = ?1 order by ord",
-        [&remote.0[..]],
+        [site],
     )?;
-    conn.execute(
-        "delete from ddcp_staged where site_id = ?1",
-        [&remote.0[..]],
-    )?;
+    applier
+        .conn()
+        .execute("delete from ddcp_staged where site_id = ?1", [site])?;
+    let parts: Vec<i64> = applier
+        .conn()
+        .prepare_cached("select ord from ddcp_staged_parts where site_id = ?1 order by ord")?
+        .query_map([site], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for ord in parts {
+        let bytes: Vec<u8> = applier.conn().query_row(
+            "select changes from ddcp_staged_parts where site_id = ?1 and ord = ?2",
+            params![site, ord],
+            |row| row.get(0),
+        )?;
+        let changes = decode_changeset(&mut &bytes[..])
+            .map_err(|err| DbError::CorruptMetadata(format!("a staged part: {err}")))?;
+        applier.apply(&changes)?;
+    }
+    applier
+        .conn()
+        .execute("delete from ddcp_staged_parts where site_id = ?1", [site])?;
     Ok(())
 }
 
@@ -133,6 +133,10 @@ impl Db {
             "delete from ddcp_staged where site_id = ?1",
             [&remote.0[..]],
         )?;
+        tx.execute(
+            "delete from ddcp_staged_parts where site_id = ?1",
+            [&remote.0[..]],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -140,8 +144,9 @@ impl Db {
     /// Forgets where this database stood in every remote's changes (after a restore): each is
     /// pulled from the start again.
     pub fn forget_cursors(&mut self) -> Result<(), DbError> {
-        self.conn()
-            .execute_batch("delete from ddcp_cursors; delete from ddcp_staged;")?;
+        self.conn().execute_batch(
+            "delete from ddcp_cursors; delete from ddcp_staged; delete from ddcp_staged_parts;",
+        )?;
         Ok(())
     }
 
@@ -164,6 +169,7 @@ impl Db {
         if reset {
             tx.execute("delete from ddcp_cursors where site_id = ?1", [site])?;
             tx.execute("delete from ddcp_staged where site_id = ?1", [site])?;
+            tx.execute("delete from ddcp_staged_parts where site_id = ?1", [site])?;
         }
         tx.execute(
             "insert into ddcp_cursor_policy (site_id, policy) values (?1, ?2)
@@ -211,8 +217,8 @@ impl Db {
         // known already is a no-op), whether or not the page's group is complete.
         applier.apply(&page.rows)?;
         if page.group_complete {
+            apply_staged(&mut applier, remote)?;
             applier.apply(&page.changes)?;
-            apply_staged(applier.conn(), remote)?;
         } else {
             applier.check(&page.changes)?;
             stage(applier.conn(), remote, &page.changes)?;
@@ -259,7 +265,7 @@ mod tests {
         assert_eq!(db.cursor(remote).unwrap(), moved);
         assert!(!db.align_cursor(remote, &direct).unwrap());
         assert_eq!(db.cursor(remote).unwrap(), moved);
-        // A part of a group staged under `direct`.
+        // Parts of a group staged under `direct` (one by an older ddcp, a row per change).
         db.conn()
             .execute(
                 "insert into ddcp_staged (site_id, ord, tbl, pk, cid, val, col_version,
@@ -267,12 +273,28 @@ mod tests {
                 [&remote.0[..]],
             )
             .unwrap();
+        let part = Change {
+            table: "t".into(),
+            pk: vec![1],
+            cid: "c".into(),
+            val: crate::sync::Value::Integer(1),
+            col_version: 1,
+            db_version: DbVersion(8),
+            site_id: remote,
+            cl: 1,
+            seq: Seq(1),
+        };
+        stage(db.conn(), remote, &[part]).unwrap();
         // Widened (or narrowed): from the start, whatever was staged gone.
         assert!(db.align_cursor(remote, &AcceptPolicy::default()).unwrap());
         assert_eq!(db.cursor(remote).unwrap(), Cursor::START);
         let staged: i64 = db
             .conn()
-            .query_row("select count(*) from ddcp_staged", [], |row| row.get(0))
+            .query_row(
+                "select (select count(*) from ddcp_staged) + (select count(*) from ddcp_staged_parts)",
+                [],
+                |row| row.get(0),
+            )
             .unwrap();
         assert_eq!(staged, 0);
         // Another site's cursor is its own.

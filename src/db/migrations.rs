@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/005_pulls.sql"),
     include_str!("migrations/006_filters.sql"),
     include_str!("migrations/007_arrivals.sql"),
+    include_str!("migrations/008_staged_parts.sql"),
 ];
 
 /// The metadata version this build writes.
