@@ -10,7 +10,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::db_handle::DbHandle;
 use super::pulling::{PullProgress, PullReport, RemoteLink, pull_remote};
-use super::remote_view::{RemoteView, open_published};
+use super::remote_view::{RemoteView, open_published, read_status};
 use super::supervisor::SupervisorMsg;
 use crate::metrics;
 use crate::net::{FirstContact, Network, WARN_AFTER};
@@ -143,11 +143,10 @@ impl RemoteState {
                     // Polling is the fallback: try to watch again at every poll.
                     state.watch(myself).await;
                 }
-                state.sync(None).await?;
+                state.sync(None, false).await?;
             }
             RemoteMsg::PullNow(reply) => {
-                // Without a Status in hand, `sync` always asks the remote.
-                let outcome = state.sync(None).await;
+                let outcome = state.sync(None, true).await;
                 let _ = reply.send(match &outcome {
                     Ok(report) => Ok(report.clone().unwrap_or_default()),
                     Err(err) => Err(err.to_string()),
@@ -164,7 +163,7 @@ impl RemoteState {
                 let status =
                     value.and_then(|bytes| open_published(&state.args.me, &link.key, &bytes).ok());
                 if status.is_some() || !watch_ended {
-                    state.sync(status).await?;
+                    state.sync(status, false).await?;
                 }
             }
         }
@@ -262,28 +261,38 @@ impl RemoteState {
         }
     }
 
-    /// Pulls when the remote has something this database has not pulled; what the pull did,
-    /// or `None` when there was nothing to pull.
+    /// Pulls when the remote has something this database has not pulled (or, `always`,
+    /// whatever its Status says); what the pull did, or `None` when there was nothing to pull.
+    /// The Status comes with a change of the record, or is read here: either way the
+    /// supervisor hears the remote's version first, so that the lag shows even while the pull
+    /// cannot be done (the database locked by an application, say).
     async fn sync(
         &mut self,
         status: Option<RemoteView>,
+        always: bool,
     ) -> Result<Option<PullReport>, ActorProcessingErr> {
         let name = self.args.link.name.clone();
-        if let Some(status) = &status {
-            let _ = self
-                .args
-                .supervisor
-                .send_message(SupervisorMsg::RemoteSeen {
-                    name: name.clone(),
-                    from: self.me,
-                    version: status.status.db_version,
-                });
-        }
-        if let (Some(status), Some(pulled)) = (&status, self.pulled)
+        let status = match status {
+            Some(status) => status,
+            None => read_status(&self.args.network, &self.args.me, &self.args.link.key)
+                .await
+                .inspect_err(|err| metrics::error(err.kind()))?,
+        };
+        let _ = self
+            .args
+            .supervisor
+            .send_message(SupervisorMsg::RemoteSeen {
+                name: name.clone(),
+                from: self.me,
+                version: status.status.db_version,
+            });
+        if !always
+            && let Some(pulled) = self.pulled
             && status.status.db_version <= pulled
         {
             return Ok(None);
         }
+        let status = Some(status);
         let link = &self.args.link;
         let mut quiet = |_: &PullProgress| {};
         let started = Instant::now();
