@@ -272,6 +272,9 @@ impl RemoteState {
         always: bool,
     ) -> Result<Option<PullReport>, ActorProcessingErr> {
         let name = self.args.link.name.clone();
+        // Without a Status from the record's change, the pull always asks the remote (as
+        // after its route died): a restored remote's version may repeat one pulled before.
+        let always = always || status.is_none();
         let status = match status {
             Some(status) => status,
             None => read_status(&self.args.network, &self.args.me, &self.args.link.key)
