@@ -57,13 +57,23 @@ pub struct RemoteArgs {
     pub me: std::sync::Arc<MemberKeys>,
 }
 
+/// Where the last pull of the remote left it.
+struct Pulled {
+    /// The remote's version then ...
+    version: DbVersion,
+    /// ... and the route its Status named. A restored remote comes back with a new route and
+    /// may repeat versions pulled before (its counter went back to the backup's): a Status
+    /// naming another route is pulled whatever its version.
+    route: Vec<u8>,
+}
+
 /// A RemoteActor's state between messages.
 pub struct RemoteState {
     args: RemoteArgs,
     /// This actor, named in its reports: the supervisor ignores those of an actor it replaced.
     me: ActorId,
-    /// The remote's version when this actor last finished pulling.
-    pulled: Option<DbVersion>,
+    /// Where this actor's last finished pull left the remote.
+    pulled: Option<Pulled>,
     /// The timer that polls while the record cannot be watched.
     polling: Option<tokio::task::JoinHandle<()>>,
     /// Until the remote's record is open: the looks for it so far.
@@ -290,11 +300,13 @@ impl RemoteState {
                 version: status.status.db_version,
             });
         if !always
-            && let Some(pulled) = self.pulled
-            && status.status.db_version <= pulled
+            && let Some(pulled) = &self.pulled
+            && status.status.db_version <= pulled.version
+            && status.status.route == pulled.route
         {
             return Ok(None);
         }
+        let route = status.status.route.clone();
         let status = Some(status);
         let link = &self.args.link;
         let mut quiet = |_: &PullProgress| {};
@@ -303,7 +315,10 @@ impl RemoteState {
         let pulled = pull_remote(network, db, me, link, status, &mut quiet).await;
         let report = pulled.inspect_err(|err| metrics::error(err.kind()))?;
         metrics::pull_took(link.name.as_str(), started.elapsed().as_secs_f64());
-        self.pulled = Some(report.remote_version);
+        self.pulled = Some(Pulled {
+            version: report.remote_version,
+            route,
+        });
         let _ = self
             .args
             .supervisor
