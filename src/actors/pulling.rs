@@ -175,6 +175,11 @@ pub async fn pull_remote(
         Some(view) => view,
         None => read_status(network, me, &link.key).await?,
     };
+    // Where the remote stands, before anything is fetched.
+    progress(&PullProgress {
+        remote_version: view.status.db_version,
+        ..PullProgress::default()
+    });
     let local: LocalState = db.state().await?;
     if view.status.site_id == local.site_id {
         return Err(RemoteError::SameSite);

@@ -10,7 +10,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::db_handle::DbHandle;
 use super::pulling::{PullProgress, PullReport, RemoteLink, pull_remote};
-use super::remote_view::{RemoteView, open_published, read_status};
+use super::remote_view::{RemoteView, open_published};
 use super::supervisor::SupervisorMsg;
 use crate::metrics;
 use crate::net::{FirstContact, Network, WARN_AFTER};
@@ -57,23 +57,13 @@ pub struct RemoteArgs {
     pub me: std::sync::Arc<MemberKeys>,
 }
 
-/// Where the last pull of the remote left it.
-struct Pulled {
-    /// The remote's version then ...
-    version: DbVersion,
-    /// ... and the route its Status named. A restored remote comes back with a new route and
-    /// may repeat versions pulled before (its counter went back to the backup's): a Status
-    /// naming another route is pulled whatever its version.
-    route: Vec<u8>,
-}
-
 /// A RemoteActor's state between messages.
 pub struct RemoteState {
     args: RemoteArgs,
     /// This actor, named in its reports: the supervisor ignores those of an actor it replaced.
     me: ActorId,
-    /// Where this actor's last finished pull left the remote.
-    pulled: Option<Pulled>,
+    /// The remote's version when this actor last finished pulling.
+    pulled: Option<DbVersion>,
     /// The timer that polls while the record cannot be watched.
     polling: Option<tokio::task::JoinHandle<()>>,
     /// Until the remote's record is open: the looks for it so far.
@@ -153,10 +143,11 @@ impl RemoteState {
                     // Polling is the fallback: try to watch again at every poll.
                     state.watch(myself).await;
                 }
-                state.sync(None, false).await?;
+                state.sync(None).await?;
             }
             RemoteMsg::PullNow(reply) => {
-                let outcome = state.sync(None, true).await;
+                // Without a Status in hand, `sync` always asks the remote.
+                let outcome = state.sync(None).await;
                 let _ = reply.send(match &outcome {
                     Ok(report) => Ok(report.clone().unwrap_or_default()),
                     Err(err) => Err(err.to_string()),
@@ -173,7 +164,7 @@ impl RemoteState {
                 let status =
                     value.and_then(|bytes| open_published(&state.args.me, &link.key, &bytes).ok());
                 if status.is_some() || !watch_ended {
-                    state.sync(status, false).await?;
+                    state.sync(status).await?;
                 }
             }
         }
@@ -271,54 +262,50 @@ impl RemoteState {
         }
     }
 
-    /// Pulls when the remote has something this database has not pulled (or, `always`,
-    /// whatever its Status says); what the pull did, or `None` when there was nothing to pull.
-    /// The Status comes with a change of the record, or is read here: either way the
-    /// supervisor hears the remote's version first, so that the lag shows even while the pull
-    /// cannot be done (the database locked by an application, say).
+    /// Pulls when the remote has something this database has not pulled; what the pull did,
+    /// or `None` when there was nothing to pull.
     async fn sync(
         &mut self,
         status: Option<RemoteView>,
-        always: bool,
     ) -> Result<Option<PullReport>, ActorProcessingErr> {
         let name = self.args.link.name.clone();
-        // Without a Status from the record's change, the pull always asks the remote (as
-        // after its route died): a restored remote's version may repeat one pulled before.
-        let always = always || status.is_none();
-        let status = match status {
-            Some(status) => status,
-            None => read_status(&self.args.network, &self.args.me, &self.args.link.key)
-                .await
-                .inspect_err(|err| metrics::error(err.kind()))?,
-        };
-        let _ = self
-            .args
-            .supervisor
-            .send_message(SupervisorMsg::RemoteSeen {
-                name: name.clone(),
-                from: self.me,
-                version: status.status.db_version,
-            });
-        if !always
-            && let Some(pulled) = &self.pulled
-            && status.status.db_version <= pulled.version
-            && status.status.route == pulled.route
+        if let Some(status) = &status {
+            let _ = self
+                .args
+                .supervisor
+                .send_message(SupervisorMsg::RemoteSeen {
+                    name: name.clone(),
+                    from: self.me,
+                    version: status.status.db_version,
+                });
+        }
+        if let (Some(status), Some(pulled)) = (&status, self.pulled)
+            && status.status.db_version <= pulled
         {
             return Ok(None);
         }
-        let route = status.status.route.clone();
-        let status = Some(status);
         let link = &self.args.link;
-        let mut quiet = |_: &PullProgress| {};
+        // The remote's version as the pull first reads it (when no Status came with the
+        // record's change): the supervisor hears it at once, so that the lag shows even while
+        // the pull cannot be done (the database locked by an application, say).
+        let (supervisor, me_id) = (self.args.supervisor.clone(), self.me);
+        let mut told = status.is_some();
+        let mut quiet = |progress: &PullProgress| {
+            if !told {
+                told = true;
+                let _ = supervisor.send_message(SupervisorMsg::RemoteSeen {
+                    name: link.name.clone(),
+                    from: me_id,
+                    version: progress.remote_version,
+                });
+            }
+        };
         let started = Instant::now();
         let (network, db, me) = (&self.args.network, &self.args.db, &self.args.me);
         let pulled = pull_remote(network, db, me, link, status, &mut quiet).await;
         let report = pulled.inspect_err(|err| metrics::error(err.kind()))?;
         metrics::pull_took(link.name.as_str(), started.elapsed().as_secs_f64());
-        self.pulled = Some(Pulled {
-            version: report.remote_version,
-            route,
-        });
+        self.pulled = Some(report.remote_version);
         let _ = self
             .args
             .supervisor
