@@ -14,6 +14,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::noise::Noise;
 use common::private_net::{Peer, TestNet, this_program_inside_private_network};
 use ddcp::db::{Db, Extension};
 use ddcp::sync::{Change, DbVersion};
@@ -187,16 +188,4 @@ fn raw_merge(changes: &[Change]) -> Duration {
     let db = Db::create(&dir.path().join("merge.db"), &Extension::BuiltIn).unwrap();
     db.connection().execute_batch(SCHEMA).unwrap();
     common::baseline::raw_merge(&db, changes)
-}
-
-/// A deterministic pseudo-random stream (xorshift): the kills fall at the same moments.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }

@@ -14,6 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use common::noise::Noise;
 use ddcp::db::{AcceptPolicy, Db, Extension};
 use ddcp::sync::compress::Compression;
 use ddcp::sync::pull::{DEFAULT_PAGE_BYTES, Puller, Received};
@@ -23,18 +24,6 @@ use ddcp::sync::{Change, DbVersion};
 const SCHEMA: &str = "
     create table blobs (id text primary key not null, title text, payload blob);
     select crsql_as_crr('blobs');";
-
-/// A deterministic pseudo-random stream (xorshift): every run writes the same bytes.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

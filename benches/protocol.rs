@@ -1,12 +1,15 @@
-//! The sync protocol's costs, measured in one run: codec throughput, bytes on the wire against
-//! the raw changeset bytes (with and without compression), and peak memory while a large
-//! changeset moves between two databases through the in-memory exchange. Figures are printed,
-//! never asserted. `cargo bench` runs full size; `cargo test --benches` runs a small smoke.
+//! The sync protocol's costs, measured in one run: codec throughput and bytes on the wire
+//! against the raw changeset bytes (with and without compression). Large changesets and peak
+//! memory: benches/large.rs. Figures are printed, never asserted. `cargo bench` runs full
+//! size; `cargo test --benches` runs a small smoke.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
+use common::noise::Noise;
 use ddcp::db::{Db, Extension};
 use ddcp::sync::codec::{decode_message, encode_changeset, encode_message};
 use ddcp::sync::compress::Compression;
@@ -50,25 +53,6 @@ const WORDS: &[&str] = &[
     "change",
 ];
 
-/// A deterministic pseudo-random stream (xorshift), so every run sees the same data.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn words(&mut self, count: usize) -> String {
-        (0..count)
-            .map(|_| WORDS[(self.next() % WORDS.len() as u64) as usize])
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
 /// Bookmarks as people keep them: URLs, titles and notes in words, tags, timestamps.
 fn realistic_db(path: &Path, rows: usize) -> Db {
     let db = Db::create(path, &Extension::BuiltIn).unwrap();
@@ -82,10 +66,10 @@ fn realistic_db(path: &Path, rows: usize) -> Db {
             "insert into bookmarks (id, url, title, notes, tags, created_at) values (?1, ?2, ?3, ?4, ?5, ?6)",
             (
                 format!("01HF{:022X}", noise.next() as u128 * 31 + row as u128),
-                format!("https://{host}.example.org/{}/{}", noise.words(2).replace(' ', "-"), row),
-                noise.words(5),
-                noise.words(18),
-                noise.words(3).replace(' ', ","),
+                format!("https://{host}.example.org/{}/{}", noise.words(WORDS, 2).replace(' ', "-"), row),
+                noise.words(WORDS, 5),
+                noise.words(WORDS, 18),
+                noise.words(WORDS, 3).replace(' ', ","),
                 1_700_000_000 + (noise.next() % 50_000_000) as i64,
             ),
         )
@@ -190,91 +174,10 @@ fn wire_ratio(dir: &Path, source: &Db, changes: &[Change]) {
     }
 }
 
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
-/// In a fresh process: the exchange alone, so that its peak memory is what is measured.
-fn memory_child(source_path: &str, target_path: &str) {
-    let source = Db::open(Path::new(source_path), &Extension::BuiltIn).unwrap();
-    let mut target = Db::create(Path::new(target_path), &Extension::BuiltIn).unwrap();
-    target.connection().execute_batch(SCHEMA).unwrap();
-    let before = peak_rss_kib();
-    let started = Instant::now();
-    let wire = exchange(&source, &mut target, Compression::Zstd);
-    println!(
-        "peak_rss_kib={} start_rss_kib={before} secs={:.1} wire={wire}",
-        peak_rss_kib(),
-        started.elapsed().as_secs_f64()
-    );
-}
-
-fn memory(dir: &Path, mib: usize) {
-    let source_path = dir.join("big-source.db");
-    let db = Db::create(&source_path, &Extension::BuiltIn).unwrap();
-    let conn = db.connection();
-    conn.execute_batch(SCHEMA).unwrap();
-    // 1 KiB of incompressible payload per row, 500 rows per transaction.
-    let rows = mib * 1024;
-    let mut noise = Noise(7);
-    conn.execute_batch("begin").unwrap();
-    for row in 0..rows {
-        let payload: Vec<u8> = (0..128).flat_map(|_| noise.next().to_le_bytes()).collect();
-        conn.execute(
-            "insert into bookmarks (id, title, payload) values (?1, ?2, ?3)",
-            (format!("row-{row:09}"), noise.words(4), payload),
-        )
-        .unwrap();
-        if row % 500 == 499 {
-            conn.execute_batch("commit; begin").unwrap();
-        }
-    }
-    conn.execute_batch("commit").unwrap();
-    db.close().unwrap();
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--memory-child",
-            source_path.to_str().unwrap(),
-            dir.join("big-target.db").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{report}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let field = |name: &str| -> f64 {
-        report
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(name))
-            .and_then(|v| v.parse().ok())
-            .unwrap()
-    };
-    println!(
-        "  {mib} MiB changeset through the exchange: peak RSS {:.0} MiB (target < 150), {:.1} s, {:.1} MiB/s",
-        field("peak_rss_kib=") / 1024.0,
-        field("secs="),
-        mib as f64 / field("secs=")
-    );
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, flag, source, target] = args.as_slice()
-        && flag == "--memory-child"
-    {
-        memory_child(source, target);
-        return;
-    }
     let full = args.iter().any(|arg| arg == "--bench");
-    let (rows, mib) = if full { (20_000, 200) } else { (1_000, 4) };
+    let rows = if full { 20_000 } else { 1_000 };
     let dir = tempfile::tempdir().unwrap();
     let source = realistic_db(&dir.path().join("source.db"), rows);
     let changes = source.changes_since(DbVersion(0)).unwrap();
@@ -285,5 +188,4 @@ fn main() {
     );
     codec_throughput(&changes);
     wire_ratio(dir.path(), &source, &changes);
-    memory(dir.path(), mib);
 }
