@@ -43,6 +43,7 @@ fn status_costs(rounds: u32) {
         schema_fingerprint: SchemaFingerprint([2; 32]),
         route: vec![7; 500],
         public_key: owner.id().as_bytes().to_vec(),
+        incarnation: ddcp::sync::Incarnation(1),
     };
     let open = encode_status(&status);
     println!(

@@ -90,6 +90,7 @@ fn page_of(changes: &[Change]) -> Message {
         group_complete: true,
         more: false,
         db_version: DbVersion(1),
+        incarnation: ddcp::sync::Incarnation(1),
         changes: changes.to_vec(),
         rows: Vec::new(),
     })

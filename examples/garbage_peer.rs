@@ -17,7 +17,7 @@ use std::time::Duration;
 use ddcp::net::{NetEvent, NetworkSettings, Node, create_record_identity};
 use ddcp::sync::codec::{decode_message, encode_message, encode_status};
 use ddcp::sync::compress::Compression;
-use ddcp::sync::ids::Seq;
+use ddcp::sync::ids::{Incarnation, Seq};
 use ddcp::sync::protocol::{ChangesPage, ChangesRequest, ErrorCode, Message, Status};
 use ddcp::sync::serve::MAX_PAGE_BUDGET;
 use ddcp::sync::{Change, Cursor, DbVersion, RecordKey, SchemaFingerprint, SiteId, Value};
@@ -53,6 +53,7 @@ async fn main() {
         schema_fingerprint: SchemaFingerprint([0; 32]),
         route: route.blob,
         public_key: Vec::new(),
+        incarnation: Incarnation(1),
     };
     network
         .publish(&identity, encode_status(&status))
@@ -163,6 +164,7 @@ fn lie(site_id: SiteId) -> Vec<u8> {
         group_complete: true,
         more: false,
         db_version: DbVersion(1000),
+        incarnation: Incarnation(1),
         changes: vec![change],
         rows: Vec::new(),
     };

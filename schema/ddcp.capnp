@@ -91,6 +91,7 @@ struct Status {
   publicKey @5 :Data;        # the database's member id (ed25519): what its answers are sealed with
   sealed @6 :SealedStatus;   # a private database: the Status above, for its members only
                              # (then the fields above are empty)
+  incarnation @7 :UInt64;    # the database's life since its last restore (0: not known)
 }
 
 # A private database's Status, which only its members can open (crates/ddcp-sync/src/seal.rs).
@@ -145,6 +146,10 @@ struct ChangesPage {
   rowCount @9 :UInt32;
   rowCompression @10 :Compression;
   rows @11 :Data;
+  # The answering database's life since its last restore (0: not known). A restore brings back
+  # the backup's version counter: a cursor from another life would skip changes, so the puller
+  # starts over.
+  incarnation @12 :UInt64;
 }
 
 # An answer too big for one message: the puller fetches it in fragments.

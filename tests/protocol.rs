@@ -64,6 +64,8 @@ struct PullStats {
     changes: usize,
     messages: usize,
     largest_message: usize,
+    /// Times the remote turned out restored from a backup: pulled again from the start.
+    restored: usize,
 }
 
 /// `asker` pulls from `remote` until up to date, through a network with `faults`.
@@ -130,6 +132,13 @@ fn pull(
                     }
                     // A page already accepted by an earlier puller: start from the database.
                     Err(DbError::StaleCursor) => puller = new_puller(asker, remote.site, budget),
+                    // As the daemon does: a remote restored since the cursor was taken is
+                    // pulled again from the start.
+                    Err(DbError::RemoteRestored) => {
+                        stats.restored += 1;
+                        asker.db.reset_cursor(remote.site).unwrap();
+                        puller = new_puller(asker, remote.site, budget);
+                    }
                     Err(err) => panic!("accept_page: {err}"),
                 },
                 Received::Ignored | Received::Progress { .. } => {}
@@ -310,6 +319,64 @@ fn changes_relay_from_a_through_b_to_c_and_never_echo_back() {
     let stats = pull(&mut a, &mut b, 4096, CALM, &mut rng).unwrap();
     assert_eq!(stats.changes, 0);
     assert_eq!(a.db.db_version().unwrap(), DbVersion(1));
+}
+
+/// b comes back from a backup, as `ddcp restore` brings it: its version counter is the backup's
+/// again, so the rows it writes next get versions a has pulled past. a's cursor, taken in b's
+/// life before the restore, would skip them; the pages' incarnation tells a to start over.
+#[test]
+fn rows_a_restored_remote_writes_are_not_skipped() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = peer(dir.path(), "a", SCHEMA);
+    let mut b = peer(dir.path(), "b", SCHEMA);
+    let write = |peer: &Peer, id: &str| {
+        peer.db
+            .connection()
+            .execute("insert into items (id, v, n) values (?1, 'x', 1)", [id])
+            .unwrap();
+    };
+    write(&b, "before-backup");
+    let backup = dir.path().join("b-backup.db");
+    b.db.backup_into(&backup).unwrap();
+    for i in 0..5 {
+        write(&b, &format!("after-backup-{i}"));
+    }
+    pull(&mut a, &mut b, 4096, CALM, &mut rng).unwrap();
+    let pulled_to = a.db.cursor(b.site).unwrap().db_version;
+
+    let site = b.site;
+    b.db.close().unwrap();
+    let mut restored = Db::open(&backup, &Extension::BuiltIn).unwrap();
+    restored.begin_restored_life().unwrap();
+    let mut b = Peer {
+        site: restored.site_id().unwrap(),
+        db: restored,
+        responder: Responder::default(),
+    };
+    assert_eq!(b.site, site);
+    write(&b, "after-restore");
+    assert!(
+        b.db.db_version().unwrap() <= pulled_to,
+        "the restored counter repeats versions a pulled"
+    );
+    // Past a's cursor, so that b does not simply say it does not know it.
+    let mut more = 0;
+    while b.db.db_version().unwrap() <= pulled_to {
+        write(&b, &format!("more-{more}"));
+        more += 1;
+    }
+    let stats = pull(&mut a, &mut b, 4096, CALM, &mut rng).unwrap();
+    assert_eq!(stats.restored, 1);
+    let at_a = contents(&a.db);
+    for row in contents(&b.db) {
+        assert!(at_a.contains(&row), "{row:?} skipped");
+    }
+    // Pulled again in the same life: no start over.
+    write(&b, "later");
+    let stats = pull(&mut a, &mut b, 4096, CALM, &mut rng).unwrap();
+    assert_eq!(stats.restored, 0);
+    assert!(contents(&a.db).iter().any(|(id, _, _)| id == "later"));
 }
 
 #[test]

@@ -392,6 +392,7 @@ mod tests {
             schema_fingerprint: SchemaFingerprint([2; 32]),
             route: vec![3; 100],
             public_key: Vec::new(),
+            incarnation: crate::sync::Incarnation(5),
         };
         let bytes = gate.publishable(&status);
         let Published::Sealed(sealed) = decode_published(&bytes).unwrap() else {

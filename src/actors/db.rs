@@ -14,7 +14,7 @@ use crate::metrics;
 use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::ChangesPage;
 use crate::sync::serve::{MAX_PAGE_BUDGET, Responder, internal_answer};
-use crate::sync::{Cursor, DbVersion, SchemaDesc, SchemaFingerprint, SiteId};
+use crate::sync::{Cursor, DbVersion, Incarnation, SchemaDesc, SchemaFingerprint, SiteId};
 
 /// How often the database is checked for commits made by other processes: the floor of the
 /// write-to-visible latency for writes made outside ddcp.
@@ -32,6 +32,8 @@ pub struct LocalState {
     /// The fingerprint of its own CRR tables (mirrors left out): what a remote pulled into
     /// mirrors must have.
     pub own_fingerprint: SchemaFingerprint,
+    /// Its life since its last restore.
+    pub incarnation: Incarnation,
 }
 
 /// What the DbActor does.
@@ -254,6 +256,7 @@ fn read_state(db: &Db) -> Result<LocalState, DbError> {
         db_version: db.db_version()?,
         schema_fingerprint: db.shared_schema()?.fingerprint(),
         own_fingerprint: db.own_schema()?.fingerprint(),
+        incarnation: db.incarnation()?,
     })
 }
 

@@ -141,6 +141,7 @@ impl PublisherState {
             route: route.clone(),
             // The gate fills in the database's member id.
             public_key: Vec::new(),
+            incarnation: local.incarnation,
         })
     }
 }

@@ -19,7 +19,7 @@ use crate::sync::pull::{
     DEFAULT_PAGE_BYTES, PullError, Puller, Received, read_schema_answer, schema_request,
 };
 use crate::sync::text::printable;
-use crate::sync::{DbVersion, MemberId, MemberKeys, RecordKey, SiteId};
+use crate::sync::{DbVersion, Incarnation, MemberId, MemberKeys, RecordKey, SiteId};
 
 /// Calls in a row that may fail (a route being replaced, a lost message) before the pull
 /// gives up; between them the remote's Status is read again for a fresh route.
@@ -64,8 +64,10 @@ pub struct PullReport {
     /// Changes received and skipped: the remote may not bring them (`--authors`, or its
     /// accept filter).
     pub refused: u64,
-    /// The remote's version when it last answered.
+    /// The remote's version when it last answered ...
     pub remote_version: DbVersion,
+    /// ... in this life of it (see [`Incarnation`]).
+    pub remote_incarnation: Incarnation,
     /// True when this database changed.
     pub applied: bool,
 }
@@ -277,7 +279,7 @@ impl Pull<'_> {
                         progress(&self.progress(Some((fragments, of))));
                     }
                     Ok(Received::Page(page)) => {
-                        let remote_version = page.db_version;
+                        let (remote_version, incarnation) = (page.db_version, page.incarnation);
                         let accepted = self
                             .db
                             .accept(self.remote.site_id, page, &self.link.accept)
@@ -292,6 +294,7 @@ impl Pull<'_> {
                                 self.report.changes += outcome.admitted;
                                 self.report.refused += outcome.refused;
                                 self.report.remote_version = remote_version;
+                                self.report.remote_incarnation = incarnation;
                                 let applied = outcome.applied;
                                 self.report.applied |=
                                     applied.db_version_after != applied.db_version_before;
@@ -300,6 +303,15 @@ impl Pull<'_> {
                             // Another pull of this remote moved the cursor: start from it.
                             Err(DbCallError::Db(DbError::StaleCursor)) => {
                                 puller = self.new_puller().await?
+                            }
+                            // The cursor is of the remote's life before a restore: its
+                            // versions since the backup name other changes now.
+                            Err(DbCallError::Db(DbError::RemoteRestored)) if !cursor_reset => {
+                                tracing::warn!(target: "ddcp", remote_name = %self.link.name,
+                                    "The remote was restored from a backup since the last pull; pulling its changes again from the start");
+                                cursor_reset = true;
+                                self.db.reset_cursor(self.remote.site_id).await?;
+                                puller = self.new_puller().await?;
                             }
                             Err(err) => return Err(err.into()),
                         }

@@ -14,7 +14,7 @@ use super::remote_view::{RemoteView, open_published};
 use super::supervisor::SupervisorMsg;
 use crate::metrics;
 use crate::net::{FirstContact, Network, WARN_AFTER};
-use crate::sync::{DbVersion, MemberKeys};
+use crate::sync::{DbVersion, Incarnation, MemberKeys};
 
 /// What a RemoteActor hears.
 #[derive(Debug)]
@@ -62,8 +62,8 @@ pub struct RemoteState {
     args: RemoteArgs,
     /// This actor, named in its reports: the supervisor ignores those of an actor it replaced.
     me: ActorId,
-    /// The remote's version when this actor last finished pulling.
-    pulled: Option<DbVersion>,
+    /// The remote's version, and its life, when this actor last finished pulling.
+    pulled: Option<(DbVersion, Incarnation)>,
     /// The timer that polls while the record cannot be watched.
     polling: Option<tokio::task::JoinHandle<()>>,
     /// Until the remote's record is open: the looks for it so far.
@@ -279,8 +279,11 @@ impl RemoteState {
                     version: status.status.db_version,
                 });
         }
-        if let (Some(status), Some(pulled)) = (&status, self.pulled)
-            && status.status.db_version <= pulled
+        // A remote restored from a backup counts its versions again from the backup's: one of
+        // another life is pulled whatever its version.
+        if let (Some(status), Some((version, incarnation))) = (&status, self.pulled)
+            && status.status.db_version <= version
+            && status.status.incarnation == incarnation
         {
             return Ok(None);
         }
@@ -305,7 +308,7 @@ impl RemoteState {
         let pulled = pull_remote(network, db, me, link, status, &mut quiet).await;
         let report = pulled.inspect_err(|err| metrics::error(err.kind()))?;
         metrics::pull_took(link.name.as_str(), started.elapsed().as_secs_f64());
-        self.pulled = Some(report.remote_version);
+        self.pulled = Some((report.remote_version, report.remote_incarnation));
         let _ = self
             .args
             .supervisor

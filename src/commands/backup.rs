@@ -195,9 +195,7 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), CommandError> 
         return Err(err);
     }
     let mut db = Db::open(&config.db_file, &config.extension)?;
-    // Every remote from the start: what this database wrote after the backup, and its peers
-    // pulled, comes back (merging what it has is a no-op).
-    db.forget_cursors()?;
+    db.begin_restored_life()?;
     let (site_id, db_version) = (db.site_id()?, db.db_version()?);
     db.close()?;
     tracing::info!(target: "ddcp", file = %args.file.display(), key = %identity.key,

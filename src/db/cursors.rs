@@ -11,7 +11,7 @@ use super::{Db, DbError};
 use crate::sync::codec::{decode_changeset, encode_changeset};
 use crate::sync::cursor::{Cursor, RowKey};
 use crate::sync::protocol::ChangesPage;
-use crate::sync::{Change, DbVersion, Seq, SiteId};
+use crate::sync::{Change, DbVersion, Incarnation, Seq, SiteId};
 
 fn read_cursor(conn: &Connection, remote: SiteId) -> Result<Cursor, DbError> {
     let row = conn
@@ -52,13 +52,31 @@ fn record_pull(conn: &Connection, remote: SiteId, changes: u64) -> Result<(), Db
     Ok(())
 }
 
-fn write_cursor(conn: &Connection, remote: SiteId, cursor: &Cursor) -> Result<(), DbError> {
+/// The incarnation of `remote` that its cursor was taken in.
+fn read_incarnation(conn: &Connection, remote: SiteId) -> Result<Incarnation, DbError> {
+    let bits: Option<i64> = conn
+        .query_row(
+            "select incarnation from ddcp_cursors where site_id = ?1",
+            [&remote.0[..]],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(bits.map_or(Incarnation::UNKNOWN, |bits| Incarnation(bits as u64)))
+}
+
+fn write_cursor(
+    conn: &Connection,
+    remote: SiteId,
+    cursor: &Cursor,
+    incarnation: Incarnation,
+) -> Result<(), DbError> {
     let within = cursor.within.as_ref();
     conn.execute(
-        "insert into ddcp_cursors (site_id, db_version, seq, tbl, pk, cid)
-         values (?1, ?2, ?3, ?4, ?5, ?6)
+        "insert into ddcp_cursors (site_id, db_version, seq, tbl, pk, cid, incarnation)
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          on conflict (site_id) do update set db_version = excluded.db_version,
-           seq = excluded.seq, tbl = excluded.tbl, pk = excluded.pk, cid = excluded.cid",
+           seq = excluded.seq, tbl = excluded.tbl, pk = excluded.pk, cid = excluded.cid,
+           incarnation = excluded.incarnation",
         params![
             &remote.0[..],
             cursor.db_version.0,
@@ -66,6 +84,7 @@ fn write_cursor(conn: &Connection, remote: SiteId, cursor: &Cursor) -> Result<()
             within.map(|k| k.table.as_str()),
             within.map(|k| k.pk.as_slice()),
             within.map(|k| k.cid.as_str()),
+            incarnation.0 as i64,
         ],
     )?;
     Ok(())
@@ -143,8 +162,8 @@ impl Db {
 
     /// Forgets where this database stood in every remote's changes (after a restore): each is
     /// pulled from the start again.
-    pub fn forget_cursors(&mut self) -> Result<(), DbError> {
-        self.conn().execute_batch(
+    pub(super) fn forget_cursors(conn: &Connection) -> Result<(), DbError> {
+        conn.execute_batch(
             "delete from ddcp_cursors; delete from ddcp_staged; delete from ddcp_staged_parts;",
         )?;
         Ok(())
@@ -202,6 +221,12 @@ impl Db {
             self.ensure_mirrors(into, &tables.into_iter().collect::<Vec<_>>())?;
         }
         let mut applier = self.begin_apply()?;
+        // A cursor counts versions of one life of the remote: after a restore its versions
+        // count again from the backup's, and this cursor would skip what they now name.
+        let taken_in = read_incarnation(applier.conn(), remote)?;
+        if !taken_in.continues_in(page.incarnation) {
+            return Err(DbError::RemoteRestored);
+        }
         let stored = read_cursor(applier.conn(), remote)?;
         if stored != page.since {
             return Err(DbError::StaleCursor);
@@ -223,7 +248,12 @@ impl Db {
             applier.check(&page.changes)?;
             stage(applier.conn(), remote, &page.changes)?;
         }
-        write_cursor(applier.conn(), remote, &page.after)?;
+        let incarnation = match page.incarnation {
+            // A remote from before incarnations: the one known, if any, stays.
+            Incarnation::UNKNOWN => taken_in,
+            known => known,
+        };
+        write_cursor(applier.conn(), remote, &page.after, incarnation)?;
         applier.note_arrival(remote, "pull")?;
         let admitted = (page.changes.len() + page.rows.len()) as u64;
         record_pull(applier.conn(), remote, admitted)?;
@@ -260,7 +290,7 @@ mod tests {
             within: None,
         };
         // The first pull under a policy keeps the cursor it finds.
-        write_cursor(db.conn(), remote, &moved).unwrap();
+        write_cursor(db.conn(), remote, &moved, Incarnation(3)).unwrap();
         assert!(!db.align_cursor(remote, &direct).unwrap());
         assert_eq!(db.cursor(remote).unwrap(), moved);
         assert!(!db.align_cursor(remote, &direct).unwrap());

@@ -96,6 +96,10 @@ pub enum DbError {
     },
     #[error("the page does not start where this database stands in the remote's changes")]
     StaleCursor,
+    #[error(
+        "the remote was restored from a backup since it was last pulled: its changes are pulled again from the start"
+    )]
+    RemoteRestored,
     #[error("the remote's schema cannot be made here: {0}")]
     BadPeerSchema(String),
     #[error("{0}")]

@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/006_filters.sql"),
     include_str!("migrations/007_arrivals.sql"),
     include_str!("migrations/008_staged_parts.sql"),
+    include_str!("migrations/009_incarnation.sql"),
 ];
 
 /// The metadata version this build writes.

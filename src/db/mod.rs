@@ -15,6 +15,7 @@ mod filters;
 mod group;
 mod history;
 mod import;
+mod incarnation;
 mod members;
 mod migrations;
 mod mirrors;

@@ -8,7 +8,7 @@ use crate::sync::cursor::Cursor;
 use crate::sync::filter::RowPredicate;
 use crate::sync::page::Visit;
 use crate::sync::serve::{ChangeSource, SourceError};
-use crate::sync::{Change, DbVersion, SchemaDesc, SiteId};
+use crate::sync::{Change, DbVersion, Incarnation, SchemaDesc, SiteId};
 
 fn source_error(err: DbError) -> SourceError {
     SourceError(err.to_string())
@@ -21,6 +21,10 @@ impl ChangeSource for Db {
 
     fn db_version(&self) -> Result<DbVersion, SourceError> {
         Db::db_version(self).map_err(source_error)
+    }
+
+    fn incarnation(&self) -> Result<Incarnation, SourceError> {
+        Db::incarnation(self).map_err(source_error)
     }
 
     fn schema(&self) -> Result<SchemaDesc, SourceError> {

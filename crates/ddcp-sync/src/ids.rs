@@ -77,3 +77,33 @@ impl fmt::Display for Epoch {
         self.0.fmt(f)
     }
 }
+
+/// Which life of a database a version counter belongs to. `ddcp restore` brings a database back
+/// with the counter of its backup, so the versions after it are given again to new changes: a
+/// cursor taken from the database's previous life would skip them. Each life has its own
+/// incarnation (random), and a cursor is only good in the life it was taken from. Zero: not
+/// known (a database or puller from before incarnations).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Incarnation(pub u64);
+
+impl Incarnation {
+    /// Not known.
+    pub const UNKNOWN: Incarnation = Incarnation(0);
+
+    /// A new life's: random, never [`Incarnation::UNKNOWN`].
+    pub fn new_random() -> Incarnation {
+        Incarnation(u64::from_le_bytes(crate::random::bytes()) | 1)
+    }
+
+    /// True when a cursor taken in life `self` may be used in life `now`: the same one, or
+    /// either not known.
+    pub fn continues_in(self, now: Incarnation) -> bool {
+        self == Incarnation::UNKNOWN || now == Incarnation::UNKNOWN || self == now
+    }
+}
+
+impl fmt::Display for Incarnation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}

@@ -38,7 +38,7 @@ pub(crate) mod ddcp_capnp {
 
 pub use change::{Change, Value};
 pub use cursor::Cursor;
-pub use ids::{DbVersion, Epoch, Seq, SiteId};
+pub use ids::{DbVersion, Epoch, Incarnation, Seq, SiteId};
 pub use member::{MemberId, MemberKeys};
 pub use record_key::RecordKey;
 pub use schema::{SchemaDesc, SchemaFingerprint};

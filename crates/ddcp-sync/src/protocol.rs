@@ -3,7 +3,7 @@
 
 use super::change::Change;
 use super::cursor::Cursor;
-use super::ids::{DbVersion, Epoch, SiteId};
+use super::ids::{DbVersion, Epoch, Incarnation, SiteId};
 use super::member::MemberId;
 use super::schema::{SchemaDesc, SchemaFingerprint};
 
@@ -33,6 +33,8 @@ pub struct Status {
     pub route: Vec<u8>,
     /// The database's member id (empty from builds before private databases).
     pub public_key: Vec<u8>,
+    /// Its life since its last restore: a puller that pulled another one starts over.
+    pub incarnation: Incarnation,
 }
 
 /// What a database's record holds: its Status for anyone with the record's key, or sealed for
@@ -110,8 +112,11 @@ pub struct ChangesPage {
     pub group_complete: bool,
     /// The remote had changes beyond `after` when it answered.
     pub more: bool,
-    /// The remote's db_version when it answered.
+    /// The remote's db_version when it answered ...
     pub db_version: DbVersion,
+    /// ... in this life of it: a cursor of another life is no good here (the puller starts
+    /// over).
+    pub incarnation: Incarnation,
     /// The changes, in cursor order.
     pub changes: Vec<Change>,
     /// For a reader whose filter has a row predicate: the current cells, from before `since`,

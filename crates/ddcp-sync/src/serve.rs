@@ -11,7 +11,7 @@ use super::compress::Compression;
 use super::cursor::Cursor;
 use super::filter::{ChangeFilter, RowPredicate};
 use super::fragment::{self, FRAGMENT_BYTES};
-use super::ids::{DbVersion, SiteId};
+use super::ids::{DbVersion, Incarnation, SiteId};
 use super::page::{PageBuilder, Visit};
 use super::protocol::{
     ChangesPage, ChangesRequest, ErrorCode, Fragment, FragmentRequest, Hash, MAX_ANSWER_BYTES,
@@ -67,6 +67,8 @@ pub trait ChangeSource {
     fn site_id(&self) -> Result<SiteId, SourceError>;
     /// Its newest version.
     fn db_version(&self) -> Result<DbVersion, SourceError>;
+    /// Its life since its last restore, which the versions count in.
+    fn incarnation(&self) -> Result<Incarnation, SourceError>;
     /// Its CRR schema.
     fn schema(&self) -> Result<SchemaDesc, SourceError>;
     /// Offers the changes after `after` not authored by `except`, in cursor order, to `visit`
@@ -351,6 +353,7 @@ fn page(
         group_complete: plan.group_complete,
         more: plan.more,
         db_version,
+        incarnation: source.incarnation()?,
         changes: plan.changes,
         rows: plan.rows,
     })
@@ -450,6 +453,9 @@ mod tests {
             Err(SourceError(DETAIL.into()))
         }
         fn db_version(&self) -> Result<DbVersion, SourceError> {
+            Err(SourceError(DETAIL.into()))
+        }
+        fn incarnation(&self) -> Result<Incarnation, SourceError> {
             Err(SourceError(DETAIL.into()))
         }
         fn schema(&self) -> Result<SchemaDesc, SourceError> {

@@ -12,7 +12,7 @@ use crate::ddcp_capnp::{
     Compression as WireCompression, ErrorCode as WireErrorCode, authenticated, changes_page,
     changes_request, cursor, envelope, sealed_answer, sealed_status, status,
 };
-use crate::ids::{DbVersion, Epoch, Seq, SiteId};
+use crate::ids::{DbVersion, Epoch, Incarnation, Seq, SiteId};
 use crate::member::MemberId;
 use crate::protocol::{
     Authenticated, ChangesPage, ChangesRequest, ErrorCode, Fragment, FragmentRequest, Fragmented,
@@ -166,6 +166,7 @@ fn fill_page(mut builder: changes_page::Builder<'_>, page: &ChangesPage, wanted:
     builder.set_group_complete(page.group_complete);
     builder.set_more(page.more);
     builder.set_db_version(page.db_version.0);
+    builder.set_incarnation(page.incarnation.0);
     builder.set_change_count(page.changes.len() as u32);
     let (used, bytes) = wanted.compress(encode_changeset(&page.changes));
     builder.set_compression(wire_compression(used));
@@ -220,6 +221,7 @@ fn read_page(reader: changes_page::Reader<'_>) -> Result<ChangesPage, CodecError
         group_complete: reader.get_group_complete(),
         more: reader.get_more(),
         db_version: DbVersion(reader.get_db_version()),
+        incarnation: Incarnation(reader.get_incarnation()),
         changes,
         rows,
     })
@@ -351,6 +353,7 @@ pub fn encode_published(value: &Published) -> Vec<u8> {
             root.set_schema_fingerprint(&value.schema_fingerprint.0);
             root.set_route(&value.route);
             root.set_public_key(&value.public_key);
+            root.set_incarnation(value.incarnation.0);
         }
         Published::Sealed(sealed) => fill_sealed_status(root.init_sealed(), sealed),
     }
@@ -383,6 +386,7 @@ pub fn decode_published(bytes: &[u8]) -> Result<Published, CodecError> {
         schema_fingerprint: read_fingerprint(root.get_schema_fingerprint()?)?,
         route: root.get_route()?.to_vec(),
         public_key: root.get_public_key()?.to_vec(),
+        incarnation: Incarnation(root.get_incarnation()),
     }))
 }
 
@@ -410,6 +414,7 @@ mod tests {
             group_complete: false,
             more: true,
             db_version: DbVersion(9),
+            incarnation: Incarnation(0x5eed),
             changes: vec![change],
             rows: Vec::new(),
         }
@@ -486,6 +491,7 @@ mod tests {
             schema_fingerprint: SchemaFingerprint([2; 32]),
             route: vec![1, 2, 3],
             public_key: vec![4; 32],
+            incarnation: Incarnation(77),
         };
         assert_eq!(decode_status(&encode_status(&value)).unwrap(), value);
     }
@@ -509,6 +515,7 @@ mod tests {
             schema_fingerprint: SchemaFingerprint([2; 32]),
             route: vec![7; 8 << 10],
             public_key: owner.id().as_bytes().to_vec(),
+            incarnation: Incarnation(u64::MAX),
         });
         let sealed = Published::Sealed(seal_status(&owner, &record, Epoch(9), &members, &status));
         let bytes = encode_published(&sealed);
