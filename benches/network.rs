@@ -1,13 +1,16 @@
 //! Replication over a real private Veilid network (scripts/netns.sh, `ddcp testnet`, two
 //! `ddcp serve` processes), measured in one run:
 //! - latency: a write committed on A until it is visible on B, p50/p95 over 20 writes;
-//! - throughput: 20k rows written on A, in one transaction (timed from its commit) and in 20k
-//!   one-row transactions (timed from the first), until all of them are on B, in changes/s,
-//!   against the lower of two ceilings measured in
-//!   the same run: (a) what raw app_calls carry on the same network (32 KiB answers, 8 in
-//!   flight as the puller fetches fragments) divided by ddcp's own wire bytes per change
-//!   (compressed, as its pages are sent), and (b) cr-sqlite's raw merge rate of the same
-//!   changes (`insert into crsql_changes` in one transaction).
+//! - throughput: 20k rows written on A in one transaction (timed from its commit), and 20k
+//!   one-row transactions written while B is stopped (a backlog: written one by one while B
+//!   pulls, they would measure how fast A writes), until all of them are on B. The rate is
+//!   taken over the time B spent pulling (its `ddcp_pull_duration_seconds`), against the lower
+//!   of two ceilings measured in the same run: (a) what raw app_calls carry on the same network
+//!   (32 KiB answers, 8 in flight as the puller fetches fragments) divided by ddcp's own wire
+//!   bytes per change (compressed, as its pages are sent), and (b) cr-sqlite's raw merge rate
+//!   of the same changes (`insert into crsql_changes` in one transaction). The time from A's
+//!   commit until B starts pulling (A notices its commit, publishes its Status, B hears of it)
+//!   is printed apart: it is latency, which the first figure measures.
 //!
 //! Figures are printed, never asserted. `cargo bench --bench network` runs full size;
 //! `cargo test --benches` a small smoke.
@@ -18,6 +21,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::metrics::{sample, scrape};
 use common::private_net::{Peer, TestNet, this_program_inside_private_network};
 use ddcp::db::{Db, Extension};
 use ddcp::net::{NetEvent, Node, NodeRole};
@@ -38,6 +42,9 @@ const SCHEMA: &str = "
 
 /// A change is visible within this long, or the bench fails.
 const VISIBLE_WITHIN: Duration = Duration::from_secs(180);
+
+/// B's metrics endpoint (inside the bench's own network namespace).
+const B_METRICS: &str = "127.0.0.1:9120";
 
 struct Size {
     writes: usize,
@@ -79,7 +86,7 @@ fn main() {
     }
     b.run(&["remote", "add", "a", &a.key()]).ok();
     a.serve();
-    b.serve();
+    b.serve_with(&["--metrics-addr", B_METRICS]);
     let a_db = open(&a.site.db_file());
     let b_db = open(&b.site.db_file());
 
@@ -108,10 +115,13 @@ fn main() {
         ms(*latencies.last().unwrap())
     );
 
-    let one_transaction = replicate(&a_db, &b_db, "bulk", size.rows, true);
-    let one_row_each = replicate(&a_db, &b_db, "trickle", size.rows, false);
+    let mut one_transaction = replicate(&a_db, &b_db, "bulk", size.rows, None);
+    let mut one_row_each = replicate(&a_db, &b_db, "trickle", size.rows, Some(&mut b));
     a.stop();
     b.stop();
+    for run in [&mut one_transaction, &mut one_row_each] {
+        run.raw_merge = raw_merge(&run.changes);
+    }
 
     let raw_bytes_per_s = raw_app_call_throughput(&net, size.raw_calls);
     println!(
@@ -121,20 +131,26 @@ fn main() {
     );
     for (what, run) in [
         ("one transaction", one_transaction),
-        ("one-row transactions", one_row_each),
+        ("one-row transactions, a backlog", one_row_each),
     ] {
         let changes = run.changes.len() as f64;
-        let rate = changes / run.elapsed.as_secs_f64();
+        let rate = changes / run.pulling.as_secs_f64();
         let network_ceiling = raw_bytes_per_s / run.wire_per_change;
         let merge_ceiling = changes / run.raw_merge.as_secs_f64();
         let ceiling = network_ceiling.min(merge_ceiling);
         println!(
-            "{what} (written on A in {:.2} s): {:.0} changes on B in {:.2} s = {rate:.0} changes/s; {:.1} B per change on the wire ({:.0} uncompressed)",
+            "{what} (written on A in {:.2} s): {:.0} changes pulled by B in {:.2} s = {rate:.0} changes/s; {:.1} B per change on the wire ({:.0} uncompressed)",
             run.written.as_secs_f64(),
             changes,
-            run.elapsed.as_secs_f64(),
+            run.pulling.as_secs_f64(),
             run.wire_per_change,
             run.raw_per_change,
+        );
+        println!(
+            "  on B {:.2} s after {}, {:.2} s of it before B pulled",
+            run.elapsed.as_secs_f64(),
+            run.elapsed_from,
+            run.elapsed.saturating_sub(run.pulling).as_secs_f64(),
         );
         println!(
             "  ceilings: network {network_ceiling:.0} changes/s (raw app_call / wire bytes), cr-sqlite merge {merge_ceiling:.0} changes/s; ddcp / lower = {:.2} (target >= 0.8)",
@@ -146,9 +162,12 @@ fn main() {
 /// One throughput run's figures.
 struct Replicated {
     changes: Vec<Change>,
-    /// From the commit (one transaction) or the first commit (one-row transactions) until B
-    /// has every row.
+    /// From the commit (one transaction) or B's start (a backlog) until B has every row ...
     elapsed: Duration,
+    /// ... what that was from ...
+    elapsed_from: &'static str,
+    /// ... and the time B spent pulling meanwhile.
+    pulling: Duration,
     /// How long A took to write the rows.
     written: Duration,
     /// ddcp's bytes on the wire per change: its compressed pages, as a responder makes them.
@@ -159,10 +178,22 @@ struct Replicated {
     raw_merge: Duration,
 }
 
-/// Writes `rows` rows into `table` on A (in one transaction, or one each) and waits until B
-/// has them all.
-fn replicate(a_db: &Db, b_db: &Db, table: &str, rows: usize, one_transaction: bool) -> Replicated {
+/// Writes `rows` rows into `table` on A and waits until B has them all: in one transaction
+/// while B serves, or (`backlog`: B) one row per transaction while B is stopped, B serving
+/// again once they are all written.
+fn replicate(
+    a_db: &Db,
+    b_db: &Db,
+    table: &str,
+    rows: usize,
+    mut backlog: Option<&mut Peer>,
+) -> Replicated {
+    let one_transaction = backlog.is_none();
     let before = DbVersion(a_db.db_version().unwrap().0);
+    if let Some(b) = backlog.as_deref_mut() {
+        b.stop();
+    }
+    let pulled_before = time_pulling();
     let insert = format!(
         "insert into {table} (id, title, body, stars) values (?1, 'note ' || ?1, printf('%.60c', 'x') || ?1, ?1 % 5)"
     );
@@ -181,30 +212,40 @@ fn replicate(a_db: &Db, b_db: &Db, table: &str, rows: usize, one_transaction: bo
         conn.execute_batch("commit").unwrap();
     }
     let written = writing.elapsed();
-    // One transaction replicates from its commit; one-row transactions from the first, as
-    // they are written.
-    let started = if one_transaction {
-        Instant::now()
-    } else {
-        writing
-    };
+    let started = Instant::now();
+    if let Some(b) = backlog {
+        b.serve_with(&["--metrics-addr", B_METRICS]);
+    }
     wait_visible(b_db, &format!("select count(*) from {table}"), rows as i64);
     let elapsed = started.elapsed();
+    // A new serve's metrics start from nothing.
+    let pulling = time_pulling() - if one_transaction { pulled_before } else { Duration::ZERO };
     let changes = a_db.changes_since(before).unwrap();
     let raw_per_change = encode_changeset(&changes).len() as f64 / changes.len() as f64;
-    let scratch = tempfile::tempdir().unwrap();
     let wire_per_change = wire_bytes(a_db, before) as f64 / changes.len() as f64;
-    let merge_target = Db::create(&scratch.path().join("merge.db"), &Extension::BuiltIn).unwrap();
-    merge_target.connection().execute_batch(SCHEMA).unwrap();
-    let raw_merge = common::baseline::raw_merge(&merge_target, &changes);
     Replicated {
         changes,
         elapsed,
+        elapsed_from: if one_transaction {
+            "its commit"
+        } else {
+            "B's serve started"
+        },
+        pulling,
         written,
         wire_per_change,
         raw_per_change,
-        raw_merge,
+        raw_merge: Duration::ZERO,
     }
+}
+
+/// cr-sqlite merging `changes` into a fresh database, in one transaction (measured once the
+/// serves have stopped: they would take CPU from it).
+fn raw_merge(changes: &[Change]) -> Duration {
+    let scratch = tempfile::tempdir().unwrap();
+    let target = Db::create(&scratch.path().join("merge.db"), &Extension::BuiltIn).unwrap();
+    target.connection().execute_batch(SCHEMA).unwrap();
+    common::baseline::raw_merge(&target, changes)
 }
 
 /// The bytes of ddcp's answers (pages, manifests and fragments, compressed as served) carrying
@@ -228,6 +269,23 @@ fn wire_bytes(source: &Db, since: DbVersion) -> usize {
         }
     }
     wire
+}
+
+/// How long B's serve has spent pulling a, by its own metric. The pull that brings the last
+/// rows reports its time a moment after they are visible: waited for.
+fn time_pulling() -> Duration {
+    let series = "ddcp_pull_duration_seconds_sum{remote=\"a\"}";
+    let read = || {
+        std::net::TcpStream::connect(B_METRICS)
+            .ok()
+            .and_then(|_| sample(&scrape(port(B_METRICS)), series))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    Duration::from_secs_f64(read().unwrap_or(0.0))
+}
+
+fn port(addr: &str) -> u16 {
+    addr.rsplit(':').next().unwrap().parse().unwrap()
 }
 
 fn open(path: &Path) -> Db {

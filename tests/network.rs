@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::fixture;
+use common::metrics::{sample, scrape};
 use common::private_net::{Peer, TestNet, inside_private_network};
 
 /// How long a change may take to show up on a peer before the test fails. Generous: on two
@@ -912,31 +913,6 @@ impl Drop for Prometheus {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
-}
-
-/// GET /metrics from 127.0.0.1:`port`: the body.
-fn scrape(port: u16) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_string()
-}
-
-/// The value of the sample named exactly `series` (name and labels as exposed).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// Every line is a comment (`# HELP`, `# TYPE`), blank, or `name{labels} value`.

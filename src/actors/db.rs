@@ -171,11 +171,14 @@ impl DbState {
                         return Ok(());
                     }
                 };
+                let started = std::time::Instant::now();
                 let answer = self
                     .responder
                     .respond_within(&self.db, &request, budget, &filter);
                 if let Some(served) = self.responder.take_served() {
                     metrics::served(served.changes);
+                    tracing::debug!(target: "ddcp", changes = served.changes, bytes = answer.len(),
+                        took_ms = started.elapsed().as_secs_f64() * 1e3, "Served a page");
                 }
                 if let Some(failure) = self.responder.take_source_failure() {
                     metrics::error("db");

@@ -256,6 +256,9 @@ impl Pull<'_> {
         let mut busy_rounds = 0;
         let mut cursor_reset = false;
         let mut refused_rounds = 0;
+        // When the page being fetched was first asked for (for the debug log of where a
+        // pull's time goes).
+        let mut asked_at = std::time::Instant::now();
         while !puller.is_up_to_date() {
             let answers = self.call_all(puller.requests()).await;
             let mut answered = false;
@@ -280,10 +283,18 @@ impl Pull<'_> {
                     }
                     Ok(Received::Page(page)) => {
                         let (remote_version, incarnation) = (page.db_version, page.incarnation);
+                        let (changes, complete) = (page.changes.len(), page.group_complete);
+                        let fetched_at = std::time::Instant::now();
                         let accepted = self
                             .db
                             .accept(self.remote.site_id, page, &self.link.accept)
                             .await;
+                        tracing::debug!(target: "ddcp", remote_name = %self.link.name, changes,
+                            group_complete = complete,
+                            fetch_ms = (fetched_at - asked_at).as_secs_f64() * 1e3,
+                            accept_ms = fetched_at.elapsed().as_secs_f64() * 1e3,
+                            "Pulled a page");
+                        asked_at = std::time::Instant::now();
                         match accepted {
                             Ok(outcome) => {
                                 moved = true;

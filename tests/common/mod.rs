@@ -138,5 +138,6 @@ pub fn snapshot(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_default()
 }
 pub mod baseline;
+pub mod metrics;
 pub mod noise;
 pub mod private_net;

@@ -198,8 +198,12 @@ impl Peer {
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let child = self
-            .command(&[&["serve"], options].concat())
+        let mut command = self.command(&[&["serve"], options].concat());
+        // To see where a bench's time goes: DDCP_SERVE_LOG=error,ddcp=debug.
+        if let Ok(filter) = std::env::var("DDCP_SERVE_LOG") {
+            command.env("RUST_LOG", filter);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
