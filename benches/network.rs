@@ -219,7 +219,12 @@ fn replicate(
     wait_visible(b_db, &format!("select count(*) from {table}"), rows as i64);
     let elapsed = started.elapsed();
     // A new serve's metrics start from nothing.
-    let pulling = time_pulling() - if one_transaction { pulled_before } else { Duration::ZERO };
+    let pulling = time_pulling()
+        - if one_transaction {
+            pulled_before
+        } else {
+            Duration::ZERO
+        };
     let changes = a_db.changes_since(before).unwrap();
     let raw_per_change = encode_changeset(&changes).len() as f64 / changes.len() as f64;
     let wire_per_change = wire_bytes(a_db, before) as f64 / changes.len() as f64;

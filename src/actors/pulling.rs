@@ -259,8 +259,13 @@ impl Pull<'_> {
         // When the page being fetched was first asked for (for the debug log of where a
         // pull's time goes).
         let mut asked_at = std::time::Instant::now();
+        // Answers to the request for the next page, asked while the last one was applied.
+        let mut prefetched = None;
         while !puller.is_up_to_date() {
-            let answers = self.call_all(puller.requests()).await;
+            let answers = match prefetched.take() {
+                Some(answers) => answers,
+                None => self.call_all(puller.requests()).await,
+            };
             let mut answered = false;
             let mut moved = false;
             let mut busy = false;
@@ -285,16 +290,33 @@ impl Pull<'_> {
                         let (remote_version, incarnation) = (page.db_version, page.incarnation);
                         let (changes, complete) = (page.changes.len(), page.group_complete);
                         let fetched_at = std::time::Instant::now();
-                        let accepted = self
-                            .db
-                            .accept(self.remote.site_id, page, &self.link.accept)
-                            .await;
+                        // The next page is asked for while the database takes this one: the
+                        // puller's cursor has moved past it already. Should the database
+                        // refuse it, that answer is dropped.
+                        let next = match puller.is_up_to_date() {
+                            true => Vec::new(),
+                            false => puller.requests(),
+                        };
+                        let accept = async {
+                            let accepted =
+                                self.db.accept(self.remote.site_id, page, &self.link.accept);
+                            (accepted.await, fetched_at.elapsed())
+                        };
+                        let ((accepted, accept_took), next) = tokio::join!(accept, async {
+                            match next.is_empty() {
+                                true => None,
+                                false => Some(self.call_all(next).await),
+                            }
+                        });
                         tracing::debug!(target: "ddcp", remote_name = %self.link.name, changes,
                             group_complete = complete,
                             fetch_ms = (fetched_at - asked_at).as_secs_f64() * 1e3,
-                            accept_ms = fetched_at.elapsed().as_secs_f64() * 1e3,
+                            accept_ms = accept_took.as_secs_f64() * 1e3,
                             "Pulled a page");
-                        asked_at = std::time::Instant::now();
+                        asked_at = fetched_at;
+                        if accepted.is_ok() {
+                            prefetched = next;
+                        }
                         match accepted {
                             Ok(outcome) => {
                                 moved = true;
