@@ -28,13 +28,18 @@ pub fn inside_private_network(name: &str) -> bool {
 /// Runs this program again, with `args`, inside a private network. True inside; false
 /// outside, where the inner run already ended, and succeeded.
 pub fn this_program_inside_private_network(args: &[String]) -> bool {
+    this_program_inside_private_network_of(12, args)
+}
+
+/// As [`this_program_inside_private_network`], with `nodes` addresses (vtnode1..vtnodeN).
+pub fn this_program_inside_private_network_of(nodes: usize, args: &[String]) -> bool {
     if std::env::var_os(INSIDE).is_some() {
         return true;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let netns = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/netns.sh");
     let status = Command::new(netns)
-        .args(["--nodes", "12"])
+        .args(["--nodes", &nodes.to_string()])
         .arg(std::env::current_exe().unwrap())
         .args(args)
         .env(INSIDE, "1")
