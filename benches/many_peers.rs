@@ -14,6 +14,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::private_net::{Peer, TestNet, this_program_inside_private_network_of};
+use common::process::{cpu_time, memory_kib};
 use ddcp::db::{Db, Extension};
 
 const SCHEMA: &str = "
@@ -198,33 +199,4 @@ fn count(db: &Db) -> i64 {
 
 fn open(peer: &Peer) -> Db {
     Db::open(&peer.site.db_file(), &Extension::BuiltIn).unwrap()
-}
-
-/// The user and system CPU time process `pid` used so far (/proc/PID/stat, in the 100 Hz
-/// ticks Linux reports there).
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command's closing parenthesis: state is field 3, utime 14, stime 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
-}
-
-/// Process `pid`'s resident memory now and at its peak, in KiB.
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }

@@ -119,7 +119,8 @@ impl Actor for NodeActor {
                     watch_ended,
                 });
             }
-            NodeMsg::Event(NetEvent::RoutesDied { own, remote }) => {
+            NodeMsg::Event(NetEvent::RoutesDied { own, mut remote }) => {
+                state.network.drop_released(&mut remote);
                 let ours_died = state
                     .route
                     .as_ref()

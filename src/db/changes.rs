@@ -104,7 +104,10 @@ impl Db {
     pub fn export_changes(&self, since: DbVersion) -> Result<ChangeExport<'_>, DbError> {
         // A read transaction: later writes move rows of crsql_changes to newer versions, and the
         // count, the bound and the rows must all describe the same moment.
-        let tx = self.conn().unchecked_transaction()?;
+        let tx = rusqlite::Transaction::new_unchecked(
+            self.conn(),
+            rusqlite::TransactionBehavior::Deferred,
+        )?;
         let range = read_range(&tx, since)?;
         Ok(ChangeExport { tx, range })
     }

@@ -101,9 +101,13 @@ impl Db {
     /// Opens the file and checks that it is SQLite, without changing anything in it.
     fn connect(path: &Path, extra: OpenFlags) -> Result<Connection, DbError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | extra;
-        let conn = Connection::open_with_flags(path, flags)
+        let mut conn = Connection::open_with_flags(path, flags)
             .map_err(|err| DbError::from_open(path, err))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // ddcp's transactions write: taking the write lock at BEGIN, they wait their turn
+        // (busy_timeout) behind `ddcp serve` or the application. Begun deferred, one that read
+        // first failed at once with "database is locked" when another wrote meanwhile.
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         conn.query_row("select count(*) from sqlite_master", [], |_| Ok(()))
             .map_err(|err| DbError::from_open(path, err))?;
         Ok(conn)

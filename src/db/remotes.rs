@@ -243,6 +243,32 @@ mod tests {
         }
     }
 
+    /// A write of this database's that reads first (here: is the name taken?) while another
+    /// process writes, as `ddcp remote add` while `ddcp serve` applies a page: it waits its
+    /// turn. Begun deferred, it read an old snapshot and then failed at once, "database is
+    /// locked", when it came to write.
+    #[test]
+    fn a_write_waits_for_another_writer_instead_of_failing() {
+        let (dir, mut db) = temp_db();
+        let other = Db::open(&dir.path().join("test.db"), &crate::db::Extension::BuiltIn).unwrap();
+        other
+            .conn()
+            .execute_batch(
+                "begin immediate; insert into ddcp_meta (key, value) values ('other', 1);",
+            )
+            .unwrap();
+        let committing = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            other.conn().execute_batch("commit").unwrap();
+            other
+        });
+        let alice: RemoteName = "alice".parse().unwrap();
+        let key: RecordKey = KEY.parse().unwrap();
+        db.add_remote(&alice, &key, &AcceptPolicy::default(), false)
+            .unwrap();
+        committing.join().unwrap();
+    }
+
     #[test]
     fn add_list_remove() {
         let (_dir, mut db) = temp_db();

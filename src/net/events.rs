@@ -12,6 +12,8 @@ pub struct IncomingCall {
     pub id: CallId,
     /// The question's bytes.
     pub message: Vec<u8>,
+    /// The private route of this node's it came in on.
+    pub route: Option<RouteId>,
 }
 
 /// Identifies an incoming call until it is answered.
@@ -57,6 +59,7 @@ pub(super) fn translate(update: VeilidUpdate) -> Option<NetEvent> {
         VeilidUpdate::AppCall(call) => Some(NetEvent::Call(IncomingCall {
             id: CallId(call.id()),
             message: call.message().to_vec(),
+            route: call.route_id().cloned().map(RouteId),
         })),
         VeilidUpdate::ValueChange(change) => {
             let key = to_record_key(&change.key)?;

@@ -6,6 +6,7 @@ mod first_contact;
 mod identity;
 mod network;
 mod node;
+mod released;
 mod testnet;
 
 pub use events::{CallId, IncomingCall, NetEvent};

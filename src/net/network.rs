@@ -1,6 +1,7 @@
 //! The calls ddcp makes on a running node: private routes and app calls, DHT records. A
 //! [`Network`] is a cheap handle; clones share the node, so every remote can call at once.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use veilid_core::{KeyPair, RoutingContext, Target, VeilidAPI, VeilidAPIError};
@@ -8,6 +9,7 @@ use veilid_core::{KeyPair, RoutingContext, Target, VeilidAPI, VeilidAPIError};
 use super::NetError;
 use super::events::CallId;
 use super::identity::RecordIdentity;
+use super::released::ReleasedRoutes;
 use crate::sync::RecordKey;
 use crate::sync::protocol::MAX_MESSAGE_BYTES;
 
@@ -58,6 +60,7 @@ impl ImportedRoute {
 impl Drop for ImportedRoute {
     fn drop(&mut self) {
         if let Some(network) = &self.network {
+            network.lock_released().insert(self.id.clone());
             network.release_route(&self.id);
         }
     }
@@ -74,6 +77,8 @@ impl std::fmt::Debug for ImportedRoute {
 pub struct Network {
     api: VeilidAPI,
     routing: RoutingContext,
+    /// Imported routes released here, whose death Veilid will report.
+    released: Arc<Mutex<ReleasedRoutes>>,
 }
 
 impl std::fmt::Debug for Network {
@@ -85,7 +90,24 @@ impl std::fmt::Debug for Network {
 impl Network {
     pub(super) fn new(api: VeilidAPI) -> Result<Network, VeilidAPIError> {
         let routing = api.routing_context()?;
-        Ok(Network { api, routing })
+        Ok(Network {
+            api,
+            routing,
+            released: Arc::default(),
+        })
+    }
+
+    fn lock_released(&self) -> std::sync::MutexGuard<'_, ReleasedRoutes> {
+        // The set holds no invariant a panic elsewhere could break halfway.
+        self.released
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Leaves in `dead` (peers' routes Veilid reports dead) only those this node did not
+    /// release itself: a pull releases the route it imported, and Veilid reports that too.
+    pub fn drop_released(&self, dead: &mut Vec<RouteId>) {
+        self.lock_released().drop_released(dead);
     }
 
     pub(super) fn api(&self) -> &VeilidAPI {

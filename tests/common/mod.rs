@@ -141,3 +141,4 @@ pub mod baseline;
 pub mod metrics;
 pub mod noise;
 pub mod private_net;
+pub mod process;

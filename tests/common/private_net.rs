@@ -324,6 +324,12 @@ pub struct GarbagePeer {
 /// examples/garbage_peer on `vtnode{host}`, with `args` after its mode and state dir, its
 /// stdout into `out`.
 fn garbage_peer(net: &TestNet, dir: &Path, host: u8, args: &[&str], out: &Path) -> Child {
+    example("garbage_peer", net, dir, host, args, out)
+}
+
+/// examples/`name` on `vtnode{host}`: `args[0]`, its state dir, the rest of `args`; its stdout
+/// into `out`.
+fn example(name: &str, net: &TestNet, dir: &Path, host: u8, args: &[&str], out: &Path) -> Child {
     // Examples are built next to the test binaries' folder (target/debug/examples).
     let exe = std::env::current_exe().unwrap();
     let program = exe
@@ -331,7 +337,8 @@ fn garbage_peer(net: &TestNet, dir: &Path, host: u8, args: &[&str], out: &Path) 
         .unwrap()
         .parent()
         .unwrap()
-        .join("examples/garbage_peer");
+        .join("examples")
+        .join(name);
     assert!(
         program.exists(),
         "{} is missing: run `cargo build --examples` first (scripts/test.sh does)",
@@ -373,6 +380,52 @@ impl GarbagePeer {
 }
 
 impl Drop for GarbagePeer {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Many databases with nothing to give (examples/stub_remotes.rs), from one node on
+/// `vtnode{host}`: their record keys.
+pub struct StubRemotes {
+    process: Child,
+    pub keys: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl StubRemotes {
+    pub fn start(net: &TestNet, count: usize, host: u8) -> StubRemotes {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("keys");
+        let count_arg = count.to_string();
+        let process = example(
+            "stub_remotes",
+            net,
+            dir.path(),
+            host,
+            &[&count_arg],
+            &key_file,
+        );
+        let keys = wait_until(
+            Duration::from_secs(300),
+            "the stub remotes to publish",
+            || {
+                let keys = std::fs::read_to_string(&key_file).ok()?;
+                let whole = keys.ends_with('\n');
+                let keys: Vec<String> = keys.lines().map(str::to_string).collect();
+                (whole && keys.len() == count).then_some(keys)
+            },
+        );
+        StubRemotes {
+            process,
+            keys,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for StubRemotes {
     fn drop(&mut self) {
         let _ = self.process.kill();
         let _ = self.process.wait();

@@ -1,0 +1,94 @@
+//! Many databases with nothing to give, from one Veilid node, for the benches that need many
+//! remotes up to date (benches/idle_remotes.rs): N records, each publishing the Status of a
+//! database of its own (its own site id and private route, version 0), and every request for
+//! changes on a route answered with that database's empty last page.
+//!
+//!   stub_remotes N STATE_DIR     prints the N record keys, one a line, then answers until killed
+//!
+//! Network settings come from VEILID_* as for ddcp.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ddcp::net::{NetEvent, NetworkSettings, Node, RouteId, create_record_identity};
+use ddcp::sync::codec::{decode_message, encode_message, encode_status};
+use ddcp::sync::compress::Compression;
+use ddcp::sync::ids::Incarnation;
+use ddcp::sync::protocol::{ChangesPage, ErrorCode, Message, ProtocolError, Status};
+use ddcp::sync::{DbVersion, SchemaFingerprint, SiteId};
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(count), Some(dir)) = (args.get(1), args.get(2)) else {
+        eprintln!("usage: stub_remotes N STATE_DIR");
+        std::process::exit(2);
+    };
+    let count: u8 = count.parse().expect("N from 1 to 255");
+    let mut node = Node::start(&PathBuf::from(dir), &settings())
+        .await
+        .expect("start");
+    node.attach(Duration::from_secs(120)).await.expect("attach");
+    let network = node.network().clone();
+    let mut sites: HashMap<RouteId, SiteId> = HashMap::new();
+    let mut keys = Vec::new();
+    for i in 1..=count {
+        let identity = create_record_identity(&node).await.expect("record");
+        network.open_own_record(&identity).await.expect("open");
+        let route = network.new_route().await.expect("route");
+        let site_id = SiteId([i; 16]);
+        let status = Status {
+            site_id,
+            db_version: DbVersion(0),
+            schema_fingerprint: SchemaFingerprint([0; 32]),
+            route: route.blob,
+            public_key: Vec::new(),
+            incarnation: Incarnation(u64::from(i)),
+        };
+        network
+            .publish(&identity, encode_status(&status))
+            .await
+            .expect("publish");
+        sites.insert(route.id, site_id);
+        keys.push(identity.key.reveal().to_string());
+    }
+    for key in keys {
+        println!("{key}");
+    }
+    let mut events = node.take_events();
+    while let Some(event) = events.recv().await {
+        let NetEvent::Call(call) = event else {
+            continue;
+        };
+        let site = call.route.as_ref().and_then(|route| sites.get(route));
+        let answer = match (site, decode_message(&call.message)) {
+            (Some(&site_id), Ok(Message::ChangesRequest(request))) => {
+                Message::ChangesPage(ChangesPage {
+                    site_id,
+                    since: request.since.clone(),
+                    after: request.since,
+                    group_complete: true,
+                    more: false,
+                    db_version: DbVersion(0),
+                    incarnation: Incarnation(u64::from(site_id.0[0])),
+                    changes: Vec::new(),
+                    rows: Vec::new(),
+                })
+            }
+            _ => Message::Error(ProtocolError::new(ErrorCode::Malformed, "a stub")),
+        };
+        let _ = network
+            .reply(call.id, encode_message(&answer, Compression::None))
+            .await;
+    }
+}
+
+fn settings() -> NetworkSettings {
+    let env = |name: &str| std::env::var(name).ok();
+    NetworkSettings {
+        bootstrap_records: env("VEILID_BOOTSTRAP").into_iter().collect(),
+        network_key: env("VEILID_NETWORK_KEY"),
+        listen: env("VEILID_LISTEN"),
+    }
+}
