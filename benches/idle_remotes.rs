@@ -75,7 +75,7 @@ fn main() {
             .then_some(())
     });
     println!(
-        "{remotes} remotes added, each pulled once and watched within {:.1} s",
+        "{remotes} remotes added; each pulled once and watched {:.1} s after the last was added",
         started.elapsed().as_secs_f64()
     );
     std::thread::sleep(SETTLE);

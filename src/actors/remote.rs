@@ -1,8 +1,9 @@
 //! A RemoteActor: keeps this database up to date with one remote. It opens the remote's DHT
 //! record (waiting for it, quietly, while the remote has not published it yet), watches it
 //! (renewing the watch when Veilid ends it) and pulls whenever the remote's Status shows a
-//! version it has not pulled; only when no node accepts the watch does it poll. Any other
-//! failure ends the actor; the supervisor restarts it alone, with backoff.
+//! version it has not pulled; only when no node accepts the watch does it poll. A watch can
+//! also go quiet without ending, so the Status is read every [`CHECK_EVERY`] all the same. Any
+//! other failure ends the actor; the supervisor restarts it alone, with backoff.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::db_handle::DbHandle;
 use super::pulling::{PullProgress, PullReport, RemoteLink, pull_remote};
-use super::remote_view::{RemoteView, open_published};
+use super::remote_view::{RemoteView, open_published, read_status};
 use super::supervisor::SupervisorMsg;
 use crate::metrics;
 use crate::net::{FirstContact, Network, WARN_AFTER};
@@ -36,7 +37,14 @@ pub enum RemoteMsg {
     /// Pull now, whatever the remote's Status says, and tell how it went (`ddcp pull` through
     /// the daemon). A failure also ends the actor, as any failure does.
     PullNow(RpcReplyPort<Result<PullReport, String>>),
+    /// Read the remote's Status though no change was reported: see [`CHECK_EVERY`].
+    Check,
 }
+
+/// How often a watched remote's Status is read all the same. A watch can go quiet without
+/// ending: measured on the private network, a remote whose record got new closest nodes (15
+/// nodes joined) was never told of the next change. A change missed waits at most this long.
+pub const CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// A RemoteActor.
 pub struct RemoteActor;
@@ -66,6 +74,8 @@ pub struct RemoteState {
     pulled: Option<(DbVersion, Incarnation)>,
     /// The timer that polls while the record cannot be watched.
     polling: Option<tokio::task::JoinHandle<()>>,
+    /// The timer that checks the Status while the record is watched.
+    checking: Option<tokio::task::JoinHandle<()>>,
     /// Until the remote's record is open: the looks for it so far.
     first_contact: Option<FirstContact>,
     /// Said once that the remote's record is taking long.
@@ -87,6 +97,7 @@ impl Actor for RemoteActor {
             me: myself.get_id(),
             pulled: None,
             polling: None,
+            checking: None,
             first_contact: Some(FirstContact::default()),
             warned: false,
         })
@@ -154,6 +165,7 @@ impl RemoteState {
                 });
                 outcome?;
             }
+            RemoteMsg::Check => state.check(myself).await?,
             RemoteMsg::Changed { value, watch_ended } => {
                 if watch_ended {
                     state.watch(myself).await;
@@ -187,7 +199,10 @@ impl RemoteState {
                 Ok(())
             }
             // Nothing to pull from yet; the open brings a Sync.
-            RemoteMsg::Sync | RemoteMsg::RoutesDied | RemoteMsg::Changed { .. } => Ok(()),
+            RemoteMsg::Sync
+            | RemoteMsg::RoutesDied
+            | RemoteMsg::Changed { .. }
+            | RemoteMsg::Check => Ok(()),
         }
     }
 
@@ -212,6 +227,7 @@ impl RemoteState {
                 }
                 self.first_contact = None;
                 self.watch(myself).await;
+                self.checking = Some(myself.send_interval(CHECK_EVERY, || RemoteMsg::Check));
                 myself.send_message(RemoteMsg::Sync)?;
                 Ok(())
             }
@@ -260,6 +276,34 @@ impl RemoteState {
                 }
             }
         }
+    }
+
+    /// Reads the remote's Status; one this database has not pulled means a change was not
+    /// reported: the record is watched again, and pulled. (Polling reads it anyway; a Status
+    /// that cannot be read now is looked at again at the next check.)
+    async fn check(&mut self, myself: &ActorRef<RemoteMsg>) -> Result<(), ActorProcessingErr> {
+        if self.polling.is_some() {
+            return Ok(());
+        }
+        let (network, me, link) = (&self.args.network, &self.args.me, &self.args.link);
+        let view = match read_status(network, me, &link.key).await {
+            Ok(view) => view,
+            Err(err) => {
+                tracing::debug!(target: "ddcp", remote_name = %link.name, error = %err,
+                    "Cannot check the remote's status");
+                return Ok(());
+            }
+        };
+        let missed = self.pulled.is_none_or(|(version, incarnation)| {
+            view.status.db_version > version || view.status.incarnation != incarnation
+        });
+        if missed {
+            tracing::debug!(target: "ddcp", remote_name = %link.name,
+                "The remote changed and no notification came: watching it again");
+            self.watch(myself).await;
+            self.sync(Some(view)).await?;
+        }
+        Ok(())
     }
 
     /// Pulls when the remote has something this database has not pulled; what the pull did,

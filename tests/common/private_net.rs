@@ -341,8 +341,13 @@ fn example(name: &str, net: &TestNet, dir: &Path, host: u8, args: &[&str], out: 
         .join(name);
     assert!(
         program.exists(),
-        "{} is missing: run `cargo build --examples` first (scripts/test.sh does)",
-        program.display()
+        "{} is missing: run `cargo build {}--examples` first (scripts/test.sh does)",
+        program.display(),
+        if cfg!(debug_assertions) {
+            ""
+        } else {
+            "--release "
+        }
     );
     Command::new(program)
         .arg(args[0])
