@@ -14,8 +14,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::example_peers::StubRemotes;
 use common::metrics::scrape;
-use common::private_net::{Peer, StubRemotes, TestNet, this_program_inside_private_network};
+use common::private_net::{Peer, TestNet, this_program_inside_private_network};
 use common::process::{cpu_time, memory_kib};
 
 /// A's metrics endpoint (inside the bench's own network namespace).

@@ -290,8 +290,8 @@ fn peers_answering_garbage_are_logged_and_skipped_and_the_others_keep_going() {
     let mut b = Peer::new(&net, "b", 6);
     // Made, never served: a remote whose record the network does not know.
     let silent = Peer::new(&net, "silent", 9);
-    let random = common::private_net::GarbagePeer::start(&net, "random", 7);
-    let lying = common::private_net::GarbagePeer::start(&net, "lying", 8);
+    let random = common::example_peers::GarbagePeer::start(&net, "random", 7);
+    let lying = common::example_peers::GarbagePeer::start(&net, "lying", 8);
     let secrets: Vec<String> = [
         a.key(),
         b.key(),
@@ -433,7 +433,9 @@ fn a_flood_of_calls_is_told_too_busy_and_the_honest_remote_keeps_replicating() {
     ) {
         return;
     }
-    use common::private_net::{Flood, memory_mib, wait_until};
+    use common::example_peers::Flood;
+    use common::private_net::wait_until;
+    use common::process::memory_mib;
     let net = TestNet::start();
     let mut a = Peer::new(&net, "a", 5);
     let mut b = Peer::new(&net, "b", 6);

@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 
 use super::db::LocalState;
 use super::db_handle::{DbCallError, DbHandle};
+pub use super::pull_report::{PullProgress, PullReport};
 use super::remote_view::{Caller, RemoteView, Session, read_status};
 use crate::db::{AcceptPolicy, DbError, RemoteName};
 use crate::metrics;
@@ -19,7 +20,7 @@ use crate::sync::pull::{
     DEFAULT_PAGE_BYTES, PullError, Puller, Received, read_schema_answer, schema_request,
 };
 use crate::sync::text::printable;
-use crate::sync::{DbVersion, Incarnation, MemberId, MemberKeys, RecordKey, SiteId};
+use crate::sync::{MemberId, MemberKeys, RecordKey, SiteId};
 
 /// Calls in a row that may fail (a route being replaced, a lost message) before the pull
 /// gives up; between them the remote's Status is read again for a fresh route.
@@ -52,52 +53,6 @@ pub struct RemoteLink {
     pub key: RecordKey,
     /// What it may bring: whose changes, to which tables, columns and rows.
     pub accept: AcceptPolicy,
-}
-
-/// What a pull did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PullReport {
-    /// Pages accepted.
-    pub pages: u64,
-    /// Changes received and admitted (some may have been known already).
-    pub changes: u64,
-    /// Changes received and skipped: the remote may not bring them (`--authors`, or its
-    /// accept filter).
-    pub refused: u64,
-    /// The remote's version when it last answered ...
-    pub remote_version: DbVersion,
-    /// ... in this life of it (see [`Incarnation`]).
-    pub remote_incarnation: Incarnation,
-    /// True when this database changed.
-    pub applied: bool,
-}
-
-impl PullReport {
-    /// The report as the control socket and `ddcp pull --json` give it, for remote `name`.
-    pub fn outcome(&self, name: String) -> crate::control::PullOutcome {
-        crate::control::PullOutcome {
-            name,
-            pages: self.pages,
-            changes: self.changes,
-            refused: self.refused,
-            remote_version: self.remote_version.0,
-            applied: self.applied,
-            error: None,
-        }
-    }
-}
-
-/// Where a pull is, for a progress display.
-#[derive(Clone, Debug, Default)]
-pub struct PullProgress {
-    /// Pages accepted so far.
-    pub pages: u64,
-    /// Changes received so far.
-    pub changes: u64,
-    /// Fragments of the answer being fetched, of how many.
-    pub fragments: Option<(u32, u32)>,
-    /// The remote's version.
-    pub remote_version: DbVersion,
 }
 
 /// Why a pull stopped.

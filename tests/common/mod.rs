@@ -138,6 +138,7 @@ pub fn snapshot(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_default()
 }
 pub mod baseline;
+pub mod example_peers;
 pub mod metrics;
 pub mod noise;
 pub mod private_net;

@@ -30,3 +30,9 @@ pub fn memory_kib(pid: u32) -> (u64, u64) {
     };
     (field("VmRSS:"), field("VmHWM:"))
 }
+
+/// Process `pid`'s resident memory now and at its peak, in MiB.
+pub fn memory_mib(pid: u32) -> (u64, u64) {
+    let (rss, peak) = memory_kib(pid);
+    (rss / 1024, peak / 1024)
+}
