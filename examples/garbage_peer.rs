@@ -9,12 +9,15 @@
 //!
 //! Network settings come from VEILID_* as for ddcp.
 
+#[path = "support/network_env.rs"]
+mod network_env;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ddcp::net::{NetEvent, NetworkSettings, Node, create_record_identity};
+use ddcp::net::{NetEvent, Node, create_record_identity};
 use ddcp::sync::codec::{decode_message, encode_message, encode_status};
 use ddcp::sync::compress::Compression;
 use ddcp::sync::ids::{Incarnation, Seq};
@@ -38,7 +41,7 @@ async fn main() {
         }
         _ => panic!("mode must be random, lying or flood"),
     };
-    let mut node = Node::start(&PathBuf::from(dir), &settings())
+    let mut node = Node::start(&PathBuf::from(dir), &network_env::settings())
         .await
         .expect("start");
     let identity = create_record_identity(&node).await.expect("record");
@@ -76,22 +79,15 @@ async fn main() {
     }
 }
 
-fn settings() -> NetworkSettings {
-    let env = |name: &str| std::env::var(name).ok();
-    NetworkSettings {
-        bootstrap_records: env("VEILID_BOOTSTRAP").into_iter().collect(),
-        network_key: env("VEILID_NETWORK_KEY"),
-        listen: env("VEILID_LISTEN"),
-    }
-}
-
 /// Calls in flight at once while flooding: more than a database answers at once.
 const FLOOD_CALLS: usize = 48;
 
 /// Asks `target` for its first page, the largest a responder grants, from [`FLOOD_CALLS`]
 /// tasks at once, forever; counts the answers by kind.
 async fn flood(dir: PathBuf, target: RecordKey) {
-    let node = Node::start(&dir, &settings()).await.expect("start");
+    let node = Node::start(&dir, &network_env::settings())
+        .await
+        .expect("start");
     node.attach(Duration::from_secs(120)).await.expect("attach");
     let network = node.network().clone();
     // A public target's Status opens for anyone: this identity is never a member.

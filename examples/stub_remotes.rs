@@ -7,11 +7,14 @@
 //!
 //! Network settings come from VEILID_* as for ddcp.
 
+#[path = "support/network_env.rs"]
+mod network_env;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ddcp::net::{NetEvent, NetworkSettings, Node, RouteId, create_record_identity};
+use ddcp::net::{NetEvent, Node, RouteId, create_record_identity};
 use ddcp::sync::codec::{decode_message, encode_message, encode_status};
 use ddcp::sync::compress::Compression;
 use ddcp::sync::ids::Incarnation;
@@ -26,7 +29,7 @@ async fn main() {
         std::process::exit(2);
     };
     let count: u8 = count.parse().expect("N from 1 to 255");
-    let mut node = Node::start(&PathBuf::from(dir), &settings())
+    let mut node = Node::start(&PathBuf::from(dir), &network_env::settings())
         .await
         .expect("start");
     node.attach(Duration::from_secs(120)).await.expect("attach");
@@ -81,14 +84,5 @@ async fn main() {
         let _ = network
             .reply(call.id, encode_message(&answer, Compression::None))
             .await;
-    }
-}
-
-fn settings() -> NetworkSettings {
-    let env = |name: &str| std::env::var(name).ok();
-    NetworkSettings {
-        bootstrap_records: env("VEILID_BOOTSTRAP").into_iter().collect(),
-        network_key: env("VEILID_NETWORK_KEY"),
-        listen: env("VEILID_LISTEN"),
     }
 }

@@ -857,29 +857,9 @@ rule_files: [ddcp-alerts.yml]
         prometheus
     }
 
-    /// GET `path` from its HTTP API: the body. HTTP/1.0, so that a long answer comes whole,
-    /// not in chunks.
+    /// GET `path` from its HTTP API: the body.
     fn get(&self, path: &str) -> String {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap();
-        assert!(
-            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-            "{head}\n{body}"
-        );
-        assert!(
-            !head
-                .to_ascii_lowercase()
-                .contains("transfer-encoding: chunked"),
-            "{head}"
-        );
-        body.to_string()
+        common::metrics::http_get(self.port, path)
     }
 
     /// The samples a PromQL range selector gives now, oldest first (one series at most).
