@@ -8,11 +8,13 @@
 #   3. lints the Dockerfile (hadolint: no finding above info) and builds it;
 #   4. replays the original README's usage word for word with a bind-mounted, root-owned host
 #      folder: init, remote add, shell from stdin (fixtures/cr_test_schema.sql), pull;
-#   5. runs deploy/docker-compose.yml's services on an internal network of their own with
-#      global-looking IPv4 and IPv6 addresses (Veilid carries its DHT only between those, and
-#      a private network of IPv4 addresses alone never became ready; internal = no route out)
-#      plus a test network: two ddcp containers replicating both ways, Prometheus (a stand-in
-#      from Debian's package) scraping both, its targets API saying up.
+#   5. runs deploy/docker-compose.yml with docker-compose (Debian's, against podman's Docker
+#      API) on an internal network of its own with global-looking IPv4 and IPv6 addresses
+#      (Veilid carries its DHT only between those, and a private network of IPv4 addresses
+#      alone never became ready; internal = no route out) plus a test network: an override
+#      file gives the addresses and a second peer; the compose file's ddcp (alice) and bob
+#      replicate both ways, its Prometheus (a stand-in from Debian's package) scrapes both, its
+#      targets API saying up; `down -v` ends it.
 # Root only. The build takes about 8 minutes on 2 cores. Usage:
 #   scripts/test-container.sh            # everything
 #   KEEP=1 scripts/test-container.sh     # leave the containers and networks for a look
@@ -103,8 +105,12 @@ fi
 
 cleanup() {
   [ -n "${KEEP:-}" ] && return
-  podman rm -f -t 5 ddcp-testnet ddcp-alice ddcp-bob ddcp-prometheus >/dev/null 2>&1 || true
+  # What docker-compose made, found by its label (the API service may be gone by now).
+  podman ps -aq --filter label=com.docker.compose.project=ddcp-test | xargs -r podman rm -f -t 5 >/dev/null 2>&1 || true
+  podman volume ls -q --filter label=com.docker.compose.project=ddcp-test | xargs -r podman volume rm -f >/dev/null 2>&1 || true
+  podman rm -f -t 5 ddcp-testnet >/dev/null 2>&1 || true
   podman network rm -f ddcp-test >/dev/null 2>&1 || true
+  [ -n "${service_pid:-}" ] && kill "$service_pid" 2>/dev/null || true
   rm -rf "$WORK/seed" "$WORK/net"
 }
 trap cleanup EXIT
@@ -181,44 +187,105 @@ done
 echo "test network: $bootstrap"
 net_env=(-e RUST_LOG=error,ddcp=info -e VEILID_NETWORK_KEY=ddcp-container-test -e "VEILID_BOOTSTRAP=$bootstrap")
 
-step "alice and bob: ddcp serve in two containers, metrics on"
-for name in alice bob; do
-  mkdir -p "$WORK/net/$name"
-  podman run --rm -v "$WORK/net/$name:/data" "${net_env[@]}" ddcp init >/dev/null
-  podman run --rm -i -v "$WORK/net/$name:/data" ddcp shell <"$ROOT/fixtures/cr_test_schema.sql" >/dev/null
-done
-podman run --rm -v "$WORK/net/alice:/data" ddcp shell -c \
-  "insert into readings (sensor, taken_at, value) values ('alice-1', '2026-11-27T10:00:00Z', 1.5)" >/dev/null
-alice_key=$(podman run --rm -v "$WORK/net/alice:/data" ddcp addr)
-bob_key=$(podman run --rm -v "$WORK/net/bob:/data" ddcp addr)
-podman run --rm -v "$WORK/net/alice:/data" ddcp remote add bob "$bob_key" >/dev/null
-podman run --rm -v "$WORK/net/bob:/data" ddcp remote add alice "$alice_key" >/dev/null
-n=20
-for name in alice bob; do
-  # shellcheck disable=SC2046
-  podman run -d --name "ddcp-$name" $(on_net $n) "${hosts[@]}" \
-    -v "$WORK/net/$name:/data" "${net_env[@]}" -e "VEILID_LISTEN=vt$n:5150" \
-    ddcp serve --metrics-addr 0.0.0.0:9100 >/dev/null
-  n=$((n + 1))
-done
-# `ddcp shell` in a serving container, as the user ddcp runs as.
-readings() {
-  podman exec -u 999 "ddcp-$1" ddcp shell -c "select count(*) from readings where sensor = '$2'" 2>/dev/null || echo 0
+step "deploy/docker-compose.yml, run by docker-compose: alice (its ddcp service), bob and Prometheus"
+# docker-compose talks to podman's Docker API. The compose file as it ships, plus an override
+# for this network only: the addresses and names, the test network's settings, a second peer
+# (bob, the same image and command) and a Prometheus config that scrapes both. The compose
+# file's own Prometheus image is a Docker Hub one: a stand-in from Debian's package, started
+# as the official one starts.
+if ! podman image exists docker.io/prom/prometheus:latest; then
+  mkdir -p "$WORK/prometheus"
+  printf '%s\n' 'FROM docker.io/library/debian:bookworm' \
+    'RUN apt-get update && apt-get install -y --no-install-recommends prometheus && rm -rf /var/lib/apt/lists/* && mkdir /prometheus' \
+    'ENTRYPOINT ["/usr/bin/prometheus"]' \
+    'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]' \
+    >"$WORK/prometheus/Containerfile"
+  podman build --quiet -t docker.io/prom/prometheus:latest "$WORK/prometheus" >/dev/null
+fi
+# The compose file's `image: ddcp`, as Docker's API names it.
+podman tag localhost/ddcp docker.io/library/ddcp:latest
+podman system service --time=0 "unix://$WORK/podman.sock" &
+service_pid=$!
+export DOCKER_HOST=unix://$WORK/podman.sock
+for _ in $(seq 50); do [ -S "$WORK/podman.sock" ] && break; sleep 0.1; done
+
+peer_settings() { # N: a ddcp service's address N on the test network and its settings
+  # (Veilid's default listen, every address: compose's extra_hosts keeps one address per name,
+  # so a name would give one family.)
+  cat <<EOF
+    networks:
+      test:
+        ipv4_address: 11.0.1.$1
+        ipv6_address: "2a0b:11:1::$1"
+    environment:
+      RUST_LOG: error,ddcp=info
+      VEILID_NETWORK_KEY: ddcp-container-test
+      VEILID_BOOTSTRAP: "$bootstrap"
+EOF
 }
-wait_for() { # CONTAINER SENSOR: until that reading arrived there
+# The compose file's Prometheus config, scraping bob too. (An internal network has no DNS of
+# podman's: the service names are given as hosts.)
+sed 's/\["ddcp:9100"\]/["ddcp:9100", "bob:9100"]/; s/scrape_interval: 15s/scrape_interval: 2s/' \
+  deploy/prometheus.yml >"$WORK/net/prometheus.yml"
+cat >"$WORK/net/compose.override.yml" <<EOF
+services:
+  ddcp:
+$(peer_settings 20)
+  bob:
+    image: ddcp
+    command: ["serve", "--metrics-addr", "0.0.0.0:9100"]
+    volumes:
+      - bob-data:/data
+$(peer_settings 21)
+  prometheus:
+    networks:
+      test:
+        ipv4_address: 11.0.1.30
+    extra_hosts:
+      - "ddcp:11.0.1.20"
+      - "bob:11.0.1.21"
+    volumes:
+      - $WORK/net/prometheus.yml:/etc/prometheus/prometheus.yml:ro
+networks:
+  test:
+    external: true
+    name: ddcp-test
+volumes:
+  bob-data:
+EOF
+compose() { docker-compose -p ddcp-test -f deploy/docker-compose.yml -f "$WORK/net/compose.override.yml" "$@"; }
+compose config --quiet
+# As the compose file's header says: the database first, with `run`; the fixtures' schema and
+# a reading on alice.
+for service in ddcp bob; do
+  compose run --rm -T "$service" init >/dev/null
+  compose run --rm -T "$service" shell <"$ROOT/fixtures/cr_test_schema.sql" >/dev/null
+done
+compose run --rm -T ddcp shell -c \
+  "insert into readings (sensor, taken_at, value) values ('alice-1', '2026-11-27T10:00:00Z', 1.5)" >/dev/null
+alice_key=$(compose run --rm -T ddcp addr | tr -d '\r')
+bob_key=$(compose run --rm -T bob addr | tr -d '\r')
+compose run --rm -T ddcp remote add bob "$bob_key" >/dev/null
+compose run --rm -T bob remote add alice "$alice_key" >/dev/null
+compose up -d
+# `ddcp shell` in a serving container, as the user ddcp runs as.
+readings() { # SERVICE SENSOR
+  compose exec -T -u 999 "$1" ddcp shell -c "select count(*) from readings where sensor = '$2'" 2>/dev/null | tr -d '\r' || echo 0
+}
+wait_for() { # SERVICE SENSOR: until that reading arrived there
   for _ in $(seq 90); do
     [ "$(readings "$1" "$2")" = 1 ] && return 0
     sleep 2
   done
-  podman logs --tail 30 "ddcp-$1"
+  compose logs --tail 30 "$1"
   echo "error: reading $2 did not reach $1" >&2
   exit 1
 }
 wait_for bob alice-1
 echo "alice's reading reached bob"
-podman exec -u 999 ddcp-bob ddcp shell -c \
+compose exec -T -u 999 bob ddcp shell -c \
   "insert into readings (sensor, taken_at, value) values ('bob-1', '2026-11-27T10:01:00Z', 2.5)"
-wait_for alice bob-1
+wait_for ddcp bob-1
 echo "bob's reading reached alice"
 
 step "the original README's pull, on that folder, from alice over this network"
@@ -239,33 +306,21 @@ got=$(podman run --rm -v "$(pwd)/data:/data" ddcp:latest shell -c "select count(
 echo "the seed's pull brought alice's reading"
 cd "$ROOT"
 
-step "Prometheus (Debian's package in a stand-in image) scraping both ddcp containers"
-if ! podman image exists localhost/ddcp-prometheus; then
-  mkdir -p "$WORK/prometheus"
-  printf '%s\n' 'FROM docker.io/library/debian:bookworm' \
-    'RUN apt-get update && apt-get install -y --no-install-recommends prometheus && rm -rf /var/lib/apt/lists/*' \
-    'ENTRYPOINT ["prometheus"]' >"$WORK/prometheus/Containerfile"
-  podman build --quiet -t localhost/ddcp-prometheus "$WORK/prometheus" >/dev/null
-fi
-sed 's/\["ddcp:9100"\]/["11.0.1.20:9100", "11.0.1.21:9100"]/; s/scrape_interval: 15s/scrape_interval: 2s/' \
-  deploy/prometheus.yml >"$WORK/net/prometheus.yml"
-podman run -d --name ddcp-prometheus --network ddcp-test --ip 11.0.1.30 \
-  -v "$WORK/net/prometheus.yml:/etc/prometheus/prometheus.yml:ro" \
-  -v "$ROOT/deploy/ddcp-alerts.yml:/etc/prometheus/ddcp-alerts.yml:ro" \
-  localhost/ddcp-prometheus --config.file=/etc/prometheus/prometheus.yml \
-  --storage.tsdb.path=/tmp/tsdb >/dev/null
+step "Prometheus, the compose file's, scraping both ddcp containers"
 up=0
 for _ in $(seq 60); do
-  up=$(podman exec ddcp-prometheus bash -c 'exec 3<>/dev/tcp/127.0.0.1/9090 || exit 0
+  # Asked from inside: the port the compose file publishes is not reachable from the host on
+  # an internal network.
+  up=$(compose exec -T prometheus bash -c 'exec 3<>/dev/tcp/127.0.0.1/9090 || exit 0
     printf "GET /api/v1/targets HTTP/1.0\r\n\r\n" >&3; cat <&3' 2>/dev/null | grep -o '"health":"up"' | wc -l || true)
   # (grep finds nothing while Prometheus starts: with pipefail, that is not the end.)
   [ "$up" = 2 ] && break
   sleep 2
 done
-[ "$up" = 2 ] || { podman logs --tail 30 ddcp-prometheus; echo "error: Prometheus does not see both targets up" >&2; exit 1; }
+[ "$up" = 2 ] || { compose logs --tail 30 prometheus; echo "error: Prometheus does not see both targets up" >&2; exit 1; }
 echo "Prometheus: both targets up"
-docker-compose -f deploy/docker-compose.yml config --quiet
-echo "deploy/docker-compose.yml parses"
+compose down -v
+echo "docker-compose down -v: containers and volumes gone"
 
 echo
 echo "container test passed in $(( $(date +%s) - started )) s"
