@@ -53,8 +53,9 @@ fn main() {
                 )
             });
             previous = Some(exchange.secs);
+            let [serving, receiving, accepting] = exchange.phases.expect("an exchange's phases");
             println!(
-                "  {mib} MiB in {transactions} transaction(s): {} changes, exchange {:.2} s ({:.1} MiB/s, peak RSS {:.0} MiB, target < 150), cr-sqlite merge {:.2} s; ratio {:.2} (target >= 0.5){growth}",
+                "  {mib} MiB in {transactions} transaction(s): {} changes, exchange {:.2} s ({:.1} MiB/s, peak RSS {:.0} MiB, target < 150; serving {serving:.2} s, receiving {receiving:.2} s, accepting {accepting:.2} s), cr-sqlite merge {:.2} s; ratio {:.2} (target >= 0.5){growth}",
                 exchange.changes,
                 exchange.secs,
                 mib as f64 / exchange.secs,
@@ -98,6 +99,8 @@ struct Measured {
     secs: f64,
     peak_rss_kib: u64,
     changes: u64,
+    /// The exchange's time serving, receiving and accepting pages.
+    phases: Option<[f64; 3]>,
 }
 
 fn run_child(mode: &str, source: &Path, target: &Path) -> Measured {
@@ -114,17 +117,19 @@ fn run_child(mode: &str, source: &Path, target: &Path) -> Measured {
         "{report}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let field = |name: &str| -> f64 {
+    let maybe = |name: &str| -> Option<f64> {
         report
             .split_whitespace()
             .find_map(|kv| kv.strip_prefix(name))
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {report}"))
     };
+    let field = |name: &str| maybe(name).unwrap_or_else(|| panic!("no {name} in {report}"));
     Measured {
         secs: field("secs="),
         peak_rss_kib: field("peak_rss_kib=") as u64,
         changes: field("changes=") as u64,
+        phases: maybe("serving=")
+            .map(|serving| [serving, field("receiving="), field("accepting=")]),
     }
 }
 
@@ -158,19 +163,31 @@ fn child_exchange(source_path: &str, target_path: &str) {
     );
     let started = Instant::now();
     let mut changes = 0;
+    // Where the time goes: serving, receiving (reassembling, decompressing, decoding), and
+    // accepting pages (staging the parts of a cut transaction, applying whole ones).
+    let (mut serving, mut receiving, mut accepting) = (0.0, 0.0, 0.0);
+    let mut clock = Instant::now();
+    let mut lap = |total: &mut f64| {
+        *total += clock.elapsed().as_secs_f64();
+        clock = Instant::now();
+    };
     while !puller.is_up_to_date() {
         for request in puller.requests() {
             let answer = responder.respond(&source, &request);
-            if let Received::Page(page) = puller.receive(&answer).unwrap() {
+            lap(&mut serving);
+            let received = puller.receive(&answer).unwrap();
+            lap(&mut receiving);
+            if let Received::Page(page) = received {
                 let outcome = target
                     .accept_page(remote, *page, &AcceptPolicy::default())
                     .unwrap();
                 changes += outcome.admitted;
             }
+            lap(&mut accepting);
         }
     }
     println!(
-        "secs={:.3} peak_rss_kib={} changes={changes}",
+        "secs={:.3} peak_rss_kib={} changes={changes} serving={serving:.3} receiving={receiving:.3} accepting={accepting:.3}",
         started.elapsed().as_secs_f64(),
         peak_rss_kib()
     );
