@@ -33,6 +33,9 @@ pub const VEILID_PEERS: &str = "ddcp_veilid_peers";
 pub const WATCHES: &str = "ddcp_remote_watches_total";
 /// Remotes whose record could not be watched, polled instead (label `remote`); 1 while polling.
 pub const POLLING: &str = "ddcp_remote_polling";
+/// Changes of a watched remote found by the periodic Status check, not told of by its watch
+/// (label `remote`): how often watches go quiet.
+pub const MISSED_NOTIFICATIONS: &str = "ddcp_remote_missed_notifications_total";
 /// Failures by kind (label `kind`: `net`, `garbage`, `schema`, `refused`, `db`, ...).
 pub const ERRORS: &str = "ddcp_errors_total";
 /// Peers' requests not answered in full, by reason (label `reason`, see [`ShedReason`]).
@@ -56,6 +59,7 @@ pub const ALL: &[&str] = &[
     VEILID_PEERS,
     WATCHES,
     POLLING,
+    MISSED_NOTIFICATIONS,
     ERRORS,
     REQUESTS_SHED,
     REQUESTS_REFUSED,
@@ -114,6 +118,10 @@ pub fn install(address: SocketAddr) -> Result<(), String> {
     describe_gauge!(
         POLLING,
         "1 while a remote is polled because its record cannot be watched."
+    );
+    describe_counter!(
+        MISSED_NOTIFICATIONS,
+        "Changes of watched remotes found by a Status check, not told of by the watch."
     );
     describe_counter!(ERRORS, "Failures, by kind.");
     describe_counter!(
@@ -180,6 +188,11 @@ pub fn attachment(ready: bool, peers: u64) {
 pub fn watched(remote: &str) {
     counter!(WATCHES, "remote" => remote.to_string()).increment(1);
     gauge!(POLLING, "remote" => remote.to_string()).set(0.0);
+}
+
+/// A change of `remote` came to light at a Status check, not through its watch.
+pub fn missed_notification(remote: &str) {
+    counter!(MISSED_NOTIFICATIONS, "remote" => remote.to_string()).increment(1);
 }
 
 /// `remote` is polled: its record could not be watched.

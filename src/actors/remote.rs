@@ -300,6 +300,10 @@ impl RemoteState {
         if missed {
             tracing::debug!(target: "ddcp", remote_name = %link.name,
                 "The remote changed and no notification came: watching it again");
+            if self.pulled.is_some() {
+                // (Never pulled yet: the first pull failed, nothing a watch could tell.)
+                metrics::missed_notification(link.name.as_str());
+            }
             self.watch(myself).await;
             self.sync(Some(view)).await?;
         }
