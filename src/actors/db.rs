@@ -172,13 +172,15 @@ impl DbState {
                     }
                 };
                 let started = std::time::Instant::now();
+                let shared_before = self.responder.pages_shared();
                 let answer = self
                     .responder
                     .respond_within(&self.db, &request, budget, &filter);
                 if let Some(served) = self.responder.take_served() {
                     metrics::served(served.changes);
+                    let shared = self.responder.pages_shared() > shared_before;
                     tracing::debug!(target: "ddcp", changes = served.changes, bytes = answer.len(),
-                        took_ms = started.elapsed().as_secs_f64() * 1e3, "Served a page");
+                        shared, took_ms = started.elapsed().as_secs_f64() * 1e3, "Served a page");
                 }
                 if let Some(failure) = self.responder.take_source_failure() {
                     metrics::error("db");

@@ -59,6 +59,17 @@ impl ChangeSource for Db {
     ) -> Result<Vec<Change>, SourceError> {
         Db::row_cells(self, table, pk, through).map_err(source_error)
     }
+
+    fn holds_changes_of(&self, site: SiteId) -> Result<bool, SourceError> {
+        // cr-sqlite names every other site whose changes it merged in crsql_site_id.
+        self.conn()
+            .query_row(
+                "select exists(select 1 from crsql_site_id where site_id = ?1)",
+                [&site.0[..]],
+                |row| row.get(0),
+            )
+            .map_err(|err| source_error(err.into()))
+    }
 }
 
 impl Db {

@@ -27,6 +27,7 @@ pub mod schema;
 pub mod seal;
 pub mod sealed_file;
 pub mod serve;
+mod shared_pages;
 pub mod text;
 pub mod validate;
 

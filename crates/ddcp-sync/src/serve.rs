@@ -2,7 +2,7 @@
 //! most one message. What it reads comes through [`ChangeSource`], so the logic is tested
 //! without a database and the database layer stays free of protocol rules.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use super::change::Change;
@@ -17,7 +17,8 @@ use super::protocol::{
     ChangesPage, ChangesRequest, ErrorCode, Fragment, FragmentRequest, Hash, MAX_ANSWER_BYTES,
     Message, ProtocolError,
 };
-use super::schema::SchemaDesc;
+use super::schema::{SchemaDesc, SchemaFingerprint};
+use super::shared_pages::{PageKey, SharedPage, SharedPages};
 
 /// A failure of the source (the database). The asker is told only that the database could not
 /// answer; the detail (SQLite's message, paths) stays here, for the local log.
@@ -95,6 +96,8 @@ pub trait ChangeSource {
         pk: &[u8],
         through: DbVersion,
     ) -> Result<Vec<Change>, SourceError>;
+    /// Whether the database holds any change authored by `site`.
+    fn holds_changes_of(&self, site: SiteId) -> Result<bool, SourceError>;
 }
 
 /// The largest page budget a responder grants, whatever the asker wants: bounds what one request
@@ -112,6 +115,10 @@ pub struct Responder {
     /// answers built for its own filter only.
     cache: VecDeque<(Hash, ChangeFilter, Arc<Vec<u8>>)>,
     cached_bytes: usize,
+    /// Big pages read through no filter, kept for the next asker of the same page.
+    shared: SharedPages,
+    /// Pages answered with a page kept for another asker.
+    pages_shared: u64,
     served: Option<Served>,
     source_failure: Option<SourceError>,
 }
@@ -136,6 +143,8 @@ impl Responder {
             compression,
             cache: VecDeque::new(),
             cached_bytes: 0,
+            shared: SharedPages::default(),
+            pages_shared: 0,
             served: None,
             source_failure: None,
         }
@@ -163,9 +172,10 @@ impl Responder {
             Ok(Message::FragmentRequest(fragment)) => {
                 self.fragment(source, &fragment, budget, filter)
             }
+            Ok(Message::ChangesRequest(request)) => self.changes(source, &request, budget, filter),
             Ok(message) => self
                 .answer(source, &message, budget, filter)
-                .map(|answer| self.fit(answer, filter)),
+                .map(|answer| self.fit(answer, filter).0),
             Err(err) => Err(ProtocolError::new(ErrorCode::Malformed, err.to_string()).into()),
         };
         let error = match answer {
@@ -191,6 +201,60 @@ impl Responder {
         self.served.take()
     }
 
+    /// Pages answered with a page built for another asker (one that read none of its changes,
+    /// kept while the database did not change).
+    pub fn pages_shared(&self) -> u64 {
+        self.pages_shared
+    }
+
+    /// The answer to a request for changes: a page kept for another asker when this one may
+    /// have it, else one built for it (and kept, when every asker may have it).
+    fn changes(
+        &mut self,
+        source: &impl ChangeSource,
+        request: &ChangesRequest,
+        budget: u32,
+        filter: &ChangeFilter,
+    ) -> Result<Vec<u8>, Failure> {
+        let stand = Standing::read(source)?;
+        let key = PageKey {
+            since: request.since.clone(),
+            budget: page_budget(request, budget),
+            schema: stand.schema.fingerprint(),
+            db_version: stand.db_version,
+            incarnation: stand.incarnation,
+        };
+        let shareable = filter.is_open();
+        if shareable
+            && let Some(kept) = self.shared.find(&key, request.asker)
+            && self.cached(&kept.hash, filter).is_some()
+        {
+            let (changes, manifest) = (kept.changes, kept.manifest.clone());
+            self.served = Some(Served { changes });
+            self.pages_shared += 1;
+            return Ok(manifest);
+        }
+        let mut authors = BTreeSet::new();
+        let page = page(source, &stand, request, budget, filter, &mut authors)?;
+        let changes = page.changes.len() as u64;
+        self.served = Some(Served { changes });
+        let answer = encode_message(&Message::ChangesPage(page), self.compression);
+        let (sent, fragmented) = self.fit(answer, filter);
+        if let Some(hash) = fragmented
+            && shareable
+            && !source.holds_changes_of(request.asker)?
+        {
+            self.shared.keep(SharedPage {
+                key,
+                authors,
+                changes,
+                hash,
+                manifest: sent.clone(),
+            });
+        }
+        Ok(sent)
+    }
+
     /// The whole answer to a request other than a fragment request, however big.
     fn answer(
         &mut self,
@@ -201,7 +265,15 @@ impl Responder {
     ) -> Result<Vec<u8>, Failure> {
         let answer = match message {
             Message::ChangesRequest(request) => {
-                let page = page(source, request, budget, filter)?;
+                let stand = Standing::read(source)?;
+                let page = page(
+                    source,
+                    &stand,
+                    request,
+                    budget,
+                    filter,
+                    &mut BTreeSet::new(),
+                )?;
                 self.served = Some(Served {
                     changes: page.changes.len() as u64,
                 });
@@ -219,14 +291,27 @@ impl Responder {
         Ok(encode_message(&answer, self.compression))
     }
 
-    /// `answer` itself when it fits one message, else its manifest (and it goes to the cache).
-    fn fit(&mut self, answer: Vec<u8>, filter: &ChangeFilter) -> Vec<u8> {
+    /// `answer` itself when it fits one message, else its manifest (and it goes to the cache,
+    /// under the hash given back).
+    fn fit(&mut self, answer: Vec<u8>, filter: &ChangeFilter) -> (Vec<u8>, Option<Hash>) {
         if answer.len() <= MAX_ANSWER_BYTES {
-            return answer;
+            return (answer, None);
         }
         let manifest = fragment::manifest(&answer);
-        self.remember(manifest.hash, filter, Arc::new(answer));
-        encode_message(&Message::Fragmented(manifest), Compression::None)
+        let hash = manifest.hash;
+        self.remember(hash, filter, Arc::new(answer));
+        (
+            encode_message(&Message::Fragmented(manifest), Compression::None),
+            Some(hash),
+        )
+    }
+
+    /// The fragmented answer kept under `hash` for readers through `filter`.
+    fn cached(&self, hash: &Hash, filter: &ChangeFilter) -> Option<Arc<Vec<u8>>> {
+        self.cache
+            .iter()
+            .find(|(cached, cached_filter, _)| cached == hash && cached_filter == filter)
+            .map(|(_, _, answer)| Arc::clone(answer))
     }
 
     fn remember(&mut self, hash: Hash, filter: &ChangeFilter, answer: Arc<Vec<u8>>) {
@@ -251,12 +336,7 @@ impl Responder {
         budget: u32,
         filter: &ChangeFilter,
     ) -> Result<Vec<u8>, Failure> {
-        let cached = self
-            .cache
-            .iter()
-            .find(|(hash, cached_filter, _)| *hash == request.hash && cached_filter == filter)
-            .map(|(_, _, answer)| Arc::clone(answer));
-        let answer = match cached {
+        let answer = match self.cached(&request.hash, filter) {
             Some(answer) => answer,
             None => {
                 // Forgotten (evicted, or this process restarted): build the answer again; it is
@@ -292,15 +372,39 @@ impl Responder {
     }
 }
 
-/// The page that answers `request`, holding what `filter` lets the asker read.
+/// Where the database stands as a page is built.
+struct Standing {
+    schema: SchemaDesc,
+    db_version: DbVersion,
+    incarnation: Incarnation,
+}
+
+impl Standing {
+    fn read(source: &impl ChangeSource) -> Result<Standing, SourceError> {
+        Ok(Standing {
+            schema: source.schema()?,
+            db_version: source.db_version()?,
+            incarnation: source.incarnation()?,
+        })
+    }
+}
+
+/// The bytes of changes a page answering `request` may hold, `budget` the responder's.
+fn page_budget(request: &ChangesRequest, budget: u32) -> usize {
+    request.max_bytes.clamp(1, budget.clamp(1, MAX_PAGE_BUDGET)) as usize
+}
+
+/// The page that answers `request`, holding what `filter` lets the asker read; `authors`
+/// gets the author of every change read through no filter.
 fn page(
     source: &impl ChangeSource,
+    stand: &Standing,
     request: &ChangesRequest,
     budget: u32,
     filter: &ChangeFilter,
+    authors: &mut BTreeSet<SiteId>,
 ) -> Result<ChangesPage, Failure> {
-    let schema = source.schema()?;
-    let ours = schema.fingerprint();
+    let ours: SchemaFingerprint = stand.schema.fingerprint();
     if ours != request.schema_fingerprint {
         return Err(ProtocolError::new(
             ErrorCode::SchemaMismatch,
@@ -311,7 +415,7 @@ fn page(
         )
         .into());
     }
-    let db_version = source.db_version()?;
+    let db_version = stand.db_version;
     if request.since.db_version > db_version {
         return Err(ProtocolError::new(
             ErrorCode::UnknownCursor,
@@ -322,10 +426,10 @@ fn page(
         )
         .into());
     }
-    let budget = request.max_bytes.clamp(1, budget.clamp(1, MAX_PAGE_BUDGET)) as usize;
-    let mut builder = PageBuilder::new(request.since.clone(), budget);
+    let mut builder = PageBuilder::new(request.since.clone(), page_budget(request, budget));
     if filter.is_open() {
         source.visit_changes(&request.since, request.asker, &mut |change| {
+            authors.insert(change.site_id);
             builder.offer(change)
         })?;
     } else {
@@ -353,7 +457,7 @@ fn page(
         group_complete: plan.group_complete,
         more: plan.more,
         db_version,
-        incarnation: source.incarnation()?,
+        incarnation: stand.incarnation,
         changes: plan.changes,
         rows: plan.rows,
     })
@@ -483,6 +587,9 @@ mod tests {
             _pk: &[u8],
             _through: DbVersion,
         ) -> Result<Vec<Change>, SourceError> {
+            Err(SourceError(DETAIL.into()))
+        }
+        fn holds_changes_of(&self, _site: SiteId) -> Result<bool, SourceError> {
             Err(SourceError(DETAIL.into()))
         }
     }
