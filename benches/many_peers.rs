@@ -94,6 +94,19 @@ fn main() {
         many.cpu.as_secs_f64() / one.cpu.as_secs_f64(),
         many.cpu.as_secs_f64() / one.cpu.as_secs_f64() / many.pullers as f64,
     );
+    // With DDCP_SERVE_LOG=error,ddcp=debug, A logs every page it answers.
+    let log = a.log();
+    let pages: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Served a page"))
+        .collect();
+    if !pages.is_empty() {
+        let shared = pages.iter().filter(|l| l.contains("shared=true")).count();
+        println!(
+            "A answered {} pages (both runs), {shared} of them with a page built for another puller",
+            pages.len()
+        );
+    }
     for peer in &mut peers {
         peer.stop();
     }

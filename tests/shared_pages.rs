@@ -6,6 +6,7 @@
 
 use ddcp::db::{AcceptPolicy, Db, Extension};
 use ddcp::sync::codec::decode_message;
+use ddcp::sync::filter::ChangeFilter;
 use ddcp::sync::protocol::Message;
 use ddcp::sync::pull::{Puller, Received};
 use ddcp::sync::serve::Responder;
@@ -143,4 +144,43 @@ fn pages_kept_for_one_puller_answer_others_exactly_as_pages_built_for_them() {
     let mut f = database(dir.path(), "f");
     pull_comparing(&mut f, &a, &mut responder);
     assert_eq!(ids(&f), ids(&a));
+}
+
+#[test]
+fn a_loaded_responder_gives_a_kept_page_of_the_size_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = database(dir.path(), "a");
+    a.connection().execute_batch("begin").unwrap();
+    for row in 0..2000 {
+        write(&a, &format!("a-{row:04}"));
+    }
+    a.connection().execute_batch("commit").unwrap();
+    let mut responder = Responder::default();
+    let mut b = database(dir.path(), "b");
+    pull_comparing(&mut b, &a, &mut responder);
+    let shared = responder.pages_shared();
+
+    // Another puller's first request, while the node is loaded (a budget of 64 KiB): the page
+    // kept for b, not a small one built for it.
+    let c = database(dir.path(), "c");
+    let site = a.site_id().unwrap();
+    let mut puller = Puller::new(
+        c.site_id().unwrap(),
+        site,
+        c.schema().unwrap().fingerprint(),
+        c.cursor(site).unwrap(),
+        BUDGET,
+    );
+    let request = puller.requests().into_iter().next().unwrap();
+    let loaded = responder.respond_within(&a, &request, 64 << 10, &ChangeFilter::default());
+    assert!(matches!(
+        decode_message(&loaded),
+        Ok(Message::Fragmented(_))
+    ));
+    assert_eq!(loaded, Responder::default().respond(&a, &request));
+    assert_eq!(responder.pages_shared(), shared + 1);
+    // Nothing kept to give: built within the smaller budget.
+    let built =
+        Responder::default().respond_within(&a, &request, 64 << 10, &ChangeFilter::default());
+    assert_ne!(built, loaded);
 }

@@ -208,7 +208,9 @@ impl Responder {
     }
 
     /// The answer to a request for changes: a page kept for another asker when this one may
-    /// have it, else one built for it (and kept, when every asker may have it).
+    /// have it, else one built for it (and kept, when every asker may have it). A kept page
+    /// of the size asked for is given even when `budget` is smaller (a loaded node): it costs
+    /// nothing to build, and the pullers it goes to stay on the same pages.
     fn changes(
         &mut self,
         source: &impl ChangeSource,
@@ -217,23 +219,32 @@ impl Responder {
         filter: &ChangeFilter,
     ) -> Result<Vec<u8>, Failure> {
         let stand = Standing::read(source)?;
-        let key = PageKey {
+        let schema = stand.schema.fingerprint();
+        let key = |budget: usize| PageKey {
             since: request.since.clone(),
-            budget: page_budget(request, budget),
-            schema: stand.schema.fingerprint(),
+            budget,
+            schema,
             db_version: stand.db_version,
             incarnation: stand.incarnation,
         };
+        let (asked, granted) = (
+            page_budget(request, MAX_PAGE_BUDGET),
+            page_budget(request, budget),
+        );
         let shareable = filter.is_open();
-        if shareable
-            && let Some(kept) = self.shared.find(&key, request.asker)
-            && self.cached(&kept.hash, filter).is_some()
-        {
-            let (changes, manifest) = (kept.changes, kept.manifest.clone());
-            self.served = Some(Served { changes });
-            self.pages_shared += 1;
-            return Ok(manifest);
+        if shareable {
+            for size in [asked, granted] {
+                if let Some(kept) = self.shared.find(&key(size), request.asker)
+                    && self.cached(&kept.hash, filter).is_some()
+                {
+                    let (changes, manifest) = (kept.changes, kept.manifest.clone());
+                    self.served = Some(Served { changes });
+                    self.pages_shared += 1;
+                    return Ok(manifest);
+                }
+            }
         }
+        let key = key(granted);
         let mut authors = BTreeSet::new();
         let page = page(source, &stand, request, budget, filter, &mut authors)?;
         let changes = page.changes.len() as u64;
