@@ -164,7 +164,7 @@ fn a_loaded_responder_gives_a_kept_page_of_the_size_asked_for() {
     // kept for b, not a small one built for it.
     let c = database(dir.path(), "c");
     let site = a.site_id().unwrap();
-    let mut puller = Puller::new(
+    let puller = Puller::new(
         c.site_id().unwrap(),
         site,
         c.schema().unwrap().fingerprint(),
