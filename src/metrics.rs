@@ -38,6 +38,8 @@ pub const POLLING: &str = "ddcp_remote_polling";
 pub const MISSED_NOTIFICATIONS: &str = "ddcp_remote_missed_notifications_total";
 /// Failures by kind (label `kind`: `net`, `garbage`, `schema`, `refused`, `db`, ...).
 pub const ERRORS: &str = "ddcp_errors_total";
+/// Pages answered with a page built for another puller (pullers catching up at once).
+pub const PAGES_SHARED: &str = "ddcp_pages_shared_total";
 /// Peers' requests not answered in full, by reason (label `reason`, see [`ShedReason`]).
 pub const REQUESTS_SHED: &str = "ddcp_requests_shed_total";
 /// Requests to this private database refused (label `reason`: `unauthenticated`,
@@ -50,6 +52,7 @@ pub const ALL: &[&str] = &[
     CHANGES_APPLIED,
     CHANGES_REFUSED,
     CHANGES_SERVED,
+    PAGES_SHARED,
     BYTES_IN,
     BYTES_OUT,
     PULL_DURATION,
@@ -103,6 +106,10 @@ pub fn install(address: SocketAddr) -> Result<(), String> {
         "Changes a remote sent that its author policy refused."
     );
     describe_counter!(CHANGES_SERVED, "Changes sent to peers in pages.");
+    describe_counter!(
+        PAGES_SHARED,
+        "Pages answered with a page built for another puller."
+    );
     describe_counter!(BYTES_IN, "App call bytes received.");
     describe_counter!(BYTES_OUT, "App call bytes sent.");
     describe_histogram!(
@@ -155,6 +162,11 @@ pub fn refused_changes(remote: &str, changes: u64) {
 /// A page of `changes` went to a peer.
 pub fn served(changes: u64) {
     counter!(CHANGES_SERVED).increment(changes);
+}
+
+/// A page was answered with one built for another puller.
+pub fn page_shared() {
+    counter!(PAGES_SHARED).increment(1);
 }
 
 /// App call bytes in and out.

@@ -179,6 +179,9 @@ impl DbState {
                 if let Some(served) = self.responder.take_served() {
                     metrics::served(served.changes);
                     let shared = self.responder.pages_shared() > shared_before;
+                    if shared {
+                        metrics::page_shared();
+                    }
                     tracing::debug!(target: "ddcp", changes = served.changes, bytes = answer.len(),
                         shared, took_ms = started.elapsed().as_secs_f64() * 1e3, "Served a page");
                 }
