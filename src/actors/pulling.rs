@@ -17,7 +17,8 @@ use crate::net::{ImportedRoute, NetError, Network};
 use crate::sync::codec::CodecError;
 use crate::sync::protocol::{ErrorCode, ProtocolError, Status};
 use crate::sync::pull::{
-    DEFAULT_PAGE_BYTES, PullError, Puller, Received, read_schema_answer, schema_request,
+    DEFAULT_PAGE_BYTES, PullError, Puller, Received, first_fragment_requests, read_schema_answer,
+    schema_request,
 };
 use crate::sync::text::printable;
 use crate::sync::{MemberId, MemberKeys, RecordKey, SiteId};
@@ -214,7 +215,8 @@ impl Pull<'_> {
         // When the page being fetched was first asked for (for the debug log of where a
         // pull's time goes).
         let mut asked_at = std::time::Instant::now();
-        // Answers to the request for the next page, asked while the last one was applied.
+        // Answers to the request for the next page (and its first fragments), asked while the
+        // last one was applied.
         let mut prefetched = None;
         while !puller.is_up_to_date() {
             let answers = match prefetched.take() {
@@ -260,7 +262,7 @@ impl Pull<'_> {
                         let ((accepted, accept_took), next) = tokio::join!(accept, async {
                             match next.is_empty() {
                                 true => None,
-                                false => Some(self.call_all(next).await),
+                                false => Some(self.fetch_ahead(next).await),
                             }
                         });
                         tracing::debug!(target: "ddcp", remote_name = %self.link.name, changes,
@@ -400,6 +402,25 @@ impl Pull<'_> {
     }
 
     /// Sends `requests` at once; their answers (or failures) in any order.
+    /// The answers to `requests` (the request for the next page) and, when the answer is a
+    /// fragmented one's manifest, to the first window of its fragment requests, in that order:
+    /// the next page fetched, or most of it, while the database takes the last one.
+    async fn fetch_ahead(&self, requests: Vec<Vec<u8>>) -> Vec<Result<Vec<u8>, NetError>> {
+        let [request] = &requests[..] else {
+            return self.call_all(requests).await;
+        };
+        let request = request.clone();
+        let mut answers = self.call_all(requests).await;
+        let fragments = match answers.as_slice() {
+            [Ok(answer)] => first_fragment_requests(&request, answer),
+            _ => Vec::new(),
+        };
+        if !fragments.is_empty() {
+            answers.extend(self.call_all(fragments).await);
+        }
+        answers
+    }
+
     async fn call_all(&self, requests: Vec<Vec<u8>>) -> Vec<Result<Vec<u8>, NetError>> {
         let sizes: Vec<usize> = requests.iter().map(Vec::len).collect();
         let mut calls = JoinSet::new();

@@ -9,7 +9,7 @@ use super::cursor::Cursor;
 use super::fragment::{Reassembly, ReassemblyError};
 use super::ids::SiteId;
 use super::protocol::{
-    ChangesPage, ChangesRequest, ErrorCode, FragmentRequest, Message, ProtocolError,
+    ChangesPage, ChangesRequest, ErrorCode, FragmentRequest, Hash, Message, ProtocolError,
 };
 use super::schema::{SchemaDesc, SchemaFingerprint};
 
@@ -135,14 +135,7 @@ impl Puller {
         reassembly
             .missing()
             .take(FRAGMENT_WINDOW)
-            .map(|index| {
-                let request = FragmentRequest {
-                    original: self.request.clone(),
-                    hash,
-                    index,
-                };
-                encode_message(&Message::FragmentRequest(request), Compression::None)
-            })
+            .map(|index| fragment_request(&self.request, hash, index))
             .collect()
     }
 
@@ -207,6 +200,30 @@ impl Puller {
         self.request = self.encode_request();
         self.reassembly = None;
         Ok(Received::Page(Box::new(page)))
+    }
+}
+
+/// The request for fragment `index` of the answer to `original`, whose hash is `hash`.
+fn fragment_request(original: &[u8], hash: Hash, index: u32) -> Vec<u8> {
+    let request = FragmentRequest {
+        original: original.to_vec(),
+        hash,
+        index,
+    };
+    encode_message(&Message::FragmentRequest(request), Compression::None)
+}
+
+/// The first fragment requests (a window of them) that `answer` calls for when it is the
+/// manifest of a fragmented answer to `request`, none otherwise: what a puller fetching the
+/// next page ahead asks for without waiting until its [`Puller`] has taken the page before.
+/// The answers go to the puller after the manifest, as any others do.
+pub fn first_fragment_requests(request: &[u8], answer: &[u8]) -> Vec<Vec<u8>> {
+    match decode_message(answer) {
+        Ok(Message::Fragmented(manifest)) => (0..manifest.fragment_count)
+            .take(FRAGMENT_WINDOW)
+            .map(|index| fragment_request(request, manifest.hash, index))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -283,4 +300,42 @@ fn check_page(page: &ChangesPage, asker: SiteId) -> Result<(), PullError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fragment::{self, FRAGMENT_BYTES};
+
+    fn puller() -> Puller {
+        Puller::new(
+            SiteId([1; 16]),
+            SiteId([2; 16]),
+            SchemaFingerprint([3; 32]),
+            Cursor::default(),
+            DEFAULT_PAGE_BYTES,
+        )
+    }
+
+    #[test]
+    fn fetching_ahead_asks_for_the_fragments_the_puller_asks_for_once_it_has_the_manifest() {
+        let mut puller = puller();
+        let request = puller.requests().remove(0);
+        // An answer of 20 fragments: the first window of them.
+        let answer = vec![7; FRAGMENT_BYTES * 19 + 1];
+        let manifest = encode_message(
+            &Message::Fragmented(fragment::manifest(&answer)),
+            Compression::None,
+        );
+        let ahead = first_fragment_requests(&request, &manifest);
+        assert_eq!(ahead.len(), FRAGMENT_WINDOW);
+        assert!(matches!(
+            puller.receive(&manifest),
+            Ok(Received::Progress { .. })
+        ));
+        assert_eq!(ahead, puller.requests());
+        // Anything else calls for nothing more.
+        assert!(first_fragment_requests(&request, &schema_request()).is_empty());
+        assert!(first_fragment_requests(&request, b"garbage").is_empty());
+    }
 }
