@@ -2,7 +2,8 @@
 //! for the same pages) never changes an answer: every request for changes is answered by the
 //! serving database's responder, which keeps pages, and by a fresh one, and both answers must
 //! be the same bytes, for pullers of which the database holds nothing, one whose change is in
-//! the pages (it must not get it back), and one whose change comes after them.
+//! the pages (it must not get it back), and one whose change comes after them. A loaded node
+//! gives a kept page whole; an asker of another schema is told so.
 
 use ddcp::db::{AcceptPolicy, Db, Extension};
 use ddcp::sync::codec::decode_message;
@@ -147,7 +148,7 @@ fn pages_kept_for_one_puller_answer_others_exactly_as_pages_built_for_them() {
 }
 
 #[test]
-fn a_loaded_responder_gives_a_kept_page_of_the_size_asked_for() {
+fn a_kept_page_goes_whole_to_an_asker_of_a_loaded_node_and_never_to_one_of_another_schema() {
     let dir = tempfile::tempdir().unwrap();
     let a = database(dir.path(), "a");
     a.connection().execute_batch("begin").unwrap();
@@ -179,6 +180,20 @@ fn a_loaded_responder_gives_a_kept_page_of_the_size_asked_for() {
     ));
     assert_eq!(loaded, Responder::default().respond(&a, &request));
     assert_eq!(responder.pages_shared(), shared + 1);
+    // An asker of another schema is told so, whatever was kept.
+    let other_schema = Puller::new(
+        c.site_id().unwrap(),
+        site,
+        ddcp::sync::schema::SchemaFingerprint([0; 32]),
+        c.cursor(site).unwrap(),
+        BUDGET,
+    );
+    let request = other_schema.requests().into_iter().next().unwrap();
+    assert!(matches!(
+        decode_message(&responder.respond(&a, &request)),
+        Ok(Message::Error(_))
+    ));
+    let request = puller.requests().into_iter().next().unwrap();
     // Nothing kept to give: built within the smaller budget.
     let built =
         Responder::default().respond_within(&a, &request, 64 << 10, &ChangeFilter::default());

@@ -231,7 +231,8 @@ impl Responder {
             page_budget(request, MAX_PAGE_BUDGET),
             page_budget(request, budget),
         );
-        let shareable = filter.is_open();
+        // (An asker of another schema is told so, whatever was kept.)
+        let shareable = filter.is_open() && request.schema_fingerprint == schema;
         if shareable {
             for size in [asked, granted] {
                 if let Some(kept) = self.shared.find(&key(size), request.asker)
