@@ -2,7 +2,7 @@
 //! for the same pages) never changes an answer: every request for changes is answered by the
 //! serving database's responder, which keeps pages, and by a fresh one, and both answers must
 //! be the same bytes, for pullers of which the database holds nothing, one whose change is in
-//! the pages (it must not get it back), and one whose change comes after them. A loaded node
+//! the pages (it must not get it back), and ones whose change comes after them. A loaded node
 //! gives a kept page whole; an asker of another schema is told so.
 
 use ddcp::db::{AcceptPolicy, Db, Extension};
@@ -139,6 +139,32 @@ fn pages_kept_for_one_puller_answer_others_exactly_as_pages_built_for_them() {
     for puller in [&b, &c, &d, &e] {
         assert_eq!(ids(puller), ids(&a));
     }
+    // A puller whose own change comes after the pages: the pages built for it (without its
+    // change, which they would not have held anyway) are every puller's, kept for the next.
+    let mut g = database(dir.path(), "g");
+    write(&g, "g-0");
+    pull_comparing(&mut a, &g, &mut Responder::default());
+    // (A row after g's: g's cursor ends where h's does.)
+    write(&a, "a-after-g");
+    let mut writer_first = Responder::default();
+    pull_comparing(&mut g, &a, &mut writer_first);
+    let mut h = database(dir.path(), "h");
+    pull_comparing(&mut h, &a, &mut writer_first);
+    assert!(
+        writer_first.pages_shared() > 0,
+        "nothing built for g went to h"
+    );
+    assert_eq!(ids(&h), ids(&a));
+    // A page that read to the end, where g's new change is: built for g without it, it is not
+    // h's page (the comparison fails if h gets it).
+    for row in 0..300 {
+        write(&a, &format!("a-late-{row:04}"));
+    }
+    write(&g, "g-1");
+    pull_comparing(&mut a, &g, &mut Responder::default());
+    pull_comparing(&mut g, &a, &mut writer_first);
+    pull_comparing(&mut h, &a, &mut writer_first);
+    assert_eq!(ids(&h), ids(&a));
     // A write: the pages kept describe a database that is no more (f asks what b asked
     // first; the comparison fails if it gets b's page).
     write(&a, "a-later");

@@ -1,6 +1,8 @@
 //! This database as the answering side of the protocol sees it.
 
-use rusqlite::params;
+use std::ops::RangeInclusive;
+
+use rusqlite::{OptionalExtension, params};
 
 use super::changes::{CHANGE_COLUMNS, change_from_row};
 use super::{Db, DbError};
@@ -60,19 +62,52 @@ impl ChangeSource for Db {
         Db::row_cells(self, table, pk, through).map_err(source_error)
     }
 
-    fn holds_changes_of(&self, site: SiteId) -> Result<bool, SourceError> {
-        // cr-sqlite names every other site whose changes it merged in crsql_site_id.
-        self.conn()
-            .query_row(
-                "select exists(select 1 from crsql_site_id where site_id = ?1)",
-                [&site.0[..]],
-                |row| row.get(0),
-            )
-            .map_err(|err| source_error(err.into()))
+    fn holds_changes_of(
+        &self,
+        site: SiteId,
+        versions: RangeInclusive<DbVersion>,
+    ) -> Result<bool, SourceError> {
+        Db::holds_changes_of(self, site, versions).map_err(source_error)
     }
 }
 
 impl Db {
+    /// Whether a change authored by `site` is at a db_version within `versions`. cr-sqlite
+    /// names every other site whose changes it merged in `crsql_site_id`, and its clock tables
+    /// hold each change's version and author (by that name's ordinal).
+    pub(super) fn holds_changes_of(
+        &self,
+        site: SiteId,
+        versions: RangeInclusive<DbVersion>,
+    ) -> Result<bool, DbError> {
+        let ordinal: Option<i64> = self
+            .conn()
+            .query_row(
+                "select ordinal from crsql_site_id where site_id = ?1",
+                [&site.0[..]],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(ordinal) = ordinal else {
+            return Ok(false);
+        };
+        for table in super::schema::crr_tables(self.conn())? {
+            let clock = super::rows::quoted(&format!("{table}__crsql_clock"));
+            let held: bool = self.conn().query_row(
+                &format!(
+                    "select exists(select 1 from {clock}
+                     where db_version between ?1 and ?2 and site_id = ?3)"
+                ),
+                (versions.start().0, versions.end().0, ordinal),
+                |row| row.get(0),
+            )?;
+            if held {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Offers the changes after `after` (not authored by `except`, when given) in cursor order
     /// to `visit`, until it answers [`Visit::Stop`].
     pub(super) fn visit_changes_from(

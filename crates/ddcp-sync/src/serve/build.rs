@@ -34,15 +34,23 @@ pub(super) fn page_budget(request: &ChangesRequest, budget: u32) -> usize {
     request.max_bytes.clamp(1, budget.clamp(1, MAX_PAGE_BUDGET)) as usize
 }
 
-/// The page that answers `request`, holding what `filter` lets the asker read; `authors`
-/// gets the author of every change read through no filter.
+/// What a page read through no filter: the authors of its changes and of the one it stopped
+/// at, and the newest version among them.
+#[derive(Debug, Default)]
+pub(super) struct Read {
+    pub(super) authors: BTreeSet<SiteId>,
+    pub(super) newest: DbVersion,
+}
+
+/// The page that answers `request`, holding what `filter` lets the asker read; `read` gets
+/// what it read, when through no filter.
 pub(super) fn page(
     source: &impl ChangeSource,
     stand: &Standing,
     request: &ChangesRequest,
     budget: u32,
     filter: &ChangeFilter,
-    authors: &mut BTreeSet<SiteId>,
+    read: &mut Read,
 ) -> Result<ChangesPage, Failure> {
     let ours: SchemaFingerprint = stand.schema.fingerprint();
     if ours != request.schema_fingerprint {
@@ -69,7 +77,8 @@ pub(super) fn page(
     let mut builder = PageBuilder::new(request.since.clone(), page_budget(request, budget));
     if filter.is_open() {
         source.visit_changes(&request.since, request.asker, &mut |change| {
-            authors.insert(change.site_id);
+            read.authors.insert(change.site_id);
+            read.newest = read.newest.max(change.db_version);
             builder.offer(change)
         })?;
     } else {

@@ -4,7 +4,8 @@
 
 mod build;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use super::change::Change;
@@ -21,7 +22,7 @@ use super::protocol::{
 };
 use super::schema::SchemaDesc;
 use super::shared_pages::{PageKey, SharedPage, SharedPages};
-use build::{Standing, page, page_budget};
+use build::{Read, Standing, page, page_budget};
 
 /// A failure of the source (the database). The asker is told only that the database could not
 /// answer; the detail (SQLite's message, paths) stays here, for the local log.
@@ -99,8 +100,12 @@ pub trait ChangeSource {
         pk: &[u8],
         through: DbVersion,
     ) -> Result<Vec<Change>, SourceError>;
-    /// Whether the database holds any change authored by `site`.
-    fn holds_changes_of(&self, site: SiteId) -> Result<bool, SourceError>;
+    /// Whether the database holds a change authored by `site` at a version within `versions`.
+    fn holds_changes_of(
+        &self,
+        site: SiteId,
+        versions: RangeInclusive<DbVersion>,
+    ) -> Result<bool, SourceError>;
 }
 
 /// The largest page budget a responder grants, whatever the asker wants: bounds what one request
@@ -249,19 +254,25 @@ impl Responder {
             }
         }
         let key = key(granted);
-        let mut authors = BTreeSet::new();
-        let page = page(source, &stand, request, budget, filter, &mut authors)?;
+        let mut read = Read::default();
+        let page = page(source, &stand, request, budget, filter, &mut read)?;
+        // Where the asker's changes, left out, would have been: from the cursor to the newest
+        // change read, or to the end when the page went that far.
+        let read_to = match page.more {
+            true => read.newest,
+            false => stand.db_version,
+        };
         let changes = page.changes.len() as u64;
         self.served = Some(Served { changes });
         let answer = encode_message(&Message::ChangesPage(page), self.compression);
         let (sent, fragmented) = self.fit(answer, filter);
         if let Some(hash) = fragmented
             && shareable
-            && !source.holds_changes_of(request.asker)?
+            && !source.holds_changes_of(request.asker, request.since.db_version..=read_to)?
         {
             self.shared.keep(SharedPage {
                 key,
-                authors,
+                authors: read.authors,
                 changes,
                 hash,
                 manifest: sent.clone(),
@@ -287,7 +298,7 @@ impl Responder {
                     request,
                     budget,
                     filter,
-                    &mut BTreeSet::new(),
+                    &mut Read::default(),
                 )?;
                 self.served = Some(Served {
                     changes: page.changes.len() as u64,
@@ -434,7 +445,11 @@ mod tests {
         ) -> Result<Vec<Change>, SourceError> {
             Err(SourceError(DETAIL.into()))
         }
-        fn holds_changes_of(&self, _site: SiteId) -> Result<bool, SourceError> {
+        fn holds_changes_of(
+            &self,
+            _site: SiteId,
+            _versions: RangeInclusive<DbVersion>,
+        ) -> Result<bool, SourceError> {
             Err(SourceError(DETAIL.into()))
         }
     }
