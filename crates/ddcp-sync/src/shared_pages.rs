@@ -3,10 +3,10 @@
 //! for one asker is kept, and the same request from another is answered with it, without the
 //! database read, the encoding and the compression being done again.
 //!
-//! A page leaves out its asker's own changes, so one is kept only when this database holds no
-//! change of its asker (then nothing was left out: it is the page of every asker), and given
-//! only to an asker none of whose changes it read (a page that read some of them would send
-//! them back).
+//! A page leaves out its asker's own changes, so one is kept only when none of its asker's
+//! changes lie where it read (then nothing was left out: it is the page of every asker), and
+//! given only to an asker none of whose changes it read (a page that read some of them would
+//! send them back).
 
 use std::collections::{BTreeSet, VecDeque};
 
