@@ -93,14 +93,15 @@ impl Db {
         };
         for table in super::schema::crr_tables(self.conn())? {
             let clock = super::rows::quoted(&format!("{table}__crsql_clock"));
-            let held: bool = self.conn().query_row(
-                &format!(
+            let held: bool = self
+                .conn()
+                .prepare_cached(&format!(
                     "select exists(select 1 from {clock}
                      where db_version between ?1 and ?2 and site_id = ?3)"
-                ),
-                (versions.start().0, versions.end().0, ordinal),
-                |row| row.get(0),
-            )?;
+                ))?
+                .query_row((versions.start().0, versions.end().0, ordinal), |row| {
+                    row.get(0)
+                })?;
             if held {
                 return Ok(true);
             }

@@ -10,20 +10,20 @@ use super::private_net::{NETWORK_KEY, TestNet, wait_until};
 /// A hostile peer (examples/garbage_peer.rs) on `vtnode{host}`: publishes a Status, answers
 /// every call with garbage of the given kind (`random` or `lying`).
 pub struct GarbagePeer {
-    process: Child,
+    _process: Running,
     pub key: String,
     _dir: tempfile::TempDir,
 }
 
 /// examples/garbage_peer on `vtnode{host}`, with `args` after its mode and state dir, its
 /// stdout into `out`.
-fn garbage_peer(net: &TestNet, dir: &Path, host: u8, args: &[&str], out: &Path) -> Child {
+fn garbage_peer(net: &TestNet, dir: &Path, host: u8, args: &[&str], out: &Path) -> Running {
     example("garbage_peer", net, dir, host, args, out)
 }
 
 /// examples/`name` on `vtnode{host}`: `args[0]`, its state dir, the rest of `args`; its stdout
 /// into `out`.
-fn example(name: &str, net: &TestNet, dir: &Path, host: u8, args: &[&str], out: &Path) -> Child {
+fn example(name: &str, net: &TestNet, dir: &Path, host: u8, args: &[&str], out: &Path) -> Running {
     // Examples are built next to the test binaries' folder (target/debug/examples).
     let exe = std::env::current_exe().unwrap();
     let program = exe
@@ -43,7 +43,7 @@ fn example(name: &str, net: &TestNet, dir: &Path, host: u8, args: &[&str], out: 
             "--release "
         }
     );
-    Command::new(program)
+    let child = Command::new(program)
         .arg(args[0])
         .arg(dir.join("state"))
         .args(&args[1..])
@@ -54,7 +54,18 @@ fn example(name: &str, net: &TestNet, dir: &Path, host: u8, args: &[&str], out: 
         .stdout(std::fs::File::create(out).unwrap())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Running(child)
+}
+
+/// An example's process, killed when its peer is dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 impl GarbagePeer {
@@ -71,24 +82,17 @@ impl GarbagePeer {
             },
         );
         GarbagePeer {
-            process,
+            _process: process,
             key,
             _dir: dir,
         }
     }
 }
 
-impl Drop for GarbagePeer {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
 /// Many databases with nothing to give (examples/stub_remotes.rs), from one node on
 /// `vtnode{host}`: their record keys.
 pub struct StubRemotes {
-    process: Child,
+    _process: Running,
     pub keys: Vec<String>,
     _dir: tempfile::TempDir,
 }
@@ -117,23 +121,16 @@ impl StubRemotes {
             },
         );
         StubRemotes {
-            process,
+            _process: process,
             keys,
             _dir: dir,
         }
     }
 }
 
-impl Drop for StubRemotes {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
 /// A peer flooding a database with calls (examples/garbage_peer.rs `flood`) from `vtnode{host}`.
 pub struct Flood {
-    process: Child,
+    _process: Running,
     counts: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -152,7 +149,7 @@ impl Flood {
         let counts = dir.path().join("counts");
         let process = garbage_peer(net, dir.path(), host, &["flood", target_key], &counts);
         Flood {
-            process,
+            _process: process,
             counts,
             _dir: dir,
         }
@@ -175,12 +172,5 @@ impl Flood {
             busy: field("busy"),
             failed: field("failed"),
         }
-    }
-}
-
-impl Drop for Flood {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
     }
 }
