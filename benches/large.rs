@@ -5,18 +5,23 @@
 //! runs in a fresh process, so that its peak RSS is its own. Prints the time, the rate, the
 //! ratio to the merge (target >= 0.5), the peak RSS (target < 150 MiB) and how the time grows
 //! with the size (target: each doubling <= 2.2x). Figures are printed, never asserted.
-//! `cargo bench --bench large` runs full size; `cargo test --benches` a small smoke.
+//! `cargo bench --bench large` runs full size; `cargo test --benches` a small smoke;
+//! `--write-source PATH MIB TRANSACTIONS`, then `--exchange PATH TARGET` or `--merge PATH
+//! TARGET`, one case by hand.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use common::noise::Noise;
 use ddcp::db::{AcceptPolicy, Db, Extension};
 use ddcp::sync::compress::Compression;
+use ddcp::sync::protocol::ChangesPage;
 use ddcp::sync::pull::{DEFAULT_PAGE_BYTES, Puller, Received};
 use ddcp::sync::serve::Responder;
 use ddcp::sync::{Change, DbVersion};
@@ -30,6 +35,11 @@ fn main() {
     match args.as_slice() {
         [_, flag, source, target] if flag == "--exchange" => return child_exchange(source, target),
         [_, flag, source, target] if flag == "--merge" => return child_merge(source, target),
+        // One case's source, to run `--exchange` or `--merge` on by hand (under `perf`).
+        [_, flag, path, mib, transactions] if flag == "--write-source" => {
+            let number = |arg: &str| arg.parse().expect("--write-source PATH MIB TRANSACTIONS");
+            return write_source(Path::new(path), number(mib), number(transactions));
+        }
         _ => {}
     }
     let full = args.iter().any(|arg| arg == "--bench");
@@ -53,9 +63,10 @@ fn main() {
                 )
             });
             previous = Some(exchange.secs);
-            let [serving, receiving, accepting] = exchange.phases.expect("an exchange's phases");
+            let [serving, receiving, waiting, accepting] =
+                exchange.phases.expect("an exchange's phases");
             println!(
-                "  {mib} MiB in {transactions} transaction(s): {} changes, exchange {:.2} s ({:.1} MiB/s, peak RSS {:.0} MiB, target < 150; serving {serving:.2} s, receiving {receiving:.2} s, accepting {accepting:.2} s), cr-sqlite merge {:.2} s; ratio {:.2} (target >= 0.5){growth}",
+                "  {mib} MiB in {transactions} transaction(s): {} changes, exchange {:.2} s ({:.1} MiB/s, peak RSS {:.0} MiB, target < 150; each on its own thread: serving {serving:.2} s, receiving {receiving:.2} s, accepting {accepting:.2} s, the database waiting for pages {waiting:.2} s), cr-sqlite merge {:.2} s; ratio {:.2} (target >= 0.5){growth}",
                 exchange.changes,
                 exchange.secs,
                 mib as f64 / exchange.secs,
@@ -99,8 +110,9 @@ struct Measured {
     secs: f64,
     peak_rss_kib: u64,
     changes: u64,
-    /// The exchange's time serving, receiving and accepting pages.
-    phases: Option<[f64; 3]>,
+    /// The exchange's time serving pages, receiving them and accepting them (each on its own
+    /// thread), and the database's time waiting for pages.
+    phases: Option<[f64; 4]>,
 }
 
 fn run_child(mode: &str, source: &Path, target: &Path) -> Measured {
@@ -128,8 +140,14 @@ fn run_child(mode: &str, source: &Path, target: &Path) -> Measured {
         secs: field("secs="),
         peak_rss_kib: field("peak_rss_kib=") as u64,
         changes: field("changes=") as u64,
-        phases: maybe("serving=")
-            .map(|serving| [serving, field("receiving="), field("accepting=")]),
+        phases: maybe("serving=").map(|serving| {
+            [
+                serving,
+                field("receiving="),
+                field("waiting="),
+                field("accepting="),
+            ]
+        }),
     }
 }
 
@@ -148,13 +166,19 @@ fn fresh_target(path: &str) -> Db {
     db
 }
 
-/// In a fresh process: the exchange, page by page, as a serve and a pull do it.
+/// In a fresh process: the exchange, page by page, as a serve and a pull do it, each side on
+/// threads of its own: the serving side (in life, a process on another peer), the puller
+/// (fetching and receiving the next page: reassembling, decompressing, decoding) and the
+/// database (accepting pages: staging the parts of a cut transaction, applying whole ones),
+/// which takes a page while the puller fetches the next, as `ddcp serve` and `ddcp pull` do
+/// (src/actors/pulling.rs). The clock stops when the database took the last page.
 fn child_exchange(source_path: &str, target_path: &str) {
-    let source = Db::open(Path::new(source_path), &Extension::BuiltIn).unwrap();
     let mut target = fresh_target(target_path);
-    let remote = source.site_id().unwrap();
-    let mut responder = Responder::new(Compression::Zstd);
-    let mut puller = Puller::new(
+    let remote = Db::open(Path::new(source_path), &Extension::BuiltIn)
+        .unwrap()
+        .site_id()
+        .unwrap();
+    let puller = Puller::new(
         target.site_id().unwrap(),
         remote,
         target.schema().unwrap().fingerprint(),
@@ -162,35 +186,86 @@ fn child_exchange(source_path: &str, target_path: &str) {
         DEFAULT_PAGE_BYTES,
     );
     let started = Instant::now();
-    let mut changes = 0;
-    // Where the time goes: serving, receiving (reassembling, decompressing, decoding), and
-    // accepting pages (staging the parts of a cut transaction, applying whole ones).
-    let (mut serving, mut receiving, mut accepting) = (0.0, 0.0, 0.0);
+    let (server, asked, answered) = serving_thread(source_path.to_owned());
+    let (pulling, pages) = pulling_thread(puller, asked, answered);
+    let (mut changes, mut waiting, mut accepting) = (0, 0.0, 0.0);
     let mut clock = Instant::now();
-    let mut lap = |total: &mut f64| {
-        *total += clock.elapsed().as_secs_f64();
+    for page in pages {
+        waiting += clock.elapsed().as_secs_f64();
         clock = Instant::now();
-    };
-    while !puller.is_up_to_date() {
-        for request in puller.requests() {
-            let answer = responder.respond(&source, &request);
-            lap(&mut serving);
-            let received = puller.receive(&answer).unwrap();
-            lap(&mut receiving);
-            if let Received::Page(page) = received {
-                let outcome = target
-                    .accept_page(remote, *page, &AcceptPolicy::default())
-                    .unwrap();
-                changes += outcome.admitted;
-            }
-            lap(&mut accepting);
-        }
+        let outcome = target
+            .accept_page(remote, page, &AcceptPolicy::default())
+            .unwrap();
+        changes += outcome.admitted;
+        accepting += clock.elapsed().as_secs_f64();
+        clock = Instant::now();
     }
+    let secs = started.elapsed().as_secs_f64();
+    let receiving = pulling.join().unwrap();
+    let serving = server.join().unwrap();
     println!(
-        "secs={:.3} peak_rss_kib={} changes={changes} serving={serving:.3} receiving={receiving:.3} accepting={accepting:.3}",
-        started.elapsed().as_secs_f64(),
+        "secs={secs:.3} peak_rss_kib={} changes={changes} serving={serving:.3} receiving={receiving:.3} waiting={waiting:.3} accepting={accepting:.3}",
         peak_rss_kib()
     );
+}
+
+/// Requests, or their answers, sent at once.
+type Batch = Vec<Vec<u8>>;
+
+/// The serving side on a thread of its own: answers each batch of requests, in order, until
+/// the puller hangs up, then says how many seconds it spent serving.
+fn serving_thread(source_path: String) -> (JoinHandle<f64>, SyncSender<Batch>, Receiver<Batch>) {
+    let (asked, asks) = mpsc::sync_channel::<Batch>(1);
+    let (answer, answered) = mpsc::sync_channel(1);
+    let server = std::thread::spawn(move || {
+        let source = Db::open(Path::new(&source_path), &Extension::BuiltIn).unwrap();
+        let mut responder = Responder::new(Compression::Zstd);
+        let mut serving = 0.0;
+        for requests in asks {
+            let started = Instant::now();
+            let answers = requests
+                .iter()
+                .map(|request| responder.respond(&source, request))
+                .collect();
+            serving += started.elapsed().as_secs_f64();
+            if answer.send(answers).is_err() {
+                break;
+            }
+        }
+        serving
+    });
+    (server, asked, answered)
+}
+
+/// The puller on a thread of its own: asks the serving thread, makes sense of its answers and
+/// hands each page to the database, one at a time (the next fetched while the database takes
+/// the last); then says how many seconds it spent receiving.
+fn pulling_thread(
+    mut puller: Puller,
+    asked: SyncSender<Batch>,
+    answered: Receiver<Batch>,
+) -> (JoinHandle<f64>, Receiver<ChangesPage>) {
+    let (hand, pages) = mpsc::sync_channel(0);
+    let pulling = std::thread::spawn(move || {
+        let mut receiving = 0.0;
+        while !puller.is_up_to_date() {
+            asked.send(puller.requests()).unwrap();
+            let answers = answered.recv().unwrap();
+            let started = Instant::now();
+            let mut received = Vec::new();
+            for answer in answers {
+                if let Received::Page(page) = puller.receive(&answer).unwrap() {
+                    received.push(*page);
+                }
+            }
+            receiving += started.elapsed().as_secs_f64();
+            for page in received {
+                hand.send(page).unwrap();
+            }
+        }
+        receiving
+    });
+    (pulling, pages)
 }
 
 /// In a fresh process: cr-sqlite merging the same changes, read beforehand (the clock runs

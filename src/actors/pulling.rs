@@ -17,8 +17,7 @@ use crate::net::{ImportedRoute, NetError, Network};
 use crate::sync::codec::CodecError;
 use crate::sync::protocol::{ErrorCode, ProtocolError, Status};
 use crate::sync::pull::{
-    DEFAULT_PAGE_BYTES, PullError, Puller, Received, first_fragment_requests, read_schema_answer,
-    schema_request,
+    DEFAULT_PAGE_BYTES, PullError, Puller, Received, read_schema_answer, schema_request,
 };
 use crate::sync::text::printable;
 use crate::sync::{MemberId, MemberKeys, RecordKey, SiteId};
@@ -215,29 +214,34 @@ impl Pull<'_> {
         // When the page being fetched was first asked for (for the debug log of where a
         // pull's time goes).
         let mut asked_at = std::time::Instant::now();
-        // Answers to the request for the next page (and its first fragments), asked while the
-        // last one was applied.
+        // What became of the answers for the next page, fetched and taken in while the last
+        // one was applied.
         let mut prefetched = None;
-        while !puller.is_up_to_date() {
-            let answers = match prefetched.take() {
-                Some(answers) => answers,
-                None => self.call_all(puller.requests()).await,
+        loop {
+            // The puller may be up to date with a page fetched ahead and not applied yet.
+            let outcomes = match prefetched.take() {
+                Some(outcomes) => outcomes,
+                None if puller.is_up_to_date() => break,
+                None => {
+                    let answers = self.call_all(puller.requests()).await;
+                    receive_all(&mut puller, answers)
+                }
             };
             let mut answered = false;
             let mut moved = false;
             let mut busy = false;
             let mut refused = false;
             let mut last_error = None;
-            for answer in answers {
-                let bytes = match answer {
-                    Ok(bytes) => bytes,
-                    Err(err) => {
+            for outcome in outcomes {
+                let received = match outcome {
+                    Outcome::Received(received) => received,
+                    Outcome::Failed(err) => {
                         last_error = Some(err);
                         continue;
                     }
                 };
                 answered = true;
-                match puller.receive(&bytes) {
+                match received {
                     Ok(Received::Ignored) => {}
                     Ok(Received::Progress { fragments, of }) => {
                         moved = true;
@@ -247,22 +251,18 @@ impl Pull<'_> {
                         let (remote_version, incarnation) = (page.db_version, page.incarnation);
                         let (changes, complete) = (page.changes.len(), page.group_complete);
                         let fetched_at = std::time::Instant::now();
-                        // The next page is asked for while the database takes this one: the
-                        // puller's cursor has moved past it already. Should the database
-                        // refuse it, that answer is dropped.
-                        let next = match puller.is_up_to_date() {
-                            true => Vec::new(),
-                            false => puller.requests(),
-                        };
+                        // The next page is fetched and taken in while the database takes
+                        // this one: the puller's cursor has moved past it already. Should the
+                        // database refuse this one, what was fetched is dropped.
                         let accept = async {
                             let accepted =
                                 self.db.accept(self.remote.site_id, page, &self.link.accept);
                             (accepted.await, fetched_at.elapsed())
                         };
                         let ((accepted, accept_took), next) = tokio::join!(accept, async {
-                            match next.is_empty() {
+                            match puller.is_up_to_date() {
                                 true => None,
-                                false => Some(self.fetch_ahead(next).await),
+                                false => Some(self.fetch_ahead(&mut puller).await),
                             }
                         });
                         tracing::debug!(target: "ddcp", remote_name = %self.link.name, changes,
@@ -401,26 +401,28 @@ impl Pull<'_> {
         }
     }
 
-    /// Sends `requests` at once; their answers (or failures) in any order.
-    /// The answers to `requests` (the request for the next page) and, when the answer is a
-    /// fragmented one's manifest, to the first window of its fragment requests, in that order:
-    /// the next page fetched, or most of it, while the database takes the last one.
-    async fn fetch_ahead(&self, requests: Vec<Vec<u8>>) -> Vec<Result<Vec<u8>, NetError>> {
-        let [request] = &requests[..] else {
-            return self.call_all(requests).await;
-        };
-        let request = request.clone();
-        let mut answers = self.call_all(requests).await;
-        let fragments = match answers.as_slice() {
-            [Ok(answer)] => first_fragment_requests(&request, answer),
-            _ => Vec::new(),
-        };
-        if !fragments.is_empty() {
-            answers.extend(self.call_all(fragments).await);
+    /// Fetches the puller's next page and takes it in, while the database applies the last:
+    /// the request for it, then its fragments a window at a time, until the page is whole or
+    /// an answer is anything but progress (a failure, a refusal, garbage, a repeat), which the
+    /// pull's loop then deals with as with any other. Each round goes on only when every
+    /// answer was a fragment the puller did not have, so it ends.
+    async fn fetch_ahead(&self, puller: &mut Puller) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        loop {
+            let answers = self.call_all(puller.requests()).await;
+            let round = receive_all(puller, answers);
+            let only_progress = !round.is_empty()
+                && round.iter().all(|outcome| {
+                    matches!(outcome, Outcome::Received(Ok(Received::Progress { .. })))
+                });
+            outcomes.extend(round);
+            if !only_progress || puller.is_up_to_date() {
+                return outcomes;
+            }
         }
-        answers
     }
 
+    /// Sends `requests` at once; their answers (or failures) in any order.
     async fn call_all(&self, requests: Vec<Vec<u8>>) -> Vec<Result<Vec<u8>, NetError>> {
         let sizes: Vec<usize> = requests.iter().map(Vec::len).collect();
         let mut calls = JoinSet::new();
@@ -474,6 +476,23 @@ impl Pull<'_> {
                 .unwrap_or_else(|| "the remote's CRR tables are not this database's".to_string()),
         )
     }
+}
+
+/// What became of one call: it failed, or the puller made sense of its answer (or not).
+enum Outcome {
+    Failed(NetError),
+    Received(Result<Received, PullError>),
+}
+
+/// The puller makes sense of `answers`, in order.
+fn receive_all(puller: &mut Puller, answers: Vec<Result<Vec<u8>, NetError>>) -> Vec<Outcome> {
+    answers
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(bytes) => Outcome::Received(puller.receive(&bytes)),
+            Err(err) => Outcome::Failed(err),
+        })
+        .collect()
 }
 
 /// [`BUSY_PAUSE`] and a random part of as much again.

@@ -162,9 +162,15 @@ impl Puller {
                 if reassembly.manifest().hash != fragment.hash {
                     return Ok(Received::Ignored);
                 }
+                let (before, _) = reassembly.progress();
                 match reassembly.add(fragment.index, fragment.bytes) {
                     Ok(None) => {
                         let (fragments, of) = reassembly.progress();
+                        // A fragment it has already is no progress: a peer answering every
+                        // request with the same one must not keep a puller asking forever.
+                        if fragments == before {
+                            return Ok(Received::Ignored);
+                        }
                         Ok(Received::Progress { fragments, of })
                     }
                     Ok(Some(whole)) => {
@@ -211,20 +217,6 @@ fn fragment_request(original: &[u8], hash: Hash, index: u32) -> Vec<u8> {
         index,
     };
     encode_message(&Message::FragmentRequest(request), Compression::None)
-}
-
-/// The first fragment requests (a window of them) that `answer` calls for when it is the
-/// manifest of a fragmented answer to `request`, none otherwise: what a puller fetching the
-/// next page ahead asks for without waiting until its [`Puller`] has taken the page before.
-/// The answers go to the puller after the manifest, as any others do.
-pub fn first_fragment_requests(request: &[u8], answer: &[u8]) -> Vec<Vec<u8>> {
-    match decode_message(answer) {
-        Ok(Message::Fragmented(manifest)) => (0..manifest.fragment_count)
-            .take(FRAGMENT_WINDOW)
-            .map(|index| fragment_request(request, manifest.hash, index))
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// The request for a remote's CRR schema, to name the difference after a schema mismatch.
@@ -306,6 +298,7 @@ fn check_page(page: &ChangesPage, asker: SiteId) -> Result<(), PullError> {
 mod tests {
     use super::*;
     use crate::fragment::{self, FRAGMENT_BYTES};
+    use crate::protocol::Fragment;
 
     fn puller() -> Puller {
         Puller::new(
@@ -318,24 +311,46 @@ mod tests {
     }
 
     #[test]
-    fn fetching_ahead_asks_for_the_fragments_the_puller_asks_for_once_it_has_the_manifest() {
+    fn a_fragment_it_has_already_is_no_progress() {
         let mut puller = puller();
-        let request = puller.requests().remove(0);
-        // An answer of 20 fragments: the first window of them.
-        let answer = vec![7; FRAGMENT_BYTES * 19 + 1];
-        let manifest = encode_message(
-            &Message::Fragmented(fragment::manifest(&answer)),
-            Compression::None,
-        );
-        let ahead = first_fragment_requests(&request, &manifest);
-        assert_eq!(ahead.len(), FRAGMENT_WINDOW);
+        let answer = vec![7; FRAGMENT_BYTES * 2 + 1];
+        let manifest = fragment::manifest(&answer);
+        let fragment_answer = |index: u32| {
+            let bytes = fragment::fragment(&answer, index).unwrap().to_vec();
+            let hash = manifest.hash;
+            encode_message(
+                &Message::Fragment(Fragment { hash, index, bytes }),
+                Compression::None,
+            )
+        };
+        let manifest = encode_message(&Message::Fragmented(manifest.clone()), Compression::None);
         assert!(matches!(
             puller.receive(&manifest),
-            Ok(Received::Progress { .. })
+            Ok(Received::Progress {
+                fragments: 0,
+                of: 3
+            })
         ));
-        assert_eq!(ahead, puller.requests());
-        // Anything else calls for nothing more.
-        assert!(first_fragment_requests(&request, &schema_request()).is_empty());
-        assert!(first_fragment_requests(&request, b"garbage").is_empty());
+        assert_eq!(puller.requests().len(), 3);
+        assert!(matches!(
+            puller.receive(&fragment_answer(0)),
+            Ok(Received::Progress {
+                fragments: 1,
+                of: 3
+            })
+        ));
+        assert!(matches!(
+            puller.receive(&fragment_answer(0)),
+            Ok(Received::Ignored)
+        ));
+        assert!(matches!(
+            puller.receive(&fragment_answer(2)),
+            Ok(Received::Progress {
+                fragments: 2,
+                of: 3
+            })
+        ));
+        // Still asking for the one missing.
+        assert_eq!(puller.requests().len(), 1);
     }
 }
