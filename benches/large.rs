@@ -63,10 +63,10 @@ fn main() {
                 )
             });
             previous = Some(exchange.secs);
-            let [serving, receiving, waiting, accepting] =
+            let [serving, receiving, waiting, staging, applying] =
                 exchange.phases.expect("an exchange's phases");
             println!(
-                "  {mib} MiB in {transactions} transaction(s): {} changes, exchange {:.2} s ({:.1} MiB/s, peak RSS {:.0} MiB, target < 150; each on its own thread: serving {serving:.2} s, receiving {receiving:.2} s, accepting {accepting:.2} s, the database waiting for pages {waiting:.2} s), cr-sqlite merge {:.2} s; ratio {:.2} (target >= 0.5){growth}",
+                "  {mib} MiB in {transactions} transaction(s): {} changes, exchange {:.2} s ({:.1} MiB/s, peak RSS {:.0} MiB, target < 150; each on its own thread: serving {serving:.2} s, receiving {receiving:.2} s, the database staging parts {staging:.2} s, applying {applying:.2} s, waiting for pages {waiting:.2} s), cr-sqlite merge {:.2} s; ratio {:.2} (target >= 0.5){growth}",
                 exchange.changes,
                 exchange.secs,
                 mib as f64 / exchange.secs,
@@ -110,9 +110,10 @@ struct Measured {
     secs: f64,
     peak_rss_kib: u64,
     changes: u64,
-    /// The exchange's time serving pages, receiving them and accepting them (each on its own
-    /// thread), and the database's time waiting for pages.
-    phases: Option<[f64; 4]>,
+    /// The exchange's time serving pages and receiving them (each on its own thread), and the
+    /// database's time waiting for pages, staging parts of a cut transaction, and applying
+    /// whole ones (a cut one's last part applies all of its parts).
+    phases: Option<[f64; 5]>,
 }
 
 fn run_child(mode: &str, source: &Path, target: &Path) -> Measured {
@@ -145,7 +146,8 @@ fn run_child(mode: &str, source: &Path, target: &Path) -> Measured {
                 serving,
                 field("receiving="),
                 field("waiting="),
-                field("accepting="),
+                field("staging="),
+                field("applying="),
             ]
         }),
     }
@@ -188,23 +190,24 @@ fn child_exchange(source_path: &str, target_path: &str) {
     let started = Instant::now();
     let (server, asked, answered) = serving_thread(source_path.to_owned());
     let (pulling, pages) = pulling_thread(puller, asked, answered);
-    let (mut changes, mut waiting, mut accepting) = (0, 0.0, 0.0);
+    let (mut changes, mut waiting, mut staging, mut applying) = (0, 0.0, 0.0, 0.0);
     let mut clock = Instant::now();
     for page in pages {
         waiting += clock.elapsed().as_secs_f64();
         clock = Instant::now();
+        let part = !page.group_complete;
         let outcome = target
             .accept_page(remote, page, &AcceptPolicy::default())
             .unwrap();
         changes += outcome.admitted;
-        accepting += clock.elapsed().as_secs_f64();
+        *(if part { &mut staging } else { &mut applying }) += clock.elapsed().as_secs_f64();
         clock = Instant::now();
     }
     let secs = started.elapsed().as_secs_f64();
     let receiving = pulling.join().unwrap();
     let serving = server.join().unwrap();
     println!(
-        "secs={secs:.3} peak_rss_kib={} changes={changes} serving={serving:.3} receiving={receiving:.3} waiting={waiting:.3} accepting={accepting:.3}",
+        "secs={secs:.3} peak_rss_kib={} changes={changes} serving={serving:.3} receiving={receiving:.3} waiting={waiting:.3} staging={staging:.3} applying={applying:.3}",
         peak_rss_kib()
     );
 }

@@ -50,6 +50,9 @@ use crate::sync::{DbVersion, SiteId};
 /// How long a writer waits for another process's lock before it gives up.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The most memory a connection's page cache takes, in KiB.
+const PAGE_CACHE_KIB: u32 = 16 * 1024;
+
 /// A ddcp database: one SQLite connection with cr-sqlite loaded.
 ///
 /// Dropping it runs `crsql_finalize()` before the connection closes, as cr-sqlite asks;
@@ -124,6 +127,11 @@ impl Db {
         // WAL lets `ddcp serve` read while an application or `ddcp shell` writes.
         db.conn()
             .query_row("pragma journal_mode = wal", [], |_| Ok(()))?;
+        // SQLite's default page cache (2 MiB) makes a big merge read its indexes back from
+        // the file over and over: with 16 MiB, cr-sqlite merges a 200 MiB transaction about
+        // 1.6x as fast (benches/large.rs). Pages are taken only as used.
+        db.conn()
+            .execute_batch(&format!("pragma cache_size = -{PAGE_CACHE_KIB}"))?;
         migrations::migrate(db.conn_mut())?;
         Ok(db)
     }
