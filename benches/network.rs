@@ -119,6 +119,12 @@ fn main() {
     let mut one_row_each = replicate(&a_db, &b_db, "trickle", size.rows, Some(&mut b));
     a.stop();
     b.stop();
+    if std::env::var_os("DDCP_SERVE_LOG").is_some() {
+        // Where B's pulls spent their time, page by page (logged at debug level).
+        for line in b.log().lines().filter(|line| line.contains("Pulled a page")) {
+            println!("  B: {line}");
+        }
+    }
     for run in [&mut one_transaction, &mut one_row_each] {
         run.raw_merge = raw_merge(&run.changes);
     }
