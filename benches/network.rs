@@ -121,7 +121,11 @@ fn main() {
     b.stop();
     if std::env::var_os("DDCP_SERVE_LOG").is_some() {
         // Where B's pulls spent their time, page by page (logged at debug level).
-        for line in b.log().lines().filter(|line| line.contains("Pulled a page")) {
+        for line in b
+            .log()
+            .lines()
+            .filter(|line| line.contains("Pulled a page"))
+        {
             println!("  B: {line}");
         }
     }
