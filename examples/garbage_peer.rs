@@ -1,10 +1,13 @@
-//! A hostile peer for the network tests. `random` and `lying` publish a Status like a ddcp
-//! database, then answer every call with garbage: `random`, bytes that decode as nothing;
-//! `lying`, a well-formed page whose change names a table that does not exist, with an empty
-//! primary key (cr-sqlite would abort on it if ddcp let it through). `flood` calls a database
-//! as fast as it can, many calls at once, each asking for the most expensive page there is.
+//! A hostile peer for the network tests. `random`, `lying` and `repeating` publish a Status
+//! like a ddcp database, then answer every call with garbage: `random`, bytes that decode as
+//! nothing; `lying`, a well-formed page whose change names a table that does not exist, with an
+//! empty primary key (cr-sqlite would abort on it if ddcp let it through); `repeating`, the
+//! manifest of a fragmented answer to a page request, and its first fragment to every other
+//! call, forever. `flood` calls a database as fast as it can, many calls at once, each asking
+//! for the most expensive page there is.
 //!
-//!   garbage_peer random|lying STATE_DIR       prints its record key, then serves until killed
+//!   garbage_peer random|lying|repeating STATE_DIR
+//!                                             prints its record key, then serves until killed
 //!   garbage_peer flood STATE_DIR TARGET_KEY   prints `answers=N busy=N failed=N` every second
 //!
 //! Network settings come from VEILID_* as for ddcp.
@@ -20,8 +23,9 @@ use std::time::Duration;
 use ddcp::net::{NetEvent, Node, create_record_identity};
 use ddcp::sync::codec::{decode_message, encode_message, encode_status};
 use ddcp::sync::compress::Compression;
+use ddcp::sync::fragment::{self, FRAGMENT_BYTES};
 use ddcp::sync::ids::{Incarnation, Seq};
-use ddcp::sync::protocol::{ChangesPage, ChangesRequest, ErrorCode, Message, Status};
+use ddcp::sync::protocol::{ChangesPage, ChangesRequest, ErrorCode, Fragment, Message, Status};
 use ddcp::sync::serve::MAX_PAGE_BUDGET;
 use ddcp::sync::{Change, Cursor, DbVersion, RecordKey, SchemaFingerprint, SiteId, Value};
 
@@ -29,17 +33,18 @@ use ddcp::sync::{Change, Cursor, DbVersion, RecordKey, SchemaFingerprint, SiteId
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(dir)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: garbage_peer random|lying STATE_DIR");
+        eprintln!("usage: garbage_peer random|lying|repeating STATE_DIR");
         std::process::exit(2);
     };
-    let lying = match mode.as_str() {
-        "random" => false,
-        "lying" => true,
+    let garbage = match mode.as_str() {
+        "random" => Garbage::Random,
+        "lying" => Garbage::Lying,
+        "repeating" => Garbage::Repeating,
         "flood" => {
             let target: RecordKey = args.get(3).expect("TARGET_KEY").parse().expect("a key");
             return flood(PathBuf::from(dir), target).await;
         }
-        _ => panic!("mode must be random, lying or flood"),
+        _ => panic!("mode must be random, lying, repeating or flood"),
     };
     let mut node = Node::start(&PathBuf::from(dir), &network_env::settings())
         .await
@@ -70,13 +75,21 @@ async fn main() {
             continue;
         };
         answers += 1;
-        let answer = if lying {
-            lie(site_id)
-        } else {
-            answers.to_le_bytes().repeat(100)
+        let answer = match garbage {
+            Garbage::Random => answers.to_le_bytes().repeat(100),
+            Garbage::Lying => lie(site_id),
+            Garbage::Repeating => repeat(&call.message),
         };
         let _ = network.reply(call.id, answer).await;
     }
+}
+
+/// What a garbage peer answers.
+#[derive(Clone, Copy)]
+enum Garbage {
+    Random,
+    Lying,
+    Repeating,
 }
 
 /// Calls in flight at once while flooding: more than a database answers at once.
@@ -138,6 +151,22 @@ async fn flood(dir: PathBuf, target: RecordKey) {
         let [answers, busy, failed] = counts.each_ref().map(|count| count.load(Ordering::Relaxed));
         println!("answers={answers} busy={busy} failed={failed}");
     }
+}
+
+/// To a page request, the manifest of an answer of three fragments; to anything else, the
+/// first of them: the puller never gets the other two.
+fn repeat(question: &[u8]) -> Vec<u8> {
+    let answer = vec![7; FRAGMENT_BYTES * 2 + 1];
+    let manifest = fragment::manifest(&answer);
+    let message = match decode_message(question) {
+        Ok(Message::ChangesRequest(_)) => Message::Fragmented(manifest),
+        _ => Message::Fragment(Fragment {
+            hash: manifest.hash,
+            index: 0,
+            bytes: fragment::fragment(&answer, 0).unwrap().to_vec(),
+        }),
+    };
+    encode_message(&message, Compression::None)
 }
 
 /// A page that follows the protocol's form and breaks the database's rules.

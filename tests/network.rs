@@ -292,12 +292,14 @@ fn peers_answering_garbage_are_logged_and_skipped_and_the_others_keep_going() {
     let silent = Peer::new(&net, "silent", 9);
     let random = common::example_peers::GarbagePeer::start(&net, "random", 7);
     let lying = common::example_peers::GarbagePeer::start(&net, "lying", 8);
+    let repeating = common::example_peers::GarbagePeer::start(&net, "repeating", 10);
     let secrets: Vec<String> = [
         a.key(),
         b.key(),
         silent.key(),
         random.key.clone(),
         lying.key.clone(),
+        repeating.key.clone(),
     ]
     .iter()
     .map(|key| secret_of(key))
@@ -313,6 +315,7 @@ fn peers_answering_garbage_are_logged_and_skipped_and_the_others_keep_going() {
     run(&b, &["remote", "add", "a", &a.key()]).ok();
     run(&b, &["remote", "add", "random", &random.key]).ok();
     run(&b, &["remote", "add", "lying", &lying.key]).ok();
+    run(&b, &["remote", "add", "repeating", &repeating.key]).ok();
     run(&b, &["remote", "add", "silent", &silent.key()]).ok();
     // A bad key and a duplicate: refused without echoing the secret.
     let bad = format!("{}:{}", silent.key(), secret_of(&a.key()));
@@ -322,19 +325,27 @@ fn peers_answering_garbage_are_logged_and_skipped_and_the_others_keep_going() {
     a.serve();
     b.serve_with(&["--metrics-addr", "127.0.0.1:9103"]);
     b.wait_for("select count(*) from bookmarks", "1", ARRIVAL);
-    // Both hostile remotes fail, again and again, each restarted alone with growing backoff.
-    common::private_net::wait_until(ARRIVAL, "both hostile remotes to fail twice", || {
+    // The hostile remotes fail, again and again, each restarted alone with growing backoff.
+    common::private_net::wait_until(ARRIVAL, "the hostile remotes to fail twice", || {
         let log = b.log();
         let failures = |name: &str| {
             log.lines()
                 .filter(|line| line.contains(&format!(r#"Remote failed remote_name="{name}""#)))
                 .count()
         };
-        (failures("random") >= 2 && failures("lying") >= 2).then_some(())
+        ["random", "lying", "repeating"]
+            .iter()
+            .all(|name| failures(name) >= 2)
+            .then_some(())
     });
     let log = b.log();
     assert!(
         log.contains("the remote sent garbage, nothing of it applied"),
+        "{log}"
+    );
+    // A remote repeating one fragment is given up on, not asked forever.
+    assert!(
+        log.contains("the remote's answers make no progress"),
         "{log}"
     );
     assert!(log.contains("refused a change"), "{log}");
@@ -354,7 +365,7 @@ fn peers_answering_garbage_are_logged_and_skipped_and_the_others_keep_going() {
             .cloned()
             .unwrap_or_else(|| panic!("no {name} in {status}"))
     };
-    for name in ["random", "lying"] {
+    for name in ["random", "lying", "repeating"] {
         let remote = health(name);
         assert!(remote["restarts"].as_u64().unwrap() >= 2, "{status}");
         assert!(remote["last_error"].is_string(), "{status}");
