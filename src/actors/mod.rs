@@ -30,6 +30,7 @@ mod db_handle;
 mod health;
 mod node;
 mod publisher;
+mod pull_error;
 mod pull_report;
 mod pulling;
 mod remote;

@@ -9,18 +9,18 @@ use tokio::task::JoinSet;
 
 use super::db::LocalState;
 use super::db_handle::{DbCallError, DbHandle};
+pub use super::pull_error::RemoteError;
 pub use super::pull_report::{PullProgress, PullReport};
 use super::remote_view::{Caller, RemoteView, Session, read_status};
 use crate::db::{AcceptPolicy, DbError, RemoteName};
 use crate::metrics;
 use crate::net::{ImportedRoute, NetError, Network};
-use crate::sync::codec::CodecError;
-use crate::sync::protocol::{ErrorCode, ProtocolError, Status};
+use crate::sync::protocol::{ErrorCode, Status};
 use crate::sync::pull::{
     DEFAULT_PAGE_BYTES, PullError, Puller, Received, read_schema_answer, schema_request,
 };
 use crate::sync::text::printable;
-use crate::sync::{MemberId, MemberKeys, RecordKey, SiteId};
+use crate::sync::{MemberKeys, RecordKey, SiteId};
 
 /// Calls in a row that may fail (a route being replaced, a lost message) before the pull
 /// gives up; between them the remote's Status is read again for a fresh route.
@@ -53,68 +53,6 @@ pub struct RemoteLink {
     pub key: RecordKey,
     /// What it may bring: whose changes, to which tables, columns and rows.
     pub accept: AcceptPolicy,
-}
-
-/// Why a pull stopped.
-#[derive(Debug, thiserror::Error)]
-#[allow(missing_docs)] // each #[error] says what the variant means
-pub enum RemoteError {
-    #[error(transparent)]
-    Net(#[from] NetError),
-    #[error("the remote has published no status yet: is `ddcp serve` running there?")]
-    NotPublished,
-    #[error("the remote's status is malformed: {0}")]
-    BadStatus(CodecError),
-    #[error("not a member (ask its owner to run: ddcp member add NAME {0})")]
-    NotAMember(MemberId),
-    #[error("the remote's sealed status does not open: damaged or forged")]
-    DamagedSeal,
-    #[error("the remote sent garbage, nothing of it applied: {0}")]
-    Garbage(PullError),
-    #[error("the schemas differ, nothing applied: {0}")]
-    SchemaMismatch(String),
-    #[error(
-        "it has this database's site id: one is a copy of the other (a copied database file, or a restore while the original serves). Two copies of one site corrupt their peers: stop one, and make new peers with `ddcp clone KEY`"
-    )]
-    SameSite,
-    #[error("the remote refused: {0}")]
-    Refused(ProtocolError),
-    #[error("the remote's answers make no progress")]
-    NoProgress,
-    #[error("the remote stayed too busy to answer for minutes")]
-    TooBusy,
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error("the database did not answer (ddcp is shutting down?)")]
-    DbGone,
-}
-
-impl From<DbCallError> for RemoteError {
-    fn from(err: DbCallError) -> Self {
-        match err {
-            DbCallError::Db(err) => RemoteError::Db(err),
-            DbCallError::Gone => RemoteError::DbGone,
-        }
-    }
-}
-
-impl RemoteError {
-    /// The kind of failure, for the errors metric.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            RemoteError::Net(_) | RemoteError::TooBusy => "net",
-            RemoteError::NotPublished => "not_published",
-            RemoteError::BadStatus(_)
-            | RemoteError::DamagedSeal
-            | RemoteError::Garbage(_)
-            | RemoteError::NoProgress => "garbage",
-            RemoteError::NotAMember(_) => "not_member",
-            RemoteError::SchemaMismatch(_) => "schema",
-            RemoteError::SameSite => "copy",
-            RemoteError::Refused(_) => "refused",
-            RemoteError::Db(_) | RemoteError::DbGone => "db",
-        }
-    }
 }
 
 /// Pulls `link`'s changes until this database has them all. `view` is the remote's Status
