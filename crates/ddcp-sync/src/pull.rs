@@ -50,9 +50,11 @@ impl PullError {
 /// What an answer meant.
 #[derive(Debug, PartialEq)]
 pub enum Received {
-    /// A late, repeated or unrelated answer: nothing to do.
+    /// A late, repeated or unrelated answer (a fragment the puller holds already too):
+    /// nothing to do.
     Ignored,
-    /// Part of a fragmented answer arrived: send [`Puller::requests`] again.
+    /// A fragmented answer's manifest, or a fragment of it the puller did not hold: send
+    /// [`Puller::requests`] again.
     Progress {
         /// Fragments received so far ...
         fragments: u32,
