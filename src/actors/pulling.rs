@@ -354,7 +354,8 @@ impl Pull<'_> {
                     matches!(outcome, Outcome::Received(Ok(Received::Progress { .. })))
                 });
             outcomes.extend(round);
-            if !only_progress || puller.is_up_to_date() {
+            // Only a page (never progress) makes the puller up to date.
+            if !only_progress {
                 return outcomes;
             }
         }
