@@ -108,7 +108,7 @@ async fn flood(dir: PathBuf, target: RecordKey) {
     let status = loop {
         // The target may not have published yet.
         if network.open_record(&target).await.is_ok()
-            && let Ok(view) = ddcp::actors::read_status(&network, &flooder, &target).await
+            && let Ok(view) = ddcp::pull::read_status(&network, &flooder, &target).await
         {
             break view.status;
         }

@@ -6,24 +6,28 @@
 //!   the crate `ddcp-sync` (crates/ddcp-sync), re-exported here.
 //! - `db`: SQLite and cr-sqlite, the one place that speaks SQL.
 //! - `net`: veilid-core, the one place that touches it: the node, routes, calls, records.
-//! - `actors`: `ddcp serve` at run time, a ractor supervision tree over `db` and `net`.
+//! - `db_actor`: the DbActor, the database's one writer, and its handle.
+//! - `pull`: one pull of one remote, page by page into the DbActor.
+//! - `serve`: `ddcp serve` at run time, a ractor supervision tree over the above.
 //! - `control`: the CLI <-> daemon protocol over the state dir's socket.
 //! - `commands`, `cli`, `config`: the CLI; `member_file`: this database's member identity;
 //!   `metrics`: every metric, in one place.
 //!
-//! Imports run one way: `commands` -> `actors` -> (`db`, `net`) -> `sync`; `control` and
-//! `metrics` are leaves that any of them may use. `sync` knows nothing of this crate: it is
-//! a crate of its own.
+//! Imports run one way: `commands` -> `serve` -> `pull` -> `db_actor` -> (`db`, `net`) ->
+//! `sync`; `control` and `metrics` are leaves that any of them may use. `sync` knows nothing
+//! of this crate: it is a crate of its own.
 
-pub mod actors;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod control;
 #[warn(missing_docs)]
 pub mod db;
+pub mod db_actor;
 pub mod member_file;
 pub mod metrics;
 #[warn(missing_docs)]
 pub mod net;
+pub mod pull;
+pub mod serve;
 pub use ddcp_sync as sync;

@@ -1,4 +1,5 @@
-//! The deploy kit and the README name the metrics ddcp exports, and only those.
+//! The deploy kit and the operations doc (docs/operations.md) name the metrics ddcp exports,
+//! and only those.
 
 use std::path::Path;
 
@@ -24,12 +25,12 @@ fn metric_names(text: &str) -> Vec<String> {
 }
 
 #[test]
-fn the_readme_documents_every_metric() {
-    let readme = read("README.md");
+fn the_operations_doc_documents_every_metric() {
+    let doc = read("docs/operations.md");
     for name in ALL {
         assert!(
-            readme.contains(&format!("| `{name}` |")),
-            "README lacks {name}"
+            doc.contains(&format!("| `{name}` |")),
+            "docs/operations.md lacks {name}"
         );
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::fixture;
 use common::metrics::{sample, scrape};
-use common::private_net::{Peer, TestNet, inside_private_network};
+use common::private_net::{self, Peer, TestNet, inside_private_network};
 
 /// How long a change may take to show up on a peer before the test fails. Generous: on two
 /// shared cores and a debug build the first pull waits for the DHT to find a record.
@@ -16,13 +16,39 @@ const ARRIVAL: Duration = Duration::from_secs(120);
 const BOOKMARKS: &str = "select id, url, title from bookmarks order by id";
 const TAGS: &str = "select bookmark_id, tag from tags order by 1, 2";
 
+/// The harness's guard: a network test's inner run that matches no test fails the outer one
+/// (before, a test whose name was written again by hand passed once renamed: it ran nothing).
+#[test]
+#[should_panic(expected = "did not run exactly one test")]
+fn a_network_test_whose_inner_run_matches_no_test_fails() {
+    private_net::test_inside_private_network("no_test_is_named_this");
+}
+
+#[test]
+fn a_network_test_is_run_inside_by_its_own_name() {
+    assert_eq!(
+        private_net::this_test_name!(),
+        "a_network_test_is_run_inside_by_its_own_name"
+    );
+    assert_eq!(
+        private_net::passed_tests(
+            "test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 21 filtered out; finished in 3.2s"
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        private_net::passed_tests("test result: FAILED. 0 passed; 1 failed;"),
+        None
+    );
+}
+
 fn rows(peer: &Peer) -> String {
     peer.sql(&format!("{BOOKMARKS}; {TAGS}"))
 }
 
 #[test]
 fn the_seed_readme_session_replicates_both_ways() {
-    if !inside_private_network("the_seed_readme_session_replicates_both_ways") {
+    if !inside_private_network!() {
         return;
     }
     let net = TestNet::start();
@@ -84,8 +110,7 @@ fn the_seed_readme_session_replicates_both_ways() {
 
 #[test]
 fn changes_relay_through_a_middle_peer_and_conflicting_edits_converge() {
-    if !inside_private_network("changes_relay_through_a_middle_peer_and_conflicting_edits_converge")
-    {
+    if !inside_private_network!() {
         return;
     }
     let net = TestNet::start();
@@ -151,7 +176,7 @@ const BULK_SUMMARY: &str = "select count(*), sum(length(v)), hex(substr((select 
 
 #[test]
 fn a_5_mib_value_and_a_20k_row_transaction_replicate_with_ddcp_pull() {
-    if !inside_private_network("a_5_mib_value_and_a_20k_row_transaction_replicate_with_ddcp_pull") {
+    if !inside_private_network!() {
         return;
     }
     let net = TestNet::start();
@@ -185,7 +210,7 @@ fn a_5_mib_value_and_a_20k_row_transaction_replicate_with_ddcp_pull() {
 
 #[test]
 fn a_puller_killed_mid_transfer_resumes_without_loss() {
-    if !inside_private_network("a_puller_killed_mid_transfer_resumes_without_loss") {
+    if !inside_private_network!() {
         return;
     }
     let net = TestNet::start();
@@ -218,7 +243,7 @@ fn a_puller_killed_mid_transfer_resumes_without_loss() {
 
 #[test]
 fn a_stopped_remote_catches_up_while_the_others_keep_going() {
-    if !inside_private_network("a_stopped_remote_catches_up_while_the_others_keep_going") {
+    if !inside_private_network!() {
         return;
     }
     let net = TestNet::start();
@@ -280,9 +305,7 @@ fn assert_no_secret(what: &str, text: &str, secrets: &[String]) {
 
 #[test]
 fn peers_answering_garbage_are_logged_and_skipped_and_the_others_keep_going() {
-    if !inside_private_network(
-        "peers_answering_garbage_are_logged_and_skipped_and_the_others_keep_going",
-    ) {
+    if !inside_private_network!() {
         return;
     }
     let net = TestNet::start();
@@ -439,9 +462,7 @@ const ROWS_20K: &str = "
 
 #[test]
 fn a_flood_of_calls_is_told_too_busy_and_the_honest_remote_keeps_replicating() {
-    if !inside_private_network(
-        "a_flood_of_calls_is_told_too_busy_and_the_honest_remote_keeps_replicating",
-    ) {
+    if !inside_private_network!() {
         return;
     }
     use common::example_peers::Flood;
@@ -502,9 +523,7 @@ fn a_flood_of_calls_is_told_too_busy_and_the_honest_remote_keeps_replicating() {
 
 #[test]
 fn a_running_serve_takes_remote_changes_pulls_and_status_through_its_control_socket() {
-    if !inside_private_network(
-        "a_running_serve_takes_remote_changes_pulls_and_status_through_its_control_socket",
-    ) {
+    if !inside_private_network!() {
         return;
     }
     let net = TestNet::start();
@@ -718,7 +737,7 @@ fn refused_to_another_user(peer: &Peer) {
 
 #[test]
 fn metrics_move_with_replication_and_parse_as_prometheus_text() {
-    if !inside_private_network("metrics_move_with_replication_and_parse_as_prometheus_text") {
+    if !inside_private_network!() {
         return;
     }
     let net = TestNet::start();
@@ -942,12 +961,13 @@ fn assert_prometheus_text(text: &str) {
 /// own, so that it can count what Veilid holds.
 #[test]
 fn a_pull_releases_the_route_it_imported() {
-    if !inside_private_network("a_pull_releases_the_route_it_imported") {
+    if !inside_private_network!() {
         return;
     }
-    use ddcp::actors::{DbActor, DbArgs, DbHandle, RemoteLink, pull_remote, read_status};
     use ddcp::db::{Db, Extension};
+    use ddcp::db_actor::DbHandle;
     use ddcp::net::Node;
+    use ddcp::pull::{RemoteLink, pull_remote, read_status};
     use ddcp::sync::{MemberKeys, RecordKey};
 
     let net = TestNet::start();
@@ -969,12 +989,7 @@ fn a_pull_releases_the_route_it_imported() {
         let db = Db::create(&dir.path().join("b.db"), &Extension::BuiltIn).unwrap();
         let schema = String::from_utf8(fixture("cr_tables.sql")).unwrap();
         db.connection().execute_batch(&schema).unwrap();
-        let args = DbArgs {
-            db,
-            supervisor: None,
-        };
-        let (actor, stopped) = ractor::Actor::spawn(None, DbActor, args).await.unwrap();
-        let db = DbHandle::from(actor.clone());
+        let (db, stopped) = DbHandle::spawn(db, None, None).await.unwrap();
         let link = RemoteLink {
             name: "a".parse().unwrap(),
             key: key.clone(),
@@ -1009,7 +1024,7 @@ fn a_pull_releases_the_route_it_imported() {
         assert_eq!(network.imported_route_count().await.unwrap(), 1);
         drop(held);
         assert_eq!(network.imported_route_count().await.unwrap(), 0);
-        actor.stop(None);
+        db.actor().stop(None);
         let _ = stopped.await;
         network.close_record(&key).await;
         node.shutdown().await;
@@ -1067,13 +1082,11 @@ fn answered(bytes: &[u8]) -> Answered {
 /// any action of his and never reaches bob, whose pull fails with one line.
 #[test]
 fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_out() {
-    if !inside_private_network(
-        "a_private_database_answers_its_members_only_and_a_removed_member_is_locked_out",
-    ) {
+    if !inside_private_network!() {
         return;
     }
-    use ddcp::actors::open_published;
     use ddcp::net::Node;
+    use ddcp::pull::open_published;
     use ddcp::sync::codec::{decode_published, encode_message};
     use ddcp::sync::compress::Compression;
     use ddcp::sync::protocol::{ErrorCode, Message, Published};
@@ -1267,7 +1280,7 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
         };
         assert!(matches!(
             open_published(&bob_keys, &key, &raw),
-            Err(ddcp::actors::RemoteError::NotAMember(_))
+            Err(ddcp::pull::RemoteError::NotAMember(_))
         ));
         assert!(now.session.unwrap().epoch > first_epoch);
         // bob's earlier request, replayed on the new route, and a new one of his: refused.
@@ -1323,7 +1336,7 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
 /// land too.
 #[test]
 fn authors_direct_keeps_relayed_rows_out_until_widened() {
-    if !inside_private_network("authors_direct_keeps_relayed_rows_out_until_widened") {
+    if !inside_private_network!() {
         return;
     }
     let net = TestNet::start();
@@ -1385,7 +1398,7 @@ fn authors_direct_keeps_relayed_rows_out_until_widened() {
 /// serving both, the clone's edits travel back.
 #[test]
 fn clone_makes_a_new_peer_in_one_command() {
-    if !inside_private_network("clone_makes_a_new_peer_in_one_command") {
+    if !inside_private_network!() {
         return;
     }
     let net = TestNet::start();
@@ -1450,12 +1463,11 @@ const POSTS: &str = "create table posts (id text primary key not null, owner tex
 /// never in erin's own tables, and the view shows both.
 #[test]
 fn filters_limit_what_each_member_reads_and_what_a_remote_may_change() {
-    if !inside_private_network("filters_limit_what_each_member_reads_and_what_a_remote_may_change")
-    {
+    if !inside_private_network!() {
         return;
     }
-    use ddcp::actors::open_published;
     use ddcp::net::Node;
+    use ddcp::pull::open_published;
     use ddcp::sync::codec::{decode_message, encode_message};
     use ddcp::sync::compress::Compression;
     use ddcp::sync::protocol::{ChangesRequest, Message};
@@ -1679,7 +1691,7 @@ fn filters_limit_what_each_member_reads_and_what_a_remote_may_change() {
 /// before the loss, reach a all the same, and so do b's later edits.
 #[test]
 fn a_restored_database_catches_up_with_nothing_lost_or_doubled() {
-    if !inside_private_network("a_restored_database_catches_up_with_nothing_lost_or_doubled") {
+    if !inside_private_network!() {
         return;
     }
     let net = TestNet::start();

@@ -13,12 +13,12 @@ use serde::Serialize;
 
 use super::output::{print_json, print_line};
 use super::{CommandError, block_on};
-use crate::actors::remote_schema;
 use crate::cli::{BackupArgs, RestoreArgs};
 use crate::config::Config;
 use crate::db::{Db, add_identity, copy_backup, read_backup, remove_database_files};
 use crate::member_file;
 use crate::net::{Node, RecordIdentity};
+use crate::pull::remote_schema;
 use crate::sync::RecordKey;
 
 /// The state dir's identity files a backup `--with-identity` carries.
@@ -227,8 +227,8 @@ fn check_not_serving(
     file: &Path,
     attach: Duration,
 ) -> Result<(), CommandError> {
-    use crate::actors::RemoteError;
     use crate::net::NetError;
+    use crate::pull::RemoteError;
     let me = member_file::load_or_create(&config.state_dir)?;
     let cannot = |err: NetError| CommandError::CannotCheckServing(err.to_string());
     let serving = block_on(async {

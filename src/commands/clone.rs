@@ -10,12 +10,12 @@ use serde::Serialize;
 
 use super::pull::ProgressLine;
 use super::{CommandError, block_on};
-use crate::actors::{PullReport, RemoteError, RemoteLink, pull_remote, remote_schema};
 use crate::cli::CloneArgs;
 use crate::config::Config;
 use crate::db::{AcceptPolicy, Db, RemoteName, remove_database_files};
 use crate::member_file;
 use crate::net::{FirstContact, NetError, Node, RecordIdentity, create_record_identity};
+use crate::pull::{PullReport, RemoteError, RemoteLink, pull_remote, remote_schema};
 use crate::sync::authors::AuthorPolicy;
 use crate::sync::{MemberKeys, RecordKey};
 

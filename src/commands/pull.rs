@@ -4,19 +4,19 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use ractor::Actor;
 use serde::Serialize;
 
 use super::daemon::ask_daemon;
 use super::output::{print_json, print_line};
 use super::serve::remote_links;
 use super::{CommandError, block_on};
-use crate::actors::{DbActor, DbArgs, DbHandle, PullProgress, PullReport, RemoteLink, pull_remote};
 use crate::cli::PullArgs;
 use crate::config::Config;
 use crate::control::{ControlError, ControlRequest, ControlResponse, PullOutcome};
 use crate::db::{Db, DbError};
+use crate::db_actor::DbHandle;
 use crate::net::{FirstContact, Network, Node};
+use crate::pull::{PullProgress, PullReport, RemoteLink, pull_remote};
 use crate::sync::MemberKeys;
 
 /// A remote whose record is not on the network yet is waited for this long.
@@ -111,14 +111,9 @@ pub fn run(config: &Config, args: &PullArgs) -> Result<(), CommandError> {
 pub(super) async fn db_actor(
     db: Db,
 ) -> Result<(DbHandle, tokio::task::JoinHandle<()>), CommandError> {
-    let args = DbArgs {
-        db,
-        supervisor: None,
-    };
-    let (actor, stopped) = Actor::spawn(None, DbActor, args)
+    DbHandle::spawn(db, None, None)
         .await
-        .map_err(|err| CommandError::Serve(err.to_string()))?;
-    Ok((DbHandle::from(actor), stopped))
+        .map_err(|err| CommandError::Serve(err.to_string()))
 }
 
 /// Pulls every remote of `links` with this process's own node; the first failure ends it.
@@ -159,7 +154,7 @@ async fn pull_one(
     db: &DbHandle,
     me: &MemberKeys,
     link: &RemoteLink,
-) -> Result<PullReport, crate::actors::RemoteError> {
+) -> Result<PullReport, crate::pull::RemoteError> {
     open_when_published(network, link).await?;
     let mut bar = ProgressLine::new(link.name.as_str());
     let result = pull_remote(network, db, me, link, None, &mut |progress| {
@@ -177,7 +172,7 @@ async fn pull_one(
 async fn open_when_published(
     network: &Network,
     link: &RemoteLink,
-) -> Result<(), crate::actors::RemoteError> {
+) -> Result<(), crate::pull::RemoteError> {
     let mut contact = FirstContact::default();
     loop {
         match network.open_record_within(&link.key, contact.bound()).await {

@@ -7,13 +7,14 @@ use ractor::Actor;
 
 use super::signals::stop_requested;
 use super::{CommandError, block_on};
-use crate::actors::{AccessGate, FeedSource, RemoteLink, ServeOptions, Supervisor, SupervisorArgs};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::control::ControlError;
 use crate::db::{Access, Db};
 use crate::member_file;
 use crate::net::{Node, RecordIdentity};
+use crate::pull::RemoteLink;
+use crate::serve::{AccessGate, FeedSource, ServeOptions, Supervisor, SupervisorArgs};
 
 pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
     let mut db = super::open_db(config)?;

@@ -1,11 +1,8 @@
 //! A change as `ddcp watch` gives it: one JSON object per change, the same from a running
-//! `ddcp serve` and from the command alone.
+//! `ddcp serve` and from the command alone. The database's side makes it (db/feed.rs).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
-
-use crate::db::{Arrival, FeedChange};
-use crate::sync::Value;
 
 /// A value larger than this is not carried in the feed (`{"omitted_bytes": N}`): read it from
 /// the table by its key. Keeps every message of the feed small, whatever the database holds.
@@ -33,48 +30,6 @@ pub struct WatchedChange {
     pub author: String,
     /// Where it came from: `local`, `remote:NAME`, or `bundle:SITE`.
     pub source: String,
-}
-
-fn json_value(value: &Value) -> Json {
-    if value.size() > MAX_FEED_VALUE {
-        return serde_json::json!({ "omitted_bytes": value.size() });
-    }
-    match value {
-        Value::Null => Json::Null,
-        Value::Integer(int) => Json::from(*int),
-        // JSON has no NaN or infinities: those become null.
-        Value::Real(real) => serde_json::Number::from_f64(*real).map_or(Json::Null, Json::Number),
-        Value::Text(text) => Json::String(text.clone()),
-        Value::Blob(bytes) | Value::RawText(bytes) => {
-            serde_json::json!({ "hex": hex::encode(bytes) })
-        }
-    }
-}
-
-impl From<&FeedChange> for WatchedChange {
-    fn from(feed: &FeedChange) -> Self {
-        let change = &feed.change;
-        let sentinel = change.cid == crate::sync::filter::SENTINEL_CID;
-        WatchedChange {
-            db_version: change.db_version.0,
-            seq: change.seq.0,
-            table: change.table.clone(),
-            key: feed
-                .key
-                .iter()
-                .map(|(name, value)| (name.clone(), json_value(value)))
-                .collect(),
-            column: (!sentinel).then(|| change.cid.clone()),
-            value: json_value(&change.val),
-            deleted: feed.deleted,
-            author: change.site_id.to_string(),
-            source: match &feed.arrival {
-                Arrival::Local => "local".to_string(),
-                Arrival::Remote(name) => format!("remote:{name}"),
-                Arrival::Bundle(site) => format!("bundle:{site}"),
-            },
-        }
-    }
 }
 
 impl WatchedChange {

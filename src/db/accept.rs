@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::Connection;
 
 use super::DbError;
-use super::changes::ApplyOutcome;
+use super::apply::ApplyOutcome;
 use super::mirrors::MirrorPrefix;
 use super::rows::{row_matches, would_match};
 use crate::sync::authors::AuthorPolicy;

@@ -1,19 +1,16 @@
-//! The pulling side's bookkeeping: each remote's cursor, and the staged parts of a remote
-//! transaction too big for one page. A page is accepted in one transaction that applies its
-//! changes (or stages them) and moves the cursor, so a crash never applies anything twice or
-//! half.
+//! The pulling side's bookkeeping: where this database stands in each remote's changes (its
+//! cursor, and the remote's incarnation it was taken in), and what was pulled from whom. The
+//! cursor moves in the transaction that applies a page (apply.rs), so a crash never applies
+//! anything twice or half.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::accept::{AcceptOutcome, AcceptPolicy, keep_accepted};
-use super::changes::ChangeApplier;
+use super::accept::AcceptPolicy;
 use super::{Db, DbError};
-use crate::sync::codec::{decode_changeset, encode_changeset};
 use crate::sync::cursor::{Cursor, RowKey};
-use crate::sync::protocol::ChangesPage;
-use crate::sync::{Change, DbVersion, Incarnation, Seq, SiteId};
+use crate::sync::{DbVersion, Incarnation, Seq, SiteId};
 
-fn read_cursor(conn: &Connection, remote: SiteId) -> Result<Cursor, DbError> {
+pub(super) fn read_cursor(conn: &Connection, remote: SiteId) -> Result<Cursor, DbError> {
     let row = conn
         .query_row(
             "select db_version, seq, tbl, pk, cid from ddcp_cursors where site_id = ?1",
@@ -39,7 +36,7 @@ fn read_cursor(conn: &Connection, remote: SiteId) -> Result<Cursor, DbError> {
 }
 
 /// Counts a page of `changes` accepted from `remote`, now (for `ddcp log`).
-fn record_pull(conn: &Connection, remote: SiteId, changes: u64) -> Result<(), DbError> {
+pub(super) fn record_pull(conn: &Connection, remote: SiteId, changes: u64) -> Result<(), DbError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64);
@@ -53,7 +50,7 @@ fn record_pull(conn: &Connection, remote: SiteId, changes: u64) -> Result<(), Db
 }
 
 /// The incarnation of `remote` that its cursor was taken in.
-fn read_incarnation(conn: &Connection, remote: SiteId) -> Result<Incarnation, DbError> {
+pub(super) fn read_incarnation(conn: &Connection, remote: SiteId) -> Result<Incarnation, DbError> {
     let bits: Option<i64> = conn
         .query_row(
             "select incarnation from ddcp_cursors where site_id = ?1",
@@ -64,7 +61,7 @@ fn read_incarnation(conn: &Connection, remote: SiteId) -> Result<Incarnation, Db
     Ok(bits.map_or(Incarnation::UNKNOWN, |bits| Incarnation(bits as u64)))
 }
 
-fn write_cursor(
+pub(super) fn write_cursor(
     conn: &Connection,
     remote: SiteId,
     cursor: &Cursor,
@@ -87,50 +84,6 @@ fn write_cursor(
             incarnation.0 as i64,
         ],
     )?;
-    Ok(())
-}
-
-fn stage(conn: &Connection, remote: SiteId, changes: &[Change]) -> Result<(), DbError> {
-    conn.execute(
-        "insert into ddcp_staged_parts (site_id, ord, changes)
-         values (?1, (select coalesce(max(ord) + 1, 0) from ddcp_staged_parts where site_id = ?1), ?2)",
-        params![&remote.0[..], encode_changeset(changes)],
-    )?;
-    Ok(())
-}
-
-/// Merges the staged parts of `remote`'s transaction, in order, one part in memory at a time
-/// (a group of any size passes through), and forgets them.
-fn apply_staged(applier: &mut ChangeApplier<'_>, remote: SiteId) -> Result<(), DbError> {
-    let site = &remote.0[..];
-    // Parts staged a change per row, by a ddcp before ddcp_staged_parts: theirs came first.
-    applier.conn().execute(
-        "insert into crsql_changes (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)
-         select tbl, pk, cid, val, col_version, db_version, author, cl, seq
-         from ddcp_staged where site_id = ?1 order by ord",
-        [site],
-    )?;
-    applier
-        .conn()
-        .execute("delete from ddcp_staged where site_id = ?1", [site])?;
-    let parts: Vec<i64> = applier
-        .conn()
-        .prepare_cached("select ord from ddcp_staged_parts where site_id = ?1 order by ord")?
-        .query_map([site], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    for ord in parts {
-        let bytes: Vec<u8> = applier.conn().query_row(
-            "select changes from ddcp_staged_parts where site_id = ?1 and ord = ?2",
-            params![site, ord],
-            |row| row.get(0),
-        )?;
-        let changes = decode_changeset(&mut &bytes[..])
-            .map_err(|err| DbError::CorruptMetadata(format!("a staged part: {err}")))?;
-        applier.apply(&changes)?;
-    }
-    applier
-        .conn()
-        .execute("delete from ddcp_staged_parts where site_id = ?1", [site])?;
     Ok(())
 }
 
@@ -198,84 +151,14 @@ impl Db {
         tx.commit()?;
         Ok(reset)
     }
-
-    /// Accepts a page of `remote`'s changes: drops what `policy` refuses, checks each change,
-    /// stages a part of a group or applies complete groups (with the parts staged before), and
-    /// moves the cursor, all in one transaction. A page that does not start at the stored
-    /// cursor is refused (it was applied already, or another puller moved on).
-    pub fn accept_page(
-        &mut self,
-        remote: SiteId,
-        mut page: ChangesPage,
-        policy: &AcceptPolicy,
-    ) -> Result<AcceptOutcome, DbError> {
-        if let Some(into) = &policy.into {
-            // Mirrors of tables made since the remote was added: made before the apply
-            // begins, so that its checks know them.
-            let tables: std::collections::BTreeSet<&str> = page
-                .changes
-                .iter()
-                .chain(&page.rows)
-                .map(|change| change.table.as_str())
-                .collect();
-            self.ensure_mirrors(into, &tables.into_iter().collect::<Vec<_>>())?;
-        }
-        let mut applier = self.begin_apply()?;
-        // A cursor counts versions of one life of the remote: after a restore its versions
-        // count again from the backup's, and this cursor would skip what they now name.
-        let taken_in = read_incarnation(applier.conn(), remote)?;
-        if !taken_in.continues_in(page.incarnation) {
-            return Err(DbError::RemoteRestored);
-        }
-        let stored = read_cursor(applier.conn(), remote)?;
-        if stored != page.since {
-            return Err(DbError::StaleCursor);
-        }
-        let refused = keep_accepted(
-            applier.conn(),
-            remote,
-            policy,
-            &mut page.changes,
-            &mut page.rows,
-        )?;
-        // A row's older cells: current state at the remote, merged like any change (what is
-        // known already is a no-op), whether or not the page's group is complete.
-        applier.apply(&page.rows)?;
-        if page.group_complete {
-            apply_staged(&mut applier, remote)?;
-            applier.apply(&page.changes)?;
-        } else {
-            applier.check(&page.changes)?;
-            stage(applier.conn(), remote, &page.changes)?;
-        }
-        let incarnation = match page.incarnation {
-            // A remote from before incarnations: the one known, if any, stays.
-            Incarnation::UNKNOWN => taken_in,
-            known => known,
-        };
-        write_cursor(applier.conn(), remote, &page.after, incarnation)?;
-        applier.note_arrival(remote, "pull")?;
-        let admitted = (page.changes.len() + page.rows.len()) as u64;
-        record_pull(applier.conn(), remote, admitted)?;
-        Ok(AcceptOutcome {
-            applied: applier.commit()?,
-            admitted,
-            refused,
-        })
-    }
-}
-
-impl ChangeApplier<'_> {
-    /// The connection inside the open transaction.
-    fn conn(&self) -> &Connection {
-        self.connection()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::apply::stage;
     use crate::db::test_support::temp_db;
+    use crate::sync::Change;
 
     #[test]
     fn a_cursor_moved_under_another_author_policy_starts_over() {

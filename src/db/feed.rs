@@ -6,7 +6,10 @@
 
 use std::collections::HashMap;
 
+use serde_json::Value as Json;
+
 use super::{Db, DbError};
+use crate::control::watch::{MAX_FEED_VALUE, WatchedChange};
 use crate::sync::cursor::Cursor;
 use crate::sync::filter::SENTINEL_CID;
 use crate::sync::{Change, DbVersion, SiteId, Value, packed_pk};
@@ -148,6 +151,49 @@ impl Db {
             ranges.push((first, last, arrival));
         }
         Ok(ranges)
+    }
+}
+
+/// A value as the feed's JSON gives it.
+fn json_value(value: &Value) -> Json {
+    if value.size() > MAX_FEED_VALUE {
+        return serde_json::json!({ "omitted_bytes": value.size() });
+    }
+    match value {
+        Value::Null => Json::Null,
+        Value::Integer(int) => Json::from(*int),
+        // JSON has no NaN or infinities: those become null.
+        Value::Real(real) => serde_json::Number::from_f64(*real).map_or(Json::Null, Json::Number),
+        Value::Text(text) => Json::String(text.clone()),
+        Value::Blob(bytes) | Value::RawText(bytes) => {
+            serde_json::json!({ "hex": hex::encode(bytes) })
+        }
+    }
+}
+
+impl From<&FeedChange> for WatchedChange {
+    fn from(feed: &FeedChange) -> Self {
+        let change = &feed.change;
+        let sentinel = change.cid == SENTINEL_CID;
+        WatchedChange {
+            db_version: change.db_version.0,
+            seq: change.seq.0,
+            table: change.table.clone(),
+            key: feed
+                .key
+                .iter()
+                .map(|(name, value)| (name.clone(), json_value(value)))
+                .collect(),
+            column: (!sentinel).then(|| change.cid.clone()),
+            value: json_value(&change.val),
+            deleted: feed.deleted,
+            author: change.site_id.to_string(),
+            source: match &feed.arrival {
+                Arrival::Local => "local".to_string(),
+                Arrival::Remote(name) => format!("remote:{name}"),
+                Arrival::Bundle(site) => format!("bundle:{site}"),
+            },
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! changes, and running SQL scripts. The one place in ddcp that speaks SQL.
 
 mod accept;
+mod apply;
 mod backup;
 mod binding;
 mod changes;
@@ -30,10 +31,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use accept::{AcceptOutcome, AcceptPolicy};
+pub use apply::{ApplyOutcome, ChangeApplier};
 pub use backup::{BackupInfo, add_identity, copy_backup, read_backup, rotate_site_id};
-pub use changes::{
-    ApplyOutcome, ChangeApplier, ChangeExport, ChangeRange, SqlValue, value_from_sql,
-};
+pub use changes::{ChangeExport, ChangeRange, SqlValue, value_from_sql};
 pub use error::{DbError, shown};
 pub use extension::Extension;
 pub use feed::{Arrival, FeedChange};

@@ -2,6 +2,7 @@
 //! (scripts/netns.sh), with `ddcp testnet`'s plain nodes and one `ddcp` process per peer, as
 //! users run them. Every wait is bounded; every process started is stopped on drop.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -18,11 +19,63 @@ pub const NETWORK_KEY: &str = "ddcp-tests";
 /// One private network at a time: two cores do not carry two sets of Veilid nodes well.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// Runs test `name` of this test binary inside a private network. True inside the network
-/// (run the body); false outside, where the body already ran, and passed.
-pub fn inside_private_network(name: &str) -> bool {
+/// The name libtest knows the calling test by: its path in the test binary, without the
+/// crate, taken from the function the macro is expanded in (never written again by hand).
+#[allow(unused_macros)]
+macro_rules! this_test_name {
+    () => {{
+        fn here() {}
+        $crate::common::private_net::test_name_of(std::any::type_name_of_val(&here))
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use this_test_name;
+
+/// Runs the calling test inside a private network: true inside the network (run the body);
+/// false outside, where the body already ran there, and passed. A test renamed cannot ask
+/// for a name that matches nothing, and pass by running nothing.
+#[allow(unused_macros)]
+macro_rules! inside_private_network {
+    () => {
+        $crate::common::private_net::test_inside_private_network(
+            $crate::common::private_net::this_test_name!(),
+        )
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use inside_private_network;
+
+/// The path of the function whose type name is `here` (`crate::module::test::here`), without
+/// the crate and the function: the name of the test it was declared in.
+pub fn test_name_of(here: &'static str) -> &'static str {
+    let path = here
+        .strip_suffix("::here")
+        .expect("test_name_of is given the type name of a function called `here`");
+    path.split_once("::").map_or(path, |(_crate, name)| name)
+}
+
+/// Runs test `name` of this test binary inside a private network, as
+/// [`inside_private_network!`] does for the calling test. Outside, the inner run must report
+/// exactly one test run and passed, or this panics.
+pub fn test_inside_private_network(name: &str) -> bool {
+    if std::env::var_os(INSIDE).is_some() {
+        return true;
+    }
     let args = [name, "--exact", "--nocapture", "--test-threads=1"].map(String::from);
-    this_program_inside_private_network(&args)
+    let summary = run_inside_private_network(12, &args);
+    assert_eq!(
+        passed_tests(&summary),
+        Some(1),
+        "the run of {name:?} in its private network did not run exactly one test, \
+         which passed; its summary: {summary:?}"
+    );
+    false
+}
+
+/// How many tests passed, from libtest's summary line (`test result: ok. 1 passed; ...`).
+pub fn passed_tests(summary: &str) -> Option<usize> {
+    let counts = summary.strip_prefix("test result: ok. ")?;
+    counts.split_once(" passed;")?.0.parse().ok()
 }
 
 /// Runs this program again, with `args`, inside a private network. True inside; false
@@ -36,20 +89,38 @@ pub fn this_program_inside_private_network_of(nodes: usize, args: &[String]) -> 
     if std::env::var_os(INSIDE).is_some() {
         return true;
     }
+    run_inside_private_network(nodes, args);
+    false
+}
+
+/// Runs this program with `args` in a private network of `nodes` addresses and waits for it;
+/// panics unless it succeeded. Its output is passed on (through the test harness's capture)
+/// and its last `test result:` line returned ("" when it printed none).
+fn run_inside_private_network(nodes: usize, args: &[String]) -> String {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let netns = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/netns.sh");
-    let status = Command::new(netns)
+    let mut inner = Command::new(netns)
         .args(["--nodes", &nodes.to_string()])
         .arg(std::env::current_exe().unwrap())
         .args(args)
         .env(INSIDE, "1")
-        .status()
+        .stdout(Stdio::piped())
+        .spawn()
         .expect("run scripts/netns.sh");
+    let mut summary = String::new();
+    for line in BufReader::new(inner.stdout.take().unwrap()).lines() {
+        let line = line.expect("read the inner run's output");
+        println!("{line}");
+        if line.starts_with("test result:") {
+            summary = line;
+        }
+    }
+    let status = inner.wait().expect("wait for scripts/netns.sh");
     assert!(
         status.success(),
         "{args:?} failed in its private network (see above)"
     );
-    false
+    summary
 }
 
 /// The network's plain nodes (vtnode1..vtnode4), a `ddcp testnet` process.

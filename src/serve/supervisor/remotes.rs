@@ -9,10 +9,10 @@ use std::time::Duration;
 use ractor::{ActorCell, ActorId, ActorRef};
 
 use super::health::Health;
-use super::pulling::RemoteLink;
 use super::restart::Restartable;
 use crate::control::RemoteHealth;
 use crate::db::RemoteName;
+use crate::pull::RemoteLink;
 use crate::sync::RecordKey;
 
 /// Identifies one slot for as long as the supervisor runs: a remote removed and added again

@@ -2,7 +2,7 @@
 //! remote's Status and calls as they are; a private one's Status opened with this database's
 //! member identity, every request signed with it and every answer opened.
 
-use super::pulling::RemoteError;
+use super::RemoteError;
 use crate::net::{NetError, Network, RouteId};
 use crate::sync::codec::{decode_message, decode_published, decode_status, encode_message};
 use crate::sync::compress::Compression;

@@ -3,16 +3,20 @@
 //! runs it whenever the remote changes; `ddcp pull` runs it once. A private remote's Status is
 //! opened with this database's member identity, and every request to it is signed with it.
 
+mod error;
+mod remote_view;
+mod report;
+
+pub use error::RemoteError;
+pub use remote_view::{RemoteView, Session, open_published, read_status, remote_schema};
+pub use report::{PullProgress, PullReport};
+
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use super::db::LocalState;
-use super::db_handle::{DbCallError, DbHandle};
-pub use super::pull_error::RemoteError;
-pub use super::pull_report::{PullProgress, PullReport};
-use super::remote_view::{Caller, RemoteView, Session, read_status};
 use crate::db::{AcceptPolicy, DbError, RemoteName};
+use crate::db_actor::{DbCallError, DbHandle, LocalState};
 use crate::metrics;
 use crate::net::{ImportedRoute, NetError, Network};
 use crate::sync::protocol::{ErrorCode, Status};
@@ -21,6 +25,7 @@ use crate::sync::pull::{
 };
 use crate::sync::text::printable;
 use crate::sync::{MemberKeys, RecordKey, SiteId};
+use remote_view::Caller;
 
 /// Calls in a row that may fail (a route being replaced, a lost message) before the pull
 /// gives up; between them the remote's Status is read again for a fresh route.

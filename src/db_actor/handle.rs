@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorCell, ActorRef, DerivedActorRef, RpcReplyPort, SpawnErr};
+use tokio::task::JoinHandle;
 
-use super::db::{DbMsg, LocalState};
-use crate::db::{AcceptOutcome, AcceptPolicy, AccessState, DbError, Remote, RemoteName};
+use super::{DbActor, DbArgs, DbEvent, DbMsg, LocalState};
+use crate::db::{AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, Remote, RemoteName};
 use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::ChangesPage;
 use crate::sync::{Cursor, SchemaDesc, SiteId};
@@ -33,13 +34,24 @@ pub struct DbHandle {
     actor: ActorRef<DbMsg>,
 }
 
-impl From<ActorRef<DbMsg>> for DbHandle {
-    fn from(actor: ActorRef<DbMsg>) -> Self {
-        DbHandle { actor }
-    }
-}
-
 impl DbHandle {
+    /// Starts the DbActor of `db`: the one way to, so that no caller builds its arguments or
+    /// spawns it by hand. `listener` hears of every change of the database's state (and
+    /// commits are only looked for when there is one); a `supervisor` is told when the actor
+    /// fails. The join handle ends when it stopped.
+    pub async fn spawn(
+        db: Db,
+        listener: Option<DerivedActorRef<DbEvent>>,
+        supervisor: Option<ActorCell>,
+    ) -> Result<(DbHandle, JoinHandle<()>), SpawnErr> {
+        let args = DbArgs { db, listener };
+        let (actor, stopped) = match supervisor {
+            Some(supervisor) => Actor::spawn_linked(None, DbActor, args, supervisor).await?,
+            None => Actor::spawn(None, DbActor, args).await?,
+        };
+        Ok((DbHandle { actor }, stopped))
+    }
+
     /// The actor, for supervision.
     pub fn actor(&self) -> &ActorRef<DbMsg> {
         &self.actor

@@ -7,14 +7,15 @@
 
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
 
-use super::db_handle::DbHandle;
-use super::pulling::{PullProgress, PullReport, RemoteLink, pull_remote};
-use super::remote_view::{RemoteView, open_published, read_status};
-use super::supervisor::SupervisorMsg;
+use crate::db::RemoteName;
+use crate::db_actor::DbHandle;
 use crate::metrics;
 use crate::net::{FirstContact, Network, WARN_AFTER};
+use crate::pull::{
+    PullProgress, PullReport, RemoteLink, RemoteView, open_published, pull_remote, read_status,
+};
 use crate::sync::{DbVersion, Incarnation, MemberKeys};
 
 /// What a RemoteActor hears.
@@ -46,8 +47,33 @@ pub enum RemoteMsg {
 /// nodes joined) was never told of the next change. A change missed waits at most this long.
 pub const CHECK_EVERY: Duration = Duration::from_secs(30);
 
-/// A RemoteActor.
+/// Keeps this database up to date with one remote (see the module documentation); a failure
+/// ends it, and the supervisor starts another.
 pub struct RemoteActor;
+
+/// What a RemoteActor tells the supervisor. Each names the actor it comes from: the reports of
+/// one since replaced by a restart are ignored.
+#[derive(Debug)]
+pub enum RemoteEvent {
+    /// The remote's Status showed this version.
+    Seen {
+        /// The remote.
+        name: RemoteName,
+        /// The actor that saw it.
+        from: ActorId,
+        /// Its db_version.
+        version: DbVersion,
+    },
+    /// A pull of the remote finished.
+    Pulled {
+        /// The remote.
+        name: RemoteName,
+        /// The actor that pulled.
+        from: ActorId,
+        /// What the pull did.
+        report: PullReport,
+    },
+}
 
 /// What a RemoteActor needs: the remote, the node and database it works with.
 pub struct RemoteArgs {
@@ -60,7 +86,7 @@ pub struct RemoteArgs {
     /// How often to poll when the record cannot be watched.
     pub poll_interval: Duration,
     /// Hears how each pull went.
-    pub supervisor: ActorRef<SupervisorMsg>,
+    pub supervisor: DerivedActorRef<RemoteEvent>,
     /// This database's member identity, for a private remote.
     pub me: std::sync::Arc<MemberKeys>,
 }
@@ -69,7 +95,7 @@ pub struct RemoteArgs {
 pub struct RemoteState {
     args: RemoteArgs,
     /// This actor, named in its reports: the supervisor ignores those of an actor it replaced.
-    me: ActorId,
+    actor_id: ActorId,
     /// The remote's version, and its life, when this actor last finished pulling.
     pulled: Option<(DbVersion, Incarnation)>,
     /// The timer that polls while the record cannot be watched.
@@ -94,7 +120,7 @@ impl Actor for RemoteActor {
     ) -> Result<RemoteState, ActorProcessingErr> {
         Ok(RemoteState {
             args,
-            me: myself.get_id(),
+            actor_id: myself.get_id(),
             pulled: None,
             polling: None,
             checking: None,
@@ -318,14 +344,11 @@ impl RemoteState {
     ) -> Result<Option<PullReport>, ActorProcessingErr> {
         let name = self.args.link.name.clone();
         if let Some(status) = &status {
-            let _ = self
-                .args
-                .supervisor
-                .send_message(SupervisorMsg::RemoteSeen {
-                    name: name.clone(),
-                    from: self.me,
-                    version: status.status.db_version,
-                });
+            let _ = self.args.supervisor.send_message(RemoteEvent::Seen {
+                name: name.clone(),
+                from: self.actor_id,
+                version: status.status.db_version,
+            });
         }
         // A remote restored from a backup counts its versions again from the backup's: one of
         // another life is pulled whatever its version.
@@ -339,14 +362,14 @@ impl RemoteState {
         // The remote's version as the pull first reads it (when no Status came with the
         // record's change): the supervisor hears it at once, so that the lag shows even while
         // the pull cannot be done (the database locked by an application, say).
-        let (supervisor, me_id) = (self.args.supervisor.clone(), self.me);
+        let (supervisor, actor_id) = (self.args.supervisor.clone(), self.actor_id);
         let mut told = status.is_some();
         let mut quiet = |progress: &PullProgress| {
             if !told {
                 told = true;
-                let _ = supervisor.send_message(SupervisorMsg::RemoteSeen {
+                let _ = supervisor.send_message(RemoteEvent::Seen {
                     name: link.name.clone(),
-                    from: me_id,
+                    from: actor_id,
                     version: progress.remote_version,
                 });
             }
@@ -357,14 +380,11 @@ impl RemoteState {
         let report = pulled.inspect_err(|err| metrics::error(err.kind()))?;
         metrics::pull_took(link.name.as_str(), started.elapsed().as_secs_f64());
         self.pulled = Some((report.remote_version, report.remote_incarnation));
-        let _ = self
-            .args
-            .supervisor
-            .send_message(SupervisorMsg::RemotePulled {
-                name,
-                from: self.me,
-                report: report.clone(),
-            });
+        let _ = self.args.supervisor.send_message(RemoteEvent::Pulled {
+            name,
+            from: self.actor_id,
+            report: report.clone(),
+        });
         Ok(Some(report))
     }
 }

@@ -4,32 +4,31 @@
 //! whose actor cannot even be started waits for its restart like one that failed; it never
 //! stops the tree.
 
+mod health;
 mod remote_actors;
+mod remotes;
+mod restart;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
-};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use super::access::AccessGate;
-use super::control::{ControlActor, ControlArgs, ControlMsg, PullTarget};
-use super::db::{DbActor, DbArgs, LocalState};
-use super::db_handle::DbHandle;
-use super::node::{NodeActor, NodeArgs, NodeMsg};
+use super::control::{ControlActor, ControlArgs, ControlMsg, ControlQuery, PullTarget};
+use super::node::{NodeActor, NodeArgs, NodeEvent, NodeMsg};
 use super::publisher::{PublisherActor, PublisherArgs, PublisherMsg};
-use super::pulling::{PullReport, RemoteLink};
-use super::remote::RemoteMsg;
-use super::remotes::{RemoteSlots, SlotId};
-use super::restart::Restartable;
+use super::remote::{RemoteEvent, RemoteMsg};
 use super::watch::FeedSource;
-use crate::control::RemoteHealth;
 use crate::db::{Db, RemoteName};
+use crate::db_actor::{DbEvent, DbHandle, LocalState};
 use crate::metrics;
-use crate::net::{Network, Node, RecordIdentity, RouteId};
-use crate::sync::{DbVersion, MemberKeys, RecordKey};
+use crate::net::{Network, Node, RecordIdentity};
+use crate::pull::RemoteLink;
+use crate::sync::{DbVersion, MemberKeys};
+use remotes::{RemoteSlots, SlotId};
+use restart::Restartable;
 
 /// How `ddcp serve` runs.
 pub struct ServeOptions {
@@ -37,55 +36,53 @@ pub struct ServeOptions {
     pub poll_interval: Duration,
 }
 
-/// What the supervisor hears.
+/// What the supervisor is told: each child's events through a narrow type of its own (a
+/// child holds a [`DerivedActorRef`] of it, never this enum), and its own restarts.
 #[derive(Debug)]
 pub enum SupervisorMsg {
-    /// The database's state changed (from the DbActor).
-    LocalChanged(LocalState),
-    /// This node's private route changed (from the NodeActor).
-    RouteChanged(Vec<u8>),
-    /// A watched record changed (from the NodeActor).
-    ValueChanged {
-        /// The record.
-        key: RecordKey,
-        /// Its subkey 0, when Veilid sent it along.
-        value: Option<Vec<u8>>,
-        /// The watch ended.
-        watch_ended: bool,
-    },
-    /// Peers' routes died (from the NodeActor).
-    RemoteRoutesDied(Vec<RouteId>),
+    /// From the DbActor.
+    Db(DbEvent),
+    /// From the NodeActor.
+    Node(NodeEvent),
+    /// From a RemoteActor.
+    Remote(RemoteEvent),
+    /// From the ControlActor: a question of the CLI's.
+    Control(ControlQuery),
     /// Start a failed remote again, if its slot is still the one that failed.
     RestartRemote(RemoteName, SlotId),
     /// Start the failed publisher again.
     RestartPublisher,
-    /// A remote's Status showed this version (from its RemoteActor).
-    RemoteSeen {
-        /// The remote.
-        name: RemoteName,
-        /// The actor that saw it: reports of one since replaced are ignored.
-        from: ActorId,
-        /// Its db_version.
-        version: DbVersion,
-    },
-    /// A remote's pull finished (from its RemoteActor).
-    RemotePulled {
-        /// The remote.
-        name: RemoteName,
-        /// The actor that pulled: reports of one since replaced are ignored.
-        from: ActorId,
-        /// What the pull did.
-        report: PullReport,
-    },
-    /// Each remote's health (for the control socket).
-    Health(RpcReplyPort<Vec<RemoteHealth>>),
-    /// Start and stop remote actors to match the remotes table (for the control socket).
-    ReloadRemotes(RpcReplyPort<Result<(), String>>),
-    /// Take the access mode and members from the database (for the control socket).
-    ReloadAccess(RpcReplyPort<Result<(), String>>),
-    /// The remotes to pull now, every one when no name is given (for the control socket).
-    PullTargets(Option<String>, RpcReplyPort<Vec<PullTarget>>),
 }
+
+/// `From` each child's event type into [`SupervisorMsg`], and back (which a
+/// [`DerivedActorRef`] needs to return a message it could not deliver).
+macro_rules! child_events {
+    ($($variant:ident($event:ty)),* $(,)?) => {$(
+        impl From<$event> for SupervisorMsg {
+            fn from(event: $event) -> Self {
+                SupervisorMsg::$variant(event)
+            }
+        }
+
+        impl TryFrom<SupervisorMsg> for $event {
+            type Error = SupervisorMsg;
+
+            fn try_from(message: SupervisorMsg) -> Result<Self, SupervisorMsg> {
+                match message {
+                    SupervisorMsg::$variant(event) => Ok(event),
+                    other => Err(other),
+                }
+            }
+        }
+    )*};
+}
+
+child_events!(
+    Db(DbEvent),
+    Node(NodeEvent),
+    Remote(RemoteEvent),
+    Control(ControlQuery),
+);
 
 /// The root of `ddcp serve`'s tree: see the module documentation for what it guarantees.
 pub struct Supervisor;
@@ -149,16 +146,12 @@ impl Actor for Supervisor {
         let cell = myself.get_cell();
         let publisher =
             spawn_publisher(&network, &args.identity, &args.gate, None, None, &cell).await?;
-        let db_args = DbArgs {
-            db: args.db,
-            supervisor: Some(myself.clone()),
-        };
-        let (db, _) = Actor::spawn_linked(None, DbActor, db_args, cell.clone()).await?;
-        let db = DbHandle::from(db);
+        let (db, _) =
+            DbHandle::spawn(args.db, Some(myself.get_derived()), Some(cell.clone())).await?;
         let node_args = NodeArgs {
             node: args.node,
             db: db.clone(),
-            supervisor: myself.clone(),
+            supervisor: myself.get_derived(),
             gate: args.gate.clone(),
         };
         let (node, _) = Actor::spawn_linked(None, NodeActor, node_args, cell.clone()).await?;
@@ -183,7 +176,7 @@ impl Actor for Supervisor {
         }
         let control_args = ControlArgs {
             state_dir: args.state_dir,
-            supervisor: myself.clone(),
+            supervisor: myself.get_derived(),
             feed: args.feed,
             versions: state.versions.subscribe(),
         };
@@ -203,59 +196,59 @@ impl Actor for Supervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            SupervisorMsg::LocalChanged(local) => {
+            SupervisorMsg::Db(DbEvent::StateChanged(local)) => {
                 state.versions.send_replace(local.db_version);
                 state.local = Some(local.clone());
                 state.tell_publisher(PublisherMsg::Local(local));
             }
-            SupervisorMsg::RouteChanged(route) => {
+            SupervisorMsg::Node(NodeEvent::RouteChanged(route)) => {
                 state.route = Some(route.clone());
                 state.tell_publisher(PublisherMsg::Route(route));
             }
-            SupervisorMsg::ValueChanged {
+            SupervisorMsg::Node(NodeEvent::ValueChanged {
                 key,
                 value,
                 watch_ended,
-            } => {
+            }) => {
                 if let Some(actor) = state.remotes.actor_for_record(&key) {
                     let _ = actor.send_message(RemoteMsg::Changed { value, watch_ended });
                 }
             }
-            SupervisorMsg::RemoteRoutesDied(_) => {
+            SupervisorMsg::Node(NodeEvent::RemoteRoutesDied(_)) => {
                 for actor in state.remotes.running() {
                     let _ = actor.send_message(RemoteMsg::RoutesDied);
                 }
             }
             SupervisorMsg::RestartRemote(name, id) => state.restart_remote(name, id, &myself).await,
             SupervisorMsg::RestartPublisher => state.restart_publisher(&myself).await,
-            SupervisorMsg::RemoteSeen {
+            SupervisorMsg::Remote(RemoteEvent::Seen {
                 name,
                 from,
                 version,
-            } => {
+            }) => {
                 if let Some(slot) = state.remotes.reported_by(&name, from) {
                     slot.health.seen(version);
                     slot.health.report_lag(name.as_str());
                 }
             }
-            SupervisorMsg::RemotePulled { name, from, report } => {
+            SupervisorMsg::Remote(RemoteEvent::Pulled { name, from, report }) => {
                 if let Some(slot) = state.remotes.reported_by(&name, from) {
                     slot.health.pulled(report.remote_version, report.refused);
                     slot.health.report_lag(name.as_str());
                 }
             }
-            SupervisorMsg::Health(reply) => {
+            SupervisorMsg::Control(ControlQuery::Health(reply)) => {
                 let _ = reply.send(state.remotes.health());
             }
-            SupervisorMsg::ReloadRemotes(reply) => {
+            SupervisorMsg::Control(ControlQuery::ReloadRemotes(reply)) => {
                 let reloaded = state.reload_remotes(&myself).await;
                 let _ = reply.send(reloaded);
             }
-            SupervisorMsg::ReloadAccess(reply) => {
+            SupervisorMsg::Control(ControlQuery::ReloadAccess(reply)) => {
                 let reloaded = state.reload_access().await;
                 let _ = reply.send(reloaded);
             }
-            SupervisorMsg::PullTargets(name, reply) => {
+            SupervisorMsg::Control(ControlQuery::PullTargets { name, reply }) => {
                 let targets = state
                     .remotes
                     .iter()

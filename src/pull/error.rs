@@ -1,7 +1,7 @@
 //! Why a pull stopped: [`RemoteError`], and the kind the errors metric counts it as.
 
-use super::db_handle::DbCallError;
 use crate::db::DbError;
+use crate::db_actor::DbCallError;
 use crate::net::NetError;
 use crate::sync::MemberId;
 use crate::sync::codec::CodecError;

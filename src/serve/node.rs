@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
 
 use super::access::AccessGate;
 use super::answering::Answerer;
-use super::db_handle::DbHandle;
-use super::supervisor::SupervisorMsg;
+use crate::db_actor::DbHandle;
 use crate::metrics;
-use crate::net::{NetEvent, Network, Node, OwnRoute};
+use crate::net::{NetEvent, Network, Node, OwnRoute, RouteId};
+use crate::sync::RecordKey;
 
 /// A failed attempt to make a route is tried again after this long.
 const ROUTE_RETRY: Duration = Duration::from_secs(2);
@@ -26,6 +26,24 @@ pub enum NodeMsg {
     RenewRoute,
 }
 
+/// What the NodeActor tells the supervisor.
+#[derive(Debug)]
+pub enum NodeEvent {
+    /// This node's private route changed: the route's blob, to publish.
+    RouteChanged(Vec<u8>),
+    /// A watched record changed.
+    ValueChanged {
+        /// The record.
+        key: RecordKey,
+        /// Its subkey 0, when Veilid sent it along.
+        value: Option<Vec<u8>>,
+        /// The watch ended.
+        watch_ended: bool,
+    },
+    /// Peers' routes died.
+    RemoteRoutesDied(Vec<RouteId>),
+}
+
 /// Owns the Veilid node: shuts it down when it stops.
 pub struct NodeActor;
 
@@ -36,7 +54,7 @@ pub struct NodeArgs {
     /// Answers peers' questions.
     pub db: DbHandle,
     /// Hears of routes and record changes.
-    pub supervisor: ActorRef<SupervisorMsg>,
+    pub supervisor: DerivedActorRef<NodeEvent>,
     /// Who is answered.
     pub gate: AccessGate,
 }
@@ -47,7 +65,7 @@ pub struct NodeState {
     network: Network,
     /// Reads the node's events: calls to the answerer, the rest to this actor.
     reading: tokio::task::JoinHandle<()>,
-    supervisor: ActorRef<SupervisorMsg>,
+    supervisor: DerivedActorRef<NodeEvent>,
     route: Option<OwnRoute>,
     renewing: bool,
 }
@@ -113,7 +131,7 @@ impl Actor for NodeActor {
                 value,
                 watch_ended,
             }) => {
-                let _ = state.supervisor.send_message(SupervisorMsg::ValueChanged {
+                let _ = state.supervisor.send_message(NodeEvent::ValueChanged {
                     key,
                     value,
                     watch_ended,
@@ -133,7 +151,7 @@ impl Actor for NodeActor {
                 if !remote.is_empty() {
                     let _ = state
                         .supervisor
-                        .send_message(SupervisorMsg::RemoteRoutesDied(remote));
+                        .send_message(NodeEvent::RemoteRoutesDied(remote));
                 }
             }
             NodeMsg::Event(NetEvent::Attachment {
@@ -171,7 +189,7 @@ impl NodeState {
                 self.renewing = false;
                 let _ = self
                     .supervisor
-                    .send_message(SupervisorMsg::RouteChanged(route.blob));
+                    .send_message(NodeEvent::RouteChanged(route.blob));
             }
             Err(err) => {
                 tracing::warn!(target: "ddcp", error = %err, "Cannot make a private route; retrying");

@@ -6,9 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+mod handle;
 
-use super::supervisor::SupervisorMsg;
+pub use handle::{DbCallError, DbHandle};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
+
 use crate::db::{AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, Remote, RemoteName};
 use crate::metrics;
 use crate::sync::filter::ChangeFilter;
@@ -80,19 +83,27 @@ pub enum DbMsg {
 /// The only writer of the database while `ddcp serve` or `ddcp pull` runs.
 pub struct DbActor;
 
+/// What the DbActor tells whoever listens (`ddcp serve`'s supervisor).
+#[derive(Debug)]
+pub enum DbEvent {
+    /// The database's version or schema moved: this is its state now.
+    StateChanged(LocalState),
+}
+
 /// The DbActor's start: the open database, and who hears of its changes.
 pub struct DbArgs {
     /// The database.
     pub db: Db,
-    /// Told of every change of [`LocalState`]; `None` for a one-shot pull.
-    pub supervisor: Option<ActorRef<SupervisorMsg>>,
+    /// Told of every change of [`LocalState`], and the reason commits are looked for; `None`
+    /// for a one-shot pull.
+    pub listener: Option<DerivedActorRef<DbEvent>>,
 }
 
 /// The DbActor's state.
 pub struct DbState {
     db: Db,
     responder: Responder,
-    supervisor: Option<ActorRef<SupervisorMsg>>,
+    listener: Option<DerivedActorRef<DbEvent>>,
     /// What was last reported, with the SQLite schema version it was read at.
     reported: Option<(LocalState, i64)>,
 }
@@ -107,13 +118,13 @@ impl Actor for DbActor {
         myself: ActorRef<DbMsg>,
         args: DbArgs,
     ) -> Result<DbState, ActorProcessingErr> {
-        if args.supervisor.is_some() {
+        if args.listener.is_some() {
             myself.send_interval(CHANGE_CHECK_INTERVAL, || DbMsg::CheckForChanges);
         }
         Ok(DbState {
             db: args.db,
             responder: Responder::default(),
-            supervisor: args.supervisor,
+            listener: args.listener,
             reported: None,
         })
     }
@@ -236,9 +247,9 @@ impl DbState {
         Ok(())
     }
 
-    /// Tells the supervisor when the database's version or schema moved.
+    /// Tells the listener when the database's version or schema moved.
     fn report_changes(&mut self) -> Result<(), DbError> {
-        let Some(supervisor) = &self.supervisor else {
+        let Some(listener) = &self.listener else {
             return Ok(());
         };
         let schema_version = self.db.sqlite_schema_version()?;
@@ -252,8 +263,8 @@ impl DbState {
         let state = read_state(&self.db)?;
         metrics::db_version(state.db_version.0);
         self.reported = Some((state.clone(), schema_version));
-        // The supervisor only stops at shutdown; then nobody needs the news.
-        let _ = supervisor.send_message(SupervisorMsg::LocalChanged(state));
+        // The listener only stops at shutdown; then nobody needs the news.
+        let _ = listener.send_message(DbEvent::StateChanged(state));
         Ok(())
     }
 }
@@ -279,13 +290,13 @@ mod tests {
     struct Listener;
 
     impl Actor for Listener {
-        type Msg = SupervisorMsg;
+        type Msg = DbEvent;
         type State = mpsc::UnboundedSender<LocalState>;
         type Arguments = mpsc::UnboundedSender<LocalState>;
 
         async fn pre_start(
             &self,
-            _myself: ActorRef<SupervisorMsg>,
+            _myself: ActorRef<DbEvent>,
             reports: Self::Arguments,
         ) -> Result<Self::State, ActorProcessingErr> {
             Ok(reports)
@@ -293,13 +304,11 @@ mod tests {
 
         async fn handle(
             &self,
-            _myself: ActorRef<SupervisorMsg>,
-            message: SupervisorMsg,
+            _myself: ActorRef<DbEvent>,
+            DbEvent::StateChanged(state): DbEvent,
             reports: &mut Self::State,
         ) -> Result<(), ActorProcessingErr> {
-            if let SupervisorMsg::LocalChanged(state) = message {
-                let _ = reports.send(state);
-            }
+            let _ = reports.send(state);
             Ok(())
         }
     }
@@ -312,7 +321,7 @@ mod tests {
         let (listener, _) = Actor::spawn(None, Listener, sender).await.unwrap();
         let args = DbArgs {
             db,
-            supervisor: Some(listener.clone()),
+            listener: Some(listener.get_derived()),
         };
         let (actor, _) = Actor::spawn(None, DbActor, args).await.unwrap();
         let first = reports.recv().await.unwrap();

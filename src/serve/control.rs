@@ -8,15 +8,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::remote::RemoteMsg;
-use super::supervisor::SupervisorMsg;
 use super::watch::{FeedSource, MAX_WATCHES, stream_changes};
+use crate::control::RemoteHealth;
 use crate::control::frame::{read_message, write_message};
 use crate::control::{
     ControlError, ControlRequest, ControlResponse, PullOutcome, QUESTION_DEADLINE, socket_path,
@@ -30,6 +30,24 @@ const FIRST_ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// ... twice as long after each further failure, up to this.
 const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(5);
 
+/// What the ControlActor asks the supervisor, for the CLI.
+#[derive(Debug)]
+pub enum ControlQuery {
+    /// Each remote's health.
+    Health(RpcReplyPort<Vec<RemoteHealth>>),
+    /// Start and stop remote actors to match the remotes table.
+    ReloadRemotes(RpcReplyPort<Result<(), String>>),
+    /// Take the access mode and members from the database.
+    ReloadAccess(RpcReplyPort<Result<(), String>>),
+    /// The remotes to pull now: the one named, or every one.
+    PullTargets {
+        /// The remote asked for; every one when none.
+        name: Option<String>,
+        /// Gets the remotes.
+        reply: RpcReplyPort<Vec<PullTarget>>,
+    },
+}
+
 /// The ControlActor has nothing to be told: its work is the socket's.
 pub enum ControlMsg {}
 
@@ -41,7 +59,7 @@ pub struct ControlArgs {
     /// The state dir the socket goes in.
     pub state_dir: PathBuf,
     /// Knows the remotes.
-    pub supervisor: ActorRef<SupervisorMsg>,
+    pub supervisor: DerivedActorRef<ControlQuery>,
     /// Where watches read the changes from.
     pub feed: FeedSource,
     /// The database's newest version, as the DbActor reports it: wakes watches.
@@ -52,7 +70,7 @@ pub struct ControlArgs {
 #[derive(Clone)]
 struct Answering {
     owner: u32,
-    supervisor: ActorRef<SupervisorMsg>,
+    supervisor: DerivedActorRef<ControlQuery>,
     feed: FeedSource,
     versions: watch::Receiver<DbVersion>,
     watches: Arc<Semaphore>,
@@ -210,31 +228,35 @@ async fn answer(stream: UnixStream, answering: Answering) -> std::io::Result<()>
 }
 
 /// The answer to `request`, within its deadline.
-async fn respond(supervisor: &ActorRef<SupervisorMsg>, request: ControlRequest) -> ControlResponse {
+async fn respond(
+    supervisor: &DerivedActorRef<ControlQuery>,
+    request: ControlRequest,
+) -> ControlResponse {
     let deadline = Instant::now() + request.deadline();
     match request {
         // Streamed by `answer`, never asked here.
         ControlRequest::Watch { .. } => ControlResponse::Error("not a question".into()),
-        ControlRequest::Status => match ask(supervisor, SupervisorMsg::Health).await {
+        ControlRequest::Status => match ask(supervisor, ControlQuery::Health).await {
             Ok(remotes) => ControlResponse::Status(remotes),
             Err(err) => ControlResponse::Error(err),
         },
-        ControlRequest::RemotesChanged => match ask(supervisor, SupervisorMsg::ReloadRemotes).await
-        {
-            Ok(Ok(())) => ControlResponse::Done,
-            Ok(Err(err)) | Err(err) => ControlResponse::Error(err),
-        },
-        ControlRequest::AccessChanged => match ask(supervisor, SupervisorMsg::ReloadAccess).await {
+        ControlRequest::RemotesChanged => {
+            match ask(supervisor, ControlQuery::ReloadRemotes).await {
+                Ok(Ok(())) => ControlResponse::Done,
+                Ok(Err(err)) | Err(err) => ControlResponse::Error(err),
+            }
+        }
+        ControlRequest::AccessChanged => match ask(supervisor, ControlQuery::ReloadAccess).await {
             Ok(Ok(())) => ControlResponse::Done,
             Ok(Err(err)) | Err(err) => ControlResponse::Error(err),
         },
         ControlRequest::Pull(name) => {
             let asked = name.clone();
-            let targets =
-                match ask(supervisor, |reply| SupervisorMsg::PullTargets(asked, reply)).await {
-                    Ok(targets) => targets,
-                    Err(err) => return ControlResponse::Error(err),
-                };
+            let query = |reply| ControlQuery::PullTargets { name: asked, reply };
+            let targets = match ask(supervisor, query).await {
+                Ok(targets) => targets,
+                Err(err) => return ControlResponse::Error(err),
+            };
             if let (Some(name), true) = (&name, targets.is_empty()) {
                 return ControlResponse::Error(format!("no remote named {name:?}"));
             }
@@ -245,15 +267,17 @@ async fn respond(supervisor: &ActorRef<SupervisorMsg>, request: ControlRequest) 
 
 /// Asks the supervisor something quick.
 async fn ask<T: Send + 'static>(
-    supervisor: &ActorRef<SupervisorMsg>,
-    message: impl FnOnce(RpcReplyPort<T>) -> SupervisorMsg,
+    supervisor: &DerivedActorRef<ControlQuery>,
+    query: impl FnOnce(RpcReplyPort<T>) -> ControlQuery,
 ) -> Result<T, String> {
-    match supervisor.call(message, Some(QUESTION_DEADLINE)).await {
-        Ok(ractor::rpc::CallResult::Success(answer)) => Ok(answer),
-        Ok(ractor::rpc::CallResult::Timeout) => {
-            Err(format!("no answer within {QUESTION_DEADLINE:?}"))
-        }
-        _ => Err("ddcp serve is stopping".into()),
+    let (reply, answer) = ractor::concurrency::oneshot();
+    if supervisor.send_message(query(reply.into())).is_err() {
+        return Err("ddcp serve is stopping".into());
+    }
+    match tokio::time::timeout(QUESTION_DEADLINE, answer).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(_)) => Err("ddcp serve is stopping".into()),
+        Err(_) => Err(format!("no answer within {QUESTION_DEADLINE:?}")),
     }
 }
 

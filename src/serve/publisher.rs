@@ -8,7 +8,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::access::AccessGate;
-use super::db::LocalState;
+use crate::db_actor::LocalState;
 use crate::metrics;
 use crate::net::{Network, RecordIdentity};
 use crate::sync::protocol::Status;

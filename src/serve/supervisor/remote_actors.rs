@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::super::pulling::RemoteLink;
 use super::super::remote::{RemoteActor, RemoteArgs, RemoteMsg};
-use super::super::remotes::SlotId;
+use super::remotes::SlotId;
 use super::{STOP_BOUND, SupervisorMsg, SupervisorState};
 use crate::db::RemoteName;
 use crate::metrics;
+use crate::pull::RemoteLink;
 
 impl SupervisorState {
     async fn spawn_remote(
@@ -24,7 +24,7 @@ impl SupervisorState {
             network: self.network.clone(),
             db: self.db.clone(),
             poll_interval: self.options.poll_interval,
-            supervisor: myself.clone(),
+            supervisor: myself.get_derived(),
             me: Arc::clone(&self.me),
         };
         let (actor, _) = Actor::spawn_linked(None, RemoteActor, args, myself.get_cell()).await?;

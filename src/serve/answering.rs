@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::access::{AccessGate, Admission};
 use super::call_queue::CallQueue;
-use super::db_handle::DbHandle;
+use crate::db_actor::DbHandle;
 use crate::metrics::{self, ShedReason};
 use crate::net::{IncomingCall, Network};
 use crate::sync::serve::too_busy_answer;
