@@ -3,8 +3,12 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use ddcp::commands::output;
+
 fn main() -> ExitCode {
     install_panic_hook();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    output::hide_arguments_that_look_like_keys(args.iter().map(String::as_str));
     let (cli, old_env_names) = match ddcp::cli::Cli::parse_with_old_env(std::env::args_os()) {
         Ok(parsed) => parsed,
         Err(err) => return usage_error(err),
@@ -39,7 +43,7 @@ fn main() -> ExitCode {
     }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| output::RedactedStderr)
         .with_ansi(colour)
         .init();
     for old in old_env_names {
@@ -49,7 +53,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", one_line(&err.to_string()));
+            eprintln!("error: {}", output::redacted(&one_line(&err.to_string())));
             ExitCode::FAILURE
         }
     }
@@ -68,7 +72,8 @@ fn usage_error(err: clap::Error) -> ExitCode {
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = command_path(&args);
-    eprintln!("error: {}", usage_line(&err.render().to_string(), &command));
+    let line = usage_line(&err.render().to_string(), &command);
+    eprintln!("error: {}", output::redacted(&line));
     ExitCode::from(2)
 }
 
@@ -139,7 +144,8 @@ fn install_panic_hook() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        eprintln!("error: internal error{location}: {message} (please report this bug)");
+        let line = format!("internal error{location}: {message} (please report this bug)");
+        eprintln!("error: {}", output::redacted(&line));
     }));
 }
 

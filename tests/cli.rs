@@ -404,13 +404,17 @@ fn remote_add_list_remove() {
         .fails_with("no remote named \"alice\"");
 }
 
+/// A second secret, for the record of [`KEY`].
+const OTHER_SECRET: &str = "YW5vdGhlci1zZWNyZXQtb2YtdGhlLXNhbWUtcmVjb3I";
+
 #[test]
 fn remote_add_refuses_bad_input_and_writes_nothing() {
     let site = Site::with_bookmarks();
     site.run(&["remote", "add", "alice", WHOLE]).ok();
     let before = site.run(&["remote", "list", "--json"]).ok().to_string();
     let db_before = snapshot(&site.db_file());
-    let with_secret = format!("{KEY}:{KEY}");
+    // The same record with another secret than alice's.
+    let with_secret = format!("{KEY}:{OTHER_SECRET}");
     let secret_first = format!("{SECRET}:{KEY}");
     let named_without_secret = format!("remote \"alice\" already has key VLD0:{KEY}");
     for (args, message) in [
@@ -449,10 +453,15 @@ fn remote_add_refuses_bad_input_and_writes_nothing() {
             "invalid remote name",
         ),
         (vec!["remote", "add", "a/b", WHOLE], "invalid remote name"),
+        (
+            // Name and key swapped: the key is not repeated, the order is said.
+            vec!["remote", "add", WHOLE, "erin"],
+            "this looks like a record key, not a remote's name: the name comes first",
+        ),
     ] {
         let line = site.run(&args).fails_with(message).to_string();
         assert!(!line.contains(&format!(":{SECRET}")), "{line}");
-        assert!(!line.contains(&format!("{KEY}:{KEY}")), "{line}");
+        assert!(!line.contains(OTHER_SECRET), "{line}");
         assert_eq!(site.run(&["remote", "list", "--json"]).ok(), before);
     }
     assert_eq!(snapshot(&site.db_file()), db_before);
@@ -1528,4 +1537,131 @@ fn completions_and_the_man_page_name_every_command() {
     }
     site.run(&["completions", "tcsh"])
         .fails_with("invalid value 'tcsh'");
+}
+
+/// Runs ddcp with `args` in `site` for `bound` at most (then kills it: serve, watch and the
+/// network commands run until stopped or until their network gives up); all it printed.
+fn run_bounded(site: &Site, args: &[String], bound: std::time::Duration) -> String {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut child = site
+        .command(&args)
+        .env("RUST_LOG", "error,ddcp=debug")
+        .stdin(std::process::Stdio::null())
+        .stdout(out.reopen().unwrap())
+        .stderr(out.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + bound;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    String::from_utf8_lossy(&snapshot(out.path())).into_owned()
+}
+
+/// Every command a user runs, as its words ("remote", "add"), with its definition.
+fn leaf_commands(
+    command: &clap::Command,
+    path: &[String],
+    found: &mut Vec<(Vec<String>, clap::Command)>,
+) {
+    for sub in command
+        .get_subcommands()
+        .filter(|sub| sub.get_name() != "help")
+    {
+        let mut words = path.to_vec();
+        words.push(sub.get_name().to_string());
+        if sub.has_subcommands() {
+            leaf_commands(sub, &words, found);
+        } else {
+            found.push((words, sub.clone()));
+        }
+    }
+}
+
+/// A record key typed where it does not belong (names and keys swapped, a key pasted as a
+/// table, a path or an option's value) is never repeated: not in an error, a log line or
+/// anything printed. Every command, every argument that takes a value, both forms of a key.
+#[test]
+fn a_whole_key_in_any_position_of_any_command_is_never_echoed() {
+    use clap::CommandFactory;
+    let site = Site::with_bookmarks();
+    let mut root = ddcp::cli::Cli::command();
+    root.build();
+    let mut commands = Vec::new();
+    leaf_commands(&root, &[], &mut commands);
+    assert!(commands.len() > 25, "{}", commands.len());
+    // `ddcp testnet` serves a network until stopped whatever its arguments: nothing it is
+    // given comes back out but its own bootstrap record.
+    commands.retain(|(words, _)| words[0] != "testnet");
+    let mut argvs: Vec<Vec<String>> = Vec::new();
+    for key in [WHOLE.to_string(), format!("VLD0:{WHOLE}")] {
+        for (words, command) in &commands {
+            let positionals: Vec<&clap::Arg> = command.get_positionals().collect();
+            // Each positional in turn holds the key, the others a plain value.
+            for at in 0..positionals.len() {
+                let mut argv = words.clone();
+                argv.extend((0..positionals.len()).map(|i| {
+                    if i == at {
+                        key.clone()
+                    } else {
+                        "x".to_string()
+                    }
+                }));
+                argvs.push(argv);
+            }
+            // Each option that takes a value holds it, required positionals a plain value.
+            let required: Vec<String> = positionals
+                .iter()
+                .filter(|arg| arg.is_required_set())
+                .map(|_| "x".to_string())
+                .collect();
+            for option in command.get_opts() {
+                let Some(long) = option.get_long() else {
+                    continue;
+                };
+                let mut argv = words.clone();
+                argv.extend([format!("--{long}"), key.clone()]);
+                argv.extend(required.iter().cloned());
+                argvs.push(argv);
+            }
+        }
+    }
+    let runs = argvs.len();
+    // Several at once: the runs that serve or reach for a network wait out their bound.
+    let echoed: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = argvs
+            .chunks(runs.div_ceil(6))
+            .map(|chunk| {
+                let site = &site;
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .filter_map(|argv| {
+                            let printed =
+                                run_bounded(site, argv, std::time::Duration::from_secs(6));
+                            printed
+                                .contains(SECRET)
+                                .then(|| format!("`ddcp {}`:\n{printed}", argv.join(" ")))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().unwrap())
+            .collect()
+    });
+    assert!(
+        echoed.is_empty(),
+        "the key's secret repeated by:\n{}",
+        echoed.join("\n")
+    );
+    assert!(runs > 100, "{runs} runs");
 }

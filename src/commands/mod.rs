@@ -15,7 +15,7 @@ mod id;
 mod init;
 mod log;
 mod member;
-mod output;
+pub mod output;
 mod pull;
 mod remote;
 mod serve;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::sync::filter::BadFilter;
 use crate::sync::ids::BadSiteId;
 use crate::sync::record_key::BadRecordKey;
+use crate::sync::redact::{NOT_SHOWN, looks_like_a_key};
 
 /// What can go wrong in the database layer. Messages are complete sentences for the user.
 #[derive(Debug, thiserror::Error)]
@@ -41,30 +42,34 @@ pub enum DbError {
         statement: String,
         message: String,
     },
-    #[error("remote {0:?} already exists")]
+    #[error("remote {} already exists", shown(.0))]
     RemoteExists(String),
     #[error("remote {existing:?} already has key {key}")]
     RemoteKeyExists { existing: String, key: String },
     #[error("{0}")]
     Import(String),
-    #[error("no table named {0:?}")]
+    #[error("no table named {}", shown(.0))]
     NoSuchTable(String),
-    #[error("no remote named {0:?}")]
+    #[error("no remote named {}", shown(.0))]
     NoSuchRemote(String),
     #[error(
         "invalid remote name {0:?}: use letters, digits, '.', '_' and '-', not starting with '-' and not only dots"
     )]
     BadRemoteName(String),
     #[error(
+        "this looks like a record key, not a remote's name: the name comes first (`ddcp remote add NAME KEY`)"
+    )]
+    KeyForRemoteName,
+    #[error(
         "invalid member name {}: use letters, digits, '.', '_' and '-', not starting with '-' and not only dots",
         shown(.0)
     )]
     BadMemberName(String),
-    #[error("member {0:?} already exists")]
+    #[error("member {} already exists", shown(.0))]
     MemberExists(String),
     #[error("that id is member {0:?} already")]
     MemberIdExists(String),
-    #[error("no member named {0:?}")]
+    #[error("no member named {}", shown(.0))]
     NoSuchMember(String),
     #[error("a private database has at most {0} members; remove one first")]
     TooManyMembers(usize),
@@ -106,11 +111,11 @@ pub enum DbError {
     Io(#[from] std::io::Error),
 }
 
-/// `text` quoted, unless it looks like a key (it has a ':'): a secret typed in the wrong place
-/// is not repeated.
+/// `text` quoted, unless it looks like a key (it has a ':', or a run as long as a key's): a
+/// secret typed in the wrong place is not repeated.
 pub fn shown(text: &str) -> String {
-    if text.contains(':') {
-        "(not shown: it looks like a key)".to_string()
+    if text.contains(':') || looks_like_a_key(text) {
+        NOT_SHOWN.to_string()
     } else {
         format!("{text:?}")
     }

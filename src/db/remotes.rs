@@ -10,6 +10,7 @@ use super::filters::{read_stored_filter, stored_filter};
 use super::mirrors::{MirrorPrefix, add_mirror};
 use super::{Db, DbError};
 use crate::sync::RecordKey;
+use crate::sync::redact::looks_like_a_key;
 
 /// A remote's name, as in `ddcp remote add NAME KEY`: letters, digits, '.', '_' and '-', like a
 /// git remote, so that it is safe in logs, metric labels and file names.
@@ -27,6 +28,9 @@ impl FromStr for RemoteName {
     type Err = DbError;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
+        if looks_like_a_key(name) {
+            return Err(DbError::KeyForRemoteName);
+        }
         if !is_plain_name(name) {
             return Err(DbError::BadRemoteName(name.to_string()));
         }

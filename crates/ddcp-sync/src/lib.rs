@@ -23,6 +23,7 @@ pub mod protocol;
 pub mod pull;
 pub mod random;
 pub mod record_key;
+pub mod redact;
 pub mod schema;
 pub mod seal;
 pub mod sealed_file;
