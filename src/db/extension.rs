@@ -3,6 +3,7 @@
 //! cr-sqlite is initialized per connection, on ddcp's own connections only. It is never
 //! registered with `sqlite3_auto_extension`: veilid-core opens SQLite databases of its own in the
 //! same process, and cr-sqlite must stay out of them.
+#![allow(unsafe_code)] // cr-sqlite's init function is called through its C ABI.
 
 use std::ffi::{CStr, c_char, c_int};
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 //! Running SQL text as the `ddcp shell` does: whole scripts line by line, with triggers,
 //! comments and strings that hold semicolons, reporting errors by line.
+#![allow(unsafe_code)] // `sqlite3_complete` is called through SQLite's C API, which rusqlite does not wrap.
 
 use std::ffi::CString;
 use std::io;
