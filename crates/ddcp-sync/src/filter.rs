@@ -569,7 +569,9 @@ mod tests {
         assert!(rows.may_read("owner") && rows.may_read("status") && rows.may_read("tag"));
         // Words inside comments are not names; a quoted name may hold its own quote.
         assert!(!rows.may_read("rows") && !rows.may_read("don"));
-        let quoted = predicate("\"say \"\"hi\"\"\" = 1 and `a``b` = 2").unwrap().unwrap();
+        let quoted = predicate("\"say \"\"hi\"\"\" = 1 and `a``b` = 2")
+            .unwrap()
+            .unwrap();
         assert!(quoted.may_read("say \"hi\"") && quoted.may_read("a`b"));
         // An unclosed comment runs to the end, as SQLite reads it.
         assert!(!predicate("x = 1 /* y").unwrap().unwrap().may_read("y"));
