@@ -11,12 +11,13 @@
 //! - `serve`: `ddcp serve` at run time, a ractor supervision tree over the above.
 //! - `control`: the CLI <-> daemon protocol over the state dir's socket.
 //! - `commands`, `cli`, `config`: the CLI; `member_file`: this database's member identity;
-//!   `metrics`: every metric, in one place.
+//!   `metrics`: every metric, in one place; `backoff`: the pauses of every retry loop.
 //!
 //! Imports run one way: `commands` -> `serve` -> `pull` -> `db_actor` -> (`db`, `net`) ->
-//! `sync`; `control` and `metrics` are leaves that any of them may use. `sync` knows nothing
-//! of this crate: it is a crate of its own.
+//! `sync`; `control`, `metrics` and `backoff` are leaves that any of them may use. `sync`
+//! knows nothing of this crate: it is a crate of its own.
 
+pub mod backoff;
 pub mod cli;
 pub mod commands;
 pub mod config;

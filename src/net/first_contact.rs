@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::backoff::Backoff;
+
 /// Each quick look gives up after this long: an existing record opens in a round trip.
 const QUICK_LOOK: Duration = Duration::from_secs(2);
 
@@ -11,9 +13,10 @@ const QUICK_LOOK: Duration = Duration::from_secs(2);
 /// a slow network still gets its answer.
 const QUICK_LOOKS: u32 = 20;
 
-/// The pause after each of the first [`EAGER_LOOKS`] looks that found nothing: a look started
-/// before the record's first publish misses it (the nodes it asked are not asked again), so the
-/// next one follows soon. The pauses after double, up to [`LONGEST_PAUSE`].
+/// The pause after each of the first ten looks that found nothing is a quarter second: a look
+/// started before the record's first publish misses it (the nodes it asked are not asked
+/// again), so the next one follows soon. The pauses after double, up to 10 s.
+const PAUSES: Backoff = Backoff::flat_then_doubling(EAGER_PAUSE, EAGER_LOOKS, LONGEST_PAUSE);
 const EAGER_PAUSE: Duration = Duration::from_millis(250);
 const EAGER_LOOKS: u32 = 10;
 const LONGEST_PAUSE: Duration = Duration::from_secs(10);
@@ -24,14 +27,15 @@ pub const WARN_AFTER: Duration = Duration::from_secs(300);
 /// Where a first contact stands: looks made so far, since when.
 #[derive(Debug)]
 pub struct FirstContact {
-    looks: u32,
+    /// Counts the looks that found nothing.
+    pauses: Backoff,
     since: Instant,
 }
 
 impl Default for FirstContact {
     fn default() -> Self {
         FirstContact {
-            looks: 0,
+            pauses: PAUSES,
             since: Instant::now(),
         }
     }
@@ -40,7 +44,7 @@ impl Default for FirstContact {
 impl FirstContact {
     /// How long the next look may take (give it to `Network::open_record_within`).
     pub fn bound(&self) -> Duration {
-        if self.looks < QUICK_LOOKS {
+        if self.pauses.failures() < QUICK_LOOKS {
             QUICK_LOOK
         } else {
             super::network::DHT_BOUND
@@ -49,16 +53,12 @@ impl FirstContact {
 
     /// A look found nothing: how long to pause before the next.
     pub fn missed(&mut self) -> Duration {
-        self.looks += 1;
-        let doublings = self.looks.saturating_sub(EAGER_LOOKS).min(16);
-        EAGER_PAUSE
-            .saturating_mul(1 << doublings)
-            .min(LONGEST_PAUSE)
+        self.pauses.failed()
     }
 
     /// Looks that found nothing so far.
     pub fn misses(&self) -> u32 {
-        self.looks
+        self.pauses.failures()
     }
 
     /// Since the first look.

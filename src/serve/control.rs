@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::remote::RemoteMsg;
 use super::watch::{FeedSource, MAX_WATCHES, stream_changes};
+use crate::backoff::Backoff;
 use crate::control::RemoteHealth;
 use crate::control::frame::{read_message, write_message};
 use crate::control::{
@@ -25,10 +26,10 @@ use crate::sync::DbVersion;
 
 /// Connections answered at once; more wait in the socket's backlog.
 const MAX_CONNECTIONS: usize = 16;
-/// After a failed accept (out of file descriptors, say), the loop waits this long ...
-const FIRST_ACCEPT_PAUSE: Duration = Duration::from_millis(100);
-/// ... twice as long after each further failure, up to this.
-const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(5);
+/// After a failed accept (out of file descriptors, say), the loop waits 0.1 s, twice as long
+/// after each further failure, up to 5 s.
+const ACCEPT_BACKOFF: Backoff =
+    Backoff::doubling(Duration::from_millis(100), Duration::from_secs(5));
 
 /// What the ControlActor asks the supervisor, for the CLI.
 #[derive(Debug)]
@@ -159,7 +160,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut pause = FIRST_ACCEPT_PAUSE;
+    let mut backoff = ACCEPT_BACKOFF;
     loop {
         let slot = match Arc::clone(&slots).acquire_owned().await {
             Ok(slot) => slot,
@@ -167,7 +168,7 @@ where
         };
         match acceptor.accept().await {
             Ok(stream) => {
-                pause = FIRST_ACCEPT_PAUSE;
+                backoff.reset();
                 let connection = serve(stream);
                 tokio::spawn(async move {
                     connection.await;
@@ -175,10 +176,10 @@ where
                 });
             }
             Err(err) => {
+                let pause = backoff.failed();
                 tracing::warn!(target: "ddcp", error = %err, retry_in = ?pause,
                     "Cannot accept a control connection");
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(MAX_ACCEPT_PAUSE);
             }
         }
     }

@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use ractor::{ActorCell, ActorRef};
 
-/// The first restart of a failed child waits this long ...
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-/// ... each further one twice as long, up to this.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+use crate::backoff::Backoff;
+
+/// The first restart of a failed child waits a second, each further one twice as long, up to a
+/// minute.
+const BACKOFF: Backoff = Backoff::doubling(Duration::from_secs(1), Duration::from_secs(60));
 /// A child that ran this long before failing starts again from the first backoff.
 const HEALTHY_RUN: Duration = Duration::from_secs(300);
 
@@ -20,7 +21,7 @@ pub(super) struct Restartable<M: ractor::Message> {
     started: Instant,
     /// How often it was restarted.
     pub restarts: u32,
-    backoff: Duration,
+    backoff: Backoff,
 }
 
 impl<M: ractor::Message> Restartable<M> {
@@ -29,7 +30,7 @@ impl<M: ractor::Message> Restartable<M> {
             actor: Some(actor),
             started: Instant::now(),
             restarts: 0,
-            backoff: FIRST_BACKOFF,
+            backoff: BACKOFF,
         }
     }
 
@@ -39,7 +40,7 @@ impl<M: ractor::Message> Restartable<M> {
             actor: None,
             started: Instant::now(),
             restarts: 0,
-            backoff: FIRST_BACKOFF,
+            backoff: BACKOFF,
         }
     }
 
@@ -59,12 +60,10 @@ impl<M: ractor::Message> Restartable<M> {
         // never had a healthy run, however long ago its last start was.
         let ran = self.actor.take().is_some();
         if ran && now.duration_since(self.started) >= HEALTHY_RUN {
-            self.backoff = FIRST_BACKOFF;
+            self.backoff.reset();
         }
-        let wait = self.backoff;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         self.restarts += 1;
-        wait
+        self.backoff.failed()
     }
 
     /// True while it waits to be started again.
@@ -128,7 +127,7 @@ pub(super) mod tests {
         assert_eq!(child.restarts, 9);
         // Five minutes up: the next failure is a first one again.
         let later = start + Duration::from_secs(8) + HEALTHY_RUN;
-        assert_eq!(child.failed_at(later), FIRST_BACKOFF);
+        assert_eq!(child.failed_at(later), Duration::from_secs(1));
         child.restarted_at(idle().await, later);
         assert_eq!(child.failed_at(later).as_secs(), 2);
         assert_eq!(child.restarts, 11);
