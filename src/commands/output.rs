@@ -39,6 +39,7 @@ pub fn redacted(text: &str) -> Cow<'_, str> {
 
 /// Standard error with this run's arguments that look like keys cut out of each write: the
 /// log's writer (tracing writes each event whole, in one write).
+#[derive(Debug)]
 pub struct RedactedStderr;
 
 impl Write for RedactedStderr {

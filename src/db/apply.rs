@@ -130,6 +130,7 @@ impl Db {
 
 /// Changes being applied in one open transaction. cr-sqlite merges each row by its clocks, so
 /// changes already known are no-ops and the order of delivery does not matter.
+#[derive(Debug)]
 pub struct ChangeApplier<'db> {
     conn: &'db mut Connection,
     /// Changes come from outside: each is checked before cr-sqlite sees it.

@@ -24,6 +24,7 @@ pub struct ChangeRange {
 }
 
 /// A change's value as a SQL parameter, byte for byte (TEXT that is not UTF-8 included).
+#[derive(Debug)]
 pub struct SqlValue<'a>(pub &'a Value);
 
 impl ToSql for SqlValue<'_> {
@@ -124,6 +125,7 @@ fn read_range(conn: &Connection, since: DbVersion) -> Result<ChangeRange, DbErro
 }
 
 /// A snapshot of a range of this database's changes (see [`Db::export_changes`]).
+#[derive(Debug)]
 pub struct ChangeExport<'db> {
     tx: Transaction<'db>,
     range: ChangeRange,

@@ -57,6 +57,7 @@ const PAGE_CACHE_KIB: u32 = 16 * 1024;
 ///
 /// Dropping it runs `crsql_finalize()` before the connection closes, as cr-sqlite asks;
 /// [`Db::close`] does the same and reports errors.
+#[derive(Debug)]
 pub struct Db {
     conn: Option<Connection>,
     path: PathBuf,

@@ -69,12 +69,12 @@ impl DbHandle {
 
     /// Where this database stands in `remote`'s changes.
     pub async fn cursor(&self, remote: SiteId) -> Result<Cursor, DbCallError> {
-        self.ask(|reply| DbMsg::Cursor(remote, reply)).await
+        self.ask(|reply| DbMsg::Cursor { remote, reply }).await
     }
 
     /// Forgets where this database stands in `remote`'s changes.
     pub async fn reset_cursor(&self, remote: SiteId) -> Result<(), DbCallError> {
-        self.ask(|reply| DbMsg::ResetCursor(remote, reply)).await
+        self.ask(|reply| DbMsg::ResetCursor { remote, reply }).await
     }
 
     /// Applies what `policy` admits of a page of `remote`'s changes, with its cursor, in one
@@ -86,8 +86,13 @@ impl DbHandle {
         policy: &AcceptPolicy,
     ) -> Result<AcceptOutcome, DbCallError> {
         let policy = policy.clone();
-        self.ask(|reply| DbMsg::Accept(remote, page, policy, reply))
-            .await
+        self.ask(|reply| DbMsg::Accept {
+            remote,
+            page,
+            policy,
+            reply,
+        })
+        .await
     }
 
     /// The remotes table.
@@ -105,8 +110,13 @@ impl DbHandle {
         policy: &AcceptPolicy,
     ) -> Result<bool, DbCallError> {
         let (name, policy) = (name.clone(), policy.clone());
-        self.ask(|reply| DbMsg::AlignCursor(name, remote, policy, reply))
-            .await
+        self.ask(|reply| DbMsg::AlignCursor {
+            name,
+            remote,
+            policy,
+            reply,
+        })
+        .await
     }
 
     /// The access mode, key epoch and members.
@@ -127,7 +137,12 @@ impl DbHandle {
         match self
             .actor
             .call(
-                |reply| DbMsg::Answer(request, budget, filter, reply),
+                |reply| DbMsg::Answer {
+                    request,
+                    budget,
+                    filter,
+                    reply,
+                },
                 Some(bound),
             )
             .await

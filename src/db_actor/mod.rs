@@ -43,44 +43,107 @@ pub struct LocalState {
 pub enum DbMsg {
     /// Answer a peer's request (the bytes of an app call), its pages within a budget when one
     /// is given, holding only what the filter lets that peer read.
-    Answer(
-        Vec<u8>,
-        Option<u32>,
-        Arc<ChangeFilter>,
-        RpcReplyPort<Vec<u8>>,
-    ),
+    Answer {
+        /// The request as it came.
+        request: Vec<u8>,
+        /// The page budget, when a loaded node asks for smaller pages.
+        budget: Option<u32>,
+        /// What the asker may read.
+        filter: Arc<ChangeFilter>,
+        /// Gets the answer's bytes.
+        reply: RpcReplyPort<Vec<u8>>,
+    },
     /// The database's state now.
     State(RpcReplyPort<Result<LocalState, DbError>>),
     /// The CRR tables the database shares (see `Db::shared_schema`).
     Schema(RpcReplyPort<Result<SchemaDesc, DbError>>),
     /// Where this database stands in a remote's changes.
-    Cursor(SiteId, RpcReplyPort<Result<Cursor, DbError>>),
+    Cursor {
+        /// The remote's site.
+        remote: SiteId,
+        /// Gets the cursor.
+        reply: RpcReplyPort<Result<Cursor, DbError>>,
+    },
     /// Forget where this database stands in a remote's changes.
-    ResetCursor(SiteId, RpcReplyPort<Result<(), DbError>>),
+    ResetCursor {
+        /// The remote's site.
+        remote: SiteId,
+        /// Told when it is done.
+        reply: RpcReplyPort<Result<(), DbError>>,
+    },
     /// Accept a page of a remote's changes.
-    Accept(
-        SiteId,
-        Box<ChangesPage>,
-        AcceptPolicy,
-        RpcReplyPort<Result<AcceptOutcome, DbError>>,
-    ),
+    Accept {
+        /// The remote's site.
+        remote: SiteId,
+        /// The page.
+        page: Box<ChangesPage>,
+        /// What the remote may change here.
+        policy: AcceptPolicy,
+        /// Gets what was applied and refused.
+        reply: RpcReplyPort<Result<AcceptOutcome, DbError>>,
+    },
     /// The remotes table.
     Remotes(RpcReplyPort<Result<Vec<Remote>, DbError>>),
     /// A pull of this remote starts: note the site its Status named, and ready the cursor in
     /// its changes for a pull under this accept policy.
-    AlignCursor(
-        RemoteName,
-        SiteId,
-        AcceptPolicy,
-        RpcReplyPort<Result<bool, DbError>>,
-    ),
+    AlignCursor {
+        /// The remote's name here.
+        name: RemoteName,
+        /// The site its Status named.
+        remote: SiteId,
+        /// The policy the pull runs under.
+        policy: AcceptPolicy,
+        /// Gets whether the cursor started over.
+        reply: RpcReplyPort<Result<bool, DbError>>,
+    },
     /// The access mode, key epoch and members.
     AccessState(RpcReplyPort<Result<AccessState, DbError>>),
     /// Check for commits made since the last check.
     CheckForChanges,
 }
 
+impl std::fmt::Debug for DbMsg {
+    /// The request and its small fields: a page's changes and a request's bytes are counted,
+    /// not printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbMsg::Answer {
+                request, budget, ..
+            } => f
+                .debug_struct("Answer")
+                .field("request_bytes", &request.len())
+                .field("budget", budget)
+                .finish_non_exhaustive(),
+            DbMsg::State(_) => f.write_str("State"),
+            DbMsg::Schema(_) => f.write_str("Schema"),
+            DbMsg::Cursor { remote, .. } => f
+                .debug_struct("Cursor")
+                .field("remote", remote)
+                .finish_non_exhaustive(),
+            DbMsg::ResetCursor { remote, .. } => f
+                .debug_struct("ResetCursor")
+                .field("remote", remote)
+                .finish_non_exhaustive(),
+            DbMsg::Accept { remote, page, .. } => f
+                .debug_struct("Accept")
+                .field("remote", remote)
+                .field("changes", &page.changes.len())
+                .field("rows", &page.rows.len())
+                .finish_non_exhaustive(),
+            DbMsg::Remotes(_) => f.write_str("Remotes"),
+            DbMsg::AlignCursor { name, remote, .. } => f
+                .debug_struct("AlignCursor")
+                .field("name", name)
+                .field("remote", remote)
+                .finish_non_exhaustive(),
+            DbMsg::AccessState(_) => f.write_str("AccessState"),
+            DbMsg::CheckForChanges => f.write_str("CheckForChanges"),
+        }
+    }
+}
+
 /// The only writer of the database while `ddcp serve` or `ddcp pull` runs.
+#[derive(Debug)]
 pub struct DbActor;
 
 /// What the DbActor tells whoever listens (`ddcp serve`'s supervisor).
@@ -91,6 +154,7 @@ pub enum DbEvent {
 }
 
 /// The DbActor's start: the open database, and who hears of its changes.
+#[derive(Debug)]
 pub struct DbArgs {
     /// The database.
     pub db: Db,
@@ -100,6 +164,7 @@ pub struct DbArgs {
 }
 
 /// The DbActor's state.
+#[derive(Debug)]
 pub struct DbState {
     db: Db,
     responder: Responder,
@@ -164,7 +229,12 @@ impl DbState {
     fn handle(&mut self, message: DbMsg) -> Result<(), ActorProcessingErr> {
         // A reply port whose asker gave up is not this actor's failure: sends are ignored.
         match message {
-            DbMsg::Answer(request, budget, filter, reply) => {
+            DbMsg::Answer {
+                request,
+                budget,
+                filter,
+                reply,
+            } => {
                 if reply.is_closed() {
                     // The asker stopped waiting while this waited in the mailbox.
                     metrics::shed(metrics::ShedReason::Expired);
@@ -208,13 +278,18 @@ impl DbState {
             DbMsg::Schema(reply) => {
                 let _ = reply.send(self.db.shared_schema());
             }
-            DbMsg::Cursor(remote, reply) => {
+            DbMsg::Cursor { remote, reply } => {
                 let _ = reply.send(self.db.cursor(remote));
             }
-            DbMsg::ResetCursor(remote, reply) => {
+            DbMsg::ResetCursor { remote, reply } => {
                 let _ = reply.send(self.db.reset_cursor(remote));
             }
-            DbMsg::Accept(remote, page, policy, reply) => {
+            DbMsg::Accept {
+                remote,
+                page,
+                policy,
+                reply,
+            } => {
                 let outcome = self.db.accept_page(remote, *page, &policy);
                 if outcome.is_err() && self.db.in_transaction() {
                     self.db.rollback()?;
@@ -227,7 +302,12 @@ impl DbState {
             DbMsg::Remotes(reply) => {
                 let _ = reply.send(self.db.remotes());
             }
-            DbMsg::AlignCursor(name, remote, policy, reply) => {
+            DbMsg::AlignCursor {
+                name,
+                remote,
+                policy,
+                reply,
+            } => {
                 let aligned = self
                     .db
                     .note_remote_site(&name, remote)

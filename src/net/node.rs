@@ -21,7 +21,7 @@ const PROGRAM_NAME: &str = "ddcp";
 
 /// Which Veilid network to join. The defaults join the public network; a private network (the
 /// tests', or an organisation's own) names its bootstrap nodes and a network key.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct NetworkSettings {
     /// Bootstrap records (`0|0|VLD0:<node key>|<address>|U5150,T5150,W5150/ws`); empty: the
     /// public network's own bootstrap.
@@ -30,6 +30,17 @@ pub struct NetworkSettings {
     pub network_key: Option<String>,
     /// `host:port` to listen on for UDP, TCP and WebSocket; empty: Veilid's default.
     pub listen: Option<String>,
+}
+
+impl std::fmt::Debug for NetworkSettings {
+    /// Whether a network key is set, never the key: it is the private network's secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkSettings")
+            .field("bootstrap_records", &self.bootstrap_records)
+            .field("network_key_set", &self.network_key.is_some())
+            .field("listen", &self.listen)
+            .finish()
+    }
 }
 
 impl NetworkSettings {
@@ -62,6 +73,7 @@ pub const EVENT_QUEUE: usize = 256;
 const RESERVED_FOR_EVENTS: usize = 64;
 
 /// A started veilid-core node and the events it reports.
+#[derive(Debug)]
 pub struct Node {
     network: Network,
     events: mpsc::Receiver<NetEvent>,
@@ -212,4 +224,29 @@ fn veilid_config(storage_dir: &Path, settings: &NetworkSettings, role: &NodeRole
     }
     network.routing_table.serve_direct_bootstrap = role.serves_bootstrap;
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::TestNetPlan;
+
+    #[test]
+    fn a_private_networks_key_stays_out_of_debug_output() {
+        let settings = NetworkSettings {
+            bootstrap_records: vec!["0|0|VLD0:abc|10.0.0.1|U5150".into()],
+            network_key: Some("our-shared-secret".into()),
+            listen: None,
+        };
+        let plan = TestNetPlan {
+            hosts: vec!["vtnode1".into()],
+            port: 5150,
+            network_key: "our-shared-secret".into(),
+            dir: PathBuf::from("/tmp/x"),
+        };
+        for shown in [format!("{settings:?}"), format!("{plan:?}")] {
+            assert!(!shown.contains("our-shared-secret"), "{shown}");
+        }
+        assert!(format!("{settings:?}").contains("network_key_set: true"));
+    }
 }

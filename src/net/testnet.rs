@@ -12,7 +12,7 @@ use super::NetError;
 use super::node::{NetworkSettings, Node, NodeRole};
 
 /// What to start.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TestNetPlan {
     /// One node per host name, each listening on `host:port`; the first is the bootstrap.
     /// Veilid wants each node on an address of its own (route hops skip peers sharing one).
@@ -25,7 +25,19 @@ pub struct TestNetPlan {
     pub dir: PathBuf,
 }
 
+impl std::fmt::Debug for TestNetPlan {
+    /// Never the network's key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestNetPlan")
+            .field("hosts", &self.hosts)
+            .field("port", &self.port)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The running nodes.
+#[derive(Debug)]
 pub struct TestNet {
     nodes: Vec<Node>,
     bootstrap_record: String,

@@ -22,6 +22,7 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 const LOGGED_ASKERS: usize = 1024;
 
 /// What becomes of a peer's request.
+#[derive(Debug)]
 pub enum Admission {
     /// A public database's request: answered as it is, with what the database shares.
     Open(Vec<u8>, Arc<ChangeFilter>),

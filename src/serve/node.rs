@@ -45,9 +45,11 @@ pub enum NodeEvent {
 }
 
 /// Owns the Veilid node: shuts it down when it stops.
+#[derive(Debug)]
 pub struct NodeActor;
 
 /// Its start: the attached node, the database that answers calls, the supervisor.
+#[derive(Debug)]
 pub struct NodeArgs {
     /// The node, attached.
     pub node: Node,
@@ -60,6 +62,7 @@ pub struct NodeArgs {
 }
 
 /// The node, its route, and the task reading its events.
+#[derive(Debug)]
 pub struct NodeState {
     node: Option<Node>,
     network: Network,

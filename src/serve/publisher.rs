@@ -30,9 +30,11 @@ pub enum PublisherMsg {
 }
 
 /// Writes the Status; a failed write is retried, a failed start restarts it.
+#[derive(Debug)]
 pub struct PublisherActor;
 
 /// The node and record to publish to, and what is known so far.
+#[derive(Debug)]
 pub struct PublisherArgs {
     /// The node.
     pub network: Network,
@@ -48,6 +50,7 @@ pub struct PublisherArgs {
 
 /// What was published last (and under which access state), so that an unchanged Status is
 /// not written again.
+#[derive(Debug)]
 pub struct PublisherState {
     args: PublisherArgs,
     published: Option<(Status, u64)>,

@@ -49,6 +49,7 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// Keeps this database up to date with one remote (see the module documentation); a failure
 /// ends it, and the supervisor starts another.
+#[derive(Debug)]
 pub struct RemoteActor;
 
 /// What a RemoteActor tells the supervisor. Each names the actor it comes from: the reports of
@@ -76,6 +77,7 @@ pub enum RemoteEvent {
 }
 
 /// What a RemoteActor needs: the remote, the node and database it works with.
+#[derive(Debug)]
 pub struct RemoteArgs {
     /// The remote.
     pub link: RemoteLink,
@@ -92,6 +94,7 @@ pub struct RemoteArgs {
 }
 
 /// A RemoteActor's state between messages.
+#[derive(Debug)]
 pub struct RemoteState {
     args: RemoteArgs,
     /// This actor, named in its reports: the supervisor ignores those of an actor it replaced.

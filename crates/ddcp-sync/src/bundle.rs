@@ -82,6 +82,12 @@ pub struct BundleWriter<W: Write> {
     encoder: zstd::stream::write::Encoder<'static, Hashing<W>>,
 }
 
+impl<W: Write> std::fmt::Debug for BundleWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BundleWriter").finish_non_exhaustive()
+    }
+}
+
 impl<W: Write> BundleWriter<W> {
     /// Starts a bundle on `out` with `header` (written as format [`FORMAT_VERSION`]).
     pub fn start(out: W, header: &BundleHeader) -> io::Result<Self> {
@@ -119,6 +125,17 @@ pub struct BundleReader<'a> {
     body: Cow<'a, [u8]>,
     position: usize,
     changes_read: u64,
+}
+
+impl std::fmt::Debug for BundleReader<'_> {
+    /// Where the reading stands, not the changes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BundleReader")
+            .field("body_bytes", &self.body.len())
+            .field("position", &self.position)
+            .field("changes_read", &self.changes_read)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> BundleReader<'a> {

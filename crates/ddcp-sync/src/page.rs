@@ -41,7 +41,7 @@ pub struct PagePlan {
 }
 
 /// Changes and the rows they carry, with their size.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Held {
     changes: Vec<Change>,
     rows: Vec<Change>,
@@ -67,6 +67,7 @@ impl Held {
 }
 
 /// Builds one page from changes offered in cursor order, after `since`.
+#[derive(Debug)]
 pub struct PageBuilder {
     since: Cursor,
     budget: usize,

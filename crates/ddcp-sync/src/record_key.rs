@@ -77,6 +77,13 @@ impl RecordKey {
 /// A [`RecordKey`] printed whole: `VLD0:<key>:<secret>`, what `ddcp remote add` takes.
 pub struct RevealedKey<'a>(&'a RecordKey);
 
+impl fmt::Debug for RevealedKey<'_> {
+    /// The record only: Debug output lands in logs, where a secret never goes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RevealedKey").field(self.0).finish()
+    }
+}
+
 impl fmt::Display for RevealedKey<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)?;

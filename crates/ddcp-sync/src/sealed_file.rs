@@ -79,6 +79,15 @@ pub struct SealedWriter<W: Write> {
     index: u64,
 }
 
+impl<W: Write> std::fmt::Debug for SealedWriter<W> {
+    /// Chunks written so far; never the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedWriter")
+            .field("chunks", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<W: Write> SealedWriter<W> {
     /// Starts a file that `sealer` seals for `recipient` on `out`.
     pub fn start(mut out: W, sealer: &MemberKeys, recipient: &MemberId) -> io::Result<Self> {

@@ -35,12 +35,14 @@ pub enum InvalidChange {
     },
 }
 
+#[derive(Debug)]
 struct TableShape {
     pk_columns: usize,
     columns: Vec<String>,
 }
 
 /// Checks changes against one database's CRR schema.
+#[derive(Debug)]
 pub struct ChangeValidator {
     tables: HashMap<String, TableShape>,
 }

@@ -31,6 +31,7 @@ use remotes::{RemoteSlots, SlotId};
 use restart::Restartable;
 
 /// How `ddcp serve` runs.
+#[derive(Debug)]
 pub struct ServeOptions {
     /// How often a remote whose record cannot be watched is polled.
     pub poll_interval: Duration,
@@ -85,10 +86,12 @@ child_events!(
 );
 
 /// The root of `ddcp serve`'s tree: see the module documentation for what it guarantees.
+#[derive(Debug)]
 pub struct Supervisor;
 
 /// Its start: everything the tree needs, opened and attached by the caller so that a bad
 /// database or an unreachable network is reported before anything runs.
+#[derive(Debug)]
 pub struct SupervisorArgs {
     /// The attached node.
     pub node: Node,
@@ -114,6 +117,7 @@ pub struct SupervisorArgs {
 
 /// The children, their restart histories, and the latest state and route (a restarted
 /// publisher starts from them).
+#[derive(Debug)]
 pub struct SupervisorState {
     network: Network,
     identity: RecordIdentity,

@@ -21,6 +21,7 @@ use crate::sync::RecordKey;
 pub struct SlotId(u64);
 
 /// One remote, with its actor (generic so that the bookkeeping is tested without a network).
+#[derive(Debug)]
 pub(super) struct RemoteSlot<M: ractor::Message> {
     pub link: RemoteLink,
     pub id: SlotId,
@@ -29,6 +30,7 @@ pub(super) struct RemoteSlot<M: ractor::Message> {
 }
 
 /// The remotes, by name.
+#[derive(Debug)]
 pub(super) struct RemoteSlots<M: ractor::Message> {
     slots: BTreeMap<RemoteName, RemoteSlot<M>>,
     next_id: u64,

@@ -15,6 +15,7 @@ const HEALTHY_RUN: Duration = Duration::from_secs(300);
 
 /// A child the supervisor restarts: its actor (none while it waits to restart) and its
 /// restart history.
+#[derive(Debug)]
 pub(super) struct Restartable<M: ractor::Message> {
     /// The running actor; none while it waits to restart.
     pub actor: Option<ActorRef<M>>,

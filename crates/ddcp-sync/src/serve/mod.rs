@@ -131,6 +131,18 @@ pub struct Responder {
     source_failure: Option<SourceError>,
 }
 
+impl std::fmt::Debug for Responder {
+    /// What it holds, in counts.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder")
+            .field("compression", &self.compression)
+            .field("cached_answers", &self.cache.len())
+            .field("cached_bytes", &self.cached_bytes)
+            .field("pages_shared", &self.pages_shared)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A page built for a peer, for the record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Served {
