@@ -25,10 +25,16 @@ fn main() -> ExitCode {
     // No colours where they would be noise: not a terminal, or NO_COLOR set (no-color.org).
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+    // A one-shot command says what it did once, on stdout; its info lines would say it again.
+    // The daemons (serve, testnet) have no stdout to say it on: their info lines are their news.
+    let default_filter = match cli.command {
+        ddcp::cli::Command::Serve(_) | ddcp::cli::Command::Testnet(_) => "error,ddcp=info",
+        _ => "error,ddcp=warn",
+    };
     let mut filter = match asked {
         Some(filter) => tracing_subscriber::EnvFilter::new(filter),
         None => tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,ddcp=info")),
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
     };
     // veilid-core's duration recorder reports an operation ddcp cut short on purpose (a quick
     // look for a record not published yet) as an error: it is not one. Shown only when asked

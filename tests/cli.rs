@@ -1433,6 +1433,15 @@ fn backup_and_restore_bring_back_the_same_database() {
         "{}",
         restored.stdout
     );
+    // What --force skipped, and what the user now has to make sure of, said every time.
+    assert!(
+        restored
+            .stderr
+            .contains("warning: --force: whether another copy of record VLD0:")
+            && restored.stderr.contains("never serves or pulls again"),
+        "{}",
+        restored.stderr
+    );
     assert_eq!(lost.run(&["addr"]).ok(), alice.run(&["addr"]).ok());
     assert_eq!(lost.run(&["id"]).ok(), alice.run(&["id"]).ok());
     let status = |site: &Site| -> serde_json::Value {
@@ -1664,4 +1673,30 @@ fn a_whole_key_in_any_position_of_any_command_is_never_echoed() {
         echoed.join("\n")
     );
     assert!(runs > 100, "{runs} runs");
+}
+
+/// A one-shot command says what it did once, on stdout: no info line on stderr repeats it
+/// unless asked for (-v, RUST_LOG). `ddcp serve` keeps its info lines: they are its news.
+#[test]
+fn a_one_shot_command_says_what_it_did_once() {
+    let site = Site::new();
+    let quiet = |args: &[&str]| {
+        let mut command = site.command(args);
+        command.env_remove("RUST_LOG");
+        common::run_command(command, b"")
+    };
+    let init = quiet(&["init"]);
+    assert!(init.ok().starts_with("VLD0:"), "{}", init.stdout);
+    assert_eq!(init.stderr, "", "init said it twice");
+    let added = quiet(&["remote", "add", "alice", WHOLE]);
+    assert!(added.ok().contains("alice"), "{}", added.stdout);
+    assert_eq!(added.stderr, "");
+    let mut verbose = site.command(&["-v", "remote", "remove", "alice"]);
+    verbose.env_remove("RUST_LOG");
+    let removed = common::run_command(verbose, b"");
+    assert!(
+        removed.stderr.contains("INFO") || removed.stderr.contains("DEBUG"),
+        "{}",
+        removed.stderr
+    );
 }

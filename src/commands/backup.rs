@@ -173,7 +173,12 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), CommandError> 
             .map_err(file_error("cannot write", &path))?;
     }
     let identity = RecordIdentity::load(&config.state_dir)?;
-    if !args.force {
+    if args.force {
+        super::output::print_warning(format_args!(
+            "--force: whether another copy of record {} serves was not checked; two live copies of one site corrupt each other's peers, so make sure the copy this backup replaces never serves or pulls again",
+            identity.key
+        ));
+    } else {
         let attach = Duration::from_secs(args.attach.attach_timeout);
         if let Err(err) = check_not_serving(config, &identity.key, &args.file, attach) {
             for (name, _) in &writes {

@@ -20,6 +20,12 @@ pub fn print_line(text: impl std::fmt::Display) -> io::Result<()> {
     writeln!(io::stdout().lock(), "{}", redacted(&text.to_string()))
 }
 
+/// Writes `text` to stderr as one `warning:` line: something the user must know, and act on,
+/// though the command went on.
+pub fn print_warning(text: impl std::fmt::Display) {
+    eprintln!("warning: {}", redacted(&text.to_string()));
+}
+
 /// The arguments of this run that look like keys: cut out of every result, error and log line
 /// it prints (see [`crate::sync::redact`]). Set once, by `main`, before anything is printed.
 static REDACTIONS: std::sync::OnceLock<Redactions> = std::sync::OnceLock::new();
