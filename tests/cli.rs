@@ -1078,6 +1078,41 @@ fn clone_refuses_bad_input_before_making_anything() {
         .fails_with("has no secret part");
     assert!(!site.path("bob").exists());
     assert_eq!(snapshot(&existing.db_file()), before);
+    // A backup's path with a typo is a missing file, not a malformed key.
+    for typo in ["./backup-with-a-typo.db", "backups/alice", "~/alice.db"] {
+        site.run(&["clone", typo, "bob"]).fails_with(&format!(
+            "no file at {typo}: a backup to clone from must exist"
+        ));
+        assert!(!site.path("bob").exists());
+    }
+}
+
+/// A clone that fails once it started (here: no network to reach) leaves nothing it made: no
+/// DIR, no state dir, no member identity (kept only when a private remote refused it).
+#[test]
+fn a_failed_clone_leaves_nothing_behind() {
+    let site = Site::new();
+    let failed = site.run(&["clone", WHOLE, "carol", "--attach-timeout", "1"]);
+    assert_ne!(failed.code, 0);
+    let last = failed.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: the Veilid node was not ready"),
+        "{last}"
+    );
+    assert!(
+        !site.path("carol").exists(),
+        "the failed clone left carol/ behind"
+    );
+    // A DIR that was there stays, with what it held.
+    std::fs::create_dir(site.path("dave")).unwrap();
+    std::fs::write(site.path("dave/notes.txt"), "mine").unwrap();
+    let failed = site.run(&["clone", WHOLE, "dave", "--attach-timeout", "1"]);
+    assert_ne!(failed.code, 0);
+    assert!(!site.path("dave/.ddcp").exists() && !site.path("dave/ddcp.db").exists());
+    assert_eq!(
+        std::fs::read_to_string(site.path("dave/notes.txt")).unwrap(),
+        "mine"
+    );
 }
 
 #[test]

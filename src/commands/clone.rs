@@ -1,8 +1,8 @@
 //! `ddcp clone KEY [DIR]`: a new database that replicates with a remote one, in one command
 //! (git's habit): its CRR tables made as the remote's (the protocol's SchemaRequest), the remote
-//! added and pulled, and a record of its own, as `ddcp init` makes. A failure keeps nothing but
-//! the state dir's member identity: the one line for a private remote names it, and the same
-//! command run again once the owner added it uses it.
+//! added and pulled, and a record of its own, as `ddcp init` makes. A failure keeps nothing it
+//! made, but for a private remote that refused it: its member identity stays in the state dir,
+//! the one line names it, and the same command run again once the owner added it uses it.
 
 use std::time::Duration;
 
@@ -40,18 +40,26 @@ pub fn run(config: &Config, args: &CloneArgs) -> Result<(), CommandError> {
     // Everything the user typed is checked before anything is made.
     let key: Option<RecordKey> = match from_file {
         true => None,
-        false => Some(super::remote_key(&args.source)?),
+        false => Some(super::remote_key(&args.source).map_err(|err| {
+            if names_a_file(&args.source) {
+                CommandError::NoBackupFile(args.source.clone().into())
+            } else {
+                err
+            }
+        })?),
     };
     let name: RemoteName = args.name.parse()?;
     let authors: AuthorPolicy = match &args.authors.authors {
         Some(text) => text.parse().map_err(CommandError::BadAuthors)?,
         None => AuthorPolicy::Any,
     };
-    let config = &target(config, args)?;
+    let made = Made::before(config, args);
+    let config = &target(config, args).inspect_err(|_| made.undo())?;
     let Some(key) = key else {
-        return super::clone_file::run(config, std::path::Path::new(&args.source), args.json);
+        return super::clone_file::run(config, std::path::Path::new(&args.source), args.json)
+            .inspect_err(|_| made.undo());
     };
-    let me = member_file::load_or_create(&config.state_dir)?;
+    let me = member_file::load_or_create(&config.state_dir).inspect_err(|_| made.undo())?;
     let link = RemoteLink {
         name,
         key,
@@ -71,10 +79,15 @@ pub fn run(config: &Config, args: &CloneArgs) -> Result<(), CommandError> {
     let (own_key, report) = match result {
         Ok(done) => done,
         Err(err) => {
-            // Nothing half made: the database and the record go; the member identity stays
-            // (a private remote's owner is asked to add it).
+            // Nothing half made: the database and the record go, and the state dir and DIR
+            // when the clone made them; the member identity stays only when a private
+            // remote refused it (its owner is asked to add it, and the same command run
+            // again then clones).
             remove_database_files(&config.db_file);
             let _ = std::fs::remove_file(config.state_dir.join("record"));
+            if !matches!(err, CommandError::NotAMember { .. }) {
+                made.undo();
+            }
             return Err(err);
         }
     };
@@ -94,6 +107,45 @@ pub fn run(config: &Config, args: &CloneArgs) -> Result<(), CommandError> {
         super::output::print_line(own_key.reveal())?;
     }
     Ok(())
+}
+
+/// A source that is no record key but reads as a path (a '/', a file extension, a '~')
+/// names a backup that is not there: said so, rather than as a malformed key.
+fn names_a_file(source: &str) -> bool {
+    let path = std::path::Path::new(source);
+    !crate::sync::redact::looks_like_a_key(source)
+        && (source.contains('/') || source.starts_with('~') || path.extension().is_some())
+}
+
+/// The folders a clone may make: removed again when it fails, unless they were there before.
+struct Made {
+    dir: Option<std::path::PathBuf>,
+    state_dir: Option<std::path::PathBuf>,
+}
+
+impl Made {
+    /// What of DIR and the state dir does not exist yet.
+    fn before(config: &Config, args: &CloneArgs) -> Made {
+        let state_dir = match &args.dir {
+            Some(dir) => dir.join(".ddcp"),
+            None => config.state_dir.clone(),
+        };
+        Made {
+            dir: args.dir.clone().filter(|dir| !dir.exists()),
+            state_dir: Some(state_dir).filter(|dir| !dir.exists()),
+        }
+    }
+
+    /// Removes what the clone made.
+    fn undo(&self) {
+        if let Some(state_dir) = &self.state_dir {
+            let _ = std::fs::remove_dir_all(state_dir);
+        }
+        if let Some(dir) = &self.dir {
+            // Only if empty: nothing the user put there goes.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }
 
 /// Where the new database goes (DIR, or --db-file and --state-dir), checked to hold none yet,
@@ -130,9 +182,12 @@ async fn clone(
 ) -> Result<(RecordKey, PullReport), CommandError> {
     node.attach(attach).await?;
     let network = node.network();
-    let remote_failed = |err: RemoteError| CommandError::Remote {
-        name: link.name.to_string(),
-        reason: err.to_string(),
+    let remote_failed = |err: RemoteError| {
+        let (name, reason) = (link.name.to_string(), err.to_string());
+        match err {
+            RemoteError::NotAMember(_) => CommandError::NotAMember { name, reason },
+            _ => CommandError::Remote { name, reason },
+        }
     };
     let deadline = tokio::time::Instant::now() + FIRST_CONTACT;
     let mut contact = FirstContact::default();

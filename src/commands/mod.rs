@@ -175,6 +175,15 @@ pub enum CommandError {
     NoRemotes,
     #[error("remote {name}: {reason}")]
     Remote { name: String, reason: String },
+    /// As [`CommandError::Remote`], when the remote is private and this database is not one
+    /// of its members: its member identity must outlive the failure (the owner adds it).
+    #[error("remote {name}: {reason}")]
+    NotAMember { name: String, reason: String },
+    #[error(
+        "no file at {}: a backup to clone from must exist (or give a record key, VLD0:<key>:<secret>)",
+        .0.display()
+    )]
+    NoBackupFile(PathBuf),
 }
 
 impl CommandError {
