@@ -28,7 +28,9 @@ fn main() -> ExitCode {
     // A one-shot command says what it did once, on stdout; its info lines would say it again.
     // The daemons (serve, testnet) have no stdout to say it on: their info lines are their news.
     let default_filter = match cli.command {
-        ddcp::cli::Command::Serve(_) | ddcp::cli::Command::Testnet(_) => "error,ddcp=info",
+        ddcp::cli::Command::Serve(_)
+        | ddcp::cli::Command::Testnet(_)
+        | ddcp::cli::Command::Watch(_) => "error,ddcp=info",
         _ => "error,ddcp=warn",
     };
     let mut filter = match asked {

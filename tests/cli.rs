@@ -1369,6 +1369,12 @@ fn watch_alone_streams_what_the_database_gets() {
     let alice_site: serde_json::Value =
         serde_json::from_str(alice.run(&["status", "--json"]).ok()).unwrap();
     let bob = Site::with_bookmarks();
+    // A version the database has not reached is refused, not waited for in silence; a
+    // negative one is told as out of range.
+    bob.run(&["watch", "--since", "99"])
+        .fails_with("--since 99 is beyond this database's db_version");
+    bob.run(&["watch", "--since", "-1"])
+        .fails_with("invalid value '-1' for '--since <DB_VERSION>'");
     bob.run(&["watch", "--tables", "nope"])
         .fails_with("no CRR table named \"nope\" here");
     bob.sql("insert into tags values ('b1', 'mine')");
@@ -1418,6 +1424,20 @@ fn backup_and_restore_bring_back_the_same_database() {
     let keyed = keyed.to_str().unwrap();
     let made = alice.run(&["backup", plain]);
     assert!(made.ok().starts_with("backed up site "), "{}", made.stdout);
+    // An existing backup is replaced only when asked; a missing folder is FILE's, not a
+    // partial file's the user never typed.
+    let first = snapshot(std::path::Path::new(plain));
+    alice
+        .run(&["backup", plain])
+        .fails_with("exists: pass --force to replace it");
+    assert_eq!(snapshot(std::path::Path::new(plain)), first);
+    alice.run(&["backup", plain, "--force"]).ok();
+    let nowhere = alice.path("no/such/dir/x.db");
+    let line = alice
+        .run(&["backup", nowhere.to_str().unwrap()])
+        .fails_with("its folder does not exist")
+        .to_string();
+    assert!(!line.contains(".partial"), "{line}");
     let json: serde_json::Value = serde_json::from_str(
         alice
             .run(&["backup", keyed, "--with-identity", "--json"])

@@ -53,8 +53,12 @@ pub struct ShareArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Example: ddcp backup /backups/app-$(date +%F).db")]
 pub struct BackupArgs {
-    /// The backup file to write (replaced whole when it exists; mode 0600).
+    /// The backup file to write (mode 0600); one that exists is replaced only with --force.
     pub file: PathBuf,
+
+    /// Replace FILE when it exists (a backup is never replaced by accident).
+    #[arg(long)]
+    pub force: bool,
 
     /// ALSO COPY THIS DATABASE'S SECRET KEYS (its record's owner key and its member identity)
     /// into the backup: whoever holds the file can then publish as this database. Needed to
@@ -93,7 +97,12 @@ pub struct WatchArgs {
 
     /// Start after this db_version of this database (0: everything it holds); without it, only
     /// changes from now on.
-    #[arg(long, value_name = "DB_VERSION", value_parser = clap::value_parser!(i64).range(0..))]
+    #[arg(
+        long,
+        value_name = "DB_VERSION",
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i64).range(0..)
+    )]
     pub since: Option<i64>,
 
     /// One JSON object per change, per line.

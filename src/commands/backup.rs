@@ -51,6 +51,18 @@ pub fn backup(config: &Config, args: &BackupArgs) -> Result<(), CommandError> {
     if args.file.exists() && same_file(&args.file, &config.db_file) {
         return Err(CommandError::WouldOverwriteDatabase(args.file.clone()));
     }
+    if args.file.exists() && !args.force {
+        return Err(CommandError::BackupExists(args.file.clone()));
+    }
+    // The partial file is made beside FILE: a missing folder is said as FILE's.
+    if let Some(folder) = args
+        .file
+        .parent()
+        .filter(|folder| !folder.as_os_str().is_empty())
+        && !folder.is_dir()
+    {
+        return Err(CommandError::NoFolder(args.file.clone()));
+    }
     let identity = if args.with_identity {
         let mut files = Vec::new();
         for name in IDENTITY_FILES {
@@ -65,16 +77,21 @@ pub fn backup(config: &Config, args: &BackupArgs) -> Result<(), CommandError> {
     // Made beside the target, private, and renamed into place whole.
     let partial = partial(&args.file);
     let _ = std::fs::remove_file(&partial);
+    // Errors name FILE, the file the user asked for, not the partial one beside it.
     let made = (|| -> Result<(), CommandError> {
-        db.backup_into(&partial)?;
+        db.backup_into(&partial).map_err(|err| CommandError::File {
+            what: "cannot write",
+            path: args.file.clone(),
+            source: std::io::Error::other(err.to_string()),
+        })?;
         std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))
-            .map_err(file_error("cannot write", &partial))?;
+            .map_err(file_error("cannot write", &args.file))?;
         if let Some(files) = &identity {
             add_identity(&partial, files)?;
         }
         std::fs::File::open(&partial)
             .and_then(|file| file.sync_all())
-            .map_err(file_error("cannot write", &partial))?;
+            .map_err(file_error("cannot write", &args.file))?;
         std::fs::rename(&partial, &args.file).map_err(file_error("cannot write", &args.file))
     })();
     if made.is_err() {

@@ -180,6 +180,13 @@ pub enum CommandError {
     #[error("remote {name}: {reason}")]
     NotAMember { name: String, reason: String },
     #[error(
+        "{} exists: pass --force to replace it (a backup is never replaced by accident)",
+        .0.display()
+    )]
+    BackupExists(PathBuf),
+    #[error("cannot write {}: its folder does not exist", .0.display())]
+    NoFolder(PathBuf),
+    #[error(
         "no file at {}: a backup to clone from must exist (or give a record key, VLD0:<key>:<secret>)",
         .0.display()
     )]

@@ -34,6 +34,13 @@ pub fn run(config: &Config, args: &WatchArgs) -> Result<(), CommandError> {
             .into(),
         );
     }
+    // A version the database has not reached would be waited for in silence.
+    let db_version = db.db_version()?;
+    if let Some(since) = args.since.map(DbVersion)
+        && since > db_version
+    {
+        return Err(CommandError::SinceBeyondVersion { since, db_version });
+    }
     let mut printer = Printer { json: args.json };
     let result = match crate::control::connect(&config.state_dir)? {
         Some(mut stream) => {
