@@ -22,9 +22,9 @@ COPY crates crates
 COPY src src
 COPY benches benches
 RUN cargo build --release --locked --bin ddcp \
- && mkdir -p /src/share \
+ && mkdir -p /src/share/man1 \
  && target/release/ddcp completions bash >/src/share/ddcp.bash \
- && target/release/ddcp man >/src/share/ddcp.1
+ && target/release/ddcp man --dir /src/share/man1 >/dev/null
 
 FROM debian:bookworm-slim
 # A fixed uid: the entrypoint hands /data to it, and hosts can match it.
@@ -32,7 +32,7 @@ RUN useradd --system --uid 999 --home-dir /data --shell /usr/sbin/nologin ddcp \
  && mkdir -p /data && chown 999:999 /data
 COPY --from=build /src/target/release/ddcp /usr/local/bin/ddcp
 COPY --from=build /src/share/ddcp.bash /usr/share/bash-completion/completions/ddcp
-COPY --from=build /src/share/ddcp.1 /usr/share/man/man1/ddcp.1
+COPY --from=build /src/share/man1/ /usr/share/man/man1/
 COPY deploy/entrypoint.sh /usr/local/bin/ddcp-entrypoint
 COPY fixtures /usr/share/ddcp/fixtures
 WORKDIR /data

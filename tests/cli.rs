@@ -1601,6 +1601,36 @@ fn completions_and_the_man_page_name_every_command() {
     }
     site.run(&["completions", "tcsh"])
         .fails_with("invalid value 'tcsh'");
+    // ddcp(1) refers to a page per command: --dir writes every one it refers to, each with
+    // its command's options.
+    std::fs::create_dir(site.path("man1")).unwrap();
+    let written = site.run(&["man", "--dir", "man1"]).ok().to_string();
+    let mut references = 0;
+    for after in man.split("ddcp\\-").skip(1) {
+        // A reference is `ddcp\-remote\-add(1)` in roff.
+        let name: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '\\' || *c == '-')
+            .collect();
+        if !after[name.len()..].starts_with("(1)") {
+            continue;
+        }
+        let page = name.replace("\\-", "-");
+        let file = site.path(&format!("man1/ddcp-{page}.1"));
+        assert!(
+            file.is_file(),
+            "ddcp(1) refers to ddcp-{page}(1), which was not written"
+        );
+        references += 1;
+    }
+    assert!(references > 10, "{references} references in ddcp(1)");
+    let read = |page: &str| std::fs::read_to_string(site.path(&format!("man1/{page}"))).unwrap();
+    assert!(read("ddcp-bundle-create.1").contains("encrypt\\-to"));
+    assert!(read("ddcp-watch.1").contains("since"));
+    assert!(read("ddcp-backup.1").contains("with\\-identity"));
+    assert!(written.lines().count() > 25, "{written}");
+    site.run(&["man", "--dir", "nowhere"])
+        .fails_with("no folder at nowhere");
 }
 
 /// Runs ddcp with `args` in `site` for `bound` at most (then kills it: serve, watch and the

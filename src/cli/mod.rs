@@ -237,9 +237,12 @@ pub enum Command {
     /// /usr/share/bash-completion/completions/ddcp, or `source <(ddcp completions bash)`).
     #[command(after_help = "Example: ddcp completions zsh > ~/.zfunc/_ddcp")]
     Completions(CompletionsArgs),
-    /// Print ddcp's man page (roff): `ddcp man > /usr/local/share/man/man1/ddcp.1`.
-    #[command(after_help = "Example: ddcp man | man -l -")]
-    Man,
+    /// Print ddcp's man page (roff), or with --dir write a page for every command into DIR
+    /// (ddcp.1, ddcp-remote-add.1, ...), which ddcp(1) refers to.
+    #[command(
+        after_help = "Example: ddcp man --dir /usr/local/share/man/man1 && man ddcp-remote-add"
+    )]
+    Man(ManArgs),
 }
 
 #[cfg(test)]

@@ -186,6 +186,8 @@ pub enum CommandError {
     BackupExists(PathBuf),
     #[error("cannot write {}: its folder does not exist", .0.display())]
     NoFolder(PathBuf),
+    #[error("no folder at {}", .0.display())]
+    NoSuchFolder(PathBuf),
     #[error(
         "no file at {}: a backup to clone from must exist (or give a record key, VLD0:<key>:<secret>)",
         .0.display()
@@ -287,7 +289,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Share(args) => share::run(&config, &args),
         Command::Watch(args) => watch::run(&config, &args),
         Command::Completions(args) => completions::completions(args.shell),
-        Command::Man => completions::man(),
+        Command::Man(args) => completions::man(&args),
         Command::Backup(args) => backup::backup(&config, &args),
         Command::Restore(args) => backup::restore(&config, &args),
         Command::Shell(args) => shell::run(&config, &args),
