@@ -189,7 +189,10 @@ pub enum Command {
     #[command(after_help = "Examples:\n  ddcp access private\n  ddcp access --json")]
     Access(AccessArgs),
     /// Manage who may read this database while it is private.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example: ddcp member add bob VLD0:<bob's id, from his `ddcp id`>   (then: ddcp member list)"
+    )]
     Member(MemberCommand),
     /// What every reader may have of this database (tables, columns, rows); members of a
     /// private database read within it. With no filter flag, print it.
@@ -200,7 +203,10 @@ pub enum Command {
     )]
     Shell(ShellArgs),
     /// Manage the remote databases this one pulls from.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example: ddcp remote add alice VLD0:<key>:<secret>   (then: ddcp pull alice)"
+    )]
     Remote(RemoteCommand),
     /// Show this database's site id, version, CRR tables and remotes.
     #[command(after_help = "Example: ddcp status --json")]
@@ -216,7 +222,10 @@ pub enum Command {
     /// and keys).
     Restore(RestoreArgs),
     /// Move changes by file, for peers without a network between them.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example: ddcp bundle create alice.bundle   (on bob: ddcp bundle apply alice.bundle)"
+    )]
     Bundle(BundleCommand),
     /// Replicate until stopped (Ctrl-C): publish this database's status, answer peers, pull
     /// every remote as soon as it changes.
@@ -266,6 +275,18 @@ mod tests {
         }
     }
 
+    /// Every group of commands ("ddcp remote"), with its path.
+    fn groups(command: &clap::Command, path: &str, found: &mut Vec<(String, clap::Command)>) {
+        for sub in command
+            .get_subcommands()
+            .filter(|sub| sub.has_subcommands() && sub.get_name() != "help")
+        {
+            let path = format!("{path} {}", sub.get_name());
+            groups(sub, &path, found);
+            found.push((path, sub.clone()));
+        }
+    }
+
     #[test]
     fn every_command_has_an_example_and_its_own_options_first() {
         let mut root = Cli::command();
@@ -285,6 +306,14 @@ mod tests {
             let global = help.find("Global options:").expect("global options");
             let network = help.find("Network options").expect("network options");
             assert!(own < global && global < network, "{path}:\n{help}");
+        }
+        // `ddcp remote --help` and the other groups end with an example too.
+        let mut found = Vec::new();
+        groups(&root, "ddcp", &mut found);
+        assert!(found.len() >= 3, "{}", found.len());
+        for (path, mut command) in found {
+            let help = command.render_help().to_string();
+            assert!(help.contains("Example"), "{path} has no example:\n{help}");
         }
     }
 }
