@@ -64,8 +64,12 @@ fn init_refuses_an_existing_database_or_identity_and_changes_nothing() {
     let site = Site::with_bookmarks();
     let before = snapshot(&site.db_file());
     let identity = snapshot(&site.path(".ddcp/record"));
+    // Run twice: said of the database.
     site.run(&["init"])
+        .fails_with("ddcp.db is already a ddcp database");
+    site.run(&["--db-file", "new.db", "init"])
         .fails_with("already holds a database's DHT record");
+    assert!(!site.path("new.db").exists());
     site.run(&["--state-dir", "other", "init"])
         .fails_with("is already a ddcp database");
     assert!(
@@ -275,8 +279,12 @@ fn shell_dot_commands() {
     site.run_with_input(&["shell"], b".read bad.sql\n")
         .fails_with("line 1: bad.sql: line 2: no such table: nope");
     std::fs::write(site.path("self.sql"), ".read self.sql\n").unwrap();
-    site.run_with_input(&["shell"], b".read self.sql\n")
-        .fails_with("16 deep");
+    let line = site
+        .run_with_input(&["shell"], b".read self.sql\n")
+        .fails_with("16 deep")
+        .to_string();
+    // Said once, not once per level it went down.
+    assert_eq!(line.matches("self.sql").count(), 1, "{line}");
     // .timer on: each statement's time after its rows.
     let timed = site
         .run_with_input(&["shell"], b".timer on\nselect 1;\n")
@@ -417,6 +425,7 @@ fn remote_add_refuses_bad_input_and_writes_nothing() {
     let with_secret = format!("{KEY}:{OTHER_SECRET}");
     let secret_first = format!("{SECRET}:{KEY}");
     let named_without_secret = format!("remote \"alice\" already has key VLD0:{KEY}");
+    let other_key = format!("{}:{SECRET}", "A".repeat(43));
     for (args, message) in [
         (
             vec!["remote", "add", "bob", "VLD0:nope"],
@@ -453,6 +462,11 @@ fn remote_add_refuses_bad_input_and_writes_nothing() {
             "invalid remote name",
         ),
         (vec!["remote", "add", "a/b", WHOLE], "invalid remote name"),
+        (
+            // The prefix is the problem, not a name someone holds.
+            vec!["remote", "add", "bob", &other_key, "--into", "book"],
+            "--into book: bookmarks starts with it",
+        ),
         (
             // Name and key swapped: the key is not repeated, the order is said.
             vec!["remote", "add", WHOLE, "erin"],
@@ -574,7 +588,8 @@ fn bundles_carry_changes_between_databases() {
     let before = version();
     let again = alice.run(&["bundle", "apply", delta]).ok().to_string();
     assert!(
-        again.starts_with("applied 1 changes from site ") && again.contains("nothing new"),
+        again.starts_with("nothing new in 1 changes from site ")
+            && again.contains("this database held them all"),
         "{again}"
     );
     assert_eq!(version(), before);

@@ -10,6 +10,10 @@ use crate::sync::RecordKey;
 
 pub fn run(config: &Config, args: &InitArgs) -> Result<(), CommandError> {
     if RecordIdentity::exists(&config.state_dir) {
+        // `ddcp init` run twice: said of the database, what the user asked to make.
+        if config.db_file.exists() && Db::open(&config.db_file, &config.extension).is_ok() {
+            return Err(crate::db::DbError::AlreadyInitialized(config.db_file.clone()).into());
+        }
         return Err(NetError::IdentityExists(config.state_dir.clone()).into());
     }
     // The bundle is read whole and checked before anything is made.

@@ -159,6 +159,8 @@ pub enum CommandError {
     Output(#[from] std::io::Error),
     #[error("line {line}: {message}")]
     DotCommand { line: usize, message: String },
+    #[error(".read {0}: files read within each other {1} deep (does one read itself?)")]
+    ReadTooDeep(String, usize),
     #[error("line {0}: NUL byte in the input")]
     NulByte(usize),
     #[error("{0}; the open transaction was rolled back")]

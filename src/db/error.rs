@@ -83,6 +83,10 @@ pub enum DbError {
     BadMirrorPrefix(String),
     #[error("--into {prefix}: the name is taken by {by}")]
     MirrorPrefixTaken { prefix: String, by: String },
+    #[error(
+        "--into {prefix}: {table} starts with it, so a mirror's name could be one of this database's own: choose a prefix no table's name starts with (e.g. {prefix}_)"
+    )]
+    MirrorPrefixStartsTable { prefix: String, table: String },
     #[error(transparent)]
     BadFilter(#[from] BadFilter),
     #[error("remote {name:?} has an invalid key in the database: {reason}")]

@@ -196,10 +196,10 @@ pub(super) fn add_mirror(
                 |row| row.get(0),
             )
             .optional()?;
-        if let Some(name) = taken {
-            return Err(DbError::MirrorPrefixTaken {
+        if let Some(table) = taken {
+            return Err(DbError::MirrorPrefixStartsTable {
                 prefix: prefix.to_string(),
-                by: name,
+                table,
             });
         }
     }

@@ -79,18 +79,18 @@ pub(super) fn apply(
     if json {
         print_json(&applied)?;
     } else {
-        let result = if applied.changed {
-            format!(
-                "this database is now at db_version {}",
-                applied.db_version_after
-            )
+        if applied.changed {
+            print_line(format_args!(
+                "applied {} changes from site {}: this database is now at db_version {}",
+                applied.changes, applied.from_site, applied.db_version_after
+            ))?;
         } else {
-            "nothing new: this database held them all".to_string()
-        };
-        print_line(format_args!(
-            "applied {} changes from site {}: {result}",
-            applied.changes, applied.from_site
-        ))?;
+            // Said as what happened: nothing was applied.
+            print_line(format_args!(
+                "nothing new in {} changes from site {}: this database held them all",
+                applied.changes, applied.from_site
+            ))?;
+        }
     }
     Ok(())
 }

@@ -59,6 +59,7 @@ pub fn run<W: Write>(shell: &mut Shell<W>, config: &Config) -> Result<(), Comman
             match shell.run_dot(line.trim()) {
                 Ok(Flow::Quit) => break,
                 Ok(Flow::Continue) => {}
+                Ok(Flow::Stop(err)) => eprintln!("error: {err}"),
                 Err(message) => eprintln!("error: {message}"),
             }
             continue;

@@ -41,10 +41,18 @@ pub fn run(config: &Config, args: &ShellArgs) -> Result<(), CommandError> {
 }
 
 /// What to do after a line.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 enum Flow {
     Continue,
     Quit,
+    /// Stop the script with this error, said as it is (not as the error of this line).
+    Stop(CommandError),
+}
+
+/// Why a `.read` failed: too deep (passed up whole, said once), or any other error.
+enum ReadFailed {
+    TooDeep(String, usize),
+    Other(String),
 }
 
 /// `.read` files open within each other at most this deep: a file that reads itself stops.
@@ -95,8 +103,10 @@ impl<W: Write> Shell<W> {
                             line: line_number,
                             message,
                         })?;
-                if flow == Flow::Quit {
-                    return Ok(());
+                match flow {
+                    Flow::Quit => return Ok(()),
+                    Flow::Stop(err) => return Err(err),
+                    Flow::Continue => {}
                 }
             } else if let Some(pending) = splitter.push_line(&line) {
                 self.run_sql(&pending)?;
@@ -121,18 +131,21 @@ impl<W: Write> Shell<W> {
 
     /// `.read FILE`: its lines run as if typed here; its first error stops it (and the script
     /// around it), named by file and line.
-    fn read(&mut self, file: &str) -> Result<(), String> {
+    fn read(&mut self, file: &str) -> Result<(), ReadFailed> {
         if self.reading.len() >= MAX_READ_DEPTH {
-            return Err(format!(
-                ".read {file}: files read within each other {MAX_READ_DEPTH} deep (does one read itself?)"
-            ));
+            return Err(ReadFailed::TooDeep(file.to_string(), MAX_READ_DEPTH));
         }
-        let opened =
-            std::fs::File::open(file).map_err(|err| format!("cannot read {file}: {err}"))?;
+        let opened = std::fs::File::open(file)
+            .map_err(|err| ReadFailed::Other(format!("cannot read {file}: {err}")))?;
         self.reading.push(file.to_string());
         let result = self.run_lines(io::BufReader::new(opened));
         self.reading.pop();
-        result.map_err(|err| format!("{file}: {err}"))
+        match result {
+            // Said once, by the innermost file: a file that reads itself must not repeat its
+            // name at every level it went down.
+            Err(CommandError::ReadTooDeep(file, depth)) => Err(ReadFailed::TooDeep(file, depth)),
+            other => other.map_err(|err| ReadFailed::Other(format!("{file}: {err}"))),
+        }
     }
 
     fn run_dot(&mut self, line: &str) -> Result<Flow, String> {
@@ -176,10 +189,13 @@ impl<W: Write> Shell<W> {
                 self.timer = on;
                 Ok(Vec::new())
             }
-            DotCommand::Read(file) => {
-                self.read(&file)?;
-                Ok(Vec::new())
-            }
+            DotCommand::Read(file) => match self.read(&file) {
+                Ok(()) => Ok(Vec::new()),
+                Err(ReadFailed::Other(message)) => return Err(message),
+                Err(ReadFailed::TooDeep(file, depth)) => {
+                    return Ok(Flow::Stop(CommandError::ReadTooDeep(file, depth)));
+                }
+            },
             DotCommand::Help => Ok(dot::HELP.lines().map(str::to_string).collect()),
             DotCommand::Quit => return Ok(Flow::Quit),
         }
