@@ -45,8 +45,8 @@ impl std::fmt::Debug for Redactions {
 }
 
 impl Redactions {
-    /// What to hide of `args`: each argument that looks like a key, and the secret part of
-    /// one (the secret half of `[VLD0:]KEY:SECRET`, the body of `VLD0-SECRET:...`), which a
+    /// What to hide of `args`: each argument that looks like a key (but the public form
+    /// `VLD0:<one part>`), and the secret part of one (the secret half of `[VLD0:]KEY:SECRET`, the body of `VLD0-SECRET:...`), which a
     /// message may quote alone. The record a key names may be said: it is no secret.
     pub fn of_arguments<'a>(args: impl IntoIterator<Item = &'a str>) -> Redactions {
         let mut hidden = Vec::new();
@@ -56,6 +56,14 @@ impl Redactions {
                 .strip_prefix("--")
                 .and_then(|option| option.split_once('='))
                 .map_or(arg, |(_, value)| value);
+            // `VLD0:<one part>` is how ddcp prints what is public: a member id, a record key
+            // without its secret. Said back as given (`added member bob (VLD0:...)`).
+            if let Some((kind, rest)) = value.split_once(':')
+                && kind.eq_ignore_ascii_case("VLD0")
+                && !rest.contains(':')
+            {
+                continue;
+            }
             hidden.push(value.to_string());
             let parts: Vec<&str> = value
                 .split(':')
@@ -139,6 +147,11 @@ mod tests {
                 .contains(SECRET)
         );
         assert!(Redactions::of_arguments(["status", "--json"]).is_empty());
+        // What ddcp prints as public (a member id, a key without its secret) is no secret;
+        // a bare part alone may be a secret pasted without its key, and is.
+        let public = format!("VLD0:{KEY}");
+        assert!(Redactions::of_arguments(["member", "add", "bob", &public]).is_empty());
+        assert!(!Redactions::of_arguments(["member", "add", "bob", SECRET]).is_empty());
         assert!(!format!("{hidden:?}").contains(SECRET));
     }
 }
