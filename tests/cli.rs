@@ -1357,6 +1357,16 @@ fn filters_are_checked_shown_and_shape_bundles() {
     let summary: serde_json::Value =
         serde_json::from_str(alice.run(&["bundle", "verify", "--json", tags]).ok()).unwrap();
     assert_eq!(summary["changes"], 4);
+    // What its changes touch, apart from the schema it carries.
+    assert_eq!(
+        summary["changed_tables"],
+        serde_json::json!([{"table": "tags", "changes": 4}])
+    );
+    let text = alice.run(&["bundle", "verify", tags]).ok().to_string();
+    assert!(
+        text.contains(") to tags (4); schema of tables bookmarks, tags"),
+        "{text}"
+    );
     alice
         .run(&[
             "bundle",

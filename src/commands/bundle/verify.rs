@@ -18,12 +18,22 @@ struct VerifyJson {
     until: i64,
     changes: u64,
     schema_fingerprint: String,
+    /// The tables of the schema it carries (the writer's shared tables: a filtered bundle's
+    /// changes may touch fewer).
     tables: Vec<String>,
+    /// The tables its changes touch, with how many each.
+    changed_tables: Vec<TableCount>,
     /// The member id that sealed it for this database, when it is sealed.
     #[serde(skip_serializing_if = "Option::is_none")]
     sealed_by: Option<String>,
     /// Changes per author site: a bundle relays what its database merged from others.
     authors: Vec<AuthorCount>,
+}
+
+#[derive(Serialize)]
+struct TableCount {
+    table: String,
+    changes: u64,
 }
 
 #[derive(Serialize)]
@@ -37,12 +47,15 @@ pub(super) fn verify(config: &Config, path: &Path, json: bool) -> Result<(), Com
     let mut reader = open_bundle(path, &bytes)?;
     // Decoding every changeset also checks the change count against the header.
     let mut authors: std::collections::BTreeMap<SiteId, u64> = Default::default();
+    let mut tables: std::collections::BTreeMap<String, u64> = Default::default();
     while let Some(changes) = reader
         .next_changes()
         .map_err(|reason| bundle_error(path, reason))?
     {
         for change in &changes {
             *authors.entry(change.site_id).or_default() += 1;
+            // At most one entry per change, and a bundle is read whole within MAX_BUNDLE_BYTES.
+            *tables.entry(change.table.clone()).or_default() += 1;
         }
     }
     let header = reader.header();
@@ -58,6 +71,10 @@ pub(super) fn verify(config: &Config, path: &Path, json: bool) -> Result<(), Com
             .tables
             .iter()
             .map(|t| t.name.clone())
+            .collect(),
+        changed_tables: tables
+            .into_iter()
+            .map(|(table, changes)| TableCount { table, changes })
             .collect(),
         sealed_by: sealer.map(|sealer| sealer.to_string()),
         authors: authors
@@ -80,14 +97,20 @@ pub(super) fn verify(config: &Config, path: &Path, json: bool) -> Result<(), Com
             .iter()
             .map(|author| format!("{} by {}", author.changes, author.site_id))
             .collect();
+        let changed: Vec<String> = summary
+            .changed_tables
+            .iter()
+            .map(|table| format!("{} ({})", table.table, table.changes))
+            .collect();
         print_line(format_args!(
-            "{}: ok, {} changes from site {} (its db_version {}..={}: {}), tables: {}{sealed}",
+            "{}: ok, {} changes from site {} (its db_version {}..={}: {}) to {}; schema of tables {}{sealed}",
             path.display(),
             summary.changes,
             summary.site_id,
             summary.since.saturating_add(1),
             summary.until,
             authors.join(", "),
+            changed.join(", "),
             summary.tables.join(", ")
         ))?;
     }
