@@ -80,7 +80,11 @@ fn usage_error(err: clap::Error) -> ExitCode {
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = command_path(&args);
-    let line = usage_line(&err.render().to_string(), &command);
+    let mut line = usage_line(&err.render().to_string(), &command);
+    // `ddcp shell select 1`: the words of an unquoted statement taken as arguments.
+    if command == "ddcp shell" && err.kind() == ErrorKind::UnknownArgument {
+        line.push_str("; give the SQL as one quoted argument: ddcp shell \"select ...\"");
+    }
     eprintln!("error: {}", output::redacted(&line));
     ExitCode::from(2)
 }

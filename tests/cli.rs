@@ -1250,7 +1250,7 @@ fn a_bundle_makes_a_new_peer_without_typing_its_schema() {
     carol.run(&["init"]).ok();
     carol
         .run(&["bundle", "apply", bundle])
-        .fails_with("is a CRR there but not here");
+        .fails_with("this database has no CRR tables yet: `ddcp bundle apply --create-tables");
     carol
         .run(&["bundle", "apply", "--create-tables", bundle])
         .ok();
@@ -1811,4 +1811,31 @@ fn a_one_shot_command_says_what_it_did_once() {
         "{}",
         removed.stderr
     );
+}
+
+/// Where the answer is one step away, the error says the step.
+#[test]
+fn errors_say_the_step_when_it_is_one_away() {
+    let site = Site::with_bookmarks();
+    site.sql("create table plain (id integer primary key, x text)");
+    let not_crr = "\"plain\" is a table here but not a CRR: make it one with `ddcp shell -c \"select crsql_as_crr('plain')\"`";
+    site.run(&["share", "--tables", "plain"])
+        .fails_with(not_crr);
+    site.run(&["watch", "--tables", "plain"])
+        .fails_with(not_crr);
+    site.run(&["share", "--where", "title = 'x'"])
+        .fails_with("no such column: title (it works on bookmarks: give --tables bookmarks)");
+    site.run(&["shell", "select", "1"])
+        .fails_with("give the SQL as one quoted argument: ddcp shell \"select ...\"");
+    site.run(&["remote", "add", "bob", &WHOLE[..60]])
+        .fails_with("copy the whole key, as `ddcp init` or `ddcp addr` printed it");
+    let bundle = site.path("all.bundle");
+    let bundle = bundle.to_str().unwrap();
+    site.sql("insert into bookmarks (id, url) values ('b1', 'https://b/1')");
+    site.run(&["bundle", "create", bundle]).ok();
+    let fresh = Site::new();
+    fresh.run(&["init"]).ok();
+    fresh
+        .run(&["bundle", "apply", bundle])
+        .fails_with("this database has no CRR tables yet: `ddcp bundle apply --create-tables");
 }

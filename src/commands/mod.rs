@@ -41,7 +41,9 @@ pub enum CommandError {
     #[error("{0}")]
     Net(#[from] crate::net::NetError),
     /// The key is not echoed: its secret part would land in terminals' scrollback and logs.
-    #[error("invalid record key: {0}")]
+    #[error(
+        "invalid record key: {0} (copy the whole key, as `ddcp init` or `ddcp addr` printed it: VLD0:<key>:<secret>)"
+    )]
     BadKey(BadRecordKey),
     /// The id is not echoed either: a secret key pasted by mistake must not be repeated.
     #[error("invalid member id: {0}")]
@@ -190,6 +192,11 @@ pub enum CommandError {
     NoFolder(PathBuf),
     #[error("no folder at {}", .0.display())]
     NoSuchFolder(PathBuf),
+    #[error(
+        "this database has no CRR tables yet: `ddcp bundle apply --create-tables {}` makes the bundle's, then applies it",
+        .0.display()
+    )]
+    NoTablesYet(PathBuf),
     #[error(
         "no file at {}: a backup to clone from must exist (or give a record key, VLD0:<key>:<secret>)",
         .0.display()

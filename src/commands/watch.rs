@@ -11,7 +11,7 @@ use crate::cli::WatchArgs;
 use crate::config::Config;
 use crate::control::watch::WatchedChange;
 use crate::control::{ControlError, ControlRequest, ControlResponse};
-use crate::db::{Db, DbError};
+use crate::db::Db;
 use crate::sync::{Cursor, DbVersion};
 
 /// Changes read at a time by a watch of its own.
@@ -27,12 +27,10 @@ pub fn run(config: &Config, args: &WatchArgs) -> Result<(), CommandError> {
     let db = super::open_db(config)?;
     let known = db.crr_tables()?;
     if let Some(unknown) = tables.iter().find(|table| !known.contains(table)) {
-        return Err(
-            DbError::BadFilter(crate::sync::filter::BadFilter::UnknownTable(
-                crate::sync::text::printable(unknown, 80),
-            ))
-            .into(),
-        );
+        let unknown = crate::sync::text::printable(unknown, 80);
+        return Err(db
+            .explain_unknown_table(crate::sync::filter::BadFilter::UnknownTable(unknown))
+            .into());
     }
     // A version the database has not reached would be waited for in silence.
     let db_version = db.db_version()?;

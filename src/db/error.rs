@@ -48,6 +48,10 @@ pub enum DbError {
     RemoteKeyExists { existing: String, key: String },
     #[error("{0}")]
     Import(String),
+    #[error(
+        "{0:?} is a table here but not a CRR: make it one with `ddcp shell -c \"select crsql_as_crr('{0}')\"`"
+    )]
+    NotACrr(String),
     #[error("no table named {}", shown(.0))]
     NoSuchTable(String),
     #[error("no remote named {}", shown(.0))]

@@ -101,18 +101,52 @@ impl Db {
     /// every table the filter admits.
     pub fn check_filter(&self, filter: &ChangeFilter) -> Result<(), DbError> {
         let schema = self.schema()?;
-        filter.check_schema(&schema)?;
+        filter
+            .check_schema(&schema)
+            .map_err(|err| self.explain_unknown_table(err))?;
         let Some(predicate) = &filter.rows else {
             return Ok(());
         };
-        for table in schema
+        let admitted: Vec<&TableDesc> = schema
             .tables
             .iter()
             .filter(|t| filter.admits_table(&t.name))
-        {
-            check_predicate(self.conn(), table, predicate)?;
+            .collect();
+        let mut refused = None;
+        let mut works_on = Vec::new();
+        for table in &admitted {
+            match check_predicate(self.conn(), table, predicate) {
+                Ok(()) => works_on.push(table.name.as_str()),
+                Err(err) => refused = refused.or(Some(err)),
+            }
         }
-        Ok(())
+        match refused {
+            None => Ok(()),
+            // It works on some tables: the user most likely meant those.
+            Some(DbError::BadFilter(BadFilter::BadPredicate { table, reason }))
+                if !works_on.is_empty() =>
+            {
+                Err(DbError::BadFilter(BadFilter::BadPredicate {
+                    table,
+                    reason: format!(
+                        "{reason} (it works on {0}: give --tables {0})",
+                        works_on.join(",")
+                    ),
+                }))
+            }
+            Some(err) => Err(err),
+        }
+    }
+
+    /// A table a filter names that is no CRR here: said as a plain table made one with
+    /// `crsql_as_crr` when it is one.
+    pub fn explain_unknown_table(&self, err: BadFilter) -> DbError {
+        if let BadFilter::UnknownTable(name) = &err
+            && self.user_tables().is_ok_and(|tables| tables.contains(name))
+        {
+            return DbError::NotACrr(name.clone());
+        }
+        DbError::BadFilter(err)
     }
 }
 

@@ -40,7 +40,11 @@ pub(super) fn apply(
                 "The database has CRR tables already: --create-tables makes none");
         }
     }
-    if let Some(difference) = db.shared_schema()?.difference(&reader.header().schema) {
+    let ours = db.shared_schema()?;
+    if let Some(difference) = ours.difference(&reader.header().schema) {
+        if ours.tables.is_empty() {
+            return Err(CommandError::NoTablesYet(path.to_path_buf()));
+        }
         return Err(CommandError::SchemaMismatch(difference));
     }
     let mut applier = db.begin_apply()?;
