@@ -1839,3 +1839,45 @@ fn errors_say_the_step_when_it_is_one_away() {
         .run(&["bundle", "apply", bundle])
         .fails_with("this database has no CRR tables yet: `ddcp bundle apply --create-tables");
 }
+
+/// Mirrors (`--into`) are another database's rows: `status` lists them apart from this
+/// database's own CRRs, and `.dump` leaves them out (or, named, dumps a plain table), so no
+/// peer rebuilt from a dump serves them as its own.
+#[test]
+fn mirrors_stay_apart_in_status_and_dump() {
+    let site = Site::with_bookmarks();
+    site.run(&["remote", "add", "alice", WHOLE, "--into", "alice_"])
+        .ok();
+    let status: serde_json::Value =
+        serde_json::from_str(site.run(&["status", "--json"]).ok()).unwrap();
+    let own = status["crr_tables"].to_string();
+    assert!(
+        own.contains("\"bookmarks\"") && !own.contains("alice_"),
+        "{own}"
+    );
+    assert!(
+        status["mirror_tables"]
+            .to_string()
+            .contains("alice_bookmarks"),
+        "{status}"
+    );
+    let text = site.run(&["status"]).ok().to_string();
+    assert!(text.contains("mirrors:     alice_bookmarks"), "{text}");
+    let dump = site.sql(".dump");
+    // Named once, in the comment that says it was left out.
+    assert_eq!(dump.matches("alice_bookmarks").count(), 1, "{dump}");
+    assert!(dump.contains("-- Left out: alice_bookmarks"), "{dump}");
+    assert!(dump.contains("crsql_as_crr('bookmarks')"), "{dump}");
+    let one = site.sql(".dump alice_bookmarks");
+    assert!(
+        one.contains("alice_bookmarks") && !one.contains("crsql_as_crr"),
+        "{one}"
+    );
+    // A database rebuilt from the dump holds its own tables only.
+    let rebuilt = Site::new();
+    rebuilt.run(&["init"]).ok();
+    rebuilt.run_with_input(&["shell"], dump.as_bytes()).ok();
+    let rebuilt_status: serde_json::Value =
+        serde_json::from_str(rebuilt.run(&["status", "--json"]).ok()).unwrap();
+    assert_eq!(rebuilt_status["crr_tables"], status["crr_tables"]);
+}

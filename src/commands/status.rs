@@ -15,7 +15,10 @@ struct StatusJson {
     site_id: String,
     db_version: i64,
     schema_fingerprint: String,
+    /// This database's own CRR tables (mirrors left out).
     crr_tables: Vec<String>,
+    /// The CRR tables that mirror a remote's (`--into`).
+    mirror_tables: Vec<String>,
     /// `public` or `private`.
     access: &'static str,
     /// Members (who may read it while private).
@@ -64,7 +67,13 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
         site_id: db.site_id()?.to_string(),
         db_version: db.db_version()?.0,
         schema_fingerprint: db.shared_schema()?.fingerprint().to_string(),
-        crr_tables: db.crr_tables()?,
+        crr_tables: db
+            .own_schema()?
+            .tables
+            .into_iter()
+            .map(|table| table.name)
+            .collect(),
+        mirror_tables: db.mirror_tables()?,
         access: access.access.as_str(),
         members: access.members.len(),
         remotes: remotes_json(&db, false)?,
@@ -94,6 +103,12 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
         status.crr_tables.join(", ")
     };
     print_line(format_args!("crr tables:  {tables}"))?;
+    if !status.mirror_tables.is_empty() {
+        print_line(format_args!(
+            "mirrors:     {} (other databases' rows, kept apart)",
+            status.mirror_tables.join(", ")
+        ))?;
+    }
     print_line(format_args!(
         "access:      {} ({} members)",
         status.access, status.members

@@ -11,25 +11,47 @@ impl Db {
     /// rows, which tables are CRRs, then the indexes, views and triggers. Loaded into a new
     /// database (`ddcp shell < dump.sql`) it gives the same content with a history of its own:
     /// site ids, versions and remotes are not in it (`ddcp backup` keeps those).
+    ///
+    /// Mirrors not served onward (`--into`) are another database's rows, kept apart: a whole
+    /// dump leaves them out (a comment names them), and one asked for by name is dumped as a
+    /// plain table, never made a CRR, so that no peer rebuilt from a dump serves them as its
+    /// own.
     pub fn dump(&self, table: Option<&str>, out: &mut dyn Write) -> Result<(), DbError> {
-        let tables = match table {
-            None => self.user_tables()?,
-            Some(table) if self.user_tables()?.iter().any(|name| name == table) => {
-                vec![table.to_string()]
+        let all = self.user_tables()?;
+        let mirrors = self.mirrors()?;
+        let apart = |name: &str| {
+            mirrors
+                .iter()
+                .any(|mirror| !mirror.serve && mirror.prefix.holds(name))
+        };
+        let (tables, left_out): (Vec<String>, Vec<String>) = match table {
+            None => all.into_iter().partition(|name| !apart(name)),
+            Some(table) if all.iter().any(|name| name == table) => {
+                (vec![table.to_string()], Vec::new())
             }
             Some(table) => return Err(DbError::NoSuchTable(table.to_string())),
         };
         let crrs = self.crr_tables()?;
         writeln!(out, "PRAGMA foreign_keys=OFF;")?;
         writeln!(out, "BEGIN TRANSACTION;")?;
+        if !left_out.is_empty() {
+            writeln!(
+                out,
+                "-- Left out: {} (mirrors of other databases' rows, pulled --into; not this database's own).",
+                left_out.join(", ")
+            )?;
+        }
         for table in &tables {
             self.dump_table(table, out)?;
         }
         // After the rows: crsql_as_crr records them as this new database's own changes.
-        for table in tables.iter().filter(|table| crrs.contains(table)) {
+        for table in tables
+            .iter()
+            .filter(|table| crrs.contains(table) && !apart(table))
+        {
             writeln!(out, "SELECT crsql_as_crr({});", text_literal(table))?;
         }
-        self.dump_other_objects(table, out)?;
+        self.dump_other_objects(table, &left_out, out)?;
         writeln!(out, "COMMIT;")?;
         Ok(())
     }
@@ -68,17 +90,27 @@ impl Db {
 
     /// The application's indexes, views and triggers (of `table` only, if given); cr-sqlite's
     /// own triggers are not among them (crsql_as_crr makes them again).
-    fn dump_other_objects(&self, table: Option<&str>, out: &mut dyn Write) -> Result<(), DbError> {
+    fn dump_other_objects(
+        &self,
+        table: Option<&str>,
+        left_out: &[String],
+        out: &mut dyn Write,
+    ) -> Result<(), DbError> {
         let sql = format!(
-            "select sql from sqlite_master
+            "select sql, tbl_name from sqlite_master
                  where type in ('index', 'view', 'trigger') and sql is not null and {INTERNAL_TABLES}
                  and (?1 is null or tbl_name = ?1)
                  order by type = 'trigger', rowid"
         );
         let mut statement = self.conn().prepare(&sql)?;
-        let objects = statement.query_map([table], |row| row.get::<_, String>(0))?;
+        let objects = statement.query_map([table], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
         for object in objects {
-            writeln!(out, "{};", object?)?;
+            let (sql, on_table) = object?;
+            if !left_out.contains(&on_table) {
+                writeln!(out, "{sql};")?;
+            }
         }
         Ok(())
     }

@@ -119,6 +119,18 @@ impl Db {
         read_mirrors(self.conn())
     }
 
+    /// The CRR tables that are mirrors (`--into`), served onward or not.
+    pub fn mirror_tables(&self) -> Result<Vec<String>, DbError> {
+        let mirrors = self.mirrors()?;
+        Ok(self
+            .schema()?
+            .tables
+            .into_iter()
+            .map(|table| table.name)
+            .filter(|name| mirrors.iter().any(|mirror| mirror.prefix.holds(name)))
+            .collect())
+    }
+
     /// This database's own CRR tables: all of them but mirrors. What a remote pulled `--into`
     /// mirrors must have.
     pub fn own_schema(&self) -> Result<SchemaDesc, DbError> {
