@@ -1524,6 +1524,20 @@ fn backup_and_restore_bring_back_the_same_database() {
         "{}",
         restored.stderr
     );
+    // The keys the backup carried went to the state dir (0600), and left no trace in the
+    // database file, free pages included; nor in a new peer cloned from that backup.
+    let lost_db = lost.db_file();
+    assert!(
+        !holds(lost_db.to_str().unwrap()),
+        "the restored database file holds the owner key"
+    );
+    let fresh = Site::new();
+    fresh.run(&["clone", keyed, "peer"]).ok();
+    let peer_db = fresh.path("peer/ddcp.db");
+    assert!(
+        !holds(peer_db.to_str().unwrap()),
+        "a clone of the backup holds its owner key"
+    );
     assert_eq!(lost.run(&["addr"]).ok(), alice.run(&["addr"]).ok());
     assert_eq!(lost.run(&["id"]).ok(), alice.run(&["id"]).ok());
     let status = |site: &Site| -> serde_json::Value {

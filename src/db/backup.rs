@@ -109,7 +109,16 @@ pub fn copy_backup(from: &Path, to: &Path) -> Result<(), DbError> {
     source.execute("vacuum into ?1", [to.to_string_lossy()])?;
     drop(source);
     let copy = open_plain(to, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-    copy.execute_batch(&format!("drop table if exists {IDENTITY_TABLE}"))?;
+    // The keys leave no trace in the copy: a dropped table's pages keep their bytes on the
+    // free list (a database file is not as private as the state dir), so they are zeroed
+    // (secure_delete) and dropped from the file (vacuum); the journal stays in memory, not
+    // in a file beside it that would hold them again.
+    copy.execute_batch(&format!(
+        "pragma journal_mode = memory;
+         pragma secure_delete = on;
+         drop table if exists {IDENTITY_TABLE};
+         vacuum;"
+    ))?;
     Ok(())
 }
 
