@@ -1767,6 +1767,35 @@ fn a_whole_key_in_any_position_of_any_command_is_never_echoed() {
             }
         }
     }
+    // A key inside a longer argument: a list, a path, SQL text, a name it starts.
+    for form in [
+        vec!["share", "--tables", "bookmarks,{key}"],
+        vec![
+            "remote",
+            "add",
+            "zz",
+            "{key}",
+            "--tables",
+            "bookmarks,{secret}",
+        ],
+        vec!["shell", "-c", "select * from \"{key}\""],
+        vec!["shell", "-c", "select '{key}' from nowhere"],
+        vec!["shell", "-c", ".import /tmp/x-{secret}.csv bookmarks"],
+        vec!["shell", "-c", ".read /tmp/{secret}"],
+        vec!["member", "add", "n{secret}", "VLD0:{public}"],
+        vec!["clone", "/tmp/{key}.db", "x"],
+        vec!["watch", "--tables", "{key}"],
+    ] {
+        argvs.push(
+            form.iter()
+                .map(|word| {
+                    word.replace("{key}", WHOLE)
+                        .replace("{secret}", SECRET)
+                        .replace("{public}", KEY)
+                })
+                .collect(),
+        );
+    }
     let runs = argvs.len();
     // Several at once: the runs that serve or reach for a network wait out their bound.
     let echoed: Vec<String> = std::thread::scope(|scope| {

@@ -109,12 +109,12 @@ pub fn run(config: &Config, args: &CloneArgs) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// A source that is no record key but reads as a path (a '/', a file extension, a '~')
+/// A source that is no record key but reads as a path (a '/', a file extension, a '~'),
 /// names a backup that is not there: said so, rather than as a malformed key.
 fn names_a_file(source: &str) -> bool {
+    // A record key holds no '/', '~' or '.'; a path holds one of them.
     let path = std::path::Path::new(source);
-    !crate::sync::redact::looks_like_a_key(source)
-        && (source.contains('/') || source.starts_with('~') || path.extension().is_some())
+    source.contains('/') || source.starts_with('~') || path.extension().is_some()
 }
 
 /// The folders a clone may make: removed again when it fails, unless they were there before.

@@ -65,6 +65,10 @@ pub enum DbError {
     )]
     KeyForRemoteName,
     #[error(
+        "this looks like a key, not a member's name: the name comes first, and is a word of your own (`ddcp member add NAME ID`)"
+    )]
+    KeyForMemberName,
+    #[error(
         "invalid member name {}: use letters, digits, '.', '_' and '-', not starting with '-' and not only dots",
         shown(.0)
     )]

@@ -30,6 +30,10 @@ impl FromStr for MemberName {
     type Err = DbError;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
+        // A name is said back in lists and messages: one that may be a secret never becomes one.
+        if crate::sync::redact::looks_like_a_key(name) {
+            return Err(DbError::KeyForMemberName);
+        }
         if !is_plain_name(name) {
             return Err(DbError::BadMemberName(name.to_string()));
         }

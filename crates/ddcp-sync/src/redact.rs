@@ -30,71 +30,104 @@ pub fn looks_like_a_key(text: &str) -> bool {
     false
 }
 
-/// The arguments of one run of ddcp that look like keys, to be cut out of whatever it prints.
+/// A piece of a secret this long, found in a text, is taken for the secret's: a key's 43
+/// characters cut short by a bounded message (`printable`) keep more than this.
+const PIECE: usize = 12;
+
+/// The maximal base64url runs of `text`, with where each starts.
+fn runs(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut rest = text.char_indices().peekable();
+    std::iter::from_fn(move || {
+        let is_run = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        let (start, _) = rest.find(|&(_, c)| is_run(c))?;
+        let mut end = start + 1;
+        while let Some(&(at, c)) = rest.peek() {
+            if !is_run(c) {
+                break;
+            }
+            end = at + c.len_utf8();
+            rest.next();
+        }
+        Some((start, &text[start..end]))
+    })
+}
+
+/// What of one run of ddcp's arguments may be a secret, to be cut out of whatever it prints.
 #[derive(Clone, Default)]
 pub struct Redactions {
-    /// Longest first: an argument is replaced whole before its parts are looked for.
-    hidden: Vec<String>,
+    /// Every run of an argument that may be a secret: the part after a key's ':', a run as
+    /// long as a key's on its own (a secret pasted alone, or inside a list, a path, SQL text).
+    secrets: Vec<String>,
 }
 
 impl std::fmt::Debug for Redactions {
     /// How many, never what.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Redactions({} hidden)", self.hidden.len())
+        write!(f, "Redactions({} hidden)", self.secrets.len())
     }
 }
 
 impl Redactions {
-    /// What to hide of `args`: each argument that looks like a key (but the public form
-    /// `VLD0:<one part>`), and the secret part of one (the secret half of `[VLD0:]KEY:SECRET`, the body of `VLD0-SECRET:...`), which a
-    /// message may quote alone. The record a key names may be said: it is no secret.
+    /// What of `args` may be a secret: every run of 40 or more base64url characters in them,
+    /// wherever it stands, except what ddcp prints as public: the key of `KEY:SECRET` (the
+    /// secret comes after what it unlocks) and `VLD0:<one part>` (a member id, a key without
+    /// its secret).
     pub fn of_arguments<'a>(args: impl IntoIterator<Item = &'a str>) -> Redactions {
-        let mut hidden = Vec::new();
-        for arg in args.into_iter().filter(|arg| looks_like_a_key(arg)) {
-            // `--name=VALUE` is given as one argument: its value is what may be quoted.
-            let value = arg
-                .strip_prefix("--")
-                .and_then(|option| option.split_once('='))
-                .map_or(arg, |(_, value)| value);
-            // `VLD0:<one part>` is how ddcp prints what is public: a member id, a record key
-            // without its secret. Said back as given (`added member bob (VLD0:...)`).
-            if let Some((kind, rest)) = value.split_once(':')
-                && kind.eq_ignore_ascii_case("VLD0")
-                && !rest.contains(':')
-            {
-                continue;
-            }
-            hidden.push(value.to_string());
-            let parts: Vec<&str> = value
-                .split(':')
-                .skip_while(|part| part.eq_ignore_ascii_case("VLD0"))
-                .collect();
-            // A secret comes last, after what it unlocks: `KEY:SECRET`, `VLD0-SECRET:BODY`.
-            if let [_, .., secret] = parts[..]
-                && looks_like_a_key(secret)
-            {
-                hidden.push(secret.to_string());
+        let mut secrets = Vec::new();
+        for arg in args {
+            for (start, run) in runs(arg).filter(|(_, run)| run.len() >= KEY_RUN) {
+                let after = &arg[start + run.len()..];
+                let unlocks_a_secret = after
+                    .strip_prefix(':')
+                    .and_then(|rest| runs(rest).next())
+                    .is_some_and(|(at, next)| at == 0 && next.len() >= KEY_RUN);
+                let before = &arg[..start];
+                let public_form = before
+                    .get(before.len().saturating_sub(5)..)
+                    .is_some_and(|prefix| prefix.eq_ignore_ascii_case("VLD0:"))
+                    && !after.starts_with(':');
+                if !unlocks_a_secret && !public_form {
+                    secrets.push(run.to_string());
+                }
             }
         }
-        hidden.sort_by_key(|text| std::cmp::Reverse(text.len()));
-        hidden.dedup();
-        Redactions { hidden }
+        secrets.sort();
+        secrets.dedup();
+        Redactions { secrets }
     }
 
     /// True when nothing is hidden (the usual case: no argument looked like a key).
     pub fn is_empty(&self) -> bool {
-        self.hidden.is_empty()
+        self.secrets.is_empty()
     }
 
-    /// `text` with every hidden argument, and every part of one, replaced by [`NOT_SHOWN`].
+    /// `text` with every run that is, holds or is a piece of a secret replaced by
+    /// [`NOT_SHOWN`]: a piece of 12 characters or more, or one cut short (followed by `…` or
+    /// `...`, the marks of a bounded message) that a secret starts with.
     pub fn apply<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        let mut text = Cow::Borrowed(text);
-        for hidden in &self.hidden {
-            if text.contains(hidden.as_str()) {
-                text = Cow::Owned(text.replace(hidden.as_str(), NOT_SHOWN));
+        if self.secrets.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::new();
+        let mut copied = 0;
+        for (start, run) in runs(text) {
+            let cut_short = text[start + run.len()..].starts_with(['…', '.']);
+            let secret = self.secrets.iter().any(|secret| {
+                run.contains(secret.as_str())
+                    || (run.len() >= PIECE && secret.contains(run))
+                    || (cut_short && secret.starts_with(run))
+            });
+            if secret {
+                out.push_str(&text[copied..start]);
+                out.push_str(NOT_SHOWN);
+                copied = start + run.len();
             }
         }
-        text
+        if copied == 0 {
+            return Cow::Borrowed(text);
+        }
+        out.push_str(&text[copied..]);
+        Cow::Owned(out)
     }
 }
 
@@ -128,30 +161,55 @@ mod tests {
     }
 
     #[test]
-    fn a_key_is_cut_out_whole_and_its_secret_alone() {
+    fn a_secret_is_cut_out_wherever_it_was_typed_and_however_it_is_quoted() {
         let whole = format!("VLD0:{KEY}:{SECRET}");
         let hidden = Redactions::of_arguments(["remote", "add", &whole, "erin"]);
         assert_eq!(
             hidden.apply(&format!("invalid remote name \"{whole}\"")),
-            format!("invalid remote name \"{NOT_SHOWN}\"")
+            format!("invalid remote name \"VLD0:{KEY}:{NOT_SHOWN}\"")
         );
         // The record named without its secret stays: only the secret goes.
         assert_eq!(
             hidden.apply(&format!("key VLD0:{KEY}, secret {SECRET}")),
             format!("key VLD0:{KEY}, secret {NOT_SHOWN}")
         );
-        let option = Redactions::of_arguments([format!("--db-file={KEY}:{SECRET}").as_str()]);
+        // Cut short by a bounded message, or quoted in a longer word: still not shown.
+        let cut = format!("no table named \"VLD0:{}…:{}…\"", &KEY[..4], &SECRET[..31]);
         assert!(
-            !option
-                .apply(&format!("no database at {KEY}:{SECRET}"))
-                .contains(SECRET)
+            !hidden.apply(&cut).contains(&SECRET[..31]),
+            "{}",
+            hidden.apply(&cut)
         );
+        assert!(
+            !hidden
+                .apply(&format!("in: select '{}...", &SECRET[..5]))
+                .contains(&SECRET[..5])
+        );
+        assert!(!hidden.apply(&format!("member n{SECRET}")).contains(SECRET));
+        // Inside a list, a path, an option's value, SQL text.
+        for arg in [
+            format!("bookmarks,{SECRET}"),
+            format!("/tmp/{SECRET}.db"),
+            format!("--db-file={KEY}:{SECRET}"),
+            format!("select * from \"VLD0:{KEY}:{SECRET}\""),
+            format!("VLD0-SECRET:{SECRET}"),
+        ] {
+            let hidden = Redactions::of_arguments([arg.as_str()]);
+            let message = format!("error: {arg}: no such thing");
+            let shown = hidden.apply(&message);
+            assert!(!shown.contains(SECRET), "{shown}");
+        }
         assert!(Redactions::of_arguments(["status", "--json"]).is_empty());
+        assert!(!format!("{hidden:?}").contains(SECRET));
         // What ddcp prints as public (a member id, a key without its secret) is no secret;
         // a bare part alone may be a secret pasted without its key, and is.
         let public = format!("VLD0:{KEY}");
         assert!(Redactions::of_arguments(["member", "add", "bob", &public]).is_empty());
         assert!(!Redactions::of_arguments(["member", "add", "bob", SECRET]).is_empty());
-        assert!(!format!("{hidden:?}").contains(SECRET));
+        // Text without a secret is given back as it was.
+        assert!(matches!(
+            hidden.apply("nothing to hide here"),
+            Cow::Borrowed(_)
+        ));
     }
 }
