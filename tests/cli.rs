@@ -1911,6 +1911,12 @@ fn mirrors_stay_apart_in_status_and_dump() {
     assert_eq!(dump.matches("alice_bookmarks").count(), 1, "{dump}");
     assert!(dump.contains("-- Left out: alice_bookmarks"), "{dump}");
     assert!(dump.contains("crsql_as_crr('bookmarks')"), "{dump}");
+    // Filters name this database's own tables: a mirror is not one, and a --where is checked
+    // on its own tables only.
+    site.run(&["share", "--tables", "alice_bookmarks"])
+        .fails_with("\"alice_bookmarks\" is a mirror of another database's table (--into)");
+    site.run(&["share", "--where", "title = 'x'"])
+        .fails_with("no such column: title (it works on bookmarks: give --tables bookmarks)");
     let one = site.sql(".dump alice_bookmarks");
     assert!(
         one.contains("alice_bookmarks") && !one.contains("crsql_as_crr"),

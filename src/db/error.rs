@@ -52,6 +52,10 @@ pub enum DbError {
         "{0:?} is a table here but not a CRR: make it one with `ddcp shell -c \"select crsql_as_crr('{0}')\"`"
     )]
     NotACrr(String),
+    #[error(
+        "{0:?} is a mirror of another database's table (--into), not one of this database's own: a filter names its own tables"
+    )]
+    MirrorInFilter(String),
     #[error("no table named {}", shown(.0))]
     NoSuchTable(String),
     #[error("no remote named {}", shown(.0))]

@@ -79,7 +79,7 @@ impl Db {
 
     /// Sets what every reader may have, after checking it against this database.
     pub fn set_share_filter(&mut self, filter: &ChangeFilter) -> Result<(), DbError> {
-        self.check_filter(filter)?;
+        self.check_read_filter(filter)?;
         self.conn().execute(
             "insert into ddcp_meta (key, value) values ('share_filter', ?1)
              on conflict (key) do update set value = excluded.value",

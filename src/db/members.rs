@@ -175,7 +175,7 @@ impl Db {
         id: MemberId,
         reads: &ChangeFilter,
     ) -> Result<Member, DbError> {
-        self.check_filter(reads)?;
+        self.check_read_filter(reads)?;
         let tx = self.conn_mut().transaction()?;
         let members = read_members(&tx)?;
         if members.iter().any(|member| member.name == *name) {
@@ -213,7 +213,7 @@ impl Db {
         name: &MemberName,
         reads: &ChangeFilter,
     ) -> Result<(), DbError> {
-        self.check_filter(reads)?;
+        self.check_read_filter(reads)?;
         let updated = self.conn().execute(
             "update ddcp_members set read_filter = ?2 where name = ?1",
             (name.as_str(), stored_filter(reads)),

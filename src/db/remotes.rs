@@ -80,7 +80,7 @@ impl Db {
         accept: &AcceptPolicy,
         serve_mirrors: bool,
     ) -> Result<Remote, DbError> {
-        self.check_filter(&accept.filter)?;
+        self.check_accept_filter(&accept.filter)?;
         let tx = self.conn_mut().transaction()?;
         let existing: Option<String> = tx
             .query_row(
@@ -145,7 +145,7 @@ impl Db {
         name: &RemoteName,
         accept: &AcceptPolicy,
     ) -> Result<(), DbError> {
-        self.check_filter(&accept.filter)?;
+        self.check_accept_filter(&accept.filter)?;
         let updated = self.conn().execute(
             "update ddcp_remotes set authors = ?2, accept_filter = ?3 where name = ?1",
             (

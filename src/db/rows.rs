@@ -11,7 +11,7 @@ use rusqlite::{Connection, ToSql, params_from_iter};
 use super::changes::{SqlValue, value_from_sql};
 use super::{Db, DbError};
 use crate::sync::filter::{BadFilter, ChangeFilter, RowPredicate, SENTINEL_CID};
-use crate::sync::schema::TableDesc;
+use crate::sync::schema::{SchemaDesc, TableDesc};
 use crate::sync::{Change, DbVersion, Seq, SiteId, Value, packed_pk};
 
 /// `name` as a SQL identifier.
@@ -96,11 +96,27 @@ impl Db {
         row_cells(self.conn(), table, pk, through)
     }
 
-    /// Checks `filter` against this database: its names (see [`ChangeFilter::check_schema`])
-    /// and its row predicate, which must be one read-only expression over the columns of
-    /// every table the filter admits.
-    pub fn check_filter(&self, filter: &ChangeFilter) -> Result<(), DbError> {
-        let schema = self.schema()?;
+    /// Checks a filter of what peers read (a member's, the shared one, a bundle's) against
+    /// the tables this database serves: mirrors not served onward are none of its business.
+    /// See [`Db::check_filter_against`].
+    pub fn check_read_filter(&self, filter: &ChangeFilter) -> Result<(), DbError> {
+        self.check_filter_against(filter, self.shared_schema()?)
+    }
+
+    /// Checks a filter of what a remote may change here against this database's own tables,
+    /// the remote's: a remote pulled `--into` names its own tables, never the mirrors.
+    pub fn check_accept_filter(&self, filter: &ChangeFilter) -> Result<(), DbError> {
+        self.check_filter_against(filter, self.own_schema()?)
+    }
+
+    /// Checks `filter` against `schema`: its names (see [`ChangeFilter::check_schema`]) and
+    /// its row predicate, which must be one read-only expression over the columns of every
+    /// table the filter admits.
+    fn check_filter_against(
+        &self,
+        filter: &ChangeFilter,
+        schema: SchemaDesc,
+    ) -> Result<(), DbError> {
         filter
             .check_schema(&schema)
             .map_err(|err| self.explain_unknown_table(err))?;
@@ -141,10 +157,16 @@ impl Db {
     /// A table a filter names that is no CRR here: said as a plain table made one with
     /// `crsql_as_crr` when it is one.
     pub fn explain_unknown_table(&self, err: BadFilter) -> DbError {
-        if let BadFilter::UnknownTable(name) = &err
-            && self.user_tables().is_ok_and(|tables| tables.contains(name))
-        {
-            return DbError::NotACrr(name.clone());
+        if let BadFilter::UnknownTable(name) = &err {
+            if self
+                .mirror_tables()
+                .is_ok_and(|tables| tables.contains(name))
+            {
+                return DbError::MirrorInFilter(name.clone());
+            }
+            if self.user_tables().is_ok_and(|tables| tables.contains(name)) {
+                return DbError::NotACrr(name.clone());
+            }
         }
         DbError::BadFilter(err)
     }
@@ -436,14 +458,14 @@ mod tests {
         db.conn().execute_batch(SCHEMA).unwrap();
         let refused = |predicate: &str| {
             matches!(
-                db.check_filter(&where_filter(predicate)),
+                db.check_read_filter(&where_filter(predicate)),
                 Err(DbError::BadFilter(BadFilter::BadPredicate { .. }))
             )
         };
         // On both tables, `owner` is only in posts.
         assert!(refused("owner = 'bob'"));
         assert!(
-            db.check_filter(
+            db.check_read_filter(
                 &where_filter("owner = 'bob'")
                     .with_flags(&FilterFlags {
                         tables: Some("posts"),
@@ -453,7 +475,7 @@ mod tests {
             )
             .is_ok()
         );
-        assert!(db.check_filter(&where_filter("1 = 1")).is_ok());
+        assert!(db.check_read_filter(&where_filter("1 = 1")).is_ok());
         assert!(refused("owner = "));
         assert!(refused("1); delete from posts; select (1"));
         assert!(refused("1) from posts; delete from posts --"));

@@ -32,7 +32,7 @@ pub(super) fn create(
     json: bool,
 ) -> Result<(), CommandError> {
     let db = super::super::open_db(config)?;
-    db.check_filter(filter)?;
+    db.check_read_filter(filter)?;
     // A bundle carries what this database serves: its mirrors only when served onward.
     let filter = &filter.and(&db.unserved_mirrors()?);
     let site_id = db.site_id()?;
