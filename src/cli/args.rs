@@ -384,7 +384,7 @@ pub struct FilterArgs {
     #[arg(long, value_name = "T.C,...")]
     pub exclude_columns: Option<String>,
     /// Only rows for which this read-only SQL expression over the row's columns holds
-    /// (e.g. "owner = 'bob'"; '' for all rows). See the README's "Filters and transforms".
+    /// (e.g. "owner = 'bob'"; '' for all rows). See docs/filters.md.
     #[arg(long = "where", value_name = "SQL")]
     pub rows: Option<String>,
     /// Drop every filter: everything passes.

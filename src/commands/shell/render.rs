@@ -1,5 +1,6 @@
 //! Printing query rows in the shell's output modes.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use crate::cli::OutputMode;
@@ -48,13 +49,30 @@ impl<W: Write> Renderer<W> {
 
 /// A value as text, the way sqlite3 shows it (NULL as empty).
 fn plain(value: &Value) -> String {
+    String::from_utf8_lossy(&plain_bytes(value)).into_owned()
+}
+
+/// A value as list and csv modes write it: text and blobs byte for byte, as sqlite3 does (a
+/// blob that is not UTF-8 is not made into replacement characters).
+fn plain_bytes(value: &Value) -> Cow<'_, [u8]> {
     match value {
-        Value::Null => String::new(),
-        Value::Integer(int) => int.to_string(),
-        Value::Real(real) => real_text(*real),
-        Value::Text(text) => text.clone(),
-        Value::Blob(blob) | Value::RawText(blob) => String::from_utf8_lossy(blob).into_owned(),
+        Value::Null => Cow::Borrowed(b""),
+        Value::Integer(int) => Cow::Owned(int.to_string().into_bytes()),
+        Value::Real(real) => Cow::Owned(real_text(*real).into_bytes()),
+        Value::Text(text) => Cow::Borrowed(text.as_bytes()),
+        Value::Blob(bytes) | Value::RawText(bytes) => Cow::Borrowed(bytes),
     }
+}
+
+/// Fields joined by `separator`, then a newline.
+fn write_fields(out: &mut impl Write, fields: &[Cow<'_, [u8]>], separator: u8) -> io::Result<()> {
+    for (index, field) in fields.iter().enumerate() {
+        if index > 0 {
+            out.write_all(&[separator])?;
+        }
+        out.write_all(field)?;
+    }
+    out.write_all(b"\n")
 }
 
 fn real_text(real: f64) -> String {
@@ -66,12 +84,23 @@ fn real_text(real: f64) -> String {
     }
 }
 
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
+fn csv_field(bytes: Cow<'_, [u8]>) -> Cow<'_, [u8]> {
+    if !bytes
+        .iter()
+        .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    {
+        return bytes;
     }
+    let mut quoted = Vec::with_capacity(bytes.len() + 2);
+    quoted.push(b'"');
+    for &byte in bytes.iter() {
+        if byte == b'"' {
+            quoted.push(b'"');
+        }
+        quoted.push(byte);
+    }
+    quoted.push(b'"');
+    Cow::Owned(quoted)
 }
 
 fn json_value(value: &Value) -> serde_json::Value {
@@ -95,8 +124,11 @@ impl<W: Write> RowSink for Renderer<W> {
         match self.mode {
             OutputMode::List if self.header => writeln!(self.out, "{}", columns.join("|")),
             OutputMode::Csv if self.header => {
-                let fields: Vec<String> = columns.iter().map(|c| csv_field(c)).collect();
-                writeln!(self.out, "{}", fields.join(","))
+                let fields: Vec<Cow<'_, [u8]>> = columns
+                    .iter()
+                    .map(|c| csv_field(Cow::Borrowed(c.as_bytes())))
+                    .collect();
+                write_fields(&mut self.out, &fields, b',')
             }
             _ => Ok(()),
         }
@@ -105,12 +137,13 @@ impl<W: Write> RowSink for Renderer<W> {
     fn row(&mut self, values: &[Value]) -> io::Result<()> {
         match self.mode {
             OutputMode::List => {
-                let fields: Vec<String> = values.iter().map(plain).collect();
-                writeln!(self.out, "{}", fields.join("|"))?;
+                let fields: Vec<Cow<'_, [u8]>> = values.iter().map(plain_bytes).collect();
+                write_fields(&mut self.out, &fields, b'|')?;
             }
             OutputMode::Csv => {
-                let fields: Vec<String> = values.iter().map(|v| csv_field(&plain(v))).collect();
-                writeln!(self.out, "{}", fields.join(","))?;
+                let fields: Vec<Cow<'_, [u8]>> =
+                    values.iter().map(|v| csv_field(plain_bytes(v))).collect();
+                write_fields(&mut self.out, &fields, b',')?;
             }
             OutputMode::Json => {
                 // Written by hand, not as a map: every column in order, a name that comes twice
@@ -256,5 +289,21 @@ mod tests {
              │ e\u{301} x  │         │\n\
              └──────┴─────────┘\n"
         );
+    }
+
+    #[test]
+    fn list_and_csv_write_a_blobs_bytes_as_they_are() {
+        let blob = Value::Blob(vec![b'A', 0xff, 0, b'B']);
+        let mut list = Renderer::new(Vec::new(), OutputMode::List, false);
+        list.begin(&["b".into(), "n".into()]).unwrap();
+        list.row(&[blob.clone(), Value::Integer(7)]).unwrap();
+        list.end().unwrap();
+        assert_eq!(list.out, b"A\xff\0B|7\n");
+        let mut csv = Renderer::new(Vec::new(), OutputMode::Csv, true);
+        csv.begin(&["b".into(), "a,b".into()]).unwrap();
+        csv.row(&[Value::Blob(vec![0xfe, b',', b'"']), Value::Text("x".into())])
+            .unwrap();
+        csv.end().unwrap();
+        assert_eq!(csv.out, b"b,\"a,b\"\n\"\xfe,\"\"\",x\n");
     }
 }
