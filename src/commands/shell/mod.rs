@@ -72,7 +72,7 @@ impl<W: Write> Shell<W> {
     /// Runs a whole script. The first error stops it: nothing after it runs, and a transaction
     /// the script opened is rolled back, as is one it never closed.
     fn run_script(&mut self, input: impl BufRead) -> Result<(), CommandError> {
-        let result = self.run_lines(input);
+        let result = self.run_lines(input, "stdin");
         if !self.db.in_transaction() {
             return result;
         }
@@ -83,13 +83,14 @@ impl<W: Write> Shell<W> {
         }
     }
 
-    fn run_lines(&mut self, input: impl BufRead) -> Result<(), CommandError> {
+    /// Runs the lines of `input`, read from `source` (for its errors: "stdin", a file's name).
+    fn run_lines(&mut self, input: impl BufRead, source: &str) -> Result<(), CommandError> {
         let mut splitter = StatementSplitter::new();
         for line in input.lines() {
-            let line = line.map_err(|source| CommandError::File {
+            let line = line.map_err(|err| CommandError::File {
                 what: "cannot read",
-                path: "stdin".into(),
-                source,
+                path: source.into(),
+                source: err,
             })?;
             let line_number = splitter.next_line();
             if line.contains('\0') {
@@ -138,7 +139,7 @@ impl<W: Write> Shell<W> {
         let opened = std::fs::File::open(file)
             .map_err(|err| ReadFailed::Other(format!("cannot read {file}: {err}")))?;
         self.reading.push(file.to_string());
-        let result = self.run_lines(io::BufReader::new(opened));
+        let result = self.run_lines(io::BufReader::new(opened), file);
         self.reading.pop();
         match result {
             // Said once, by the innermost file: a file that reads itself must not repeat its
