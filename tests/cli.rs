@@ -1930,3 +1930,17 @@ fn mirrors_stay_apart_in_status_and_dump() {
         serde_json::from_str(rebuilt.run(&["status", "--json"]).ok()).unwrap();
     assert_eq!(rebuilt_status["crr_tables"], status["crr_tables"]);
 }
+
+/// A listen address Veilid cannot use is one line at once: Veilid itself would retry it every
+/// second, in error lines of its own, until the attach timed out two minutes later.
+#[test]
+fn a_listen_address_that_cannot_be_used_is_one_line_at_once() {
+    let site = Site::with_bookmarks();
+    site.run(&["remote", "add", "alice", WHOLE]).ok();
+    for command in [vec!["serve"], vec!["pull"], vec!["clone", WHOLE, "x"]] {
+        let mut args = command.clone();
+        args.extend(["--listen", "nonsense"]);
+        site.run(&args)
+            .fails_with("the listen address \"nonsense\" (--listen, VEILID_LISTEN or network.conf) is not a HOST:PORT");
+    }
+}

@@ -44,6 +44,10 @@ pub enum NetError {
     #[error("cannot join the Veilid network: {0}")]
     Attach(String),
     #[error(
+        "the listen address {0:?} (--listen, VEILID_LISTEN or network.conf) is not a HOST:PORT this machine has (e.g. 0.0.0.0:5150)"
+    )]
+    BadListen(String),
+    #[error(
         "the Veilid node was not ready within {0:?}: check the bootstrap settings and that peers are up"
     )]
     AttachTimeout(std::time::Duration),

@@ -79,6 +79,20 @@ pub struct Node {
     events: mpsc::Receiver<NetEvent>,
 }
 
+/// Checks a listen address before Veilid takes it: Veilid retries one it cannot resolve or
+/// bind in error lines of its own, every second, until the attach times out (two minutes for
+/// `ddcp serve`), where the user should get one line now.
+fn check_listen(listen: &str) -> Result<(), NetError> {
+    use std::net::ToSocketAddrs;
+    let resolves = listen
+        .to_socket_addrs()
+        .is_ok_and(|mut addresses| addresses.next().is_some());
+    match resolves {
+        true => Ok(()),
+        false => Err(NetError::BadListen(listen.to_string())),
+    }
+}
+
 impl Node {
     /// Starts a node whose identity and stores live in `storage_dir`. Nothing is sent on the
     /// network until [`Node::attach`].
@@ -96,6 +110,9 @@ impl Node {
             dir: storage_dir.to_path_buf(),
             reason,
         };
+        if let Some(listen) = &settings.listen {
+            check_listen(listen)?;
+        }
         std::fs::create_dir_all(storage_dir).map_err(|err| startup_error(err.to_string()))?;
         let (sender, events) = mpsc::channel(EVENT_QUEUE);
         let callback: UpdateCallback = Arc::new(move |update: VeilidUpdate| {
@@ -248,5 +265,18 @@ mod tests {
             assert!(!shown.contains("our-shared-secret"), "{shown}");
         }
         assert!(format!("{settings:?}").contains("network_key_set: true"));
+    }
+
+    #[test]
+    fn a_listen_address_must_be_a_host_and_port_of_this_machine() {
+        assert!(check_listen("127.0.0.1:5150").is_ok());
+        assert!(check_listen("localhost:0").is_ok());
+        for bad in ["nonsense", "127.0.0.1", "127.0.0.1:port", ":5150"] {
+            let err = check_listen(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("is not a HOST:PORT this machine has"),
+                "{bad}: {err}"
+            );
+        }
     }
 }
