@@ -44,7 +44,7 @@ pub enum NetError {
     #[error("cannot join the Veilid network: {0}")]
     Attach(String),
     #[error(
-        "the listen address {0:?} (--listen, VEILID_LISTEN or network.conf) is not a HOST:PORT this machine has (e.g. 0.0.0.0:5150)"
+        "the listen address {0:?} (--listen, VEILID_LISTEN or network.conf) is not a HOST:PORT that resolves (e.g. 0.0.0.0:5150)"
     )]
     BadListen(String),
     #[error(

@@ -274,7 +274,7 @@ mod tests {
         for bad in ["nonsense", "127.0.0.1", "127.0.0.1:port", ":5150"] {
             let err = check_listen(bad).unwrap_err().to_string();
             assert!(
-                err.contains("is not a HOST:PORT this machine has"),
+                err.contains("is not a HOST:PORT that resolves"),
                 "{bad}: {err}"
             );
         }
