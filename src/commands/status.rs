@@ -80,8 +80,8 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
         serving: false,
         replication: Vec::new(),
     };
-    match ask_daemon(config, ControlRequest::Status)? {
-        Some(ControlResponse::Status(remotes)) => {
+    match ask_daemon(config, ControlRequest::Health)? {
+        Some(ControlResponse::Health(remotes)) => {
             status.serving = true;
             status.replication = remotes.into_iter().map(HealthJson::from).collect();
         }

@@ -60,7 +60,7 @@ mod tests {
             ControlRequest::Pull(Some("alice".into())),
             // An empty name is a name, not "every remote".
             ControlRequest::Pull(Some(String::new())),
-            ControlRequest::Status,
+            ControlRequest::Health,
         ] {
             assert_eq!(round_trip(&request), request);
         }
@@ -87,7 +87,7 @@ mod tests {
         for response in [
             ControlResponse::Done,
             ControlResponse::Pulled(vec![outcome]),
-            ControlResponse::Status(vec![health]),
+            ControlResponse::Health(vec![health]),
             ControlResponse::Error("no remote named \"x\"".into()),
         ] {
             assert_eq!(round_trip(&response), response);

@@ -38,8 +38,10 @@ pub enum ControlRequest {
     AccessChanged,
     /// Pull this remote now (every remote when `None`) and answer when done.
     Pull(Option<String>),
-    /// Each remote's health.
-    Status,
+    /// Each remote's health (`ddcp status`). Not a remote's Status, the record it publishes:
+    /// the name on the wire stays `Status` for daemons of earlier releases.
+    #[serde(rename = "Status")]
+    Health,
     /// Stream the changes after db_version `since` (after the newest when `None`), of these
     /// tables (all when empty), until the client goes (`ddcp watch`).
     Watch {
@@ -120,7 +122,8 @@ pub enum ControlResponse {
     /// The pulls asked for.
     Pulled(Vec<PullOutcome>),
     /// Each remote's health.
-    Status(Vec<RemoteHealth>),
+    #[serde(rename = "Status")]
+    Health(Vec<RemoteHealth>),
     /// A watch's first message: the changes after this db_version follow.
     Watching {
         /// The db_version the watch starts after.

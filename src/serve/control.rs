@@ -14,14 +14,15 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::feed_stream::{FeedSource, MAX_WATCHES, stream_changes};
 use super::remote::RemoteMsg;
-use super::watch::{FeedSource, MAX_WATCHES, stream_changes};
 use crate::backoff::Backoff;
 use crate::control::RemoteHealth;
 use crate::control::frame::{read_message, write_message};
 use crate::control::{
     ControlError, ControlRequest, ControlResponse, PullOutcome, QUESTION_DEADLINE, socket_path,
 };
+use crate::db_actor::DbCallError;
 use crate::sync::DbVersion;
 
 /// Connections answered at once; more wait in the socket's backlog.
@@ -37,9 +38,9 @@ pub enum ControlQuery {
     /// Each remote's health.
     Health(RpcReplyPort<Vec<RemoteHealth>>),
     /// Start and stop remote actors to match the remotes table.
-    ReloadRemotes(RpcReplyPort<Result<(), String>>),
+    ReloadRemotes(RpcReplyPort<Result<(), DbCallError>>),
     /// Take the access mode and members from the database.
-    ReloadAccess(RpcReplyPort<Result<(), String>>),
+    ReloadAccess(RpcReplyPort<Result<(), DbCallError>>),
     /// The remotes to pull now: the one named, or every one.
     PullTargets {
         /// The remote asked for; every one when none.
@@ -237,19 +238,22 @@ async fn respond(
     match request {
         // Streamed by `answer`, never asked here.
         ControlRequest::Watch { .. } => ControlResponse::Error("not a question".into()),
-        ControlRequest::Status => match ask(supervisor, ControlQuery::Health).await {
-            Ok(remotes) => ControlResponse::Status(remotes),
+        ControlRequest::Health => match ask(supervisor, ControlQuery::Health).await {
+            Ok(remotes) => ControlResponse::Health(remotes),
             Err(err) => ControlResponse::Error(err),
         },
         ControlRequest::RemotesChanged => {
             match ask(supervisor, ControlQuery::ReloadRemotes).await {
                 Ok(Ok(())) => ControlResponse::Done,
-                Ok(Err(err)) | Err(err) => ControlResponse::Error(err),
+                // Into words at the wire, the one place they leave the daemon.
+                Ok(Err(err)) => ControlResponse::Error(err.to_string()),
+                Err(err) => ControlResponse::Error(err),
             }
         }
         ControlRequest::AccessChanged => match ask(supervisor, ControlQuery::ReloadAccess).await {
             Ok(Ok(())) => ControlResponse::Done,
-            Ok(Err(err)) | Err(err) => ControlResponse::Error(err),
+            Ok(Err(err)) => ControlResponse::Error(err.to_string()),
+            Err(err) => ControlResponse::Error(err),
         },
         ControlRequest::Pull(name) => {
             let asked = name.clone();

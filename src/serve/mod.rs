@@ -25,15 +25,15 @@ mod access;
 mod answering;
 mod call_queue;
 mod control;
+mod feed_stream;
 mod node;
 mod publisher;
 mod remote;
 mod supervisor;
-mod watch;
 
 pub use access::AccessGate;
+pub use feed_stream::FeedSource;
 pub use node::{NodeActor, NodeMsg};
 pub use publisher::{PublisherActor, PublisherMsg};
 pub use remote::{RemoteActor, RemoteMsg};
 pub use supervisor::{ServeOptions, Supervisor, SupervisorArgs, SupervisorMsg};
-pub use watch::FeedSource;

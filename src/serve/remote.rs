@@ -181,7 +181,7 @@ impl RemoteState {
             RemoteMsg::Sync | RemoteMsg::RoutesDied => {
                 if state.polling.is_some() {
                     // Polling is the fallback: try to watch again at every poll.
-                    state.watch(myself).await;
+                    state.watch_record(myself).await;
                 }
                 state.sync(None).await?;
             }
@@ -197,7 +197,7 @@ impl RemoteState {
             RemoteMsg::Check => state.check(myself).await?,
             RemoteMsg::Changed { value, watch_ended } => {
                 if watch_ended {
-                    state.watch(myself).await;
+                    state.watch_record(myself).await;
                 }
                 // A value that does not decode (or open) is read again from the network by
                 // `sync`, whose pull reports why.
@@ -255,7 +255,7 @@ impl RemoteState {
                         "Found the remote's record after {:.1} s", contact.waited().as_secs_f64());
                 }
                 self.first_contact = None;
-                self.watch(myself).await;
+                self.watch_record(myself).await;
                 self.checking = Some(myself.send_interval(CHECK_EVERY, || RemoteMsg::Check));
                 myself.send_message(RemoteMsg::Sync)?;
                 Ok(())
@@ -279,7 +279,7 @@ impl RemoteState {
     }
 
     /// Watches the remote's record; polls when no node takes the watch.
-    async fn watch(&mut self, myself: &ActorRef<RemoteMsg>) {
+    async fn watch_record(&mut self, myself: &ActorRef<RemoteMsg>) {
         let name = &self.args.link.name;
         match self.args.network.watch_record(&self.args.link.key).await {
             Ok(true) => {
@@ -333,7 +333,7 @@ impl RemoteState {
                 // (Never pulled yet: the first pull failed, nothing a watch could tell.)
                 metrics::missed_notification(link.name.as_str());
             }
-            self.watch(myself).await;
+            self.watch_record(myself).await;
             self.sync(Some(view)).await?;
         }
         Ok(())

@@ -17,12 +17,12 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use super::access::AccessGate;
 use super::control::{ControlActor, ControlArgs, ControlMsg, ControlQuery, PullTarget};
+use super::feed_stream::FeedSource;
 use super::node::{NodeActor, NodeArgs, NodeEvent, NodeMsg};
 use super::publisher::{PublisherActor, PublisherArgs, PublisherMsg};
 use super::remote::{RemoteEvent, RemoteMsg};
-use super::watch::FeedSource;
 use crate::db::{Db, RemoteName};
-use crate::db_actor::{DbEvent, DbHandle, LocalState};
+use crate::db_actor::{DbCallError, DbEvent, DbHandle, LocalState};
 use crate::metrics;
 use crate::net::{Network, Node, RecordIdentity};
 use crate::pull::RemoteLink;
@@ -384,12 +384,8 @@ impl SupervisorState {
     /// Takes the access mode and members from the database. When the epoch moved (a member
     /// was removed, or the database went private), the route changes too, the old one
     /// released: whoever was left behind can neither read the new Status nor call the node.
-    async fn reload_access(&mut self) -> Result<(), String> {
-        let access = self
-            .db
-            .access_state()
-            .await
-            .map_err(|err| err.to_string())?;
+    async fn reload_access(&mut self) -> Result<(), DbCallError> {
+        let access = self.db.access_state().await?;
         let (mode, epoch, members) = (access.access, access.epoch, access.members.len());
         let update = self.gate.update(access);
         if !update.changed {

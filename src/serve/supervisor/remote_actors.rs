@@ -10,6 +10,7 @@ use super::super::remote::{RemoteActor, RemoteArgs, RemoteMsg};
 use super::remotes::SlotId;
 use super::{STOP_BOUND, SupervisorMsg, SupervisorState};
 use crate::db::RemoteName;
+use crate::db_actor::DbCallError;
 use crate::metrics;
 use crate::pull::RemoteLink;
 
@@ -79,8 +80,8 @@ impl SupervisorState {
     pub(super) async fn reload_remotes(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
-    ) -> Result<(), String> {
-        let stored = self.db.remotes().await.map_err(|err| err.to_string())?;
+    ) -> Result<(), DbCallError> {
+        let stored = self.db.remotes().await?;
         let gone: Vec<RemoteName> = self
             .remotes
             .iter()
