@@ -1,6 +1,8 @@
 //! `ddcp serve`: the supervision tree of `actors`, until Ctrl-C or SIGTERM.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use ractor::Actor;
@@ -80,7 +82,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
             }
             _ = &mut handle => {}
         }
-        let fatal = fatal.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let fatal = fatal.lock().take();
         match fatal {
             Some(reason) => Err(CommandError::Serve(reason)),
             None => Ok(()),

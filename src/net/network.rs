@@ -1,7 +1,9 @@
 //! The calls ddcp makes on a running node: private routes and app calls, DHT records. A
 //! [`Network`] is a cheap handle; clones share the node, so every remote can call at once.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use veilid_core::{KeyPair, RoutingContext, Target, VeilidAPI, VeilidAPIError};
@@ -97,11 +99,8 @@ impl Network {
         })
     }
 
-    fn lock_released(&self) -> std::sync::MutexGuard<'_, ReleasedRoutes> {
-        // The set holds no invariant a panic elsewhere could break halfway.
-        self.released
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock_released(&self) -> MutexGuard<'_, ReleasedRoutes> {
+        self.released.lock()
     }
 
     /// Leaves in `dead` (peers' routes Veilid reports dead) only those this node did not

@@ -4,7 +4,9 @@
 //! A public database's gate lets every request through, as before private databases.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::db::{Access, AccessState, MemberName};
@@ -68,18 +70,13 @@ struct Gate {
 
 impl std::fmt::Debug for AccessGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let gate = read(&self.gate);
+        let gate = self.gate.read();
         f.debug_struct("AccessGate")
             .field("access", &gate.access)
             .field("epoch", &gate.epoch)
             .field("members", &gate.members.len())
             .finish()
     }
-}
-
-fn read(gate: &RwLock<Gate>) -> std::sync::RwLockReadGuard<'_, Gate> {
-    // Updates replace whole fields: a panic cannot leave the gate half written.
-    gate.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn not_allowed(message: &str) -> Vec<u8> {
@@ -115,10 +112,8 @@ impl AccessGate {
 
     /// Takes the access state read from the database: what changed.
     pub fn update(&self, state: AccessState) -> Update {
-        let mut gate = self
-            .gate
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Updates replace whole fields: a panic cannot leave the gate half written.
+        let mut gate = self.gate.write();
         let members = |gate: &Gate| {
             let mut ids: Vec<MemberId> = gate.members.keys().copied().collect();
             ids.sort_unstable();
@@ -134,12 +129,12 @@ impl AccessGate {
 
     /// Changes with every update.
     pub fn generation(&self) -> u64 {
-        read(&self.gate).generation
+        self.gate.read().generation
     }
 
     /// Decides what becomes of `question`.
     pub fn admit(&self, question: Vec<u8>) -> Admission {
-        let gate = read(&self.gate);
+        let gate = self.gate.read();
         let request = match decode_message(&question) {
             Ok(Message::Authenticated(request)) => Some(request),
             _ => None,
@@ -185,7 +180,7 @@ impl AccessGate {
     /// took a moment to build, and the member may have been removed (or the database made
     /// public) meanwhile. Then the asker is refused as any other.
     pub fn seal(&self, request: &Authenticated, answer: &[u8]) -> Vec<u8> {
-        let gate = read(&self.gate);
+        let gate = self.gate.read();
         let still_allowed = gate.access == Access::Private
             && gate.epoch == request.epoch
             && gate.members.contains_key(&request.member);
@@ -198,7 +193,7 @@ impl AccessGate {
 
     /// What to write in the record for `status`: the Status itself, or sealed for the members.
     pub fn publishable(&self, status: &Status) -> Vec<u8> {
-        let gate = read(&self.gate);
+        let gate = self.gate.read();
         let status = Status {
             public_key: gate.owner.id().as_bytes().to_vec(),
             ..status.clone()
@@ -221,10 +216,7 @@ impl AccessGate {
     /// Counts a refusal, and logs it unless this asker was logged within [`LOG_EVERY`].
     fn log_refusal(&self, asker: Option<MemberId>, reason: &'static str, name: Option<MemberName>) {
         metrics::refused(reason);
-        let mut logged = self
-            .logged
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut logged = self.logged.lock();
         let now = Instant::now();
         if logged
             .get(&asker)

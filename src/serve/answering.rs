@@ -12,7 +12,9 @@
 //! - a private database's [`AccessGate`] refuses what is not a member's request before the
 //!   database is asked anything.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -89,7 +91,7 @@ impl Answerer {
             since: Instant::now(),
         };
         let refused = {
-            let mut queue = lock(&self.queue);
+            let mut queue = self.queue.lock();
             if queue.is_full() {
                 // Calls whose askers gave up go first: a full queue refuses a live call only
                 // when it holds nothing but live ones.
@@ -119,13 +121,6 @@ impl Drop for Answerer {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The queue holds no invariant a panic could break half way.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 struct Worker {
     queue: Arc<Mutex<CallQueue<Waiting>>>,
     ready: Arc<Notify>,
@@ -142,7 +137,7 @@ impl Worker {
             let notified = self.ready.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
-            let next = lock(&self.queue).take();
+            let next = self.queue.lock().take();
             let Some((waiting, still_waiting)) = next else {
                 notified.await;
                 continue;

@@ -10,7 +10,9 @@ mod remotes;
 mod restart;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -291,7 +293,7 @@ impl Actor for Supervisor {
             };
             let reason = format!("the {which} failed: {error}");
             tracing::error!(target: "ddcp", "{reason}");
-            *state.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
+            *state.fatal.lock() = Some(reason.clone());
             myself.stop(Some(reason));
             return Ok(());
         }
