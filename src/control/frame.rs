@@ -1,6 +1,10 @@
 //! One framing for both ends of the control socket: a little-endian u32 length, then that many
 //! bytes of JSON. The daemon runs it on its side of the connection too (off the async runtime),
 //! so the rules are written once.
+//!
+//! Why not tokio-util's `LengthDelimitedCodec`: it frames async streams only, and the CLI's end
+//! is a blocking socket (most commands start no runtime); the codec would make the daemon's end
+//! and the CLI's two framings to keep in step, where these forty lines are one.
 
 use std::io::{Read, Write};
 
