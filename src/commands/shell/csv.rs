@@ -2,7 +2,8 @@
 //! line breaks; lines end with LF or CRLF).
 //!
 //! Why not the csv crate: it takes a quoted field that is never closed as running to the end of
-//! the file, so a stray quote imports the rest of the file into one cell without a word, where
+//! the file (BurntSushi/rust-csv #252, #289), so a stray quote imports the rest of the file into
+//! one cell without a word, where
 //! `.import` must refuse it (all or none, with the line it starts on). The rules `.import`
 //! needs fit in this page, tested below.
 
