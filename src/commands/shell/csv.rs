@@ -3,9 +3,8 @@
 //!
 //! Why not the csv crate: it takes a quoted field that is never closed as running to the end of
 //! the file (BurntSushi/rust-csv #252, #289), so a stray quote imports the rest of the file into
-//! one cell without a word, where
-//! `.import` must refuse it (all or none, with the line it starts on). The rules `.import`
-//! needs fit in this page, tested below.
+//! one cell without a word, where `.import` must refuse it (all or none, with the line it starts
+//! on). The rules `.import` needs fit in this page, tested below.
 
 use std::fmt;
 use std::io::BufRead;
