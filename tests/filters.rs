@@ -560,3 +560,61 @@ fn a_remote_pulled_into_mirrors_stays_apart_and_is_not_served_onward() {
     assert!(page.changes.iter().all(|change| change.table == "posts"));
     assert!(page.changes.iter().all(|change| change.site_id == bob.site));
 }
+
+/// The README's own example, attacked (issue 29, item 1): with `--where "owner = 'bob'"`, bob
+/// serves a new post with owner 'carol' at col_version 1000 and owner 'bob' at col_version 1 in
+/// one page. A check that read the page in order saw 'bob'; cr-sqlite's merge keeps the higher
+/// col_version, 'carol'. A page holding two changes of one cell is refused whole, nothing
+/// applied, the cursor where it was.
+#[test]
+fn a_page_with_two_changes_of_one_cell_is_refused_whole() {
+    let mut alice = peer();
+    let bob = peer();
+    let accepts_bobs = AcceptPolicy {
+        filter: FilterChoice {
+            tables: None,
+            exclude_columns: None,
+            rows: Some("owner = 'bob'"),
+        }
+        .filter(),
+        ..AcceptPolicy::default()
+    };
+    bob.db
+        .connection()
+        .execute_batch("insert into posts values (9, 'bob', 'mine', null)")
+        .unwrap();
+    let mut changes = bob.db.changes_since(DbVersion(0)).unwrap();
+    let owner = changes
+        .iter()
+        .position(|change| change.cid == "owner")
+        .unwrap();
+    // Written in someone else's name, placed first so that bob's own value comes last.
+    let mut forged = changes[owner].clone();
+    forged.val = ddcp::sync::Value::Text("carol".into());
+    forged.col_version = 1000;
+    changes.insert(owner, forged);
+    let version = bob.db.db_version().unwrap();
+    alice.db.align_cursor(bob.site, &accepts_bobs).unwrap();
+    let before = alice.db.cursor(bob.site).unwrap();
+    let page = ChangesPage {
+        site_id: bob.site,
+        since: before.clone(),
+        after: ddcp::sync::Cursor::after_group(version),
+        group_complete: true,
+        more: false,
+        db_version: version,
+        incarnation: bob.db.incarnation().unwrap(),
+        changes,
+        rows: Vec::new(),
+    };
+    let refused = alice.db.accept_page(bob.site, page, &accepts_bobs);
+    assert!(
+        matches!(refused, Err(DbError::InvalidChange(_))),
+        "{refused:?}"
+    );
+    assert!(
+        posts(&alice.db).is_empty(),
+        "a change of the page was applied"
+    );
+    assert_eq!(alice.db.cursor(bob.site).unwrap(), before);
+}

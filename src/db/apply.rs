@@ -11,7 +11,7 @@ use super::cursors::{read_cursor, read_incarnation, record_pull, write_cursor};
 use super::{Db, DbError};
 use crate::sync::codec::{decode_changeset, encode_changeset};
 use crate::sync::protocol::ChangesPage;
-use crate::sync::validate::ChangeValidator;
+use crate::sync::validate::{ChangeValidator, check_each_cell_once};
 use crate::sync::{Change, DbVersion, Incarnation, SiteId};
 
 const INSERT_CHANGE: &str = "insert into crsql_changes
@@ -83,6 +83,8 @@ impl Db {
                 .collect();
             self.ensure_mirrors(into, &tables.into_iter().collect::<Vec<_>>())?;
         }
+        // Before any filter judges a row by the page's values: each cell once.
+        check_each_cell_once(page.changes.iter().chain(&page.rows))?;
         let mut applier = self.begin_apply()?;
         // A cursor counts versions of one life of the remote: after a restore its versions
         // count again from the backup's, and this cursor would skip what they now name.

@@ -14,6 +14,25 @@ use super::schema::SchemaDesc;
 /// real database reaches (2^53 is also the largest integer JSON tools keep exactly).
 pub const MAX_COUNTER: i64 = 1 << 53;
 
+/// Refuses a set of changes (one page: its changes and its rows' cells together) that holds
+/// two of one cell. `crsql_changes` holds one row per cell, so an honest page never does; a
+/// crafted one could have a filter judge the value it sees last while cr-sqlite keeps the
+/// other (the higher col_version wins the merge, not the later place in the page).
+pub fn check_each_cell_once<'c>(
+    changes: impl IntoIterator<Item = &'c Change>,
+) -> Result<(), InvalidChange> {
+    let mut seen = std::collections::HashSet::new();
+    for change in changes {
+        if !seen.insert((&change.table, &change.pk, &change.cid)) {
+            return Err(InvalidChange::DuplicateCell {
+                table: change.table.clone(),
+                cid: change.cid.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The cid cr-sqlite uses for a row's create/delete sentinel.
 pub const SENTINEL_CID: &str = "-1";
 
@@ -27,6 +46,10 @@ pub enum InvalidChange {
     UnknownColumn { table: String, cid: String },
     #[error("primary key of a change to {table:?} is malformed ({reason})")]
     BadPrimaryKey { table: String, reason: &'static str },
+    #[error(
+        "two changes of one cell (table {table:?}, column {cid:?}) in one page: an honest peer sends each cell once, at its newest"
+    )]
+    DuplicateCell { table: String, cid: String },
     #[error("{field} {value} of a change to {table:?} is out of range")]
     OutOfRange {
         table: String,
