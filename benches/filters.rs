@@ -9,8 +9,9 @@
 
 use std::time::{Duration, Instant};
 
+use ddcp::commands::filter_args::FilterFlags;
 use ddcp::db::{Db, Extension};
-use ddcp::sync::filter::{ChangeFilter, FilterFlags};
+use ddcp::sync::filter::ChangeFilter;
 use ddcp::sync::pull::{DEFAULT_PAGE_BYTES, Puller, Received};
 use ddcp::sync::serve::{MAX_PAGE_BUDGET, Responder};
 use ddcp::sync::{Cursor, SiteId};
@@ -63,7 +64,7 @@ fn serve_all(db: &Db, since: Cursor, filter: &ChangeFilter) -> (Duration, u64, u
 }
 
 fn filter(flags: FilterFlags<'_>) -> ChangeFilter {
-    ChangeFilter::default().with_flags(&flags).unwrap()
+    flags.applied_to(&ChangeFilter::default()).unwrap()
 }
 
 fn main() {

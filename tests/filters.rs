@@ -10,8 +10,9 @@
 
 use std::collections::BTreeMap;
 
+use ddcp::commands::filter_args::FilterFlags;
 use ddcp::db::{AcceptPolicy, Db, DbError, Extension};
-use ddcp::sync::filter::{ChangeFilter, FilterFlags, SENTINEL_CID};
+use ddcp::sync::filter::{ChangeFilter, SENTINEL_CID};
 use ddcp::sync::protocol::ChangesPage;
 use ddcp::sync::pull::{Puller, Received};
 use ddcp::sync::serve::{MAX_PAGE_BUDGET, Responder};
@@ -143,14 +144,14 @@ impl FilterChoice {
             (Some(_), _) => Some("posts"),
             (None, tables) => tables,
         };
-        ChangeFilter::default()
-            .with_flags(&FilterFlags {
-                tables,
-                exclude_columns: self.exclude_columns,
-                rows: self.rows,
-                ..FilterFlags::default()
-            })
-            .unwrap()
+        FilterFlags {
+            tables,
+            exclude_columns: self.exclude_columns,
+            rows: self.rows,
+            ..FilterFlags::default()
+        }
+        .applied_to(&ChangeFilter::default())
+        .unwrap()
     }
 }
 
@@ -333,12 +334,11 @@ proptest! {
         tables in prop_oneof![Just(None), Just(Some("posts")), Just(Some("tags"))],
         exclude in prop_oneof![Just(None), Just(Some("posts.secret"))],
     ) {
-        let filter = ChangeFilter::default()
-            .with_flags(&FilterFlags {
+        let filter = FilterFlags {
                 tables,
                 exclude_columns: exclude,
                 ..FilterFlags::default()
-            })
+            }.applied_to(&ChangeFilter::default())
             .unwrap();
         let accepts = AcceptPolicy { filter: filter.clone(), ..AcceptPolicy::default() };
         let source = peer();

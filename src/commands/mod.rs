@@ -10,7 +10,7 @@ mod clone;
 mod clone_file;
 mod completions;
 mod daemon;
-mod filter_args;
+pub mod filter_args;
 mod id;
 mod init;
 mod log;
@@ -50,6 +50,8 @@ pub enum CommandError {
     BadMemberId(crate::sync::member::BadMemberId),
     #[error("{0}")]
     BadAuthors(crate::sync::authors::BadAuthorPolicy),
+    #[error(transparent)]
+    BadFilterFlags(#[from] filter_args::BadFilterFlags),
     #[error("{path}: {reason}")]
     Sealed {
         path: String,

@@ -92,19 +92,19 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::filter_args::FilterFlags;
     use crate::db::test_support::temp_db;
-    use crate::sync::filter::FilterFlags;
 
     #[test]
     fn filters_are_stored_and_read_back() {
-        let filter = ChangeFilter::default()
-            .with_flags(&FilterFlags {
-                tables: Some("posts"),
-                exclude_columns: Some("posts.secret"),
-                rows: Some("owner = 'bob'"),
-                ..FilterFlags::default()
-            })
-            .unwrap();
+        let filter = FilterFlags {
+            tables: Some("posts"),
+            exclude_columns: Some("posts.secret"),
+            rows: Some("owner = 'bob'"),
+            ..FilterFlags::default()
+        }
+        .applied_to(&ChangeFilter::default())
+        .unwrap();
         let text = stored_filter(&filter);
         assert_eq!(
             text,
@@ -125,19 +125,19 @@ mod tests {
             )
             .unwrap();
         assert!(db.share_filter().unwrap().is_open());
-        let bad = ChangeFilter::default()
-            .with_flags(&FilterFlags {
-                tables: Some("nope"),
-                ..FilterFlags::default()
-            })
-            .unwrap();
+        let bad = FilterFlags {
+            tables: Some("nope"),
+            ..FilterFlags::default()
+        }
+        .applied_to(&ChangeFilter::default())
+        .unwrap();
         assert!(db.set_share_filter(&bad).is_err());
-        let good = ChangeFilter::default()
-            .with_flags(&FilterFlags {
-                exclude_columns: Some("posts.secret"),
-                ..FilterFlags::default()
-            })
-            .unwrap();
+        let good = FilterFlags {
+            exclude_columns: Some("posts.secret"),
+            ..FilterFlags::default()
+        }
+        .applied_to(&ChangeFilter::default())
+        .unwrap();
         db.set_share_filter(&good).unwrap();
         assert_eq!(db.share_filter().unwrap(), good);
     }

@@ -225,9 +225,10 @@ fn read_remotes(conn: &rusqlite::Connection) -> Result<Vec<Remote>, DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::filter_args::FilterFlags;
     use crate::db::test_support::temp_db;
     use crate::sync::authors::AuthorPolicy;
-    use crate::sync::filter::{ChangeFilter, FilterFlags};
+    use crate::sync::filter::ChangeFilter;
 
     const KEY: &str = "VLD0:73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY";
 
@@ -324,8 +325,8 @@ mod tests {
         };
         let filtered = AcceptPolicy {
             authors: AuthorPolicy::Any,
-            filter: ChangeFilter::default()
-                .with_flags(&flags("owner = 'alice'"))
+            filter: flags("owner = 'alice'")
+                .applied_to(&ChangeFilter::default())
                 .unwrap(),
             into: None,
         };
@@ -333,8 +334,8 @@ mod tests {
         assert_eq!(db.remote(&alice).unwrap().accept, filtered);
         // A filter this database cannot use is refused, and nothing changes.
         let unknown_column = AcceptPolicy {
-            filter: ChangeFilter::default()
-                .with_flags(&flags("author = 'alice'"))
+            filter: flags("author = 'alice'")
+                .applied_to(&ChangeFilter::default())
                 .unwrap(),
             ..filtered.clone()
         };

@@ -358,8 +358,8 @@ fn check_predicate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::filter_args::FilterFlags;
     use crate::db::test_support::temp_db;
-    use crate::sync::filter::FilterFlags;
 
     const SCHEMA: &str = "
         create table posts (id integer primary key not null, owner text, body text);
@@ -369,12 +369,12 @@ mod tests {
         select crsql_as_crr('tags');";
 
     fn where_filter(predicate: &str) -> ChangeFilter {
-        ChangeFilter::default()
-            .with_flags(&FilterFlags {
-                rows: Some(predicate),
-                ..FilterFlags::default()
-            })
-            .unwrap()
+        FilterFlags {
+            rows: Some(predicate),
+            ..FilterFlags::default()
+        }
+        .applied_to(&ChangeFilter::default())
+        .unwrap()
     }
 
     #[test]
@@ -466,12 +466,12 @@ mod tests {
         assert!(refused("owner = 'bob'"));
         assert!(
             db.check_read_filter(
-                &where_filter("owner = 'bob'")
-                    .with_flags(&FilterFlags {
-                        tables: Some("posts"),
-                        ..FilterFlags::default()
-                    })
-                    .unwrap()
+                &FilterFlags {
+                    tables: Some("posts"),
+                    ..FilterFlags::default()
+                }
+                .applied_to(&where_filter("owner = 'bob'"))
+                .unwrap()
             )
             .is_ok()
         );

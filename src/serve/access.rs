@@ -291,21 +291,21 @@ mod tests {
     }
 
     fn bobs_filter() -> ChangeFilter {
-        ChangeFilter::default()
-            .with_flags(&crate::sync::filter::FilterFlags {
-                tables: Some("bookmarks,tags"),
-                ..Default::default()
-            })
-            .unwrap()
+        crate::commands::filter_args::FilterFlags {
+            tables: Some("bookmarks,tags"),
+            ..Default::default()
+        }
+        .applied_to(&ChangeFilter::default())
+        .unwrap()
     }
 
     fn shared_filter() -> ChangeFilter {
-        ChangeFilter::default()
-            .with_flags(&crate::sync::filter::FilterFlags {
-                exclude_tables: Some("tags"),
-                ..Default::default()
-            })
-            .unwrap()
+        crate::commands::filter_args::FilterFlags {
+            exclude_tables: Some("tags"),
+            ..Default::default()
+        }
+        .applied_to(&ChangeFilter::default())
+        .unwrap()
     }
 
     fn refusal_of(admission: Admission) -> ProtocolError {

@@ -148,11 +148,9 @@ pub struct ChangeFilter {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[allow(missing_docs)] // each #[error] says what the variant means
 pub enum BadFilter {
-    #[error("{flag} takes names separated by commas; {text:?} has an empty one")]
-    EmptyName { flag: &'static str, text: String },
-    #[error("--exclude-columns takes TABLE.COLUMN names; {0:?} is not one")]
+    #[error("a column is named as TABLE.COLUMN; {0:?} is not one")]
     NotAColumn(String),
-    #[error("--where takes one SQL expression of at most {MAX_PREDICATE_CHARS} characters")]
+    #[error("a row filter is one SQL expression of at most {MAX_PREDICATE_CHARS} characters")]
     PredicateTooLong,
     #[error("no CRR table named {0:?} here")]
     UnknownTable(String),
@@ -164,90 +162,33 @@ pub enum BadFilter {
     BadPredicate { table: String, reason: String },
 }
 
-/// The filter flags as typed: each `None` when not given.
-#[derive(Clone, Debug, Default)]
-pub struct FilterFlags<'a> {
-    /// `--tables`.
-    pub tables: Option<&'a str>,
-    /// `--exclude-tables`.
-    pub exclude_tables: Option<&'a str>,
-    /// `--exclude-columns`.
-    pub exclude_columns: Option<&'a str>,
-    /// `--where`.
-    pub rows: Option<&'a str>,
-}
-
-impl FilterFlags<'_> {
-    /// True when no flag was given.
-    pub fn is_empty(&self) -> bool {
-        self.tables.is_none()
-            && self.exclude_tables.is_none()
-            && self.exclude_columns.is_none()
-            && self.rows.is_none()
-    }
-}
-
-fn names(flag: &'static str, text: &str) -> Result<BTreeSet<String>, BadFilter> {
-    if text.trim().is_empty() {
-        return Ok(BTreeSet::new());
-    }
-    text.split(',')
-        .map(|name| {
-            let name = name.trim();
-            if name.is_empty() {
-                Err(BadFilter::EmptyName {
-                    flag,
-                    text: crate::text::printable(text, 80),
-                })
-            } else {
-                Ok(name.to_string())
-            }
-        })
-        .collect()
-}
-
-fn columns(text: &str) -> Result<BTreeSet<ColumnRef>, BadFilter> {
-    names("--exclude-columns", text)?
-        .into_iter()
-        .map(|name| match name.split_once('.') {
+impl ColumnRef {
+    /// `TABLE.COLUMN` as a column.
+    pub fn parse(name: &str) -> Result<ColumnRef, BadFilter> {
+        match name.trim().split_once('.') {
             Some((table, column)) if !table.is_empty() && !column.is_empty() => Ok(ColumnRef {
                 table: table.to_string(),
                 column: column.to_string(),
             }),
-            _ => Err(BadFilter::NotAColumn(crate::text::printable(&name, 80))),
-        })
-        .collect()
+            _ => Err(BadFilter::NotAColumn(crate::text::printable(name, 80))),
+        }
+    }
 }
 
-fn predicate(text: &str) -> Result<Option<RowPredicate>, BadFilter> {
-    let text = text.trim();
-    if text.chars().count() > MAX_PREDICATE_CHARS {
-        return Err(BadFilter::PredicateTooLong);
+impl RowPredicate {
+    /// A row predicate from its text, bounded; `None` for an empty one (every row).
+    pub fn parse(text: &str) -> Result<Option<RowPredicate>, BadFilter> {
+        let text = text.trim();
+        if text.chars().count() > MAX_PREDICATE_CHARS {
+            return Err(BadFilter::PredicateTooLong);
+        }
+        Ok((!text.is_empty()).then(|| RowPredicate(text.to_string())))
     }
-    Ok((!text.is_empty()).then(|| RowPredicate(text.to_string())))
 }
 
 impl ChangeFilter {
-    /// The filter with the parts `flags` names replaced (an empty value drops that part).
-    pub fn with_flags(&self, flags: &FilterFlags<'_>) -> Result<ChangeFilter, BadFilter> {
-        let mut filter = self.clone();
-        if let Some(text) = flags.tables {
-            let tables = names("--tables", text)?;
-            filter.tables = (!tables.is_empty()).then_some(tables);
-        }
-        if let Some(text) = flags.exclude_tables {
-            filter.exclude_tables = names("--exclude-tables", text)?;
-        }
-        if let Some(text) = flags.exclude_columns {
-            filter.exclude_columns = columns(text)?;
-        }
-        if let Some(text) = flags.rows {
-            filter.rows = predicate(text)?;
-        }
-        Ok(filter)
-    }
-
-    /// A filter from its stored parts, as [`ChangeFilter::parts`] gave them.
+    /// A filter from its parts (as [`ChangeFilter::parts`] gives them, as they are stored, or
+    /// as the command line's flags name them once split).
     pub fn from_parts(
         tables: Option<Vec<String>>,
         exclude_tables: Vec<String>,
@@ -257,8 +198,15 @@ impl ChangeFilter {
         Ok(ChangeFilter {
             tables: tables.map(|tables| tables.into_iter().collect()),
             exclude_tables: exclude_tables.into_iter().collect(),
-            exclude_columns: columns(&exclude_columns.join(","))?,
-            rows: rows.as_deref().map(predicate).transpose()?.flatten(),
+            exclude_columns: exclude_columns
+                .iter()
+                .map(|name| ColumnRef::parse(name))
+                .collect::<Result<_, _>>()?,
+            rows: rows
+                .as_deref()
+                .map(RowPredicate::parse)
+                .transpose()?
+                .flatten(),
             hidden_prefixes: BTreeSet::new(),
         })
     }
@@ -420,17 +368,23 @@ mod tests {
     use crate::schema::{ColumnDesc, TableDesc};
     use crate::{DbVersion, Seq, SiteId, Value};
 
-    fn flags<'a>(
-        tables: Option<&'a str>,
-        exclude_columns: Option<&'a str>,
-        rows: Option<&'a str>,
-    ) -> FilterFlags<'a> {
-        FilterFlags {
-            tables,
-            exclude_tables: None,
-            exclude_columns,
-            rows,
-        }
+    /// A filter of these parts, each a comma-separated list as typed.
+    fn filter(
+        tables: Option<&str>,
+        exclude_columns: Option<&str>,
+        rows: Option<&str>,
+    ) -> Result<ChangeFilter, BadFilter> {
+        let list = |text: &str| {
+            text.split(',')
+                .map(|name| name.trim().to_string())
+                .collect()
+        };
+        ChangeFilter::from_parts(
+            tables.map(list),
+            Vec::new(),
+            exclude_columns.map(list).unwrap_or_default(),
+            rows.map(str::to_string),
+        )
     }
 
     fn change(table: &str, cid: &str) -> Change {
@@ -452,51 +406,36 @@ mod tests {
         let open = ChangeFilter::default();
         assert!(open.is_open() && open.admits(&change("tags", "name")));
         assert_eq!(open.to_string(), "all");
-        let filter = open
-            .with_flags(&flags(Some("bookmarks, notes"), Some("notes.secret"), None))
-            .unwrap();
-        assert!(filter.admits(&change("bookmarks", "url")));
-        assert!(!filter.admits(&change("tags", "name")));
-        assert!(!filter.admits(&change("notes", "secret")));
-        assert!(filter.admits(&change("notes", "body")));
+        let narrow = filter(Some("bookmarks, notes"), Some("notes.secret"), None).unwrap();
+        assert!(narrow.admits(&change("bookmarks", "url")));
+        assert!(!narrow.admits(&change("tags", "name")));
+        assert!(!narrow.admits(&change("notes", "secret")));
+        assert!(narrow.admits(&change("notes", "body")));
         // A row's sentinel passes with its table, whatever columns are excluded.
-        assert!(filter.admits(&change("notes", SENTINEL_CID)));
+        assert!(narrow.admits(&change("notes", SENTINEL_CID)));
         assert_eq!(
-            filter.to_string(),
+            narrow.to_string(),
             "tables=bookmarks,notes exclude-columns=notes.secret"
         );
-        // An empty value drops that part; other parts stay.
-        let wider = filter.with_flags(&flags(Some(""), None, None)).unwrap();
-        assert!(wider.admits(&change("tags", "name")));
-        assert!(!wider.admits(&change("notes", "secret")));
-        let excluded = open
-            .with_flags(&FilterFlags {
-                exclude_tables: Some("tags"),
-                ..FilterFlags::default()
-            })
-            .unwrap();
+        let excluded =
+            ChangeFilter::from_parts(None, vec!["tags".into()], Vec::new(), None).unwrap();
         assert!(!excluded.admits(&change("tags", SENTINEL_CID)));
         assert!(excluded.admits(&change("notes", "body")));
     }
 
     #[test]
-    fn bad_flags_are_refused_with_the_reason() {
-        let open = ChangeFilter::default();
+    fn bad_parts_are_refused_with_the_reason() {
         assert!(matches!(
-            open.with_flags(&flags(Some("a,,b"), None, None)),
-            Err(BadFilter::EmptyName { .. })
-        ));
-        assert!(matches!(
-            open.with_flags(&flags(None, Some("nodot"), None)),
+            filter(None, Some("nodot"), None),
             Err(BadFilter::NotAColumn(_))
         ));
         assert!(matches!(
-            open.with_flags(&flags(None, Some("t."), None)),
+            filter(None, Some("t."), None),
             Err(BadFilter::NotAColumn(_))
         ));
         let long = "x".repeat(MAX_PREDICATE_CHARS + 1);
         assert_eq!(
-            open.with_flags(&flags(None, None, Some(&long))),
+            filter(None, None, Some(&long)),
             Err(BadFilter::PredicateTooLong)
         );
     }
@@ -514,12 +453,7 @@ mod tests {
             name: "notes".into(),
             columns: vec![column("id", 1), column("body", 0)],
         }]);
-        let check = |tables, columns| {
-            ChangeFilter::default()
-                .with_flags(&flags(tables, columns, None))
-                .unwrap()
-                .check_schema(&schema)
-        };
+        let check = |tables, columns| filter(tables, columns, None).unwrap().check_schema(&schema);
         assert_eq!(check(Some("notes"), Some("notes.body")), Ok(()));
         assert!(matches!(
             check(Some("nope"), None),
@@ -541,9 +475,10 @@ mod tests {
 
     #[test]
     fn a_predicate_names_the_columns_it_may_read() {
-        let rows = predicate("owner = 'bob''s' and \"Project\" in ('a', 'b') and x1 > 0x1f")
-            .unwrap()
-            .unwrap();
+        let rows =
+            RowPredicate::parse("owner = 'bob''s' and \"Project\" in ('a', 'b') and x1 > 0x1f")
+                .unwrap()
+                .unwrap();
         assert!(rows.may_read("OWNER") && rows.may_read("project") && rows.may_read("x1"));
         // Words inside string literals and numbers are not names.
         assert!(!rows.may_read("bob") && !rows.may_read("a") && !rows.may_read("x1f"));
@@ -561,7 +496,7 @@ mod tests {
     fn comments_hide_no_column_from_what_a_predicate_may_read() {
         // Before comments were known, the quote in each comment opened a "literal" that hid
         // every name after it.
-        let rows = predicate(
+        let rows = RowPredicate::parse(
             "owner = 'bob' /* the owner's rows */ or status = 'open' -- don't\n or tag = 1",
         )
         .unwrap()
@@ -569,22 +504,23 @@ mod tests {
         assert!(rows.may_read("owner") && rows.may_read("status") && rows.may_read("tag"));
         // Words inside comments are not names; a quoted name may hold its own quote.
         assert!(!rows.may_read("rows") && !rows.may_read("don"));
-        let quoted = predicate("\"say \"\"hi\"\"\" = 1 and `a``b` = 2")
+        let quoted = RowPredicate::parse("\"say \"\"hi\"\"\" = 1 and `a``b` = 2")
             .unwrap()
             .unwrap();
         assert!(quoted.may_read("say \"hi\"") && quoted.may_read("a`b"));
         // An unclosed comment runs to the end, as SQLite reads it.
-        assert!(!predicate("x = 1 /* y").unwrap().unwrap().may_read("y"));
+        assert!(
+            !RowPredicate::parse("x = 1 /* y")
+                .unwrap()
+                .unwrap()
+                .may_read("y")
+        );
     }
 
     #[test]
     fn two_filters_combine_to_what_passes_both() {
-        let shared = ChangeFilter::default()
-            .with_flags(&flags(Some("a,b"), Some("a.x"), Some("k = 1")))
-            .unwrap();
-        let member = ChangeFilter::default()
-            .with_flags(&flags(Some("b,c"), Some("b.y"), Some("k = 2")))
-            .unwrap();
+        let shared = filter(Some("a,b"), Some("a.x"), Some("k = 1")).unwrap();
+        let member = filter(Some("b,c"), Some("b.y"), Some("k = 2")).unwrap();
         let both = shared.and(&member);
         assert_eq!(
             both.to_string(),
