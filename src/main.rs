@@ -7,7 +7,11 @@ use ddcp::commands::output;
 
 fn main() -> ExitCode {
     install_panic_hook();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Lossy: an argument that is not UTF-8 is clap's to refuse, never a panic here.
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
     output::hide_arguments_that_look_like_keys(args.iter().map(String::as_str));
     let (cli, old_env_names) = match ddcp::cli::Cli::parse_with_old_env(std::env::args_os()) {
         Ok(parsed) => parsed,
@@ -26,7 +30,7 @@ fn main() -> ExitCode {
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     // A one-shot command says what it did once, on stdout; its info lines would say it again.
-    // The daemons (serve, testnet) have no stdout to say it on: their info lines are their news.
+    // The long-running ones (serve, testnet, watch) have their info lines as their news.
     let default_filter = match cli.command {
         ddcp::cli::Command::Serve(_)
         | ddcp::cli::Command::Testnet(_)
@@ -78,7 +82,10 @@ fn usage_error(err: clap::Error) -> ExitCode {
     ) {
         err.exit();
     }
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
     let command = command_path(&args);
     let mut line = usage_line(&err.render().to_string(), &command);
     // `ddcp shell select 1`: the words of an unquoted statement taken as arguments.

@@ -1944,3 +1944,23 @@ fn a_listen_address_that_cannot_be_used_is_one_line_at_once() {
             .fails_with("the listen address \"nonsense\" (--listen, VEILID_LISTEN or network.conf) is not a HOST:PORT");
     }
 }
+
+/// An argument that is not UTF-8 is one line like any other bad input, never a panic.
+#[test]
+fn an_argument_that_is_not_utf8_is_one_line() {
+    use std::os::unix::ffi::OsStrExt;
+    let site = Site::with_bookmarks();
+    let mut command = site.command(&["status", "--db-file"]);
+    command.arg(std::ffi::OsStr::from_bytes(b"\xff\xfe.db"));
+    common::run_command(command, b"").fails_with("no database at");
+    let mut command = site.command(&[]);
+    command.arg(std::ffi::OsStr::from_bytes(b"\xff"));
+    let run = common::run_command(command, b"");
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.starts_with("error: unrecognized subcommand"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked") && !run.stderr.contains("internal error"));
+}
