@@ -396,12 +396,9 @@ fn a_row_that_starts_to_match_arrives_whole() {
     assert_eq!(posts(&bob.db).get(&1), Some(&whole));
 }
 
-/// The shared BBS: a remote allowed `owner = 'bob'` changes bob's posts and nothing else.
-#[test]
-fn a_row_predicate_on_accept_lets_a_remote_change_only_its_own_rows() {
-    let mut alice = peer();
-    let mut bob = peer();
-    let accepts_bobs = AcceptPolicy {
+/// What alice accepts from bob in the BBS: changes to posts whose owner is bob.
+fn accepts_bobs_posts() -> AcceptPolicy {
+    AcceptPolicy {
         filter: FilterChoice {
             tables: None,
             exclude_columns: None,
@@ -409,7 +406,15 @@ fn a_row_predicate_on_accept_lets_a_remote_change_only_its_own_rows() {
         }
         .filter(),
         ..AcceptPolicy::default()
-    };
+    }
+}
+
+/// The shared BBS: a remote allowed `owner = 'bob'` changes bob's posts and nothing else.
+#[test]
+fn a_row_predicate_on_accept_lets_a_remote_change_only_its_own_rows() {
+    let mut alice = peer();
+    let mut bob = peer();
+    let accepts_bobs = accepts_bobs_posts();
     let open = ChangeFilter::default();
     // Both start with alice's post and bob's post.
     alice
@@ -570,15 +575,7 @@ fn a_remote_pulled_into_mirrors_stays_apart_and_is_not_served_onward() {
 fn a_page_with_two_changes_of_one_cell_is_refused_whole() {
     let mut alice = peer();
     let bob = peer();
-    let accepts_bobs = AcceptPolicy {
-        filter: FilterChoice {
-            tables: None,
-            exclude_columns: None,
-            rows: Some("owner = 'bob'"),
-        }
-        .filter(),
-        ..AcceptPolicy::default()
-    };
+    let accepts_bobs = accepts_bobs_posts();
     bob.db
         .connection()
         .execute_batch("insert into posts values (9, 'bob', 'mine', null)")

@@ -34,6 +34,10 @@ pub fn looks_like_a_key(text: &str) -> bool {
 /// characters cut short by a bounded message (`printable`) keep more than this.
 const PIECE: usize = 12;
 
+/// A run this long, cut short (followed by `…` or `...`), is taken for a secret's start: a
+/// shorter one is as likely an abbreviation ("e.g.") as what is left of a secret.
+const CUT_PIECE: usize = 4;
+
 /// The maximal base64url runs of `text`, with where each starts.
 fn runs(text: &str) -> impl Iterator<Item = (usize, &str)> {
     let mut rest = text.char_indices().peekable();
@@ -102,8 +106,8 @@ impl Redactions {
     }
 
     /// `text` with every run that is, holds or is a piece of a secret replaced by
-    /// [`NOT_SHOWN`]: a piece of 12 characters or more, or one cut short (followed by `…` or
-    /// `...`, the marks of a bounded message) that a secret starts with.
+    /// [`NOT_SHOWN`]: a piece of 12 characters or more, or one of 4 or more cut short
+    /// (followed by `…` or `...`, the marks of a bounded message) that a secret starts with.
     pub fn apply<'t>(&self, text: &'t str) -> Cow<'t, str> {
         if self.secrets.is_empty() {
             return Cow::Borrowed(text);
@@ -111,7 +115,8 @@ impl Redactions {
         let mut out = String::new();
         let mut copied = 0;
         for (start, run) in runs(text) {
-            let cut_short = text[start + run.len()..].starts_with(['…', '.']);
+            let cut_short =
+                run.len() >= CUT_PIECE && text[start + run.len()..].starts_with(['…', '.']);
             let secret = self.secrets.iter().any(|secret| {
                 run.contains(secret.as_str())
                     || (run.len() >= PIECE && secret.contains(run))
@@ -206,6 +211,9 @@ mod tests {
         let public = format!("VLD0:{KEY}");
         assert!(Redactions::of_arguments(["member", "add", "bob", &public]).is_empty());
         assert!(!Redactions::of_arguments(["member", "add", "bob", SECRET]).is_empty());
+        // A short word before a dot is an abbreviation, whatever a secret starts with.
+        let starts = Redactions::of_arguments([format!("eg{}", &SECRET[..40]).as_str()]);
+        assert_eq!(starts.apply("e.g. this"), "e.g. this");
         // Text without a secret is given back as it was.
         assert!(matches!(
             hidden.apply("nothing to hide here"),
