@@ -158,6 +158,17 @@ impl FilterChoice {
 /// `reader` pulls from `source` until up to date: the source serves through `serves`, the
 /// reader accepts through `accepts`. Every page is checked against `serves` first (a).
 fn pull(reader: &mut Peer, source: &Peer, serves: &ChangeFilter, accepts: &AcceptPolicy) {
+    pull_within(reader, source, serves, accepts, MAX_PAGE_BUDGET);
+}
+
+/// [`pull`] in pages of at most `budget` bytes of changes.
+fn pull_within(
+    reader: &mut Peer,
+    source: &Peer,
+    serves: &ChangeFilter,
+    accepts: &AcceptPolicy,
+    budget: u32,
+) {
     let mut responder = Responder::default();
     let fingerprint = reader.db.schema().unwrap().fingerprint();
     reader.db.align_cursor(source.site, accepts).unwrap();
@@ -173,7 +184,7 @@ fn pull(reader: &mut Peer, source: &Peer, serves: &ChangeFilter, accepts: &Accep
             return;
         }
         for request in puller.requests() {
-            let answer = responder.respond_within(&source.db, &request, MAX_PAGE_BUDGET, serves);
+            let answer = responder.respond_within(&source.db, &request, budget, serves);
             if let Received::Page(page) = puller.receive(&answer).unwrap() {
                 check_served(source, serves, &page);
                 match reader.db.accept_page(source.site, *page, accepts) {
@@ -590,20 +601,8 @@ fn a_page_with_two_changes_of_one_cell_is_refused_whole() {
     forged.val = ddcp::sync::Value::Text("carol".into());
     forged.col_version = 1000;
     changes.insert(owner, forged);
-    let version = bob.db.db_version().unwrap();
-    alice.db.align_cursor(bob.site, &accepts_bobs).unwrap();
-    let before = alice.db.cursor(bob.site).unwrap();
-    let page = ChangesPage {
-        site_id: bob.site,
-        since: before.clone(),
-        after: ddcp::sync::Cursor::after_group(version),
-        group_complete: true,
-        more: false,
-        db_version: version,
-        incarnation: bob.db.incarnation().unwrap(),
-        changes,
-        rows: Vec::new(),
-    };
+    let page = crafted_page(&mut alice, &bob, &accepts_bobs, changes);
+    let before = page.since.clone();
     let refused = alice.db.accept_page(bob.site, page, &accepts_bobs);
     assert!(
         matches!(refused, Err(DbError::InvalidChange(_))),
@@ -614,4 +613,208 @@ fn a_page_with_two_changes_of_one_cell_is_refused_whole() {
         "a change of the page was applied"
     );
     assert_eq!(alice.db.cursor(bob.site).unwrap(), before);
+}
+
+/// A page of `changes` from `source` as a hostile source would serve it: one complete group up
+/// to its current version, starting where `reader` stands under `policy`.
+fn crafted_page(
+    reader: &mut Peer,
+    source: &Peer,
+    policy: &AcceptPolicy,
+    changes: Vec<ddcp::sync::Change>,
+) -> ChangesPage {
+    let version = source.db.db_version().unwrap();
+    reader.db.align_cursor(source.site, policy).unwrap();
+    ChangesPage {
+        site_id: source.site,
+        since: reader.db.cursor(source.site).unwrap(),
+        after: ddcp::sync::Cursor::after_group(version),
+        group_complete: true,
+        more: false,
+        db_version: version,
+        incarnation: source.db.incarnation().unwrap(),
+        changes,
+        rows: Vec::new(),
+    }
+}
+
+/// Issue 29, item 1: alice accepts bob's posts or public ones (`owner = 'bob' or body =
+/// 'public'`). Bob hands his post to carol and adds a body of 'public' at a col_version lower
+/// than alice's: that cell loses cr-sqlite's merge. Read from the page, the row would be
+/// public; merged, it is carol's post with its old body, which alice's filter refuses. The row
+/// is judged as merged: it stays bob's, and the refusal is counted.
+#[test]
+fn a_cell_that_loses_the_merge_does_not_pass_a_row() {
+    let mut alice = peer();
+    let bob = peer();
+    let accepts = AcceptPolicy {
+        filter: FilterChoice {
+            tables: None,
+            exclude_columns: None,
+            rows: Some("owner = 'bob' or body = 'public'"),
+        }
+        .filter(),
+        ..AcceptPolicy::default()
+    };
+    bob.db
+        .connection()
+        .execute_batch(
+            "insert into posts values (2, 'bob', 'his', null);
+             update posts set body = 'his, 2' where id = 2;
+             update posts set body = 'his, 3' where id = 2;",
+        )
+        .unwrap();
+    pull(&mut alice, &bob, &ChangeFilter::default(), &accepts);
+    let mine = posts(&alice.db);
+    assert_eq!(mine[&2][0].as_deref(), Some("bob"));
+    let since = bob.db.db_version().unwrap();
+    bob.db
+        .connection()
+        .execute_batch("update posts set owner = 'carol' where id = 2")
+        .unwrap();
+    let mut changes = bob.db.changes_since(since).unwrap();
+    let mut public = bob
+        .db
+        .changes_since(DbVersion(0))
+        .unwrap()
+        .into_iter()
+        .find(|change| change.cid == "body")
+        .unwrap();
+    assert_eq!(public.col_version, 3);
+    public.col_version = 1;
+    public.val = ddcp::sync::Value::Text("public".into());
+    public.db_version = bob.db.db_version().unwrap();
+    changes.push(public);
+    let page = crafted_page(&mut alice, &bob, &accepts, changes);
+    let outcome = alice.db.accept_page(bob.site, page, &accepts).unwrap();
+    assert_eq!(posts(&alice.db), mine, "the row changed hands");
+    assert_eq!(outcome.refused, 2);
+    assert_eq!(outcome.admitted, 0);
+    // Past the page: it is not fetched again.
+    assert_eq!(
+        alice.db.cursor(bob.site).unwrap(),
+        ddcp::sync::Cursor::after_group(bob.db.db_version().unwrap())
+    );
+}
+
+/// Issue 29, item 3: bob, allowed `owner = 'bob'`, sends the tombstone of a post alice has not
+/// seen (carol's next id: bob made and deleted it twice, a causal length of 4). Taken, it would
+/// hide carol's post under that id from alice for ever, and alice would serve the tombstone
+/// onward. A deletion of a row never seen here cannot be judged: it is refused.
+#[test]
+fn a_deletion_of_a_row_never_seen_here_is_refused() {
+    let mut alice = peer();
+    let bob = peer();
+    let carol = peer();
+    let accepts_bobs = accepts_bobs_posts();
+    bob.db
+        .connection()
+        .execute_batch(
+            "insert into posts values (7, 'bob', 'x', null); delete from posts where id = 7;
+             insert into posts values (7, 'bob', 'x', null); delete from posts where id = 7;
+             insert into posts values (8, 'bob', 'his', null);",
+        )
+        .unwrap();
+    pull(&mut alice, &bob, &ChangeFilter::default(), &accepts_bobs);
+    assert!(posts(&alice.db).contains_key(&8), "bob's own post arrives");
+    carol
+        .db
+        .connection()
+        .execute_batch("insert into posts values (7, 'carol', 'hers', null)")
+        .unwrap();
+    pull(
+        &mut alice,
+        &carol,
+        &ChangeFilter::default(),
+        &AcceptPolicy::default(),
+    );
+    assert_eq!(posts(&alice.db)[&7][0].as_deref(), Some("carol"));
+}
+
+/// A deletion of a row the remote may change, one alice has, passes: bob deletes his post.
+#[test]
+fn a_remote_deletes_its_own_rows() {
+    let mut alice = peer();
+    let bob = peer();
+    let accepts_bobs = accepts_bobs_posts();
+    bob.db
+        .connection()
+        .execute_batch("insert into posts values (8, 'bob', 'his', null)")
+        .unwrap();
+    pull(&mut alice, &bob, &ChangeFilter::default(), &accepts_bobs);
+    assert!(posts(&alice.db).contains_key(&8));
+    bob.db
+        .connection()
+        .execute_batch("delete from posts where id = 8")
+        .unwrap();
+    pull(&mut alice, &bob, &ChangeFilter::default(), &accepts_bobs);
+    assert!(posts(&alice.db).is_empty());
+}
+
+/// A transaction cut into pages is judged whole when its last part arrives: bob's forty posts
+/// of one transaction arrive, carol's post among them does not, and nothing stays staged.
+#[test]
+fn a_transaction_cut_into_pages_is_judged_whole() {
+    let mut alice = peer();
+    let bob = peer();
+    let accepts_bobs = accepts_bobs_posts();
+    let mut script = String::from("begin;");
+    for id in 0..40 {
+        let owner = if id == 20 { "carol" } else { "bob" };
+        script.push_str(&format!(
+            "insert into posts values ({id}, '{owner}', '{}', null);",
+            "x".repeat(100)
+        ));
+    }
+    script.push_str("commit;");
+    bob.db.connection().execute_batch(&script).unwrap();
+    pull_within(
+        &mut alice,
+        &bob,
+        &ChangeFilter::default(),
+        &accepts_bobs,
+        1_000,
+    );
+    let at_alice = posts(&alice.db);
+    assert_eq!(at_alice.len(), 39);
+    assert!(!at_alice.contains_key(&20));
+    let staged: i64 = alice
+        .db
+        .connection()
+        .query_row(
+            "select (select count(*) from ddcp_staged) + (select count(*) from ddcp_staged_parts)",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(staged, 0);
+}
+
+/// A refused row leaves no trace, its db_version included: cr-sqlite moves the version it
+/// gives the next local write past every version it merged in the transaction, even one a
+/// savepoint rolled back. Bob's refused change claims version 1,000,000; alice's next write
+/// is not pushed past it.
+#[test]
+fn a_refused_row_leaves_its_version_behind() {
+    let mut alice = peer();
+    let bob = peer();
+    let accepts_bobs = accepts_bobs_posts();
+    bob.db
+        .connection()
+        .execute_batch("insert into posts values (3, 'carol', 'as carol', null)")
+        .unwrap();
+    let mut changes = bob.db.changes_since(DbVersion(0)).unwrap();
+    for change in &mut changes {
+        change.db_version = DbVersion(1_000_000);
+    }
+    let page = crafted_page(&mut alice, &bob, &accepts_bobs, changes);
+    let outcome = alice.db.accept_page(bob.site, page, &accepts_bobs).unwrap();
+    assert_eq!(outcome.admitted, 0);
+    assert!(posts(&alice.db).is_empty());
+    alice
+        .db
+        .connection()
+        .execute_batch("insert into posts values (1, 'alice', 'mine', null)")
+        .unwrap();
+    assert!(alice.db.db_version().unwrap() < DbVersion(1_000));
 }

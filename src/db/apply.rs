@@ -3,13 +3,14 @@
 //! staged, when it is a part of a transaction cut into pages) with its cursor moved, all or
 //! nothing.
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
 use super::accept::{AcceptOutcome, AcceptPolicy, keep_accepted};
 use super::changes::{SqlValue, db_version};
 use super::cursors::{read_cursor, read_incarnation, record_pull, write_cursor};
+use super::judge::{Judgement, RefusedRows, merge_judged};
+use super::staged::{forget_staged, stage, staged_parts};
 use super::{Db, DbError};
-use crate::sync::codec::{decode_changeset, encode_changeset};
 use crate::sync::protocol::ChangesPage;
 use crate::sync::validate::{ChangeValidator, check_each_cell_once};
 use crate::sync::{Change, DbVersion, Incarnation, SiteId};
@@ -17,6 +18,9 @@ use crate::sync::{Change, DbVersion, Incarnation, SiteId};
 const INSERT_CHANGE: &str = "insert into crsql_changes
      (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)
      values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+/// Tries of a page whose rows are judged on the merge before it is left for the next pull.
+const MAX_JUDGED_TRIES: usize = 3;
 
 /// What an apply did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +89,31 @@ impl Db {
         }
         // Before any filter judges a row by the page's values: each cell once.
         check_each_cell_once(page.changes.iter().chain(&page.rows))?;
+        let refused = keep_accepted(remote, policy, &mut page.changes, &mut page.rows);
+        // A row the merge leaves failing the row predicate takes the transaction back, and the
+        // group is merged again without it. Rows merge independently, so the second try
+        // settles it, unless another process keeps changing the same rows in between.
+        let mut refused_rows = RefusedRows::default();
+        for _ in 0..MAX_JUDGED_TRIES {
+            if let Some(outcome) = self.try_accept_page(remote, &page, policy, &mut refused_rows)? {
+                return Ok(AcceptOutcome {
+                    refused: refused + outcome.refused,
+                    ..outcome
+                });
+            }
+        }
+        Err(DbError::RowsKeptChanging)
+    }
+
+    /// One try of [`Db::accept_page`] on a page already filtered by author, table and column:
+    /// `None` when a row was refused on the merge and the transaction rolled back.
+    fn try_accept_page(
+        &mut self,
+        remote: SiteId,
+        page: &ChangesPage,
+        policy: &AcceptPolicy,
+        refused_rows: &mut RefusedRows,
+    ) -> Result<Option<AcceptOutcome>, DbError> {
         let mut applier = self.begin_apply()?;
         // A cursor counts versions of one life of the remote: after a restore its versions
         // count again from the backup's, and this cursor would skip what they now name.
@@ -96,22 +125,46 @@ impl Db {
         if stored != page.since {
             return Err(DbError::StaleCursor);
         }
-        let refused = keep_accepted(
-            applier.connection(),
-            remote,
-            policy,
-            &mut page.changes,
-            &mut page.rows,
-        )?;
-        // A row's older cells: current state at the remote, merged like any change (what is
-        // known already is a no-op), whether or not the page's group is complete.
-        applier.apply(&page.rows)?;
-        if page.group_complete {
-            apply_staged(&mut applier, remote)?;
-            applier.apply(&page.changes)?;
-        } else {
-            applier.check(&page.changes)?;
-            stage(applier.connection(), remote, &page.changes)?;
+        // Changes of rows refused on the merge: of this page, of the parts staged before it.
+        let (mut left_out, mut left_out_staged) = (0, 0);
+        match (&policy.filter.rows, page.group_complete) {
+            (None, true) => {
+                // A row's older cells: current state at the remote, merged like any change
+                // (what is known already is a no-op).
+                applier.apply(&page.rows)?;
+                apply_staged(&mut applier, remote)?;
+                applier.apply(&page.changes)?;
+            }
+            (None, false) => {
+                applier.apply(&page.rows)?;
+                applier.check(&page.changes)?;
+                stage(applier.connection(), remote, &page.changes)?;
+            }
+            // Rows are judged when the group is whole: its older cells wait with its parts.
+            (Some(_), false) => {
+                applier.check(&page.rows)?;
+                applier.check(&page.changes)?;
+                stage(applier.connection(), remote, &page.rows)?;
+                stage(applier.connection(), remote, &page.changes)?;
+            }
+            (Some(predicate), true) => {
+                match merge_judged(
+                    &mut applier,
+                    remote,
+                    predicate,
+                    &page.rows,
+                    &page.changes,
+                    refused_rows,
+                )? {
+                    Judgement::Merged {
+                        left_out: page_out,
+                        left_out_staged: staged_out,
+                    } => (left_out, left_out_staged) = (page_out, staged_out),
+                    // Dropping the applier rolls back, which also resets cr-sqlite's pending
+                    // version: a refused change must not leave its db_version behind.
+                    Judgement::Refused => return Ok(None),
+                }
+            }
         }
         let incarnation = match page.incarnation {
             // A remote from before incarnations: the one known, if any, stays.
@@ -120,13 +173,13 @@ impl Db {
         };
         write_cursor(applier.connection(), remote, &page.after, incarnation)?;
         applier.note_arrival(remote, "pull")?;
-        let admitted = (page.changes.len() + page.rows.len()) as u64;
+        let admitted = (page.changes.len() + page.rows.len()) as u64 - left_out;
         record_pull(applier.connection(), remote, admitted)?;
-        Ok(AcceptOutcome {
+        Ok(Some(AcceptOutcome {
             applied: applier.commit()?,
             admitted,
-            refused,
-        })
+            refused: left_out + left_out_staged,
+        }))
     }
 }
 
@@ -240,48 +293,14 @@ impl Drop for ChangeApplier<'_> {
     }
 }
 
-pub(super) fn stage(conn: &Connection, remote: SiteId, changes: &[Change]) -> Result<(), DbError> {
-    conn.execute(
-        "insert into ddcp_staged_parts (site_id, ord, changes)
-         values (?1, (select coalesce(max(ord) + 1, 0) from ddcp_staged_parts where site_id = ?1), ?2)",
-        params![&remote.0[..], encode_changeset(changes)],
-    )?;
-    Ok(())
-}
-
 /// Merges the staged parts of `remote`'s transaction, in order, one part in memory at a time
 /// (a group of any size passes through), and forgets them.
 fn apply_staged(applier: &mut ChangeApplier<'_>, remote: SiteId) -> Result<(), DbError> {
-    let site = &remote.0[..];
-    // Parts staged a change per row, by a ddcp before ddcp_staged_parts: theirs came first.
-    applier.connection().execute(
-        "insert into crsql_changes (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)
-         select tbl, pk, cid, val, col_version, db_version, author, cl, seq
-         from ddcp_staged where site_id = ?1 order by ord",
-        [site],
-    )?;
-    applier
-        .connection()
-        .execute("delete from ddcp_staged where site_id = ?1", [site])?;
-    let parts: Vec<i64> = applier
-        .connection()
-        .prepare_cached("select ord from ddcp_staged_parts where site_id = ?1 order by ord")?
-        .query_map([site], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    for ord in parts {
-        let bytes: Vec<u8> = applier.connection().query_row(
-            "select changes from ddcp_staged_parts where site_id = ?1 and ord = ?2",
-            params![site, ord],
-            |row| row.get(0),
-        )?;
-        let changes = decode_changeset(&mut &bytes[..])
-            .map_err(|err| DbError::CorruptMetadata(format!("a staged part: {err}")))?;
+    for part in staged_parts(applier.connection(), remote)? {
+        let changes = part.read(applier.connection(), remote)?;
         applier.apply(&changes)?;
     }
-    applier
-        .connection()
-        .execute("delete from ddcp_staged_parts where site_id = ?1", [site])?;
-    Ok(())
+    forget_staged(applier.connection(), remote)
 }
 
 #[cfg(test)]

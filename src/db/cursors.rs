@@ -156,7 +156,7 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::apply::stage;
+    use crate::db::staged::stage;
     use crate::db::test_support::temp_db;
     use crate::sync::Change;
 

@@ -115,6 +115,10 @@ pub enum DbError {
         size: usize,
         limit: usize,
     },
+    #[error(
+        "the rows a page changes kept changing here while it was judged (another program writes them): it is pulled again"
+    )]
+    RowsKeptChanging,
     #[error("the page does not start where this database stands in the remote's changes")]
     StaleCursor,
     #[error(

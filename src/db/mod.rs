@@ -17,6 +17,7 @@ mod group;
 mod history;
 mod import;
 mod incarnation;
+mod judge;
 mod members;
 mod migrations;
 mod mirrors;
@@ -25,6 +26,7 @@ mod rows;
 mod schema;
 pub mod script;
 mod source;
+mod staged;
 
 use std::path::{Path, PathBuf};
 

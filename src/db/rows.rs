@@ -196,47 +196,6 @@ pub(super) fn row_matches(
     })
 }
 
-/// Whether the row of `table` whose packed key is `pk` would hold `predicate` with `cells`
-/// (column, value) written over its current values; a row not here yet has NULL in every
-/// column the cells do not set.
-pub(super) fn would_match(
-    conn: &Connection,
-    table: &str,
-    pk: &[u8],
-    cells: &[(&str, &Value)],
-    predicate: &RowPredicate,
-) -> Result<bool, DbError> {
-    let keys = table_keys(conn, table)?;
-    let mut values = key_values(table, &keys, pk)?;
-    let mut others = row_values(conn, table, &keys, &values)?
-        .unwrap_or_else(|| vec![Value::Null; keys.others.len()]);
-    for (cid, value) in cells {
-        if let Some(index) = keys.others.iter().position(|name| name == cid) {
-            others[index] = (*value).clone();
-        }
-    }
-    values.extend(others);
-    let columns: Vec<String> = keys
-        .key
-        .iter()
-        .chain(&keys.others)
-        .enumerate()
-        .map(|(index, name)| format!("?{} as {}", index + 1, quoted(name)))
-        .collect();
-    let sql = format!(
-        "select case when ({}) then 1 else 0 end from (select {}) as {}",
-        predicate.as_sql(),
-        columns.join(", "),
-        quoted(table)
-    );
-    let mut statement = conn.prepare_cached(&sql)?;
-    Ok(
-        statement.query_row(params_from_iter(parameters(&values)), |row| {
-            row.get::<_, i64>(0)
-        })? == 1,
-    )
-}
-
 /// [`Db::row_cells`] on `conn`.
 pub(super) fn row_cells(
     conn: &Connection,
