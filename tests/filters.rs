@@ -818,3 +818,115 @@ fn a_refused_row_leaves_its_version_behind() {
         .unwrap();
     assert!(alice.db.db_version().unwrap() < DbVersion(1_000));
 }
+
+/// Issue 29, item 2: bob serves a post whose changes claim db_version 2^53. cr-sqlite would
+/// give the merged changes that version and alice's next write 2^53 + 1, which peers refuse:
+/// everything alice wrote after would stop replicating, and the poison would spread to whoever
+/// merged from her. Merged as version 1, it moves alice's counter by one, like a local write.
+#[test]
+fn a_change_at_the_end_of_db_versions_does_not_move_the_local_version() {
+    let mut alice = peer();
+    let bob = peer();
+    let mut carol = peer();
+    let open = AcceptPolicy::default();
+    bob.db
+        .connection()
+        .execute_batch("insert into posts values (1, 'bob', 'late', null)")
+        .unwrap();
+    let mut changes = bob.db.changes_since(DbVersion(0)).unwrap();
+    for change in &mut changes {
+        change.db_version = DbVersion(ddcp::sync::validate::MAX_COUNTER);
+    }
+    let page = crafted_page(&mut alice, &bob, &open, changes);
+    alice.db.accept_page(bob.site, page, &open).unwrap();
+    assert_eq!(alice.db.db_version().unwrap(), DbVersion(1));
+    alice
+        .db
+        .connection()
+        .execute_batch("insert into posts values (2, 'alice', 'after', null)")
+        .unwrap();
+    assert_eq!(alice.db.db_version().unwrap(), DbVersion(2));
+    pull(&mut carol, &alice, &ChangeFilter::default(), &open);
+    assert_eq!(posts(&carol.db), posts(&alice.db));
+    assert_eq!(posts(&carol.db).len(), 2);
+}
+
+/// A cell pushed to the end of its col_version range before these checks (here: by a page
+/// that carried exactly 2^53, which was allowed) is edited at alice: the edit's col_version is
+/// past what any peer accepts. Carol's pull from alice leaves that one cell behind, counted as
+/// refused, and takes everything else: one poisoned cell no longer stops a remote.
+#[test]
+fn a_cell_at_the_end_of_its_range_does_not_stop_a_pull() {
+    let mut alice = peer();
+    let bob = peer();
+    let mut carol = peer();
+    let open = AcceptPolicy::default();
+    bob.db
+        .connection()
+        .execute_batch("insert into posts values (1, 'bob', 'old', null)")
+        .unwrap();
+    let mut changes = bob.db.changes_since(DbVersion(0)).unwrap();
+    for change in changes.iter_mut().filter(|change| change.cid == "body") {
+        change.col_version = ddcp::sync::validate::MAX_COUNTER;
+    }
+    let page = crafted_page(&mut alice, &bob, &open, changes);
+    alice.db.accept_page(bob.site, page, &open).unwrap();
+    alice
+        .db
+        .connection()
+        .execute_batch(
+            "update posts set body = 'edited' where id = 1;
+             insert into posts values (2, 'alice', 'mine', null);",
+        )
+        .unwrap();
+    pull(&mut carol, &alice, &ChangeFilter::default(), &open);
+    let at_carol = posts(&carol.db);
+    assert_eq!(at_carol[&2][1].as_deref(), Some("mine"));
+    // The post arrives without the cell that cannot travel.
+    assert_eq!(at_carol[&1][0].as_deref(), Some("bob"));
+    assert_eq!(at_carol[&1][1], None);
+}
+
+/// The way out for a cell pushed to the end of its range before these checks
+/// (docs/threat-model.md): write its row anew, deleted and inserted in one transaction. The
+/// higher causal length wins at every peer whatever the col_version, and the row's edits travel
+/// again.
+#[test]
+fn a_row_written_anew_replicates_again_after_its_cell_was_pushed_to_the_end() {
+    let mut alice = peer();
+    let bob = peer();
+    let mut carol = peer();
+    let open = AcceptPolicy::default();
+    bob.db
+        .connection()
+        .execute_batch("insert into posts values (1, 'bob', 'old', null)")
+        .unwrap();
+    let mut changes = bob.db.changes_since(DbVersion(0)).unwrap();
+    for change in changes.iter_mut().filter(|change| change.cid == "body") {
+        change.col_version = ddcp::sync::validate::MAX_COUNTER;
+    }
+    // Both alice and carol took the pushed cell.
+    let page = crafted_page(&mut alice, &bob, &open, changes.clone());
+    alice.db.accept_page(bob.site, page, &open).unwrap();
+    let page = crafted_page(&mut carol, &bob, &open, changes);
+    carol.db.accept_page(bob.site, page, &open).unwrap();
+    alice
+        .db
+        .connection()
+        .execute_batch(
+            "begin;
+             delete from posts where id = 1;
+             insert into posts values (1, 'bob', 'written anew', null);
+             commit;",
+        )
+        .unwrap();
+    pull(&mut carol, &alice, &ChangeFilter::default(), &open);
+    assert_eq!(posts(&carol.db), posts(&alice.db));
+    alice
+        .db
+        .connection()
+        .execute_batch("update posts set body = 'and edited' where id = 1")
+        .unwrap();
+    pull(&mut carol, &alice, &ChangeFilter::default(), &open);
+    assert_eq!(posts(&carol.db)[&1][1].as_deref(), Some("and edited"));
+}

@@ -12,12 +12,19 @@ use super::judge::{Judgement, RefusedRows, merge_judged};
 use super::staged::{forget_staged, stage, staged_parts};
 use super::{Db, DbError};
 use crate::sync::protocol::ChangesPage;
-use crate::sync::validate::{ChangeValidator, check_each_cell_once};
+use crate::sync::validate::{ChangeValidator, check_each_cell_once, counters_in_range};
 use crate::sync::{Change, DbVersion, Incarnation, SiteId};
 
 const INSERT_CHANGE: &str = "insert into crsql_changes
      (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)
      values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+/// The db_version every change is merged with. cr-sqlite gives a merged change the larger of
+/// the next local version and the one it is given, so a change given 2^53 would push every
+/// later local write past what peers accept. A change's version at another database means
+/// nothing here (cursors count the remote's own versions, kept apart from the changes), so
+/// every merge takes the next local version, as a local write does.
+const MERGED_AT: i64 = 1;
 
 /// Tries of a page whose rows are judged on the merge before it is left for the next pull.
 const MAX_JUDGED_TRIES: usize = 3;
@@ -89,7 +96,15 @@ impl Db {
         }
         // Before any filter judges a row by the page's values: each cell once.
         check_each_cell_once(page.changes.iter().chain(&page.rows))?;
-        let refused = keep_accepted(remote, policy, &mut page.changes, &mut page.rows);
+        let mut refused = keep_accepted(remote, policy, &mut page.changes, &mut page.rows);
+        // A cell or row at the end of a counter's range (pushed there by a peer before these
+        // checks) is left behind, counted as refused: stopping at it would stop every change
+        // after it.
+        for changes in [&mut page.changes, &mut page.rows] {
+            let before = changes.len();
+            changes.retain(|change| counters_in_range(change).is_ok());
+            refused += (before - changes.len()) as u64;
+        }
         // A row the merge leaves failing the row predicate takes the transaction back, and the
         // group is merged again without it. Rows merge independently, so the second try
         // settles it, unless another process keeps changing the same rows in between.
@@ -221,7 +236,7 @@ impl ChangeApplier<'_> {
                 &change.cid,
                 SqlValue(&change.val),
                 change.col_version,
-                change.db_version.0,
+                MERGED_AT,
                 &change.site_id.0[..],
                 change.cl,
                 change.seq.0,

@@ -1,18 +1,50 @@
 //! Checks on changes that come from outside (a bundle, a peer) before cr-sqlite sees them.
 //!
 //! cr-sqlite trusts what is inserted into `crsql_changes`: an empty or malformed primary key
-//! makes it abort the whole process, and a huge db_version pushes the local version counter to
-//! its end so later local writes stop replicating. So every change is checked against the local
-//! schema and sane bounds first.
+//! makes it abort the whole process, and it keeps a change's col_version and causal length as
+//! given, so a counter near the end of its range would leave the cell or row at the end of it.
+//! So every change is checked against the local schema and sane bounds first.
+//!
+//! A change's db_version is checked for shape only: ddcp merges every change as if it came at
+//! version 1 (`ChangeApplier::apply`), so it cannot move the local version counter.
 
 use std::collections::HashMap;
 
 use super::change::{Change, Value};
 use super::schema::SchemaDesc;
 
-/// The largest version, col_version, causal length or seq a change may carry: far beyond what a
-/// real database reaches (2^53 is also the largest integer JSON tools keep exactly).
+/// The largest col_version, causal length or seq a change may carry. An honest cell written a
+/// thousand times a second takes 285,000 years to reach it; a cell or row pushed to it by a
+/// hostile peer still has 2^63 - 2^53 local writes of room before SQLite's integers end (its
+/// later changes are refused by peers, see [`counters_in_range`]). 2^53 is also the largest
+/// integer JSON tools keep exactly.
 pub const MAX_COUNTER: i64 = 1 << 53;
+
+/// Ok when the change's col_version and causal length are in 1..=[`MAX_COUNTER`]. Separate from
+/// [`ChangeValidator::check`] so that a puller can drop such a change (a cell pushed to the end
+/// of its range by a peer before this check existed) and go on with the rest of the page,
+/// rather than stop at it for ever.
+pub fn counters_in_range(change: &Change) -> Result<(), InvalidChange> {
+    in_range(change, "col_version", change.col_version, 1)?;
+    in_range(change, "causal length", change.cl, 1)
+}
+
+fn in_range(
+    change: &Change,
+    field: &'static str,
+    value: i64,
+    min: i64,
+) -> Result<(), InvalidChange> {
+    if (min..=MAX_COUNTER).contains(&value) {
+        Ok(())
+    } else {
+        Err(InvalidChange::OutOfRange {
+            table: change.table.clone(),
+            field,
+            value,
+        })
+    }
+}
 
 /// Refuses a set of changes (one page: its changes and its rows' cells together) that holds
 /// two of one cell. `crsql_changes` holds one row per cell, so an honest page never does; a
@@ -111,19 +143,16 @@ impl ChangeValidator {
                 reason,
             }
         })?;
-        for (field, value, min) in [
-            ("db_version", change.db_version.0, 1),
-            ("col_version", change.col_version, 1),
-            ("causal length", change.cl, 1),
-            ("seq", change.seq.0, 0),
-        ] {
-            if !(min..=MAX_COUNTER).contains(&value) {
-                return Err(InvalidChange::OutOfRange {
-                    table: table.clone(),
-                    field,
-                    value,
-                });
-            }
+        counters_in_range(change)?;
+        in_range(change, "seq", change.seq.0, 0)?;
+        // Any positive db_version: it is merged as 1 (a database that reached 2^53 before
+        // that, by a peer's change, still replicates).
+        if change.db_version.0 < 1 {
+            return Err(InvalidChange::OutOfRange {
+                table: table.clone(),
+                field: "db_version",
+                value: change.db_version.0,
+            });
         }
         Ok(())
     }
@@ -225,14 +254,32 @@ mod tests {
             ..change(PK_AB.to_vec())
         };
         assert!(validator.check(&pk_as_cid).is_err());
-        let huge = Change {
+        for huge in [
+            Change {
+                col_version: MAX_COUNTER + 1,
+                ..change(PK_AB.to_vec())
+            },
+            Change {
+                cl: i64::MAX,
+                ..change(PK_AB.to_vec())
+            },
+        ] {
+            assert!(matches!(
+                validator.check(&huge),
+                Err(InvalidChange::OutOfRange { .. })
+            ));
+            assert!(counters_in_range(&huge).is_err());
+        }
+        let late = Change {
             db_version: DbVersion(i64::MAX),
             ..change(PK_AB.to_vec())
         };
-        assert!(matches!(
-            validator.check(&huge),
-            Err(InvalidChange::OutOfRange { .. })
-        ));
+        assert_eq!(validator.check(&late), Ok(()));
+        let none = Change {
+            db_version: DbVersion(0),
+            ..change(PK_AB.to_vec())
+        };
+        assert!(validator.check(&none).is_err());
         let zero = Change {
             col_version: 0,
             ..change(PK_AB.to_vec())
