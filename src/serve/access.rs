@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::db::{Access, AccessState, MemberName};
 use crate::metrics;
-use crate::sync::codec::{decode_message, encode_message, encode_published, encode_status};
+use crate::sync::codec::{decode_request, encode_message, encode_published, encode_status};
 use crate::sync::compress::Compression;
 use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::{Authenticated, ErrorCode, Message, ProtocolError, Published, Status};
@@ -135,7 +135,9 @@ impl AccessGate {
     /// Decides what becomes of `question`.
     pub fn admit(&self, question: Vec<u8>) -> Admission {
         let gate = self.gate.read();
-        let request = match decode_message(&question) {
+        // Only a request's kinds are read: an answer's pages sent as a call are not inflated
+        // before anyone checked who sent them.
+        let request = match decode_request(&question) {
             Ok(Message::Authenticated(request)) => Some(request),
             _ => None,
         };
@@ -266,6 +268,7 @@ impl Gate {
 mod tests {
     use super::*;
     use crate::db::Member;
+    use crate::sync::codec::decode_message;
     use crate::sync::codec::decode_published;
     use crate::sync::seal::{authenticate, open_answer, open_status};
     use crate::sync::{DbVersion, SchemaFingerprint, SiteId};

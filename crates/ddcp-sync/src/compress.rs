@@ -57,7 +57,15 @@ impl Compression {
     /// Undoes [`Compression::compress`], refusing output over [`MAX_PAGE_BYTES`]. Memory
     /// grows with the output actually produced, never with what the input claims.
     pub fn decompress(self, bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+        self.decompress_at_most(bytes, MAX_PAGE_BYTES)
+    }
+
+    /// [`Compression::decompress`], refusing output over `limit` bytes.
+    pub fn decompress_at_most(self, bytes: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
         match self {
+            Compression::None if bytes.len() > limit => {
+                Err(CodecError::Decompress(format!("more than {limit} bytes")))
+            }
             Compression::None => Ok(bytes.to_vec()),
             Compression::Zstd => {
                 use std::io::Read;
@@ -65,13 +73,11 @@ impl Compression {
                 let decoder = zstd::stream::read::Decoder::new(bytes).map_err(fail)?;
                 let mut out = Vec::new();
                 decoder
-                    .take(MAX_PAGE_BYTES as u64 + 1)
+                    .take(limit as u64 + 1)
                     .read_to_end(&mut out)
                     .map_err(fail)?;
-                if out.len() > MAX_PAGE_BYTES {
-                    return Err(CodecError::Decompress(format!(
-                        "more than {MAX_PAGE_BYTES} bytes"
-                    )));
+                if out.len() > limit {
+                    return Err(CodecError::Decompress(format!("more than {limit} bytes")));
                 }
                 Ok(out)
             }
@@ -185,5 +191,12 @@ mod tests {
     #[test]
     fn garbage_does_not_decompress() {
         assert!(Compression::Zstd.decompress(b"not zstd at all").is_err());
+        let (used, small) = Compression::Zstd.compress(vec![0; 10_000]);
+        assert_eq!(used, Compression::Zstd);
+        assert!(used.decompress_at_most(&small, 9_999).is_err());
+        assert_eq!(
+            used.decompress_at_most(&small, 10_000).unwrap().len(),
+            10_000
+        );
     }
 }

@@ -69,6 +69,22 @@ impl Cursor {
         }
     }
 
+    /// Just after every change of the group of `db_version` whose seq is at most `seq`. It
+    /// names no change: a filtered reader's page may end there without showing it the table,
+    /// key or column of a change it may not read. (The key is that of seq + 1 with an empty
+    /// table, key and column, which sort before every real one.)
+    pub fn after_seq(db_version: DbVersion, seq: Seq) -> Cursor {
+        Cursor {
+            db_version,
+            within: Some(RowKey {
+                seq: Seq(seq.0.saturating_add(1)),
+                table: String::new(),
+                pk: Vec::new(),
+                cid: String::new(),
+            }),
+        }
+    }
+
     /// True when `change` comes after this cursor, i.e. has not been received yet.
     pub fn admits(&self, change: &Change) -> bool {
         match change.db_version.cmp(&self.db_version) {

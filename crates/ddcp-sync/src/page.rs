@@ -6,12 +6,15 @@
 //! The builder never holds more than the budget plus one change (with the rows it carries).
 //!
 //! A filtered reader's page leaves changes out ([`PageBuilder::skip`]): the cursor still moves
-//! past them, and a run of left-out changes ends the page at a group boundary after
-//! [`SKIP_LIMIT`] of them, so that one request never reads a whole database for nothing.
+//! past them, and a run of left-out changes ends the page after [`SKIP_LIMIT`] of them, so that
+//! one request never reads a whole database, or a whole huge transaction, for nothing. Such a
+//! page ends at a group boundary, or inside a group at the end of one seq
+//! ([`Cursor::after_seq`]): never at a change left out, whose table, key and column the
+//! cursor would show the reader.
 
 use super::change::Change;
 use super::cursor::Cursor;
-use super::ids::DbVersion;
+use super::ids::{DbVersion, Seq};
 
 /// Changes left out before a page ends at the next group boundary, however little it holds.
 pub const SKIP_LIMIT: usize = 50_000;
@@ -78,6 +81,9 @@ pub struct PageBuilder {
     /// The version of the last change offered or skipped.
     last_read: Option<DbVersion>,
     skipped: usize,
+    /// Set once [`SKIP_LIMIT`] changes were left out inside a group: the page ends at the end
+    /// of this seq of this group.
+    cut_after_seq: Option<(DbVersion, Seq)>,
     stopped: Option<PagePlan>,
 }
 
@@ -92,6 +98,7 @@ impl PageBuilder {
             pending: Held::default(),
             last_read: None,
             skipped: 0,
+            cut_after_seq: None,
             stopped: None,
         }
     }
@@ -111,6 +118,9 @@ impl PageBuilder {
         if self.stopped.is_some() {
             return Visit::Stop;
         }
+        if let Some(plan) = self.cut_before(&change) {
+            return self.stop_with(Some(plan));
+        }
         let plan = if self.continuing() {
             self.offer_in_cut_group(change, rows)
         } else {
@@ -124,15 +134,16 @@ impl PageBuilder {
         if self.stopped.is_some() {
             return Visit::Stop;
         }
+        if let Some(plan) = self.cut_before(change) {
+            return self.stop_with(Some(plan));
+        }
         self.skipped += 1;
         let plan = if self.continuing() {
             let group = self.since.db_version;
             if change.db_version != group {
                 Some(self.plan_taken(true, true, Cursor::after_group(group)))
-            } else if self.skipped >= SKIP_LIMIT {
-                // The part ends at the change left out: the next one starts after it.
-                Some(self.plan_taken(false, true, Cursor::after_change(change)))
             } else {
+                self.cut_after_this_seq(change);
                 None
             }
         } else {
@@ -143,11 +154,51 @@ impl PageBuilder {
                 if self.skipped >= SKIP_LIMIT {
                     plan = Some(self.plan_taken(true, true, Cursor::after_group(last_read)));
                 }
+            } else if self.last_read.is_some() {
+                self.cut_after_this_seq(change);
             }
             self.last_read = Some(change.db_version);
             plan
         };
         self.stop_with(plan)
+    }
+
+    /// Once [`SKIP_LIMIT`] changes were left out inside a group, the page is to end with the
+    /// seq of `change` (left out), not at `change` itself: its table, key and column are not
+    /// the reader's to see.
+    fn cut_after_this_seq(&mut self, change: &Change) {
+        if self.skipped >= SKIP_LIMIT && self.cut_after_seq.is_none() {
+            self.cut_after_seq = Some((change.db_version, change.seq));
+        }
+    }
+
+    /// The page that ends before `change`, when it comes after the seq the page is to end
+    /// with inside its group (see [`PageBuilder::cut_after_this_seq`]).
+    fn cut_before(&mut self, change: &Change) -> Option<PagePlan> {
+        let (group, seq) = self.cut_after_seq?;
+        if change.db_version != group || change.seq == seq {
+            // The same seq goes on; or the group ended, and the page ends at its end as usual.
+            return None;
+        }
+        let after = Cursor::after_seq(group, seq);
+        if self.continuing() {
+            return Some(self.plan_taken(false, true, after));
+        }
+        if !self.taken.is_empty() {
+            // Whole groups were taken: the page ends after them, and the next one reads this
+            // group again from its start.
+            let after = Cursor::after_group(self.last_taken_version());
+            return Some(self.plan_taken(true, true, after));
+        }
+        // This group's first part: what of it the reader may read, maybe nothing.
+        let part = std::mem::take(&mut self.pending);
+        Some(PagePlan {
+            changes: part.changes,
+            rows: part.rows,
+            after,
+            group_complete: false,
+            more: true,
+        })
     }
 
     fn stop_with(&mut self, plan: Option<PagePlan>) -> Visit {
@@ -384,6 +435,42 @@ mod tests {
         );
         let rest = build_skipping(plan.after, 1000, &changes);
         assert_eq!(versions(&rest), [(SKIP_LIMIT as i64 + 2, 0)]);
+    }
+
+    /// Issue 29, items 4 and 5: one transaction of changes a reader may not read, bigger than
+    /// the skip limit. The page ends inside it (one request does not read it whole), at the end
+    /// of a seq: the cursor the reader gets names no change it may not read.
+    #[test]
+    fn a_huge_group_left_out_ends_pages_inside_it_without_naming_a_change() {
+        let limit = SKIP_LIMIT as i64;
+        let mut changes: Vec<Change> = vec![change(4, 0)];
+        changes.extend((0..limit + 10).map(|seq| skipped(change(5, seq))));
+        changes.push(change(5, limit + 10));
+        changes.push(change(6, 0));
+        let first = build_skipping(Cursor::START, 1000, &changes);
+        assert_eq!(versions(&first), [(4, 0)]);
+        assert!(first.group_complete && first.more);
+        // Group 4 taken whole; group 5 read again from its start, on its own.
+        let second = build_skipping(first.after, 1000, &changes);
+        assert!(second.changes.is_empty() && !second.group_complete && second.more);
+        assert_eq!(
+            second.after,
+            Cursor::after_seq(DbVersion(5), Seq(limit - 1))
+        );
+        let third = build_skipping(second.after.clone(), 1000, &changes);
+        assert_eq!(versions(&third), [(5, limit + 10)]);
+        assert!(third.group_complete);
+        assert_eq!(third.after, Cursor::after_group(DbVersion(5)));
+        for after in [&second.after, &third.after] {
+            if let Some(key) = &after.within {
+                assert!(key.table.is_empty() && key.pk.is_empty() && key.cid.is_empty());
+            }
+        }
+        // Continuing inside the group from a cursor of the reader's choosing: the same.
+        let within = Cursor::after_change(&skipped(change(5, 3)));
+        let cut = build_skipping(within, 1000, &changes);
+        assert!(cut.changes.is_empty() && !cut.group_complete);
+        assert_eq!(cut.after, Cursor::after_seq(DbVersion(5), Seq(limit + 3)));
     }
 
     #[test]

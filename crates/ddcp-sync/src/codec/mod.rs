@@ -15,8 +15,8 @@ use crate::ids::{BadSiteId, DbVersion, Seq, SiteId};
 use crate::schema::{ColumnDesc, SchemaDesc, TableDesc};
 pub use bundle::{BundleHeader, decode_bundle_header, encode_bundle_header};
 pub use protocol::{
-    decode_message, decode_published, decode_status, encode_message, encode_published,
-    encode_status,
+    decode_message, decode_published, decode_request, decode_status, encode_message,
+    encode_published, encode_status,
 };
 
 /// Bytes that are not a valid message of the expected kind.
@@ -41,6 +41,8 @@ pub enum CodecError {
     BadMember,
     #[error("malformed message: a sealed status inside a sealed status")]
     UnexpectedSeal,
+    #[error("malformed request: an answer's kind of message, sent as a call")]
+    NotARequest,
     #[error("peer speaks protocol version {0}, this ddcp speaks {PROTOCOL_VERSION}")]
     UnsupportedVersion(u16),
 }

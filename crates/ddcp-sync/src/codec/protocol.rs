@@ -6,7 +6,7 @@ use super::{
     CodecError, decode_changeset, encode_changeset, fill_schema, read_message, read_schema,
     write_message,
 };
-use crate::compress::Compression;
+use crate::compress::{Compression, MAX_PAGE_BYTES};
 use crate::cursor::{Cursor, RowKey};
 use crate::ddcp_capnp::{
     Compression as WireCompression, ErrorCode as WireErrorCode, authenticated, changes_page,
@@ -198,6 +198,7 @@ fn read_compression(
 fn read_page(reader: changes_page::Reader<'_>) -> Result<ChangesPage, CodecError> {
     let used = read_compression(reader.get_compression())?;
     let bytes = used.decompress(reader.get_changes()?)?;
+    let changes_len = bytes.len();
     let changes = decode_changeset(&mut bytes.as_slice())?;
     if changes.len() != reader.get_change_count() as usize {
         return Err(CodecError::BadLength("changeCount"));
@@ -206,7 +207,9 @@ fn read_page(reader: changes_page::Reader<'_>) -> Result<ChangesPage, CodecError
         0 => Vec::new(),
         count => {
             let used = read_compression(reader.get_row_compression())?;
-            let bytes = used.decompress(reader.get_rows()?)?;
+            // A page's changes and rows together stay within one page's bound.
+            let left = MAX_PAGE_BYTES.saturating_sub(changes_len);
+            let bytes = used.decompress_at_most(reader.get_rows()?, left)?;
             let rows = decode_changeset(&mut bytes.as_slice())?;
             if rows.len() != count as usize {
                 return Err(CodecError::BadLength("rowCount"));
@@ -274,7 +277,33 @@ pub fn encode_message(message: &Message, compression: Compression) -> Vec<u8> {
 pub fn decode_message(bytes: &[u8]) -> Result<Message, CodecError> {
     let mut rest = bytes;
     let reader = read_message(&mut rest)?;
+    read_envelope(reader.get_root::<envelope::Reader>()?)
+}
+
+/// Decodes a message a peer sent as a call: a request (for changes, a fragment, the schema),
+/// or a member's signed request around one. Any other kind is refused before its content is
+/// read: an answer's page, compressed, may inflate to [`MAX_PAGE_BYTES`], and
+/// has no business in a call, which is read before anyone checked who sent it.
+pub fn decode_request(bytes: &[u8]) -> Result<Message, CodecError> {
+    let mut rest = bytes;
+    let reader = read_message(&mut rest)?;
     let root = reader.get_root::<envelope::Reader>()?;
+    use envelope::Which;
+    match root.which() {
+        Ok(
+            Which::ChangesRequest(_)
+            | Which::FragmentRequest(_)
+            | Which::SchemaRequest(())
+            | Which::Authenticated(_),
+        ) => read_envelope(root),
+        _ if root.get_protocol_version() != PROTOCOL_VERSION => {
+            Err(CodecError::UnsupportedVersion(root.get_protocol_version()))
+        }
+        _ => Err(CodecError::NotARequest),
+    }
+}
+
+fn read_envelope(root: envelope::Reader<'_>) -> Result<Message, CodecError> {
     let version = root.get_protocol_version();
     if version != PROTOCOL_VERSION {
         return Err(CodecError::UnsupportedVersion(version));
@@ -469,6 +498,46 @@ mod tests {
                 assert_eq!(decode_message(&bytes).unwrap(), message);
             }
         }
+    }
+
+    /// Issue 29, item 5: a call holding a page, its changes claimed compressed (here bytes
+    /// that are no zstd frame, so that reading them fails loudly): as a message it is read
+    /// and fails on its content; as a call it is refused by its kind, its content unread.
+    #[test]
+    fn a_call_is_read_only_as_a_request() {
+        let mut builder = Builder::new_default();
+        let mut root = builder.init_root::<envelope::Builder>();
+        root.set_protocol_version(PROTOCOL_VERSION);
+        let mut out = root.init_changes_page();
+        fill_page(out.reborrow(), &page(), Compression::None);
+        out.set_compression(WireCompression::Zstd);
+        out.set_changes(&[0x28, 0xb5, 0x2f, 0xfd, 0xff, 0xff]);
+        let bytes = write_message(&builder);
+        assert!(matches!(
+            decode_message(&bytes),
+            Err(CodecError::Decompress(_))
+        ));
+        assert!(matches!(
+            decode_request(&bytes),
+            Err(CodecError::NotARequest)
+        ));
+        for answer in [
+            Message::Schema(crate::SchemaDesc::default()),
+            Message::Fragment(Fragment {
+                hash: [3; 32],
+                index: 1,
+                bytes: vec![9; 10],
+            }),
+        ] {
+            let bytes = encode_message(&answer, Compression::None);
+            assert!(matches!(
+                decode_request(&bytes),
+                Err(CodecError::NotARequest)
+            ));
+        }
+        let request = Message::SchemaRequest;
+        let bytes = encode_message(&request, Compression::None);
+        assert_eq!(decode_request(&bytes).unwrap(), request);
     }
 
     #[test]

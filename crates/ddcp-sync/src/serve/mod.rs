@@ -9,7 +9,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use super::change::Change;
-use super::codec::{decode_message, encode_message};
+use super::codec::{decode_request, encode_message};
 use super::compress::Compression;
 use super::cursor::Cursor;
 use super::filter::{ChangeFilter, RowPredicate};
@@ -188,7 +188,7 @@ impl Responder {
         budget: u32,
         filter: &ChangeFilter,
     ) -> Vec<u8> {
-        let answer = match decode_message(request) {
+        let answer = match decode_request(request) {
             Ok(Message::FragmentRequest(fragment)) => {
                 self.fragment(source, &fragment, budget, filter)
             }
@@ -379,7 +379,7 @@ impl Responder {
             None => {
                 // Forgotten (evicted, or this process restarted): build the answer again; it is
                 // the same unless the database changed meanwhile.
-                let original = decode_message(&request.original)
+                let original = decode_request(&request.original)
                     .map_err(|err| ProtocolError::new(ErrorCode::Malformed, err.to_string()))?;
                 let answer = Arc::new(self.answer(source, &original, budget, filter)?);
                 // A rebuilt page was counted when it was first built (or is not sent at all).
@@ -413,6 +413,7 @@ impl Responder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::decode_message;
     use crate::pull::schema_request;
 
     /// A database that fails every read, with the kind of detail SQLite gives.
