@@ -1292,7 +1292,7 @@ fn filters_are_checked_shown_and_shape_bundles() {
                 "--where",
                 "1); delete from bookmarks; select (1",
             ],
-            "the --where expression does not work on table bookmarks",
+            "--where: a row filter is one SQL expression: a ')' closes a '(' it does not open",
         ),
         (vec!["--tables", "nope"], "no CRR table named \"nope\" here"),
         (

@@ -930,3 +930,47 @@ fn a_row_written_anew_replicates_again_after_its_cell_was_pushed_to_the_end() {
     pull(&mut carol, &alice, &ChangeFilter::default(), &open);
     assert_eq!(posts(&carol.db)[&1][1].as_deref(), Some("and edited"));
 }
+
+/// Issue 29, item 6: bob pulls alice `--into alice_` and carol with an open policy. Carol
+/// sends a change to bob's table alice_posts (a CRR at bob like any other): taken, `ddcp_all_posts`
+/// would show carol's row as alice's. A remote not pulled `--into` writes into no mirror.
+#[test]
+fn a_remote_cannot_write_into_another_remotes_mirrors() {
+    use ddcp::db::MirrorPrefix;
+    let mut bob = peer();
+    let carol = peer();
+    let into: MirrorPrefix = "alice_".parse().unwrap();
+    let from_alice = AcceptPolicy {
+        into: Some(into),
+        ..AcceptPolicy::default()
+    };
+    bob.db
+        .add_remote(
+            &"alice".parse().unwrap(),
+            &"VLD0:73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY"
+                .parse()
+                .unwrap(),
+            &from_alice,
+            false,
+        )
+        .unwrap();
+    carol
+        .db
+        .connection()
+        .execute_batch("insert into posts values (5, 'alice', 'not by alice', null)")
+        .unwrap();
+    let mut changes = carol.db.changes_since(DbVersion(0)).unwrap();
+    for change in &mut changes {
+        change.table = "alice_posts".into();
+    }
+    let open = AcceptPolicy::default();
+    let page = crafted_page(&mut bob, &carol, &open, changes);
+    let outcome = bob.db.accept_page(carol.site, page, &open).unwrap();
+    assert_eq!(outcome.admitted, 0);
+    let mirrored: i64 = bob
+        .db
+        .connection()
+        .query_row("select count(*) from alice_posts", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mirrored, 0);
+}

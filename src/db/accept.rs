@@ -12,7 +12,7 @@
 //! `--into` mirrors is judged on the mirror's row.
 
 use super::apply::ApplyOutcome;
-use super::mirrors::MirrorPrefix;
+use super::mirrors::{Mirror, MirrorPrefix};
 use crate::sync::authors::AuthorPolicy;
 use crate::sync::filter::ChangeFilter;
 use crate::sync::{Change, SiteId};
@@ -59,15 +59,24 @@ pub struct AcceptOutcome {
 /// Leaves in `changes` and `rows` (one page's) what `policy` admits from the remote whose
 /// site is `remote` by author, table and column, renamed to their mirrors under `--into`; how
 /// many it dropped. The row predicate is judged later, on the rows as merged (see `judge`).
+///
+/// `mirrors` are this database's mirror prefixes: a remote not pulled `--into` may not write
+/// into another remote's mirrors (`ddcp_all_T` would say their rows came from that remote).
 pub(super) fn keep_accepted(
     remote: SiteId,
     policy: &AcceptPolicy,
+    mirrors: &[Mirror],
     changes: &mut Vec<Change>,
     rows: &mut Vec<Change>,
 ) -> u64 {
     let before = changes.len() + rows.len();
+    let into_a_mirror = |change: &Change| {
+        policy.into.is_none() && mirrors.iter().any(|m| m.prefix.holds(&change.table))
+    };
     let admits = |change: &Change| {
-        policy.authors.admits(&change.site_id, &remote) && policy.filter.admits(change)
+        policy.authors.admits(&change.site_id, &remote)
+            && policy.filter.admits(change)
+            && !into_a_mirror(change)
     };
     changes.retain(admits);
     rows.retain(admits);

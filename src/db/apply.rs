@@ -96,7 +96,9 @@ impl Db {
         }
         // Before any filter judges a row by the page's values: each cell once.
         check_each_cell_once(page.changes.iter().chain(&page.rows))?;
-        let mut refused = keep_accepted(remote, policy, &mut page.changes, &mut page.rows);
+        let mirrors = self.mirrors()?;
+        let mut refused =
+            keep_accepted(remote, policy, &mirrors, &mut page.changes, &mut page.rows);
         // A cell or row at the end of a counter's range (pushed there by a peer before these
         // checks) is left behind, counted as refused: stopping at it would stop every change
         // after it.

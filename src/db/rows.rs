@@ -436,8 +436,21 @@ mod tests {
         );
         assert!(db.check_read_filter(&where_filter("1 = 1")).is_ok());
         assert!(refused("owner = "));
-        assert!(refused("1); delete from posts; select (1"));
-        assert!(refused("1) from posts; delete from posts --"));
+        // Refused before SQLite sees them: not one expression.
+        for injected in [
+            "1); delete from posts; select (1",
+            "1) from posts; delete from posts --",
+        ] {
+            let flags = FilterFlags {
+                rows: Some(injected),
+                ..FilterFlags::default()
+            };
+            let refusal = flags.applied_to(&ChangeFilter::default()).unwrap_err();
+            assert!(
+                refusal.to_string().contains("one SQL expression"),
+                "{refusal}"
+            );
+        }
         assert!(refused("nope = 1"));
     }
 }

@@ -152,6 +152,8 @@ pub enum BadFilter {
     NotAColumn(String),
     #[error("a row filter is one SQL expression of at most {MAX_PREDICATE_CHARS} characters")]
     PredicateTooLong,
+    #[error("a row filter is one SQL expression: {0}")]
+    NotOneExpression(&'static str),
     #[error("no CRR table named {0:?} here")]
     UnknownTable(String),
     #[error("no column named {0} here")]
@@ -182,7 +184,70 @@ impl RowPredicate {
         if text.chars().count() > MAX_PREDICATE_CHARS {
             return Err(BadFilter::PredicateTooLong);
         }
+        check_one_expression(text).map_err(BadFilter::NotOneExpression)?;
         Ok((!text.is_empty()).then(|| RowPredicate(text.to_string())))
+    }
+}
+
+/// Checks that `sql` is one expression as far as its brackets and its end go: each '(' closed
+/// after it opens, no ';', no quote or comment left open. The expression is used inside
+/// parentheses, joined with others (a member's with what is shared, a query's own
+/// conditions): `x) or (1` would close them early and make the whole join true, and a `--`
+/// comment would hide the SQL after it. SQLite then checks the rest (see `Db::check_filter`).
+fn check_one_expression(sql: &str) -> Result<(), &'static str> {
+    let mut depth = 0usize;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' | '`' | '[' => {
+                let close = if c == '[' { ']' } else { c };
+                loop {
+                    match chars.next() {
+                        None => return Err("a quote is not closed"),
+                        // '' inside '...' (and "" inside "...") is the quote itself.
+                        Some(c) if c == close && close != ']' && chars.peek() == Some(&close) => {
+                            chars.next();
+                        }
+                        Some(c) if c == close => break,
+                        Some(_) => {}
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                // Up to its end of line, which must come: SQL after the expression would
+                // be part of the comment.
+                let ended = chars.by_ref().any(|c| c == '\n');
+                if !ended {
+                    return Err(
+                        "a -- comment may not end it (what it is joined with would be part of the comment)",
+                    );
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut star = false;
+                let closed = chars.by_ref().any(|c| {
+                    let closes = star && c == '/';
+                    star = c == '*';
+                    closes
+                });
+                if !closed {
+                    return Err("a /* comment is not closed");
+                }
+            }
+            ';' => return Err("it holds a ';'"),
+            '(' => depth += 1,
+            ')' => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or("a ')' closes a '(' it does not open")?
+            }
+            _ => {}
+        }
+    }
+    match depth {
+        0 => Ok(()),
+        _ => Err("a '(' is not closed"),
     }
 }
 
@@ -433,6 +498,32 @@ mod tests {
             filter(None, Some("t."), None),
             Err(BadFilter::NotAColumn(_))
         ));
+        // Issue 29, item 6: what would change the meaning of the expression it is joined with.
+        for (text, reason) in [
+            ("x) or (1", "closes a '('"),
+            ("owner = 'bob' --", "comment"),
+            ("owner = 'bob' /* x ", "comment"),
+            ("owner = 'bob' /* ) or (1 */ ) or (1", "closes a '('"),
+            ("1; drop table t", "';'"),
+            ("(owner = 'bob'", "not closed"),
+            ("owner = 'bob", "quote"),
+            ("\"owner = 'bob'", "quote"),
+        ] {
+            match filter(None, None, Some(text)) {
+                Err(BadFilter::NotOneExpression(why)) => {
+                    assert!(why.contains(reason), "{text}: {why}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        for text in [
+            "owner = 'it''s (not) -- a comment; really'",
+            "\"odd\"\"name\" = 1 and [b)] = `c(`",
+            "(a = 1) or (b in (1, 2))",
+            "a = 1 /* (closed) */ -- ( a comment of its own line\n or b = 2",
+        ] {
+            assert!(filter(None, None, Some(text)).is_ok(), "{text}");
+        }
         let long = "x".repeat(MAX_PREDICATE_CHARS + 1);
         assert_eq!(
             filter(None, None, Some(&long)),
@@ -508,13 +599,9 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(quoted.may_read("say \"hi\"") && quoted.may_read("a`b"));
-        // An unclosed comment runs to the end, as SQLite reads it.
-        assert!(
-            !RowPredicate::parse("x = 1 /* y")
-                .unwrap()
-                .unwrap()
-                .may_read("y")
-        );
+        // A comment left open would hide what the expression is joined with: refused.
+        assert!(RowPredicate::parse("x = 1 /* y").is_err());
+        assert!(RowPredicate::parse("x = 1 -- y").is_err());
     }
 
     #[test]

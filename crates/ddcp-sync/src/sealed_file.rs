@@ -1,20 +1,33 @@
 //! A file sealed for one member (`ddcp bundle create --encrypt-to ID`): only that member's
-//! identity opens it, and it proves who sealed it. The sealer and the recipient agree a key as
-//! private databases do (`seal`); the file is encrypted in chunks, so that a writer holds one
-//! chunk at a time, and every chunk is authenticated, the last one marked as last, so that
-//! reordering, truncation and additions are all refused.
+//! identity opens it, and it proves who sealed it. Like age, each file is encrypted with a key
+//! agreed between a fresh key of its own (thrown away once the file is written) and the
+//! recipient: a sealer's identity that leaks later opens none of the files it sealed. The
+//! sealer signs the whole file with its identity: the recipient, who can make the file's key
+//! as well as the sealer, cannot make a file that opens as sealed by someone else. The file is
+//! encrypted in chunks, so that a writer holds one chunk at a time, and every chunk is
+//! authenticated, the last one marked as last, so that reordering, truncation and additions
+//! are all refused.
 //!
 //! ```text
 //! "DDCPSEAL"                 8 bytes of magic
-//! version                    u32 little-endian (1)
+//! version                    u32 little-endian (2)
 //! sealer id, recipient id    32 bytes each (ed25519 public keys)
+//! file key id                32 bytes: the public half of the file's own key (ed25519)
 //! nonce prefix               16 random bytes
 //! chunks                     u32 little-endian length, then that many bytes of ciphertext
+//! signature                  64 bytes: the sealer's, over the hash of everything before it
 //! ```
 //! Chunk `i` is XChaCha20-Poly1305 with the nonce `prefix || u64 big-endian (i, top bit set on
-//! the last chunk)` and the 92 header bytes as associated data.
+//! the last chunk)` and the 124 header bytes as associated data. The key is derived from the
+//! X25519 agreement of the file key and the recipient, with the three ids.
+//!
+//! Version 1 (before 2026-12) agreed the key between the sealer's and the recipient's
+//! identities alone and had no signature: it still opens, and proves less (see
+//! docs/threat-model.md).
 
 use std::io::{self, Write};
+
+use ed25519_dalek::{Signature, Signer};
 
 use super::member::{MemberId, MemberKeys};
 use super::random;
@@ -22,12 +35,14 @@ use super::seal::{TAG_BYTES, agree, decrypt, encrypt};
 
 /// The first bytes of a sealed file.
 pub const SEALED_MAGIC: &[u8; 8] = b"DDCPSEAL";
-const VERSION: u32 = 1;
-const HEADER_BYTES: usize = 8 + 4 + 32 + 32 + 16;
+const VERSION: u32 = 2;
+const HEADER_BYTES: usize = 8 + 4 + 32 + 32 + 32 + 16;
+const SIGNATURE_BYTES: usize = 64;
 /// Plaintext bytes per chunk.
 const CHUNK_BYTES: usize = 1 << 20;
 const LAST: u64 = 1 << 63;
-const KEY_CONTEXT: &str = "ddcp 2026-11 sealed file key";
+const KEY_CONTEXT: &str = "ddcp 2026-12 sealed file key, ephemeral";
+const SIGNED_CONTEXT: &str = "ddcp 2026-12 sealed file, signed whole";
 
 /// Why a sealed file does not open.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -37,7 +52,7 @@ pub enum SealedFileError {
     NotForMe { recipient: MemberId, me: MemberId },
     #[error("the sealed file is truncated or corrupted")]
     Damaged,
-    #[error("the sealed file is format {0}; this ddcp reads format {VERSION}")]
+    #[error("the sealed file is format {0}; this ddcp reads formats 1 and {VERSION}")]
     UnsupportedVersion(u32),
 }
 
@@ -46,16 +61,20 @@ pub fn is_sealed(bytes: &[u8]) -> bool {
     bytes.starts_with(SEALED_MAGIC)
 }
 
+/// The key of a file: the agreement of `mine` and `theirs` (the file key and the recipient,
+/// seen from either side), bound to the three ids.
 fn file_key(
     mine: &MemberKeys,
     theirs: &MemberId,
     sealer: &MemberId,
     recipient: &MemberId,
+    file: &MemberId,
 ) -> [u8; 32] {
     let material = [
         agree(mine, theirs).as_slice(),
         sealer.as_bytes(),
         recipient.as_bytes(),
+        file.as_bytes(),
     ]
     .concat();
     blake3::derive_key(KEY_CONTEXT, &material)
@@ -73,6 +92,10 @@ fn nonce(prefix: &[u8; 16], index: u64, last: bool) -> [u8; 24] {
 pub struct SealedWriter<W: Write> {
     out: W,
     key: [u8; 32],
+    /// Signs the file once written.
+    sealer: MemberKeys,
+    /// Everything written so far.
+    signed: blake3::Hasher,
     header: Vec<u8>,
     prefix: [u8; 16],
     buffer: Vec<u8>,
@@ -91,17 +114,24 @@ impl<W: Write> std::fmt::Debug for SealedWriter<W> {
 impl<W: Write> SealedWriter<W> {
     /// Starts a file that `sealer` seals for `recipient` on `out`.
     pub fn start(mut out: W, sealer: &MemberKeys, recipient: &MemberId) -> io::Result<Self> {
+        // The file's own key: its secret lives in this writer only.
+        let file = MemberKeys::generate();
         let prefix: [u8; 16] = random::bytes();
         let mut header = Vec::with_capacity(HEADER_BYTES);
         header.extend_from_slice(SEALED_MAGIC);
         header.extend_from_slice(&VERSION.to_le_bytes());
         header.extend_from_slice(sealer.id().as_bytes());
         header.extend_from_slice(recipient.as_bytes());
+        header.extend_from_slice(file.id().as_bytes());
         header.extend_from_slice(&prefix);
         out.write_all(&header)?;
+        let mut signed = blake3::Hasher::new_derive_key(SIGNED_CONTEXT);
+        signed.update(&header);
         Ok(SealedWriter {
             out,
-            key: file_key(sealer, recipient, &sealer.id(), recipient),
+            key: file_key(&file, recipient, &sealer.id(), recipient, &file.id()),
+            sealer: sealer.clone(),
+            signed,
             header,
             prefix,
             buffer: Vec::with_capacity(CHUNK_BYTES),
@@ -112,16 +142,22 @@ impl<W: Write> SealedWriter<W> {
     fn write_chunk(&mut self, last: bool) -> io::Result<()> {
         let nonce = nonce(&self.prefix, self.index, last);
         let sealed = encrypt(&self.key, &nonce, &self.header, &self.buffer);
-        self.out.write_all(&(sealed.len() as u32).to_le_bytes())?;
+        let length = (sealed.len() as u32).to_le_bytes();
+        self.signed.update(&length);
+        self.signed.update(&sealed);
+        self.out.write_all(&length)?;
         self.out.write_all(&sealed)?;
         self.buffer.clear();
         self.index += 1;
         Ok(())
     }
 
-    /// Writes the last chunk and hands back the output, flushed.
+    /// Writes the last chunk and the signature, and hands back the output, flushed.
     pub fn finish(mut self) -> io::Result<W> {
         self.write_chunk(true)?;
+        let hash = self.signed.finalize();
+        let signature = self.sealer.signing_key().sign(hash.as_bytes());
+        self.out.write_all(&signature.to_bytes())?;
         self.out.flush()?;
         Ok(self.out)
     }
@@ -155,14 +191,19 @@ pub struct Opened {
 
 /// Opens a file sealed for `me`.
 pub fn open_sealed(me: &MemberKeys, bytes: &[u8]) -> Result<Opened, SealedFileError> {
-    if !is_sealed(bytes) || bytes.len() < HEADER_BYTES {
+    if !is_sealed(bytes) || bytes.len() < 12 {
         return Err(SealedFileError::Damaged);
     }
-    let (header, mut rest) = bytes.split_at(HEADER_BYTES);
-    let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
-        return Err(SealedFileError::UnsupportedVersion(version));
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    let header_bytes = match version {
+        1 => V1_HEADER_BYTES,
+        VERSION => HEADER_BYTES,
+        other => return Err(SealedFileError::UnsupportedVersion(other)),
+    };
+    if bytes.len() < header_bytes {
+        return Err(SealedFileError::Damaged);
     }
+    let (header, rest) = bytes.split_at(header_bytes);
     let id = |range: std::ops::Range<usize>| {
         MemberId::from_slice(&header[range]).map_err(|_| SealedFileError::Damaged)
     };
@@ -173,8 +214,30 @@ pub fn open_sealed(me: &MemberKeys, bytes: &[u8]) -> Result<Opened, SealedFileEr
             me: me.id(),
         });
     }
-    let prefix: [u8; 16] = header[76..92].try_into().expect("16 bytes");
-    let key = file_key(me, &sealer, &sealer, &recipient);
+    let (key, prefix, chunks) = if version == 1 {
+        let key = v1_file_key(me, &sealer, &sealer, &recipient);
+        (key, &header[76..92], rest)
+    } else {
+        // The signature first: nothing of a file its sealer did not sign is decrypted.
+        let Some((chunks, signature)) = rest.split_last_chunk::<SIGNATURE_BYTES>() else {
+            return Err(SealedFileError::Damaged);
+        };
+        let mut signed = blake3::Hasher::new_derive_key(SIGNED_CONTEXT);
+        signed.update(header);
+        signed.update(chunks);
+        sealer
+            .verifying_key()
+            .verify_strict(
+                signed.finalize().as_bytes(),
+                &Signature::from_bytes(signature),
+            )
+            .map_err(|_| SealedFileError::Damaged)?;
+        let file = id(76..108)?;
+        let key = file_key(me, &file, &sealer, &recipient, &file);
+        (key, &header[108..124], chunks)
+    };
+    let prefix: [u8; 16] = prefix.try_into().expect("16 bytes");
+    let mut rest = chunks;
     let mut plain = Vec::with_capacity(bytes.len());
     let mut index = 0u64;
     loop {
@@ -199,6 +262,26 @@ pub fn open_sealed(me: &MemberKeys, bytes: &[u8]) -> Result<Opened, SealedFileEr
         }
         index += 1;
     }
+}
+
+/// Version 1's header: no file key.
+const V1_HEADER_BYTES: usize = 8 + 4 + 32 + 32 + 16;
+
+/// Version 1's key: the sealer's and the recipient's identities agreed, nothing of the file's
+/// own (read only: files are written as version 2).
+fn v1_file_key(
+    mine: &MemberKeys,
+    theirs: &MemberId,
+    sealer: &MemberId,
+    recipient: &MemberId,
+) -> [u8; 32] {
+    let material = [
+        agree(mine, theirs).as_slice(),
+        sealer.as_bytes(),
+        recipient.as_bytes(),
+    ]
+    .concat();
+    blake3::derive_key("ddcp 2026-11 sealed file key", &material)
 }
 
 #[cfg(test)]
@@ -237,6 +320,49 @@ mod tests {
             claimed[44..76].copy_from_slice(carol.id().as_bytes());
             assert_eq!(open_sealed(&carol, &claimed), Err(SealedFileError::Damaged));
         }
+    }
+
+    /// Issue 29, item 7: the recipient can make a file's key (it is agreed with it), but not
+    /// the sealer's signature: content it puts under alice's header does not open as hers. And
+    /// alice's identity alone (what version 1 agreed the key from) does not make the key.
+    #[test]
+    fn the_recipient_cannot_forge_the_sealer_and_the_sealers_identity_does_not_open_a_file() {
+        let (alice, bob) = (MemberKeys::generate(), MemberKeys::generate());
+        let file = sealed(&alice, &bob.id(), b"from alice");
+        let header = &file[..HEADER_BYTES];
+        let file_id = MemberId::from_slice(&header[76..108]).unwrap();
+        let prefix: [u8; 16] = header[108..124].try_into().unwrap();
+        let key = file_key(&bob, &file_id, &alice.id(), &bob.id(), &file_id);
+        let mut forged = header.to_vec();
+        let chunk = encrypt(&key, &nonce(&prefix, 0, true), header, b"not from alice");
+        forged.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+        forged.extend_from_slice(&chunk);
+        forged.extend_from_slice(&file[file.len() - SIGNATURE_BYTES..]);
+        // The key is right (bob made it), the signature is not alice's over this content.
+        assert_eq!(open_sealed(&bob, &forged), Err(SealedFileError::Damaged));
+        let first = &file[HEADER_BYTES + 4..file.len() - SIGNATURE_BYTES];
+        let by_identities = v1_file_key(&alice, &bob.id(), &alice.id(), &bob.id());
+        assert!(decrypt(&by_identities, &nonce(&prefix, 0, true), header, first).is_none());
+        assert!(decrypt(&key, &nonce(&prefix, 0, true), header, first).is_some());
+    }
+
+    /// A file sealed by a ddcp before version 2 still opens.
+    #[test]
+    fn a_version_1_file_still_opens() {
+        let (alice, bob) = (MemberKeys::generate(), MemberKeys::generate());
+        let prefix = [5u8; 16];
+        let mut file = SEALED_MAGIC.to_vec();
+        file.extend_from_slice(&1u32.to_le_bytes());
+        file.extend_from_slice(alice.id().as_bytes());
+        file.extend_from_slice(bob.id().as_bytes());
+        file.extend_from_slice(&prefix);
+        let header = file.clone();
+        let key = v1_file_key(&alice, &bob.id(), &alice.id(), &bob.id());
+        let chunk = encrypt(&key, &nonce(&prefix, 0, true), &header, b"old");
+        file.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+        file.extend_from_slice(&chunk);
+        let opened = open_sealed(&bob, &file).unwrap();
+        assert_eq!((opened.sealer, opened.bytes), (alice.id(), b"old".to_vec()));
     }
 
     #[test]
