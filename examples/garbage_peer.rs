@@ -3,10 +3,12 @@
 //! nothing; `lying`, a well-formed page whose change names a table that does not exist, with an
 //! empty primary key (cr-sqlite would abort on it if ddcp let it through); `repeating`, the
 //! manifest of a fragmented answer to a page request, and its first fragment to every other
-//! call, forever. `flood` calls a database as fast as it can, many calls at once, each asking
+//! call, forever; `bombing`, a well-formed page of one new bookmark whose changes claim
+//! db_version 2^53, the end of the range peers accept (merged as given, the puller's next own
+//! write would be past it), then empty pages. `flood` calls a database as fast as it can, many calls at once, each asking
 //! for the most expensive page there is.
 //!
-//!   garbage_peer random|lying|repeating STATE_DIR
+//!   garbage_peer random|lying|repeating|bombing STATE_DIR
 //!                                             prints its record key, then serves until killed
 //!   garbage_peer flood STATE_DIR TARGET_KEY   prints `answers=N busy=N failed=N` every second
 //!
@@ -33,18 +35,19 @@ use ddcp::sync::{Change, Cursor, DbVersion, RecordKey, SchemaFingerprint, SiteId
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(dir)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: garbage_peer random|lying|repeating STATE_DIR");
+        eprintln!("usage: garbage_peer random|lying|repeating|bombing STATE_DIR");
         std::process::exit(2);
     };
     let garbage = match mode.as_str() {
         "random" => Garbage::Random,
         "lying" => Garbage::Lying,
         "repeating" => Garbage::Repeating,
+        "bombing" => Garbage::Bombing,
         "flood" => {
             let target: RecordKey = args.get(3).expect("TARGET_KEY").parse().expect("a key");
             return flood(PathBuf::from(dir), target).await;
         }
-        _ => panic!("mode must be random, lying, repeating or flood"),
+        _ => panic!("mode must be random, lying, repeating, bombing or flood"),
     };
     let mut node = Node::start(&PathBuf::from(dir), &network_env::settings())
         .await
@@ -54,7 +57,8 @@ async fn main() {
     let network = node.network().clone();
     network.open_own_record(&identity).await.expect("open");
     let route = network.new_route().await.expect("route");
-    let site_id = SiteId([7; 16]);
+    // A site of each kind's own: a puller keeps one cursor per site.
+    let site_id = SiteId([7 + garbage as u8; 16]);
     let status = Status {
         site_id,
         db_version: DbVersion(1000),
@@ -79,6 +83,7 @@ async fn main() {
             Garbage::Random => answers.to_le_bytes().repeat(100),
             Garbage::Lying => lie(site_id),
             Garbage::Repeating => repeat(&call.message),
+            Garbage::Bombing => bomb(site_id, &call.message),
         };
         let _ = network.reply(call.id, answer).await;
     }
@@ -86,10 +91,12 @@ async fn main() {
 
 /// What a garbage peer answers.
 #[derive(Clone, Copy)]
+#[repr(u8)]
 enum Garbage {
     Random,
     Lying,
     Repeating,
+    Bombing,
 }
 
 /// Calls in flight at once while flooding: more than a database answers at once.
@@ -191,6 +198,52 @@ fn lie(site_id: SiteId) -> Vec<u8> {
         db_version: DbVersion(1000),
         incarnation: Incarnation(1),
         changes: vec![change],
+        rows: Vec::new(),
+    };
+    encode_message(&Message::ChangesPage(page), Compression::None)
+}
+
+/// The version `bombing` claims for its changes: the largest a change may carry.
+const BOMB_VERSION: DbVersion = DbVersion(ddcp::sync::validate::MAX_COUNTER);
+
+/// To the first page request, a new bookmark ('bomb') whose changes claim [`BOMB_VERSION`];
+/// to any later one, an empty page where the asker stands.
+fn bomb(site_id: SiteId, question: &[u8]) -> Vec<u8> {
+    let since = match decode_message(question) {
+        Ok(Message::ChangesRequest(request)) => request.since,
+        _ => Cursor::START,
+    };
+    // cr-sqlite's packing of the one-column text key 'bomb'.
+    let pk = vec![1, 0x0b, 4, b'b', b'o', b'm', b'b'];
+    let cell = |cid: &str, val: Value, seq: i64| Change {
+        table: "bookmarks".into(),
+        pk: pk.clone(),
+        cid: cid.into(),
+        val,
+        col_version: 1,
+        db_version: BOMB_VERSION,
+        site_id,
+        cl: 1,
+        seq: Seq(seq),
+    };
+    let (changes, after) = if since == Cursor::START {
+        let changes = vec![
+            cell("-1", Value::Null, 0),
+            cell("url", Value::Text("https://bomb/".into()), 1),
+        ];
+        (changes, Cursor::after_group(BOMB_VERSION))
+    } else {
+        (Vec::new(), since.clone())
+    };
+    let page = ChangesPage {
+        site_id,
+        since,
+        after,
+        group_complete: true,
+        more: false,
+        db_version: BOMB_VERSION,
+        incarnation: Incarnation(1),
+        changes,
         rows: Vec::new(),
     };
     encode_message(&Message::ChangesPage(page), Compression::None)
