@@ -119,6 +119,11 @@ pub enum DbError {
         "the rows a page changes kept changing here while it was judged (another program writes them): it is pulled again"
     )]
     RowsKeptChanging,
+    #[error(
+        "its status names the site id of remote {}: two remotes cannot be one database (one of them lies, or was added twice); remove one",
+        shown(.0)
+    )]
+    SiteOfAnotherRemote(String),
     #[error("the page does not start where this database stands in the remote's changes")]
     StaleCursor,
     #[error(

@@ -60,8 +60,21 @@ impl Db {
         .collect()
     }
 
-    /// Remembers the site id `name`'s Status named (at the start of a pull).
+    /// Remembers the site id `name`'s Status named (at the start of a pull). Refused when it
+    /// is another remote's: cursors are kept per site, and a remote whose Status claims
+    /// another's site would move that remote's cursor (past everything it has yet to send).
     pub fn note_remote_site(&self, name: &RemoteName, site: SiteId) -> Result<(), DbError> {
+        let other: Option<String> = self
+            .conn()
+            .query_row(
+                "select name from ddcp_remotes where site_id = ?1 and name != ?2 limit 1",
+                (&site.0[..], name.as_str()),
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(other) = other {
+            return Err(DbError::SiteOfAnotherRemote(other));
+        }
         self.conn().execute(
             "update ddcp_remotes set site_id = ?2 where name = ?1",
             (name.as_str(), &site.0[..]),
@@ -136,5 +149,41 @@ mod tests {
         assert_eq!(held[0].site_id, db.site_id().unwrap());
         assert_eq!((held[0].first.0, held[0].last.0), (1, 2));
         assert_eq!(held[0].changes, 2);
+    }
+
+    /// A remote whose Status claims another remote's site would share, and move, its cursor.
+    #[test]
+    fn a_remote_cannot_claim_another_remotes_site() {
+        use crate::db::{AcceptPolicy, DbError};
+        use crate::sync::SiteId;
+        let (_dir, mut db) = temp_db();
+        let key = |k: &str| k.parse().unwrap();
+        db.add_remote(
+            &"alice".parse().unwrap(),
+            &key("VLD0:73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY"),
+            &AcceptPolicy::default(),
+            false,
+        )
+        .unwrap();
+        db.add_remote(
+            &"mallory".parse().unwrap(),
+            &key("VLD0:K8OXXcdI0vKnneiuOxD2eYVQqAyYokkl7MPV_1lARAc"),
+            &AcceptPolicy::default(),
+            false,
+        )
+        .unwrap();
+        let alices = SiteId([1; 16]);
+        db.note_remote_site(&"alice".parse().unwrap(), alices)
+            .unwrap();
+        // Again, by alice herself: fine.
+        db.note_remote_site(&"alice".parse().unwrap(), alices)
+            .unwrap();
+        let claimed = db.note_remote_site(&"mallory".parse().unwrap(), alices);
+        assert!(
+            matches!(&claimed, Err(DbError::SiteOfAnotherRemote(name)) if name == "alice"),
+            "{claimed:?}"
+        );
+        db.note_remote_site(&"mallory".parse().unwrap(), SiteId([2; 16]))
+            .unwrap();
     }
 }
