@@ -851,15 +851,17 @@ fn a_change_at_the_end_of_db_versions_does_not_move_the_local_version() {
     assert_eq!(posts(&carol.db).len(), 2);
 }
 
-/// A cell pushed to the end of its col_version range before these checks (here: by a page
-/// that carried exactly 2^53, which was allowed) is edited at alice: the edit's col_version is
-/// past what any peer accepts. Carol's pull from alice leaves that one cell behind, counted as
-/// refused, and takes everything else: one poisoned cell no longer stops a remote.
+/// A cell pushed to the end of its col_version range (here: by a page that carried exactly 2^53,
+/// which one change may) is edited at alice: the edit's col_version is past 2^53. Dave, who
+/// holds the cell at 2^53 too, takes the edit (a step from his own counter). Carol, who never
+/// saw the cell, leaves it behind, counted as refused, and takes everything else: one pushed
+/// cell stops no remote, and a jump past 2^53 is refused.
 #[test]
-fn a_cell_at_the_end_of_its_range_does_not_stop_a_pull() {
+fn a_cell_pushed_to_the_end_replicates_between_its_holders_and_stops_no_pull() {
     let mut alice = peer();
     let bob = peer();
     let mut carol = peer();
+    let mut dave = peer();
     let open = AcceptPolicy::default();
     bob.db
         .connection()
@@ -869,8 +871,10 @@ fn a_cell_at_the_end_of_its_range_does_not_stop_a_pull() {
     for change in changes.iter_mut().filter(|change| change.cid == "body") {
         change.col_version = ddcp::sync::validate::MAX_COUNTER;
     }
-    let page = crafted_page(&mut alice, &bob, &open, changes);
-    alice.db.accept_page(bob.site, page, &open).unwrap();
+    for holder in [&mut alice, &mut dave] {
+        let page = crafted_page(holder, &bob, &open, changes.clone());
+        holder.db.accept_page(bob.site, page, &open).unwrap();
+    }
     alice
         .db
         .connection()
@@ -879,12 +883,24 @@ fn a_cell_at_the_end_of_its_range_does_not_stop_a_pull() {
              insert into posts values (2, 'alice', 'mine', null);",
         )
         .unwrap();
+    pull(&mut dave, &alice, &ChangeFilter::default(), &open);
+    assert_eq!(posts(&dave.db), posts(&alice.db));
     pull(&mut carol, &alice, &ChangeFilter::default(), &open);
     let at_carol = posts(&carol.db);
     assert_eq!(at_carol[&2][1].as_deref(), Some("mine"));
-    // The post arrives without the cell that cannot travel.
+    // The post arrives without the cell that jumps.
     assert_eq!(at_carol[&1][0].as_deref(), Some("bob"));
     assert_eq!(at_carol[&1][1], None);
+    // A bundle carrying the jump is refused whole, with one line.
+    let jump = alice
+        .db
+        .changes_since(DbVersion(0))
+        .unwrap()
+        .into_iter()
+        .filter(|change| change.cid == "body")
+        .collect::<Vec<_>>();
+    let refused = carol.db.apply_changes(&jump).unwrap_err();
+    assert!(refused.to_string().contains("past 2^53"), "{refused}");
 }
 
 /// The way out for a cell pushed to the end of its range before these checks

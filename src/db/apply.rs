@@ -9,10 +9,11 @@ use super::accept::{AcceptOutcome, AcceptPolicy, keep_accepted};
 use super::changes::{SqlValue, db_version};
 use super::cursors::{read_cursor, read_incarnation, record_pull, write_cursor};
 use super::judge::{Judgement, RefusedRows, merge_judged};
+use super::rows::counters_admitted;
 use super::staged::{forget_staged, stage, staged_parts};
 use super::{Db, DbError};
 use crate::sync::protocol::ChangesPage;
-use crate::sync::validate::{ChangeValidator, check_each_cell_once, counters_in_range};
+use crate::sync::validate::{ChangeValidator, InvalidChange, check_each_cell_once};
 use crate::sync::{Change, DbVersion, Incarnation, SiteId};
 
 const INSERT_CHANGE: &str = "insert into crsql_changes
@@ -99,13 +100,19 @@ impl Db {
         let mirrors = self.mirrors()?;
         let mut refused =
             keep_accepted(remote, policy, &mirrors, &mut page.changes, &mut page.rows);
-        // A cell or row at the end of a counter's range (pushed there by a peer before these
-        // checks) is left behind, counted as refused: stopping at it would stop every change
+        // A counter that jumps past 2^53 (a cell pushed there by a peer, seen here for the first
+        // time) is left behind, counted as refused: stopping at it would stop every change
         // after it.
         for changes in [&mut page.changes, &mut page.rows] {
             let before = changes.len();
-            changes.retain(|change| counters_in_range(change).is_ok());
-            refused += (before - changes.len()) as u64;
+            let mut kept = Vec::with_capacity(before);
+            for change in changes.drain(..) {
+                if counters_admitted(self.conn(), &change)? {
+                    kept.push(change);
+                }
+            }
+            refused += (before - kept.len()) as u64;
+            *changes = kept;
         }
         // A row the merge leaves failing the row predicate takes the transaction back, and the
         // group is merged again without it. Rows merge independently, so the second try
@@ -232,6 +239,13 @@ impl ChangeApplier<'_> {
         let mut insert = self.conn.prepare_cached(INSERT_CHANGE)?;
         for change in changes {
             self.validator.check(change)?;
+            if !counters_admitted(self.conn, change)? {
+                return Err(InvalidChange::CounterJump {
+                    table: change.table.clone(),
+                    value: change.col_version.max(change.cl),
+                }
+                .into());
+            }
             insert.execute((
                 &change.table,
                 &change.pk,

@@ -12,6 +12,7 @@ use super::changes::{SqlValue, value_from_sql};
 use super::{Db, DbError};
 use crate::sync::filter::{BadFilter, ChangeFilter, RowPredicate, SENTINEL_CID};
 use crate::sync::schema::{SchemaDesc, TableDesc};
+use crate::sync::validate::{counter_step_admitted, counters_past_max};
 use crate::sync::{Change, DbVersion, Seq, SiteId, Value, packed_pk};
 
 /// `name` as a SQL identifier.
@@ -194,6 +195,26 @@ pub(super) fn row_matches(
         Some(row) => Some(row.get::<_, i64>(0)? == 1),
         None => None,
     })
+}
+
+/// Whether `change`'s col_version and causal length are admitted here: up to 2^53 always, past
+/// it only as a step from this database's own counters of the cell and row (see
+/// [`crate::sync::validate::counter_step_admitted`]). A change to a table that is no CRR here
+/// is left to the validator, which refuses it by name.
+pub(super) fn counters_admitted(conn: &Connection, change: &Change) -> Result<bool, DbError> {
+    if !counters_past_max(change) {
+        return Ok(true);
+    }
+    if !super::schema::crr_tables(conn)?.contains(&change.table) {
+        return Ok(true);
+    }
+    let cells = row_cells(conn, &change.table, &change.pk, DbVersion(i64::MAX))?;
+    let local_cl = cells.first().map_or(0, |cell| cell.cl);
+    let local_col_version = cells
+        .iter()
+        .find(|cell| cell.cid == change.cid)
+        .map_or(0, |cell| cell.col_version);
+    Ok(counter_step_admitted(change, local_col_version, local_cl))
 }
 
 /// [`Db::row_cells`] on `conn`.

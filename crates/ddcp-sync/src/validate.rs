@@ -13,20 +13,43 @@ use std::collections::HashMap;
 use super::change::{Change, Value};
 use super::schema::SchemaDesc;
 
-/// The largest col_version, causal length or seq a change may carry. An honest cell written a
-/// thousand times a second takes 285,000 years to reach it; a cell or row pushed to it by a
-/// hostile peer still has 2^63 - 2^53 local writes of room before SQLite's integers end (its
-/// later changes are refused by peers, see [`counters_in_range`]). 2^53 is also the largest
-/// integer JSON tools keep exactly.
+/// The largest col_version or causal length a change may carry on its own. An honest cell
+/// written a thousand times a second takes 285,000 years to reach it. Past it, a change is
+/// taken only as a step of at most [`MAX_COUNTER_STEP`] from this database's own counter for
+/// that cell or row ([`counter_step_admitted`]): a cell a hostile peer pushed here (one change
+/// can) goes on replicating, edit by edit, between the peers that hold it, while a jump past it
+/// is refused, so the end of SQLite's integers stays out of reach (2^43 steps away). 2^53 is
+/// also the largest integer JSON tools keep exactly.
 pub const MAX_COUNTER: i64 = 1 << 53;
 
-/// Ok when the change's col_version and causal length are in 1..=[`MAX_COUNTER`]. Separate from
-/// [`ChangeValidator::check`] so that a puller can drop such a change (a cell pushed to the end
-/// of its range by a peer before this check existed) and go on with the rest of the page,
-/// rather than stop at it for ever.
-pub fn counters_in_range(change: &Change) -> Result<(), InvalidChange> {
-    in_range(change, "col_version", change.col_version, 1)?;
-    in_range(change, "causal length", change.cl, 1)
+/// How far past this database's own counter a change beyond [`MAX_COUNTER`] may go: the
+/// edits of one cell between two pulls.
+pub const MAX_COUNTER_STEP: i64 = 1 << 20;
+
+/// No counter ever passes this: cr-sqlite adds to them, and SQLite turns an integer that
+/// overflows into a float.
+pub const COUNTER_END: i64 = 1 << 62;
+
+/// Whether a change's col_version and causal length are admitted, given this database's own
+/// counters for that cell (`local_col_version`) and row (`local_cl`), 0 when it has none: up
+/// to [`MAX_COUNTER`] always, past it only as a step of at most [`MAX_COUNTER_STEP`].
+pub fn counter_step_admitted(change: &Change, local_col_version: i64, local_cl: i64) -> bool {
+    let near = |value: i64, local: i64| {
+        value <= MAX_COUNTER || value <= local.saturating_add(MAX_COUNTER_STEP)
+    };
+    // A sentinel's col_version is its row's causal length.
+    let local_cell = if change.cid == SENTINEL_CID {
+        local_cl
+    } else {
+        local_col_version
+    };
+    near(change.col_version, local_cell) && near(change.cl, local_cl)
+}
+
+/// Whether a change's counters need this database's own to be judged
+/// ([`counter_step_admitted`]): they pass [`MAX_COUNTER`].
+pub fn counters_past_max(change: &Change) -> bool {
+    change.col_version > MAX_COUNTER || change.cl > MAX_COUNTER
 }
 
 fn in_range(
@@ -34,8 +57,9 @@ fn in_range(
     field: &'static str,
     value: i64,
     min: i64,
+    max: i64,
 ) -> Result<(), InvalidChange> {
-    if (min..=MAX_COUNTER).contains(&value) {
+    if (min..=max).contains(&value) {
         Ok(())
     } else {
         Err(InvalidChange::OutOfRange {
@@ -82,6 +106,10 @@ pub enum InvalidChange {
         "two changes of one cell (table {table:?}, column {cid:?}) in one page: an honest peer sends each cell once, at its newest"
     )]
     DuplicateCell { table: String, cid: String },
+    #[error(
+        "a change to {table:?} takes a counter to {value}: past 2^53, and more than 2^20 past this database's own"
+    )]
+    CounterJump { table: String, value: i64 },
     #[error("{field} {value} of a change to {table:?} is out of range")]
     OutOfRange {
         table: String,
@@ -143,8 +171,10 @@ impl ChangeValidator {
                 reason,
             }
         })?;
-        counters_in_range(change)?;
-        in_range(change, "seq", change.seq.0, 0)?;
+        // The step past MAX_COUNTER needs this database's counters: `counter_step_admitted`.
+        in_range(change, "col_version", change.col_version, 1, COUNTER_END)?;
+        in_range(change, "causal length", change.cl, 1, COUNTER_END)?;
+        in_range(change, "seq", change.seq.0, 0, MAX_COUNTER)?;
         // Any positive db_version: it is merged as 1 (a database that reached 2^53 before
         // that, by a peer's change, still replicates).
         if change.db_version.0 < 1 {
@@ -256,7 +286,7 @@ mod tests {
         assert!(validator.check(&pk_as_cid).is_err());
         for huge in [
             Change {
-                col_version: MAX_COUNTER + 1,
+                col_version: COUNTER_END + 1,
                 ..change(PK_AB.to_vec())
             },
             Change {
@@ -268,8 +298,29 @@ mod tests {
                 validator.check(&huge),
                 Err(InvalidChange::OutOfRange { .. })
             ));
-            assert!(counters_in_range(&huge).is_err());
         }
+        // Past MAX_COUNTER: a step from this database's own counter, not a jump.
+        let past = Change {
+            col_version: MAX_COUNTER + 5,
+            ..change(PK_AB.to_vec())
+        };
+        assert!(counters_past_max(&past));
+        assert!(!counter_step_admitted(&past, 0, 1));
+        assert!(counter_step_admitted(&past, MAX_COUNTER, 1));
+        assert!(!counter_step_admitted(
+            &past,
+            MAX_COUNTER - MAX_COUNTER_STEP,
+            1
+        ));
+        let deleted = Change {
+            cid: SENTINEL_CID.into(),
+            col_version: MAX_COUNTER + 2,
+            cl: MAX_COUNTER + 2,
+            ..change(PK_AB.to_vec())
+        };
+        assert!(!counter_step_admitted(&deleted, 0, 0));
+        assert!(counter_step_admitted(&deleted, 7, MAX_COUNTER + 1));
+        assert!(counter_step_admitted(&change(PK_AB.to_vec()), 0, 0));
         let late = Change {
             db_version: DbVersion(i64::MAX),
             ..change(PK_AB.to_vec())
