@@ -990,3 +990,60 @@ fn a_remote_cannot_write_into_another_remotes_mirrors() {
         .unwrap();
     assert_eq!(mirrored, 0);
 }
+
+/// Stated in docs/threat-model.md, not closed: a deletion has no columns left to judge, so a
+/// reader filtered to `owner = 'bob'` receives the tombstone, and so the key, of alice's
+/// deleted post; nothing else of it. And the schema a filtered reader is answered holds every
+/// table, those it may not read too. When either is closed, this test says so.
+#[test]
+fn a_filtered_reader_learns_deleted_keys_and_every_tables_schema() {
+    let source = peer();
+    let reader = peer();
+    let serves = FilterChoice {
+        tables: Some("posts"),
+        exclude_columns: None,
+        rows: Some("owner = 'bob'"),
+    }
+    .filter();
+    source
+        .db
+        .connection()
+        .execute_batch(
+            "insert into posts values (41, 'alice', 'hers', 'x'); delete from posts where id = 41;",
+        )
+        .unwrap();
+    let mut responder = Responder::default();
+    let mut puller = Puller::new(
+        reader.site,
+        source.site,
+        reader.db.schema().unwrap().fingerprint(),
+        ddcp::sync::Cursor::START,
+        64 << 10,
+    );
+    let mut served = Vec::new();
+    while !puller.is_up_to_date() {
+        for request in puller.requests() {
+            let answer = responder.respond_within(&source.db, &request, MAX_PAGE_BUDGET, &serves);
+            if let Received::Page(page) = puller.receive(&answer).unwrap() {
+                served.extend(page.changes);
+            }
+        }
+    }
+    assert_eq!(served.len(), 1, "{served:?}");
+    assert_eq!(
+        (served[0].cid.as_str(), served[0].pk.as_slice()),
+        (SENTINEL_CID, pk_of(41).as_slice())
+    );
+    let answer = responder.respond_within(
+        &source.db,
+        &ddcp::sync::pull::schema_request(),
+        MAX_PAGE_BUDGET,
+        &serves,
+    );
+    let Ok(ddcp::sync::protocol::Message::Schema(schema)) =
+        ddcp::sync::codec::decode_message(&answer)
+    else {
+        panic!("no schema answered");
+    };
+    assert!(schema.tables.iter().any(|table| table.name == "tags"));
+}
