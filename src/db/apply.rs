@@ -8,11 +8,13 @@ use rusqlite::Connection;
 use super::accept::{AcceptOutcome, AcceptPolicy, keep_accepted};
 use super::changes::{SqlValue, db_version};
 use super::cursors::{read_cursor, read_incarnation, record_pull, write_cursor};
+use super::held::hold;
 use super::judge::{Judgement, RefusedRows, merge_judged};
 use super::rows::counters_admitted;
 use super::staged::{forget_staged, stage, staged_parts};
 use super::{Db, DbError};
 use crate::sync::protocol::ChangesPage;
+use crate::sync::schema_fit::SchemaFit;
 use crate::sync::validate::{ChangeValidator, InvalidChange, check_each_cell_once};
 use crate::sync::{Change, DbVersion, Incarnation, SiteId};
 
@@ -28,7 +30,7 @@ const INSERT_CHANGE: &str = "insert into crsql_changes
 const MERGED_AT: i64 = 1;
 
 /// Tries of a page whose rows are judged on the merge before it is left for the next pull.
-const MAX_JUDGED_TRIES: usize = 3;
+pub(super) const MAX_JUDGED_TRIES: usize = 3;
 
 /// What an apply did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,29 +83,83 @@ impl Db {
     pub fn accept_page(
         &mut self,
         remote: SiteId,
-        mut page: ChangesPage,
+        page: ChangesPage,
         policy: &AcceptPolicy,
     ) -> Result<AcceptOutcome, DbError> {
+        self.accept_page_fitting(remote, page, policy, &SchemaFit::default())
+    }
+
+    /// [`Db::accept_page`] from a remote whose schema fits this database's as `fit` says:
+    /// changes to a table or column this database lacks are held (see `held`), in the same
+    /// transaction, and the cursor moves past them.
+    pub fn accept_page_fitting(
+        &mut self,
+        remote: SiteId,
+        mut page: ChangesPage,
+        policy: &AcceptPolicy,
+        fit: &SchemaFit,
+    ) -> Result<AcceptOutcome, DbError> {
+        // Before any filter judges a row by the page's values: each cell once.
+        check_each_cell_once(page.changes.iter().chain(&page.rows))?;
+        let mut waiting = Vec::new();
+        if !fit.is_whole() {
+            for changes in [&mut page.changes, &mut page.rows] {
+                let (wait, now): (Vec<Change>, Vec<Change>) =
+                    changes.drain(..).partition(|change| fit.must_wait(change));
+                *changes = now;
+                waiting.extend(wait);
+            }
+        }
+        // What the remote may not bring is not held either.
+        let before = waiting.len();
+        waiting.retain(|change| {
+            policy.authors.admits(&change.site_id, &remote) && policy.filter.admits(change)
+        });
+        let mut refused = (before - waiting.len()) as u64;
+        refused += self.admit(remote, policy, &mut page.changes, &mut page.rows)?;
+        // A row the merge leaves failing the row predicate takes the transaction back, and the
+        // group is merged again without it. Rows merge independently, so the second try
+        // settles it, unless another process keeps changing the same rows in between.
+        let mut refused_rows = RefusedRows::default();
+        for _ in 0..MAX_JUDGED_TRIES {
+            if let Some(outcome) =
+                self.try_accept_page(remote, &page, &waiting, policy, &mut refused_rows)?
+            {
+                return Ok(AcceptOutcome {
+                    refused: refused + outcome.refused,
+                    ..outcome
+                });
+            }
+        }
+        Err(DbError::RowsKeptChanging)
+    }
+
+    /// Leaves in `changes` and `rows` what `remote` may bring here (its policy, and counters
+    /// that do not jump past 2^53), named as this database names them (mirrors, made when
+    /// missing); how many it dropped.
+    pub(super) fn admit(
+        &mut self,
+        remote: SiteId,
+        policy: &AcceptPolicy,
+        changes: &mut Vec<Change>,
+        rows: &mut Vec<Change>,
+    ) -> Result<u64, DbError> {
         if let Some(into) = &policy.into {
             // Mirrors of tables made since the remote was added: made before the apply
             // begins, so that its checks know them.
-            let tables: std::collections::BTreeSet<&str> = page
-                .changes
+            let tables: std::collections::BTreeSet<&str> = changes
                 .iter()
-                .chain(&page.rows)
+                .chain(rows.iter())
                 .map(|change| change.table.as_str())
                 .collect();
             self.ensure_mirrors(into, &tables.into_iter().collect::<Vec<_>>())?;
         }
-        // Before any filter judges a row by the page's values: each cell once.
-        check_each_cell_once(page.changes.iter().chain(&page.rows))?;
         let mirrors = self.mirrors()?;
-        let mut refused =
-            keep_accepted(remote, policy, &mirrors, &mut page.changes, &mut page.rows);
+        let mut refused = keep_accepted(remote, policy, &mirrors, changes, rows);
         // A counter that jumps past 2^53 (a cell pushed there by a peer, seen here for the first
         // time) is left behind, counted as refused: stopping at it would stop every change
         // after it.
-        for changes in [&mut page.changes, &mut page.rows] {
+        for changes in [changes, rows] {
             let before = changes.len();
             let mut kept = Vec::with_capacity(before);
             for change in changes.drain(..) {
@@ -114,19 +170,7 @@ impl Db {
             refused += (before - kept.len()) as u64;
             *changes = kept;
         }
-        // A row the merge leaves failing the row predicate takes the transaction back, and the
-        // group is merged again without it. Rows merge independently, so the second try
-        // settles it, unless another process keeps changing the same rows in between.
-        let mut refused_rows = RefusedRows::default();
-        for _ in 0..MAX_JUDGED_TRIES {
-            if let Some(outcome) = self.try_accept_page(remote, &page, policy, &mut refused_rows)? {
-                return Ok(AcceptOutcome {
-                    refused: refused + outcome.refused,
-                    ..outcome
-                });
-            }
-        }
-        Err(DbError::RowsKeptChanging)
+        Ok(refused)
     }
 
     /// One try of [`Db::accept_page`] on a page already filtered by author, table and column:
@@ -135,6 +179,7 @@ impl Db {
         &mut self,
         remote: SiteId,
         page: &ChangesPage,
+        waiting: &[Change],
         policy: &AcceptPolicy,
         refused_rows: &mut RefusedRows,
     ) -> Result<Option<AcceptOutcome>, DbError> {
@@ -179,6 +224,7 @@ impl Db {
                     &page.rows,
                     &page.changes,
                     refused_rows,
+                    true,
                 )? {
                     Judgement::Merged {
                         left_out: page_out,
@@ -195,6 +241,7 @@ impl Db {
             Incarnation::UNKNOWN => taken_in,
             known => known,
         };
+        hold(applier.connection(), remote, waiting)?;
         write_cursor(applier.connection(), remote, &page.after, incarnation)?;
         applier.note_arrival(remote, "pull")?;
         let admitted = (page.changes.len() + page.rows.len()) as u64 - left_out;

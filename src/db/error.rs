@@ -124,12 +124,18 @@ pub enum DbError {
         shown(.0)
     )]
     SiteOfAnotherRemote(String),
+    #[error(
+        "{0} changes are held for tables or columns this database lacks (a remote runs a newer version of the app): add them (`ddcp status` says which), or remove the remote; nothing more is pulled from it meanwhile"
+    )]
+    HeldFull(u64),
     #[error("the page does not start where this database stands in the remote's changes")]
     StaleCursor,
     #[error(
         "the remote was restored from a backup since it was last pulled: its changes are pulled again from the start"
     )]
     RemoteRestored,
+    #[error("the schemas cannot exchange changes: {0}")]
+    SchemaConflict(#[from] crate::sync::schema_fit::SchemaConflict),
     #[error("the remote's schema cannot be made here: {0}")]
     BadPeerSchema(String),
     #[error("{0}")]

@@ -62,8 +62,8 @@ pub(super) enum Judgement {
 }
 
 /// Merges a complete group of `remote`'s changes into the applier's transaction: the page's
-/// `rows` (older cells of rows), the parts staged for it, the page's `changes`, leaving out the
-/// rows in `refused`, and judges each row it touched by `predicate`.
+/// `rows` (older cells of rows), the parts staged for it (when `with_staged`), the page's
+/// `changes`, leaving out the rows in `refused`, and judges each row it touched by `predicate`.
 pub(super) fn merge_judged(
     applier: &mut ChangeApplier<'_>,
     remote: SiteId,
@@ -71,8 +71,12 @@ pub(super) fn merge_judged(
     rows: &[Change],
     changes: &[Change],
     refused: &mut RefusedRows,
+    with_staged: bool,
 ) -> Result<Judgement, DbError> {
-    let parts = staged_parts(applier.connection(), remote)?;
+    let parts = match with_staged {
+        true => staged_parts(applier.connection(), remote)?,
+        false => Vec::new(),
+    };
     // Every row the group touches, as it is here now: whether it holds the predicate, `None`
     // when it is not here.
     let mut before: HashMap<RowKey, Option<bool>> = HashMap::new();
@@ -135,7 +139,9 @@ pub(super) fn merge_judged(
     if refused_now {
         return Ok(Judgement::Refused);
     }
-    forget_staged(applier.connection(), remote)?;
+    if with_staged {
+        forget_staged(applier.connection(), remote)?;
+    }
     Ok(Judgement::Merged {
         left_out,
         left_out_staged,

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/007_arrivals.sql"),
     include_str!("migrations/008_staged_parts.sql"),
     include_str!("migrations/009_incarnation.sql"),
+    include_str!("migrations/010_held.sql"),
 ];
 
 /// The metadata version this build writes.

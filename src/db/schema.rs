@@ -2,6 +2,7 @@
 
 use super::{Db, DbError};
 use crate::sync::schema::{ColumnDesc, SchemaDesc, TableDesc};
+use crate::sync::schema_fit::SchemaFit;
 
 /// cr-sqlite keeps each CRR's clocks in a table named after it with this suffix.
 const CLOCK_SUFFIX: &str = "__crsql_clock";
@@ -15,6 +16,16 @@ impl Db {
     /// The CRR tables and their columns: what peers must agree on to exchange changes.
     pub fn schema(&self) -> Result<SchemaDesc, DbError> {
         read_schema(self.conn())
+    }
+
+    /// How a remote's schema (`theirs`) fits this database: against its own tables when the
+    /// remote is pulled into mirrors (`into`), against all of its CRRs otherwise.
+    pub fn schema_fit(&self, theirs: &SchemaDesc, into: bool) -> Result<SchemaFit, DbError> {
+        let here = match into {
+            true => self.own_schema()?,
+            false => self.schema()?,
+        };
+        Ok(SchemaFit::between(&here, theirs)?)
     }
 }
 

@@ -25,6 +25,7 @@ pub mod random;
 pub mod record_key;
 pub mod redact;
 pub mod schema;
+pub mod schema_fit;
 pub mod seal;
 pub mod sealed_file;
 pub mod serve;

@@ -1,0 +1,223 @@
+//! Peers on different versions of an app (issue 23): a newer peer's changes to a table or
+//! column this database lacks are held, everything else replicates, and the held changes are
+//! applied once this database has the table or column, without pulling them again.
+
+use ddcp::db::{AcceptPolicy, Db, Extension};
+use ddcp::sync::filter::ChangeFilter;
+use ddcp::sync::pull::{Puller, Received};
+use ddcp::sync::serve::{MAX_PAGE_BUDGET, Responder};
+use ddcp::sync::SiteId;
+
+const NOTES: &str = "create table notes (id integer primary key not null, body text);
+    select crsql_as_crr('notes');";
+
+/// The app's next version: a column of notes, and a table.
+const ADD_TAG: &str = "select crsql_begin_alter('notes');
+    alter table notes add column tag text;
+    select crsql_commit_alter('notes');";
+const ADD_LINKS: &str = "create table links (id integer primary key not null, url text);
+    select crsql_as_crr('links');";
+
+struct Peer {
+    _dir: tempfile::TempDir,
+    db: Db,
+    site: SiteId,
+}
+
+fn peer() -> Peer {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(&dir.path().join("peer.db"), &Extension::BuiltIn).unwrap();
+    db.connection().execute_batch(NOTES).unwrap();
+    Peer {
+        site: db.site_id().unwrap(),
+        _dir: dir,
+        db,
+    }
+}
+
+impl Peer {
+    fn sql(&self, sql: &str) {
+        self.db.connection().execute_batch(sql).unwrap();
+    }
+
+    fn rows(&self, query: &str) -> Vec<String> {
+        let mut statement = self.db.connection().prepare(query).unwrap();
+        statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.rows("select id || ':' || coalesce(body, '-') from notes order by id")
+    }
+}
+
+/// `reader` pulls from `source` until up to date, as the daemon does: the schemas are fitted
+/// first, and the requests name the source's schema once this database knows it fits.
+fn pull(reader: &mut Peer, source: &Peer) -> u64 {
+    let theirs = source.db.shared_schema().unwrap();
+    let fit = reader.db.schema_fit(&theirs, false).unwrap();
+    let policy = AcceptPolicy::default();
+    // A remote of reader's, named after its site, its Status's site noted, as a pull does.
+    let name: ddcp::db::RemoteName = format!("r{}", hex(&source.site.0[..4])).parse().unwrap();
+    if !reader.db.remotes().unwrap().iter().any(|r| r.name == name) {
+        let key = format!(
+            "VLD0:{}",
+            base64_url(&[source.site.0, source.site.0].concat())
+        );
+        reader
+            .db
+            .add_remote(&name, &key.parse().unwrap(), &policy, false)
+            .unwrap();
+    }
+    reader.db.note_remote_site(&name, source.site).unwrap();
+    reader.db.align_cursor(source.site, &policy).unwrap();
+    let mut responder = Responder::default();
+    let mut puller = Puller::new(
+        reader.site,
+        source.site,
+        theirs.fingerprint(),
+        reader.db.cursor(source.site).unwrap(),
+        64 << 10,
+    );
+    let mut admitted = 0;
+    while !puller.is_up_to_date() {
+        for request in puller.requests() {
+            let answer = responder.respond_within(
+                &source.db,
+                &request,
+                MAX_PAGE_BUDGET,
+                &ChangeFilter::default(),
+            );
+            if let Received::Page(page) = puller.receive(&answer).unwrap() {
+                let outcome = reader
+                    .db
+                    .accept_page_fitting(source.site, *page, &policy, &fit)
+                    .unwrap();
+                admitted += outcome.admitted;
+            }
+        }
+    }
+    admitted
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// RFC 4648 base64url without padding, as record keys are written.
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut text = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            text.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    text
+}
+
+fn held(db: &Db) -> Vec<(String, Option<String>, u64)> {
+    db.held()
+        .unwrap()
+        .into_iter()
+        .map(|group| (group.table, group.column, group.changes))
+        .collect()
+}
+
+/// The issue's own example: alice's app adds notes.tag and writes a note and an edit of an old
+/// note's body. Bob, still on the old version, takes the edit and the new note now, holds the
+/// tag, and has it the moment his app adds the column, without pulling again.
+#[test]
+fn a_newer_peers_changes_replicate_and_its_new_column_waits_for_the_migration() {
+    let alice = peer();
+    let mut bob = peer();
+    alice.sql("insert into notes values (1, 'first')");
+    pull(&mut bob, &alice);
+    alice.sql(ADD_TAG);
+    alice.sql(
+        "insert into notes values (2, 'second', 'work');
+         update notes set body = 'first, edited' where id = 1;",
+    );
+    pull(&mut bob, &alice);
+    assert_eq!(bob.notes(), ["1:first, edited", "2:second"]);
+    assert_eq!(held(&bob.db), [("notes".into(), Some("tag".into()), 1)]);
+    let version = bob.db.db_version().unwrap();
+    // Nothing is fetched twice: a pull now brings nothing.
+    assert_eq!(pull(&mut bob, &alice), 0);
+    bob.sql(ADD_TAG);
+    let applied = bob.db.apply_held().unwrap();
+    assert_eq!((applied.taken, applied.still_held), (1, 0));
+    assert!(bob.db.db_version().unwrap() > version);
+    assert_eq!(
+        bob.rows("select id || ':' || coalesce(tag, '-') from notes order by id"),
+        ["1:-", "2:work"]
+    );
+    assert!(held(&bob.db).is_empty());
+    // Both on the new version: as before.
+    alice.sql("update notes set tag = 'home' where id = 1");
+    pull(&mut bob, &alice);
+    assert_eq!(
+        bob.rows("select id || ':' || coalesce(tag, '-') from notes order by id"),
+        ["1:home", "2:work"]
+    );
+}
+
+/// A new table: its rows wait whole (their create too) until the table is made here.
+#[test]
+fn a_new_tables_rows_wait_for_the_table() {
+    let alice = peer();
+    let mut bob = peer();
+    alice.sql(ADD_LINKS);
+    alice.sql(
+        "insert into links values (1, 'https://a/1'); insert into links values (2, 'https://a/2');
+         insert into notes values (5, 'beside');",
+    );
+    pull(&mut bob, &alice);
+    assert_eq!(bob.notes(), ["5:beside"]);
+    assert_eq!(held(&bob.db), [("links".into(), None, 2)]);
+    // Still lacking the table: nothing applies, nothing is lost.
+    assert_eq!(bob.db.apply_held().unwrap().still_held, 2);
+    bob.sql(ADD_LINKS);
+    bob.db.apply_held().unwrap();
+    assert_eq!(
+        bob.rows("select url from links order by id"),
+        ["https://a/1", "https://a/2"]
+    );
+}
+
+/// An older peer serving a newer one is fine as before, and a real conflict names its column.
+#[test]
+fn an_older_peer_fits_and_a_conflict_is_named() {
+    let mut alice = peer();
+    let bob = peer();
+    alice.sql(ADD_TAG);
+    bob.sql("insert into notes values (3, 'old')");
+    pull(&mut alice, &bob);
+    assert_eq!(alice.notes(), ["3:old"]);
+    let carol = {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::create(&dir.path().join("peer.db"), &Extension::BuiltIn).unwrap();
+        db.connection()
+            .execute_batch(
+                "create table notes (id integer primary key not null, body blob);
+                 select crsql_as_crr('notes');",
+            )
+            .unwrap();
+        (dir, db)
+    };
+    let conflict = alice
+        .db
+        .schema_fit(&carol.1.shared_schema().unwrap(), false)
+        .unwrap_err();
+    assert_eq!(
+        conflict.to_string(),
+        "the schemas cannot exchange changes: column notes.body is TEXT here but BLOB there: its values would be read differently"
+    );
+}
