@@ -46,9 +46,14 @@ pub const REQUESTS_SHED: &str = "ddcp_requests_shed_total";
 /// `not_member`, `stale_epoch`, `bad_signature`).
 pub const REQUESTS_REFUSED: &str = "ddcp_requests_refused_total";
 
+/// Changes held for tables or columns this database lacks (a remote runs a newer version of
+/// the app), applied once it has them.
+pub const HELD_CHANGES: &str = "ddcp_held_changes";
+
 /// Every metric, for the checks that the README, the dashboard and the alerts name only these.
 pub const ALL: &[&str] = &[
     DB_VERSION,
+    HELD_CHANGES,
     CHANGES_APPLIED,
     CHANGES_REFUSED,
     CHANGES_SERVED,
@@ -97,6 +102,10 @@ pub fn install(address: SocketAddr) -> Result<(), String> {
         .install()
         .map_err(|err| format!("cannot serve metrics on {address}: {err}"))?;
     describe_gauge!(DB_VERSION, "This database's db_version.");
+    describe_gauge!(
+        HELD_CHANGES,
+        "Changes held for tables or columns this database lacks."
+    );
     describe_counter!(
         CHANGES_APPLIED,
         "Changes received from a remote and accepted."
@@ -145,6 +154,11 @@ pub fn install(address: SocketAddr) -> Result<(), String> {
 /// The database moved to `version`.
 pub fn db_version(version: i64) {
     gauge!(DB_VERSION).set(version as f64);
+}
+
+/// `changes` are held for tables or columns this database lacks.
+pub fn held(changes: u64) {
+    gauge!(HELD_CHANGES).set(changes as f64);
 }
 
 /// A page of `changes` from `remote` was accepted.

@@ -98,6 +98,54 @@ fn the_seed_readme_session_replicates_both_ways() {
         "Veilid, by bob",
         ARRIVAL,
     );
+
+    // Schema evolution (issue 23): alice's app adds a column while bob still runs the old
+    // version. Her edit of a column both have reaches bob now; the new column's value is held
+    // at bob, shown by `ddcp status`, and lands the moment bob's app adds the column, without
+    // another pull.
+    const ADD_NOTE: &str = "select crsql_begin_alter('bookmarks');
+        alter table bookmarks add column note text;
+        select crsql_commit_alter('bookmarks');";
+    alice.sql(ADD_NOTE);
+    alice.sql(
+        "update bookmarks set title = 'Veilid, v2', note = 'read later'
+         where url = 'https://veilid.com/'",
+    );
+    bob.wait_for(
+        "select title from bookmarks where url = 'https://veilid.com/'",
+        "Veilid, v2",
+        ARRIVAL,
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(bob.run(&["status", "--json"]).ok()).unwrap();
+    assert_eq!(
+        status["held"],
+        serde_json::json!([{"table": "bookmarks", "column": "note", "changes": 1}]),
+        "{status}"
+    );
+    assert!(
+        bob.run(&["status"])
+            .ok()
+            .contains("held:        1 changes for bookmarks.note: this database lacks the column")
+    );
+    bob.sql(ADD_NOTE);
+    bob.wait_for(
+        "select note from bookmarks where url = 'https://veilid.com/'",
+        "read later",
+        ARRIVAL,
+    );
+    assert!(
+        bob.log().contains("The schema moved: applied changes held"),
+        "{}",
+        bob.log()
+    );
+    // Both on the new version: as before, both ways.
+    bob.sql("update bookmarks set note = 'read' where url = 'https://veilid.com/'");
+    alice.wait_for(
+        "select note from bookmarks where url = 'https://veilid.com/'",
+        "read",
+        ARRIVAL,
+    );
     alice.stop();
     bob.stop();
     assert_eq!(rows(&alice), rows(&bob));

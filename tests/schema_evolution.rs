@@ -3,10 +3,10 @@
 //! applied once this database has the table or column, without pulling them again.
 
 use ddcp::db::{AcceptPolicy, Db, Extension};
+use ddcp::sync::SiteId;
 use ddcp::sync::filter::ChangeFilter;
 use ddcp::sync::pull::{Puller, Received};
 use ddcp::sync::serve::{MAX_PAGE_BUDGET, Responder};
-use ddcp::sync::SiteId;
 
 const NOTES: &str = "create table notes (id integer primary key not null, body text);
     select crsql_as_crr('notes');";

@@ -8,6 +8,7 @@ use super::output::{print_json, print_line};
 use super::remote::{RemoteJson, remotes_json};
 use crate::config::Config;
 use crate::control::{ControlError, ControlRequest, ControlResponse, RemoteHealth};
+use crate::sync::text::printable;
 
 #[derive(Serialize)]
 struct StatusJson {
@@ -24,10 +25,40 @@ struct StatusJson {
     /// Members (who may read it while private).
     members: usize,
     remotes: Vec<RemoteJson>,
+    /// Changes held for tables or columns this database lacks (a remote runs a newer version
+    /// of the app), by what they wait for.
+    held: Vec<HeldJson>,
     /// Whether a `ddcp serve` runs for this state dir.
     serving: bool,
     /// Each remote as the running `ddcp serve` sees it (empty without one).
     replication: Vec<HealthJson>,
+}
+
+#[derive(Serialize)]
+struct HeldJson {
+    table: String,
+    /// The column this database lacks; null when it lacks the whole table.
+    column: Option<String>,
+    changes: u64,
+}
+
+impl HeldJson {
+    /// "3 changes for notes.tag: this database lacks the column". The names are a remote's:
+    /// made printable.
+    fn describe(&self) -> String {
+        let table = printable(&self.table, 80);
+        match &self.column {
+            Some(column) => format!(
+                "{} changes for {table}.{}: this database lacks the column",
+                self.changes,
+                printable(column, 80)
+            ),
+            None => format!(
+                "{} changes for {table}: this database lacks the table",
+                self.changes
+            ),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -77,6 +108,15 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
         access: access.access.as_str(),
         members: access.members.len(),
         remotes: remotes_json(&db, false)?,
+        held: db
+            .held()?
+            .into_iter()
+            .map(|group| HeldJson {
+                table: group.table,
+                column: group.column,
+                changes: group.changes,
+            })
+            .collect(),
         serving: false,
         replication: Vec::new(),
     };
@@ -120,6 +160,9 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
         for remote in &status.remotes {
             print_line(format_args!("  {}\t{}", remote.name, remote.key))?;
         }
+    }
+    for held in &status.held {
+        print_line(format_args!("held:        {}", held.describe()))?;
     }
     if !status.serving {
         print_line("serving:     no (`ddcp serve` is not running)")?;

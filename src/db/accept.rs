@@ -54,6 +54,8 @@ pub struct AcceptOutcome {
     pub admitted: u64,
     /// Changes the policy refused.
     pub refused: u64,
+    /// Changes held for tables or columns this database lacks.
+    pub held: u64,
 }
 
 /// Leaves in `changes` and `rows` (one page's) what `policy` admits from the remote whose

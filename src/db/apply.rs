@@ -250,6 +250,7 @@ impl Db {
             applied: applier.commit()?,
             admitted,
             refused: left_out + left_out_staged,
+            held: waiting.len() as u64,
         }))
     }
 }

@@ -162,6 +162,11 @@ impl Db {
 
     /// Removes a remote; naming one that does not exist is an error.
     pub fn remove_remote(&mut self, name: &RemoteName) -> Result<(), DbError> {
+        // What it sent for tables or columns this database lacks goes with it.
+        self.conn().execute(
+            "delete from ddcp_held where via = (select site_id from ddcp_remotes where name = ?1)",
+            [name.as_str()],
+        )?;
         let removed = self
             .conn()
             .execute("delete from ddcp_remotes where name = ?1", [name.as_str()])?;

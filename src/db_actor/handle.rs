@@ -11,6 +11,7 @@ use super::{DbActor, DbArgs, DbEvent, DbMsg, LocalState};
 use crate::db::{AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, Remote, RemoteName};
 use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::ChangesPage;
+use crate::sync::schema_fit::SchemaFit;
 use crate::sync::{Cursor, SchemaDesc, SiteId};
 
 /// How long a caller waits for the DbActor before it counts as stuck: longer than the largest
@@ -84,12 +85,30 @@ impl DbHandle {
         remote: SiteId,
         page: Box<ChangesPage>,
         policy: &AcceptPolicy,
+        fit: &Arc<SchemaFit>,
     ) -> Result<AcceptOutcome, DbCallError> {
-        let policy = policy.clone();
+        let (policy, fit) = (policy.clone(), Arc::clone(fit));
         self.ask(|reply| DbMsg::Accept {
             remote,
             page,
             policy,
+            fit,
+            reply,
+        })
+        .await
+    }
+
+    /// How `theirs` (a remote's schema) fits this database's; `into` for a remote pulled into
+    /// mirrors.
+    pub async fn fit_schema(
+        &self,
+        theirs: SchemaDesc,
+        into: bool,
+    ) -> Result<SchemaFit, DbCallError> {
+        let theirs = Box::new(theirs);
+        self.ask(|reply| DbMsg::FitSchema {
+            theirs,
+            into,
             reply,
         })
         .await

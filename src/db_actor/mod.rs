@@ -16,6 +16,7 @@ use crate::db::{AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, Remote, R
 use crate::metrics;
 use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::ChangesPage;
+use crate::sync::schema_fit::SchemaFit;
 use crate::sync::serve::{MAX_PAGE_BUDGET, Responder, internal_answer};
 use crate::sync::{Cursor, DbVersion, Incarnation, SchemaDesc, SchemaFingerprint, SiteId};
 
@@ -79,8 +80,20 @@ pub enum DbMsg {
         page: Box<ChangesPage>,
         /// What the remote may change here.
         policy: AcceptPolicy,
+        /// How the remote's schema fits this database's: what must wait here.
+        fit: Arc<SchemaFit>,
         /// Gets what was applied and refused.
         reply: RpcReplyPort<Result<AcceptOutcome, DbError>>,
+    },
+    /// How a remote's schema fits this database's.
+    FitSchema {
+        /// The remote's schema.
+        theirs: Box<SchemaDesc>,
+        /// Whether the remote is pulled into mirrors (its tables compared with this
+        /// database's own).
+        into: bool,
+        /// Gets the fit, or the conflict.
+        reply: RpcReplyPort<Result<SchemaFit, DbError>>,
     },
     /// The remotes table.
     Remotes(RpcReplyPort<Result<Vec<Remote>, DbError>>),
@@ -130,6 +143,11 @@ impl std::fmt::Debug for DbMsg {
                 .field("changes", &page.changes.len())
                 .field("rows", &page.rows.len())
                 .finish_non_exhaustive(),
+            DbMsg::FitSchema { theirs, into, .. } => f
+                .debug_struct("FitSchema")
+                .field("tables", &theirs.tables.len())
+                .field("into", into)
+                .finish_non_exhaustive(),
             DbMsg::Remotes(_) => f.write_str("Remotes"),
             DbMsg::AlignCursor { name, remote, .. } => f
                 .debug_struct("AlignCursor")
@@ -171,6 +189,11 @@ pub struct DbState {
     listener: Option<DerivedActorRef<DbEvent>>,
     /// What was last reported, with the SQLite schema version it was read at.
     reported: Option<(LocalState, i64)>,
+    /// The SQLite schema version the held changes were last tried at: they are tried again
+    /// when it moves.
+    held_tried_at: Option<i64>,
+    /// Changes held, as last counted (for the metric).
+    held: u64,
 }
 
 impl Actor for DbActor {
@@ -191,6 +214,8 @@ impl Actor for DbActor {
             responder: Responder::default(),
             listener: args.listener,
             reported: None,
+            held_tried_at: None,
+            held: 0,
         })
     }
 
@@ -288,9 +313,16 @@ impl DbState {
                 remote,
                 page,
                 policy,
+                fit,
                 reply,
             } => {
-                let outcome = self.db.accept_page(remote, *page, &policy);
+                let outcome = self.db.accept_page_fitting(remote, *page, &policy, &fit);
+                if let Ok(accepted) = &outcome
+                    && accepted.held > 0
+                {
+                    self.held += accepted.held;
+                    metrics::held(self.held);
+                }
                 if outcome.is_err() && self.db.in_transaction() {
                     self.db.rollback()?;
                 }
@@ -298,6 +330,13 @@ impl DbState {
                 if let Err(err) = self.report_changes() {
                     tracing::debug!(target: "ddcp", error = %err, "Cannot check for changes");
                 }
+            }
+            DbMsg::FitSchema {
+                theirs,
+                into,
+                reply,
+            } => {
+                let _ = reply.send(self.db.schema_fit(&theirs, into));
             }
             DbMsg::Remotes(reply) => {
                 let _ = reply.send(self.db.remotes());
@@ -329,10 +368,14 @@ impl DbState {
 
     /// Tells the listener when the database's version or schema moved.
     fn report_changes(&mut self) -> Result<(), DbError> {
+        let schema_version = self.db.sqlite_schema_version()?;
+        if self.held_tried_at != Some(schema_version) {
+            self.held_tried_at = Some(schema_version);
+            self.apply_held();
+        }
         let Some(listener) = &self.listener else {
             return Ok(());
         };
-        let schema_version = self.db.sqlite_schema_version()?;
         let db_version = self.db.db_version()?;
         if let Some((reported, at_schema)) = &self.reported
             && reported.db_version == db_version
@@ -346,6 +389,27 @@ impl DbState {
         // The listener only stops at shutdown; then nobody needs the news.
         let _ = listener.send_message(DbEvent::StateChanged(state));
         Ok(())
+    }
+}
+
+impl DbState {
+    /// Accepts the changes held for tables or columns this database lacked, now that its
+    /// schema moved (a migration, an app's ALTER): they may fit now.
+    fn apply_held(&mut self) {
+        match self.db.apply_held() {
+            Ok(applied) => {
+                self.held = applied.still_held;
+                metrics::held(self.held);
+                if applied.taken > 0 {
+                    tracing::info!(target: "ddcp", taken = applied.taken, still_held = applied.still_held,
+                        "The schema moved: applied changes held for tables or columns this database lacked");
+                }
+            }
+            Err(err) => {
+                metrics::error("db");
+                tracing::warn!(target: "ddcp", error = %err, "Cannot apply the held changes");
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub use error::RemoteError;
 pub use remote_view::{RemoteView, Session, open_published, read_status, remote_schema};
 pub use report::{PullProgress, PullReport};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -23,8 +24,9 @@ use crate::sync::protocol::{ErrorCode, Status};
 use crate::sync::pull::{
     DEFAULT_PAGE_BYTES, PullError, Puller, Received, read_schema_answer, schema_request,
 };
+use crate::sync::schema_fit::SchemaFit;
 use crate::sync::text::printable;
-use crate::sync::{MemberKeys, RecordKey, SiteId};
+use crate::sync::{MemberKeys, RecordKey, SchemaFingerprint, SiteId};
 use remote_view::Caller;
 
 /// Calls in a row that may fail (a route being replaced, a lost message) before the pull
@@ -111,8 +113,11 @@ pub async fn pull_remote(
         route: network.import_route(&view.status.route)?,
         remote: view.status,
         session: view.session,
+        fit: Arc::default(),
+        request_fingerprint: SchemaFingerprint([0; 32]),
         report: PullReport::default(),
     };
+    pull.fit_schema().await?;
     pull.run(progress).await?;
     let report = pull.report;
     if report.applied {
@@ -140,6 +145,10 @@ struct Pull<'a> {
     session: Option<Session>,
     /// Released when replaced by the remote's next route, and when the pull ends.
     route: ImportedRoute,
+    /// How the remote's schema fits this database's: what of its changes must wait here.
+    fit: Arc<SchemaFit>,
+    /// The schema the requests name: the remote's own, once this database knows it fits.
+    request_fingerprint: SchemaFingerprint,
     report: PullReport,
 }
 
@@ -153,6 +162,7 @@ impl Pull<'_> {
         let mut idle_rounds = 0;
         let mut busy_rounds = 0;
         let mut cursor_reset = false;
+        let mut refitted = false;
         let mut refused_rounds = 0;
         // When the page being fetched was first asked for (for the debug log of where a
         // pull's time goes).
@@ -198,8 +208,12 @@ impl Pull<'_> {
                         // this one: the puller's cursor has moved past it already. Should the
                         // database refuse this one, what was fetched is dropped.
                         let accept = async {
-                            let accepted =
-                                self.db.accept(self.remote.site_id, page, &self.link.accept);
+                            let accepted = self.db.accept(
+                                self.remote.site_id,
+                                page,
+                                &self.link.accept,
+                                &self.fit,
+                            );
                             (accepted.await, fetched_at.elapsed())
                         };
                         let ((accepted, accept_took), next) = tokio::join!(accept, async {
@@ -260,6 +274,14 @@ impl Pull<'_> {
                         }
                         ErrorCode::TooBusy => busy = true,
                         ErrorCode::NotAllowed => refused = true,
+                        // The remote's schema moved since its Status was read (an
+                        // upgrade while it serves): fitted again, once a pull.
+                        ErrorCode::SchemaMismatch if !refitted => {
+                            refitted = true;
+                            self.refresh_route().await?;
+                            self.fit_schema().await?;
+                            puller = self.new_puller().await?;
+                        }
                         ErrorCode::SchemaMismatch => return Err(self.schema_mismatch().await),
                         _ => return Err(RemoteError::Refused(error)),
                     },
@@ -319,18 +341,58 @@ impl Pull<'_> {
 
     async fn new_puller(&self) -> Result<Puller, RemoteError> {
         let cursor = self.db.cursor(self.remote.site_id).await?;
-        // Pulled into mirrors, the remote's tables are compared with this database's own.
-        let fingerprint = match self.link.accept.into {
-            Some(_) => self.local.own_fingerprint,
-            None => self.local.schema_fingerprint,
-        };
         Ok(Puller::new(
             self.asker,
             self.remote.site_id,
-            fingerprint,
+            self.request_fingerprint,
             cursor,
             DEFAULT_PAGE_BYTES,
         ))
+    }
+
+    /// Fits the remote's schema (the one its Status names) to this database's: the same, or
+    /// asked for and compared table by table and column by column (see `sync::schema_fit`).
+    /// The requests then name the remote's schema: the remote answers whatever this database
+    /// lacks, and what must wait is held here. A real conflict ends the pull, named.
+    async fn fit_schema(&mut self) -> Result<(), RemoteError> {
+        // Pulled into mirrors, the remote's tables are compared with this database's own.
+        let into = self.link.accept.into.is_some();
+        let ours = match into {
+            true => self.local.own_fingerprint,
+            false => self.local.schema_fingerprint,
+        };
+        let theirs = self.remote.schema_fingerprint;
+        self.request_fingerprint = theirs;
+        if theirs == ours {
+            self.fit = Arc::default();
+            return Ok(());
+        }
+        let answer = self.caller().call(schema_request()).await?;
+        let schema = read_schema_answer(&answer).map_err(|err| match err {
+            PullError::Refused(error) => RemoteError::Refused(error),
+            other => RemoteError::Garbage(other),
+        })?;
+        if schema.fingerprint() != theirs {
+            return Err(RemoteError::Garbage(PullError::BadPage(
+                "a schema that is not the one its status names",
+            )));
+        }
+        let fit = match self.db.fit_schema(schema, into).await {
+            Err(DbCallError::Db(DbError::SchemaConflict(conflict))) => {
+                // The remote's table and column names: its own words, made printable.
+                return Err(RemoteError::SchemaMismatch(printable(
+                    &conflict.to_string(),
+                    300,
+                )));
+            }
+            other => other?,
+        };
+        if !fit.is_whole() {
+            tracing::debug!(target: "ddcp", remote_name = %self.link.name,
+                "The remote's schema has tables or columns this database lacks: their changes are held");
+        }
+        self.fit = Arc::new(fit);
+        Ok(())
     }
 
     /// How a request is sent: as it is to a public remote, signed to a private one.
