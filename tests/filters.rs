@@ -1047,3 +1047,43 @@ fn a_filtered_reader_learns_deleted_keys_and_every_tables_schema() {
     };
     assert!(schema.tables.iter().any(|table| table.name == "tags"));
 }
+
+/// A filtered reader inside a transaction cut into pages: each page after the first starts
+/// inside the group, and the rows a change carries were read through the group's own version,
+/// its own cell among them, which the reader refused as two changes of one cell (review of
+/// issue 29). The reader gets bob's posts of one big transaction whole.
+#[test]
+fn a_filtered_reader_takes_a_transaction_cut_into_pages() {
+    let source = peer();
+    let mut reader = peer();
+    let serves = FilterChoice {
+        tables: None,
+        exclude_columns: None,
+        rows: Some("owner = 'bob'"),
+    }
+    .filter();
+    source
+        .db
+        .connection()
+        .execute_batch("insert into posts values (100, 'bob', 'before', null)")
+        .unwrap();
+    pull(&mut reader, &source, &serves, &AcceptPolicy::default());
+    let mut script = String::from("begin;");
+    for id in 0..40 {
+        let owner = if id % 3 == 0 { "alice" } else { "bob" };
+        script.push_str(&format!(
+            "insert into posts values ({id}, '{owner}', '{}', 's');",
+            "x".repeat(100)
+        ));
+    }
+    script.push_str("commit;");
+    source.db.connection().execute_batch(&script).unwrap();
+    pull_within(
+        &mut reader,
+        &source,
+        &serves,
+        &AcceptPolicy::default(),
+        1_000,
+    );
+    check_visible_rows(&source, &reader, &serves);
+}

@@ -332,6 +332,13 @@ fn check_predicate(
     if !statement.readonly() {
         return Err(refused("it would write to the database".into()));
     }
+    // A parameter ($a, :a, @a, ?) is a value the expression does not hold, and SQLite reads
+    // `$a(...)` as one token where a bracket counter sees a '(': a way out of the parentheses
+    // the expression is used in. `RowPredicate::parse` refuses them first; this is SQLite's
+    // own word on it, in case its tokenizer knows a form the parse does not.
+    if statement.parameter_count() > 0 {
+        return Err(refused("it holds a parameter ($, :, @ or ?)".into()));
+    }
     Ok(())
 }
 

@@ -197,7 +197,11 @@ impl RowPredicate {
 fn check_one_expression(sql: &str) -> Result<(), &'static str> {
     let mut depth = 0usize;
     let mut chars = sql.chars().peekable();
+    // Whether the last character read was part of a name (`a$b` is a name, `$b` a parameter).
+    let mut after_name = false;
     while let Some(c) = chars.next() {
+        let in_name = after_name && (c.is_alphanumeric() || c == '_' || c == '$');
+        let starts_name = c.is_alphabetic() || c == '_';
         match c {
             '\'' | '"' | '`' | '[' => {
                 let close = if c == '[' { ']' } else { c };
@@ -236,6 +240,9 @@ fn check_one_expression(sql: &str) -> Result<(), &'static str> {
                 }
             }
             ';' => return Err("it holds a ';'"),
+            // A parameter: SQLite reads `$a(...)` as one token, brackets and all.
+            '?' | ':' | '@' => return Err("it holds a parameter ($, :, @ or ?)"),
+            '$' if !after_name => return Err("it holds a parameter ($, :, @ or ?)"),
             '(' => depth += 1,
             ')' => {
                 depth = depth
@@ -244,6 +251,7 @@ fn check_one_expression(sql: &str) -> Result<(), &'static str> {
             }
             _ => {}
         }
+        after_name = in_name || starts_name;
     }
     match depth {
         0 => Ok(()),
@@ -508,6 +516,9 @@ mod tests {
             ("(owner = 'bob'", "not closed"),
             ("owner = 'bob", "quote"),
             ("\"owner = 'bob'", "quote"),
+            ("$a(') ) or 1 or (1 = ') --'\n and 1", "parameter"),
+            ("owner = :who", "parameter"),
+            ("owner = ?1", "parameter"),
         ] {
             match filter(None, None, Some(text)) {
                 Err(BadFilter::NotOneExpression(why)) => {
@@ -520,6 +531,7 @@ mod tests {
             "owner = 'it''s (not) -- a comment; really'",
             "\"odd\"\"name\" = 1 and [b)] = `c(`",
             "(a = 1) or (b in (1, 2))",
+            "a$b = 'costs $5: ok?'",
             "a = 1 /* (closed) */ -- ( a comment of its own line\n or b = 2",
         ] {
             assert!(filter(None, None, Some(text)).is_ok(), "{text}");

@@ -98,7 +98,27 @@ pub(super) fn page(
             return Err(failure.into());
         }
     }
-    let plan = builder.finish();
+    let mut plan = builder.finish();
+    // Inside a group, a row's older cells are read through the group's own version: one may
+    // be a change this page sends too. Each cell goes once (the puller refuses a page with
+    // two of one cell); the change, newest, is the one kept.
+    if !plan.rows.is_empty() {
+        let sent: HashSet<(&str, &[u8], &str)> = plan
+            .changes
+            .iter()
+            .map(|c| (c.table.as_str(), c.pk.as_slice(), c.cid.as_str()))
+            .collect();
+        let mut kept = HashSet::new();
+        let rows = std::mem::take(&mut plan.rows);
+        plan.rows = rows
+            .into_iter()
+            .filter(|cell| {
+                let key = (cell.table.clone(), cell.pk.clone(), cell.cid.clone());
+                !sent.contains(&(key.0.as_str(), key.1.as_slice(), key.2.as_str()))
+                    && kept.insert(key)
+            })
+            .collect();
+    }
     Ok(ChangesPage {
         site_id: source.site_id()?,
         since: request.since.clone(),
