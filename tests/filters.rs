@@ -1087,3 +1087,39 @@ fn a_filtered_reader_takes_a_transaction_cut_into_pages() {
     );
     check_visible_rows(&source, &reader, &serves);
 }
+
+/// Bob brings his deleted post back and deletes it again between two of alice's pulls: alice,
+/// who deleted it with him, takes the second deletion (one life later), so carol's copy of the
+/// post's return, taken meanwhile, does not bring back at alice a post bob deleted (review of
+/// issue 29: refused, the two diverged).
+#[test]
+fn a_row_deleted_here_takes_its_next_deletion() {
+    let mut alice = peer();
+    let bob = peer();
+    let mut carol = peer();
+    let accepts_bobs = accepts_bobs_posts();
+    let open = AcceptPolicy::default();
+    bob.db
+        .connection()
+        .execute_batch("insert into posts values (8, 'bob', 'his', null)")
+        .unwrap();
+    pull(&mut alice, &bob, &ChangeFilter::default(), &accepts_bobs);
+    bob.db
+        .connection()
+        .execute_batch("delete from posts where id = 8")
+        .unwrap();
+    pull(&mut alice, &bob, &ChangeFilter::default(), &accepts_bobs);
+    assert!(posts(&alice.db).is_empty());
+    bob.db
+        .connection()
+        .execute_batch("insert into posts values (8, 'bob', 'back', null)")
+        .unwrap();
+    pull(&mut carol, &bob, &ChangeFilter::default(), &open);
+    bob.db
+        .connection()
+        .execute_batch("delete from posts where id = 8")
+        .unwrap();
+    pull(&mut alice, &bob, &ChangeFilter::default(), &accepts_bobs);
+    pull(&mut alice, &carol, &ChangeFilter::default(), &open);
+    assert!(posts(&alice.db).is_empty(), "{:?}", posts(&alice.db));
+}

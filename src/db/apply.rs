@@ -69,8 +69,13 @@ impl Db {
         })
     }
 
-    /// Applies `changes` in one transaction.
+    /// Applies `changes` in one transaction. A counter that jumps past 2^53 refuses them all
+    /// (pulls leave such a change behind instead: see [`Db::admit`]).
     pub fn apply_changes(&mut self, changes: &[Change]) -> Result<ApplyOutcome, DbError> {
+        // Judged before the merge, against this database's counters as they are: as a page's
+        // are (merged, a deletion earlier in the same set could make a later cell look like a
+        // jump, where cr-sqlite would ignore that cell anyway).
+        refuse_counter_jumps(self.conn(), changes)?;
         let mut applier = self.begin_apply()?;
         applier.apply(changes)?;
         applier.commit()
@@ -274,6 +279,13 @@ impl ChangeApplier<'_> {
         self.conn
     }
 
+    /// Refuses `changes` when one of them takes a counter past 2^53 by a jump (see
+    /// `validate::counter_step_admitted`), judged on this transaction's state: for changes
+    /// that are all or nothing (a bundle); a pull leaves such a change behind instead.
+    pub fn refuse_counter_jumps(&self, changes: &[Change]) -> Result<(), DbError> {
+        refuse_counter_jumps(self.conn, changes)
+    }
+
     /// Checks `changes` as [`ChangeApplier::apply`] would, without applying them.
     pub(super) fn check(&self, changes: &[Change]) -> Result<(), DbError> {
         for change in changes {
@@ -287,13 +299,6 @@ impl ChangeApplier<'_> {
         let mut insert = self.conn.prepare_cached(INSERT_CHANGE)?;
         for change in changes {
             self.validator.check(change)?;
-            if !counters_admitted(self.conn, change)? {
-                return Err(InvalidChange::CounterJump {
-                    table: change.table.clone(),
-                    value: change.col_version.max(change.cl),
-                }
-                .into());
-            }
             insert.execute((
                 &change.table,
                 &change.pk,
@@ -370,6 +375,19 @@ impl Drop for ChangeApplier<'_> {
             let _ = self.conn.execute_batch("rollback");
         }
     }
+}
+
+fn refuse_counter_jumps(conn: &Connection, changes: &[Change]) -> Result<(), DbError> {
+    for change in changes {
+        if !counters_admitted(conn, change)? {
+            return Err(InvalidChange::CounterJump {
+                table: change.table.clone(),
+                value: change.col_version.max(change.cl),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Merges the staged parts of `remote`'s transaction, in order, one part in memory at a time

@@ -116,7 +116,7 @@ pub enum DbError {
         limit: usize,
     },
     #[error(
-        "the rows a page changes kept changing here while it was judged (another program writes them): it is pulled again"
+        "the rows a page changes were judged differently at each try (another program writes them, or triggers or the accept filter's --where read other rows): it is pulled again"
     )]
     RowsKeptChanging,
     #[error(

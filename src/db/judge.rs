@@ -8,19 +8,23 @@
 //! The rule per row: it passes when it was not here or held the predicate before the group,
 //! and after the merge it holds the predicate or is gone. A row gone after the merge that was
 //! never here is refused: a deletion of a row this database has not seen cannot be judged, and
-//! would otherwise hide whatever another remote writes under that key later.
+//! would otherwise hide whatever another remote writes under that key later. A row deleted
+//! here and deleted again one life later (the remote brought it back and deleted it between
+//! two pulls) passes.
 //!
 //! The rows a group touches are held in memory while it is judged, its key and one flag each.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
+use rusqlite::Connection;
+
 use super::DbError;
 use super::apply::ChangeApplier;
-use super::rows::row_matches;
+use super::rows::{row_cells, row_matches};
 use super::staged::{forget_staged, staged_parts};
-use crate::sync::filter::RowPredicate;
-use crate::sync::{Change, SiteId};
+use crate::sync::filter::{RowPredicate, SENTINEL_CID};
+use crate::sync::{Change, DbVersion, SiteId};
 
 /// A row of a CRR, by its packed key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -61,6 +65,31 @@ pub(super) enum Judgement {
     Refused,
 }
 
+/// A row as it was here before the merge.
+struct Before {
+    /// Whether it holds the predicate; `None` when it is not here.
+    matches: Option<bool>,
+    /// It is not here because it was deleted here, and the group deletes it once more, one
+    /// life later (see [`next_deletion_of_a_deleted_row`]).
+    deleted_here: bool,
+}
+
+/// A row's delete sentinel: an even causal length.
+fn is_deletion(change: &Change) -> bool {
+    change.cid == SENTINEL_CID && change.cl % 2 == 0
+}
+
+/// Whether `change` (a deletion) deletes a row deleted here once more, one life later: the
+/// remote brought it back and deleted it again between two pulls, and taking its deletion
+/// keeps the two databases agreeing (refused, a later copy of the row's return from another
+/// peer would bring back here a row the remote deleted). A deletion further ahead is refused:
+/// a causal length far past this database's own would keep the row from ever coming back.
+fn next_deletion_of_a_deleted_row(conn: &Connection, change: &Change) -> Result<bool, DbError> {
+    let cells = row_cells(conn, &change.table, &change.pk, DbVersion(i64::MAX))?;
+    let local_cl = cells.first().map_or(0, |cell| cell.cl);
+    Ok(local_cl > 0 && local_cl % 2 == 0 && change.cl <= local_cl + 2)
+}
+
 /// Merges a complete group of `remote`'s changes into the applier's transaction: the page's
 /// `rows` (older cells of rows), the parts staged for it (when `with_staged`), the page's
 /// `changes`, leaving out the rows in `refused`, and judges each row it touched by `predicate`.
@@ -78,8 +107,8 @@ pub(super) fn merge_judged(
         false => Vec::new(),
     };
     // Every row the group touches, as it is here now: whether it holds the predicate, `None`
-    // when it is not here.
-    let mut before: HashMap<RowKey, Option<bool>> = HashMap::new();
+    // when it is not here; and whether a deletion of it may pass though it is not here.
+    let mut before: HashMap<RowKey, Before> = HashMap::new();
     {
         let conn = applier.connection();
         let mut note = |changes: &[Change]| -> Result<(), DbError> {
@@ -87,9 +116,15 @@ pub(super) fn merge_judged(
                 if refused.refuses(change) {
                     continue;
                 }
-                if let Entry::Vacant(unseen) = before.entry(RowKey::of(change)) {
-                    let here = row_matches(conn, &change.table, &change.pk, predicate)?;
-                    unseen.insert(here);
+                let seen = match before.entry(RowKey::of(change)) {
+                    Entry::Vacant(unseen) => unseen.insert(Before {
+                        matches: row_matches(conn, &change.table, &change.pk, predicate)?,
+                        deleted_here: false,
+                    }),
+                    Entry::Occupied(seen) => seen.into_mut(),
+                };
+                if seen.matches.is_none() && is_deletion(change) {
+                    seen.deleted_here |= next_deletion_of_a_deleted_row(conn, change)?;
                 }
             }
             Ok(())
@@ -102,10 +137,10 @@ pub(super) fn merge_judged(
     }
     // A row here that fails the predicate is not the remote's to change.
     before.retain(|key, here| {
-        if *here == Some(false) {
+        if here.matches == Some(false) {
             refused.0.insert(key.clone());
         }
-        *here != Some(false)
+        here.matches != Some(false)
     });
     // Each merge says how many changes it left out.
     let merge = |applier: &mut ChangeApplier<'_>, changes: &[Change]| {
@@ -129,7 +164,7 @@ pub(super) fn merge_judged(
         let after = row_matches(applier.connection(), &key.table, &key.pk, predicate)?;
         let passes = match after {
             Some(holds) => holds,
-            None => here.is_some(),
+            None => here.matches.is_some() || here.deleted_here,
         };
         if !passes {
             refused.0.insert(key);

@@ -176,8 +176,13 @@ impl PageBuilder {
     /// with inside its group (see [`PageBuilder::cut_after_this_seq`]).
     fn cut_before(&mut self, change: &Change) -> Option<PagePlan> {
         let (group, seq) = self.cut_after_seq?;
-        if change.db_version != group || change.seq == seq {
-            // The same seq goes on; or the group ended, and the page ends at its end as usual.
+        if change.db_version != group {
+            // The group ended: the page ends at its end as usual, or, read on, the next group
+            // is cut the same way.
+            self.cut_after_seq = None;
+            return None;
+        }
+        if change.seq == seq {
             return None;
         }
         let after = Cursor::after_seq(group, seq);
@@ -471,6 +476,21 @@ mod tests {
         let cut = build_skipping(within, 1000, &changes);
         assert!(cut.changes.is_empty() && !cut.group_complete);
         assert_eq!(cut.after, Cursor::after_seq(DbVersion(5), Seq(limit + 3)));
+    }
+
+    /// The limit crossed at the tail of one group, the next starting with a change the reader
+    /// may read: the next group is cut too, not read whole (review of issue 29).
+    #[test]
+    fn the_skip_limit_holds_for_the_next_group_too() {
+        let limit = SKIP_LIMIT as i64;
+        let mut changes: Vec<Change> = (0..limit).map(|seq| skipped(change(5, seq))).collect();
+        changes.push(change(6, 0));
+        changes.extend((1..limit + 10).map(|seq| skipped(change(6, seq))));
+        changes.push(change(7, 0));
+        let plan = build_skipping(Cursor::START, 1_000_000, &changes);
+        assert!(!plan.group_complete && plan.more, "{:?}", plan.after);
+        assert_eq!(versions(&plan), [(6, 0)]);
+        assert_eq!(plan.after.db_version, DbVersion(6));
     }
 
     #[test]

@@ -183,8 +183,11 @@ impl<W: Write> Write for SealedWriter<W> {
 /// The sealer of a sealed file, once it opened: who made it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Opened {
-    /// The identity that sealed it.
+    /// The identity the file names as its sealer.
     pub sealer: MemberId,
+    /// Whether the sealer is proven (its signature, format 2). A format 1 file proves only
+    /// that the sealer or the recipient made it: the recipient could have.
+    pub proven: bool,
     /// What it sealed.
     pub bytes: Vec<u8>,
 }
@@ -257,6 +260,7 @@ pub fn open_sealed(me: &MemberKeys, bytes: &[u8]) -> Result<Opened, SealedFileEr
         if last {
             return Ok(Opened {
                 sealer,
+                proven: version == VERSION,
                 bytes: plain,
             });
         }
@@ -310,6 +314,7 @@ mod tests {
             assert!(is_sealed(&file));
             let opened = open_sealed(&bob, &file).unwrap();
             assert_eq!((opened.sealer, opened.bytes.len()), (alice.id(), size));
+            assert!(opened.proven);
             assert_eq!(opened.bytes, plain);
             assert!(matches!(
                 open_sealed(&carol, &file),
@@ -363,6 +368,8 @@ mod tests {
         file.extend_from_slice(&chunk);
         let opened = open_sealed(&bob, &file).unwrap();
         assert_eq!((opened.sealer, opened.bytes), (alice.id(), b"old".to_vec()));
+        // bob could have made it himself: its sealer is not proven.
+        assert!(!opened.proven);
     }
 
     #[test]

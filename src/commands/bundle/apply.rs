@@ -55,6 +55,7 @@ pub(super) fn apply(
             reason,
         })?
     {
+        applier.refuse_counter_jumps(&changes)?;
         applier.apply(&changes)?;
     }
     applier.note_arrival(reader.header().site_id, "bundle")?;

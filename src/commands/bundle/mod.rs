@@ -9,6 +9,7 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use super::CommandError;
+use super::output::print_warning;
 use crate::cli::BundleCommand;
 use crate::config::Config;
 use crate::db::MemberName;
@@ -140,6 +141,14 @@ fn unseal(
         path: path.display().to_string(),
         reason,
     })?;
+    if !opened.proven {
+        // Format 1 (before 2026-12): who sealed it is not proven.
+        print_warning(format_args!(
+            "{} is sealed in an older format: it opens, but it does not prove who sealed it (this database could have made it); ask its sender for a new one to know",
+            path.display()
+        ));
+        return Ok((opened.bytes, None));
+    }
     Ok((opened.bytes, Some(opened.sealer)))
 }
 
