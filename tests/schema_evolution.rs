@@ -221,3 +221,24 @@ fn an_older_peer_fits_and_a_conflict_is_named() {
         "the schemas cannot exchange changes: column notes.body is TEXT here but BLOB there: its values would be read differently"
     );
 }
+
+/// A relay on the old version (alice new, bob old, carol new; carol pulls only from bob): bob
+/// holds alice's new-column value and serves onward everything else; carol gets the value once
+/// bob adds the column (then it is bob's change like any other), without anyone pulling again.
+#[test]
+fn a_relay_on_the_old_version_passes_the_new_column_on_once_it_has_it() {
+    let alice = peer();
+    let mut bob = peer();
+    let mut carol = peer();
+    alice.sql(ADD_TAG);
+    carol.sql(ADD_TAG);
+    alice.sql("insert into notes values (1, 'from alice', 'red')");
+    pull(&mut bob, &alice);
+    pull(&mut carol, &bob);
+    assert_eq!(carol.notes(), ["1:from alice"]);
+    assert_eq!(carol.rows("select coalesce(tag, '-') from notes"), ["-"]);
+    bob.sql(ADD_TAG);
+    bob.db.apply_held().unwrap();
+    pull(&mut carol, &bob);
+    assert_eq!(carol.rows("select coalesce(tag, '-') from notes"), ["red"]);
+}
