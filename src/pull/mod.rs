@@ -361,38 +361,25 @@ impl Pull<'_> {
             true => self.local.own_fingerprint,
             false => self.local.schema_fingerprint,
         };
-        let mut theirs = self.remote.schema_fingerprint;
+        let theirs = self.remote.schema_fingerprint;
         self.request_fingerprint = theirs;
         if theirs == ours {
             self.fit = Arc::default();
             return Ok(());
         }
-        let mut read_again = false;
-        let schema = loop {
-            let answer = self.caller().call(schema_request()).await?;
-            let schema = read_schema_answer(&answer).map_err(|err| match err {
-                PullError::Refused(error) => RemoteError::Refused(error),
-                other => RemoteError::Garbage(other),
-            })?;
-            if schema.fingerprint() == theirs {
-                break schema;
-            }
-            if read_again {
-                return Err(RemoteError::Garbage(PullError::BadPage(
-                    "a schema that is not the one its status names",
-                )));
-            }
-            // The remote's schema moved since its Status was read (an upgrade while it
-            // serves): read its Status again, once.
-            read_again = true;
-            self.refresh_route().await?;
-            theirs = self.remote.schema_fingerprint;
-            self.request_fingerprint = theirs;
-            if theirs == ours {
-                self.fit = Arc::default();
-                return Ok(());
-            }
-        };
+        let answer = self.caller().call(schema_request()).await?;
+        let schema = read_schema_answer(&answer).map_err(|err| match err {
+            PullError::Refused(error) => RemoteError::Refused(error),
+            other => RemoteError::Garbage(other),
+        })?;
+        // The schema the remote has now, which its Status may not name yet (an upgrade while
+        // it serves, its Status on its way): the requests name this one, and the remote
+        // refuses them if it moved again.
+        self.request_fingerprint = schema.fingerprint();
+        if self.request_fingerprint == ours {
+            self.fit = Arc::default();
+            return Ok(());
+        }
         let fit = match self.db.fit_schema(schema, into).await {
             Err(DbCallError::Db(DbError::SchemaConflict(conflict))) => {
                 // The remote's table and column names: its own words, made printable.
