@@ -117,7 +117,7 @@ pub async fn pull_remote(
         request_fingerprint: SchemaFingerprint([0; 32]),
         report: PullReport::default(),
     };
-    pull.fit_schema().await?;
+    pull.fit_schema(Ask::WhenItDiffers).await?;
     pull.run(progress).await?;
     let report = pull.report;
     if report.applied {
@@ -278,8 +278,8 @@ impl Pull<'_> {
                         // upgrade while it serves): fitted again, once a pull.
                         ErrorCode::SchemaMismatch if !refitted => {
                             refitted = true;
-                            self.refresh_route().await?;
-                            self.fit_schema().await?;
+                            // Its Status may not name the new schema yet: asked for it.
+                            self.fit_schema(Ask::Always).await?;
                             puller = self.new_puller().await?;
                         }
                         ErrorCode::SchemaMismatch => return Err(self.schema_mismatch().await),
@@ -354,7 +354,7 @@ impl Pull<'_> {
     /// asked for and compared table by table and column by column (see `sync::schema_fit`).
     /// The requests then name the remote's schema: the remote answers whatever this database
     /// lacks, and what must wait is held here. A real conflict ends the pull, named.
-    async fn fit_schema(&mut self) -> Result<(), RemoteError> {
+    async fn fit_schema(&mut self, ask: Ask) -> Result<(), RemoteError> {
         // Pulled into mirrors, the remote's tables are compared with this database's own.
         let into = self.link.accept.into.is_some();
         let ours = match into {
@@ -363,7 +363,7 @@ impl Pull<'_> {
         };
         let theirs = self.remote.schema_fingerprint;
         self.request_fingerprint = theirs;
-        if theirs == ours {
+        if theirs == ours && ask == Ask::WhenItDiffers {
             self.fit = Arc::default();
             return Ok(());
         }
@@ -485,6 +485,15 @@ impl Pull<'_> {
                 .unwrap_or_else(|| "the remote's CRR tables are not this database's".to_string()),
         )
     }
+}
+
+/// When a pull asks the remote for its schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ask {
+    /// When the schema its Status names differs from this database's.
+    WhenItDiffers,
+    /// Always: the remote said its schema is not the one the requests named.
+    Always,
 }
 
 /// What became of one call: it failed, or the puller made sense of its answer (or not).
