@@ -1,7 +1,8 @@
 //! Many databases with nothing to give, from one Veilid node, for the benches that need many
 //! remotes up to date (benches/idle_remotes.rs): N records, each publishing the Status of a
 //! database of its own (its own site id and private route, version 0), and every request for
-//! changes on a route answered with that database's empty last page.
+//! changes on a route answered with that database's empty last page (and a request for its schema
+//! with a schema of no tables, which every database fits).
 //!
 //!   stub_remotes N STATE_DIR     prints the N record keys, one a line, then answers until killed
 //!
@@ -19,7 +20,7 @@ use ddcp::sync::codec::{decode_message, encode_message, encode_status};
 use ddcp::sync::compress::Compression;
 use ddcp::sync::ids::Incarnation;
 use ddcp::sync::protocol::{ChangesPage, ErrorCode, Message, ProtocolError, Status};
-use ddcp::sync::{DbVersion, SchemaFingerprint, SiteId};
+use ddcp::sync::{DbVersion, SchemaDesc, SiteId};
 
 #[tokio::main]
 async fn main() {
@@ -44,7 +45,8 @@ async fn main() {
         let status = Status {
             site_id,
             db_version: DbVersion(0),
-            schema_fingerprint: SchemaFingerprint([0; 32]),
+            // A schema of no tables: every database fits it, so pulls go on to ask for pages.
+            schema_fingerprint: SchemaDesc::default().fingerprint(),
             route: route.blob,
             public_key: Vec::new(),
             incarnation: Incarnation(u64::from(i)),
@@ -79,6 +81,7 @@ async fn main() {
                     rows: Vec::new(),
                 })
             }
+            (Some(_), Ok(Message::SchemaRequest)) => Message::Schema(SchemaDesc::default()),
             _ => Message::Error(ProtocolError::new(ErrorCode::Malformed, "a stub")),
         };
         let _ = network
