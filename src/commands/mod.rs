@@ -151,7 +151,7 @@ pub enum CommandError {
         "of the changes after db_version {0}, nothing passes the filter: nothing to bundle (an empty bundle is not written)"
     )]
     NothingPassesFilter(crate::sync::DbVersion),
-    #[error("the bundle's schema differs from this database's: {0}; nothing was applied")]
+    #[error("the bundle's schema cannot be merged here: {0}; nothing was applied")]
     SchemaMismatch(String),
     #[error("{what} {path}: {source}")]
     File {

@@ -286,6 +286,12 @@ impl ChangeApplier<'_> {
         refuse_counter_jumps(self.conn, changes)
     }
 
+    /// Holds `changes` of `via` (for tables or columns this database lacks) in the open
+    /// transaction, until it has them (see `Db::apply_held`).
+    pub fn hold(&self, via: SiteId, changes: &[Change]) -> Result<(), DbError> {
+        hold(self.conn, via, changes)
+    }
+
     /// Checks `changes` as [`ChangeApplier::apply`] would, without applying them.
     pub(super) fn check(&self, changes: &[Change]) -> Result<(), DbError> {
         for change in changes {

@@ -41,7 +41,7 @@ pub use error::{DbError, shown};
 pub use extension::Extension;
 pub use feed::{Arrival, FeedChange};
 pub use filters::{FilterJson, read_stored_filter, stored_filter};
-pub use held::{HeldApplied, HeldGroup, MAX_HELD};
+pub use held::{BUNDLE_SITE, HeldApplied, HeldGroup, MAX_HELD};
 pub use history::{AuthorHeld, RemotePulls};
 pub use import::{CsvRecord, Imported};
 pub use members::{Access, AccessState, Member, MemberName};

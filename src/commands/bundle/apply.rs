@@ -8,11 +8,16 @@ use super::super::CommandError;
 use super::super::output::{print_json, print_line};
 use super::{open_bundle, read_input, unseal};
 use crate::config::Config;
+use crate::db::{BUNDLE_SITE, DbError};
+use crate::sync::Change;
+use crate::sync::text::printable;
 
 /// What `bundle apply --json` prints.
 #[derive(Serialize)]
 struct AppliedJson {
     changes: u64,
+    /// Changes held for tables or columns this database lacks (the bundle's app is newer).
+    held: u64,
     from_site: String,
     since: i64,
     until: i64,
@@ -40,21 +45,37 @@ pub(super) fn apply(
                 "The database has CRR tables already: --create-tables makes none");
         }
     }
-    let ours = db.shared_schema()?;
-    if let Some(difference) = ours.difference(&reader.header().schema) {
-        if ours.tables.is_empty() {
-            return Err(CommandError::NoTablesYet(path.to_path_buf()));
-        }
-        return Err(CommandError::SchemaMismatch(difference));
+    let theirs = &reader.header().schema;
+    if db.crr_tables()?.is_empty() && !theirs.tables.is_empty() {
+        return Err(CommandError::NoTablesYet(path.to_path_buf()));
     }
+    // A bundle of a newer version of the app: what this database lacks waits here, the rest
+    // is merged (see docs/schema-evolution.md). A real conflict refuses it whole.
+    let fit = match db.schema_fit(theirs, false) {
+        Ok(fit) => fit,
+        Err(DbError::SchemaConflict(conflict)) => {
+            return Err(CommandError::SchemaMismatch(printable(
+                &conflict.to_string(),
+                300,
+            )));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let mut held = 0u64;
     let mut applier = db.begin_apply()?;
-    while let Some(changes) = reader
+    while let Some(mut changes) = reader
         .next_changes()
         .map_err(|reason| CommandError::Bundle {
             path: path.display().to_string(),
             reason,
         })?
     {
+        if !fit.is_whole() {
+            let waiting: Vec<Change>;
+            (waiting, changes) = changes.into_iter().partition(|c| fit.must_wait(c));
+            applier.hold(BUNDLE_SITE, &waiting)?;
+            held += waiting.len() as u64;
+        }
         applier.refuse_counter_jumps(&changes)?;
         applier.apply(&changes)?;
     }
@@ -74,6 +95,7 @@ pub(super) fn apply(
     );
     let applied = AppliedJson {
         changes: outcome.offered,
+        held,
         from_site: header.site_id.to_string(),
         since: header.since.0,
         until: header.until.0,
@@ -84,6 +106,12 @@ pub(super) fn apply(
     if json {
         print_json(&applied)?;
     } else {
+        if applied.held > 0 {
+            print_line(format_args!(
+                "held {} changes for tables or columns this database lacks: they are applied once it has them (`ddcp status` says which)",
+                applied.held
+            ))?;
+        }
         if applied.changed {
             print_line(format_args!(
                 "applied {} changes from site {}: this database is now at db_version {}",

@@ -17,6 +17,7 @@ use render::Renderer;
 
 pub fn run(config: &Config, args: &ShellArgs) -> Result<(), CommandError> {
     let db = crate::commands::open_db(config)?;
+    let schema_before = db.sqlite_schema_version()?;
     let mut shell = Shell {
         db,
         renderer: Renderer::new(io::stdout().lock(), args.mode, args.header),
@@ -31,9 +32,20 @@ pub fn run(config: &Config, args: &ShellArgs) -> Result<(), CommandError> {
         shell.run_script(io::stdin().lock())
     };
     let Shell {
-        db, mut renderer, ..
+        mut db,
+        mut renderer,
+        ..
     } = shell;
     renderer.flush()?;
+    // A table or column added (a new version of the app): what peers sent for it while this
+    // database lacked it is merged now (a running `ddcp serve` would do it too).
+    if result.is_ok() && db.sqlite_schema_version()? != schema_before {
+        let applied = db.apply_held()?;
+        if applied.taken > 0 {
+            tracing::info!(target: "ddcp", taken = applied.taken, still_held = applied.still_held,
+                "Applied changes held for tables or columns this database lacked");
+        }
+    }
     // crsql_finalize() runs on close, whatever happened.
     let closed = db.close();
     result?;
