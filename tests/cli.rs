@@ -2006,3 +2006,53 @@ fn an_argument_that_is_not_utf8_is_one_line() {
     );
     assert!(!run.stderr.contains("panicked") && !run.stderr.contains("internal error"));
 }
+
+/// `ddcp migrate` (issue 23, item 2): additive statements applied all or nothing, with the new
+/// table made a CRR; a destructive one refuses the whole file in one line; --dry-run changes
+/// nothing.
+#[test]
+fn migrate_applies_additive_changes_whole_and_refuses_destructive_ones() {
+    let site = Site::with_bookmarks();
+    let migration = site.path("v2.sql");
+    std::fs::write(
+        &migration,
+        "-- v2
+         alter table bookmarks add column note text;
+         create table lists (id text primary key not null, name text);
+         create index lists_by_name on lists (name);",
+    )
+    .unwrap();
+    let before = snapshot(&site.db_file());
+    let dry = site
+        .run(&["migrate", migration.to_str().unwrap(), "--dry-run"])
+        .ok()
+        .to_string();
+    assert!(dry.contains("nothing was applied"), "{dry}");
+    assert_eq!(snapshot(&site.db_file()), before);
+    let done = site
+        .run(&["migrate", migration.to_str().unwrap()])
+        .ok()
+        .to_string();
+    assert_eq!(
+        done,
+        "added column bookmarks.note\ncreated table lists (a CRR)\ncreated index lists_by_name\n"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(site.run(&["status", "--json"]).ok()).unwrap();
+    assert_eq!(
+        status["crr_tables"],
+        serde_json::json!(["bookmarks", "lists", "tags"])
+    );
+    let destructive = site.path("v3.sql");
+    std::fs::write(
+        &destructive,
+        "alter table lists add column color text; alter table bookmarks drop column note;",
+    )
+    .unwrap();
+    let before = snapshot(&site.db_file());
+    site.run(&["migrate", destructive.to_str().unwrap()])
+        .fails_with(
+            "statement 2 of the migration: dropping a column: peers still on the old version",
+        );
+    assert_eq!(snapshot(&site.db_file()), before);
+}

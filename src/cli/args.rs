@@ -269,6 +269,21 @@ pub struct TestnetArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The migration: CREATE TABLE, ALTER TABLE ... ADD COLUMN and CREATE INDEX statements
+    /// (- reads stdin).
+    pub file: PathBuf,
+
+    /// Check the migration and say what it would do, changing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct JsonFlag {
     /// Print JSON for scripts.
     #[arg(long)]

@@ -208,6 +208,14 @@ pub enum Command {
         after_help = "Example: ddcp remote add alice VLD0:<key>:<secret>   (then: ddcp pull alice)"
     )]
     Remote(RemoteCommand),
+    /// Change the schema the way peers still on the old version keep replicating with: new
+    /// tables (made CRRs), columns and indexes, from a SQL file, all or nothing.
+    #[command(
+        after_help = "Example: ddcp migrate v2.sql   (v2.sql: alter table notes add column tag text;)
+Refused, with what to do instead: dropping or renaming a table or column, a NOT NULL column
+without a default, a UNIQUE index, anything but CREATE TABLE, ADD COLUMN and CREATE INDEX."
+    )]
+    Migrate(MigrateArgs),
     /// Show this database's site id, version, CRR tables and remotes.
     #[command(after_help = "Example: ddcp status --json")]
     Status(JsonFlag),

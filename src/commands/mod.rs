@@ -15,6 +15,7 @@ mod id;
 mod init;
 mod log;
 mod member;
+mod migrate;
 pub mod output;
 mod pull;
 mod remote;
@@ -306,6 +307,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Shell(args) => shell::run(&config, &args),
         Command::Remote(command) => remote::run(&config, command),
         Command::Status(flag) => status::run(&config, flag.json),
+        Command::Migrate(args) => migrate::run(&config, &args),
         Command::Log(args) => log::run(&config, &args),
         Command::Bundle(command) => bundle::run(&config, command),
         Command::Serve(args) => serve::run(&config, &args),

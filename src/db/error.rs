@@ -128,6 +128,10 @@ pub enum DbError {
         "{0} changes are held for tables or columns this database lacks (a remote runs a newer version of the app): add them (`ddcp status` says which), or remove the remote; nothing more is pulled from it meanwhile"
     )]
     HeldFull(u64),
+    #[error("statement {statement} of the migration: {reason}; nothing was applied")]
+    BadMigration { statement: usize, reason: String },
+    #[error("the migration holds no statement")]
+    EmptyMigration,
     #[error("the page does not start where this database stands in the remote's changes")]
     StaleCursor,
     #[error(

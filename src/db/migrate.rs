@@ -1,0 +1,396 @@
+//! `ddcp migrate`: the changes of schema that peers still on the old version of an app keep
+//! replicating with (see docs/schema-evolution.md): a new table (made a CRR), a new column
+//! (nullable, or NOT NULL with a default), a new index. Anything else is refused with one line
+//! that says why and what to do instead, and the whole migration is one transaction: nothing of
+//! it is applied unless all of it is.
+
+use super::{Db, DbError};
+
+/// One step of a migration, as it was applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MigrationStep {
+    /// A table was created and made a CRR.
+    CreateTable(String),
+    /// A column was added to a table (inside `crsql_begin_alter`/`crsql_commit_alter` when the
+    /// table is a CRR).
+    AddColumn {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+    },
+    /// An index was created.
+    CreateIndex(String),
+}
+
+impl std::fmt::Display for MigrationStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MigrationStep::CreateTable(table) => write!(f, "created table {table} (a CRR)"),
+            MigrationStep::AddColumn { table, column } => {
+                write!(f, "added column {table}.{column}")
+            }
+            MigrationStep::CreateIndex(index) => write!(f, "created index {index}"),
+        }
+    }
+}
+
+/// A statement of a migration, understood.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Planned {
+    step: MigrationStep,
+    sql: String,
+}
+
+/// Refusals, said to the user with what to do instead.
+const DESTRUCTIVE: &str = "peers still on the old version keep sending changes to the old shape, which cannot be merged into the new one: make a new table with the new shape, copy the rows into it, and move the app to it (docs/schema-evolution.md)";
+
+impl Db {
+    /// Applies `sql`, a migration: CREATE TABLE (then made a CRR), ALTER TABLE ... ADD COLUMN
+    /// and CREATE INDEX statements, all in one transaction; the changes held for what it adds
+    /// are merged after. With `dry_run`, checks it and says what it would do, changing nothing.
+    pub fn migrate(&mut self, sql: &str, dry_run: bool) -> Result<Vec<MigrationStep>, DbError> {
+        let planned = plan(sql)?;
+        if planned.is_empty() {
+            return Err(DbError::EmptyMigration);
+        }
+        let crrs = self.crr_tables()?;
+        let tx = self.conn_mut().transaction()?;
+        for (index, Planned { step, sql }) in planned.iter().enumerate() {
+            let failed = |err: rusqlite::Error| DbError::BadMigration {
+                statement: index + 1,
+                reason: super::error::sqlite_message(&err),
+            };
+            match step {
+                MigrationStep::CreateTable(table) => {
+                    tx.execute_batch(sql).map_err(failed)?;
+                    tx.query_row("select crsql_as_crr(?1)", [table], |_| Ok(()))
+                        .map_err(failed)?;
+                }
+                MigrationStep::AddColumn { table, .. } if crrs.contains(table) => {
+                    tx.query_row("select crsql_begin_alter(?1)", [table], |_| Ok(()))
+                        .map_err(failed)?;
+                    tx.execute_batch(sql).map_err(failed)?;
+                    tx.query_row("select crsql_commit_alter(?1)", [table], |_| Ok(()))
+                        .map_err(failed)?;
+                }
+                MigrationStep::AddColumn { .. } | MigrationStep::CreateIndex(_) => {
+                    tx.execute_batch(sql).map_err(failed)?;
+                }
+            }
+        }
+        if dry_run {
+            tx.rollback()?;
+        } else {
+            tx.commit()?;
+            self.apply_held()?;
+        }
+        Ok(planned.into_iter().map(|planned| planned.step).collect())
+    }
+}
+
+/// The statements of `sql`, each understood, or the first refused.
+fn plan(sql: &str) -> Result<Vec<Planned>, DbError> {
+    let mut planned = Vec::new();
+    for (index, statement) in statements(sql).into_iter().enumerate() {
+        let refused = |reason: String| DbError::BadMigration {
+            statement: index + 1,
+            reason,
+        };
+        let tokens = tokens(&statement);
+        let words: Vec<String> = tokens.iter().map(|t| t.to_ascii_uppercase()).collect();
+        let word = |at: usize| words.get(at).map(String::as_str).unwrap_or("");
+        let step = match (word(0), word(1)) {
+            ("CREATE", "TABLE") => MigrationStep::CreateTable(
+                name_after(&tokens, &words, 2)
+                    .ok_or_else(|| refused("it names no table".into()))?,
+            ),
+            ("CREATE", "TEMP" | "TEMPORARY") => {
+                return Err(refused("a temporary table is not replicated".into()));
+            }
+            ("CREATE", "INDEX") => MigrationStep::CreateIndex(
+                name_after(&tokens, &words, 2)
+                    .ok_or_else(|| refused("it names no index".into()))?,
+            ),
+            ("CREATE", "UNIQUE") => {
+                return Err(refused(
+                    "a UNIQUE index: rows written apart on two peers could not both be merged; make the unique columns the primary key of a table of their own".into(),
+                ));
+            }
+            ("ALTER", "TABLE") => {
+                let table = name_after(&tokens, &words, 2)
+                    .ok_or_else(|| refused("it names no table".into()))?;
+                // ALTER TABLE name ADD [COLUMN] column ...
+                let action = 3;
+                match word(action) {
+                    "ADD" => {
+                        let at = if word(action + 1) == "COLUMN" {
+                            action + 2
+                        } else {
+                            action + 1
+                        };
+                        let column = tokens
+                            .get(at)
+                            .cloned()
+                            .ok_or_else(|| refused("ADD COLUMN names no column".into()))?;
+                        let rest = &words[at..];
+                        let not_null = rest.windows(2).any(|w| w[0] == "NOT" && w[1] == "NULL");
+                        if not_null && !rest.iter().any(|w| w == "DEFAULT") {
+                            return Err(refused(format!(
+                                "column {table}.{column} is NOT NULL without a default: rows that peers on the old version write could not hold it; give it a DEFAULT"
+                            )));
+                        }
+                        MigrationStep::AddColumn {
+                            table,
+                            column: unquoted(&column),
+                        }
+                    }
+                    "RENAME" => return Err(refused(format!("a rename: {DESTRUCTIVE}"))),
+                    "DROP" => return Err(refused(format!("dropping a column: {DESTRUCTIVE}"))),
+                    _ => return Err(refused("an ALTER TABLE a migration does not know".into())),
+                }
+            }
+            ("DROP", "TABLE") => return Err(refused(format!("dropping a table: {DESTRUCTIVE}"))),
+            ("DROP", "INDEX") => {
+                return Err(refused(
+                    "dropping an index: run it with `ddcp shell` (an index is this database's own, not its schema's)".into(),
+                ));
+            }
+            _ => {
+                return Err(refused(
+                    "a migration holds CREATE TABLE, ALTER TABLE ... ADD COLUMN and CREATE INDEX only (write data with `ddcp shell`)".into(),
+                ));
+            }
+        };
+        planned.push(Planned {
+            step,
+            sql: statement,
+        });
+    }
+    Ok(planned)
+}
+
+/// The name after `at` (past IF NOT EXISTS), unquoted.
+fn name_after(tokens: &[String], words: &[String], at: usize) -> Option<String> {
+    let at = if words.get(at).map(String::as_str) == Some("IF") {
+        at + 3
+    } else {
+        at
+    };
+    tokens.get(at).map(|name| unquoted(name))
+}
+
+/// `name` without its quotes ("x", `x`, [x]), with doubled quotes made one.
+fn unquoted(name: &str) -> String {
+    let mut chars = name.chars();
+    match (chars.next(), name.chars().last()) {
+        (Some('"'), Some('"')) | (Some('`'), Some('`')) if name.len() >= 2 => {
+            let quote = &name[..1];
+            name[1..name.len() - 1].replace(&quote.repeat(2), quote)
+        }
+        (Some('['), Some(']')) if name.len() >= 2 => name[1..name.len() - 1].to_string(),
+        _ => name.to_string(),
+    }
+}
+
+/// The statements of `sql`: cut at each ';' outside quotes and comments, comments dropped,
+/// blank ones left out.
+fn statements(sql: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' | '`' | '[' => {
+                let close = if c == '[' { ']' } else { c };
+                current.push(c);
+                for c in chars.by_ref() {
+                    current.push(c);
+                    if c == close {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+                current.push(' ');
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut star = false;
+                for c in chars.by_ref() {
+                    if star && c == '/' {
+                        break;
+                    }
+                    star = c == '*';
+                }
+                current.push(' ');
+            }
+            ';' => {
+                if !current.trim().is_empty() {
+                    statements.push(current.trim().to_string());
+                }
+                current.clear();
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.trim().is_empty() {
+        statements.push(current.trim().to_string());
+    }
+    statements
+}
+
+/// The words and quoted names of a statement, up to its first '(' (enough to tell what it
+/// does), then every word after (for a column's definition).
+fn tokens(statement: &str) -> Vec<String> {
+    let mut tokens = Vec::new();
+    let mut chars = statement.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '`' | '[' => {
+                let close = if c == '[' { ']' } else { c };
+                let mut name = String::from(c);
+                while let Some(c) = chars.next() {
+                    name.push(c);
+                    if c == close {
+                        if close != ']' && chars.peek() == Some(&close) {
+                            name.push(close);
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                }
+                tokens.push(name);
+            }
+            '\'' => {
+                // A string: its words are not the statement's.
+                let mut text = String::from(c);
+                for c in chars.by_ref() {
+                    text.push(c);
+                    if c == '\'' {
+                        break;
+                    }
+                }
+                tokens.push(text);
+            }
+            c if c.is_alphanumeric() || c == '_' => {
+                let mut word = String::from(c);
+                while let Some(&next) = chars.peek() {
+                    if next.is_alphanumeric() || next == '_' || next == '$' {
+                        word.push(next);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                tokens.push(word);
+            }
+            _ => {}
+        }
+    }
+    tokens
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::test_support::temp_db;
+
+    const NOTES: &str = "create table notes (id integer primary key not null, body text);
+        select crsql_as_crr('notes');";
+
+    #[test]
+    fn an_additive_migration_is_applied_whole() {
+        let (_dir, mut db) = temp_db();
+        db.conn().execute_batch(NOTES).unwrap();
+        db.conn()
+            .execute_batch("insert into notes values (1, 'first')")
+            .unwrap();
+        let steps = db
+            .migrate(
+                "-- v2: tags, links
+                 alter table notes add column tag text;
+                 ALTER TABLE \"notes\" ADD pri integer not null default 0;
+                 create table if not exists links (id integer primary key not null, url text);
+                 create index links_by_url on links (url);",
+                false,
+            )
+            .unwrap();
+        assert_eq!(
+            steps.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "added column notes.tag",
+                "added column notes.pri",
+                "created table links (a CRR)",
+                "created index links_by_url"
+            ]
+        );
+        assert_eq!(db.crr_tables().unwrap(), ["links", "notes"]);
+        // The new columns replicate: a write to them is a change.
+        db.conn()
+            .execute_batch("update notes set tag = 'x' where id = 1")
+            .unwrap();
+        let tagged: i64 = db
+            .conn()
+            .query_row(
+                "select count(*) from crsql_changes where cid = 'tag'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(tagged, 1);
+    }
+
+    #[test]
+    fn a_destructive_or_unknown_statement_refuses_the_whole_migration() {
+        let (_dir, mut db) = temp_db();
+        db.conn().execute_batch(NOTES).unwrap();
+        let before = db.schema().unwrap();
+        for (sql, said) in [
+            ("alter table notes drop column body", "dropping a column"),
+            ("alter table notes rename to posts", "a rename"),
+            ("alter table notes rename column body to text", "a rename"),
+            ("drop table notes", "dropping a table"),
+            (
+                "alter table notes add column n integer not null",
+                "NOT NULL without a default",
+            ),
+            ("create unique index u on notes (body)", "UNIQUE index"),
+            (
+                "insert into notes values (2, 'x')",
+                "CREATE TABLE, ALTER TABLE",
+            ),
+        ] {
+            let migration = format!("alter table notes add column ok text; {sql}");
+            let err = db.migrate(&migration, false).unwrap_err().to_string();
+            assert!(err.contains(said), "{sql}: {err}");
+            assert_eq!(db.schema().unwrap(), before, "{sql}");
+        }
+        assert!(matches!(
+            db.migrate("-- nothing", false),
+            Err(DbError::EmptyMigration)
+        ));
+        // SQLite's own refusal, by statement, and nothing applied.
+        let err = db
+            .migrate(
+                "alter table notes add column ok text; alter table nope add column x text",
+                false,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("statement 2") && err.contains("nope"), "{err}");
+        assert_eq!(db.schema().unwrap(), before);
+        // A dry run says what it would do and does nothing.
+        let steps = db
+            .migrate("alter table notes add column later text", true)
+            .unwrap();
+        assert_eq!(steps.len(), 1);
+        assert_eq!(db.schema().unwrap(), before);
+    }
+}
