@@ -58,7 +58,7 @@ impl Peer {
 /// first, and the requests name the source's schema once this database knows it fits.
 fn pull(reader: &mut Peer, source: &Peer) -> u64 {
     let theirs = source.db.shared_schema().unwrap();
-    let fit = reader.db.schema_fit(&theirs, false).unwrap();
+    let fit = reader.db.schema_fit(&theirs, None).unwrap();
     let policy = AcceptPolicy::default();
     // A remote of reader's, named after its site, its Status's site noted, as a pull does.
     let name: ddcp::db::RemoteName = format!("r{}", hex(&source.site.0[..4])).parse().unwrap();
@@ -214,7 +214,7 @@ fn an_older_peer_fits_and_a_conflict_is_named() {
     };
     let conflict = alice
         .db
-        .schema_fit(&carol.1.shared_schema().unwrap(), false)
+        .schema_fit(&carol.1.shared_schema().unwrap(), None)
         .unwrap_err();
     assert_eq!(
         conflict.to_string(),
@@ -380,4 +380,46 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&table_rows(&peers[1], 4), &first);
         proptest::prop_assert_eq!(&table_rows(&peers[2], 4), &first);
     }
+}
+
+/// A change for a table this database lacks is checked as far as it can be when it is held:
+/// one that could never be merged (an empty key) refuses its page, nothing held, the cursor
+/// where it was; it would otherwise stop every held change after it once the table is made
+/// (review of issue 23).
+#[test]
+fn a_held_change_that_could_never_merge_refuses_its_page() {
+    let alice = peer();
+    let mut bob = peer();
+    alice.sql(ADD_LINKS);
+    alice.sql("insert into links values (1, 'https://a/1')");
+    let theirs = alice.db.shared_schema().unwrap();
+    let fit = bob.db.schema_fit(&theirs, None).unwrap();
+    let policy = AcceptPolicy::default();
+    bob.db.align_cursor(alice.site, &policy).unwrap();
+    let mut changes = alice.db.changes_since(ddcp::sync::DbVersion(0)).unwrap();
+    for change in &mut changes {
+        change.pk = Vec::new();
+    }
+    let version = alice.db.db_version().unwrap();
+    let page = ddcp::sync::protocol::ChangesPage {
+        site_id: alice.site,
+        since: ddcp::sync::Cursor::START,
+        after: ddcp::sync::Cursor::after_group(version),
+        group_complete: true,
+        more: false,
+        db_version: version,
+        incarnation: alice.db.incarnation().unwrap(),
+        changes,
+        rows: Vec::new(),
+    };
+    let refused = bob.db.accept_page_fitting(alice.site, page, &policy, &fit);
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(held(&bob.db).is_empty());
+    assert_eq!(
+        bob.db.cursor(alice.site).unwrap(),
+        ddcp::sync::Cursor::START
+    );
+    // Pulled as it is, it is held.
+    pull(&mut bob, &alice);
+    assert_eq!(held(&bob.db), [("links".into(), None, 1)]);
 }

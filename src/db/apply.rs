@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use super::accept::{AcceptOutcome, AcceptPolicy, keep_accepted};
 use super::changes::{SqlValue, db_version};
 use super::cursors::{read_cursor, read_incarnation, record_pull, write_cursor};
-use super::held::hold;
+use super::held::{hold, schema_holds};
 use super::judge::{Judgement, RefusedRows, merge_judged};
 use super::rows::counters_admitted;
 use super::staged::{forget_staged, stage, staged_parts};
@@ -108,9 +108,13 @@ impl Db {
         check_each_cell_once(page.changes.iter().chain(&page.rows))?;
         let mut waiting = Vec::new();
         if !fit.is_whole() {
+            // What this database lacks now: the fit may be older than a migration that added
+            // the column meanwhile.
+            let here = self.fit_here(policy.into.as_ref())?;
             for changes in [&mut page.changes, &mut page.rows] {
-                let (wait, now): (Vec<Change>, Vec<Change>) =
-                    changes.drain(..).partition(|change| fit.must_wait(change));
+                let (wait, now): (Vec<Change>, Vec<Change>) = changes
+                    .drain(..)
+                    .partition(|change| fit.must_wait(change) && !schema_holds(&here, change));
                 *changes = now;
                 waiting.extend(wait);
             }

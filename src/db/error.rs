@@ -124,6 +124,8 @@ pub enum DbError {
         shown(.0)
     )]
     SiteOfAnotherRemote(String),
+    #[error("its status names no site id (all zeros): no database has that one")]
+    NoSite,
     #[error(
         "{0} changes are held for tables or columns this database lacks (a remote runs a newer version of the app): add them (`ddcp status` says which), or remove the remote; nothing more is pulled from it meanwhile"
     )]

@@ -16,10 +16,12 @@ use super::judge::{Judgement, RefusedRows, merge_judged};
 use super::{Db, DbError};
 use crate::sync::filter::SENTINEL_CID;
 use crate::sync::schema::SchemaDesc;
+use crate::sync::validate::{ChangeValidator, check_shape};
 use crate::sync::{Change, DbVersion, Seq, SiteId};
 
-/// Changes held at most. Past it a pull stops with one line (nothing is lost: its cursor stays)
-/// rather than fill the disk with what this database cannot use yet.
+/// Changes held at most for one remote (or for bundles). Past it that remote's pull stops with
+/// one line (nothing is lost: its cursor stays) rather than fill the disk with what this
+/// database cannot use yet; the other remotes go on.
 pub const MAX_HELD: u64 = 1_000_000;
 
 /// Held changes applied in one transaction at most.
@@ -46,6 +48,8 @@ pub struct HeldApplied {
     pub taken: u64,
     /// Changes still held: their table or column is not here yet.
     pub still_held: u64,
+    /// Remotes whose held changes could not be merged (logged).
+    pub failed: u64,
 }
 
 /// Holds `changes` of the remote `via`, in the transaction of the page they came with.
@@ -53,15 +57,23 @@ pub(super) fn hold(conn: &Connection, via: SiteId, changes: &[Change]) -> Result
     if changes.is_empty() {
         return Ok(());
     }
-    let held: i64 = conn.query_row("select count(*) from ddcp_held", [], |row| row.get(0))?;
+    let held: i64 = conn.query_row(
+        "select count(*) from ddcp_held where via = ?1",
+        [&via.0[..]],
+        |row| row.get(0),
+    )?;
     if held as u64 + changes.len() as u64 > MAX_HELD {
         return Err(DbError::HeldFull(MAX_HELD));
     }
     let mut insert = conn.prepare_cached(
-        "insert into ddcp_held (via, tbl, pk, cid, val, col_version, db_version, author, cl, seq)
+        "insert or ignore into ddcp_held
+           (via, tbl, pk, cid, val, col_version, db_version, author, cl, seq)
          values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     for change in changes {
+        // Checked now as far as it can be without its table: a change that could never be
+        // merged is refused with its page, not kept to fail later.
+        check_shape(change)?;
         insert.execute(params![
             &via.0[..],
             &change.table,
@@ -79,7 +91,7 @@ pub(super) fn hold(conn: &Connection, via: SiteId, changes: &[Change]) -> Result
 }
 
 /// Whether `schema` has what `change` needs: its table, and its column unless it is a sentinel.
-fn schema_holds(schema: &SchemaDesc, change: &Change) -> bool {
+pub(super) fn schema_holds(schema: &SchemaDesc, change: &Change) -> bool {
     schema
         .tables
         .iter()
@@ -133,11 +145,16 @@ impl Db {
                 continue;
             };
             // The remote's tables land in this database's own, or in its mirrors.
-            let here = match policy.into {
-                Some(_) => self.own_schema()?,
-                None => self.schema()?,
-            };
-            applied.taken += self.apply_held_of(site, &policy, &here)?;
+            let here = self.fit_here(policy.into.as_ref())?;
+            // One remote's held changes failing to merge holds up no other's.
+            match self.apply_held_of(site, &policy, &here) {
+                Ok(taken) => applied.taken += taken,
+                Err(err) => {
+                    tracing::warn!(target: "ddcp", site = %site, error = %err,
+                        "Cannot merge the changes held for a remote");
+                    applied.failed += 1;
+                }
+            }
         }
         applied.still_held = self
             .conn()
@@ -189,7 +206,18 @@ impl Db {
             if ords.is_empty() {
                 continue;
             }
+            // Checked whole now that the table and column are here: what cannot be merged is
+            // dropped (it would stop every held change after it).
+            let validator = ChangeValidator::new(&self.schema()?);
             let mut changes = batch;
+            let renamed = |change: &Change| match &policy.into {
+                Some(into) => Change {
+                    table: into.mirror_of(&change.table),
+                    ..change.clone()
+                },
+                None => change.clone(),
+            };
+            changes.retain(|change| validator.check(&renamed(change)).is_ok());
             self.admit(site, policy, &mut changes, &mut Vec::new())?;
             let mut refused_rows = RefusedRows::default();
             let mut merged = false;

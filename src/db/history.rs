@@ -64,6 +64,11 @@ impl Db {
     /// is another remote's: cursors are kept per site, and a remote whose Status claims
     /// another's site would move that remote's cursor (past everything it has yet to send).
     pub fn note_remote_site(&self, name: &RemoteName, site: SiteId) -> Result<(), DbError> {
+        // No database has the all-zero site (cr-sqlite's are random): it stands for "nobody"
+        // here (the asker of a pull from the start, the changes a bundle brought).
+        if site == SiteId([0; 16]) {
+            return Err(DbError::NoSite);
+        }
         let other: Option<String> = self
             .conn()
             .query_row(
@@ -185,5 +190,10 @@ mod tests {
         );
         db.note_remote_site(&"mallory".parse().unwrap(), SiteId([2; 16]))
             .unwrap();
+        // The all-zero site stands for "nobody" (a bundle's held changes): no remote's.
+        assert!(matches!(
+            db.note_remote_site(&"mallory".parse().unwrap(), SiteId([0; 16])),
+            Err(DbError::NoSite)
+        ));
     }
 }

@@ -54,8 +54,12 @@ impl Db {
         if planned.is_empty() {
             return Err(DbError::EmptyMigration);
         }
-        let crrs = self.crr_tables()?;
         let tx = self.conn_mut().transaction()?;
+        // Tables made by this migration become CRRs at its end, with every column it gave
+        // them: cr-sqlite 0.16.3 fails to compact a table altered in the transaction that made
+        // it a CRR after another table's alteration ("failed compacting tables post
+        // alteration"), and then rolls the whole transaction back.
+        let mut made = Vec::new();
         for (index, Planned { step, sql }) in planned.iter().enumerate() {
             let failed = |err: rusqlite::Error| DbError::BadMigration {
                 statement: index + 1,
@@ -64,20 +68,36 @@ impl Db {
             match step {
                 MigrationStep::CreateTable(table) => {
                     tx.execute_batch(sql).map_err(failed)?;
-                    tx.query_row("select crsql_as_crr(?1)", [table], |_| Ok(()))
-                        .map_err(failed)?;
+                    made.push((index, table));
                 }
-                MigrationStep::AddColumn { table, .. } if crrs.contains(table) => {
-                    tx.query_row("select crsql_begin_alter(?1)", [table], |_| Ok(()))
-                        .map_err(failed)?;
+                MigrationStep::AddColumn { table, .. } => {
+                    // A CRR (made earlier in this migration too; SQLite's names ignore case) is
+                    // altered inside cr-sqlite's begin and commit, which rebuild its triggers
+                    // and clocks for the new column.
+                    let crr = super::schema::crr_tables(&tx)?
+                        .into_iter()
+                        .find(|crr| crr.eq_ignore_ascii_case(table));
+                    if let Some(crr) = &crr {
+                        tx.query_row("select crsql_begin_alter(?1)", [crr], |_| Ok(()))
+                            .map_err(failed)?;
+                    }
                     tx.execute_batch(sql).map_err(failed)?;
-                    tx.query_row("select crsql_commit_alter(?1)", [table], |_| Ok(()))
-                        .map_err(failed)?;
+                    if let Some(crr) = &crr {
+                        tx.query_row("select crsql_commit_alter(?1)", [crr], |_| Ok(()))
+                            .map_err(failed)?;
+                    }
                 }
-                MigrationStep::AddColumn { .. } | MigrationStep::CreateIndex(_) => {
+                MigrationStep::CreateIndex(_) => {
                     tx.execute_batch(sql).map_err(failed)?;
                 }
             }
+        }
+        for (index, table) in made {
+            tx.query_row("select crsql_as_crr(?1)", [table], |_| Ok(()))
+                .map_err(|err| DbError::BadMigration {
+                    statement: index + 1,
+                    reason: super::error::sqlite_message(&err),
+                })?;
         }
         if dry_run {
             tx.rollback()?;
@@ -318,6 +338,7 @@ mod tests {
                  alter table notes add column tag text;
                  ALTER TABLE \"notes\" ADD pri integer not null default 0;
                  create table if not exists links (id integer primary key not null, url text);
+                 alter table LINKS add column title text;
                  create index links_by_url on links (url);",
                 false,
             )
@@ -328,9 +349,23 @@ mod tests {
                 "added column notes.tag",
                 "added column notes.pri",
                 "created table links (a CRR)",
+                "added column LINKS.title",
                 "created index links_by_url"
             ]
         );
+        // The column added to the table made in the same migration replicates too.
+        db.conn()
+            .execute_batch("insert into links values (1, 'u', 't')")
+            .unwrap();
+        let titled: i64 = db
+            .conn()
+            .query_row(
+                "select count(*) from crsql_changes where cid = 'title'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(titled, 1);
         assert_eq!(db.crr_tables().unwrap(), ["links", "notes"]);
         // The new columns replicate: a write to them is a change.
         db.conn()

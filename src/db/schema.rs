@@ -1,5 +1,6 @@
 //! Reading the shape of this database's CRR tables.
 
+use super::mirrors::MirrorPrefix;
 use super::{Db, DbError};
 use crate::sync::schema::{ColumnDesc, SchemaDesc, TableDesc};
 use crate::sync::schema_fit::SchemaFit;
@@ -18,14 +19,43 @@ impl Db {
         read_schema(self.conn())
     }
 
-    /// How a remote's schema (`theirs`) fits this database: against its own tables when the
-    /// remote is pulled into mirrors (`into`), against all of its CRRs otherwise.
-    pub fn schema_fit(&self, theirs: &SchemaDesc, into: bool) -> Result<SchemaFit, DbError> {
-        let here = match into {
-            true => self.own_schema()?,
-            false => self.schema()?,
+    /// How a remote's schema (`theirs`) fits this database (see [`Db::fit_here`]).
+    pub fn schema_fit(
+        &self,
+        theirs: &SchemaDesc,
+        into: Option<&MirrorPrefix>,
+    ) -> Result<SchemaFit, DbError> {
+        Ok(SchemaFit::between(&self.fit_here(into)?, theirs)?)
+    }
+
+    /// Where a remote's changes land, named as the remote names its tables: all of this
+    /// database's CRRs; or, for a remote pulled into mirrors (`into`), its own tables, each
+    /// as its mirror has it once the mirror is made (a mirror keeps the columns its table had
+    /// when it was made).
+    pub fn fit_here(&self, into: Option<&MirrorPrefix>) -> Result<SchemaDesc, DbError> {
+        let Some(prefix) = into else {
+            return self.schema();
         };
-        Ok(SchemaFit::between(&here, theirs)?)
+        let all = self.schema()?;
+        let tables = self
+            .own_schema()?
+            .tables
+            .into_iter()
+            .map(|own| {
+                match all
+                    .tables
+                    .iter()
+                    .find(|t| t.name == prefix.mirror_of(&own.name))
+                {
+                    Some(mirror) => TableDesc {
+                        name: own.name,
+                        columns: mirror.columns.clone(),
+                    },
+                    None => own,
+                }
+            })
+            .collect();
+        Ok(SchemaDesc::new(tables))
     }
 }
 

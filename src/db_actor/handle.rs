@@ -8,7 +8,9 @@ use ractor::{Actor, ActorCell, ActorRef, DerivedActorRef, RpcReplyPort, SpawnErr
 use tokio::task::JoinHandle;
 
 use super::{DbActor, DbArgs, DbEvent, DbMsg, LocalState};
-use crate::db::{AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, Remote, RemoteName};
+use crate::db::{
+    AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, MirrorPrefix, Remote, RemoteName,
+};
 use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::ChangesPage;
 use crate::sync::schema_fit::SchemaFit;
@@ -103,7 +105,7 @@ impl DbHandle {
     pub async fn fit_schema(
         &self,
         theirs: SchemaDesc,
-        into: bool,
+        into: Option<MirrorPrefix>,
     ) -> Result<SchemaFit, DbCallError> {
         let theirs = Box::new(theirs);
         self.ask(|reply| DbMsg::FitSchema {

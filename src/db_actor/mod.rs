@@ -12,7 +12,9 @@ pub use handle::{DbCallError, DbHandle};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
 
-use crate::db::{AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, Remote, RemoteName};
+use crate::db::{
+    AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, MirrorPrefix, Remote, RemoteName,
+};
 use crate::metrics;
 use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::ChangesPage;
@@ -89,9 +91,8 @@ pub enum DbMsg {
     FitSchema {
         /// The remote's schema.
         theirs: Box<SchemaDesc>,
-        /// Whether the remote is pulled into mirrors (its tables compared with this
-        /// database's own).
-        into: bool,
+        /// The remote's mirrors' prefix, when it is pulled into mirrors.
+        into: Option<MirrorPrefix>,
         /// Gets the fit, or the conflict.
         reply: RpcReplyPort<Result<SchemaFit, DbError>>,
     },
@@ -336,7 +337,7 @@ impl DbState {
                 into,
                 reply,
             } => {
-                let _ = reply.send(self.db.schema_fit(&theirs, into));
+                let _ = reply.send(self.db.schema_fit(&theirs, into.as_ref()));
             }
             DbMsg::Remotes(reply) => {
                 let _ = reply.send(self.db.remotes());

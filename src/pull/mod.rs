@@ -380,7 +380,11 @@ impl Pull<'_> {
             self.fit = Arc::default();
             return Ok(());
         }
-        let fit = match self.db.fit_schema(schema, into).await {
+        let fit = match self
+            .db
+            .fit_schema(schema, self.link.accept.into.clone())
+            .await
+        {
             Err(DbCallError::Db(DbError::SchemaConflict(conflict))) => {
                 // The remote's table and column names: its own words, made printable.
                 return Err(RemoteError::SchemaMismatch(printable(

@@ -188,6 +188,28 @@ impl ChangeValidator {
     }
 }
 
+/// What can be checked of a change without this database's schema: its key is a well-formed
+/// packed key without NULL, its counters are in range. For changes held until this database
+/// has their table or column (checked whole, by [`ChangeValidator::check`], when merged).
+pub fn check_shape(change: &Change) -> Result<(), InvalidChange> {
+    let table = || change.table.clone();
+    let values =
+        super::packed_pk::unpack(&change.pk).map_err(|reason| InvalidChange::BadPrimaryKey {
+            table: table(),
+            reason,
+        })?;
+    if values.is_empty() || values.contains(&Value::Null) {
+        return Err(InvalidChange::BadPrimaryKey {
+            table: table(),
+            reason: "no column, or NULL in the key",
+        });
+    }
+    in_range(change, "col_version", change.col_version, 1, COUNTER_END)?;
+    in_range(change, "causal length", change.cl, 1, COUNTER_END)?;
+    in_range(change, "seq", change.seq.0, 0, MAX_COUNTER)?;
+    in_range(change, "db_version", change.db_version.0, 1, i64::MAX)
+}
+
 fn check_packed_pk(pk: &[u8], expected_columns: usize) -> Result<(), &'static str> {
     let values = super::packed_pk::unpack(pk)?;
     if values.len() != expected_columns {

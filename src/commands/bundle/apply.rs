@@ -51,7 +51,7 @@ pub(super) fn apply(
     }
     // A bundle of a newer version of the app: what this database lacks waits here, the rest
     // is merged (see docs/schema-evolution.md). A real conflict refuses it whole.
-    let fit = match db.schema_fit(theirs, false) {
+    let fit = match db.schema_fit(theirs, None) {
         Ok(fit) => fit,
         Err(DbError::SchemaConflict(conflict)) => {
             return Err(CommandError::SchemaMismatch(printable(

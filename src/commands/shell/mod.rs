@@ -40,10 +40,16 @@ pub fn run(config: &Config, args: &ShellArgs) -> Result<(), CommandError> {
     // A table or column added (a new version of the app): what peers sent for it while this
     // database lacked it is merged now (a running `ddcp serve` would do it too).
     if result.is_ok() && db.sqlite_schema_version()? != schema_before {
-        let applied = db.apply_held()?;
-        if applied.taken > 0 {
-            tracing::info!(target: "ddcp", taken = applied.taken, still_held = applied.still_held,
-                "Applied changes held for tables or columns this database lacked");
+        // The script is committed whatever becomes of this: a failure is said, not returned.
+        match db.apply_held() {
+            Ok(applied) if applied.taken > 0 => {
+                tracing::info!(target: "ddcp", taken = applied.taken, still_held = applied.still_held,
+                    "Applied changes held for tables or columns this database lacked")
+            }
+            Ok(_) => {}
+            Err(err) => super::output::print_warning(format_args!(
+                "cannot merge the changes held for what the script added: {err}"
+            )),
         }
     }
     // crsql_finalize() runs on close, whatever happened.

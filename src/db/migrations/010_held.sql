@@ -16,3 +16,5 @@ create table ddcp_held (
   seq integer not null
 );
 create index ddcp_held_by_via on ddcp_held (via, ord);
+-- A page pulled again (a cursor that started over, a bundle applied twice) holds nothing twice.
+create unique index ddcp_held_once on ddcp_held (via, tbl, pk, cid, col_version, cl, author);
