@@ -57,9 +57,14 @@ impl Peer {
 /// `reader` pulls from `source` until up to date, as the daemon does: the schemas are fitted
 /// first, and the requests name the source's schema once this database knows it fits.
 fn pull(reader: &mut Peer, source: &Peer) -> u64 {
+    pull_with(reader, source, &AcceptPolicy::default())
+}
+
+/// [`pull`] under `policy`.
+fn pull_with(reader: &mut Peer, source: &Peer, policy: &AcceptPolicy) -> u64 {
     let theirs = source.db.shared_schema().unwrap();
-    let fit = reader.db.schema_fit(&theirs, None).unwrap();
-    let policy = AcceptPolicy::default();
+    let fit = reader.db.schema_fit(&theirs, policy.into.as_ref()).unwrap();
+    let policy = policy.clone();
     // A remote of reader's, named after its site, its Status's site noted, as a pull does.
     let name: ddcp::db::RemoteName = format!("r{}", hex(&source.site.0[..4])).parse().unwrap();
     if !reader.db.remotes().unwrap().iter().any(|r| r.name == name) {
@@ -422,4 +427,33 @@ fn a_held_change_that_could_never_merge_refuses_its_page() {
     // Pulled as it is, it is held.
     pull(&mut bob, &alice);
     assert_eq!(held(&bob.db), [("links".into(), None, 1)]);
+}
+
+/// A remote pulled `--into` mirrors on a newer version: its new column waits until this
+/// database's migration adds the column, which `ddcp migrate` gives the mirror too.
+#[test]
+fn a_mirrored_remotes_new_column_lands_once_the_migration_adds_it() {
+    let alice = peer();
+    let mut bob = peer();
+    let policy = AcceptPolicy {
+        into: Some("alice_".parse().unwrap()),
+        ..AcceptPolicy::default()
+    };
+    alice.sql(ADD_TAG);
+    alice.sql("insert into notes values (1, 'hers', 'red')");
+    pull_with(&mut bob, &alice, &policy);
+    assert_eq!(bob.rows("select body from alice_notes"), ["hers"]);
+    assert_eq!(held(&bob.db), [("notes".into(), Some("tag".into()), 1)]);
+    let steps = bob
+        .db
+        .migrate("alter table notes add column tag text", false)
+        .unwrap();
+    assert_eq!(steps.len(), 1);
+    assert_eq!(bob.rows("select tag from alice_notes"), ["red"]);
+    assert!(held(&bob.db).is_empty());
+    // The view over both has the column too.
+    assert_eq!(
+        bob.rows("select coalesce(tag, '-') from ddcp_all_notes where source != 'local'"),
+        ["red"]
+    );
 }

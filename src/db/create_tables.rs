@@ -31,7 +31,7 @@ fn is_type_name(decl_type: &str) -> bool {
     words_ok && size_ok && decl_type.len() <= 100
 }
 
-fn column_sql(table: &str, column: &ColumnDesc) -> Result<String, DbError> {
+pub(super) fn column_sql(table: &str, column: &ColumnDesc) -> Result<String, DbError> {
     let bad = |what: &str| DbError::BadPeerSchema(format!("{table}.{}: {what}", column.name));
     if !is_type_name(&column.decl_type) {
         return Err(bad("its declared type is not a type name"));

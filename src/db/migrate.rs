@@ -85,6 +85,13 @@ impl Db {
                     if let Some(crr) = &crr {
                         tx.query_row("select crsql_commit_alter(?1)", [crr], |_| Ok(()))
                             .map_err(failed)?;
+                        // Its mirrors (remotes pulled --into) get the column too.
+                        super::mirrors::add_columns_to_mirrors(&tx, crr).map_err(|err| {
+                            DbError::BadMigration {
+                                statement: index + 1,
+                                reason: err.to_string(),
+                            }
+                        })?;
                     }
                 }
                 MigrationStep::CreateIndex(_) => {

@@ -12,11 +12,11 @@ use std::str::FromStr;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::create_tables::table_sql;
+use super::create_tables::{column_sql, table_sql};
 use super::rows::quoted;
 use super::{Db, DbError};
 use crate::sync::filter::ChangeFilter;
-use crate::sync::schema::{SchemaDesc, TableDesc};
+use crate::sync::schema::{ColumnDesc, SchemaDesc, TableDesc};
 
 /// The prefix of a remote's mirror tables: letters, digits and '_', starting with a letter.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -251,6 +251,51 @@ fn make_mirrors(
         made = true;
     }
     Ok(made)
+}
+
+/// Gives the mirrors of own table `table` the columns it has and they lack (a migration added
+/// them), each inside cr-sqlite's alteration, and makes the views again: a remote pulled
+/// `--into` on a newer version then has somewhere to land its new column. The mirrors and
+/// columns added.
+pub(super) fn add_columns_to_mirrors(
+    conn: &Connection,
+    table: &str,
+) -> Result<Vec<(String, String)>, DbError> {
+    let schema = super::schema::read_schema(conn)?;
+    let Some(own) = schema.tables.iter().find(|t| t.name == table) else {
+        return Ok(Vec::new());
+    };
+    let mirrors = read_mirrors(conn)?;
+    let mut added = Vec::new();
+    for mirror in &mirrors {
+        let name = mirror.prefix.mirror_of(table);
+        let Some(current) = schema.tables.iter().find(|t| t.name == name) else {
+            continue;
+        };
+        let missing: Vec<&ColumnDesc> = own
+            .columns
+            .iter()
+            .filter(|c| !current.columns.iter().any(|m| m.name == c.name))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        conn.query_row("select crsql_begin_alter(?1)", [&name], |_| Ok(()))?;
+        for column in missing {
+            conn.execute_batch(&format!(
+                "alter table {} add column {}",
+                quoted(&name),
+                column_sql(&name, column)?
+            ))?;
+            added.push((name.clone(), column.name.clone()));
+        }
+        conn.query_row("select crsql_commit_alter(?1)", [&name], |_| Ok(()))?;
+    }
+    if !added.is_empty() {
+        let own = without_mirrors(super::schema::read_schema(conn)?, &mirrors, |_| true);
+        make_views(conn, &own)?;
+    }
+    Ok(added)
 }
 
 /// The view `ddcp_all_T` over each own table T and its mirrors that exist.
