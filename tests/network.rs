@@ -205,6 +205,41 @@ fn changes_relay_through_a_middle_peer_and_conflicting_edits_converge() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+
+    // Versions that differ (issue 23): a moves to the app's next version (a column and a
+    // table), b in the middle and c stay on the old one. Edits of old columns go on flowing
+    // every way; a's new values wait at b, and reach c through b once both have moved.
+    const V2: &[u8] = b"alter table bookmarks add column note text;
+        create table lists (id text primary key not null, name text);";
+    a.run_with_input(&["migrate", "-"], V2).ok();
+    a.sql(
+        "update bookmarks set title = 'a on v2', note = 'from v2' where id = 'x';
+         insert into lists values ('l1', 'reading');",
+    );
+    c.wait_for(
+        "select title from bookmarks where id = 'x'",
+        "a on v2",
+        ARRIVAL,
+    );
+    c.sql("update bookmarks set title = 'c on v1' where id = 'x'");
+    a.wait_for(
+        "select title from bookmarks where id = 'x'",
+        "c on v1",
+        ARRIVAL,
+    );
+    let held: serde_json::Value = serde_json::from_str(b.run(&["status", "--json"]).ok()).unwrap();
+    assert!(
+        !held["held"].as_array().unwrap().is_empty(),
+        "b holds nothing: {held}"
+    );
+    b.run_with_input(&["migrate", "-"], V2).ok();
+    c.run_with_input(&["migrate", "-"], V2).ok();
+    c.wait_for(
+        "select note from bookmarks where id = 'x'",
+        "from v2",
+        ARRIVAL,
+    );
+    c.wait_for("select name from lists", "reading", ARRIVAL);
     for peer in [&mut a, &mut b, &mut c] {
         peer.stop();
     }
