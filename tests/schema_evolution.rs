@@ -457,3 +457,29 @@ fn a_mirrored_remotes_new_column_lands_once_the_migration_adds_it() {
         ["red"]
     );
 }
+
+/// A remote pulled `--into` sends rows of a table this database makes later: held, then merged
+/// into the mirror made for it at that moment (before, the mirror did not exist yet when the
+/// held rows were checked, and they were dropped).
+#[test]
+fn a_mirrored_remotes_new_table_lands_in_a_mirror_made_for_it() {
+    let alice = peer();
+    let mut bob = peer();
+    let policy = AcceptPolicy {
+        into: Some("alice_".parse().unwrap()),
+        ..AcceptPolicy::default()
+    };
+    alice.sql(ADD_LINKS);
+    alice.sql("insert into links values (1, 'https://a/1')");
+    pull_with(&mut bob, &alice, &policy);
+    assert_eq!(held(&bob.db), [("links".into(), None, 1)]);
+    bob.db
+        .migrate(
+            "create table links (id integer primary key not null, url text)",
+            false,
+        )
+        .unwrap();
+    assert_eq!(bob.rows("select url from alice_links"), ["https://a/1"]);
+    assert!(bob.rows("select url from links").is_empty());
+    assert!(held(&bob.db).is_empty());
+}

@@ -206,19 +206,14 @@ impl Db {
             if ords.is_empty() {
                 continue;
             }
+            // As a page of the remote's: its policy, named as this database names them (its
+            // mirrors made when missing).
+            let mut changes = batch;
+            self.admit(site, policy, &mut changes, &mut Vec::new())?;
             // Checked whole now that the table and column are here: what cannot be merged is
             // dropped (it would stop every held change after it).
             let validator = ChangeValidator::new(&self.schema()?);
-            let mut changes = batch;
-            let renamed = |change: &Change| match &policy.into {
-                Some(into) => Change {
-                    table: into.mirror_of(&change.table),
-                    ..change.clone()
-                },
-                None => change.clone(),
-            };
-            changes.retain(|change| validator.check(&renamed(change)).is_ok());
-            self.admit(site, policy, &mut changes, &mut Vec::new())?;
+            changes.retain(|change| validator.check(change).is_ok());
             let mut refused_rows = RefusedRows::default();
             let mut merged = false;
             for _ in 0..MAX_JUDGED_TRIES {
