@@ -12,7 +12,8 @@
 //! here and deleted again one life later (the remote brought it back and deleted it between
 //! two pulls) passes.
 //!
-//! The rows a group touches are held in memory while it is judged, its key and one flag each.
+//! The rows a group touches are held in memory while it is judged: each one's key and how it
+//! was here before.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
