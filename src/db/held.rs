@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::accept::AcceptPolicy;
-use super::apply::MAX_JUDGED_TRIES;
+use super::accept_page::MAX_JUDGED_TRIES;
 use super::changes::{SqlValue, value_from_sql};
 use super::judge::{Judgement, RefusedRows, merge_judged};
 use super::{Db, DbError};

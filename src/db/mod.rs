@@ -2,6 +2,7 @@
 //! changes, and running SQL scripts. The one place in ddcp that speaks SQL.
 
 mod accept;
+mod accept_page;
 mod apply;
 mod backup;
 mod binding;

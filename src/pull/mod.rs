@@ -4,6 +4,7 @@
 //! opened with this database's member identity, and every request to it is signed with it.
 
 mod error;
+mod fit;
 mod remote_view;
 mod report;
 
@@ -21,12 +22,10 @@ use crate::db_actor::{DbCallError, DbHandle, LocalState};
 use crate::metrics;
 use crate::net::{ImportedRoute, NetError, Network};
 use crate::sync::protocol::{ErrorCode, Status};
-use crate::sync::pull::{
-    DEFAULT_PAGE_BYTES, PullError, Puller, Received, read_schema_answer, schema_request,
-};
+use crate::sync::pull::{DEFAULT_PAGE_BYTES, PullError, Puller, Received};
 use crate::sync::schema_fit::SchemaFit;
-use crate::sync::text::printable;
 use crate::sync::{MemberKeys, RecordKey, SchemaFingerprint, SiteId};
+use fit::Ask;
 use remote_view::Caller;
 
 /// Calls in a row that may fail (a route being replaced, a lost message) before the pull
@@ -350,58 +349,6 @@ impl Pull<'_> {
         ))
     }
 
-    /// Fits the remote's schema (the one its Status names) to this database's: the same, or
-    /// asked for and compared table by table and column by column (see `sync::schema_fit`).
-    /// The requests then name the remote's schema: the remote answers whatever this database
-    /// lacks, and what must wait is held here. A real conflict ends the pull, named.
-    async fn fit_schema(&mut self, ask: Ask) -> Result<(), RemoteError> {
-        // Pulled into mirrors, the remote's tables are compared with this database's own.
-        let into = self.link.accept.into.is_some();
-        let ours = match into {
-            true => self.local.own_fingerprint,
-            false => self.local.schema_fingerprint,
-        };
-        let theirs = self.remote.schema_fingerprint;
-        self.request_fingerprint = theirs;
-        if theirs == ours && ask == Ask::WhenItDiffers {
-            self.fit = Arc::default();
-            return Ok(());
-        }
-        let answer = self.caller().call(schema_request()).await?;
-        let schema = read_schema_answer(&answer).map_err(|err| match err {
-            PullError::Refused(error) => RemoteError::Refused(error),
-            other => RemoteError::Garbage(other),
-        })?;
-        // The schema the remote has now, which its Status may not name yet (an upgrade while
-        // it serves, its Status on its way): the requests name this one, and the remote
-        // refuses them if it moved again.
-        self.request_fingerprint = schema.fingerprint();
-        if self.request_fingerprint == ours {
-            self.fit = Arc::default();
-            return Ok(());
-        }
-        let fit = match self
-            .db
-            .fit_schema(schema, self.link.accept.into.clone())
-            .await
-        {
-            Err(DbCallError::Db(DbError::SchemaConflict(conflict))) => {
-                // The remote's table and column names: its own words, made printable.
-                return Err(RemoteError::SchemaMismatch(printable(
-                    &conflict.to_string(),
-                    300,
-                )));
-            }
-            other => other?,
-        };
-        if !fit.is_whole() {
-            tracing::debug!(target: "ddcp", remote_name = %self.link.name,
-                "The remote's schema has tables or columns this database lacks: their changes are held");
-        }
-        self.fit = Arc::new(fit);
-        Ok(())
-    }
-
     /// How a request is sent: as it is to a public remote, signed to a private one.
     fn caller(&self) -> Caller {
         Caller {
@@ -470,34 +417,6 @@ impl Pull<'_> {
         self.remote = status;
         Ok(())
     }
-
-    /// Names the difference between the schemas, for the user.
-    async fn schema_mismatch(&self) -> RemoteError {
-        let theirs = match self.caller().call(schema_request()).await {
-            Ok(answer) => read_schema_answer(&answer).ok(),
-            Err(_) => None,
-        };
-        let ours = self.db.schema().await.ok();
-        let difference = match (ours, theirs) {
-            (Some(ours), Some(theirs)) => ours.difference(&theirs),
-            _ => None,
-        };
-        // Names of the remote's tables and columns: its own words, made printable.
-        let difference = difference.map(|text| printable(&text, 300));
-        RemoteError::SchemaMismatch(
-            difference
-                .unwrap_or_else(|| "the remote's CRR tables are not this database's".to_string()),
-        )
-    }
-}
-
-/// When a pull asks the remote for its schema.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Ask {
-    /// When the schema its Status names differs from this database's.
-    WhenItDiffers,
-    /// Always: the remote said its schema is not the one the requests named.
-    Always,
 }
 
 /// What became of one call: it failed, or the puller made sense of its answer (or not).
