@@ -44,6 +44,7 @@ fn status_costs(rounds: u32) {
         route: vec![7; 500],
         public_key: owner.id().as_bytes().to_vec(),
         incarnation: ddcp::sync::Incarnation(1),
+        history: Default::default(),
     };
     let open = encode_status(&status);
     println!(

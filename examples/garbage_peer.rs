@@ -67,6 +67,7 @@ async fn main() {
         route: route.blob,
         public_key: Vec::new(),
         incarnation: Incarnation(1),
+        history: Default::default(),
     };
     network
         .publish(&identity, encode_status(&status))
@@ -82,7 +83,7 @@ async fn main() {
         answers += 1;
         // The schema step is answered honestly (no tables), the pages are the garbage.
         if let Ok(Message::SchemaRequest) = decode_message(&call.message) {
-            let schema = Message::Schema(SchemaDesc::default());
+            let schema = Message::Schema(Default::default());
             let _ = network
                 .reply(call.id, encode_message(&schema, Compression::None))
                 .await;

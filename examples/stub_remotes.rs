@@ -50,6 +50,7 @@ async fn main() {
             route: route.blob,
             public_key: Vec::new(),
             incarnation: Incarnation(u64::from(i)),
+            history: Default::default(),
         };
         network
             .publish(&identity, encode_status(&status))
@@ -81,7 +82,7 @@ async fn main() {
                     rows: Vec::new(),
                 })
             }
-            (Some(_), Ok(Message::SchemaRequest)) => Message::Schema(SchemaDesc::default()),
+            (Some(_), Ok(Message::SchemaRequest)) => Message::Schema(Default::default()),
             _ => Message::Error(ProtocolError::new(ErrorCode::Malformed, "a stub")),
         };
         let _ = network

@@ -49,6 +49,8 @@ struct Table {
 
 struct Schema {
   tables @0 :List(Table);
+  migrations @1 :List(Text);   # the schema history: the additive migrations that made it,
+                               # oldest first (empty in a bundle, and from older builds)
 }
 
 # First message of a bundle file; Changeset messages follow, then a SHA-256 of all before it.
@@ -92,6 +94,8 @@ struct Status {
   sealed @6 :SealedStatus;   # a private database: the Status above, for its members only
                              # (then the fields above are empty)
   incarnation @7 :UInt64;    # the database's life since its last restore (0: not known)
+  historyLength @8 :UInt32;  # migrations in its schema history ...
+  historyHead @9 :Data;      # ... and the hash chain's head over them (empty: none)
 }
 
 # A private database's Status, which only its members can open (crates/ddcp-sync/src/seal.rs).

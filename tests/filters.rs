@@ -1036,7 +1036,7 @@ fn a_filtered_reader_learns_deleted_keys_and_every_tables_schema() {
     );
     let answer = responder.respond_within(
         &source.db,
-        &ddcp::sync::pull::schema_request(),
+        &ddcp::sync::schema_fetch::schema_request(),
         MAX_PAGE_BUDGET,
         &serves,
     );
@@ -1045,7 +1045,7 @@ fn a_filtered_reader_learns_deleted_keys_and_every_tables_schema() {
     else {
         panic!("no schema answered");
     };
-    assert!(schema.tables.iter().any(|table| table.name == "tags"));
+    assert!(schema.shape.tables.iter().any(|table| table.name == "tags"));
 }
 
 /// A filtered reader inside a transaction cut into pages: each page after the first starts

@@ -4,7 +4,8 @@
 
 use ddcp::db::{AcceptPolicy, Db, DbError, Extension};
 use ddcp::sync::protocol::{ErrorCode, MAX_MESSAGE_BYTES};
-use ddcp::sync::pull::{PullError, Puller, Received, read_schema_answer, schema_request};
+use ddcp::sync::pull::{PullError, Puller, Received};
+use ddcp::sync::schema_fetch::{SchemaFetch, schema_request};
 use ddcp::sync::serve::Responder;
 use ddcp::sync::{DbVersion, SiteId, Value};
 use rand::rngs::StdRng;
@@ -398,7 +399,7 @@ fn peers_with_different_schemas_exchange_nothing() {
     assert!(contents(&b.db).is_empty());
     // The puller asks for the remote's schema to name the difference.
     let answer = a.responder.respond(&a.db, &schema_request());
-    let remote_schema = read_schema_answer(&answer).unwrap();
+    let remote_schema = SchemaFetch::new().receive(&answer).unwrap().unwrap().shape;
     assert_eq!(
         b.db.schema().unwrap().difference(&remote_schema).unwrap(),
         "column items.extra is missing there"

@@ -2,14 +2,10 @@
 //! column this database lacks are held, everything else replicates, and the held changes are
 //! applied once this database has the table or column, without pulling them again.
 
-use ddcp::db::{AcceptPolicy, Db, Extension};
-use ddcp::sync::SiteId;
-use ddcp::sync::filter::ChangeFilter;
-use ddcp::sync::pull::{Puller, Received};
-use ddcp::sync::serve::{MAX_PAGE_BUDGET, Responder};
+mod common;
 
-const NOTES: &str = "create table notes (id integer primary key not null, body text);
-    select crsql_as_crr('notes');";
+use common::peers::{Peer, peer, pull, pull_with};
+use ddcp::db::{AcceptPolicy, Db, Extension};
 
 /// The app's next version: a column of notes, and a table.
 const ADD_TAG: &str = "select crsql_begin_alter('notes');
@@ -17,116 +13,6 @@ const ADD_TAG: &str = "select crsql_begin_alter('notes');
     select crsql_commit_alter('notes');";
 const ADD_LINKS: &str = "create table links (id integer primary key not null, url text);
     select crsql_as_crr('links');";
-
-struct Peer {
-    _dir: tempfile::TempDir,
-    db: Db,
-    site: SiteId,
-}
-
-fn peer() -> Peer {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::create(&dir.path().join("peer.db"), &Extension::BuiltIn).unwrap();
-    db.connection().execute_batch(NOTES).unwrap();
-    Peer {
-        site: db.site_id().unwrap(),
-        _dir: dir,
-        db,
-    }
-}
-
-impl Peer {
-    fn sql(&self, sql: &str) {
-        self.db.connection().execute_batch(sql).unwrap();
-    }
-
-    fn rows(&self, query: &str) -> Vec<String> {
-        let mut statement = self.db.connection().prepare(query).unwrap();
-        statement
-            .query_map([], |row| row.get::<_, String>(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    }
-
-    fn notes(&self) -> Vec<String> {
-        self.rows("select id || ':' || coalesce(body, '-') from notes order by id")
-    }
-}
-
-/// `reader` pulls from `source` until up to date, as the daemon does: the schemas are fitted
-/// first, and the requests name the source's schema once this database knows it fits.
-fn pull(reader: &mut Peer, source: &Peer) -> u64 {
-    pull_with(reader, source, &AcceptPolicy::default())
-}
-
-/// [`pull`] under `policy`.
-fn pull_with(reader: &mut Peer, source: &Peer, policy: &AcceptPolicy) -> u64 {
-    let theirs = source.db.shared_schema().unwrap();
-    let fit = reader.db.schema_fit(&theirs, policy.into.as_ref()).unwrap();
-    let policy = policy.clone();
-    // A remote of reader's, named after its site, its Status's site noted, as a pull does.
-    let name: ddcp::db::RemoteName = format!("r{}", hex(&source.site.0[..4])).parse().unwrap();
-    if !reader.db.remotes().unwrap().iter().any(|r| r.name == name) {
-        let key = format!(
-            "VLD0:{}",
-            base64_url(&[source.site.0, source.site.0].concat())
-        );
-        reader
-            .db
-            .add_remote(&name, &key.parse().unwrap(), &policy, false)
-            .unwrap();
-    }
-    reader.db.note_remote_site(&name, source.site).unwrap();
-    reader.db.align_cursor(source.site, &policy).unwrap();
-    let mut responder = Responder::default();
-    let mut puller = Puller::new(
-        reader.site,
-        source.site,
-        theirs.fingerprint(),
-        reader.db.cursor(source.site).unwrap(),
-        64 << 10,
-    );
-    let mut admitted = 0;
-    while !puller.is_up_to_date() {
-        for request in puller.requests() {
-            let answer = responder.respond_within(
-                &source.db,
-                &request,
-                MAX_PAGE_BUDGET,
-                &ChangeFilter::default(),
-            );
-            if let Received::Page(page) = puller.receive(&answer).unwrap() {
-                let outcome = reader
-                    .db
-                    .accept_page_fitting(source.site, *page, &policy, &fit)
-                    .unwrap();
-                admitted += outcome.admitted;
-            }
-        }
-    }
-    admitted
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// RFC 4648 base64url without padding, as record keys are written.
-fn base64_url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut text = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            text.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    text
-}
 
 fn held(db: &Db) -> Vec<(String, Option<String>, u64)> {
     db.held()
@@ -448,7 +334,7 @@ fn a_mirrored_remotes_new_column_lands_once_the_migration_adds_it() {
         .db
         .migrate("alter table notes add column tag text", false)
         .unwrap();
-    assert_eq!(steps.len(), 1);
+    assert_eq!(steps.applied.len(), 1);
     assert_eq!(bob.rows("select tag from alice_notes"), ["red"]);
     assert!(held(&bob.db).is_empty());
     // The view over both has the column too.

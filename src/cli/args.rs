@@ -268,11 +268,26 @@ pub struct TestnetArgs {
     pub record_file: Option<PathBuf>,
 }
 
+/// Whether a remote's schema is followed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemaMode {
+    /// Apply the migrations it publishes, in order, before the changes that need them.
+    Follow,
+    /// Say when it is ahead (`ddcp status`); `ddcp migrate --from NAME` applies.
+    Manual,
+}
+
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
     /// The migration: CREATE TABLE, ALTER TABLE ... ADD COLUMN and CREATE INDEX statements
     /// (- reads stdin).
-    pub file: PathBuf,
+    #[arg(required_unless_present = "from", conflicts_with = "from")]
+    pub file: Option<PathBuf>,
+
+    /// Apply the migrations a remote published (as last seen by a pull) that this database
+    /// lacks, in order.
+    #[arg(long, value_name = "REMOTE")]
+    pub from: Option<String>,
 
     /// Check the migration and say what it would do, changing nothing.
     #[arg(long)]
@@ -348,6 +363,10 @@ pub enum RemoteCommand {
         /// here).
         #[arg(long, requires = "into")]
         serve_mirrors: bool,
+        /// `follow`: apply the migrations the remote publishes, as they come; `manual` (the
+        /// default): `ddcp status` says when it is ahead, `ddcp migrate --from NAME` applies.
+        #[arg(long, value_enum, conflicts_with = "into")]
+        schema: Option<SchemaMode>,
         /// Print JSON for scripts (the key without its secret).
         #[arg(long)]
         json: bool,
@@ -355,7 +374,9 @@ pub enum RemoteCommand {
     /// Change what is accepted from a remote (a running `ddcp serve` takes it at once; the
     /// remote's changes are pulled again from the start, so that what is admitted now
     /// arrives).
-    #[command(after_help = "Example: ddcp remote set alice --where \"author = 'alice'\"")]
+    #[command(
+        after_help = "Examples:\n  ddcp remote set alice --where \"author = 'alice'\"\n  ddcp remote set alice --schema follow"
+    )]
     Set {
         /// The remote's name.
         name: String,
@@ -363,6 +384,10 @@ pub enum RemoteCommand {
         authors: AuthorsArg,
         #[command(flatten)]
         filter: FilterArgs,
+        /// `follow`: apply the migrations the remote publishes (again from its first, taking
+        /// its history as it is now); `manual`: stop.
+        #[arg(long, value_enum)]
+        schema: Option<SchemaMode>,
     },
     /// Remove a remote.
     #[command(after_help = "Example: ddcp remote remove alice")]

@@ -12,11 +12,12 @@ use super::pull::ProgressLine;
 use super::{CommandError, block_on};
 use crate::cli::CloneArgs;
 use crate::config::Config;
-use crate::db::{AcceptPolicy, Db, RemoteName, remove_database_files};
+use crate::db::{AcceptPolicy, Db, Followed, RemoteName, remove_database_files};
 use crate::member_file;
 use crate::net::{FirstContact, NetError, Node, RecordIdentity, create_record_identity};
 use crate::pull::{PullReport, RemoteError, RemoteLink, pull_remote, remote_schema};
 use crate::sync::authors::AuthorPolicy;
+use crate::sync::text::printable;
 use crate::sync::{MemberKeys, RecordKey};
 
 /// The remote's record may not be on the network yet (it starts now too), and a fresh node may
@@ -208,11 +209,19 @@ async fn clone(
         }
     };
     let mut db = Db::create(&config.db_file, &config.extension)?;
-    db.create_tables(&schema)?;
+    db.create_tables(&schema.shape)?;
     let identity = create_record_identity(node).await?;
     identity.save(&config.state_dir)?;
     db.bind_record(&identity.key)?;
     db.add_remote(&link.name, &link.key, &link.accept, false)?;
+    // The clone follows its origin's schema: the migrations it publishes later are applied
+    // here too. Its history so far is taken now (its indexes made, its migrations recorded
+    // here for the peers that follow this database in turn).
+    db.set_schema_follow(&link.name, true)?;
+    if let Followed::Refused(why) = db.see_remote_history(&link.name, &schema.history)? {
+        tracing::warn!(target: "ddcp", remote_name = %link.name, why = %printable(&why, 300),
+            "The remote's schema history is not followed");
+    }
     let (db, stopped) = super::pull::db_actor(db).await?;
     let mut bar = ProgressLine::new(link.name.as_str());
     let pulled = pull_remote(network, &db, me, link, Some(view), &mut |progress| {

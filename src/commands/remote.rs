@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::CommandError;
 use super::filter_args::filter_json;
 use super::output::{print_json, print_line};
-use crate::cli::{FilterArgs, RemoteCommand};
+use crate::cli::{FilterArgs, RemoteCommand, SchemaMode};
 use crate::config::Config;
 use crate::db::{AcceptPolicy, Db, FilterJson, MirrorPrefix, RemoteName};
 use crate::sync::RecordKey;
@@ -20,20 +20,32 @@ pub fn run(config: &Config, command: RemoteCommand) -> Result<(), CommandError> 
             filter,
             into,
             serve_mirrors,
+            schema,
             json,
         } => {
             let into = match into {
                 Some(prefix) => Some((prefix.parse()?, serve_mirrors)),
                 None => None,
             };
-            let authors = authors.authors.as_deref();
-            add(config, &name, &key, authors, &filter, into, json)
+            add(
+                config,
+                &AddRemote {
+                    name: &name,
+                    key: &key,
+                    authors: authors.authors.as_deref(),
+                    filter: &filter,
+                    into,
+                    follow: schema == Some(SchemaMode::Follow),
+                },
+                json,
+            )
         }
         RemoteCommand::Set {
             name,
             authors,
             filter,
-        } => set(config, &name, authors.authors.as_deref(), &filter),
+            schema,
+        } => set(config, &name, authors.authors.as_deref(), &filter, schema),
         RemoteCommand::Remove { name } => remove(config, &name),
         RemoteCommand::List { json, show_secrets } => list(config, json, show_secrets),
     }
@@ -43,15 +55,26 @@ fn parse_authors(authors: &str) -> Result<AuthorPolicy, CommandError> {
     authors.parse().map_err(CommandError::BadAuthors)
 }
 
-fn add(
-    config: &Config,
-    name: &str,
-    key: &str,
-    authors: Option<&str>,
-    filter: &FilterArgs,
+/// What `ddcp remote add` was given.
+struct AddRemote<'a> {
+    name: &'a str,
+    key: &'a str,
+    authors: Option<&'a str>,
+    filter: &'a FilterArgs,
     into: Option<(MirrorPrefix, bool)>,
-    json: bool,
-) -> Result<(), CommandError> {
+    follow: bool,
+}
+
+fn add(config: &Config, args: &AddRemote<'_>, json: bool) -> Result<(), CommandError> {
+    let AddRemote {
+        name,
+        key,
+        authors,
+        filter,
+        follow,
+        ..
+    } = *args;
+    let into = args.into.clone();
     // Check the arguments before the database is even opened.
     let name: RemoteName = name.parse()?;
     let key: RecordKey = super::remote_key(key)?;
@@ -66,6 +89,9 @@ fn add(
     };
     let mut db = super::open_db(config)?;
     let remote = db.add_remote(&name, &key, &accept, serve_mirrors)?;
+    if follow {
+        db.set_schema_follow(&name, true)?;
+    }
     db.close()?;
     tracing::info!(target: "ddcp", remote_name = %name, key = %key, authors = %accept.authors,
         filter = %accept.filter, "Added remote");
@@ -78,6 +104,7 @@ fn add(
             authors: accept.authors.to_string(),
             accepts: filter_json(&accept.filter),
             into: accept.into.as_ref().map(MirrorPrefix::to_string),
+            schema: schema_mode(follow),
         })?;
     } else {
         print_line(format_args!("added remote {name} ({key})"))?;
@@ -90,33 +117,47 @@ fn set(
     name: &str,
     authors: Option<&str>,
     filter: &FilterArgs,
+    schema: Option<SchemaMode>,
 ) -> Result<(), CommandError> {
     let name: RemoteName = name.parse()?;
-    if authors.is_none() && filter.is_empty() {
+    if authors.is_none() && filter.is_empty() && schema.is_none() {
         return Err(CommandError::NothingToSet);
     }
     let authors = authors.map(parse_authors).transpose()?;
     let mut db = super::open_db(config)?;
     let before = db.remote(&name)?.accept;
-    let accept = AcceptPolicy {
-        authors: authors.unwrap_or(before.authors.clone()),
-        filter: filter.applied_to(&before.filter)?,
-        into: before.into.clone(),
-    };
-    db.set_remote_accept(&name, &accept)?;
-    db.close()?;
-    tracing::info!(target: "ddcp", remote_name = %name, authors = %accept.authors,
-        filter = %accept.filter, "Changed remote");
-    super::daemon::remotes_changed(config);
-    print_line(format_args!(
-        "remote {name} may now bring: authors={} {}",
-        accept.authors, accept.filter
-    ))?;
-    if accept != before {
-        print_line(format_args!(
-            "its changes are pulled again from the start at its next pull"
-        ))?;
+    if let Some(schema) = schema {
+        db.set_schema_follow(&name, schema == SchemaMode::Follow)?;
+        print_line(match schema {
+            SchemaMode::Follow => format!(
+                "remote {name}'s schema is followed: the migrations it publishes are applied here, from its first, at its next pull"
+            ),
+            SchemaMode::Manual => format!(
+                "remote {name}'s schema is not followed: `ddcp status` says when it is ahead, `ddcp migrate --from {name}` applies"
+            ),
+        })?;
     }
+    if authors.is_some() || !filter.is_empty() {
+        let accept = AcceptPolicy {
+            authors: authors.unwrap_or(before.authors.clone()),
+            filter: filter.applied_to(&before.filter)?,
+            into: before.into.clone(),
+        };
+        db.set_remote_accept(&name, &accept)?;
+        tracing::info!(target: "ddcp", remote_name = %name, authors = %accept.authors,
+            filter = %accept.filter, "Changed remote");
+        print_line(format_args!(
+            "remote {name} may now bring: authors={} {}",
+            accept.authors, accept.filter
+        ))?;
+        if accept != before {
+            print_line(format_args!(
+                "its changes are pulled again from the start at its next pull"
+            ))?;
+        }
+    }
+    db.close()?;
+    super::daemon::remotes_changed(config);
     Ok(())
 }
 
@@ -144,6 +185,8 @@ pub struct RemoteJson {
     pub accepts: Option<FilterJson>,
     /// The prefix of the mirrors its tables land in; `null` when they land in the tables.
     pub into: Option<String>,
+    /// `follow` when the migrations it publishes are applied here, else `manual`.
+    pub schema: &'static str,
 }
 
 /// The remotes, their keys without the secret unless `show_secrets`.
@@ -162,8 +205,17 @@ pub fn remotes_json(db: &Db, show_secrets: bool) -> Result<Vec<RemoteJson>, Comm
             authors: remote.accept.authors.to_string(),
             accepts: filter_json(&remote.accept.filter),
             into: remote.accept.into.as_ref().map(MirrorPrefix::to_string),
+            schema: schema_mode(remote.follows_schema),
         })
         .collect())
+}
+
+/// How `--json` names whether a remote's schema is followed.
+fn schema_mode(follows: bool) -> &'static str {
+    match follows {
+        true => "follow",
+        false => "manual",
+    }
 }
 
 fn list(config: &Config, json: bool, show_secrets: bool) -> Result<(), CommandError> {
@@ -183,6 +235,9 @@ fn list(config: &Config, json: bool, show_secrets: bool) -> Result<(), CommandEr
             }
             if let Some(into) = &remote.accept.into {
                 line.push_str(&format!("\tinto={into}"));
+            }
+            if remote.follows_schema {
+                line.push_str("\tschema=follow");
             }
             if !remote.accept.filter.is_open() {
                 line.push_str(&format!("\taccepts: {}", remote.accept.filter));

@@ -28,6 +28,10 @@ struct StatusJson {
     /// Changes held for tables or columns this database lacks (a remote runs a newer version
     /// of the app), by what they wait for.
     held: Vec<HeldJson>,
+    /// Migrations in this database's schema history (what peers that follow it apply).
+    migrations: usize,
+    /// Each remote's schema history as its last pull saw it.
+    remote_schemas: Vec<RemoteSchemaJson>,
     /// Whether a `ddcp serve` runs for this state dir.
     serving: bool,
     /// Each remote as the running `ddcp serve` sees it (empty without one).
@@ -59,6 +63,45 @@ impl HeldJson {
             ),
         }
     }
+}
+
+#[derive(Serialize)]
+struct RemoteSchemaJson {
+    remote: String,
+    /// `follow` or `manual`.
+    schema: &'static str,
+    /// Migrations in the history it published.
+    published: u32,
+    /// Of them, how many have steps this database lacks.
+    ahead: usize,
+    /// Why its history is not followed further, when it is not.
+    refused: Option<String>,
+}
+
+impl RemoteSchemaJson {
+    /// One line for `ddcp status`, when there is something to say.
+    fn describe(&self) -> Option<String> {
+        let name = &self.remote;
+        if let Some(refused) = &self.refused {
+            // Its words may be the remote's (a statement SQLite refused): made printable.
+            return Some(format!("{name}: {}", printable(refused, 300)));
+        }
+        match (self.ahead, self.schema) {
+            (0, _) => None,
+            (ahead, "follow") => Some(format!(
+                "{name}'s schema is {ahead} migration{} ahead: followed at its next pull",
+                plural(ahead)
+            )),
+            (ahead, _) => Some(format!(
+                "{name}'s schema is {ahead} migration{} ahead: `ddcp migrate --from {name}`",
+                plural(ahead)
+            )),
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 #[derive(Serialize)]
@@ -117,6 +160,18 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
                 changes: group.changes,
             })
             .collect(),
+        migrations: db.schema_history()?.len(),
+        remote_schemas: db
+            .remote_schemas()?
+            .into_iter()
+            .map(|state| RemoteSchemaJson {
+                remote: state.remote.to_string(),
+                schema: if state.follow { "follow" } else { "manual" },
+                published: state.published,
+                ahead: state.ahead,
+                refused: state.refused,
+            })
+            .collect(),
         serving: false,
         replication: Vec::new(),
     };
@@ -160,6 +215,19 @@ pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
         for remote in &status.remotes {
             print_line(format_args!("  {}\t{}", remote.name, remote.key))?;
         }
+    }
+    if status.migrations > 0 {
+        print_line(format_args!(
+            "migrations:  {} (the schema history peers that follow this database apply)",
+            status.migrations
+        ))?;
+    }
+    for line in status
+        .remote_schemas
+        .iter()
+        .filter_map(RemoteSchemaJson::describe)
+    {
+        print_line(format_args!("history:     {line}"))?;
     }
     for held in &status.held {
         print_line(format_args!("held:        {}", held.describe()))?;

@@ -134,6 +134,13 @@ pub enum DbError {
     BadMigration { statement: usize, reason: String },
     #[error("the migration holds no statement")]
     EmptyMigration,
+    #[error("{0}")]
+    History(crate::sync::schema_history::HistoryError),
+    #[error(
+        "remote {} is pulled into mirrors: its tables are not this database's, so its schema is not followed",
+        shown(.0)
+    )]
+    FollowIntoMirrors(String),
     #[error("the page does not start where this database stands in the remote's changes")]
     StaleCursor,
     #[error(

@@ -4,7 +4,7 @@
 //! that says why and what to do instead, and the whole migration is one transaction: nothing of
 //! it is applied unless all of it is.
 
-use super::{Db, DbError};
+use super::{Db, DbError, RemoteName};
 
 /// One step of a migration, as it was applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,59 +45,96 @@ struct Planned {
 /// Refusals, said to the user with what to do instead.
 const DESTRUCTIVE: &str = "peers still on the old version keep sending changes to the old shape, which cannot be merged into the new one: make a new table with the new shape, copy the rows into it, and move the app to it (docs/schema-evolution.md)";
 
+/// What a migration did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// The steps it applied, in order.
+    pub applied: Vec<MigrationStep>,
+    /// The steps this database had already (made by hand, or by the same migration taken from
+    /// another peer): left as they are.
+    pub present: Vec<MigrationStep>,
+}
+
 impl Db {
     /// Applies `sql`, a migration: CREATE TABLE (then made a CRR), ALTER TABLE ... ADD COLUMN
-    /// and CREATE INDEX statements, all in one transaction; the changes held for what it adds
-    /// are merged after. With `dry_run`, checks it and says what it would do, changing nothing.
-    pub fn migrate(&mut self, sql: &str, dry_run: bool) -> Result<Vec<MigrationStep>, DbError> {
+    /// and CREATE INDEX statements, all in one transaction, and records it in the schema
+    /// history peers follow; the changes held for what it adds are merged after. With
+    /// `dry_run`, checks it and says what it would do, changing nothing.
+    pub fn migrate(&mut self, sql: &str, dry_run: bool) -> Result<Migrated, DbError> {
+        let migrated = self.apply_migration(sql, None, dry_run)?;
+        if !dry_run {
+            self.apply_held()?;
+        }
+        Ok(migrated)
+    }
+
+    /// Applies one migration in one transaction, its steps this database has already left
+    /// out, and records it in the schema history as made here or taken from `origin`. The
+    /// held changes are left for the caller to apply.
+    pub(super) fn apply_migration(
+        &mut self,
+        sql: &str,
+        origin: Option<&RemoteName>,
+        dry_run: bool,
+    ) -> Result<Migrated, DbError> {
         let planned = plan(sql)?;
         if planned.is_empty() {
             return Err(DbError::EmptyMigration);
         }
         let tx = self.conn_mut().transaction()?;
+        let mut migrated = Migrated::default();
         // Tables made by this migration become CRRs at its end, with every column it gave
         // them: cr-sqlite 0.16.3 fails to compact a table altered in the transaction that made
         // it a CRR after another table's alteration ("failed compacting tables post
         // alteration"), and then rolls the whole transaction back.
         let mut made = Vec::new();
         for (index, Planned { step, sql }) in planned.iter().enumerate() {
-            let failed = |err: rusqlite::Error| DbError::BadMigration {
+            let failed = |reason: String| DbError::BadMigration {
                 statement: index + 1,
-                reason: super::error::sqlite_message(&err),
+                reason,
             };
-            match step {
-                MigrationStep::CreateTable(table) => {
-                    tx.execute_batch(sql).map_err(failed)?;
-                    made.push((index, table));
-                }
-                MigrationStep::AddColumn { table, .. } => {
-                    // A CRR (made earlier in this migration too; SQLite's names ignore case) is
-                    // altered inside cr-sqlite's begin and commit, which rebuild its triggers
-                    // and clocks for the new column.
-                    let crr = super::schema::crr_tables(&tx)?
-                        .into_iter()
-                        .find(|crr| crr.eq_ignore_ascii_case(table));
-                    if let Some(crr) = &crr {
-                        tx.query_row("select crsql_begin_alter(?1)", [crr], |_| Ok(()))
-                            .map_err(failed)?;
-                    }
-                    tx.execute_batch(sql).map_err(failed)?;
-                    if let Some(crr) = &crr {
-                        tx.query_row("select crsql_commit_alter(?1)", [crr], |_| Ok(()))
-                            .map_err(failed)?;
-                        // Its mirrors (remotes pulled --into) get the column too.
-                        super::mirrors::add_columns_to_mirrors(&tx, crr).map_err(|err| {
-                            DbError::BadMigration {
-                                statement: index + 1,
-                                reason: err.to_string(),
-                            }
-                        })?;
-                    }
-                }
-                MigrationStep::CreateIndex(_) => {
-                    tx.execute_batch(sql).map_err(failed)?;
-                }
+            let sqlite_failed = |err: rusqlite::Error| failed(super::error::sqlite_message(&err));
+            if is_present(&tx, step)? {
+                migrated.present.push(step.clone());
+                continue;
             }
+            // A CRR (made earlier in this migration too; SQLite's names ignore case) is
+            // altered inside cr-sqlite's begin and commit, which rebuild its triggers and
+            // clocks for the new column.
+            let altered_crr = match step {
+                MigrationStep::AddColumn { table, .. } => super::schema::crr_tables(&tx)?
+                    .into_iter()
+                    .find(|crr| crr.eq_ignore_ascii_case(table)),
+                _ => None,
+            };
+            if let Some(crr) = &altered_crr {
+                tx.query_row("select crsql_begin_alter(?1)", [crr], |_| Ok(()))
+                    .map_err(sqlite_failed)?;
+            }
+            // One statement, exactly: a migration taken from a peer must not carry another
+            // past the splitter (SQLite refuses to prepare two).
+            tx.prepare(sql)
+                .and_then(|mut statement| statement.execute([]))
+                .map_err(sqlite_failed)?;
+            // It did what it says, in this database's own schema (not another one's, as
+            // `temp.t` or an attached database's would).
+            if !is_present(&tx, step)? {
+                return Err(failed(format!(
+                    "it did not make {} in this database (a schema-qualified name?)",
+                    step.made()
+                )));
+            }
+            if let Some(crr) = &altered_crr {
+                tx.query_row("select crsql_commit_alter(?1)", [crr], |_| Ok(()))
+                    .map_err(sqlite_failed)?;
+                // Its mirrors (remotes pulled --into) get the column too.
+                super::mirrors::add_columns_to_mirrors(&tx, crr)
+                    .map_err(|err| failed(err.to_string()))?;
+            }
+            if let MigrationStep::CreateTable(table) = step {
+                made.push((index, table));
+            }
+            migrated.applied.push(step.clone());
         }
         for (index, table) in made {
             tx.query_row("select crsql_as_crr(?1)", [table], |_| Ok(()))
@@ -106,13 +143,70 @@ impl Db {
                     reason: super::error::sqlite_message(&err),
                 })?;
         }
+        super::schema_history::record_migration(&tx, &normalized(&planned), origin)?;
         if dry_run {
             tx.rollback()?;
         } else {
             tx.commit()?;
-            self.apply_held()?;
         }
-        Ok(planned.into_iter().map(|planned| planned.step).collect())
+        Ok(migrated)
+    }
+}
+
+/// Whether this database has what `step` makes (SQLite's names ignore case).
+fn is_present(conn: &rusqlite::Connection, step: &MigrationStep) -> Result<bool, DbError> {
+    let found: i64 = match step {
+        MigrationStep::CreateTable(table) => conn.query_row(
+            "select count(*) from sqlite_master where type = 'table' and name = ?1 collate nocase",
+            [table],
+            |row| row.get(0),
+        )?,
+        MigrationStep::AddColumn { table, column } => conn.query_row(
+            "select count(*) from pragma_table_info(?1) where name = ?2 collate nocase",
+            [table, column],
+            |row| row.get(0),
+        )?,
+        MigrationStep::CreateIndex(index) => conn.query_row(
+            "select count(*) from sqlite_master where type = 'index' and name = ?1 collate nocase",
+            [index],
+            |row| row.get(0),
+        )?,
+    };
+    Ok(found > 0)
+}
+
+/// The steps of `sql` this database lacks: what applying it would do. A migration that does
+/// not plan is refused as `Db::migrate` would refuse it.
+pub(super) fn missing_steps(
+    conn: &rusqlite::Connection,
+    sql: &str,
+) -> Result<Vec<MigrationStep>, DbError> {
+    let mut missing = Vec::new();
+    for Planned { step, .. } in plan(sql)? {
+        if !is_present(conn, &step)? {
+            missing.push(step);
+        }
+    }
+    Ok(missing)
+}
+
+/// A migration's text as the history keeps it: its statements without comments, one a line,
+/// so that the same migration written twice has one id.
+fn normalized(planned: &[Planned]) -> String {
+    planned
+        .iter()
+        .map(|planned| format!("{};\n", planned.sql))
+        .collect()
+}
+
+impl MigrationStep {
+    /// What it makes, in words.
+    fn made(&self) -> String {
+        match self {
+            MigrationStep::CreateTable(table) => format!("table {table}"),
+            MigrationStep::AddColumn { table, column } => format!("column {table}.{column}"),
+            MigrationStep::CreateIndex(index) => format!("index {index}"),
+        }
     }
 }
 
@@ -127,18 +221,52 @@ fn plan(sql: &str) -> Result<Vec<Planned>, DbError> {
         let tokens = tokens(&statement);
         let words: Vec<String> = tokens.iter().map(|t| t.to_ascii_uppercase()).collect();
         let word = |at: usize| words.get(at).map(String::as_str).unwrap_or("");
+        // Names of ddcp's, cr-sqlite's and SQLite's own tables are not a migration's: a
+        // migration taken from a peer must not reach them.
+        let own = |name: &str| {
+            let name = name.to_ascii_lowercase();
+            ["ddcp_", "crsql_", "sqlite_", "__crsql"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+        };
+        let refused_own = |name: &str| {
+            refused(format!(
+                "{name} is one of ddcp's, cr-sqlite's or SQLite's own"
+            ))
+        };
         let step = match (word(0), word(1)) {
-            ("CREATE", "TABLE") => MigrationStep::CreateTable(
-                name_after(&tokens, &words, 2)
-                    .ok_or_else(|| refused("it names no table".into()))?,
-            ),
+            ("CREATE", "TABLE") => {
+                let table = name_after(&tokens, &words, 2)
+                    .ok_or_else(|| refused("it names no table".into()))?;
+                if own(&table) {
+                    return Err(refused_own(&table));
+                }
+                // CREATE TABLE ... AS SELECT copies rows: a migration makes shapes, and one
+                // taken from a peer must read nothing of this database.
+                if words.windows(2).any(|w| w[0] == "AS" && w[1] == "SELECT") {
+                    return Err(refused(
+                        "CREATE TABLE ... AS SELECT: a migration makes tables, not rows (copy rows with `ddcp shell`)".into(),
+                    ));
+                }
+                MigrationStep::CreateTable(table)
+            }
             ("CREATE", "TEMP" | "TEMPORARY") => {
                 return Err(refused("a temporary table is not replicated".into()));
             }
-            ("CREATE", "INDEX") => MigrationStep::CreateIndex(
-                name_after(&tokens, &words, 2)
-                    .ok_or_else(|| refused("it names no index".into()))?,
-            ),
+            ("CREATE", "INDEX") => {
+                let index = name_after(&tokens, &words, 2)
+                    .ok_or_else(|| refused("it names no index".into()))?;
+                let on = words
+                    .iter()
+                    .position(|w| w == "ON")
+                    .and_then(|at| tokens.get(at + 1))
+                    .map(|table| unquoted(table))
+                    .ok_or_else(|| refused("it names no table".into()))?;
+                if let Some(name) = [&index, &on].into_iter().find(|name| own(name)) {
+                    return Err(refused_own(name));
+                }
+                MigrationStep::CreateIndex(index)
+            }
             ("CREATE", "UNIQUE") => {
                 return Err(refused(
                     "a UNIQUE index: rows written apart on two peers could not both be merged; make the unique columns the primary key of a table of their own".into(),
@@ -147,6 +275,9 @@ fn plan(sql: &str) -> Result<Vec<Planned>, DbError> {
             ("ALTER", "TABLE") => {
                 let table = name_after(&tokens, &words, 2)
                     .ok_or_else(|| refused("it names no table".into()))?;
+                if own(&table) {
+                    return Err(refused_own(&table));
+                }
                 // ALTER TABLE name ADD [COLUMN] column ...
                 let action = 3;
                 match word(action) {
@@ -351,7 +482,11 @@ mod tests {
             )
             .unwrap();
         assert_eq!(
-            steps.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            steps
+                .applied
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
             [
                 "added column notes.tag",
                 "added column notes.pri",
@@ -432,7 +567,7 @@ mod tests {
         let steps = db
             .migrate("alter table notes add column later text", true)
             .unwrap();
-        assert_eq!(steps.len(), 1);
+        assert_eq!(steps.applied.len(), 1);
         assert_eq!(db.schema().unwrap(), before);
     }
 }

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/008_staged_parts.sql"),
     include_str!("migrations/009_incarnation.sql"),
     include_str!("migrations/010_held.sql"),
+    include_str!("migrations/011_schema_history.sql"),
 ];
 
 /// The metadata version this build writes.

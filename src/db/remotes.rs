@@ -67,6 +67,8 @@ pub struct Remote {
     pub added_at: i64,
     /// What it may bring: whose changes, to which tables, columns and rows.
     pub accept: AcceptPolicy,
+    /// Whether this database follows its schema (applies the migrations it publishes).
+    pub follows_schema: bool,
 }
 
 impl Db {
@@ -126,6 +128,7 @@ impl Db {
             key: key.clone(),
             added_at,
             accept: accept.clone(),
+            follows_schema: false,
         })
     }
 
@@ -167,6 +170,13 @@ impl Db {
             "delete from ddcp_held where via = (select site_id from ddcp_remotes where name = ?1)",
             [name.as_str()],
         )?;
+        // And what it published as its schema history.
+        for table in ["ddcp_remote_histories", "ddcp_remote_migrations"] {
+            self.conn().execute(
+                &format!("delete from {table} where remote = ?1"),
+                [name.as_str()],
+            )?;
+        }
         let removed = self
             .conn()
             .execute("delete from ddcp_remotes where name = ?1", [name.as_str()])?;
@@ -184,7 +194,7 @@ impl Db {
 
 fn read_remotes(conn: &rusqlite::Connection) -> Result<Vec<Remote>, DbError> {
     let mut statement = conn.prepare(
-        "select name, record_key, added_at, authors, accept_filter, into_prefix
+        "select name, record_key, added_at, authors, accept_filter, into_prefix, schema_follow
          from ddcp_remotes order by name",
     )?;
     let rows = statement.query_map([], |row| {
@@ -195,11 +205,12 @@ fn read_remotes(conn: &rusqlite::Connection) -> Result<Vec<Remote>, DbError> {
             row.get::<_, String>(3)?,
             row.get::<_, String>(4)?,
             row.get::<_, Option<String>>(5)?,
+            row.get::<_, bool>(6)?,
         ))
     })?;
     let mut remotes = Vec::new();
     for row in rows {
-        let (name, key, added_at, authors, filter, into) = row?;
+        let (name, key, added_at, authors, filter, into, follows_schema) = row?;
         let key = key.parse().map_err(|reason| DbError::StoredKey {
             name: name.clone(),
             reason,
@@ -222,6 +233,7 @@ fn read_remotes(conn: &rusqlite::Connection) -> Result<Vec<Remote>, DbError> {
                 filter,
                 into,
             },
+            follows_schema,
         });
     }
     Ok(remotes)

@@ -9,6 +9,7 @@ use super::{Db, DbError};
 use crate::sync::cursor::Cursor;
 use crate::sync::filter::RowPredicate;
 use crate::sync::page::Visit;
+use crate::sync::schema_history::SchemaHistory;
 use crate::sync::serve::{ChangeSource, SourceError};
 use crate::sync::{Change, DbVersion, Incarnation, SchemaDesc, SiteId};
 
@@ -32,6 +33,10 @@ impl ChangeSource for Db {
     fn schema(&self) -> Result<SchemaDesc, SourceError> {
         // What peers compare and receive: the tables this database shares.
         Db::shared_schema(self).map_err(source_error)
+    }
+
+    fn schema_history(&self) -> Result<SchemaHistory, SourceError> {
+        Db::schema_history(self).map_err(source_error)
     }
 
     fn visit_changes(

@@ -9,11 +9,13 @@ use tokio::task::JoinHandle;
 
 use super::{DbActor, DbArgs, DbEvent, DbMsg, LocalState};
 use crate::db::{
-    AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, MirrorPrefix, Remote, RemoteName,
+    AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, Followed, MirrorPrefix, Remote,
+    RemoteName,
 };
 use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::ChangesPage;
 use crate::sync::schema_fit::SchemaFit;
+use crate::sync::schema_history::{HistoryMark, SchemaHistory};
 use crate::sync::{Cursor, SchemaDesc, SiteId};
 
 /// How long a caller waits for the DbActor before it counts as stuck: longer than the largest
@@ -111,6 +113,30 @@ impl DbHandle {
         self.ask(|reply| DbMsg::FitSchema {
             theirs,
             into,
+            reply,
+        })
+        .await
+    }
+
+    /// Where the schema history `remote` published stood when last seen.
+    pub async fn seen_history(
+        &self,
+        remote: &RemoteName,
+    ) -> Result<Option<HistoryMark>, DbCallError> {
+        let remote = remote.clone();
+        self.ask(|reply| DbMsg::SeenHistory { remote, reply }).await
+    }
+
+    /// Takes in the schema history `remote` publishes now, following it when it is followed.
+    pub async fn see_history(
+        &self,
+        remote: &RemoteName,
+        history: SchemaHistory,
+    ) -> Result<Followed, DbCallError> {
+        let (remote, history) = (remote.clone(), Box::new(history));
+        self.ask(|reply| DbMsg::SeeHistory {
+            remote,
+            history,
             reply,
         })
         .await

@@ -13,12 +13,14 @@ pub use handle::{DbCallError, DbHandle};
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
 
 use crate::db::{
-    AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, MirrorPrefix, Remote, RemoteName,
+    AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, Followed, MirrorPrefix, Remote,
+    RemoteName,
 };
 use crate::metrics;
 use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::ChangesPage;
 use crate::sync::schema_fit::SchemaFit;
+use crate::sync::schema_history::{HistoryMark, SchemaHistory};
 use crate::sync::serve::{MAX_PAGE_BUDGET, Responder, internal_answer};
 use crate::sync::{Cursor, DbVersion, Incarnation, SchemaDesc, SchemaFingerprint, SiteId};
 
@@ -40,6 +42,8 @@ pub struct LocalState {
     pub own_fingerprint: SchemaFingerprint,
     /// Its life since its last restore.
     pub incarnation: Incarnation,
+    /// Where its schema history stands.
+    pub history: HistoryMark,
 }
 
 /// What the DbActor does.
@@ -96,6 +100,22 @@ pub enum DbMsg {
         /// Gets the fit, or the conflict.
         reply: RpcReplyPort<Result<SchemaFit, DbError>>,
     },
+    /// Where the schema history a remote published stood when last seen.
+    SeenHistory {
+        /// The remote.
+        remote: RemoteName,
+        /// Gets the mark, if the remote's history was ever seen.
+        reply: RpcReplyPort<Result<Option<HistoryMark>, DbError>>,
+    },
+    /// Take in the schema history a remote publishes now (and follow it, if it is followed).
+    SeeHistory {
+        /// The remote.
+        remote: RemoteName,
+        /// Its history.
+        history: Box<SchemaHistory>,
+        /// Gets what became of it.
+        reply: RpcReplyPort<Result<Followed, DbError>>,
+    },
     /// The remotes table.
     Remotes(RpcReplyPort<Result<Vec<Remote>, DbError>>),
     /// A pull of this remote starts: note the site its Status named, and ready the cursor in
@@ -148,6 +168,17 @@ impl std::fmt::Debug for DbMsg {
                 .debug_struct("FitSchema")
                 .field("tables", &theirs.tables.len())
                 .field("into", into)
+                .finish_non_exhaustive(),
+            DbMsg::SeenHistory { remote, .. } => f
+                .debug_struct("SeenHistory")
+                .field("remote", remote)
+                .finish_non_exhaustive(),
+            DbMsg::SeeHistory {
+                remote, history, ..
+            } => f
+                .debug_struct("SeeHistory")
+                .field("remote", remote)
+                .field("migrations", &history.len())
                 .finish_non_exhaustive(),
             DbMsg::Remotes(_) => f.write_str("Remotes"),
             DbMsg::AlignCursor { name, remote, .. } => f
@@ -339,6 +370,27 @@ impl DbState {
             } => {
                 let _ = reply.send(self.db.schema_fit(&theirs, into.as_ref()));
             }
+            DbMsg::SeenHistory { remote, reply } => {
+                let _ = reply.send(self.db.seen_history(&remote));
+            }
+            DbMsg::SeeHistory {
+                remote,
+                history,
+                reply,
+            } => {
+                let followed = self.db.see_remote_history(&remote, &history);
+                if let Ok(Followed::Applied(steps)) = &followed
+                    && !steps.is_empty()
+                {
+                    tracing::info!(target: "ddcp", remote_name = %remote, steps = steps.len(),
+                        "Followed the remote's schema: applied its new migrations");
+                }
+                let _ = reply.send(followed);
+                // The history this database publishes may have moved without its schema (a
+                // migration it had made by hand, now recorded): report the state again.
+                self.reported = None;
+                self.report_changes()?;
+            }
             DbMsg::Remotes(reply) => {
                 let _ = reply.send(self.db.remotes());
             }
@@ -421,6 +473,7 @@ fn read_state(db: &Db) -> Result<LocalState, DbError> {
         schema_fingerprint: db.shared_schema()?.fingerprint(),
         own_fingerprint: db.own_schema()?.fingerprint(),
         incarnation: db.incarnation()?,
+        history: db.history_mark()?,
     })
 }
 

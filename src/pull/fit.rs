@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use super::{Pull, RemoteError};
-use crate::db::DbError;
+use crate::db::{DbError, Followed};
 use crate::db_actor::DbCallError;
-use crate::sync::pull::{PullError, read_schema_answer, schema_request};
+use crate::sync::schema_history::SchemaHistory;
 use crate::sync::text::printable;
 
 /// When a pull asks the remote for its schema.
@@ -24,34 +24,38 @@ impl Pull<'_> {
     /// The requests then name the remote's schema: the remote answers whatever this database
     /// lacks, and what must wait is held here. A real conflict ends the pull, named.
     pub(super) async fn fit_schema(&mut self, ask: Ask) -> Result<(), RemoteError> {
-        // Pulled into mirrors, the remote's tables are compared with this database's own.
+        // Pulled into mirrors, the remote's tables are compared with this database's own, and
+        // its history is not this database's to follow.
         let into = self.link.accept.into.is_some();
-        let ours = match into {
+        let mut ours = match into {
             true => self.local.own_fingerprint,
             false => self.local.schema_fingerprint,
         };
         let theirs = self.remote.schema_fingerprint;
         self.request_fingerprint = theirs;
-        if theirs == ours && ask == Ask::WhenItDiffers {
+        let history_moved =
+            !into && self.db.seen_history(&self.link.name).await? != Some(self.remote.history);
+        if theirs == ours && !history_moved && ask == Ask::WhenItDiffers {
             self.fit = Arc::default();
             return Ok(());
         }
-        let answer = self.caller().call(schema_request()).await?;
-        let schema = read_schema_answer(&answer).map_err(|err| match err {
-            PullError::Refused(error) => RemoteError::Refused(error),
-            other => RemoteError::Garbage(other),
-        })?;
+        let schema = self.caller().fetch_schema().await?;
+        if !into && self.follow_history(schema.history).await? {
+            // This database's schema moved: the remote's is compared with it as it is now.
+            self.local = self.db.state().await?;
+            ours = self.local.schema_fingerprint;
+        }
         // The schema the remote has now, which its Status may not name yet (an upgrade while
         // it serves, its Status on its way): the requests name this one, and the remote
         // refuses them if it moved again.
-        self.request_fingerprint = schema.fingerprint();
+        self.request_fingerprint = schema.shape.fingerprint();
         if self.request_fingerprint == ours {
             self.fit = Arc::default();
             return Ok(());
         }
         let fit = match self
             .db
-            .fit_schema(schema, self.link.accept.into.clone())
+            .fit_schema(schema.shape, self.link.accept.into.clone())
             .await
         {
             Err(DbCallError::Db(DbError::SchemaConflict(conflict))) => {
@@ -71,12 +75,36 @@ impl Pull<'_> {
         Ok(())
     }
 
+    /// Takes in the remote's schema history: followed (its new migrations applied here) when
+    /// this database follows the remote, else noted, and said once when it is ahead or
+    /// refused. Whether this database's schema moved.
+    async fn follow_history(&self, history: SchemaHistory) -> Result<bool, RemoteError> {
+        let name = &self.link.name;
+        match self.db.see_history(name, history).await? {
+            Followed::Applied(steps) => Ok(!steps.is_empty()),
+            Followed::Ahead(0) => Ok(false),
+            Followed::Ahead(ahead) => {
+                tracing::info!(target: "ddcp", remote_name = %name, ahead,
+                    "The remote's schema is migrations ahead of this database's: `ddcp migrate --from {name}` applies them (or `ddcp remote set {name} --schema follow`); meanwhile what the common part holds keeps replicating");
+                Ok(false)
+            }
+            Followed::Refused(why) => {
+                // The remote's own words in it (a failing statement): made printable.
+                tracing::warn!(target: "ddcp", remote_name = %name, why = %printable(&why, 300),
+                    "The remote's schema history is not followed");
+                Ok(true)
+            }
+        }
+    }
+
     /// Names the difference between the schemas, for the user.
     pub(super) async fn schema_mismatch(&self) -> RemoteError {
-        let theirs = match self.caller().call(schema_request()).await {
-            Ok(answer) => read_schema_answer(&answer).ok(),
-            Err(_) => None,
-        };
+        let theirs = self
+            .caller()
+            .fetch_schema()
+            .await
+            .ok()
+            .map(|schema| schema.shape);
         let ours = self.db.schema().await.ok();
         let difference = match (ours, theirs) {
             (Some(ours), Some(theirs)) => ours.difference(&theirs),

@@ -6,10 +6,13 @@ use super::RemoteError;
 use crate::net::{NetError, Network, RouteId};
 use crate::sync::codec::{decode_message, decode_published, decode_status, encode_message};
 use crate::sync::compress::Compression;
-use crate::sync::protocol::{ErrorCode, Message, ProtocolError, Published, Status};
-use crate::sync::pull::{PullError, read_schema_answer, schema_request};
+use crate::sync::protocol::{
+    ErrorCode, Message, ProtocolError, Published, PublishedSchema, Status,
+};
+use crate::sync::pull::PullError;
+use crate::sync::schema_fetch::{MAX_SCHEMA_ROUNDS, SchemaFetch};
 use crate::sync::seal::{SealError, authenticate, open_answer, open_status};
-use crate::sync::{Epoch, MemberId, MemberKeys, RecordKey, SchemaDesc};
+use crate::sync::{Epoch, MemberId, MemberKeys, RecordKey};
 
 /// A remote's Status as read from its record, and for a private remote what its requests
 /// need.
@@ -64,7 +67,7 @@ pub async fn remote_schema(
     network: &Network,
     me: &MemberKeys,
     key: &RecordKey,
-) -> Result<(RemoteView, SchemaDesc), RemoteError> {
+) -> Result<(RemoteView, PublishedSchema), RemoteError> {
     let view = read_status(network, me, key).await?;
     // Released as it is dropped, when this returns.
     let route = network.import_route(&view.status.route)?;
@@ -75,15 +78,13 @@ pub async fn remote_schema(
             .session
             .map(|session| (session, me.clone(), key.clone())),
     };
-    let answer = caller.call(schema_request()).await?;
-    let schema = read_schema_answer(&answer).map_err(|err| match err {
-        PullError::Refused(error) if error.code == ErrorCode::NotAllowed => {
+    let schema = caller.fetch_schema().await.map_err(|err| match err {
+        RemoteError::Refused(error) if error.code == ErrorCode::NotAllowed => {
             RemoteError::NotAMember(me.id())
         }
-        PullError::Refused(error) => RemoteError::Refused(error),
-        other => RemoteError::Garbage(other),
+        other => other,
     })?;
-    if schema.fingerprint() != view.status.schema_fingerprint {
+    if schema.shape.fingerprint() != view.status.schema_fingerprint {
         return Err(RemoteError::Garbage(PullError::BadPage(
             "a schema that is not the one its status names",
         )));
@@ -106,6 +107,7 @@ pub async fn read_status(
 
 /// Sends one request to a remote's route: as it is to a public remote; to a private one signed
 /// with this database's member identity, its answer opened.
+#[derive(Clone)]
 pub(super) struct Caller {
     pub(super) network: Network,
     pub(super) route: RouteId,
@@ -113,6 +115,25 @@ pub(super) struct Caller {
 }
 
 impl Caller {
+    /// The remote's schema and history: one request, and its answer's fragments when it comes
+    /// fragmented, in a bounded number of rounds.
+    pub(super) async fn fetch_schema(&self) -> Result<PublishedSchema, RemoteError> {
+        let mut fetch = SchemaFetch::new();
+        for _ in 0..MAX_SCHEMA_ROUNDS {
+            for request in fetch.requests() {
+                let answer = self.clone().call(request).await?;
+                let received = fetch.receive(&answer).map_err(|err| match err {
+                    PullError::Refused(error) => RemoteError::Refused(error),
+                    other => RemoteError::Garbage(other),
+                })?;
+                if let Some(schema) = received {
+                    return Ok(schema);
+                }
+            }
+        }
+        Err(RemoteError::NoProgress)
+    }
+
     pub(super) async fn call(self, request: Vec<u8>) -> Result<Vec<u8>, NetError> {
         let Some((session, me, key)) = self.sealed else {
             return self.network.call(&self.route, request).await;

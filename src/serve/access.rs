@@ -389,6 +389,7 @@ mod tests {
             route: vec![3; 100],
             public_key: Vec::new(),
             incarnation: crate::sync::Incarnation(5),
+            history: Default::default(),
         };
         let bytes = gate.publishable(&status);
         let Published::Sealed(sealed) = decode_published(&bytes).unwrap() else {

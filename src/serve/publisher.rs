@@ -141,6 +141,7 @@ impl PublisherState {
             site_id: local.site_id,
             db_version: local.db_version,
             schema_fingerprint: local.schema_fingerprint,
+            history: local.history,
             route: route.clone(),
             // The gate fills in the database's member id.
             public_key: Vec::new(),

@@ -141,5 +141,6 @@ pub mod baseline;
 pub mod example_peers;
 pub mod metrics;
 pub mod noise;
+pub mod peers;
 pub mod private_net;
 pub mod process;

@@ -6,6 +6,7 @@ use super::cursor::Cursor;
 use super::ids::{DbVersion, Epoch, Incarnation, SiteId};
 use super::member::MemberId;
 use super::schema::{SchemaDesc, SchemaFingerprint};
+use super::schema_history::{HistoryMark, SchemaHistory};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -35,6 +36,8 @@ pub struct Status {
     pub public_key: Vec<u8>,
     /// Its life since its last restore: a puller that pulled another one starts over.
     pub incarnation: Incarnation,
+    /// Where its schema history stands: a follower asks for it when it moved.
+    pub history: HistoryMark,
 }
 
 /// What a database's record holds: its Status for anyone with the record's key, or sealed for
@@ -199,6 +202,16 @@ impl ProtocolError {
     }
 }
 
+/// A database's schema as it answers a schema request: the CRR tables' shape, and the history
+/// of migrations that made it (docs/schema-evolution.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PublishedSchema {
+    /// The CRR tables and their columns.
+    pub shape: SchemaDesc,
+    /// The additive migrations that made them, oldest first.
+    pub history: SchemaHistory,
+}
+
 /// Every message of the protocol.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Message {
@@ -214,10 +227,10 @@ pub enum Message {
     Fragment(Fragment),
     /// The request failed.
     Error(ProtocolError),
-    /// "Send me your CRR schema" (to name a difference after a mismatch).
+    /// "Send me your CRR schema and its history".
     SchemaRequest,
     /// The answer to a schema request.
-    Schema(SchemaDesc),
+    Schema(PublishedSchema),
     /// A request to a private database.
     Authenticated(Authenticated),
     /// Its answer.

@@ -11,7 +11,7 @@ use super::ids::SiteId;
 use super::protocol::{
     ChangesPage, ChangesRequest, ErrorCode, FragmentRequest, Hash, Message, ProtocolError,
 };
-use super::schema::{SchemaDesc, SchemaFingerprint};
+use super::schema::SchemaFingerprint;
 
 /// Fragment requests in flight at once.
 pub const FRAGMENT_WINDOW: usize = 8;
@@ -219,21 +219,6 @@ fn fragment_request(original: &[u8], hash: Hash, index: u32) -> Vec<u8> {
         index,
     };
     encode_message(&Message::FragmentRequest(request), Compression::None)
-}
-
-/// The request for a remote's CRR schema, to name the difference after a schema mismatch.
-pub fn schema_request() -> Vec<u8> {
-    encode_message(&Message::SchemaRequest, Compression::None)
-}
-
-/// The remote's schema from its answer to [`schema_request`]. (A schema of many tables may come
-/// fragmented; fetch it like a page then.)
-pub fn read_schema_answer(answer: &[u8]) -> Result<SchemaDesc, PullError> {
-    match decode_message(answer)? {
-        Message::Schema(schema) => Ok(schema),
-        Message::Error(error) => Err(PullError::Refused(error)),
-        _ => Err(PullError::BadPage("not a schema")),
-    }
 }
 
 /// A page must hold only what its request asked for, in order, and say where it ends truthfully:

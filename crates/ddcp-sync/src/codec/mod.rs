@@ -12,7 +12,9 @@ mod protocol;
 
 use crate::ddcp_capnp::{change as change_capnp, changeset, schema as schema_capnp, value};
 use crate::ids::{BadSiteId, DbVersion, Seq, SiteId};
+use crate::protocol::PublishedSchema;
 use crate::schema::{ColumnDesc, SchemaDesc, TableDesc};
+use crate::schema_history::{MAX_MIGRATION_BYTES, MAX_MIGRATIONS, SchemaHistory};
 pub use bundle::{BundleHeader, decode_bundle_header, encode_bundle_header};
 pub use protocol::{
     decode_message, decode_published, decode_request, decode_status, encode_message,
@@ -160,6 +162,43 @@ pub(super) fn fill_schema(builder: schema_capnp::Builder<'_>, schema: &SchemaDes
             }
         }
     }
+}
+
+/// A schema answer: the shape and the history that made it.
+pub(super) fn fill_published_schema(
+    mut builder: schema_capnp::Builder<'_>,
+    schema: &PublishedSchema,
+) {
+    fill_schema(builder.reborrow(), &schema.shape);
+    let migrations = schema.history.migrations();
+    let mut list = builder.init_migrations(migrations.len() as u32);
+    for (index, migration) in migrations.iter().enumerate() {
+        list.set(index as u32, migration.as_str());
+    }
+}
+
+/// A schema answer, its history within [`SchemaHistory`]'s bounds (checked before a
+/// migration's text is read).
+pub(super) fn read_published_schema(
+    reader: schema_capnp::Reader<'_>,
+) -> Result<PublishedSchema, CodecError> {
+    let list = reader.get_migrations()?;
+    if list.len() as usize > MAX_MIGRATIONS {
+        return Err(CodecError::BadLength("schema history"));
+    }
+    let mut migrations = Vec::with_capacity(list.len() as usize);
+    for migration in list {
+        let migration = migration?;
+        if migration.len() > MAX_MIGRATION_BYTES {
+            return Err(CodecError::BadLength("schema history"));
+        }
+        migrations.push(migration.to_str()?.to_string());
+    }
+    Ok(PublishedSchema {
+        shape: read_schema(reader)?,
+        history: SchemaHistory::new(migrations)
+            .map_err(|_| CodecError::BadLength("schema history"))?,
+    })
 }
 
 pub(super) fn read_schema(reader: schema_capnp::Reader<'_>) -> Result<SchemaDesc, CodecError> {

@@ -3,8 +3,8 @@
 use capnp::message::Builder;
 
 use super::{
-    CodecError, decode_changeset, encode_changeset, fill_schema, read_message, read_schema,
-    write_message,
+    CodecError, decode_changeset, encode_changeset, fill_published_schema, read_message,
+    read_published_schema, write_message,
 };
 use crate::compress::{Compression, MAX_PAGE_BYTES};
 use crate::cursor::{Cursor, RowKey};
@@ -20,6 +20,7 @@ use crate::protocol::{
     SealedStatus, Status,
 };
 use crate::schema::SchemaFingerprint;
+use crate::schema_history::{HistoryHead, HistoryMark};
 use crate::text::printable;
 
 fn fill_cursor(mut builder: cursor::Builder<'_>, value: &Cursor) {
@@ -266,7 +267,7 @@ pub fn encode_message(message: &Message, compression: Compression) -> Vec<u8> {
             out.set_message(error.message.as_str());
         }
         Message::SchemaRequest => root.set_schema_request(()),
-        Message::Schema(schema) => fill_schema(root.init_schema(), schema),
+        Message::Schema(schema) => fill_published_schema(root.init_schema(), schema),
         Message::Authenticated(value) => fill_authenticated(root.init_authenticated(), value),
         Message::SealedAnswer(value) => fill_sealed_answer(root.init_sealed_answer(), value),
     }
@@ -354,7 +355,7 @@ fn read_envelope(root: envelope::Reader<'_>) -> Result<Message, CodecError> {
                 Message::Error(ProtocolError::new(code, message))
             }
             Which::SchemaRequest(()) => Message::SchemaRequest,
-            Which::Schema(schema) => Message::Schema(read_schema(schema?)?),
+            Which::Schema(schema) => Message::Schema(read_published_schema(schema?)?),
             Which::Authenticated(value) => Message::Authenticated(read_authenticated(value?)?),
             Which::SealedAnswer(value) => Message::SealedAnswer(read_sealed_answer(value?)?),
         },
@@ -383,6 +384,10 @@ pub fn encode_published(value: &Published) -> Vec<u8> {
             root.set_route(&value.route);
             root.set_public_key(&value.public_key);
             root.set_incarnation(value.incarnation.0);
+            if value.history.length > 0 {
+                root.set_history_length(value.history.length);
+                root.set_history_head(&value.history.head.0);
+            }
         }
         Published::Sealed(sealed) => fill_sealed_status(root.init_sealed(), sealed),
     }
@@ -416,7 +421,20 @@ pub fn decode_published(bytes: &[u8]) -> Result<Published, CodecError> {
         route: root.get_route()?.to_vec(),
         public_key: root.get_public_key()?.to_vec(),
         incarnation: Incarnation(root.get_incarnation()),
+        history: read_history_mark(root.get_history_length(), root.get_history_head()?)?,
     }))
+}
+
+/// A Status's history mark: none, or a length with a 32-byte head.
+fn read_history_mark(length: u32, head: &[u8]) -> Result<HistoryMark, CodecError> {
+    if length == 0 && head.is_empty() {
+        return Ok(HistoryMark::default());
+    }
+    let head = <[u8; 32]>::try_from(head).map_err(|_| CodecError::BadLength("history head"))?;
+    Ok(HistoryMark {
+        length,
+        head: HistoryHead(head),
+    })
 }
 
 #[cfg(test)]
@@ -490,7 +508,7 @@ mod tests {
                 "tables differ",
             )),
             Message::SchemaRequest,
-            Message::Schema(crate::SchemaDesc::default()),
+            Message::Schema(crate::protocol::PublishedSchema::default()),
         ];
         for message in messages {
             for compression in [Compression::None, Compression::Zstd] {
@@ -522,7 +540,7 @@ mod tests {
             Err(CodecError::NotARequest)
         ));
         for answer in [
-            Message::Schema(crate::SchemaDesc::default()),
+            Message::Schema(crate::protocol::PublishedSchema::default()),
             Message::Fragment(Fragment {
                 hash: [3; 32],
                 index: 1,
@@ -561,6 +579,9 @@ mod tests {
             route: vec![1, 2, 3],
             public_key: vec![4; 32],
             incarnation: Incarnation(77),
+            history: crate::schema_history::SchemaHistory::new(vec!["create table a (id)".into()])
+                .unwrap()
+                .mark(),
         };
         assert_eq!(decode_status(&encode_status(&value)).unwrap(), value);
     }
@@ -585,6 +606,10 @@ mod tests {
             route: vec![7; 8 << 10],
             public_key: owner.id().as_bytes().to_vec(),
             incarnation: Incarnation(u64::MAX),
+            history: HistoryMark {
+                length: u32::MAX,
+                head: HistoryHead([3; 32]),
+            },
         });
         let sealed = Published::Sealed(seal_status(&owner, &record, Epoch(9), &members, &status));
         let bytes = encode_published(&sealed);

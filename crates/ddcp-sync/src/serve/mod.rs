@@ -18,9 +18,10 @@ use super::ids::{DbVersion, Incarnation, SiteId};
 use super::page::Visit;
 use super::protocol::{
     ChangesRequest, ErrorCode, Fragment, FragmentRequest, Hash, MAX_ANSWER_BYTES, Message,
-    ProtocolError,
+    ProtocolError, PublishedSchema,
 };
 use super::schema::SchemaDesc;
+use super::schema_history::SchemaHistory;
 use super::shared_pages::{PageKey, SharedPage, SharedPages};
 use build::{Read, Standing, page, page_budget};
 
@@ -76,6 +77,8 @@ pub trait ChangeSource {
     fn incarnation(&self) -> Result<Incarnation, SourceError>;
     /// Its CRR schema.
     fn schema(&self) -> Result<SchemaDesc, SourceError>;
+    /// The migrations that made its schema, oldest first.
+    fn schema_history(&self) -> Result<SchemaHistory, SourceError>;
     /// Offers the changes after `after` not authored by `except`, in cursor order, to `visit`
     /// until it answers [`Visit::Stop`].
     fn visit_changes(
@@ -317,7 +320,10 @@ impl Responder {
                 });
                 Message::ChangesPage(page)
             }
-            Message::SchemaRequest => Message::Schema(source.schema()?),
+            Message::SchemaRequest => Message::Schema(PublishedSchema {
+                shape: source.schema()?,
+                history: source.schema_history()?,
+            }),
             _ => {
                 return Err(ProtocolError::new(
                     ErrorCode::Malformed,
@@ -414,7 +420,7 @@ impl Responder {
 mod tests {
     use super::*;
     use crate::codec::decode_message;
-    use crate::pull::schema_request;
+    use crate::schema_fetch::schema_request;
 
     /// A database that fails every read, with the kind of detail SQLite gives.
     struct Failing;
@@ -432,6 +438,9 @@ mod tests {
             Err(SourceError(DETAIL.into()))
         }
         fn schema(&self) -> Result<SchemaDesc, SourceError> {
+            Err(SourceError(DETAIL.into()))
+        }
+        fn schema_history(&self) -> Result<SchemaHistory, SourceError> {
             Err(SourceError(DETAIL.into()))
         }
         fn visit_changes(
