@@ -208,7 +208,8 @@ fn changes_relay_through_a_middle_peer_and_conflicting_edits_converge() {
 
     // Versions that differ (issue 23): a moves to the app's next version (a column and a
     // table), b in the middle and c stay on the old one. Edits of old columns go on flowing
-    // every way; a's new values wait at b, and reach c through b once both have moved.
+    // every way; a's new values wait at b. Then b follows a's schema, writes to the new
+    // column itself, and c, which knows only b, follows b's: a's and b's new values reach c.
     const V2: &[u8] = b"alter table bookmarks add column note text;
         create table lists (id text primary key not null, name text);";
     a.run_with_input(&["migrate", "-"], V2).ok();
@@ -227,19 +228,47 @@ fn changes_relay_through_a_middle_peer_and_conflicting_edits_converge() {
         "c on v1",
         ARRIVAL,
     );
-    let held: serde_json::Value = serde_json::from_str(b.run(&["status", "--json"]).ok()).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(b.run(&["status", "--json"]).ok()).unwrap();
     assert!(
-        !held["held"].as_array().unwrap().is_empty(),
-        "b holds nothing: {held}"
+        !status["held"].as_array().unwrap().is_empty(),
+        "b holds nothing: {status}"
     );
-    b.run_with_input(&["migrate", "-"], V2).ok();
-    c.run_with_input(&["migrate", "-"], V2).ok();
+    assert!(
+        b.run(&["status"])
+            .ok()
+            .contains("history:     a's schema is 1 migration ahead: `ddcp migrate --from a`"),
+        "{}",
+        b.run(&["status"]).stdout
+    );
+    b.run(&["remote", "set", "a", "--schema", "follow"]).ok();
+    b.run(&["pull", "a"]).ok();
+    b.wait_for(
+        "select note from bookmarks where id = 'x'",
+        "from v2",
+        ARRIVAL,
+    );
+    b.sql("update bookmarks set note = 'from b' where id = 'b-own'");
+    c.run(&["remote", "set", "b", "--schema", "follow"]).ok();
+    c.run(&["pull", "b"]).ok();
     c.wait_for(
         "select note from bookmarks where id = 'x'",
         "from v2",
         ARRIVAL,
     );
+    c.wait_for(
+        "select note from bookmarks where id = 'b-own'",
+        "from b",
+        ARRIVAL,
+    );
     c.wait_for("select name from lists", "reading", ARRIVAL);
+    // c's history is a's migration, taken through b.
+    let status: serde_json::Value =
+        serde_json::from_str(c.run(&["status", "--json"]).ok()).unwrap();
+    assert_eq!(status["migrations"], 1, "{status}");
+    assert_eq!(status["held"].as_array().unwrap().len(), 0, "{status}");
+    assert_eq!(status["remote_schemas"][0]["schema"], "follow", "{status}");
+    assert_eq!(status["remote_schemas"][0]["ahead"], 0, "{status}");
     for peer in [&mut a, &mut b, &mut c] {
         peer.stop();
     }
