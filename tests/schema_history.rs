@@ -290,3 +290,154 @@ fn a_hostile_history_changes_nothing_here() {
         Err(DbError::FollowIntoMirrors(_))
     ));
 }
+
+/// The app's releases as migration files, in order.
+const RELEASES: [&str; 4] = [
+    "alter table notes add column tag text;",
+    "create table links (id integer primary key not null, url text);",
+    "alter table notes add column pri integer;",
+    "alter table links add column title text; create index links_by_title on links (title);",
+];
+
+/// How many of the releases `peer` has (they come in order, whoever applied them).
+fn release_of(peer: &Peer) -> usize {
+    let has = [
+        has_column(peer, "notes", "tag"),
+        has_column(peer, "links", "url"),
+        has_column(peer, "notes", "pri"),
+        has_column(peer, "links", "title"),
+    ];
+    has.iter().take_while(|has| **has).count()
+}
+
+/// The statement that writes `value` into what release `at` has, `column` choosing among it.
+fn write_sql(at: usize, id: u8, column: u8, value: u8) -> String {
+    let available: Vec<(&str, &str)> = [
+        (0, "notes", "body"),
+        (1, "notes", "tag"),
+        (2, "links", "url"),
+        (3, "notes", "pri"),
+        (4, "links", "title"),
+    ]
+    .into_iter()
+    .filter(|(needs, _, _)| *needs <= at)
+    .map(|(_, table, column)| (table, column))
+    .collect();
+    let (table, column) = available[column as usize % available.len()];
+    format!(
+        "insert into {table} (id, {column}) values ({id}, {value})
+         on conflict (id) do update set {column} = excluded.{column}"
+    )
+}
+
+fn table_rows(peer: &Peer) -> Vec<String> {
+    let mut rows = peer.rows("select 'notes ' || id || ' ' || coalesce(body, '-') || ' ' || coalesce(tag, '-') || ' ' || coalesce(pri, '-') from notes order by id");
+    rows.extend(peer.rows(
+        "select 'links ' || id || ' ' || coalesce(url, '-') || ' ' || coalesce(title, '-') from links order by id",
+    ));
+    rows
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// The peer's app moves to its next release with `ddcp migrate` (if it has not got it by
+    /// following a peer already).
+    Migrate(usize),
+    /// The peer writes `value` to row `id` of what its release has, `column` choosing where.
+    Write {
+        peer: usize,
+        id: u8,
+        column: u8,
+        value: u8,
+    },
+    /// `reader` pulls from `source`, following its schema.
+    Pull { reader: usize, source: usize },
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        1 => (0..3usize).prop_map(Step::Migrate),
+        4 => (0..3usize, 0..6u8, 0..5u8, any::<u8>())
+            .prop_map(|(peer, id, column, value)| Step::Write { peer, id, column, value }),
+        3 => (0..3usize, 0..3usize)
+            .prop_filter("a peer does not pull from itself", |(r, s)| r != s)
+            .prop_map(|(reader, source)| Step::Pull { reader, source }),
+    ]
+}
+
+/// `peers[reader]`, to change, and `peers[source]`, to read.
+fn pair(peers: &mut [Peer; 3], reader: usize, source: usize) -> (&mut Peer, &Peer) {
+    let [a, b, c] = peers;
+    match (reader, source) {
+        (0, 1) => (a, &*b),
+        (0, 2) => (a, &*c),
+        (1, 0) => (b, &*a),
+        (1, 2) => (b, &*c),
+        (2, 0) => (c, &*a),
+        _ => (c, &*b),
+    }
+}
+
+/// `peers[reader]` pulls from `peers[source]`.
+fn pull_between(peers: &mut [Peer; 3], reader: usize, source: usize) {
+    let (reader, source) = pair(peers, reader, source);
+    pull(reader, source);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 24, ..Default::default() })]
+
+    /// Issue 23, item 4, with migrations that travel: three peers that follow each other's
+    /// schema; releases applied with `ddcp migrate` by any peer at random moments, between
+    /// random writes (to old and new columns) and pulls in random order. Pulls alone bring
+    /// every peer every release (no peer migrates at the end), no history is refused, and
+    /// once each pulled from each they hold the same rows: nothing written on any version
+    /// was lost.
+    #[test]
+    fn peers_that_follow_each_other_converge_on_every_release_and_every_value(
+        steps in proptest::collection::vec(step(), 1..40),
+    ) {
+        let mut peers = [peer(), peer(), peer()];
+        for (reader, source) in [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)] {
+            let (reader, source) = pair(&mut peers, reader, source);
+            follow(reader, source);
+        }
+        // Somebody ships every release in the end.
+        let mut steps = steps;
+        steps.extend((0..RELEASES.len()).map(|_| Step::Migrate(0)));
+        for step in &steps {
+            match *step {
+                Step::Migrate(peer) => {
+                    let at = release_of(&peers[peer]);
+                    if at < RELEASES.len() {
+                        peers[peer].migrate(RELEASES[at]);
+                    }
+                }
+                Step::Write { peer, id, column, value } => {
+                    let at = release_of(&peers[peer]);
+                    peers[peer].sql(&write_sql(at, id, column, value));
+                }
+                Step::Pull { reader, source } => pull_between(&mut peers, reader, source),
+            }
+        }
+        // Two rounds: what one peer takes in the first, the others take from it in the second.
+        for _ in 0..2 {
+            for (reader, source) in [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)] {
+                pull_between(&mut peers, reader, source);
+            }
+        }
+        for peer in &peers {
+            proptest::prop_assert_eq!(release_of(peer), RELEASES.len());
+            proptest::prop_assert!(has_index(peer, "links_by_title"));
+            proptest::prop_assert!(peer.db.held().unwrap().is_empty());
+            for schema in peer.db.remote_schemas().unwrap() {
+                proptest::prop_assert!(schema.refused.is_none(), "{:?}", schema.refused);
+                proptest::prop_assert_eq!(schema.ahead, 0);
+            }
+        }
+        let first = table_rows(&peers[0]);
+        proptest::prop_assert_eq!(&table_rows(&peers[1]), &first);
+        proptest::prop_assert_eq!(&table_rows(&peers[2]), &first);
+    }
+}
