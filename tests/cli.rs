@@ -2043,6 +2043,19 @@ fn migrate_applies_additive_changes_whole_and_refuses_destructive_ones() {
         status["crr_tables"],
         serde_json::json!(["bookmarks", "lists", "tags"])
     );
+    // Recorded in the schema history peers follow, once.
+    assert_eq!(status["migrations"], 1);
+    let again = site
+        .run(&["migrate", migration.to_str().unwrap()])
+        .ok()
+        .to_string();
+    assert!(
+        again.contains("already here: added column bookmarks.note"),
+        "{again}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(site.run(&["status", "--json"]).ok()).unwrap();
+    assert_eq!(status["migrations"], 1);
     let destructive = site.path("v3.sql");
     std::fs::write(
         &destructive,
@@ -2055,4 +2068,54 @@ fn migrate_applies_additive_changes_whole_and_refuses_destructive_ones() {
             "statement 2 of the migration: dropping a column: peers still on the old version",
         );
     assert_eq!(snapshot(&site.db_file()), before);
+}
+
+/// `ddcp migrate --from` and `ddcp remote add/set --schema` (issue 23, item 2): a remote whose
+/// history this database never saw has nothing to apply; an unknown remote, a remote pulled
+/// into mirrors set to follow, and `migrate` given both a file and a remote each get one line.
+#[test]
+fn migrate_from_and_schema_follow_say_what_they_do() {
+    let site = Site::with_bookmarks();
+    site.run(&["remote", "add", "alice", WHOLE, "--schema", "follow"])
+        .ok();
+    let listed = site.run(&["remote", "list"]).ok().to_string();
+    assert!(
+        listed.contains("alice\t") && listed.contains("schema=follow"),
+        "{listed}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(site.run(&["remote", "list", "--json"]).ok()).unwrap();
+    assert_eq!(json[0]["schema"], "follow");
+    let manual = site
+        .run(&["remote", "set", "alice", "--schema", "manual"])
+        .ok()
+        .to_string();
+    assert!(manual.contains("`ddcp migrate --from alice`"), "{manual}");
+    let json: serde_json::Value =
+        serde_json::from_str(site.run(&["remote", "list", "--json"]).ok()).unwrap();
+    assert_eq!(json[0]["schema"], "manual");
+    let nothing = site.run(&["migrate", "--from", "alice"]).ok().to_string();
+    assert!(
+        nothing.contains("has every migration alice published"),
+        "{nothing}"
+    );
+    site.run(&["migrate", "--from", "bob"])
+        .fails_with("no remote named");
+    site.run(&["migrate", "v2.sql", "--from", "alice"])
+        .fails_with("cannot be used with");
+    site.run(&[
+        "remote",
+        "add",
+        "sensors",
+        &format!("{SECRET}:{KEY}"),
+        "--into",
+        "s_",
+    ])
+    .ok();
+    site.run(&["remote", "set", "sensors", "--schema", "follow"])
+        .fails_with("is pulled into mirrors: its tables are not this database's");
+    let status: serde_json::Value =
+        serde_json::from_str(site.run(&["status", "--json"]).ok()).unwrap();
+    assert_eq!(status["migrations"], 0);
+    assert_eq!(status["remote_schemas"], serde_json::json!([]));
 }
