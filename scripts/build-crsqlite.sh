@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds cr-sqlite 0.16.3 from the npm registry's source package, with patches/ applied, into
+# Builds cr-sqlite 0.16.3 from the npm registry's source package, with patches/ applied (the
+# three fixes for stable Rust, then crsql_commit_alter's fast path for added columns), into
 #   $CRSQLITE_DIR/libcrsqlite_static.a   linked into the ddcp binary by build.rs
 #   $CRSQLITE_DIR/crsqlite.so            a loadable build, for `--ext-file` and its tests
 # CRSQLITE_DIR defaults to .cache/crsqlite-0.16.3 in the repository. Idempotent: when both files
@@ -13,11 +14,11 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VERSION=0.16.3
-PATCH=$ROOT/patches/crsqlite-$VERSION-stable.patch
+PATCHES=("$ROOT/patches/crsqlite-$VERSION-stable.patch" "$ROOT/patches/crsqlite-$VERSION-fast-add-column.patch")
 OUT=${CRSQLITE_DIR:-$ROOT/.cache/crsqlite-$VERSION}
 STAMP=$OUT/.built-from
 
-want_stamp() { echo "crsqlite $VERSION $(sha256sum "$PATCH" | cut -d' ' -f1) $(rustc --version)"; }
+want_stamp() { echo "crsqlite $VERSION $(cat "${PATCHES[@]}" | sha256sum | cut -d' ' -f1) $(rustc --version)"; }
 
 if [ -f "$OUT/libcrsqlite_static.a" ] && [ -f "$OUT/crsqlite.so" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$(want_stamp)" ]; then
   echo "cr-sqlite $VERSION already built in $OUT"
@@ -44,7 +45,9 @@ log "fetching source: npm pack @vlcn.io/crsqlite@$VERSION"
 run npm-pack npm pack "@vlcn.io/crsqlite@$VERSION"
 tar xzf "vlcn.io-crsqlite-$VERSION.tgz"
 cd package
-run patch patch -p1 -i "$PATCH"
+for patch in "${PATCHES[@]}"; do
+  run "patch-$(basename "$patch" .patch)" patch -p1 -i "$patch"
+done
 
 export RUSTUP_TOOLCHAIN=stable # overrides the crate's rust-toolchain.toml (an old nightly)
 export RUSTC_BOOTSTRAP=1       # the crate uses #![feature(...)]

@@ -211,13 +211,11 @@ pub enum Command {
     /// Change the schema the way peers still on the old version keep replicating with: new
     /// tables (made CRRs), columns and indexes, from a SQL file, all or nothing; or apply the
     /// migrations a remote published (--from). Recorded in the schema history peers follow.
-    #[command(
-        after_help = "Examples:
+    #[command(after_help = "Examples:
   ddcp migrate v2.sql          (v2.sql: alter table notes add column tag text;)
   ddcp migrate --from alice    (when `ddcp status` says alice's schema is ahead)
 Refused, with what to do instead: dropping or renaming a table or column, a NOT NULL column
-without a default, a UNIQUE index, anything but CREATE TABLE, ADD COLUMN and CREATE INDEX."
-    )]
+without a default, a UNIQUE index, anything but CREATE TABLE, ADD COLUMN and CREATE INDEX.")]
     Migrate(MigrateArgs),
     /// Show this database's site id, version, CRR tables and remotes.
     #[command(after_help = "Example: ddcp status --json")]

@@ -81,6 +81,7 @@ impl Db {
         if planned.is_empty() {
             return Err(DbError::EmptyMigration);
         }
+        let fast = self.fast_add_column;
         let tx = self.conn_mut().transaction()?;
         let mut migrated = Migrated::default();
         // Tables made by this migration become CRRs at its end, with every column it gave
@@ -125,10 +126,10 @@ impl Db {
                 )));
             }
             if let Some(crr) = &altered_crr {
-                tx.query_row("select crsql_commit_alter(?1)", [crr], |_| Ok(()))
-                    .map_err(sqlite_failed)?;
+                // Only a column was added: cr-sqlite's fast path, when this build has it.
+                super::schema::commit_added_columns(&tx, crr, fast).map_err(sqlite_failed)?;
                 // Its mirrors (remotes pulled --into) get the column too.
-                super::mirrors::add_columns_to_mirrors(&tx, crr)
+                super::mirrors::add_columns_to_mirrors(&tx, crr, fast)
                     .map_err(|err| failed(err.to_string()))?;
             }
             if let MigrationStep::CreateTable(table) = step {
@@ -569,5 +570,91 @@ mod tests {
             .unwrap();
         assert_eq!(steps.applied.len(), 1);
         assert_eq!(db.schema().unwrap(), before);
+    }
+
+    /// ddcp's fast path for added columns (patches/crsqlite-0.16.3-fast-add-column.patch)
+    /// skips the compaction and backfill of cr-sqlite's usual commit: after an ADD COLUMN they
+    /// find nothing to do, so both leave the same clock rows and changes, and writes after
+    /// replicate the same.
+    #[test]
+    fn the_fast_path_for_added_columns_keeps_what_the_usual_commit_keeps() {
+        let (_dir, mut db) = temp_db();
+        let both = |sql: &str| {
+            // Each statement for both tables in one transaction: the same db_versions.
+            format!(
+                "begin; {}; {}; commit;",
+                sql.replace("T", "usual"),
+                sql.replace("T", "fast")
+            )
+        };
+        for table in ["usual", "fast"] {
+            db.conn()
+                .execute_batch(&format!(
+                    "create table {table} (id integer primary key not null, body text, n integer default 3);
+                     select crsql_as_crr('{table}');"
+                ))
+                .unwrap();
+        }
+        for sql in [
+            "insert into T (id, body) with recursive n(i) as (select 1 union all select i + 1 from n where i < 40) select i, 'row ' || i from n",
+            "update T set n = id * 2 where id % 3 = 0",
+            "delete from T where id % 7 = 0",
+            "insert into T (id, body) values (7, 'back')",
+        ] {
+            db.conn().execute_batch(&both(sql)).unwrap();
+        }
+        db.conn()
+            .execute_batch(
+                "select crsql_begin_alter('usual');
+                 alter table usual add column tag text;
+                 alter table usual add column pri integer not null default 7;
+                 select crsql_commit_alter('usual');",
+            )
+            .unwrap();
+        db.migrate(
+            "alter table fast add column tag text;
+             alter table fast add column pri integer not null default 7;",
+            false,
+        )
+        .unwrap();
+        let clock = |db: &Db, table: &str| -> Vec<String> {
+            let sql = format!(
+                "select key || ' ' || col_name || ' ' || col_version || ' ' || db_version
+                 from {table}__crsql_clock order by key, col_name"
+            );
+            let mut statement = db.conn().prepare(&sql).unwrap();
+            statement
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let changes = |db: &Db, table: &str| -> Vec<String> {
+            let mut statement = db
+                .conn()
+                .prepare(
+                    "select hex(pk) || ' ' || cid || ' ' || quote(val) || ' ' || col_version
+                       || ' ' || db_version || ' ' || cl
+                     from crsql_changes where \"table\" = ?1 order by pk, cid",
+                )
+                .unwrap();
+            statement
+                .query_map([table], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert!(!clock(&db, "usual").is_empty());
+        assert_eq!(clock(&db, "fast"), clock(&db, "usual"));
+        assert_eq!(changes(&db, "fast"), changes(&db, "usual"));
+        for sql in [
+            "update T set tag = 'x', pri = 1 where id < 5",
+            "insert into T (id, body, tag) values (100, 'new', 'y')",
+            "delete from T where id = 2",
+        ] {
+            db.conn().execute_batch(&both(sql)).unwrap();
+        }
+        assert_eq!(clock(&db, "fast"), clock(&db, "usual"));
+        assert_eq!(changes(&db, "fast"), changes(&db, "usual"));
     }
 }

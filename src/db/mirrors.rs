@@ -256,10 +256,11 @@ fn make_mirrors(
 /// Gives the mirrors of own table `table` the columns it has and they lack (a migration added
 /// them), each inside cr-sqlite's alteration, and makes the views again: a remote pulled
 /// `--into` on a newer version then has somewhere to land its new column. The mirrors and
-/// columns added.
+/// columns added. `fast`: see [`super::schema::commit_added_columns`].
 pub(super) fn add_columns_to_mirrors(
     conn: &Connection,
     table: &str,
+    fast: bool,
 ) -> Result<Vec<(String, String)>, DbError> {
     let schema = super::schema::read_schema(conn)?;
     let Some(own) = schema.tables.iter().find(|t| t.name == table) else {
@@ -289,7 +290,7 @@ pub(super) fn add_columns_to_mirrors(
             ))?;
             added.push((name.clone(), column.name.clone()));
         }
-        conn.query_row("select crsql_commit_alter(?1)", [&name], |_| Ok(()))?;
+        super::schema::commit_added_columns(conn, &name, fast)?;
     }
     if !added.is_empty() {
         let own = without_mirrors(super::schema::read_schema(conn)?, &mirrors, |_| true);

@@ -71,6 +71,10 @@ const PAGE_CACHE_KIB: u32 = 16 * 1024;
 pub struct Db {
     conn: Option<Connection>,
     path: PathBuf,
+    /// Whether cr-sqlite is ddcp's own build, with the fast path for added columns
+    /// (patches/crsqlite-0.16.3-fast-add-column.patch); a build of the user's (`--ext-file`)
+    /// may lack it.
+    fast_add_column: bool,
 }
 
 impl Db {
@@ -134,6 +138,7 @@ impl Db {
         let mut db = Db {
             conn: Some(conn),
             path: path.to_path_buf(),
+            fast_add_column: matches!(extension, Extension::BuiltIn),
         };
         // WAL lets `ddcp serve` read while an application or `ddcp shell` writes.
         db.conn()
