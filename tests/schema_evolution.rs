@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::peers::{Peer, peer, pull, pull_with};
-use ddcp::db::{AcceptPolicy, Db, Extension};
+use common::peers::{Peer, peer, pull, pull_with, try_pull_with};
+use ddcp::db::{AcceptPolicy, Db, DbError, Extension, MAX_HELD};
 
 /// The app's next version: a column of notes, and a table.
 const ADD_TAG: &str = "select crsql_begin_alter('notes');
@@ -368,4 +368,40 @@ fn a_mirrored_remotes_new_table_lands_in_a_mirror_made_for_it() {
     assert_eq!(bob.rows("select url from alice_links"), ["https://a/1"]);
     assert!(bob.rows("select url from links").is_empty());
     assert!(held(&bob.db).is_empty());
+}
+
+/// A held-changes table at its bound (issue 23, item 4's bad input): the page that would add
+/// to it is refused whole, in one line that says what to do, and nothing is lost: the cursor
+/// stays, so once there is room the same pull brings it all.
+#[test]
+fn a_full_held_table_refuses_the_page_and_loses_nothing() {
+    let mut alice = peer();
+    let mut bob = peer();
+    alice.sql(ADD_TAG);
+    alice.sql("insert into notes values (1, 'first', 'red')");
+    // Bob holds a million of alice's changes already, for a table he lacks (a long-lagging
+    // peer would): the bound is per remote.
+    let via: String = alice.site.0.iter().map(|b| format!("{b:02x}")).collect();
+    bob.sql(&format!(
+        "with recursive n(i) as (select 1 union all select i + 1 from n where i < {MAX_HELD})
+         insert into ddcp_held (via, tbl, pk, cid, val, col_version, db_version, author, cl, seq)
+         select x'{via}', 'later', cast(i as blob), 'c', null, 1, 1, x'00', 1, 0 from n"
+    ));
+    let err = try_pull_with(&mut bob, &alice, &AcceptPolicy::default()).unwrap_err();
+    assert!(matches!(err, DbError::HeldFull(_)), "{err}");
+    let said = err.to_string();
+    assert!(
+        said.contains("1000000 changes are held") && said.contains("`ddcp status` says which"),
+        "{said}"
+    );
+    assert!(bob.notes().is_empty(), "a part of the page was applied");
+    assert_eq!(held(&bob.db), [("later".to_string(), None, MAX_HELD)]);
+    // Room again: the same pull brings the note, and holds its tag.
+    bob.sql("delete from ddcp_held where tbl = 'later'");
+    pull(&mut bob, &alice);
+    assert_eq!(bob.notes(), ["1:first"]);
+    assert_eq!(
+        held(&bob.db),
+        [("notes".to_string(), Some("tag".to_string()), 1)]
+    );
 }

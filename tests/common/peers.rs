@@ -3,7 +3,7 @@
 //! does (the remote's schema history seen, its shape fitted, pages until up to date), without
 //! a network.
 
-use ddcp::db::{AcceptPolicy, Db, Extension, Migrated, RemoteName};
+use ddcp::db::{AcceptPolicy, Db, DbError, Extension, Migrated, RemoteName};
 use ddcp::sync::SiteId;
 use ddcp::sync::filter::ChangeFilter;
 use ddcp::sync::pull::{Puller, Received};
@@ -82,6 +82,15 @@ pub fn pull(reader: &mut Peer, source: &Peer) -> u64 {
 
 /// [`pull`] under `policy`.
 pub fn pull_with(reader: &mut Peer, source: &Peer, policy: &AcceptPolicy) -> u64 {
+    try_pull_with(reader, source, policy).unwrap()
+}
+
+/// [`pull_with`], its refusal returned: the first page reader refuses ends it.
+pub fn try_pull_with(
+    reader: &mut Peer,
+    source: &Peer,
+    policy: &AcceptPolicy,
+) -> Result<u64, DbError> {
     let policy = policy.clone();
     let name = remote_name(source);
     add_remote(reader, source, &policy);
@@ -115,13 +124,12 @@ pub fn pull_with(reader: &mut Peer, source: &Peer, policy: &AcceptPolicy) -> u64
             if let Received::Page(page) = puller.receive(&answer).unwrap() {
                 let outcome = reader
                     .db
-                    .accept_page_fitting(source.site, *page, &policy, &fit)
-                    .unwrap();
+                    .accept_page_fitting(source.site, *page, &policy, &fit)?;
                 admitted += outcome.admitted;
             }
         }
     }
-    admitted
+    Ok(admitted)
 }
 
 fn hex(bytes: &[u8]) -> String {
