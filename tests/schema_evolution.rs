@@ -375,7 +375,7 @@ fn a_mirrored_remotes_new_table_lands_in_a_mirror_made_for_it() {
 /// stays, so once there is room the same pull brings it all.
 #[test]
 fn a_full_held_table_refuses_the_page_and_loses_nothing() {
-    let mut alice = peer();
+    let alice = peer();
     let mut bob = peer();
     alice.sql(ADD_TAG);
     alice.sql("insert into notes values (1, 'first', 'red')");

@@ -226,7 +226,43 @@ fn a_hostile_history_changes_nothing_here() {
         ),
         (
             "create table copy (id integer primary key not null) as select 1",
+            "syntax error",
+        ),
+        (
+            "create table t2 as values(1) union all select 2",
             "AS SELECT",
+        ),
+        (
+            "create table t3 as with recursive n(i) as (select 1 union all select i + 1 from n) select i from n",
+            "AS SELECT",
+        ),
+        (
+            "create index evil on 'ddcp_cursors'(json(remote)) where pos > 1",
+            "ddcp_cursors",
+        ),
+        (
+            "create index evil on notes__crsql_clock (col_name)",
+            "notes__crsql_clock",
+        ),
+        (
+            "create index bomb on notes (printf('%.*c', 999999999, 'x'))",
+            "calls printf()",
+        ),
+        (
+            "create table checked (id integer primary key not null, v text check (v > (select count(*) from ddcp_remotes)))",
+            "subqueries prohibited",
+        ),
+        (
+            "alter table notes add column c text check (length(c) < 9)",
+            "CHECK",
+        ),
+        (
+            "alter table notes add column d text default body",
+            "DEFAULT that is not a literal",
+        ),
+        (
+            "alter table notes\u{a0}add\u{a0}e rename to other",
+            "past ASCII",
         ),
         ("alter table ddcp_remotes add column x text", "ddcp_remotes"),
         ("create index i on crsql_master (key)", "crsql_master"),
@@ -237,7 +273,11 @@ fn a_hostile_history_changes_nothing_here() {
         ),
         (
             "create table temp.t (id integer primary key not null)",
-            "schema-qualified",
+            "database temp",
+        ),
+        (
+            "create table main.other (id integer primary key not null)",
+            "did not make table main alone",
         ),
         (
             "alter table notes add column ok text; insert into notes values (2, 'theirs', 'x')",

@@ -12,6 +12,7 @@ use super::output::{print_json, print_line};
 use crate::cli::MigrateArgs;
 use crate::config::Config;
 use crate::db::{Db, MigrationStep, RemoteName};
+use crate::sync::text::printable;
 
 #[derive(Serialize)]
 struct MigratedJson {
@@ -99,7 +100,11 @@ fn from_remote(
             .iter()
             .map(|migration| MigrationJson {
                 number: migration.number,
-                steps: words(&migration.steps),
+                // The remote's table and column names: its own words, made printable.
+                steps: words(&migration.steps)
+                    .iter()
+                    .map(|step| printable(step, 300))
+                    .collect(),
             })
             .collect(),
         dry_run: args.dry_run,

@@ -97,18 +97,34 @@ impl Db {
             return Ok(Followed::Ahead(self.ahead(remote)?));
         }
         let mut applied = Vec::new();
+        let mut done = history.len();
         for (index, migration) in history.migrations().iter().enumerate().skip(followed) {
+            // The user may have stopped following it meanwhile (`remote set --schema manual`).
+            if !self.follows(remote)? {
+                done = index;
+                break;
+            }
             match self.apply_migration(migration, Some(remote), false) {
                 Ok(migrated) => applied.extend(migrated.applied),
-                Err(err) => {
+                Err(
+                    err @ (DbError::BadMigration { .. }
+                    | DbError::EmptyMigration
+                    | DbError::History(_)),
+                ) => {
                     let refused = format!("its migration {} is not followed: {err}", index + 1);
                     self.note_history(remote, mark, None, index, Some(&refused))?;
                     self.apply_held()?;
                     return Ok(Followed::Refused(refused));
                 }
+                Err(err) => {
+                    // Not the migration's fault (the database busy, its disk full): its history
+                    // is not noted as seen, so the next pull takes it again.
+                    self.note_history(remote, HistoryMark::default(), None, index, None)?;
+                    return Err(err);
+                }
             }
         }
-        self.note_history(remote, mark, None, history.len(), None)?;
+        self.note_history(remote, mark, None, done, None)?;
         if !applied.is_empty() {
             self.apply_held()?;
         }

@@ -4,6 +4,8 @@
 //! that says why and what to do instead, and the whole migration is one transaction: nothing of
 //! it is applied unless all of it is.
 
+use super::migration_guard::run_guarded;
+use super::migration_plan::{Planned, plan};
 use super::{Db, DbError, RemoteName};
 
 /// One step of a migration, as it was applied.
@@ -34,16 +36,6 @@ impl std::fmt::Display for MigrationStep {
         }
     }
 }
-
-/// A statement of a migration, understood.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Planned {
-    step: MigrationStep,
-    sql: String,
-}
-
-/// Refusals, said to the user with what to do instead.
-const DESTRUCTIVE: &str = "peers still on the old version keep sending changes to the old shape, which cannot be merged into the new one: make a new table with the new shape, copy the rows into it, and move the app to it (docs/schema-evolution.md)";
 
 /// What a migration did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -112,19 +104,8 @@ impl Db {
                 tx.query_row("select crsql_begin_alter(?1)", [crr], |_| Ok(()))
                     .map_err(sqlite_failed)?;
             }
-            // One statement, exactly: a migration taken from a peer must not carry another
-            // past the splitter (SQLite refuses to prepare two).
-            tx.prepare(sql)
-                .and_then(|mut statement| statement.execute([]))
-                .map_err(sqlite_failed)?;
-            // It did what it says, in this database's own schema (not another one's, as
-            // `temp.t` or an attached database's would).
-            if !is_present(&tx, step)? {
-                return Err(failed(format!(
-                    "it did not make {} in this database (a schema-qualified name?)",
-                    step.made()
-                )));
-            }
+            // Checked by SQLite as it runs: what the step says, and nothing else.
+            run_guarded(&tx, step, sql).map_err(failed)?;
             if let Some(crr) = &altered_crr {
                 // Only a column was added: cr-sqlite's fast path, when this build has it.
                 super::schema::commit_added_columns(&tx, crr, fast).map_err(sqlite_failed)?;
@@ -144,7 +125,12 @@ impl Db {
                     reason: super::error::sqlite_message(&err),
                 })?;
         }
-        super::schema_history::record_migration(&tx, &normalized(&planned), origin)?;
+        // A migration taken from a remote that made nothing here is not recorded: a remote
+        // must not fill this database's history with migrations that do nothing. (One run
+        // here is, so that a step made by hand can be published.)
+        if origin.is_none() || !migrated.applied.is_empty() {
+            super::schema_history::record_migration(&tx, &normalized(&planned), origin)?;
+        }
         if dry_run {
             tx.rollback()?;
         } else {
@@ -202,258 +188,13 @@ fn normalized(planned: &[Planned]) -> String {
 
 impl MigrationStep {
     /// What it makes, in words.
-    fn made(&self) -> String {
+    pub(super) fn made(&self) -> String {
         match self {
             MigrationStep::CreateTable(table) => format!("table {table}"),
             MigrationStep::AddColumn { table, column } => format!("column {table}.{column}"),
             MigrationStep::CreateIndex(index) => format!("index {index}"),
         }
     }
-}
-
-/// The statements of `sql`, each understood, or the first refused.
-fn plan(sql: &str) -> Result<Vec<Planned>, DbError> {
-    let mut planned = Vec::new();
-    for (index, statement) in statements(sql).into_iter().enumerate() {
-        let refused = |reason: String| DbError::BadMigration {
-            statement: index + 1,
-            reason,
-        };
-        let tokens = tokens(&statement);
-        let words: Vec<String> = tokens.iter().map(|t| t.to_ascii_uppercase()).collect();
-        let word = |at: usize| words.get(at).map(String::as_str).unwrap_or("");
-        // Names of ddcp's, cr-sqlite's and SQLite's own tables are not a migration's: a
-        // migration taken from a peer must not reach them.
-        let own = |name: &str| {
-            let name = name.to_ascii_lowercase();
-            ["ddcp_", "crsql_", "sqlite_", "__crsql"]
-                .iter()
-                .any(|prefix| name.starts_with(prefix))
-        };
-        let refused_own = |name: &str| {
-            refused(format!(
-                "{name} is one of ddcp's, cr-sqlite's or SQLite's own"
-            ))
-        };
-        let step = match (word(0), word(1)) {
-            ("CREATE", "TABLE") => {
-                let table = name_after(&tokens, &words, 2)
-                    .ok_or_else(|| refused("it names no table".into()))?;
-                if own(&table) {
-                    return Err(refused_own(&table));
-                }
-                // CREATE TABLE ... AS SELECT copies rows: a migration makes shapes, and one
-                // taken from a peer must read nothing of this database.
-                if words.windows(2).any(|w| w[0] == "AS" && w[1] == "SELECT") {
-                    return Err(refused(
-                        "CREATE TABLE ... AS SELECT: a migration makes tables, not rows (copy rows with `ddcp shell`)".into(),
-                    ));
-                }
-                MigrationStep::CreateTable(table)
-            }
-            ("CREATE", "TEMP" | "TEMPORARY") => {
-                return Err(refused("a temporary table is not replicated".into()));
-            }
-            ("CREATE", "INDEX") => {
-                let index = name_after(&tokens, &words, 2)
-                    .ok_or_else(|| refused("it names no index".into()))?;
-                let on = words
-                    .iter()
-                    .position(|w| w == "ON")
-                    .and_then(|at| tokens.get(at + 1))
-                    .map(|table| unquoted(table))
-                    .ok_or_else(|| refused("it names no table".into()))?;
-                if let Some(name) = [&index, &on].into_iter().find(|name| own(name)) {
-                    return Err(refused_own(name));
-                }
-                MigrationStep::CreateIndex(index)
-            }
-            ("CREATE", "UNIQUE") => {
-                return Err(refused(
-                    "a UNIQUE index: rows written apart on two peers could not both be merged; make the unique columns the primary key of a table of their own".into(),
-                ));
-            }
-            ("ALTER", "TABLE") => {
-                let table = name_after(&tokens, &words, 2)
-                    .ok_or_else(|| refused("it names no table".into()))?;
-                if own(&table) {
-                    return Err(refused_own(&table));
-                }
-                // ALTER TABLE name ADD [COLUMN] column ...
-                let action = 3;
-                match word(action) {
-                    "ADD" => {
-                        let at = if word(action + 1) == "COLUMN" {
-                            action + 2
-                        } else {
-                            action + 1
-                        };
-                        let column = tokens
-                            .get(at)
-                            .cloned()
-                            .ok_or_else(|| refused("ADD COLUMN names no column".into()))?;
-                        let rest = &words[at..];
-                        let not_null = rest.windows(2).any(|w| w[0] == "NOT" && w[1] == "NULL");
-                        if not_null && !rest.iter().any(|w| w == "DEFAULT") {
-                            return Err(refused(format!(
-                                "column {table}.{column} is NOT NULL without a default: rows that peers on the old version write could not hold it; give it a DEFAULT"
-                            )));
-                        }
-                        MigrationStep::AddColumn {
-                            table,
-                            column: unquoted(&column),
-                        }
-                    }
-                    "RENAME" => return Err(refused(format!("a rename: {DESTRUCTIVE}"))),
-                    "DROP" => return Err(refused(format!("dropping a column: {DESTRUCTIVE}"))),
-                    _ => return Err(refused("an ALTER TABLE a migration does not know".into())),
-                }
-            }
-            ("DROP", "TABLE") => return Err(refused(format!("dropping a table: {DESTRUCTIVE}"))),
-            ("DROP", "INDEX") => {
-                return Err(refused(
-                    "dropping an index: run it with `ddcp shell` (an index is this database's own, not its schema's)".into(),
-                ));
-            }
-            _ => {
-                return Err(refused(
-                    "a migration holds CREATE TABLE, ALTER TABLE ... ADD COLUMN and CREATE INDEX only (write data with `ddcp shell`)".into(),
-                ));
-            }
-        };
-        planned.push(Planned {
-            step,
-            sql: statement,
-        });
-    }
-    Ok(planned)
-}
-
-/// The name after `at` (past IF NOT EXISTS), unquoted.
-fn name_after(tokens: &[String], words: &[String], at: usize) -> Option<String> {
-    let at = if words.get(at).map(String::as_str) == Some("IF") {
-        at + 3
-    } else {
-        at
-    };
-    tokens.get(at).map(|name| unquoted(name))
-}
-
-/// `name` without its quotes ("x", `x`, [x]), with doubled quotes made one.
-fn unquoted(name: &str) -> String {
-    let mut chars = name.chars();
-    match (chars.next(), name.chars().last()) {
-        (Some('"'), Some('"')) | (Some('`'), Some('`')) if name.len() >= 2 => {
-            let quote = &name[..1];
-            name[1..name.len() - 1].replace(&quote.repeat(2), quote)
-        }
-        (Some('['), Some(']')) if name.len() >= 2 => name[1..name.len() - 1].to_string(),
-        _ => name.to_string(),
-    }
-}
-
-/// The statements of `sql`: cut at each ';' outside quotes and comments, comments dropped,
-/// blank ones left out.
-fn statements(sql: &str) -> Vec<String> {
-    let mut statements = Vec::new();
-    let mut current = String::new();
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' | '"' | '`' | '[' => {
-                let close = if c == '[' { ']' } else { c };
-                current.push(c);
-                for c in chars.by_ref() {
-                    current.push(c);
-                    if c == close {
-                        break;
-                    }
-                }
-            }
-            '-' if chars.peek() == Some(&'-') => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-                current.push(' ');
-            }
-            '/' if chars.peek() == Some(&'*') => {
-                chars.next();
-                let mut star = false;
-                for c in chars.by_ref() {
-                    if star && c == '/' {
-                        break;
-                    }
-                    star = c == '*';
-                }
-                current.push(' ');
-            }
-            ';' => {
-                if !current.trim().is_empty() {
-                    statements.push(current.trim().to_string());
-                }
-                current.clear();
-            }
-            c => current.push(c),
-        }
-    }
-    if !current.trim().is_empty() {
-        statements.push(current.trim().to_string());
-    }
-    statements
-}
-
-/// The words and quoted names of a statement, up to its first '(' (enough to tell what it
-/// does), then every word after (for a column's definition).
-fn tokens(statement: &str) -> Vec<String> {
-    let mut tokens = Vec::new();
-    let mut chars = statement.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' | '`' | '[' => {
-                let close = if c == '[' { ']' } else { c };
-                let mut name = String::from(c);
-                while let Some(c) = chars.next() {
-                    name.push(c);
-                    if c == close {
-                        if close != ']' && chars.peek() == Some(&close) {
-                            name.push(close);
-                            chars.next();
-                        } else {
-                            break;
-                        }
-                    }
-                }
-                tokens.push(name);
-            }
-            '\'' => {
-                // A string: its words are not the statement's.
-                let mut text = String::from(c);
-                for c in chars.by_ref() {
-                    text.push(c);
-                    if c == '\'' {
-                        break;
-                    }
-                }
-                tokens.push(text);
-            }
-            c if c.is_alphanumeric() || c == '_' => {
-                let mut word = String::from(c);
-                while let Some(&next) = chars.peek() {
-                    if next.is_alphanumeric() || next == '_' || next == '$' {
-                        word.push(next);
-                        chars.next();
-                    } else {
-                        break;
-                    }
-                }
-                tokens.push(word);
-            }
-            _ => {}
-        }
-    }
-    tokens
 }
 
 #[cfg(test)]
@@ -510,6 +251,15 @@ mod tests {
             .unwrap();
         assert_eq!(titled, 1);
         assert_eq!(db.crr_tables().unwrap(), ["links", "notes"]);
+        // A CHECK, an index on an expression and a partial index, with pure functions.
+        let steps = db
+            .migrate(
+                "create table checked (id integer primary key not null, v text check (length(v) < 9));
+                 create index notes_by_lower on notes (lower(body)) where body is not null;",
+                false,
+            )
+            .unwrap();
+        assert_eq!(steps.applied.len(), 2);
         // The new columns replicate: a write to them is a change.
         db.conn()
             .execute_batch("update notes set tag = 'x' where id = 1")

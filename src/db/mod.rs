@@ -23,6 +23,8 @@ mod incarnation;
 mod judge;
 mod members;
 mod migrate;
+mod migration_guard;
+mod migration_plan;
 mod migrations;
 mod mirrors;
 mod remotes;

@@ -134,6 +134,23 @@ impl Db {
     }
 }
 
+/// Ends the alteration `crsql_begin_alter(table)` began, after statements that only added
+/// columns. With `fast` (ddcp's own cr-sqlite build), through the fast path of
+/// patches/crsqlite-0.16.3-fast-add-column.patch: no compaction and no backfill, which read
+/// the whole table and cannot find anything to do after an ADD COLUMN (benches/alter.rs
+/// measures both); else cr-sqlite's usual commit.
+pub(super) fn commit_added_columns(
+    conn: &rusqlite::Connection,
+    table: &str,
+    fast: bool,
+) -> rusqlite::Result<()> {
+    let sql = match fast {
+        true => "select crsql_commit_alter('main', ?1, 1)",
+        false => "select crsql_commit_alter(?1)",
+    };
+    conn.query_row(sql, [table], |_| Ok(()))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::db::test_support::temp_db;
@@ -169,21 +186,4 @@ mod tests {
             ]
         );
     }
-}
-
-/// Ends the alteration `crsql_begin_alter(table)` began, after statements that only added
-/// columns. With `fast` (ddcp's own cr-sqlite build), through the fast path of
-/// patches/crsqlite-0.16.3-fast-add-column.patch: no compaction and no backfill, which read
-/// the whole table and cannot find anything to do after an ADD COLUMN (benches/alter.rs
-/// measures both); else cr-sqlite's usual commit.
-pub(super) fn commit_added_columns(
-    conn: &rusqlite::Connection,
-    table: &str,
-    fast: bool,
-) -> rusqlite::Result<()> {
-    let sql = match fast {
-        true => "select crsql_commit_alter('main', ?1, 1)",
-        false => "select crsql_commit_alter(?1)",
-    };
-    conn.query_row(sql, [table], |_| Ok(()))
 }

@@ -389,7 +389,10 @@ impl DbState {
                 // The history this database publishes may have moved without its schema (a
                 // migration it had made by hand, now recorded): report the state again.
                 self.reported = None;
-                self.report_changes()?;
+                if let Err(err) = self.report_changes() {
+                    metrics::error("db");
+                    tracing::warn!(target: "ddcp", error = %err, "Cannot read the database's state");
+                }
             }
             DbMsg::Remotes(reply) => {
                 let _ = reply.send(self.db.remotes());
