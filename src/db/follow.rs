@@ -76,6 +76,11 @@ impl Db {
         remote: &RemoteName,
         history: &SchemaHistory,
     ) -> Result<Followed, DbError> {
+        // A pull of a remote this database does not list (a program's own pull through the
+        // library) keeps nothing of it.
+        if !self.remotes()?.iter().any(|listed| listed.name == *remote) {
+            return Ok(Followed::Ahead(self.ahead_in(history.migrations())?));
+        }
         let follow = self.follows(remote)?;
         let followed = self.followed(remote)?;
         let mark = history.mark();
@@ -252,9 +257,14 @@ impl Db {
     /// How many of the remote's kept migrations have steps this database lacks (or cannot be
     /// applied here at all).
     fn ahead(&self, remote: &RemoteName) -> Result<usize, DbError> {
+        self.ahead_in(&self.remote_migrations(remote)?)
+    }
+
+    /// How many of `migrations` have steps this database lacks (or cannot be applied here).
+    fn ahead_in(&self, migrations: &[String]) -> Result<usize, DbError> {
         let mut ahead = 0;
-        for migration in self.remote_migrations(remote)? {
-            match missing_steps(self.conn(), &migration) {
+        for migration in migrations {
+            match missing_steps(self.conn(), migration) {
                 Ok(missing) if missing.is_empty() => {}
                 Ok(_) | Err(DbError::BadMigration { .. } | DbError::EmptyMigration) => ahead += 1,
                 Err(err) => return Err(err),
