@@ -137,6 +137,13 @@ pub enum DbError {
     #[error("{0}")]
     History(crate::sync::schema_history::HistoryError),
     #[error(
+        "a transaction holds from 1 to {max} statements, and this one {0}",
+        max = super::app_sql::MAX_STATEMENTS
+    )]
+    AppStatementCount(usize),
+    #[error("statement {statement}: {reason}; nothing was applied")]
+    AppStatement { statement: usize, reason: String },
+    #[error(
         "remote {} is pulled into mirrors: its tables are not this database's, so its schema is not followed",
         shown(.0)
     )]

@@ -3,6 +3,7 @@
 
 mod accept;
 mod accept_page;
+mod app_sql;
 mod apply;
 mod backup;
 mod binding;
@@ -40,6 +41,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use accept::{AcceptOutcome, AcceptPolicy};
+pub use app_sql::{
+    AppRows, AppStatement, Committed, MAX_RESULT_BYTES, MAX_RESULT_ROWS, MAX_STATEMENTS, Reader,
+    STATEMENT_DEADLINE, StatementDone,
+};
 pub use apply::{ApplyOutcome, ChangeApplier};
 pub use backup::{BackupInfo, add_identity, copy_backup, read_backup, rotate_site_id};
 pub use changes::{ChangeExport, ChangeRange, SqlValue, value_from_sql};

@@ -1,0 +1,338 @@
+//! SQL an app runs through ddcp (the HTTP API, docs/api.md): its statements in one transaction
+//! on the one writer's connection, and read queries on a connection of their own. What it may
+//! do is checked by SQLite's authorizer as each statement is prepared, whatever its spelling:
+//! read and write its own tables; not touch ddcp's or cr-sqlite's (record secrets live there),
+//! change the schema (that is `ddcp migrate`'s, so that peers follow it), attach files or
+//! manage transactions itself. Every statement runs within a deadline, and what it returns is
+//! bounded.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::{Connection, OpenFlags, Statement};
+
+use super::changes::{SqlValue, value_from_sql};
+use super::migration_plan::is_own_name;
+use super::{Db, DbError};
+use crate::sync::{DbVersion, Value};
+
+/// Statements one transaction may hold.
+pub const MAX_STATEMENTS: usize = 100;
+/// Rows one statement may return.
+pub const MAX_RESULT_ROWS: usize = 10_000;
+/// Bytes (of values) one statement may return.
+pub const MAX_RESULT_BYTES: usize = 8 << 20;
+/// How long one request's statements may run, together: a runaway query must not hold the
+/// writer (and so replication) or a reader.
+pub const STATEMENT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// One statement of an app's, with its parameters (`?1`, `?2`, ... in order).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppStatement {
+    /// The SQL.
+    pub sql: String,
+    /// Its parameters.
+    pub params: Vec<Value>,
+}
+
+/// Rows a statement returned.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AppRows {
+    /// The columns' names.
+    pub columns: Vec<String>,
+    /// The rows, each a value per column.
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// What one statement of a transaction did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatementDone {
+    /// Rows it inserted, changed or deleted.
+    pub rows_affected: u64,
+    /// The rows it returned (a SELECT, or `RETURNING`), if it returns any.
+    pub rows: Option<AppRows>,
+}
+
+/// A committed transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Committed {
+    /// Each statement's outcome, in order.
+    pub results: Vec<StatementDone>,
+    /// The database's version after it: what a subscriber sees it at.
+    pub db_version: DbVersion,
+}
+
+impl Db {
+    /// Runs an app's `statements` in one transaction: all of them or, when one fails or is
+    /// refused, none (the error names it).
+    pub fn run_app_transaction(
+        &mut self,
+        statements: &[AppStatement],
+    ) -> Result<Committed, DbError> {
+        if statements.is_empty() || statements.len() > MAX_STATEMENTS {
+            return Err(DbError::AppStatementCount(statements.len()));
+        }
+        let tx = self.conn_mut().transaction()?;
+        let deadline = Deadline::start(&tx)?;
+        let mut results = Vec::with_capacity(statements.len());
+        for (index, statement) in statements.iter().enumerate() {
+            let done = run_statement(&tx, statement, Access::Write).map_err(|reason| {
+                DbError::AppStatement {
+                    statement: index + 1,
+                    reason: deadline.explain(reason),
+                }
+            });
+            match done {
+                Ok(done) => results.push(done),
+                Err(err) => {
+                    deadline.end(&tx)?;
+                    return Err(err);
+                }
+            }
+        }
+        deadline.end(&tx)?;
+        tx.commit()?;
+        Ok(Committed {
+            results,
+            db_version: self.db_version()?,
+        })
+    }
+}
+
+/// A connection for an app's read queries, apart from the writer's: reads do not wait for
+/// replication's applies, nor hold them up. Read-only; cr-sqlite is not loaded (reading its
+/// tables needs none of it).
+#[derive(Debug)]
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    /// Opens `path` for reading.
+    pub fn open(path: &Path) -> Result<Reader, DbError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(super::BUSY_TIMEOUT)?;
+        Ok(Reader { conn })
+    }
+
+    /// Runs one read query: its rows, bounded.
+    pub fn query(&self, statement: &AppStatement) -> Result<AppRows, DbError> {
+        let deadline = Deadline::start(&self.conn)?;
+        let done = run_statement(&self.conn, statement, Access::Read);
+        deadline.end(&self.conn)?;
+        let done = done.map_err(|reason| DbError::AppStatement {
+            statement: 1,
+            reason: deadline.explain(reason),
+        })?;
+        Ok(done.rows.unwrap_or_default())
+    }
+}
+
+/// What a statement may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    /// Read the app's tables.
+    Read,
+    /// Read and write them.
+    Write,
+}
+
+/// Prepares `statement` under the authorizer, runs it, and collects what it returns. The
+/// reason, in words, when it is refused or fails.
+fn run_statement(
+    conn: &Connection,
+    statement: &AppStatement,
+    access: Access,
+) -> Result<StatementDone, String> {
+    let refusal = std::sync::Arc::new(parking_lot::Mutex::new(None));
+    let policy = {
+        let refusal = std::sync::Arc::clone(&refusal);
+        move |context: AuthContext<'_>| match authorize(access, &context) {
+            Ok(()) => Authorization::Allow,
+            Err(reason) => {
+                refusal.lock().get_or_insert(reason);
+                Authorization::Deny
+            }
+        }
+    };
+    let failed = |err: rusqlite::Error| {
+        refusal
+            .lock()
+            .take()
+            .unwrap_or_else(|| super::error::sqlite_message(&err))
+    };
+    conn.authorizer(Some(policy)).map_err(failed)?;
+    // One statement: SQLite refuses to prepare text holding a second.
+    let prepared = conn.prepare(&statement.sql);
+    conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
+        .map_err(failed)?;
+    let mut prepared = prepared.map_err(failed)?;
+    let expected = prepared.parameter_count();
+    if expected != statement.params.len() {
+        return Err(format!(
+            "it takes {expected} parameters and was given {}",
+            statement.params.len()
+        ));
+    }
+    for (index, param) in statement.params.iter().enumerate() {
+        prepared
+            .raw_bind_parameter(index + 1, SqlValue(param))
+            .map_err(failed)?;
+    }
+    if prepared.column_count() == 0 {
+        let rows_affected = prepared.raw_execute().map_err(failed)? as u64;
+        return Ok(StatementDone {
+            rows_affected,
+            rows: None,
+        });
+    }
+    let rows = collect_rows(&mut prepared).map_err(|err| match err {
+        Collect::Sqlite(err) => failed(err),
+        Collect::TooBig(what) => what,
+    })?;
+    Ok(StatementDone {
+        rows_affected: conn.changes(),
+        rows: Some(rows),
+    })
+}
+
+enum Collect {
+    Sqlite(rusqlite::Error),
+    TooBig(String),
+}
+
+/// The rows of a prepared statement, within [`MAX_RESULT_ROWS`] and [`MAX_RESULT_BYTES`].
+fn collect_rows(statement: &mut Statement<'_>) -> Result<AppRows, Collect> {
+    let columns: Vec<String> = statement
+        .column_names()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let mut rows = Vec::new();
+    let mut bytes = 0;
+    let mut cursor = statement.raw_query();
+    while let Some(row) = cursor.next().map_err(Collect::Sqlite)? {
+        if rows.len() == MAX_RESULT_ROWS {
+            return Err(Collect::TooBig(format!(
+                "it returns more than {MAX_RESULT_ROWS} rows: page through them (LIMIT and a key)"
+            )));
+        }
+        let mut values = Vec::with_capacity(columns.len());
+        for index in 0..columns.len() {
+            let value = value_from_sql(row.get_ref(index).map_err(Collect::Sqlite)?);
+            bytes += value.size() + 8;
+            values.push(value);
+        }
+        if bytes > MAX_RESULT_BYTES {
+            return Err(Collect::TooBig(format!(
+                "it returns more than {MAX_RESULT_BYTES} bytes: page through the rows (LIMIT and a key)"
+            )));
+        }
+        rows.push(values);
+    }
+    Ok(AppRows { columns, rows })
+}
+
+const SCHEMA_CHANGE: &str =
+    "it changes the schema: run a migration (`ddcp migrate`), which peers follow";
+
+/// What an app's statement may do, as SQLite prepares it. Triggers (cr-sqlite's, which record
+/// the app's writes as changes) do what they do: the app cannot make one here.
+fn authorize(access: Access, context: &AuthContext<'_>) -> Result<(), String> {
+    if context.accessor.is_some() {
+        return Ok(());
+    }
+    if context.database_name.is_some_and(|name| name != "main") {
+        return Err("it reaches another database than this one".into());
+    }
+    let own = |table: &str| match is_own_name(table) {
+        true => Err(format!(
+            "it reaches {table}, one of ddcp's, cr-sqlite's or SQLite's own tables"
+        )),
+        false => Ok(()),
+    };
+    match context.action {
+        AuthAction::Select | AuthAction::Recursive => Ok(()),
+        AuthAction::Read { table_name, .. } => own(table_name),
+        AuthAction::Function { function_name } => {
+            let name = function_name.to_ascii_lowercase();
+            // cr-sqlite's functions change its state (crsql_as_crr, crsql_begin_alter ...);
+            // what a reader needs of them is its version and site.
+            match !name.starts_with("crsql_")
+                || matches!(name.as_str(), "crsql_db_version" | "crsql_site_id")
+            {
+                true => Ok(()),
+                false => Err(format!(
+                    "it calls {function_name}(), which changes cr-sqlite's state"
+                )),
+            }
+        }
+        AuthAction::Insert { table_name }
+        | AuthAction::Update { table_name, .. }
+        | AuthAction::Delete { table_name }
+            if table_name.eq_ignore_ascii_case("sqlite_master") =>
+        {
+            Err(SCHEMA_CHANGE.into())
+        }
+        AuthAction::Insert { table_name }
+        | AuthAction::Update { table_name, .. }
+        | AuthAction::Delete { table_name }
+            if access == Access::Write =>
+        {
+            own(table_name)
+        }
+        AuthAction::Insert { .. } | AuthAction::Update { .. } | AuthAction::Delete { .. } => {
+            Err("it writes: a query only reads (write with a transaction)".into())
+        }
+        AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => Err(
+            "each request is one transaction already: leave out BEGIN, COMMIT and savepoints"
+                .into(),
+        ),
+        AuthAction::CreateTable { .. }
+        | AuthAction::CreateIndex { .. }
+        | AuthAction::AlterTable { .. }
+        | AuthAction::DropTable { .. }
+        | AuthAction::DropIndex { .. }
+        | AuthAction::CreateView { .. }
+        | AuthAction::DropView { .. }
+        | AuthAction::CreateTrigger { .. }
+        | AuthAction::DropTrigger { .. }
+        | AuthAction::CreateVtable { .. }
+        | AuthAction::DropVtable { .. } => Err(SCHEMA_CHANGE.into()),
+        other => Err(format!(
+            "it does what an app's statement may not ({other:?})"
+        )),
+    }
+}
+
+/// A deadline for a request's statements: SQLite's progress handler interrupts them past it.
+struct Deadline {
+    started: Instant,
+}
+
+impl Deadline {
+    fn start(conn: &Connection) -> Result<Deadline, DbError> {
+        let started = Instant::now();
+        conn.progress_handler(10_000, Some(move || started.elapsed() > STATEMENT_DEADLINE))?;
+        Ok(Deadline { started })
+    }
+
+    fn end(&self, conn: &Connection) -> Result<(), DbError> {
+        Ok(conn.progress_handler(0, None::<fn() -> bool>)?)
+    }
+
+    /// `reason`, or why the statement was interrupted.
+    fn explain(&self, reason: String) -> String {
+        match self.started.elapsed() > STATEMENT_DEADLINE {
+            true => format!(
+                "it ran past {} s and was stopped",
+                STATEMENT_DEADLINE.as_secs()
+            ),
+            false => reason,
+        }
+    }
+}
