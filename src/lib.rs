@@ -31,4 +31,5 @@ pub mod metrics;
 pub mod net;
 pub mod pull;
 pub mod serve;
+pub mod status_report;
 pub use ddcp_sync as sync;

@@ -1,13 +1,12 @@
 //! `ddcp remote add|set|remove|list`.
 
-use serde::Serialize;
-
 use super::CommandError;
 use super::filter_args::filter_json;
 use super::output::{print_json, print_line};
 use crate::cli::{FilterArgs, RemoteCommand, SchemaMode};
 use crate::config::Config;
-use crate::db::{AcceptPolicy, Db, FilterJson, MirrorPrefix, RemoteName};
+use crate::db::{AcceptPolicy, MirrorPrefix, RemoteName};
+use crate::status_report::{RemoteJson, remotes_json, schema_mode};
 use crate::sync::RecordKey;
 use crate::sync::authors::AuthorPolicy;
 
@@ -170,52 +169,6 @@ fn remove(config: &Config, name: &str) -> Result<(), CommandError> {
     super::daemon::remotes_changed(config);
     print_line(format_args!("removed remote {name}"))?;
     Ok(())
-}
-
-/// A remote as `remote list --json` and `status --json` print it.
-#[derive(Serialize)]
-pub struct RemoteJson {
-    pub name: String,
-    /// The record key; with its secret only when the user asked (`--show-secrets`).
-    pub key: String,
-    pub added_at: i64,
-    /// Whose changes it may bring (`any`, `direct` or site ids).
-    pub authors: String,
-    /// Which tables, columns and rows it may change here; `null` for all.
-    pub accepts: Option<FilterJson>,
-    /// The prefix of the mirrors its tables land in; `null` when they land in the tables.
-    pub into: Option<String>,
-    /// `follow` when the migrations it publishes are applied here, else `manual`.
-    pub schema: &'static str,
-}
-
-/// The remotes, their keys without the secret unless `show_secrets`.
-pub fn remotes_json(db: &Db, show_secrets: bool) -> Result<Vec<RemoteJson>, CommandError> {
-    Ok(db
-        .remotes()?
-        .into_iter()
-        .map(|remote| RemoteJson {
-            name: remote.name.to_string(),
-            key: if show_secrets {
-                remote.key.reveal().to_string()
-            } else {
-                remote.key.to_string()
-            },
-            added_at: remote.added_at,
-            authors: remote.accept.authors.to_string(),
-            accepts: filter_json(&remote.accept.filter),
-            into: remote.accept.into.as_ref().map(MirrorPrefix::to_string),
-            schema: schema_mode(remote.follows_schema),
-        })
-        .collect())
-}
-
-/// How `--json` names whether a remote's schema is followed.
-fn schema_mode(follows: bool) -> &'static str {
-    match follows {
-        true => "follow",
-        false => "manual",
-    }
 }
 
 fn list(config: &Config, json: bool, show_secrets: bool) -> Result<(), CommandError> {

@@ -9,8 +9,8 @@ use tokio::task::JoinHandle;
 
 use super::{DbActor, DbArgs, DbEvent, DbMsg, LocalState};
 use crate::db::{
-    AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, Followed, MirrorPrefix, Remote,
-    RemoteName,
+    AcceptOutcome, AcceptPolicy, AccessState, AppStatement, Committed, Db, DbError, Followed,
+    MirrorPrefix, Remote, RemoteName,
 };
 use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::ChangesPage;
@@ -140,6 +140,15 @@ impl DbHandle {
             reply,
         })
         .await
+    }
+
+    /// Runs an app's `statements` in one transaction, through the one writer.
+    pub async fn app_transaction(
+        &self,
+        statements: Vec<AppStatement>,
+    ) -> Result<Committed, DbCallError> {
+        self.ask(|reply| DbMsg::AppTransaction { statements, reply })
+            .await
     }
 
     /// The remotes table.

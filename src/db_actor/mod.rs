@@ -13,8 +13,8 @@ pub use handle::{DbCallError, DbHandle};
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
 
 use crate::db::{
-    AcceptOutcome, AcceptPolicy, AccessState, Db, DbError, Followed, MirrorPrefix, Remote,
-    RemoteName,
+    AcceptOutcome, AcceptPolicy, AccessState, AppStatement, Committed, Db, DbError, Followed,
+    MirrorPrefix, Remote, RemoteName,
 };
 use crate::metrics;
 use crate::sync::filter::ChangeFilter;
@@ -116,6 +116,13 @@ pub enum DbMsg {
         /// Gets what became of it.
         reply: RpcReplyPort<Result<Followed, DbError>>,
     },
+    /// Run an app's statements in one transaction (the HTTP API).
+    AppTransaction {
+        /// The statements.
+        statements: Vec<AppStatement>,
+        /// Gets what they did, or why none was applied.
+        reply: RpcReplyPort<Result<Committed, DbError>>,
+    },
     /// The remotes table.
     Remotes(RpcReplyPort<Result<Vec<Remote>, DbError>>),
     /// A pull of this remote starts: note the site its Status named, and ready the cursor in
@@ -179,6 +186,10 @@ impl std::fmt::Debug for DbMsg {
                 .debug_struct("SeeHistory")
                 .field("remote", remote)
                 .field("migrations", &history.len())
+                .finish_non_exhaustive(),
+            DbMsg::AppTransaction { statements, .. } => f
+                .debug_struct("AppTransaction")
+                .field("statements", &statements.len())
                 .finish_non_exhaustive(),
             DbMsg::Remotes(_) => f.write_str("Remotes"),
             DbMsg::AlignCursor { name, remote, .. } => f
@@ -390,6 +401,16 @@ impl DbState {
                 // migration it had made by hand, now recorded): report the state again.
                 self.reported = None;
                 if let Err(err) = self.report_changes() {
+                    metrics::error("db");
+                    tracing::warn!(target: "ddcp", error = %err, "Cannot read the database's state");
+                }
+            }
+            DbMsg::AppTransaction { statements, reply } => {
+                let committed = self.db.run_app_transaction(&statements);
+                let wrote = committed.is_ok();
+                let _ = reply.send(committed);
+                // Peers hear of it now, not at the next look for commits.
+                if wrote && let Err(err) = self.report_changes() {
                     metrics::error("db");
                     tracing::warn!(target: "ddcp", error = %err, "Cannot read the database's state");
                 }
