@@ -17,6 +17,7 @@
 //! `sync`; `control`, `metrics` and `backoff` are leaves that any of them may use. `sync`
 //! knows nothing of this crate: it is a crate of its own.
 
+pub mod api;
 pub mod backoff;
 pub mod cli;
 pub mod commands;

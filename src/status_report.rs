@@ -151,7 +151,7 @@ pub fn read_status(db: &mut Db, db_file: &Path) -> Result<StatusJson, DbError> {
         mirror_tables: db.mirror_tables()?,
         access: access.access.as_str(),
         members: access.members.len(),
-        remotes: remotes_json(&db, false)?,
+        remotes: remotes_json(db, false)?,
         held: db
             .held()?
             .into_iter()

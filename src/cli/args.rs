@@ -224,6 +224,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DDCP_METRICS_ADDR", value_name = "HOST:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
 
+    /// Serve the HTTP API apps use on http://HOST:PORT (off by default; e.g. 127.0.0.1:7700).
+    /// Every request needs the token `ddcp api-token` prints (docs/api.md).
+    #[arg(long, env = "DDCP_API_ADDR", value_name = "HOST:PORT")]
+    pub api: Option<std::net::SocketAddr>,
+
     /// Seconds between polls of a remote whose record cannot be watched (watching is the
     /// normal way; polling is the fallback).
     #[arg(long, default_value_t = 30, value_name = "SECONDS",

@@ -220,6 +220,13 @@ without a default, a UNIQUE index, anything but CREATE TABLE, ADD COLUMN and CRE
     /// Show this database's site id, version, CRR tables and remotes.
     #[command(after_help = "Example: ddcp status --json")]
     Status(JsonFlag),
+    /// Print the bearer token the HTTP API (`ddcp serve --api`) asks of every request (made
+    /// now if the state dir has none; kept in STATE_DIR/api-token, owner only).
+    #[command(
+        name = "api-token",
+        after_help = "Example: curl -H \"Authorization: Bearer $(ddcp api-token)\" http://127.0.0.1:7700/v1/status"
+    )]
+    ApiToken,
     /// What this database holds from whom: its changes by author, and each remote's pulls.
     Log(LogArgs),
     /// Stream every change the database gets (local commits, pulls, bundles) until Ctrl-C:

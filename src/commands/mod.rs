@@ -3,6 +3,7 @@
 
 mod access;
 mod addr;
+mod api_token;
 mod backup;
 mod bundle;
 mod bundle_filter;
@@ -53,6 +54,8 @@ pub enum CommandError {
     BadAuthors(crate::sync::authors::BadAuthorPolicy),
     #[error(transparent)]
     BadFilterFlags(#[from] filter_args::BadFilterFlags),
+    #[error(transparent)]
+    ApiToken(#[from] crate::api::TokenError),
     #[error("{path}: {reason}")]
     Sealed {
         path: String,
@@ -307,6 +310,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Shell(args) => shell::run(&config, &args),
         Command::Remote(command) => remote::run(&config, command),
         Command::Status(flag) => status::run(&config, flag.json),
+        Command::ApiToken => api_token::run(&config),
         Command::Migrate(args) => migrate::run(&config, &args),
         Command::Log(args) => log::run(&config, &args),
         Command::Bundle(command) => bundle::run(&config, command),

@@ -9,6 +9,7 @@ use ractor::Actor;
 
 use super::signals::stop_requested;
 use super::{CommandError, block_on};
+use crate::api::ApiToken;
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::control::ControlError;
@@ -16,7 +17,7 @@ use crate::db::{Access, Db};
 use crate::member_file;
 use crate::net::{Node, RecordIdentity};
 use crate::pull::RemoteLink;
-use crate::serve::{AccessGate, FeedSource, ServeOptions, Supervisor, SupervisorArgs};
+use crate::serve::{AccessGate, ApiSetup, FeedSource, ServeOptions, Supervisor, SupervisorArgs};
 
 pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
     let mut db = super::open_db(config)?;
@@ -38,11 +39,35 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
     };
     let attach_timeout = Duration::from_secs(args.attach.attach_timeout);
     let metrics_addr = args.metrics_addr;
+    let api = match args.api {
+        Some(address) => Some((address, ApiToken::load_or_create(&config.state_dir)?)),
+        None => None,
+    };
     block_on(async move {
         if let Some(address) = metrics_addr {
             crate::metrics::install(address).map_err(CommandError::Serve)?;
             tracing::info!(target: "ddcp", "Serving metrics on http://{address}/metrics");
         }
+        // Bound before the node starts: a port in use is said at once, in one line.
+        let api = match api {
+            Some((address, token)) => {
+                let listener = crate::api::listen(address)
+                    .await
+                    .map_err(CommandError::Serve)?;
+                if !address.ip().is_loopback() {
+                    tracing::warn!(target: "ddcp", address = %address,
+                        "The HTTP API listens beyond this machine: anyone who reaches it with the token can read and write the database");
+                }
+                tracing::info!(target: "ddcp", "Serving the HTTP API on http://{address} (its token: `ddcp api-token`)");
+                Some(ApiSetup {
+                    listener,
+                    token,
+                    db_file: config.db_file.clone(),
+                    extension: config.extension.clone(),
+                })
+            }
+            None => None,
+        };
         let node = Node::start(&config.veilid_dir(), &config.network).await?;
         if let Err(err) = node.attach(attach_timeout).await {
             node.shutdown().await;
@@ -70,6 +95,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
                 extension: config.extension.clone(),
             },
             fatal: fatal.clone(),
+            api,
         };
         let (supervisor, mut handle) = Actor::spawn(None, Supervisor, supervisor_args)
             .await

@@ -11,8 +11,10 @@
 //!  ├─ PublisherActor    writes this database's Status into its DHT record when it changes
 //!  ├─ RemoteActor × N   one per remote: watches its record (polls only when watching fails),
 //!  │                    pulls its changes page by page into the DbActor
-//!  └─ ControlActor      the state dir's control socket: answers the CLI from what the
-//!                       supervisor tells it; has the remotes' actors pull for `ddcp pull`
+//!  ├─ ControlActor      the state dir's control socket: answers the CLI from what the
+//!  │                    supervisor tells it; has the remotes' actors pull for `ddcp pull`
+//!  └─ ApiActor          with `--api`: the HTTP API apps use (src/api), its writes through
+//!                       the DbActor
 //! ```
 //!
 //! A private database's [`AccessGate`] is shared by the answering of calls and the publisher:
@@ -23,6 +25,7 @@
 
 mod access;
 mod answering;
+mod api;
 mod call_queue;
 mod control;
 mod feed_stream;
@@ -32,6 +35,8 @@ mod remote;
 mod supervisor;
 
 pub use access::AccessGate;
+pub use api::{ApiActor, ApiSetup};
+pub use control::ControlQuery;
 pub use feed_stream::FeedSource;
 pub use node::{NodeActor, NodeMsg};
 pub use publisher::{PublisherActor, PublisherMsg};

@@ -115,6 +115,8 @@ pub struct SupervisorArgs {
     pub feed: FeedSource,
     /// Why serving stopped, when a child it cannot do without failed.
     pub fatal: Arc<Mutex<Option<String>>>,
+    /// The HTTP API, when `--api` asked for it.
+    pub api: Option<super::ApiSetup>,
 }
 
 /// The children, their restart histories, and the latest state and route (a restarted
@@ -186,8 +188,17 @@ impl Actor for Supervisor {
             feed: args.feed,
             versions: state.versions.subscribe(),
         };
-        let (control, _) = Actor::spawn_linked(None, ControlActor, control_args, cell).await?;
+        let (control, _) =
+            Actor::spawn_linked(None, ControlActor, control_args, cell.clone()).await?;
         state.control = Some(control);
+        if let Some(setup) = args.api {
+            let (listener, api_state) = setup.state(state.db.clone(), myself.get_derived())?;
+            let api_args = super::api::ApiArgs {
+                listener,
+                state: api_state,
+            };
+            Actor::spawn_linked(None, super::ApiActor, api_args, cell).await?;
+        }
         // What the CLI changed between the caller's reading of the database and the socket's
         // opening reached no one: read it again now that changes are heard.
         state.reload_access().await?;

@@ -1,0 +1,13 @@
+//! The HTTP API (`ddcp serve --api HOST:PORT`, docs/api.md): how an app in any language reads
+//! and writes the database while ddcp replicates it. JSON over HTTP/1.1, each request with the
+//! state dir's bearer token; writes go through the DbActor, the one writer, so they serialize
+//! with the changes pulled from peers; reads run on a connection of their own.
+
+mod json;
+mod routes;
+mod server;
+mod token;
+
+pub use routes::MAX_BODY_BYTES;
+pub use server::{ApiState, MAX_CONNECTIONS, listen, serve};
+pub use token::{ApiToken, TokenError};
