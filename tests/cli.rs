@@ -2119,3 +2119,25 @@ fn migrate_from_and_schema_follow_say_what_they_do() {
     assert_eq!(status["migrations"], 0);
     assert_eq!(status["remote_schemas"], serde_json::json!([]));
 }
+
+/// `ddcp api-token` (issue 24): one token per state dir, made once, owner only; and `ddcp
+/// serve --api` on a port another program holds says so in one line, before any network.
+#[test]
+fn the_api_token_is_made_once_and_a_busy_api_port_is_one_line() {
+    let site = Site::with_bookmarks();
+    let token = site.run(&["api-token"]).ok().trim().to_string();
+    assert_eq!(token.len(), 64, "{token}");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(site.run(&["api-token"]).ok().trim(), token);
+    use std::os::unix::fs::PermissionsExt;
+    let file = site.path(".ddcp/api-token");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let line = site
+        .run(&["serve", "--api", &address])
+        .fails_with("the API cannot listen on")
+        .to_string();
+    assert!(line.contains(&address) && !line.contains(&token), "{line}");
+}

@@ -1,0 +1,286 @@
+//! The HTTP API (issue 24) served in this process over loopback, as `ddcp serve --api` serves
+//! it (the same routes, token and DbActor; the Veilid node is not needed to answer an app), and
+//! asked by clients as apps in other languages would: raw HTTP/1.1, curl, and Python's urllib.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+
+use ddcp::api::{ApiState, ApiToken, MAX_BODY_BYTES};
+use ddcp::db::{Db, Extension, Reader};
+use ddcp::db_actor::DbHandle;
+
+/// A database served by the API on a loopback port of its own.
+struct Served {
+    _dir: tempfile::TempDir,
+    address: SocketAddr,
+    token: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn served() -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let db = Db::create(&path, &Extension::BuiltIn).unwrap();
+    db.connection()
+        .execute_batch(
+            "create table posts (id integer primary key not null, author text, body text);
+             select crsql_as_crr('posts');",
+        )
+        .unwrap();
+    let token = ApiToken::load_or_create(dir.path()).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let address = runtime.block_on(async {
+        let (db, _stopped) = DbHandle::spawn(db, None, None).await.unwrap();
+        let state = ApiState {
+            db,
+            reader: Arc::new(parking_lot::Mutex::new(Reader::open(&path).unwrap())),
+            token: token.clone(),
+            db_file: path.clone(),
+            extension: Extension::BuiltIn,
+            supervisor: None,
+        };
+        let listener = ddcp::api::listen("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(ddcp::api::serve(listener, Arc::new(state)));
+        address
+    });
+    Served {
+        _dir: dir,
+        address,
+        token: token.reveal().to_string(),
+        runtime,
+    }
+}
+
+/// What the server answered: its status and body.
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|err| panic!("{err}: {}", self.body))
+    }
+}
+
+impl Served {
+    /// One request over a connection of its own, as raw HTTP/1.1.
+    fn request(&self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Answer {
+        let mut stream = TcpStream::connect(self.address).unwrap();
+        let auth = token
+            .map(|token| format!("Authorization: Bearer {token}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        let _ = stream.write_all(body);
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let response = String::from_utf8_lossy(&response).to_string();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap();
+        let content_type = head
+            .lines()
+            .find_map(|line| {
+                line.to_ascii_lowercase()
+                    .strip_prefix("content-type: ")
+                    .map(String::from)
+            })
+            .unwrap_or_default();
+        Answer {
+            status,
+            content_type,
+            body: body.to_string(),
+        }
+    }
+
+    fn post(&self, path: &str, json: serde_json::Value) -> Answer {
+        self.request("POST", path, Some(&self.token), json.to_string().as_bytes())
+    }
+}
+
+#[test]
+fn transactions_queries_and_status_answer_json() {
+    let api = served();
+    let done = api.post(
+        "/v1/transactions",
+        serde_json::json!({"statements": [
+            {"sql": "insert into posts (id, author, body) values (?1, ?2, ?3)", "params": [1, "ann", "hello"]},
+            {"sql": "insert into posts (id, author, body) values (?1, ?2, ?3) returning id", "params": [2, "bob", {"blob": "00ff"}]},
+        ]}),
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    let json = done.json();
+    assert!(json["db_version"].as_i64().unwrap() > 0, "{json}");
+    assert_eq!(json["results"][0]["rows_affected"], 1);
+    assert_eq!(json["results"][1]["rows"], serde_json::json!([[2]]));
+    let rows = api.post(
+        "/v1/queries",
+        serde_json::json!({"sql": "select id, author, body from posts where id >= ?1 order by id", "params": [1]}),
+    );
+    assert_eq!(rows.status, 200, "{}", rows.body);
+    assert_eq!(rows.content_type, "application/x-ndjson");
+    let lines: Vec<serde_json::Value> = rows
+        .body
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            serde_json::json!({"columns": ["id", "author", "body"]}),
+            serde_json::json!({"row": [1, "ann", "hello"]}),
+            serde_json::json!({"row": [2, "bob", {"blob": "00ff"}]}),
+            serde_json::json!({"eoq": {"rows": 2}}),
+        ]
+    );
+    let status = api.request("GET", "/v1/status", Some(&api.token), b"");
+    assert_eq!(status.status, 200, "{}", status.body);
+    let status = status.json();
+    assert_eq!(status["crr_tables"], serde_json::json!(["posts"]));
+    assert_eq!(status["serving"], true);
+}
+
+#[test]
+fn every_refusal_is_one_json_object_with_its_status() {
+    let api = served();
+    let cases: Vec<(Answer, u16, &str)> = vec![
+        (
+            api.request("GET", "/v1/status", None, b""),
+            401,
+            "Authorization: Bearer",
+        ),
+        (
+            api.request("GET", "/v1/status", Some(&"0".repeat(64)), b""),
+            401,
+            "ddcp api-token",
+        ),
+        (
+            api.post(
+                "/v1/transactions",
+                serde_json::json!({"statements": ["insert into posts (id) values (1)", "insert into nope values (1)"]}),
+            ),
+            400,
+            "statement 2: no such table: nope; nothing was applied",
+        ),
+        (
+            api.post(
+                "/v1/transactions",
+                serde_json::json!({"statements": ["update ddcp_remotes set record_key = ''"]}),
+            ),
+            400,
+            "ddcp_remotes",
+        ),
+        (
+            api.post(
+                "/v1/transactions",
+                serde_json::json!({"statements": ["create table t (id integer primary key)"]}),
+            ),
+            400,
+            "ddcp migrate",
+        ),
+        (
+            api.post("/v1/queries", serde_json::json!({"sql": "delete from posts"})),
+            400,
+            "a query only reads",
+        ),
+        (
+            api.request("POST", "/v1/transactions", Some(&api.token), b"{not json"),
+            400,
+            "not the JSON expected",
+        ),
+        (
+            api.request("GET", "/v1/transactions", Some(&api.token), b""),
+            405,
+            "not a method",
+        ),
+        (
+            api.request("GET", "/v2/anything", Some(&api.token), b""),
+            404,
+            "no route",
+        ),
+        (
+            api.request(
+                "POST",
+                "/v1/transactions",
+                Some(&api.token),
+                &vec![b' '; MAX_BODY_BYTES + 1],
+            ),
+            413,
+            "at most",
+        ),
+    ];
+    for (answer, status, said) in cases {
+        assert_eq!(answer.status, status, "{}", answer.body);
+        assert_eq!(answer.content_type, "application/json", "{}", answer.body);
+        let json = answer.json();
+        let message = json["error"].as_str().unwrap_or_else(|| panic!("{json}"));
+        assert!(message.contains(said), "{message}");
+        assert_eq!(json.as_object().unwrap().len(), 1, "{json}");
+        // The token is never in an answer.
+        assert!(!answer.body.contains(&api.token));
+    }
+    // The failed transaction left nothing.
+    let rows = api.post(
+        "/v1/queries",
+        serde_json::json!({"sql": "select count(*) from posts"}),
+    );
+    assert!(rows.body.contains(r#"{"row":[0]}"#), "{}", rows.body);
+}
+
+/// As a user of another language would: curl, and Python's standard library.
+#[test]
+fn curl_and_python_urllib_read_and_write() {
+    let api = served();
+    let url = format!("http://{}", api.address);
+    let auth = format!("Authorization: Bearer {}", api.token);
+    let curl = std::process::Command::new("curl")
+        .args(["-sS", "--fail-with-body", "-H", &auth, "-H", "Content-Type: application/json"])
+        .args(["-d", r#"{"statements": [{"sql": "insert into posts (id, author, body) values (?1, ?2, ?3)", "params": [7, "curl", "from curl"]}]}"#])
+        .arg(format!("{url}/v1/transactions"))
+        .output()
+        .unwrap();
+    assert!(
+        curl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&curl.stdout)
+    );
+    assert!(String::from_utf8_lossy(&curl.stdout).contains("db_version"));
+    let python = r#"
+import json, sys, urllib.request
+url, token = sys.argv[1], sys.argv[2]
+def post(path, body):
+    request = urllib.request.Request(url + path, data=json.dumps(body).encode(),
+        headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    return urllib.request.urlopen(request).read().decode()
+post("/v1/transactions", {"statements": [{"sql": "insert into posts (id, author, body) values (?1, ?2, ?3)", "params": [8, "python", "from urllib"]}]})
+lines = [json.loads(line) for line in post("/v1/queries", {"sql": "select author, body from posts order by id"}).splitlines()]
+print(json.dumps([line["row"] for line in lines if "row" in line]))
+"#;
+    let output = std::process::Command::new("python3")
+        .args(["-c", python, &url, &api.token])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        r#"[["curl", "from curl"], ["python", "from urllib"]]"#
+    );
+    drop(api.runtime);
+}
