@@ -69,8 +69,9 @@ fn the_seed_readme_session_replicates_both_ways() {
     ])
     .ok();
     alice.run(&["remote", "add", "bob", &bob_key]).ok();
-    alice.serve();
-    bob.serve();
+    // Each with the HTTP API apps use (issue 24), on loopback in this test's namespace.
+    alice.serve_with(&["--api", "127.0.0.1:7701"]);
+    bob.serve_with(&["--api", "127.0.0.1:7702"]);
 
     bob.wait_for("select count(*) from bookmarks", "3", ARRIVAL);
     bob.wait_for("select count(*) from tags", "4", ARRIVAL);
@@ -146,13 +147,100 @@ fn the_seed_readme_session_replicates_both_ways() {
         "read",
         ARRIVAL,
     );
+    // An app writes on alice through her HTTP API; bob's app reads it through his, and the
+    // reverse (issue 24): the API's writes replicate like any other.
+    let alice_api = Api::of(&alice, 7701);
+    let bob_api = Api::of(&bob, 7702);
+    alice_api.transaction(
+        r#"{"statements": [{"sql": "insert into bookmarks (id, url, title) values (?1, ?2, ?3)", "params": ["api-a", "https://a.example/", "from alice's app"]}]}"#,
+    );
+    bob_api.wait_for_row(
+        "select title from bookmarks where id = 'api-a'",
+        "from alice's app",
+    );
+    bob_api.transaction(
+        r#"{"statements": ["update bookmarks set title = 'edited by bob''s app' where id = 'api-a'"]}"#,
+    );
+    alice_api.wait_for_row(
+        "select title from bookmarks where id = 'api-a'",
+        "edited by bob's app",
+    );
     alice.stop();
     bob.stop();
     assert_eq!(rows(&alice), rows(&bob));
+    for peer in [&alice, &bob] {
+        assert!(
+            peer.log()
+                .contains("Serving the HTTP API on http://127.0.0.1:770")
+        );
+        // The token is never logged.
+        let token = peer.run(&["api-token"]).ok().trim().to_string();
+        assert!(!peer.log().contains(&token));
+    }
     // Started together, each looked for the other's record before it was published: a
     // normal start, not a failure.
     for peer in [&alice, &bob] {
         assert!(!peer.log().contains("Remote failed"), "{}", peer.log());
+    }
+}
+
+/// A peer's HTTP API, asked with curl as an app in another language would.
+struct Api {
+    url: String,
+    auth: String,
+}
+
+impl Api {
+    fn of(peer: &Peer, port: u16) -> Api {
+        let token = peer.run(&["api-token"]).ok().trim().to_string();
+        Api {
+            url: format!("http://127.0.0.1:{port}"),
+            auth: format!("Authorization: Bearer {token}"),
+        }
+    }
+
+    fn post(&self, path: &str, body: &str) -> (bool, String) {
+        let output = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--fail-with-body",
+                "-m",
+                "10",
+                "-H",
+                &self.auth,
+                "-d",
+                body,
+            ])
+            .arg(format!("{}{path}", self.url))
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+        )
+    }
+
+    fn transaction(&self, body: &str) {
+        let (ok, answer) = self.post("/v1/transactions", body);
+        assert!(ok && answer.contains("db_version"), "{answer}");
+    }
+
+    /// Waits until `sql`, asked through the API, returns one row of one value, `expected`.
+    fn wait_for_row(&self, sql: &str, expected: &str) {
+        let body = serde_json::json!({ "sql": sql }).to_string();
+        let want = serde_json::json!({ "row": [expected] }).to_string();
+        let deadline = std::time::Instant::now() + ARRIVAL;
+        loop {
+            let (ok, answer) = self.post("/v1/queries", &body);
+            if ok && answer.lines().any(|line| line == want) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{sql} never answered {expected}: {answer}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 }
 
