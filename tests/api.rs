@@ -43,6 +43,8 @@ fn served() -> Served {
             db_file: path.clone(),
             extension: Extension::BuiltIn,
             supervisor: None,
+            versions: tokio::sync::watch::Sender::new(ddcp::sync::DbVersion(0)),
+            subscriptions: Arc::default(),
         };
         let listener = ddcp::api::listen("127.0.0.1:0".parse().unwrap())
             .await
@@ -283,4 +285,200 @@ print(json.dumps([line["row"] for line in lines if "row" in line]))
         r#"[["curl", "from curl"], ["python", "from urllib"]]"#
     );
     drop(api.runtime);
+}
+
+/// A subscription's lines as curl receives them, each within a deadline.
+struct Listening {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Listening {
+    fn start(api: &Served, method: &str, path: &str, body: Option<&str>) -> Listening {
+        let mut command = std::process::Command::new("curl");
+        command
+            .args(["-sS", "-N", "-X", method, "-H"])
+            .arg(format!("Authorization: Bearer {}", api.token))
+            .arg(format!("http://{}{path}", api.address))
+            .stdout(std::process::Stdio::piped());
+        if let Some(body) = body {
+            command.args(["-d", body]);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Listening { child, lines }
+    }
+
+    fn next(&self) -> serde_json::Value {
+        let line = self
+            .lines
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a line within 10 s");
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Live queries: the rows, then an event per row that enters, changes or leaves the result,
+/// each with a change id; a client that lost its connection resumes after the last id it saw,
+/// and misses and repeats none.
+#[test]
+fn a_subscription_tells_each_change_once_across_a_resume() {
+    let api = served();
+    let write = |sql: &str| {
+        let answer = api.post(
+            "/v1/transactions",
+            serde_json::json!({ "statements": [sql] }),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    };
+    write("insert into posts (id, author, body) values (1, 'ann', 'first')");
+    let query = r#"{"sql": "select id, body from posts where author = 'ann'"}"#;
+    let listening = Listening::start(&api, "POST", "/v1/subscriptions", Some(query));
+    let header = listening.next();
+    let id = header["id"].as_str().unwrap().to_string();
+    assert_eq!(header["columns"], serde_json::json!(["id", "body"]));
+    assert_eq!(listening.next(), serde_json::json!({"row": [1, "first"]}));
+    assert_eq!(
+        listening.next(),
+        serde_json::json!({"eoq": {"change_id": 0}})
+    );
+    write("insert into posts (id, author, body) values (2, 'ann', 'second')");
+    assert_eq!(
+        listening.next(),
+        serde_json::json!({"change_id": 1, "event": "insert", "row": [2, "second"]})
+    );
+    // A row outside the result changes nothing of it.
+    write("insert into posts (id, author, body) values (3, 'bob', 'not ann')");
+    write("update posts set body = 'first, edited' where id = 1");
+    assert_eq!(
+        listening.next(),
+        serde_json::json!({"change_id": 2, "event": "update", "row": [1, "first, edited"]})
+    );
+    // The connection is lost; a change lands meanwhile; the client resumes after id 2.
+    drop(listening);
+    write("delete from posts where id = 2");
+    // Rows written by another connection than the API's (a pull, an app's own) move the
+    // result too once the DbActor reports them; here the API's own write wakes it.
+    let resumed = Listening::start(&api, "GET", &format!("/v1/subscriptions/{id}?from=2"), None);
+    assert_eq!(resumed.next()["id"], id.as_str());
+    assert_eq!(
+        resumed.next(),
+        serde_json::json!({"change_id": 3, "event": "delete", "row": [2, "second"]})
+    );
+    write("insert into posts (id, author, body) values (4, 'ann', 'fourth')");
+    assert_eq!(
+        resumed.next(),
+        serde_json::json!({"change_id": 4, "event": "insert", "row": [4, "fourth"]})
+    );
+    // An unknown subscription, and a resume without its id, are one JSON object each.
+    let unknown = api.request(
+        "GET",
+        "/v1/subscriptions/nope?from=0",
+        Some(&api.token),
+        b"",
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert!(
+        unknown.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("subscribe again")
+    );
+    let bad = api.request(
+        "GET",
+        &format!("/v1/subscriptions/{id}"),
+        Some(&api.token),
+        b"",
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
+
+/// A subscriber that does not read holds up nothing: writes go on at their pace, its queue is
+/// bounded and it is cut off, and its resume, once the events it missed are no longer kept,
+/// says to subscribe again.
+#[test]
+fn a_subscriber_that_does_not_read_is_cut_off_and_holds_up_nothing() {
+    let api = served();
+    let fill = api.post(
+        "/v1/transactions",
+        serde_json::json!({"statements": [
+            "insert into posts (id, author, body) with recursive n(i) as (select 1 union all select i + 1 from n where i < 5000) select i, 'ann', 'x' from n"
+        ]}),
+    );
+    assert_eq!(fill.status, 200, "{}", fill.body);
+    // Subscribes, reads its first line, and then reads nothing.
+    let mut stream = TcpStream::connect(api.address).unwrap();
+    let body = r#"{"sql": "select id, body from posts"}"#;
+    write!(
+        stream,
+        "POST /v1/subscriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n{body}",
+        api.token,
+        body.len()
+    )
+    .unwrap();
+    let mut first = [0u8; 256];
+    let read = stream.read(&mut first).unwrap();
+    let head = String::from_utf8_lossy(&first[..read]).to_string();
+    let id = head
+        .split("\"id\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("{head}"))
+        .to_string();
+    // 20 rewrites of every row: 100,000 events, far more than the socket and the queue hold.
+    let started = std::time::Instant::now();
+    for round in 0..20 {
+        let answer = api.post(
+            "/v1/transactions",
+            serde_json::json!({"statements": [format!("update posts set body = 'round {round}'")]}),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let resumed = api.request(
+            "GET",
+            &format!("/v1/subscriptions/{id}?from=0"),
+            Some(&api.token),
+            b"",
+        );
+        // Gone: the events after 0 are no longer kept (once the task has caught up).
+        if resumed.status == 410 {
+            assert!(
+                resumed.json()["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("subscribe again")
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} {}",
+            resumed.status,
+            resumed.body
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(stream);
 }

@@ -6,8 +6,11 @@
 mod json;
 mod routes;
 mod server;
+mod stream_body;
+mod subscriptions;
 mod token;
 
 pub use routes::MAX_BODY_BYTES;
 pub use server::{ApiState, MAX_CONNECTIONS, listen, serve};
+pub use subscriptions::{EVENTS_KEPT, IDLE_KEPT, LISTENER_QUEUE, MAX_SUBSCRIPTIONS, Subscriptions};
 pub use token::{ApiToken, TokenError};

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
@@ -13,6 +14,8 @@ use serde_json::{Value as Json, json};
 
 use super::json::{StatementJson, TransactionRequest, committed_json, row_to_json};
 use super::server::ApiState;
+use super::stream_body::ChannelBody;
+use super::subscriptions::SubscribeError;
 use crate::db::{Db, DbError};
 use crate::db_actor::DbCallError;
 use crate::serve::ControlQuery;
@@ -20,6 +23,9 @@ use crate::status_report::{HealthJson, read_status};
 
 /// Bytes a request's body may hold.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// A response's body: whole, or streamed (a subscription's).
+type Body = BoxBody<Bytes, std::convert::Infallible>;
 
 /// An answer that is not a success: its status and message.
 struct Refusal(StatusCode, String);
@@ -31,7 +37,7 @@ impl Refusal {
 }
 
 /// Answers one request.
-pub async fn answer(state: Arc<ApiState>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn answer(state: Arc<ApiState>, request: Request<Incoming>) -> Response<Body> {
     let outcome = match authorized(&state, &request) {
         Ok(()) => route(&state, request).await,
         Err(refusal) => Err(refusal),
@@ -69,17 +75,25 @@ fn authorized(state: &ApiState, request: &Request<Incoming>) -> Result<(), Refus
 async fn route(
     state: &Arc<ApiState>,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Refusal> {
+) -> Result<Response<Body>, Refusal> {
     let path = request.uri().path().to_string();
     let method = request.method().clone();
     match (path.as_str(), method) {
         ("/v1/status", Method::GET) => status(state).await,
         ("/v1/transactions", Method::POST) => transaction(state, request).await,
         ("/v1/queries", Method::POST) => query(state, request).await,
-        ("/v1/status" | "/v1/transactions" | "/v1/queries", method) => Err(Refusal(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not a method of {path}"),
-        )),
+        ("/v1/subscriptions", Method::POST) => subscribe(state, request).await,
+        (path, Method::GET) if path.starts_with("/v1/subscriptions/") => resume(
+            state,
+            &path["/v1/subscriptions/".len()..],
+            request.uri().query(),
+        ),
+        ("/v1/status" | "/v1/transactions" | "/v1/queries" | "/v1/subscriptions", method) => {
+            Err(Refusal(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not a method of {path}"),
+            ))
+        }
         _ => Err(Refusal(
             StatusCode::NOT_FOUND,
             format!("no route {path}: see docs/api.md"),
@@ -91,7 +105,7 @@ async fn route(
 async fn transaction(
     state: &ApiState,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Refusal> {
+) -> Result<Response<Body>, Refusal> {
     let body: TransactionRequest = read_json(request).await?;
     let statements = body
         .statements
@@ -104,7 +118,16 @@ async fn transaction(
         })
         .collect::<Result<Vec<_>, _>>()?;
     match state.db.app_transaction(statements).await {
-        Ok(committed) => Ok(json_response(StatusCode::OK, &committed_json(&committed))),
+        Ok(committed) => {
+            // The subscriptions hear of it at once.
+            let version = committed.db_version;
+            state.versions.send_if_modified(|newest| {
+                let moved = version > *newest;
+                *newest = (*newest).max(version);
+                moved
+            });
+            Ok(json_response(StatusCode::OK, &committed_json(&committed)))
+        }
         Err(err) => Err(db_refusal(err)),
     }
 }
@@ -113,7 +136,7 @@ async fn transaction(
 async fn query(
     state: &Arc<ApiState>,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Refusal> {
+) -> Result<Response<Body>, Refusal> {
     let body: StatementJson = read_json(request).await?;
     let statement = body.to_statement().map_err(Refusal::bad)?;
     let reader = Arc::clone(&state.reader);
@@ -132,16 +155,66 @@ async fn query(
         line(json!({ "row": row_to_json(row) }));
     }
     line(json!({ "eoq": { "rows": rows.rows.len() } }));
-    let mut response = Response::new(Full::new(Bytes::from(lines)));
+    Ok(ndjson_response(Full::new(Bytes::from(lines)).boxed()))
+}
+
+/// `POST /v1/subscriptions`: the query's rows, then an event per row that enters, changes or
+/// leaves its result, as NDJSON for as long as the client listens.
+async fn subscribe(
+    state: &Arc<ApiState>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Refusal> {
+    let body: StatementJson = read_json(request).await?;
+    let statement = body.to_statement().map_err(Refusal::bad)?;
+    let lines = state
+        .subscriptions
+        .subscribe(
+            statement,
+            Arc::clone(&state.reader),
+            state.versions.subscribe(),
+        )
+        .await
+        .map_err(subscribe_refusal)?;
+    Ok(ndjson_response(ChannelBody(lines).boxed()))
+}
+
+/// `GET /v1/subscriptions/ID?from=N`: a subscription's events after change id N, then the ones
+/// to come.
+fn resume(state: &ApiState, id: &str, query: Option<&str>) -> Result<Response<Body>, Refusal> {
+    let from = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("from="))
+        .and_then(|from| from.parse::<u64>().ok())
+        .ok_or_else(|| Refusal::bad("resume with ?from=N, the last change id received"))?;
+    let lines = state
+        .subscriptions
+        .resume(id, from)
+        .map_err(subscribe_refusal)?;
+    Ok(ndjson_response(ChannelBody(lines).boxed()))
+}
+
+fn subscribe_refusal(err: SubscribeError) -> Refusal {
+    let status = match &err {
+        SubscribeError::TooMany => StatusCode::TOO_MANY_REQUESTS,
+        SubscribeError::Query(_) => StatusCode::BAD_REQUEST,
+        SubscribeError::Unknown => StatusCode::NOT_FOUND,
+        SubscribeError::TooOld => StatusCode::GONE,
+    };
+    Refusal(status, err.to_string())
+}
+
+fn ndjson_response(body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),
     );
-    Ok(response)
+    response
 }
 
 /// `GET /v1/status`: what `ddcp status --json` says.
-async fn status(state: &ApiState) -> Result<Response<Full<Bytes>>, Refusal> {
+async fn status(state: &ApiState) -> Result<Response<Body>, Refusal> {
     let (db_file, extension) = (state.db_file.clone(), state.extension.clone());
     let read = tokio::task::spawn_blocking(move || {
         let mut db = Db::open(&db_file, &extension)?;
@@ -202,9 +275,9 @@ fn db_refusal(err: DbCallError) -> Refusal {
     }
 }
 
-fn json_response(status: StatusCode, body: &Json) -> Response<Full<Bytes>> {
+fn json_response(status: StatusCode, body: &Json) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    let mut response = Response::new(Full::new(Bytes::from(bytes)).boxed());
     *response.status_mut() = status;
     response
         .headers_mut()

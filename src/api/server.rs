@@ -12,12 +12,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
 use ractor::DerivedActorRef;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
+use super::subscriptions::Subscriptions;
 use super::token::ApiToken;
 use crate::db::{Extension, Reader};
 use crate::db_actor::DbHandle;
 use crate::serve::ControlQuery;
+use crate::sync::DbVersion;
 
 /// Connections served at once; more wait in the listener's backlog.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -38,6 +40,11 @@ pub struct ApiState {
     pub extension: Extension,
     /// Knows the remotes' health, when `ddcp serve` runs.
     pub supervisor: Option<DerivedActorRef<ControlQuery>>,
+    /// The database's newest version: moves with every commit the DbActor reports and every
+    /// transaction of the API's; wakes the subscriptions.
+    pub versions: watch::Sender<DbVersion>,
+    /// The live queries.
+    pub subscriptions: Arc<Subscriptions>,
 }
 
 impl std::fmt::Debug for ApiState {

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::api::{self, ApiState};
+use crate::sync::DbVersion;
 
 /// The ApiActor has nothing to be told: its work is the listener's.
 #[derive(Debug)]
@@ -25,12 +27,15 @@ pub struct ApiArgs {
     pub listener: TcpListener,
     /// What the routes work with.
     pub state: ApiState,
+    /// The database's newest version as the DbActor reports it (the supervisor's).
+    pub reported: watch::Receiver<DbVersion>,
 }
 
 /// The task serving the listener.
 #[derive(Debug)]
 pub struct ApiActorState {
     serving: tokio::task::JoinHandle<()>,
+    forwarding: tokio::task::JoinHandle<()>,
 }
 
 impl Actor for ApiActor {
@@ -43,8 +48,13 @@ impl Actor for ApiActor {
         _myself: ActorRef<ApiMsg>,
         args: ApiArgs,
     ) -> Result<ApiActorState, ActorProcessingErr> {
-        let serving = tokio::spawn(api::serve(args.listener, Arc::new(args.state)));
-        Ok(ApiActorState { serving })
+        let state = Arc::new(args.state);
+        let serving = tokio::spawn(api::serve(args.listener, Arc::clone(&state)));
+        let forwarding = tokio::spawn(forward_versions(args.reported, state));
+        Ok(ApiActorState {
+            serving,
+            forwarding,
+        })
     }
 
     async fn post_stop(
@@ -53,7 +63,21 @@ impl Actor for ApiActor {
         state: &mut ApiActorState,
     ) -> Result<(), ActorProcessingErr> {
         state.serving.abort();
+        state.forwarding.abort();
         Ok(())
+    }
+}
+
+/// Tells the API's subscriptions of each version the DbActor reports (commits by anyone:
+/// pulls, the shell, another process).
+async fn forward_versions(mut reported: watch::Receiver<DbVersion>, state: Arc<ApiState>) {
+    while reported.changed().await.is_ok() {
+        let version = *reported.borrow_and_update();
+        state.versions.send_if_modified(|newest| {
+            let moved = version > *newest;
+            *newest = (*newest).max(version);
+            moved
+        });
     }
 }
 
@@ -93,6 +117,8 @@ impl ApiSetup {
             db_file: self.db_file,
             extension: self.extension,
             supervisor: Some(supervisor),
+            versions: watch::Sender::new(DbVersion(0)),
+            subscriptions: Arc::default(),
         };
         Ok((self.listener, state))
     }

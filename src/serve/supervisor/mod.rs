@@ -196,6 +196,7 @@ impl Actor for Supervisor {
             let api_args = super::api::ApiArgs {
                 listener,
                 state: api_state,
+                reported: state.versions.subscribe(),
             };
             Actor::spawn_linked(None, super::ApiActor, api_args, cell).await?;
         }
