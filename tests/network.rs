@@ -151,8 +151,22 @@ fn the_seed_readme_session_replicates_both_ways() {
     // reverse (issue 24): the API's writes replicate like any other.
     let alice_api = Api::of(&alice, 7701);
     let bob_api = Api::of(&bob, 7702);
+    // Bob's app subscribes to the rows its query shows: alice's write, pulled, is an event.
+    let subscription = bob_api.subscribe("select id, title from bookmarks where id like 'api-%'");
+    assert_eq!(
+        subscription.next()["columns"],
+        serde_json::json!(["id", "title"])
+    );
+    assert_eq!(
+        subscription.next(),
+        serde_json::json!({"eoq": {"change_id": 0}})
+    );
     alice_api.transaction(
         r#"{"statements": [{"sql": "insert into bookmarks (id, url, title) values (?1, ?2, ?3)", "params": ["api-a", "https://a.example/", "from alice's app"]}]}"#,
+    );
+    assert_eq!(
+        subscription.next(),
+        serde_json::json!({"change_id": 1, "event": "insert", "row": ["api-a", "from alice's app"]})
     );
     bob_api.wait_for_row(
         "select title from bookmarks where id = 'api-a'",
@@ -220,6 +234,31 @@ impl Api {
         )
     }
 
+    /// Subscribes to `sql`: its lines as curl receives them.
+    fn subscribe(&self, sql: &str) -> Subscription {
+        let mut child = std::process::Command::new("curl")
+            .args(["-sS", "-N", "-H", &self.auth, "-d"])
+            .arg(serde_json::json!({ "sql": sql }).to_string())
+            .arg(format!("{}/v1/subscriptions", self.url))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Subscription { child, lines }
+    }
+
     fn transaction(&self, body: &str) {
         let (ok, answer) = self.post("/v1/transactions", body);
         assert!(ok && answer.contains("db_version"), "{answer}");
@@ -241,6 +280,29 @@ impl Api {
             );
             std::thread::sleep(Duration::from_millis(300));
         }
+    }
+}
+
+/// A subscription's lines, each awaited within [`ARRIVAL`].
+struct Subscription {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Subscription {
+    fn next(&self) -> serde_json::Value {
+        let line = self
+            .lines
+            .recv_timeout(ARRIVAL)
+            .expect("a subscription's line in time");
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
