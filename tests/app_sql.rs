@@ -109,7 +109,11 @@ fn a_failing_statement_takes_the_whole_transaction_back() {
 
 #[test]
 fn what_an_app_may_not_do_is_refused_whatever_the_spelling() {
-    let (_dir, mut db) = db();
+    let (dir, mut db) = db();
+    // A view of the app's own over ddcp's tables (made outside the API, which makes none).
+    db.connection()
+        .execute_batch("create view leak as select record_key from ddcp_remotes")
+        .unwrap();
     let reader = Reader::open(db.path()).unwrap();
     for (sql, said) in [
         (
@@ -139,15 +143,43 @@ fn what_an_app_may_not_do_is_refused_whatever_the_spelling() {
             "insert into posts (id) values (1); delete from posts",
             "one statement",
         ),
+        // What a named subquery or CTE reads is named after it, as a trigger's is: it opens
+        // nothing of ddcp's.
+        (
+            "with x as (select record_key from ddcp_remotes) select * from x",
+            "ddcp_remotes",
+        ),
+        (
+            "with x as (select record_key from ddcp_remotes) insert into posts (id, body) select 1, record_key from x",
+            "ddcp_remotes",
+        ),
+        (
+            "select * from (select record_key from ddcp_remotes) as posts__crsql_itrig",
+            "ddcp_remotes",
+        ),
+        (
+            "with x as (select crsql_as_crr('posts')) select * from x",
+            "crsql_as_crr()",
+        ),
+        (
+            "select crsql_next_db_version()",
+            "only cr-sqlite's triggers",
+        ),
+        ("select * from leak", "ddcp_remotes"),
+        ("vacuum into '/tmp/ddcp-api-vacuum-test.db'", "vacuum"),
+        (
+            "insert into posts (id, body) values (9, randomblob(1000000000))",
+            "too big",
+        ),
     ] {
         let err = db
             .run_app_transaction(&[statement(sql, vec![])])
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains(said) || (said == "one statement" && err.contains("Multiple statements")),
-            "{sql}: {err}"
-        );
+        let said_so = err.contains(said)
+            || (said == "one statement" && err.contains("Multiple statements"))
+            || (said == "vacuum" && (err.contains("VACUUM") || err.contains("attach")));
+        assert!(said_so, "{sql}: {err}");
         assert!(err.ends_with("nothing was applied"), "{sql}: {err}");
     }
     assert_eq!(count(&db, "select count(*) from posts"), 0);
@@ -162,6 +194,35 @@ fn what_an_app_may_not_do_is_refused_whatever_the_spelling() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("ddcp_remotes"), "{err}");
+    for sql in [
+        "with x as (select record_key from ddcp_remotes) select * from x",
+        "select * from leak",
+    ] {
+        let err = reader
+            .query(&statement(sql, vec![]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ddcp_remotes"), "{sql}: {err}");
+    }
+    // VACUUM INTO asks no authorizer: a query must not copy the database to a file.
+    let copy = dir.path().join("copy.db");
+    let err = reader
+        .query(&statement(
+            &format!("vacuum into '{}'", copy.display()),
+            vec![],
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("a query only reads") || err.contains("attach"),
+        "{err}"
+    );
+    assert!(!copy.exists());
+    let err = reader
+        .query(&statement("select randomblob(1000000000)", vec![]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("too big"), "{err}");
 }
 
 #[test]

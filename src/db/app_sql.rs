@@ -10,6 +10,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, Statement};
 
 use super::changes::{SqlValue, value_from_sql};
@@ -74,6 +76,7 @@ impl Db {
             return Err(DbError::AppStatementCount(statements.len()));
         }
         let tx = self.conn_mut().transaction()?;
+        let limits = AppLimits::set(&tx)?;
         let deadline = Deadline::start(&tx)?;
         let mut results = Vec::with_capacity(statements.len());
         for (index, statement) in statements.iter().enumerate() {
@@ -87,11 +90,13 @@ impl Db {
                 Ok(done) => results.push(done),
                 Err(err) => {
                     deadline.end(&tx)?;
+                    limits.restore(&tx)?;
                     return Err(err);
                 }
             }
         }
         deadline.end(&tx)?;
+        limits.restore(&tx)?;
         tx.commit()?;
         Ok(Committed {
             results,
@@ -116,6 +121,8 @@ impl Reader {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(super::BUSY_TIMEOUT)?;
+        // For good: a reader attaches nothing and makes no value bigger than a result.
+        AppLimits::set(&conn)?;
         Ok(Reader { conn })
     }
 
@@ -171,6 +178,10 @@ fn run_statement(
     conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
         .map_err(failed)?;
     let mut prepared = prepared.map_err(failed)?;
+    // What no authorizer is asked about (VACUUM) must not run in a query.
+    if access == Access::Read && !prepared.readonly() {
+        return Err("it writes: a query only reads (write with a transaction)".into());
+    }
     let expected = prepared.parameter_count();
     if expected != statement.params.len() {
         return Err(format!(
@@ -223,14 +234,18 @@ fn collect_rows(statement: &mut Statement<'_>) -> Result<AppRows, Collect> {
         }
         let mut values = Vec::with_capacity(columns.len());
         for index in 0..columns.len() {
-            let value = value_from_sql(row.get_ref(index).map_err(Collect::Sqlite)?);
-            bytes += value.size() + 8;
-            values.push(value);
-        }
-        if bytes > MAX_RESULT_BYTES {
-            return Err(Collect::TooBig(format!(
-                "it returns more than {MAX_RESULT_BYTES} bytes: page through the rows (LIMIT and a key)"
-            )));
+            let value = row.get_ref(index).map_err(Collect::Sqlite)?;
+            // Counted before it is copied.
+            bytes += 8 + match value {
+                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.len(),
+                _ => 8,
+            };
+            if bytes > MAX_RESULT_BYTES {
+                return Err(Collect::TooBig(format!(
+                    "it returns more than {MAX_RESULT_BYTES} bytes: page through the rows (LIMIT and a key)"
+                )));
+            }
+            values.push(value_from_sql(value));
         }
         rows.push(values);
     }
@@ -240,37 +255,46 @@ fn collect_rows(statement: &mut Statement<'_>) -> Result<AppRows, Collect> {
 const SCHEMA_CHANGE: &str =
     "it changes the schema: run a migration (`ddcp migrate`), which peers follow";
 
-/// What an app's statement may do, as SQLite prepares it. Triggers (cr-sqlite's, which record
-/// the app's writes as changes) do what they do: the app cannot make one here.
+/// cr-sqlite's functions that change its state or a table's shape: never an app's.
+const STATE_CHANGING: &[&str] = &[
+    "crsql_as_crr",
+    "crsql_as_table",
+    "crsql_automigrate",
+    "crsql_begin_alter",
+    "crsql_commit_alter",
+    "crsql_config_set",
+    "crsql_finalize",
+    "crsql_fract_as_ordered",
+];
+
+/// cr-sqlite's functions its triggers call as they record a write.
+const TRIGGERS_OWN: &[&str] = &[
+    "crsql_after_delete",
+    "crsql_after_insert",
+    "crsql_after_update",
+    "crsql_get_seq",
+    "crsql_increment_and_get_seq",
+    "crsql_internal_sync_bit",
+    "crsql_next_db_version",
+    "crsql_rows_impacted",
+];
+
+/// What an app's statement may do, as SQLite prepares it.
+///
+/// SQLite names an `accessor` for what a trigger does (cr-sqlite's, which record the app's
+/// writes as changes in the tables' clocks) but also for what a view or a subquery named in a
+/// FROM or WITH clause does, and that name is the app's to choose: so an accessor opens only
+/// what triggers need (cr-sqlite's clock tables and its triggers' functions), never ddcp's
+/// tables, SQLite's or cr-sqlite's own, nor a function that changes cr-sqlite's state.
 fn authorize(access: Access, context: &AuthContext<'_>) -> Result<(), String> {
-    if context.accessor.is_some() {
-        return Ok(());
-    }
+    let inner = context.accessor.is_some();
     if context.database_name.is_some_and(|name| name != "main") {
         return Err("it reaches another database than this one".into());
     }
-    let own = |table: &str| match is_own_name(table) {
-        true => Err(format!(
-            "it reaches {table}, one of ddcp's, cr-sqlite's or SQLite's own tables"
-        )),
-        false => Ok(()),
-    };
     match context.action {
         AuthAction::Select | AuthAction::Recursive => Ok(()),
-        AuthAction::Read { table_name, .. } => own(table_name),
-        AuthAction::Function { function_name } => {
-            let name = function_name.to_ascii_lowercase();
-            // cr-sqlite's functions change its state (crsql_as_crr, crsql_begin_alter ...);
-            // what a reader needs of them is its version and site.
-            match !name.starts_with("crsql_")
-                || matches!(name.as_str(), "crsql_db_version" | "crsql_site_id")
-            {
-                true => Ok(()),
-                false => Err(format!(
-                    "it calls {function_name}(), which changes cr-sqlite's state"
-                )),
-            }
-        }
+        AuthAction::Read { table_name, .. } => table_access(table_name, inner),
+        AuthAction::Function { function_name } => function_access(function_name, inner),
         AuthAction::Insert { table_name }
         | AuthAction::Update { table_name, .. }
         | AuthAction::Delete { table_name }
@@ -278,16 +302,14 @@ fn authorize(access: Access, context: &AuthContext<'_>) -> Result<(), String> {
         {
             Err(SCHEMA_CHANGE.into())
         }
-        AuthAction::Insert { table_name }
-        | AuthAction::Update { table_name, .. }
-        | AuthAction::Delete { table_name }
-            if access == Access::Write =>
+        AuthAction::Insert { .. } | AuthAction::Update { .. } | AuthAction::Delete { .. }
+            if access == Access::Read =>
         {
-            own(table_name)
-        }
-        AuthAction::Insert { .. } | AuthAction::Update { .. } | AuthAction::Delete { .. } => {
             Err("it writes: a query only reads (write with a transaction)".into())
         }
+        AuthAction::Insert { table_name }
+        | AuthAction::Update { table_name, .. }
+        | AuthAction::Delete { table_name } => table_access(table_name, inner),
         AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => Err(
             "each request is one transaction already: leave out BEGIN, COMMIT and savepoints"
                 .into(),
@@ -306,6 +328,60 @@ fn authorize(access: Access, context: &AuthContext<'_>) -> Result<(), String> {
         other => Err(format!(
             "it does what an app's statement may not ({other:?})"
         )),
+    }
+}
+
+/// Whether a statement (or, `inner`, a trigger, view or named subquery of it) may read or
+/// write `table`.
+fn table_access(table: &str, inner: bool) -> Result<(), String> {
+    let clock = table.to_ascii_lowercase().contains("__crsql_");
+    match (clock, is_own_name(table)) {
+        // cr-sqlite's triggers keep a table's clock.
+        (true, _) if inner => Ok(()),
+        (_, false) => Ok(()),
+        _ => Err(format!(
+            "it reaches {table}, one of ddcp's, cr-sqlite's or SQLite's own tables"
+        )),
+    }
+}
+
+/// Whether a statement (or, `inner`, a trigger of it) may call `function`.
+fn function_access(function: &str, inner: bool) -> Result<(), String> {
+    let name = function.to_ascii_lowercase();
+    if STATE_CHANGING.contains(&name.as_str()) {
+        return Err(format!(
+            "it calls {function}(), which changes cr-sqlite's state"
+        ));
+    }
+    if TRIGGERS_OWN.contains(&name.as_str()) && !inner {
+        return Err(format!(
+            "it calls {function}(), which only cr-sqlite's triggers call"
+        ));
+    }
+    Ok(())
+}
+
+/// SQLite's limits while an app's statement runs: no database attached (`VACUUM INTO` attaches
+/// its output file, and no authorizer is asked about it), and no value bigger than a result
+/// may be (`randomblob(1e9)` would be made whole before any bound is checked). The writer's
+/// own limits come back after.
+struct AppLimits {
+    attached: i32,
+    length: i32,
+}
+
+impl AppLimits {
+    fn set(conn: &Connection) -> Result<AppLimits, DbError> {
+        Ok(AppLimits {
+            attached: conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?,
+            length: conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, MAX_RESULT_BYTES as i32)?,
+        })
+    }
+
+    fn restore(&self, conn: &Connection) -> Result<(), DbError> {
+        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, self.attached)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, self.length)?;
+        Ok(())
     }
 }
 
