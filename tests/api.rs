@@ -482,3 +482,36 @@ fn a_subscriber_that_does_not_read_is_cut_off_and_holds_up_nothing() {
     }
     drop(stream);
 }
+
+/// A listener that reads gets every event of a commit that changes more rows than its queue
+/// holds: events wait in the subscription's keeping, not in the listener's queue.
+#[test]
+fn a_reading_listener_gets_every_event_of_a_big_commit() {
+    let api = served();
+    let listening = Listening::start(
+        &api,
+        "POST",
+        "/v1/subscriptions",
+        Some(r#"{"sql": "select id, body from posts"}"#),
+    );
+    assert_eq!(
+        listening.next()["columns"],
+        serde_json::json!(["id", "body"])
+    );
+    assert_eq!(
+        listening.next(),
+        serde_json::json!({"eoq": {"change_id": 0}})
+    );
+    let answer = api.post(
+        "/v1/transactions",
+        serde_json::json!({"statements": [
+            "insert into posts (id, author, body) with recursive n(i) as (select 1 union all select i + 1 from n where i < 2000) select i, 'ann', 'x' from n"
+        ]}),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    for change_id in 1..=2000u64 {
+        let event = listening.next();
+        assert_eq!(event["change_id"], change_id, "{event}");
+        assert_eq!(event["event"], "insert", "{event}");
+    }
+}

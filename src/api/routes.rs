@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -62,7 +62,11 @@ fn authorized(state: &ApiState, request: &Request<Incoming>) -> Result<(), Refus
         .headers()
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(|value| {
+            // The scheme's name is case-insensitive (RFC 9110).
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        });
     match presented {
         Some(token) if state.token.admits(token.trim()) => Ok(()),
         _ => Err(Refusal(
@@ -198,6 +202,7 @@ fn subscribe_refusal(err: SubscribeError) -> Refusal {
     let status = match &err {
         SubscribeError::TooMany => StatusCode::TOO_MANY_REQUESTS,
         SubscribeError::Query(_) => StatusCode::BAD_REQUEST,
+        SubscribeError::Failed => StatusCode::INTERNAL_SERVER_ERROR,
         SubscribeError::Unknown => StatusCode::NOT_FOUND,
         SubscribeError::TooOld => StatusCode::GONE,
     };
@@ -243,11 +248,12 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     let body = Limited::new(request.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
-        .map_err(|_| {
-            Refusal(
+        .map_err(|err| match err.downcast_ref::<LengthLimitError>() {
+            Some(_) => Refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("a request's body holds at most {MAX_BODY_BYTES} bytes"),
-            )
+            ),
+            None => Refusal::bad(format!("the body did not arrive whole: {err}")),
         })?
         .to_bytes();
     serde_json::from_slice(&body)

@@ -21,8 +21,9 @@ use crate::db_actor::DbHandle;
 use crate::serve::ControlQuery;
 use crate::sync::DbVersion;
 
-/// Connections served at once; more wait in the listener's backlog.
-pub const MAX_CONNECTIONS: usize = 64;
+/// Connections served at once; more wait in the listener's backlog. Twice the subscriptions
+/// there may be: listeners holding theirs open leave room for requests.
+pub const MAX_CONNECTIONS: usize = 2 * super::subscriptions::MAX_SUBSCRIPTIONS;
 /// How long a connection may take to send a request's headers.
 const HEADER_DEADLINE: Duration = Duration::from_secs(10);
 

@@ -31,6 +31,8 @@ pub enum TokenError {
     },
     #[error("{} is not a token ddcp made (64 hex digits): remove it, and a new one is made", .0.display())]
     Damaged(PathBuf),
+    #[error("{} may be read by others than its owner: `chmod 600` it, or remove it (a new token is made)", .0.display())]
+    Exposed(PathBuf),
 }
 
 impl ApiToken {
@@ -43,6 +45,14 @@ impl ApiToken {
         };
         match std::fs::read_to_string(&path) {
             Ok(text) => {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path)
+                    .map_err(failed)?
+                    .permissions()
+                    .mode();
+                if mode & 0o077 != 0 {
+                    return Err(TokenError::Exposed(path));
+                }
                 let token = text.trim();
                 match token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
                     true => Ok(ApiToken(token.to_string())),
@@ -51,15 +61,26 @@ impl ApiToken {
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let token = hex::encode(random::bytes::<32>());
+                // Written whole under another name, then linked in place: another `ddcp` that
+                // reads it meanwhile finds none or all of it, and of two made at once, one is
+                // kept and both use it.
+                let part = state_dir.join(format!("{FILE}.{}", hex::encode(random::bytes::<8>())));
                 let mut file = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .mode(0o600)
-                    .open(&path)
+                    .open(&part)
                     .map_err(failed)?;
-                writeln!(file, "{token}").map_err(failed)?;
-                file.sync_all().map_err(failed)?;
-                Ok(ApiToken(token))
+                let written = writeln!(file, "{token}").and_then(|()| file.sync_all());
+                let linked = written.and_then(|()| std::fs::hard_link(&part, &path));
+                let _ = std::fs::remove_file(&part);
+                match linked {
+                    Ok(()) => Ok(ApiToken(token)),
+                    Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                        ApiToken::load_or_create(state_dir)
+                    }
+                    Err(err) => Err(failed(err)),
+                }
             }
             Err(err) => Err(failed(err)),
         }
@@ -103,6 +124,20 @@ mod tests {
         assert!(!token.admits(&token.reveal()[..63]));
         assert!(!token.admits(""));
         assert!(!format!("{token:?}").contains(token.reveal()));
+        std::fs::set_permissions(
+            dir.path().join(FILE),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        assert!(matches!(
+            ApiToken::load_or_create(dir.path()),
+            Err(TokenError::Exposed(_))
+        ));
+        std::fs::set_permissions(
+            dir.path().join(FILE),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         std::fs::write(dir.path().join(FILE), "short").unwrap();
         assert!(matches!(
             ApiToken::load_or_create(dir.path()),
