@@ -16,7 +16,7 @@ use super::json::{StatementJson, TransactionRequest, committed_json, row_to_json
 use super::server::ApiState;
 use super::stream_body::ChannelBody;
 use super::subscriptions::SubscribeError;
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, Reader, STATEMENT_DEADLINE};
 use crate::db_actor::DbCallError;
 use crate::serve::ControlQuery;
 use crate::status_report::{HealthJson, read_status};
@@ -144,10 +144,21 @@ async fn query(
     let body: StatementJson = read_json(request).await?;
     let statement = body.to_statement().map_err(Refusal::bad)?;
     let reader = Arc::clone(&state.reader);
-    let rows = tokio::task::spawn_blocking(move || reader.lock().query(&statement))
-        .await
-        .map_err(|_| Refusal(StatusCode::INTERNAL_SERVER_ERROR, "the query failed".into()))?
-        .map_err(|err| db_refusal(DbCallError::Db(err)))?;
+    let rows = tokio::task::spawn_blocking(move || {
+        // Queries take turns on the one connection: a wait longer than a query may run says
+        // the API is busy.
+        let reader = reader.try_lock_for(STATEMENT_DEADLINE)?;
+        Some(reader.query(&statement))
+    })
+    .await
+    .map_err(|_| Refusal(StatusCode::INTERNAL_SERVER_ERROR, "the query failed".into()))?
+    .ok_or_else(|| {
+        Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queries are waiting for each other: try again".into(),
+        )
+    })?
+    .map_err(|err| db_refusal(DbCallError::Db(err)))?;
     let mut lines = Vec::new();
     let mut line = |json: Json| {
         // Serializing a JSON value into memory cannot fail.
@@ -170,11 +181,22 @@ async fn subscribe(
 ) -> Result<Response<Body>, Refusal> {
     let body: StatementJson = read_json(request).await?;
     let statement = body.to_statement().map_err(Refusal::bad)?;
+    // A connection of the subscription's own: its re-reads wait for no query, nor hold one up.
+    let db_file = state.db_file.clone();
+    let reader = tokio::task::spawn_blocking(move || Reader::open(&db_file))
+        .await
+        .map_err(|_| {
+            Refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "subscribing failed".into(),
+            )
+        })?
+        .map_err(|err| db_refusal(DbCallError::Db(err)))?;
     let lines = state
         .subscriptions
         .subscribe(
             statement,
-            Arc::clone(&state.reader),
+            Arc::new(parking_lot::Mutex::new(reader)),
             state.versions.subscribe(),
         )
         .await

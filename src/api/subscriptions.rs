@@ -121,7 +121,7 @@ impl SubscriptionState {
 impl Subscriptions {
     /// Subscribes to `statement`: the lines of its current result (the columns, the rows, the
     /// change id they stand at), then its events, as they come. `versions` says when the
-    /// database moved; `reader` runs the query.
+    /// database moved; `reader`, a connection of the subscription's own, runs the query.
     pub async fn subscribe(
         self: &Arc<Self>,
         statement: AppStatement,
@@ -364,7 +364,7 @@ impl Subscription {
     }
 }
 
-/// Runs the query on the reader's connection.
+/// Runs the query on the subscription's connection.
 async fn read(
     reader: &Arc<Mutex<Reader>>,
     statement: &AppStatement,
