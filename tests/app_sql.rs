@@ -166,6 +166,10 @@ fn what_an_app_may_not_do_is_refused_whatever_the_spelling() {
             "only cr-sqlite's triggers",
         ),
         ("select * from leak", "ddcp_remotes"),
+        (
+            "select * from pragma_table_info('ddcp_remotes')",
+            "a pragma is not an app's",
+        ),
         ("vacuum into '/tmp/ddcp-api-vacuum-test.db'", "vacuum"),
         (
             "insert into posts (id, body) values (9, randomblob(1000000000))",

@@ -334,7 +334,12 @@ fn authorize(access: Access, context: &AuthContext<'_>) -> Result<(), String> {
 /// Whether a statement (or, `inner`, a trigger, view or named subquery of it) may read or
 /// write `table`.
 fn table_access(table: &str, inner: bool) -> Result<(), String> {
-    let clock = table.to_ascii_lowercase().contains("__crsql_");
+    let lower = table.to_ascii_lowercase();
+    // A pragma read as a table runs the pragma unasked (and shows ddcp's tables' shape).
+    if lower.starts_with("pragma_") || lower == "dbstat" {
+        return Err(format!("it reads {table}: a pragma is not an app's"));
+    }
+    let clock = lower.contains("__crsql_");
     match (clock, is_own_name(table)) {
         // cr-sqlite's triggers keep a table's clock.
         (true, _) if inner => Ok(()),
