@@ -78,6 +78,11 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
                 continue;
             }
         };
+        // Answers are small and go at once: Nagle's algorithm would hold one back until the
+        // client's delayed ACK (40 ms) on a keep-alive connection.
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(target: "ddcp", error = %err, "Cannot set TCP_NODELAY");
+        }
         let state = Arc::clone(&state);
         tokio::spawn(async move {
             let service = service_fn(move |request| {
