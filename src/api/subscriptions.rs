@@ -27,7 +27,7 @@ use crate::db::{AppRows, AppStatement, DbError, Reader};
 use crate::sync::{DbVersion, Value, random};
 
 /// Subscriptions at once.
-pub const MAX_SUBSCRIPTIONS: usize = 64;
+pub const MAX_SUBSCRIPTIONS: usize = 128;
 /// Events a subscription keeps for resumes ...
 pub const EVENTS_KEPT: usize = 10_000;
 /// ... and their bytes at most.
