@@ -7,7 +7,11 @@
 //! bounded.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
@@ -77,10 +81,11 @@ impl Db {
         }
         let tx = self.conn_mut().transaction()?;
         let limits = AppLimits::set(&tx)?;
+        let guard = Guard::install(&tx, Access::Write)?;
         let deadline = Deadline::start(&tx)?;
         let mut results = Vec::with_capacity(statements.len());
         for (index, statement) in statements.iter().enumerate() {
-            let done = run_statement(&tx, statement, Access::Write).map_err(|reason| {
+            let done = run_statement(&tx, &guard, statement, Access::Write).map_err(|reason| {
                 DbError::AppStatement {
                     statement: index + 1,
                     reason: deadline.explain(reason),
@@ -90,12 +95,14 @@ impl Db {
                 Ok(done) => results.push(done),
                 Err(err) => {
                     deadline.end(&tx)?;
+                    Guard::remove(&tx)?;
                     limits.restore(&tx)?;
                     return Err(err);
                 }
             }
         }
         deadline.end(&tx)?;
+        Guard::remove(&tx)?;
         limits.restore(&tx)?;
         tx.commit()?;
         Ok(Committed {
@@ -111,6 +118,13 @@ impl Db {
 #[derive(Debug)]
 pub struct Reader {
     conn: Connection,
+    guard: Guard,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Guard")
+    }
 }
 
 impl Reader {
@@ -123,13 +137,14 @@ impl Reader {
         conn.busy_timeout(super::BUSY_TIMEOUT)?;
         // For good: a reader attaches nothing and makes no value bigger than a result.
         AppLimits::set(&conn)?;
-        Ok(Reader { conn })
+        let guard = Guard::install(&conn, Access::Read)?;
+        Ok(Reader { conn, guard })
     }
 
     /// Runs one read query: its rows, bounded.
     pub fn query(&self, statement: &AppStatement) -> Result<AppRows, DbError> {
         let deadline = Deadline::start(&self.conn)?;
-        let done = run_statement(&self.conn, statement, Access::Read);
+        let done = run_statement(&self.conn, &self.guard, statement, Access::Read);
         deadline.end(&self.conn)?;
         let done = done.map_err(|reason| DbError::AppStatement {
             statement: 1,
@@ -148,36 +163,71 @@ enum Access {
     Write,
 }
 
-/// Prepares `statement` under the authorizer, runs it, and collects what it returns. The
-/// reason, in words, when it is refused or fails.
-fn run_statement(
-    conn: &Connection,
-    statement: &AppStatement,
-    access: Access,
-) -> Result<StatementDone, String> {
-    let refusal = std::sync::Arc::new(parking_lot::Mutex::new(None));
-    let policy = {
-        let refusal = std::sync::Arc::clone(&refusal);
-        move |context: AuthContext<'_>| match authorize(access, &context) {
-            Ok(()) => Authorization::Allow,
-            Err(reason) => {
-                refusal.lock().get_or_insert(reason);
-                Authorization::Deny
+/// SQLite's authorizer on a connection that runs an app's statements: installed once, for a
+/// request on the writer and for good on a reader (installing or removing one expires every
+/// statement prepared on the connection, cr-sqlite's cached ones too), and judging only while
+/// an app's statement is prepared; what SQLite prepares as it runs (cr-sqlite's own work) is
+/// not the app's.
+struct Guard {
+    judging: Arc<AtomicBool>,
+    refusal: Arc<Mutex<Option<String>>>,
+}
+
+impl Guard {
+    fn install(conn: &Connection, access: Access) -> Result<Guard, DbError> {
+        let judging = Arc::new(AtomicBool::new(false));
+        let refusal = Arc::new(Mutex::new(None));
+        let policy = {
+            let (judging, refusal) = (Arc::clone(&judging), Arc::clone(&refusal));
+            move |context: AuthContext<'_>| {
+                if !judging.load(Ordering::Relaxed) {
+                    return Authorization::Allow;
+                }
+                match authorize(access, &context) {
+                    Ok(()) => Authorization::Allow,
+                    Err(reason) => {
+                        refusal.lock().get_or_insert(reason);
+                        Authorization::Deny
+                    }
+                }
             }
-        }
-    };
-    let failed = |err: rusqlite::Error| {
-        refusal
+        };
+        conn.authorizer(Some(policy))?;
+        Ok(Guard { judging, refusal })
+    }
+
+    fn remove(conn: &Connection) -> Result<(), DbError> {
+        Ok(conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)?)
+    }
+
+    /// Why `err` happened, in words: the authorizer's refusal when it refused.
+    fn explain(&self, err: rusqlite::Error) -> String {
+        self.refusal
             .lock()
             .take()
             .unwrap_or_else(|| super::error::sqlite_message(&err))
-    };
-    conn.authorizer(Some(policy)).map_err(failed)?;
-    // One statement: SQLite refuses to prepare text holding a second.
-    let prepared = conn.prepare(&statement.sql);
-    conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
-        .map_err(failed)?;
-    let mut prepared = prepared.map_err(failed)?;
+    }
+
+    /// Prepares an app's statement, judged.
+    fn prepare<'c>(&self, conn: &'c Connection, sql: &str) -> Result<Statement<'c>, String> {
+        self.judging.store(true, Ordering::Relaxed);
+        // One statement: SQLite refuses to prepare text holding a second.
+        let prepared = conn.prepare(sql);
+        self.judging.store(false, Ordering::Relaxed);
+        prepared.map_err(|err| self.explain(err))
+    }
+}
+
+/// Prepares `statement` through the guard, runs it, and collects what it returns. The
+/// reason, in words, when it is refused or fails.
+fn run_statement(
+    conn: &Connection,
+    guard: &Guard,
+    statement: &AppStatement,
+    access: Access,
+) -> Result<StatementDone, String> {
+    let failed = |err: rusqlite::Error| guard.explain(err);
+    let mut prepared = guard.prepare(conn, &statement.sql)?;
     // What no authorizer is asked about (VACUUM) must not run in a query.
     if access == Access::Read && !prepared.readonly() {
         return Err("it writes: a query only reads (write with a transaction)".into());
