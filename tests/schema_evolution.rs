@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::peers::{Peer, peer, pull, pull_with, try_pull_with};
+use common::peers::{peer, pull, pull_with, try_pull_with};
+use common::releases::{Step, pull_between, step, table_rows, write_sql};
 use ddcp::db::{AcceptPolicy, Db, DbError, Extension, MAX_HELD};
 
 /// The app's next version: a column of notes, and a table.
@@ -146,63 +147,6 @@ const MIGRATIONS: [&str; 4] = [
      select crsql_commit_alter('links');",
 ];
 
-#[derive(Clone, Debug)]
-enum Step {
-    /// The peer's app moves to its next release.
-    Migrate(usize),
-    /// The peer writes `value` to row `id` of what its release has, `column` choosing where.
-    Write {
-        peer: usize,
-        id: u8,
-        column: u8,
-        value: u8,
-    },
-    /// `reader` pulls from `source`.
-    Pull { reader: usize, source: usize },
-}
-
-fn step() -> impl proptest::strategy::Strategy<Value = Step> {
-    use proptest::prelude::*;
-    prop_oneof![
-        1 => (0..3usize).prop_map(Step::Migrate),
-        4 => (0..3usize, 0..6u8, 0..5u8, any::<u8>())
-            .prop_map(|(peer, id, column, value)| Step::Write { peer, id, column, value }),
-        3 => (0..3usize, 0..3usize)
-            .prop_filter("a peer does not pull from itself", |(r, s)| r != s)
-            .prop_map(|(reader, source)| Step::Pull { reader, source }),
-    ]
-}
-
-/// The statement that writes `value` into what release `at` has, `column` choosing among it.
-fn write_sql(at: usize, id: u8, column: u8, value: u8) -> String {
-    let available: Vec<(&str, &str)> = [
-        (0, "notes", "body"),
-        (1, "notes", "tag"),
-        (2, "links", "url"),
-        (3, "notes", "pri"),
-        (4, "links", "title"),
-    ]
-    .into_iter()
-    .filter(|(needs, _, _)| *needs <= at)
-    .map(|(_, table, column)| (table, column))
-    .collect();
-    let (table, column) = available[column as usize % available.len()];
-    format!(
-        "insert into {table} (id, {column}) values ({id}, {value})
-         on conflict (id) do update set {column} = excluded.{column}"
-    )
-}
-
-fn table_rows(peer: &Peer, at: usize) -> Vec<String> {
-    let mut rows = peer.rows("select 'notes ' || id || ' ' || coalesce(body, '-') || ' ' || coalesce(tag, '-') || ' ' || coalesce(pri, '-') from notes order by id");
-    if at >= 2 {
-        rows.extend(peer.rows(
-            "select 'links ' || id || ' ' || coalesce(url, '-') || ' ' || coalesce(title, '-') from links order by id",
-        ));
-    }
-    rows
-}
-
 proptest::proptest! {
     #![proptest_config(proptest::test_runner::Config { cases: 24, ..Default::default() })]
 
@@ -229,16 +173,7 @@ proptest::proptest! {
                     peers[peer].sql(&write_sql(at[peer], id, column, value));
                 }
                 Step::Pull { reader, source } => {
-                    let [a, b, c] = &mut peers;
-                    let (reader, source) = match (reader, source) {
-                        (0, 1) => (a, &*b),
-                        (0, 2) => (a, &*c),
-                        (1, 0) => (b, &*a),
-                        (1, 2) => (b, &*c),
-                        (2, 0) => (c, &*a),
-                        _ => (c, &*b),
-                    };
-                    pull(reader, source);
+                    pull_between(&mut peers, reader, source);
                 }
             }
         }
@@ -252,24 +187,15 @@ proptest::proptest! {
         // Two rounds: what one peer takes in the first, the others take from it in the second.
         for _ in 0..2 {
             for (reader, source) in [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)] {
-                let [a, b, c] = &mut peers;
-                let (reader, source) = match (reader, source) {
-                    (0, 1) => (a, &*b),
-                    (0, 2) => (a, &*c),
-                    (1, 0) => (b, &*a),
-                    (1, 2) => (b, &*c),
-                    (2, 0) => (c, &*a),
-                    _ => (c, &*b),
-                };
-                pull(reader, source);
+                pull_between(&mut peers, reader, source);
             }
         }
         for peer in &peers {
             proptest::prop_assert!(peer.db.held().unwrap().is_empty());
         }
-        let first = table_rows(&peers[0], 4);
-        proptest::prop_assert_eq!(&table_rows(&peers[1], 4), &first);
-        proptest::prop_assert_eq!(&table_rows(&peers[2], 4), &first);
+        let first = table_rows(&peers[0]);
+        proptest::prop_assert_eq!(&table_rows(&peers[1]), &first);
+        proptest::prop_assert_eq!(&table_rows(&peers[2]), &first);
     }
 }
 

@@ -144,3 +144,4 @@ pub mod noise;
 pub mod peers;
 pub mod private_net;
 pub mod process;
+pub mod releases;
