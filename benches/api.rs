@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ddcp::api::{ApiState, ApiToken};
-use ddcp::db::{Db, Extension, Reader};
+use ddcp::db::{Db, Extension};
 use ddcp::db_actor::DbHandle;
 
 const SCHEMA: &str = "create table posts (id integer primary key not null, author text, body text);
@@ -112,16 +112,8 @@ fn main() {
         .unwrap();
     let address: SocketAddr = runtime.block_on(async {
         let (db, _stopped) = DbHandle::spawn(db, None, None).await.unwrap();
-        let state = ApiState {
-            db,
-            reader: Arc::new(parking_lot::Mutex::new(Reader::open(&path).unwrap())),
-            token: token.clone(),
-            db_file: path.clone(),
-            extension: Extension::BuiltIn,
-            supervisor: None,
-            versions: tokio::sync::watch::Sender::new(ddcp::sync::DbVersion(0)),
-            subscriptions: Arc::default(),
-        };
+        let state =
+            ApiState::new(db, token.clone(), path.clone(), Extension::BuiltIn, None).unwrap();
         let listener = ddcp::api::listen("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 
 use ddcp::api::{ApiState, ApiToken, MAX_BODY_BYTES};
-use ddcp::db::{Db, Extension, Reader};
+use ddcp::db::{Db, Extension};
 use ddcp::db_actor::DbHandle;
 
 /// A database served by the API on a loopback port of its own.
@@ -36,16 +36,8 @@ fn served() -> Served {
         .unwrap();
     let address = runtime.block_on(async {
         let (db, _stopped) = DbHandle::spawn(db, None, None).await.unwrap();
-        let state = ApiState {
-            db,
-            reader: Arc::new(parking_lot::Mutex::new(Reader::open(&path).unwrap())),
-            token: token.clone(),
-            db_file: path.clone(),
-            extension: Extension::BuiltIn,
-            supervisor: None,
-            versions: tokio::sync::watch::Sender::new(ddcp::sync::DbVersion(0)),
-            subscriptions: Arc::default(),
-        };
+        let state =
+            ApiState::new(db, token.clone(), path.clone(), Extension::BuiltIn, None).unwrap();
         let listener = ddcp::api::listen("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();

@@ -48,6 +48,29 @@ pub struct ApiState {
     pub subscriptions: Arc<Subscriptions>,
 }
 
+impl ApiState {
+    /// The routes' state for the database at `db_file`, written through `db`; `supervisor`
+    /// knows the remotes' health when `ddcp serve` runs. Opens the queries' reader.
+    pub fn new(
+        db: DbHandle,
+        token: ApiToken,
+        db_file: PathBuf,
+        extension: Extension,
+        supervisor: Option<DerivedActorRef<ControlQuery>>,
+    ) -> Result<ApiState, crate::db::DbError> {
+        Ok(ApiState {
+            db,
+            reader: Arc::new(Mutex::new(Reader::open(&db_file)?)),
+            token,
+            db_file,
+            extension,
+            supervisor,
+            versions: watch::Sender::new(DbVersion(0)),
+            subscriptions: Arc::default(),
+        })
+    }
+}
+
 impl std::fmt::Debug for ApiState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiState")

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -109,17 +108,13 @@ impl ApiSetup {
         db: crate::db_actor::DbHandle,
         supervisor: ractor::DerivedActorRef<super::ControlQuery>,
     ) -> Result<(TcpListener, ApiState), crate::db::DbError> {
-        let reader = crate::db::Reader::open(&self.db_file)?;
-        let state = ApiState {
+        let state = ApiState::new(
             db,
-            reader: Arc::new(Mutex::new(reader)),
-            token: self.token,
-            db_file: self.db_file,
-            extension: self.extension,
-            supervisor: Some(supervisor),
-            versions: watch::Sender::new(DbVersion(0)),
-            subscriptions: Arc::default(),
-        };
+            self.token,
+            self.db_file,
+            self.extension,
+            Some(supervisor),
+        )?;
         Ok((self.listener, state))
     }
 }
