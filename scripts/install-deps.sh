@@ -2,7 +2,8 @@
 # Installs the Debian packages ddcp's build and tests need, when they are missing:
 # clang + libclang-dev (bindgen, for cr-sqlite), capnproto (capnpc for schema/), make, binutils,
 # iproute2 + util-linux (network namespaces for the Veilid tests), prometheus (promtool for the
-# deploy kit's checks, and a real Prometheus in the metrics network test).
+# deploy kit's checks, and a real Prometheus in the metrics network test), chromium (the example
+# app's browser test), curl (the API's plain-client tests).
 set -euo pipefail
 need=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
@@ -17,6 +18,8 @@ have_cmd unshare || need+=(util-linux)
 have_cmd script || need+=(bsdutils)
 have_cmd npm || need+=(npm)
 have_cmd promtool || need+=(prometheus)
+have_cmd chromium || need+=(chromium)
+have_cmd curl || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   SUDO=""

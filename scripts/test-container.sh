@@ -61,8 +61,11 @@ if ! podman image exists docker.io/library/debian:bookworm; then
     hooks+=(--customize-hook="copy-in ${certs[*]} /usr/local/share/ca-certificates/")
     hooks+=(--customize-hook='chroot "$1" update-ca-certificates')
   fi
+  # The Debian mirror this machine's apt uses for bookworm: no mirror's name is kept here.
+  mirror=$(apt-get indextargets --format '$(SITE)' 'Codename: bookworm' 'Target-Of: deb' | head -1)
+  [ -n "$mirror" ] || { echo "error: apt knows no mirror for bookworm (run apt-get update)" >&2; exit 1; }
   mmdebstrap --quiet --variant=minbase --include=ca-certificates "${hooks[@]}" \
-    bookworm "$WORK/rootfs.tar" http://deb.debian.org/debian
+    bookworm "$WORK/rootfs.tar" "$mirror"
   podman import --change 'CMD ["bash"]' "$WORK/rootfs.tar" docker.io/library/debian:bookworm >/dev/null
   podman tag docker.io/library/debian:bookworm docker.io/library/debian:bookworm-slim
   rm -f "$WORK/rootfs.tar"

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 
-use ddcp::api::{ApiState, ApiToken, MAX_BODY_BYTES};
+use ddcp::api::{ApiState, ApiToken, AppFiles, MAX_BODY_BYTES};
 use ddcp::db::{Db, Extension};
 use ddcp::db_actor::DbHandle;
 
@@ -19,6 +19,11 @@ struct Served {
 }
 
 fn served() -> Served {
+    served_with(None)
+}
+
+/// A database served by the API, with an app's files from `app` beside it (`--app DIR`).
+fn served_with(app: Option<&std::path::Path>) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.db");
     let db = Db::create(&path, &Extension::BuiltIn).unwrap();
@@ -36,8 +41,9 @@ fn served() -> Served {
         .unwrap();
     let address = runtime.block_on(async {
         let (db, _stopped) = DbHandle::spawn(db, None, None).await.unwrap();
-        let state =
+        let mut state =
             ApiState::new(db, token.clone(), path.clone(), Extension::BuiltIn, None).unwrap();
+        state.app_files = app.map(|dir| AppFiles::new(dir).unwrap());
         let listener = ddcp::api::listen("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
@@ -145,6 +151,44 @@ fn transactions_queries_and_status_answer_json() {
     let status = status.json();
     assert_eq!(status["crr_tables"], serde_json::json!(["posts"]));
     assert_eq!(status["serving"], true);
+}
+
+#[test]
+fn an_apps_files_are_served_beside_the_api_without_the_token_and_nothing_else() {
+    let bbs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bbs");
+    let api = served_with(Some(&bbs));
+    let page = api.request("GET", "/", None, b"");
+    assert_eq!(page.status, 200);
+    assert_eq!(page.content_type, "text/html; charset=utf-8");
+    assert_eq!(
+        page.body,
+        std::fs::read_to_string(bbs.join("index.html")).unwrap()
+    );
+    let script = api.request("GET", "/app.js", None, b"");
+    assert_eq!(
+        (script.status, script.content_type.as_str()),
+        (200, "text/javascript; charset=utf-8")
+    );
+    // Out of the directory, hidden, or missing: one JSON error each.
+    for path in [
+        "/../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/.git",
+        "/nope.js",
+        "/schema.sql/x",
+    ] {
+        let answer = api.request("GET", path, None, b"");
+        assert_eq!(answer.status, 404, "{path}: {}", answer.body);
+        assert!(answer.json()["error"].is_string(), "{path}");
+    }
+    // The API itself still needs the token, and a POST is never a file.
+    assert_eq!(api.request("GET", "/v1/status", None, b"").status, 401);
+    assert_eq!(api.request("POST", "/index.html", None, b"").status, 401);
+    assert_eq!(
+        api.request("GET", "/v1/status", Some(&api.token), b"")
+            .status,
+        200
+    );
 }
 
 #[test]

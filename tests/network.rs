@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::browser::{Browser, Page};
 use common::fixture;
 use common::metrics::{sample, scrape};
 use common::private_net::{self, Peer, TestNet, inside_private_network};
@@ -69,9 +70,15 @@ fn the_seed_readme_session_replicates_both_ways() {
     ])
     .ok();
     alice.run(&["remote", "add", "bob", &bob_key]).ok();
-    // Each with the HTTP API apps use (issue 24), on loopback in this test's namespace.
-    alice.serve_with(&["--api", "127.0.0.1:7701"]);
-    bob.serve_with(&["--api", "127.0.0.1:7702"]);
+    // Each with the HTTP API apps use (issue 24), on loopback in this test's namespace, and
+    // the example BBS app's page beside it.
+    let bbs = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bbs");
+    for peer in [&alice, &bob] {
+        let schema = std::fs::read(format!("{bbs}/schema.sql")).unwrap();
+        peer.run_with_input(&["shell"], &schema).ok();
+    }
+    alice.serve_with(&["--api", "127.0.0.1:7701", "--app", bbs]);
+    bob.serve_with(&["--api", "127.0.0.1:7702", "--app", bbs]);
 
     bob.wait_for("select count(*) from bookmarks", "3", ARRIVAL);
     bob.wait_for("select count(*) from tags", "4", ARRIVAL);
@@ -179,6 +186,7 @@ fn the_seed_readme_session_replicates_both_ways() {
         "select title from bookmarks where id = 'api-a'",
         "edited by bob's app",
     );
+    the_bbs_pages_show_each_others_posts_live(&alice, &bob);
     alice.stop();
     bob.stop();
     assert_eq!(rows(&alice), rows(&bob));
@@ -195,6 +203,100 @@ fn the_seed_readme_session_replicates_both_ways() {
     // normal start, not a failure.
     for peer in [&alice, &bob] {
         assert!(!peer.log().contains("Remote failed"), "{}", peer.log());
+    }
+}
+
+/// The example BBS app (examples/bbs) in headless Chromium, a page on each peer, used as a
+/// person would: a post on one page appears on the other's without a reload, both ways; a post
+/// is shown as text, never run as markup. Screenshots of both pages are kept in
+/// [`common::artifacts_dir`].
+fn the_bbs_pages_show_each_others_posts_live(alice: &Peer, bob: &Peer) {
+    let mut browser = Browser::start();
+    let mut open = |peer: &Peer, port: u16| {
+        let token = peer.run(&["api-token"]).ok().trim().to_string();
+        let page = browser.open(&format!("http://127.0.0.1:{port}/#token={token}"));
+        (page, token)
+    };
+    let (alice_page, alice_token) = open(alice, 7701);
+    let (bob_page, _) = open(bob, 7702);
+    const STATE: &str = "document.querySelector('#state').textContent";
+    const LIVE: &str = "document.body.dataset.state === 'live'";
+    for page in [&alice_page, &bob_page] {
+        browser.wait_until(page, LIVE, ARRIVAL, STATE);
+    }
+    // The token left the address bar once the page took it.
+    assert_eq!(
+        browser.eval(&alice_page, "location.href"),
+        serde_json::json!("http://127.0.0.1:7701/")
+    );
+    assert!(!alice.log().contains(&alice_token));
+
+    let post = |browser: &mut Browser, page: &Page, author: &str, body: &str| {
+        let fill = format!(
+            "document.querySelector('#author').value = {author:?};
+             document.querySelector('#body').value = {body:?};
+             document.querySelector('#post-form button').click();"
+        );
+        browser.eval(page, &fill);
+    };
+    let shows = |body: &str| {
+        format!(
+            "[...document.querySelectorAll('#posts li .body')].some(p => p.textContent === {body:?})"
+        )
+    };
+    const POSTS: &str = "document.querySelector('#posts').innerText";
+
+    post(
+        &mut browser,
+        &alice_page,
+        "alice",
+        "Hello from alice's page",
+    );
+    let started = std::time::Instant::now();
+    browser.wait_until(
+        &alice_page,
+        &shows("Hello from alice's page"),
+        ARRIVAL,
+        POSTS,
+    );
+    browser.wait_until(&bob_page, &shows("Hello from alice's page"), ARRIVAL, POSTS);
+    eprintln!(
+        "alice's post shown on bob's page {:?} after it showed on hers",
+        started.elapsed()
+    );
+
+    // A hostile peer's post is words on the page, not markup that runs.
+    let markup = "<img src=x onerror=\"document.body.dataset.ran = 1\"> and bob says hi";
+    post(&mut browser, &bob_page, "bob", markup);
+    let started = std::time::Instant::now();
+    browser.wait_until(&alice_page, &shows(markup), ARRIVAL, POSTS);
+    eprintln!(
+        "bob's post shown on alice's page {:?} after he posted",
+        started.elapsed()
+    );
+    for page in [&alice_page, &bob_page] {
+        assert_eq!(
+            browser.eval(
+                page,
+                "document.body.dataset.ran === undefined && !document.querySelector('#posts img')"
+            ),
+            serde_json::json!(true)
+        );
+        assert_eq!(
+            browser.eval(page, "document.querySelectorAll('#posts li').length"),
+            serde_json::json!(2)
+        );
+    }
+    let artifacts = common::artifacts_dir();
+    browser.screenshot(&alice_page, &artifacts.join("bbs-alice.png"));
+    browser.screenshot(&bob_page, &artifacts.join("bbs-bob.png"));
+    eprintln!(
+        "the BBS pages' screenshots: {}/bbs-*.png",
+        artifacts.display()
+    );
+    // Both peers hold both posts, as the pages said.
+    for peer in [alice, bob] {
+        peer.wait_for("select count(*) from posts", "2", ARRIVAL);
     }
 }
 

@@ -3,6 +3,7 @@
 //! state dir's bearer token; writes go through the DbActor, the one writer, so they serialize
 //! with the changes pulled from peers; reads run on a connection of their own.
 
+mod app_files;
 mod json;
 mod routes;
 mod server;
@@ -10,6 +11,7 @@ mod stream_body;
 mod subscriptions;
 mod token;
 
+pub use app_files::{AppFiles, AppFilesError, MAX_APP_FILE_BYTES};
 pub use routes::MAX_BODY_BYTES;
 pub use server::{ApiState, MAX_CONNECTIONS, listen, serve};
 pub use subscriptions::{EVENTS_KEPT, IDLE_KEPT, LISTENER_QUEUE, MAX_SUBSCRIPTIONS, Subscriptions};

@@ -12,6 +12,7 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value as Json, json};
 
+use super::app_files::{AppFileMissing, AppFiles, MAX_APP_FILE_BYTES};
 use super::json::{StatementJson, TransactionRequest, committed_json, row_to_json};
 use super::server::ApiState;
 use super::stream_body::ChannelBody;
@@ -38,6 +39,12 @@ impl Refusal {
 
 /// Answers one request.
 pub async fn answer(state: Arc<ApiState>, request: Request<Incoming>) -> Response<Body> {
+    if let Some(files) = &state.app_files
+        && request.method() == Method::GET
+        && !request.uri().path().starts_with("/v1/")
+    {
+        return app_file(files, request.uri().path()).await;
+    }
     let outcome = match authorized(&state, &request) {
         Ok(()) => route(&state, request).await,
         Err(refusal) => Err(refusal),
@@ -53,6 +60,35 @@ pub async fn answer(state: Arc<ApiState>, request: Request<Incoming>) -> Respons
             }
             response
         }
+    }
+}
+
+/// A file of the app's (`--app DIR`), served without the token: a page cannot carry one.
+async fn app_file(files: &AppFiles, path: &str) -> Response<Body> {
+    match files.find(path).await {
+        Ok(file) => {
+            let mut response = Response::new(Full::new(Bytes::from(file.bytes)).boxed());
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(file.content_type));
+            headers.insert(
+                hyper::header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            // An edited page shows at the next load.
+            headers.insert(
+                hyper::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
+            response
+        }
+        Err(AppFileMissing::NotFound) => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": format!("no file {path} in the app's directory") }),
+        ),
+        Err(AppFileMissing::TooLarge) => json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &json!({ "error": format!("an app's file holds at most {MAX_APP_FILE_BYTES} bytes") }),
+        ),
     }
 }
 

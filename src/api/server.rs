@@ -14,6 +14,7 @@ use ractor::DerivedActorRef;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+use super::app_files::AppFiles;
 use super::subscriptions::Subscriptions;
 use super::token::ApiToken;
 use crate::db::{Extension, Reader};
@@ -46,6 +47,8 @@ pub struct ApiState {
     pub versions: watch::Sender<DbVersion>,
     /// The live queries.
     pub subscriptions: Arc<Subscriptions>,
+    /// An app's static files, served at `/` beside the API (`--app DIR`).
+    pub app_files: Option<AppFiles>,
 }
 
 impl ApiState {
@@ -67,6 +70,7 @@ impl ApiState {
             supervisor,
             versions: watch::Sender::new(DbVersion(0)),
             subscriptions: Arc::default(),
+            app_files: None,
         })
     }
 }

@@ -229,6 +229,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DDCP_API_ADDR", value_name = "HOST:PORT")]
     pub api: Option<std::net::SocketAddr>,
 
+    /// Serve an app's static files from DIR at http://HOST:PORT/ beside the API (DIR needs an
+    /// index.html; they are served without the token, so DIR must hold nothing secret).
+    #[arg(long, env = "DDCP_APP_DIR", value_name = "DIR", requires = "api")]
+    pub app: Option<std::path::PathBuf>,
+
     /// Seconds between polls of a remote whose record cannot be watched (watching is the
     /// normal way; polling is the fallback).
     #[arg(long, default_value_t = 30, value_name = "SECONDS",

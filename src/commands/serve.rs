@@ -9,7 +9,7 @@ use ractor::Actor;
 
 use super::signals::stop_requested;
 use super::{CommandError, block_on};
-use crate::api::ApiToken;
+use crate::api::{ApiToken, AppFiles};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::control::ControlError;
@@ -43,6 +43,10 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
         Some(address) => Some((address, ApiToken::load_or_create(&config.state_dir)?)),
         None => None,
     };
+    let app_files = match &args.app {
+        Some(dir) => Some(AppFiles::new(dir).map_err(|err| CommandError::Serve(err.to_string()))?),
+        None => None,
+    };
     block_on(async move {
         if let Some(address) = metrics_addr {
             crate::metrics::install(address).map_err(CommandError::Serve)?;
@@ -59,11 +63,16 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<(), CommandError> {
                         "The HTTP API listens beyond this machine: anyone who reaches it with the token can read and write the database");
                 }
                 tracing::info!(target: "ddcp", "Serving the HTTP API on http://{address} (its token: `ddcp api-token`)");
+                if let Some(dir) = &args.app {
+                    tracing::info!(target: "ddcp", dir = %dir.display(),
+                        "Serving the app's files on http://{address}/");
+                }
                 Some(ApiSetup {
                     listener,
                     token,
                     db_file: config.db_file.clone(),
                     extension: config.extension.clone(),
+                    app_files,
                 })
             }
             None => None,

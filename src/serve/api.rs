@@ -91,6 +91,8 @@ pub struct ApiSetup {
     pub db_file: std::path::PathBuf,
     /// The cr-sqlite build in use.
     pub extension: crate::db::Extension,
+    /// An app's static files, served beside the API.
+    pub app_files: Option<api::AppFiles>,
 }
 
 impl std::fmt::Debug for ApiSetup {
@@ -108,13 +110,14 @@ impl ApiSetup {
         db: crate::db_actor::DbHandle,
         supervisor: ractor::DerivedActorRef<super::ControlQuery>,
     ) -> Result<(TcpListener, ApiState), crate::db::DbError> {
-        let state = ApiState::new(
+        let mut state = ApiState::new(
             db,
             self.token,
             self.db_file,
             self.extension,
             Some(supervisor),
         )?;
+        state.app_files = self.app_files;
         Ok((self.listener, state))
     }
 }

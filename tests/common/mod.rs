@@ -124,6 +124,16 @@ fn finish(output: Output) -> Run {
     }
 }
 
+/// Where tests keep what a person may want to look at afterwards (the browser test's
+/// screenshots): `DDCP_TEST_ARTIFACTS`, or `test-artifacts` in cargo's target dir.
+pub fn artifacts_dir() -> PathBuf {
+    let dir = std::env::var_os("DDCP_TEST_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("../test-artifacts"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -138,6 +148,7 @@ pub fn snapshot(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_default()
 }
 pub mod baseline;
+pub mod browser;
 pub mod example_peers;
 pub mod metrics;
 pub mod noise;
