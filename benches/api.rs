@@ -112,8 +112,13 @@ fn main() {
         .unwrap();
     let address: SocketAddr = runtime.block_on(async {
         let (db, _stopped) = DbHandle::spawn(db, None, None).await.unwrap();
-        let state =
-            ApiState::new(db, token.clone(), path.clone(), Extension::BuiltIn, None).unwrap();
+        let state = ApiState::new(
+            ddcp::app::App::new(db, path.clone()).unwrap(),
+            token.clone(),
+            path.clone(),
+            Extension::BuiltIn,
+            None,
+        );
         let listener = ddcp::api::listen("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();

@@ -25,6 +25,20 @@ const SHELL_HISTORY: &str = "shell_history";
 const VEILID_DIR: &str = "veilid";
 
 impl Config {
+    /// The database `db_file` with its state in `state_dir` (as `ddcp --db-file --state-dir`),
+    /// the built-in cr-sqlite, and the network settings of `state_dir`'s network file, or
+    /// Veilid's public network when it has none.
+    pub fn new(db_file: &Path, state_dir: &Path) -> Result<Config, BadNetworkFile> {
+        let mut config = Config {
+            db_file: db_file.to_path_buf(),
+            state_dir: state_dir.to_path_buf(),
+            extension: Extension::BuiltIn,
+            network: NetworkSettings::default(),
+        };
+        config.read_network_file()?;
+        Ok(config)
+    }
+
     /// The interactive shell's history file.
     pub fn shell_history(&self) -> PathBuf {
         self.state_dir.join(SHELL_HISTORY)

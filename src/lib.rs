@@ -9,15 +9,19 @@
 //! - `db_actor`: the DbActor, the database's one writer, and its handle.
 //! - `pull`: one pull of one remote, page by page into the DbActor.
 //! - `serve`: `ddcp serve` at run time, a ractor supervision tree over the above.
+//! - `app`: an app's way into the database (transactions, queries, subscriptions); `api`
+//!   serves it as HTTP; `embed`: the tree and the app's way in, for another Rust program
+//!   (docs/embedding.md), which `ddcp serve` uses too.
 //! - `control`: the CLI <-> daemon protocol over the state dir's socket.
 //! - `commands`, `cli`, `config`: the CLI; `member_file`: this database's member identity;
 //!   `metrics`: every metric, in one place; `backoff`: the pauses of every retry loop.
 //!
-//! Imports run one way: `commands` -> `serve` -> `pull` -> `db_actor` -> (`db`, `net`) ->
-//! `sync`; `control`, `metrics` and `backoff` are leaves that any of them may use. `sync`
+//! Imports run one way: `commands` -> `embed` -> `serve` -> (`api` -> `app`), `pull` ->
+//! `db_actor` -> (`db`, `net`) -> `sync`; `control`, `metrics` and `backoff` are leaves that any of them may use. `sync`
 //! knows nothing of this crate: it is a crate of its own.
 
 pub mod api;
+pub mod app;
 pub mod backoff;
 pub mod cli;
 pub mod commands;
@@ -26,6 +30,7 @@ pub mod control;
 #[warn(missing_docs)]
 pub mod db;
 pub mod db_actor;
+pub mod embed;
 pub mod member_file;
 pub mod metrics;
 #[warn(missing_docs)]

@@ -41,8 +41,13 @@ fn served_with(app: Option<&std::path::Path>) -> Served {
         .unwrap();
     let address = runtime.block_on(async {
         let (db, _stopped) = DbHandle::spawn(db, None, None).await.unwrap();
-        let mut state =
-            ApiState::new(db, token.clone(), path.clone(), Extension::BuiltIn, None).unwrap();
+        let mut state = ApiState::new(
+            ddcp::app::App::new(db, path.clone()).unwrap(),
+            token.clone(),
+            path.clone(),
+            Extension::BuiltIn,
+            None,
+        );
         state.app_files = app.map(|dir| AppFiles::new(dir).unwrap());
         let listener = ddcp::api::listen("127.0.0.1:0".parse().unwrap())
             .await

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::browser::{Browser, Page};
+use common::example_peers::example_program;
 use common::fixture;
 use common::metrics::{sample, scrape};
 use common::private_net::{self, Peer, TestNet, inside_private_network};
@@ -187,6 +188,7 @@ fn the_seed_readme_session_replicates_both_ways() {
         "edited by bob's app",
     );
     the_bbs_pages_show_each_others_posts_live(&alice, &bob);
+    a_rust_program_replicates_the_bbs_with_the_embedding_api(&net, &alice);
     alice.stop();
     bob.stop();
     assert_eq!(rows(&alice), rows(&bob));
@@ -298,6 +300,58 @@ fn the_bbs_pages_show_each_others_posts_live(alice: &Peer, bob: &Peer) {
     for peer in [alice, bob] {
         peer.wait_for("select count(*) from posts", "2", ARRIVAL);
     }
+}
+
+/// carol is a Rust program of its own, examples/embed.rs, with the embedding API (no `ddcp
+/// serve`): it pulls alice's posts, prints them from its subscription, and its own post reaches
+/// alice; Ctrl-C stops it cleanly.
+fn a_rust_program_replicates_the_bbs_with_the_embedding_api(net: &TestNet, alice: &Peer) {
+    let mut carol = Peer::new(net, "carol", 7);
+    let bbs = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bbs/schema.sql");
+    carol
+        .run_with_input(&["shell"], &std::fs::read(bbs).unwrap())
+        .ok();
+    // The program reads its network from the state dir, as Config::new does.
+    carol.use_network_file();
+    carol.run(&["remote", "add", "alice", &alice.key()]).ok();
+    // Told while it serves: alice's daemon starts pulling carol at once.
+    alice.run(&["remote", "add", "carol", &carol.key()]).ok();
+    let out = carol.site.path("embed.out");
+    let mut embed = std::process::Command::new(example_program("embed"))
+        .args(["ddcp.db", ".ddcp", "carol", "hello from Rust"])
+        .current_dir(carol.site.dir.path())
+        .env("RUST_LOG", "error")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .spawn()
+        .unwrap();
+    let printed = || std::fs::read_to_string(&out).unwrap_or_default();
+    private_net::wait_until(
+        ARRIVAL,
+        "the embedded replicator to show alice's post",
+        || {
+            printed()
+                .lines()
+                .any(|line| line.ends_with("post alice: Hello from alice's page"))
+                .then_some(())
+        },
+    );
+    assert!(printed().contains("posted at db_version"), "{}", printed());
+    assert!(
+        printed().contains("new post carol: hello from Rust"),
+        "{}",
+        printed()
+    );
+    alice.wait_for(
+        "select body from posts where author = 'carol'",
+        "hello from Rust",
+        ARRIVAL,
+    );
+    std::process::Command::new("kill")
+        .args(["-INT", &embed.id().to_string()])
+        .status()
+        .unwrap();
+    let status = embed.wait().unwrap();
+    assert!(status.success(), "{status}: {}", printed());
 }
 
 /// A peer's HTTP API, asked with curl as an app in another language would.

@@ -7,12 +7,10 @@ mod app_files;
 mod json;
 mod routes;
 mod server;
-mod stream_body;
-mod subscriptions;
+mod subscription_body;
 mod token;
 
 pub use app_files::{AppFiles, AppFilesError, MAX_APP_FILE_BYTES};
 pub use routes::MAX_BODY_BYTES;
 pub use server::{ApiState, MAX_CONNECTIONS, listen, serve};
-pub use subscriptions::{EVENTS_KEPT, IDLE_KEPT, LISTENER_QUEUE, MAX_SUBSCRIPTIONS, Subscriptions};
 pub use token::{ApiToken, TokenError};

@@ -15,10 +15,9 @@ use serde_json::{Value as Json, json};
 use super::app_files::{AppFileMissing, AppFiles, MAX_APP_FILE_BYTES};
 use super::json::{StatementJson, TransactionRequest, committed_json, row_to_json};
 use super::server::ApiState;
-use super::stream_body::ChannelBody;
-use super::subscriptions::SubscribeError;
-use crate::db::{Db, DbError, Reader, STATEMENT_DEADLINE};
-use crate::db_actor::DbCallError;
+use super::subscription_body::SubscriptionBody;
+use crate::app::AppError;
+use crate::db::Db;
 use crate::serve::ControlQuery;
 use crate::status_report::{HealthJson, read_status};
 
@@ -112,10 +111,7 @@ fn authorized(state: &ApiState, request: &Request<Incoming>) -> Result<(), Refus
     }
 }
 
-async fn route(
-    state: &Arc<ApiState>,
-    request: Request<Incoming>,
-) -> Result<Response<Body>, Refusal> {
+async fn route(state: &ApiState, request: Request<Incoming>) -> Result<Response<Body>, Refusal> {
     let path = request.uri().path().to_string();
     let method = request.method().clone();
     match (path.as_str(), method) {
@@ -157,44 +153,19 @@ async fn transaction(
                 .map_err(|why| Refusal::bad(format!("statement {}: {why}", index + 1)))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    match state.db.app_transaction(statements).await {
-        Ok(committed) => {
-            // The subscriptions hear of it at once.
-            let version = committed.db_version;
-            state.versions.send_if_modified(|newest| {
-                let moved = version > *newest;
-                *newest = (*newest).max(version);
-                moved
-            });
-            Ok(json_response(StatusCode::OK, &committed_json(&committed)))
-        }
-        Err(err) => Err(db_refusal(err)),
-    }
+    let committed = state
+        .app
+        .transaction(statements)
+        .await
+        .map_err(app_refusal)?;
+    Ok(json_response(StatusCode::OK, &committed_json(&committed)))
 }
 
 /// `POST /v1/queries`: one read query on the reader's connection; rows as NDJSON.
-async fn query(
-    state: &Arc<ApiState>,
-    request: Request<Incoming>,
-) -> Result<Response<Body>, Refusal> {
+async fn query(state: &ApiState, request: Request<Incoming>) -> Result<Response<Body>, Refusal> {
     let body: StatementJson = read_json(request).await?;
     let statement = body.to_statement().map_err(Refusal::bad)?;
-    let reader = Arc::clone(&state.reader);
-    let rows = tokio::task::spawn_blocking(move || {
-        // Queries take turns on the one connection: a wait longer than a query may run says
-        // the API is busy.
-        let reader = reader.try_lock_for(STATEMENT_DEADLINE)?;
-        Some(reader.query(&statement))
-    })
-    .await
-    .map_err(|_| Refusal(StatusCode::INTERNAL_SERVER_ERROR, "the query failed".into()))?
-    .ok_or_else(|| {
-        Refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "queries are waiting for each other: try again".into(),
-        )
-    })?
-    .map_err(|err| db_refusal(DbCallError::Db(err)))?;
+    let rows = state.app.query(statement).await.map_err(app_refusal)?;
     let mut lines = Vec::new();
     let mut line = |json: Json| {
         // Serializing a JSON value into memory cannot fail.
@@ -212,32 +183,13 @@ async fn query(
 /// `POST /v1/subscriptions`: the query's rows, then an event per row that enters, changes or
 /// leaves its result, as NDJSON for as long as the client listens.
 async fn subscribe(
-    state: &Arc<ApiState>,
+    state: &ApiState,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Refusal> {
     let body: StatementJson = read_json(request).await?;
     let statement = body.to_statement().map_err(Refusal::bad)?;
-    // A connection of the subscription's own: its re-reads wait for no query, nor hold one up.
-    let db_file = state.db_file.clone();
-    let reader = tokio::task::spawn_blocking(move || Reader::open(&db_file))
-        .await
-        .map_err(|_| {
-            Refusal(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "subscribing failed".into(),
-            )
-        })?
-        .map_err(|err| db_refusal(DbCallError::Db(err)))?;
-    let lines = state
-        .subscriptions
-        .subscribe(
-            statement,
-            Arc::new(parking_lot::Mutex::new(reader)),
-            state.versions.subscribe(),
-        )
-        .await
-        .map_err(subscribe_refusal)?;
-    Ok(ndjson_response(ChannelBody(lines).boxed()))
+    let subscription = state.app.subscribe(statement).await.map_err(app_refusal)?;
+    Ok(ndjson_response(SubscriptionBody::new(subscription).boxed()))
 }
 
 /// `GET /v1/subscriptions/ID?from=N`: a subscription's events after change id N, then the ones
@@ -249,22 +201,8 @@ fn resume(state: &ApiState, id: &str, query: Option<&str>) -> Result<Response<Bo
         .find_map(|pair| pair.strip_prefix("from="))
         .and_then(|from| from.parse::<u64>().ok())
         .ok_or_else(|| Refusal::bad("resume with ?from=N, the last change id received"))?;
-    let lines = state
-        .subscriptions
-        .resume(id, from)
-        .map_err(subscribe_refusal)?;
-    Ok(ndjson_response(ChannelBody(lines).boxed()))
-}
-
-fn subscribe_refusal(err: SubscribeError) -> Refusal {
-    let status = match &err {
-        SubscribeError::TooMany => StatusCode::TOO_MANY_REQUESTS,
-        SubscribeError::Query(_) => StatusCode::BAD_REQUEST,
-        SubscribeError::Failed => StatusCode::INTERNAL_SERVER_ERROR,
-        SubscribeError::Unknown => StatusCode::NOT_FOUND,
-        SubscribeError::TooOld => StatusCode::GONE,
-    };
-    Refusal(status, err.to_string())
+    let subscription = state.app.resume(id, from).map_err(app_refusal)?;
+    Ok(ndjson_response(SubscriptionBody::new(subscription).boxed()))
 }
 
 fn ndjson_response(body: Body) -> Response<Body> {
@@ -287,7 +225,7 @@ async fn status(state: &ApiState) -> Result<Response<Body>, Refusal> {
     })
     .await
     .map_err(|_| Refusal(StatusCode::INTERNAL_SERVER_ERROR, "status failed".into()))?;
-    let mut status = read.map_err(|err| db_refusal(DbCallError::Db(err)))?;
+    let mut status = read.map_err(|err| app_refusal(err.into()))?;
     status.serving = true;
     if let Some(supervisor) = &state.supervisor {
         let health = ractor::call!(supervisor, ControlQuery::Health).unwrap_or_default();
@@ -318,25 +256,21 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         .map_err(|err| Refusal::bad(format!("not the JSON expected: {err}")))
 }
 
-/// How a database error is answered: the app's mistake is a 400, with SQLite's words;
+/// How an app's failed request is answered: its own mistake is a 4xx, with SQLite's words;
 /// anything else a 5xx.
-fn db_refusal(err: DbCallError) -> Refusal {
-    match err {
-        DbCallError::Db(err @ (DbError::AppStatement { .. } | DbError::AppStatementCount(_))) => {
-            Refusal::bad(err.to_string())
-        }
-        DbCallError::Gone => Refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the database is not running (ddcp serve is stopping or restarting it)".into(),
-        ),
-        DbCallError::Db(err) => {
+fn app_refusal(err: AppError) -> Refusal {
+    let status = match &err {
+        AppError::Refused(_) => StatusCode::BAD_REQUEST,
+        AppError::QueriesBusy | AppError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::TooManySubscriptions => StatusCode::TOO_MANY_REQUESTS,
+        AppError::UnknownSubscription => StatusCode::NOT_FOUND,
+        AppError::EventsNotKept => StatusCode::GONE,
+        AppError::Database(_) | AppError::Failed(_) => {
             tracing::warn!(target: "ddcp", error = %err, "An API request failed");
-            Refusal(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the database failed: {err}"),
-            )
+            StatusCode::INTERNAL_SERVER_ERROR
         }
-    }
+    };
+    Refusal(status, err.to_string())
 }
 
 fn json_response(status: StatusCode, body: &Json) -> Response<Body> {

@@ -9,31 +9,26 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use parking_lot::Mutex;
 use ractor::DerivedActorRef;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 
 use super::app_files::AppFiles;
-use super::subscriptions::Subscriptions;
 use super::token::ApiToken;
-use crate::db::{Extension, Reader};
-use crate::db_actor::DbHandle;
+use crate::app::App;
+use crate::db::Extension;
 use crate::serve::ControlQuery;
-use crate::sync::DbVersion;
 
 /// Connections served at once; more wait in the listener's backlog. Twice the subscriptions
 /// there may be: listeners holding theirs open leave room for requests.
-pub const MAX_CONNECTIONS: usize = 2 * super::subscriptions::MAX_SUBSCRIPTIONS;
+pub const MAX_CONNECTIONS: usize = 2 * crate::app::MAX_SUBSCRIPTIONS;
 /// How long a connection may take to send a request's headers.
 const HEADER_DEADLINE: Duration = Duration::from_secs(10);
 
 /// What the routes work with.
 pub struct ApiState {
-    /// The one writer: transactions go through it.
-    pub db: DbHandle,
-    /// Read queries' own connection.
-    pub reader: Arc<Mutex<Reader>>,
+    /// The app's way into the database: transactions, queries, subscriptions.
+    pub app: App,
     /// What requests must carry.
     pub token: ApiToken,
     /// The database file and its cr-sqlite, for `/v1/status`.
@@ -42,36 +37,28 @@ pub struct ApiState {
     pub extension: Extension,
     /// Knows the remotes' health, when `ddcp serve` runs.
     pub supervisor: Option<DerivedActorRef<ControlQuery>>,
-    /// The database's newest version: moves with every commit the DbActor reports and every
-    /// transaction of the API's; wakes the subscriptions.
-    pub versions: watch::Sender<DbVersion>,
-    /// The live queries.
-    pub subscriptions: Arc<Subscriptions>,
     /// An app's static files, served at `/` beside the API (`--app DIR`).
     pub app_files: Option<AppFiles>,
 }
 
 impl ApiState {
-    /// The routes' state for the database at `db_file`, written through `db`; `supervisor`
-    /// knows the remotes' health when `ddcp serve` runs. Opens the queries' reader.
+    /// The routes' state for `app`, the database at `db_file`; `supervisor` knows the remotes'
+    /// health when `ddcp serve` runs.
     pub fn new(
-        db: DbHandle,
+        app: App,
         token: ApiToken,
         db_file: PathBuf,
         extension: Extension,
         supervisor: Option<DerivedActorRef<ControlQuery>>,
-    ) -> Result<ApiState, crate::db::DbError> {
-        Ok(ApiState {
-            db,
-            reader: Arc::new(Mutex::new(Reader::open(&db_file)?)),
+    ) -> ApiState {
+        ApiState {
+            app,
             token,
             db_file,
             extension,
             supervisor,
-            versions: watch::Sender::new(DbVersion(0)),
-            subscriptions: Arc::default(),
             app_files: None,
-        })
+        }
     }
 }
 

@@ -68,16 +68,8 @@ pub enum CommandError {
     NoRecipient(String),
     #[error("the change is stored, but the running ddcp serve did not take it ({0}): restart it")]
     NotTaken(String),
-    #[error(
-        "{} belongs to record {db_record}, but the state dir {} holds record {state_record}: give the state dir made with this database (--state-dir)",
-        db.display(), state_dir.display()
-    )]
-    ForeignStateDir {
-        db: PathBuf,
-        db_record: String,
-        state_dir: PathBuf,
-        state_record: String,
-    },
+    #[error("{0}")]
+    Replicator(#[from] crate::embed::ReplicatorError),
     #[error(
         "a bundle is binary: not written to a terminal (redirect it, `> FILE`, or give a file name)"
     )]
@@ -226,25 +218,7 @@ impl CommandError {
 /// two are given apart (`--db-file`, `--state-dir`) and must not be mixed. A database made
 /// before databases knew their record is bound to the state dir's record now.
 pub(crate) fn open_db(config: &crate::config::Config) -> Result<crate::db::Db, CommandError> {
-    use crate::net::RecordIdentity;
-    let db = crate::db::Db::open(&config.db_file, &config.extension)?;
-    if !RecordIdentity::exists(&config.state_dir) {
-        return Ok(db);
-    }
-    let identity = RecordIdentity::load(&config.state_dir)?;
-    match db.bound_record()? {
-        Some(bound) if bound.key() == identity.key.key() => {}
-        Some(bound) => {
-            return Err(CommandError::ForeignStateDir {
-                db: config.db_file.clone(),
-                db_record: bound.to_string(),
-                state_dir: config.state_dir.clone(),
-                state_record: identity.key.to_string(),
-            });
-        }
-        None => db.bind_record(&identity.key)?,
-    }
-    Ok(db)
+    Ok(crate::embed::open_database(config)?)
 }
 
 /// Creates the state directory (mode 0700), or says why it cannot.

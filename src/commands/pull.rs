@@ -8,13 +8,13 @@ use serde::Serialize;
 
 use super::daemon::ask_daemon;
 use super::output::{print_json, print_line};
-use super::serve::remote_links;
 use super::{CommandError, block_on};
 use crate::cli::PullArgs;
 use crate::config::Config;
 use crate::control::{ControlError, ControlRequest, ControlResponse, PullOutcome};
 use crate::db::{Db, DbError};
 use crate::db_actor::DbHandle;
+use crate::embed::remote_links;
 use crate::net::{FirstContact, Network, Node};
 use crate::pull::{PullProgress, PullReport, RemoteLink, pull_remote};
 use crate::sync::MemberKeys;

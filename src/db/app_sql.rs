@@ -42,6 +42,24 @@ pub struct AppStatement {
     pub params: Vec<Value>,
 }
 
+impl AppStatement {
+    /// `sql` without parameters.
+    pub fn new(sql: impl Into<String>) -> AppStatement {
+        AppStatement {
+            sql: sql.into(),
+            params: Vec::new(),
+        }
+    }
+
+    /// `sql` with its parameters, in order.
+    pub fn with_params(sql: impl Into<String>, params: Vec<Value>) -> AppStatement {
+        AppStatement {
+            sql: sql.into(),
+            params,
+        }
+    }
+}
+
 /// Rows a statement returned.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AppRows {

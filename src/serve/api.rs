@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
+use super::ControlQuery;
 use crate::api::{self, ApiState};
-use crate::sync::DbVersion;
+use crate::app::App;
 
 /// The ApiActor has nothing to be told: its work is the listener's.
 #[derive(Debug)]
@@ -26,15 +26,12 @@ pub struct ApiArgs {
     pub listener: TcpListener,
     /// What the routes work with.
     pub state: ApiState,
-    /// The database's newest version as the DbActor reports it (the supervisor's).
-    pub reported: watch::Receiver<DbVersion>,
 }
 
 /// The task serving the listener.
 #[derive(Debug)]
 pub struct ApiActorState {
     serving: tokio::task::JoinHandle<()>,
-    forwarding: tokio::task::JoinHandle<()>,
 }
 
 impl Actor for ApiActor {
@@ -47,13 +44,8 @@ impl Actor for ApiActor {
         _myself: ActorRef<ApiMsg>,
         args: ApiArgs,
     ) -> Result<ApiActorState, ActorProcessingErr> {
-        let state = Arc::new(args.state);
-        let serving = tokio::spawn(api::serve(args.listener, Arc::clone(&state)));
-        let forwarding = tokio::spawn(forward_versions(args.reported, state));
-        Ok(ApiActorState {
-            serving,
-            forwarding,
-        })
+        let serving = tokio::spawn(api::serve(args.listener, Arc::new(args.state)));
+        Ok(ApiActorState { serving })
     }
 
     async fn post_stop(
@@ -62,26 +54,12 @@ impl Actor for ApiActor {
         state: &mut ApiActorState,
     ) -> Result<(), ActorProcessingErr> {
         state.serving.abort();
-        state.forwarding.abort();
         Ok(())
     }
 }
 
-/// Tells the API's subscriptions of each version the DbActor reports (commits by anyone:
-/// pulls, the shell, another process).
-async fn forward_versions(mut reported: watch::Receiver<DbVersion>, state: Arc<ApiState>) {
-    while reported.changed().await.is_ok() {
-        let version = *reported.borrow_and_update();
-        state.versions.send_if_modified(|newest| {
-            let moved = version > *newest;
-            *newest = (*newest).max(version);
-            moved
-        });
-    }
-}
-
-/// What `ddcp serve` hands the supervisor for the API: all but the DbActor's handle and the
-/// supervisor itself, which the supervisor adds.
+/// What the supervisor is handed for the API: all but the app's handle on the database and
+/// the supervisor itself, which the supervisor adds.
 pub struct ApiSetup {
     /// The bound listener.
     pub listener: TcpListener,
@@ -104,20 +82,19 @@ impl std::fmt::Debug for ApiSetup {
 }
 
 impl ApiSetup {
-    /// The routes' state, with the database's handle and the supervisor's.
-    pub fn state(
-        self,
-        db: crate::db_actor::DbHandle,
-        supervisor: ractor::DerivedActorRef<super::ControlQuery>,
-    ) -> Result<(TcpListener, ApiState), crate::db::DbError> {
+    /// The ApiActor's arguments, with the app's handle and the supervisor's.
+    pub fn args(self, app: App, supervisor: DerivedActorRef<ControlQuery>) -> ApiArgs {
         let mut state = ApiState::new(
-            db,
+            app,
             self.token,
             self.db_file,
             self.extension,
             Some(supervisor),
-        )?;
+        );
         state.app_files = self.app_files;
-        Ok((self.listener, state))
+        ApiArgs {
+            listener: self.listener,
+            state,
+        }
     }
 }

@@ -256,18 +256,30 @@ async fn respond(
             Err(err) => ControlResponse::Error(err),
         },
         ControlRequest::Pull(name) => {
-            let asked = name.clone();
-            let query = |reply| ControlQuery::PullTargets { name: asked, reply };
-            let targets = match ask(supervisor, query).await {
-                Ok(targets) => targets,
-                Err(err) => return ControlResponse::Error(err),
-            };
-            if let (Some(name), true) = (&name, targets.is_empty()) {
-                return ControlResponse::Error(format!("no remote named {name:?}"));
+            let within = deadline.saturating_duration_since(Instant::now());
+            match pull_remotes(supervisor, name, within).await {
+                Ok(outcomes) => ControlResponse::Pulled(outcomes),
+                Err(err) => ControlResponse::Error(err),
             }
-            ControlResponse::Pulled(pull_all(targets, deadline).await)
         }
     }
+}
+
+/// Has the remote named `name` (every one when none) pull now, each for `within` at most; how
+/// each went, by name.
+pub async fn pull_remotes(
+    supervisor: &DerivedActorRef<ControlQuery>,
+    name: Option<String>,
+    within: Duration,
+) -> Result<Vec<PullOutcome>, String> {
+    let deadline = Instant::now() + within;
+    let asked = name.clone();
+    let query = |reply| ControlQuery::PullTargets { name: asked, reply };
+    let targets = ask(supervisor, query).await?;
+    if let (Some(name), true) = (&name, targets.is_empty()) {
+        return Err(format!("no remote named {name:?}"));
+    }
+    Ok(pull_all(targets, deadline).await)
 }
 
 /// Asks the supervisor something quick.

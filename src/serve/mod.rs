@@ -36,7 +36,7 @@ mod supervisor;
 
 pub use access::AccessGate;
 pub use api::{ApiActor, ApiSetup};
-pub use control::ControlQuery;
+pub use control::{ControlQuery, pull_remotes};
 pub use feed_stream::FeedSource;
 pub use node::{NodeActor, NodeMsg};
 pub use publisher::{PublisherActor, PublisherMsg};

@@ -24,7 +24,24 @@ fn garbage_peer(net: &TestNet, dir: &Path, host: u8, args: &[&str], out: &Path) 
 /// examples/`name` on `vtnode{host}`: `args[0]`, its state dir, the rest of `args`; its stdout
 /// into `out`.
 fn example(name: &str, net: &TestNet, dir: &Path, host: u8, args: &[&str], out: &Path) -> Running {
-    // Examples are built next to the test binaries' folder (target/debug/examples).
+    let program = example_program(name);
+    let child = Command::new(program)
+        .arg(args[0])
+        .arg(dir.join("state"))
+        .args(&args[1..])
+        .env("VEILID_BOOTSTRAP", net.bootstrap())
+        .env("VEILID_NETWORK_KEY", NETWORK_KEY)
+        .env("VEILID_LISTEN", format!("vtnode{host}:5150"))
+        .env("RUST_LOG", "error")
+        .stdout(std::fs::File::create(out).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    Running(child)
+}
+
+/// The built examples/`name`, next to the test binaries' folder (target/debug/examples).
+pub fn example_program(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let program = exe
         .parent()
@@ -43,19 +60,7 @@ fn example(name: &str, net: &TestNet, dir: &Path, host: u8, args: &[&str], out: 
             "--release "
         }
     );
-    let child = Command::new(program)
-        .arg(args[0])
-        .arg(dir.join("state"))
-        .args(&args[1..])
-        .env("VEILID_BOOTSTRAP", net.bootstrap())
-        .env("VEILID_NETWORK_KEY", NETWORK_KEY)
-        .env("VEILID_LISTEN", format!("vtnode{host}:5150"))
-        .env("RUST_LOG", "error")
-        .stdout(std::fs::File::create(out).unwrap())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    Running(child)
+    program
 }
 
 /// An example's process, killed when its peer is dropped.

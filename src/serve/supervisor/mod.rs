@@ -15,7 +15,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use std::time::Duration;
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use super::access::AccessGate;
 use super::control::{ControlActor, ControlArgs, ControlMsg, ControlQuery, PullTarget};
@@ -23,6 +23,7 @@ use super::feed_stream::FeedSource;
 use super::node::{NodeActor, NodeArgs, NodeEvent, NodeMsg};
 use super::publisher::{PublisherActor, PublisherArgs, PublisherMsg};
 use super::remote::{RemoteEvent, RemoteMsg};
+use crate::app::App;
 use crate::db::{Db, RemoteName};
 use crate::db_actor::{DbCallError, DbEvent, DbHandle, LocalState};
 use crate::metrics;
@@ -55,6 +56,8 @@ pub enum SupervisorMsg {
     RestartRemote(RemoteName, SlotId),
     /// Start the failed publisher again.
     RestartPublisher,
+    /// The app's handle on the database (`crate::embed`).
+    App(RpcReplyPort<App>),
 }
 
 /// `From` each child's event type into [`SupervisorMsg`], and back (which a
@@ -115,6 +118,8 @@ pub struct SupervisorArgs {
     pub feed: FeedSource,
     /// Why serving stopped, when a child it cannot do without failed.
     pub fatal: Arc<Mutex<Option<String>>>,
+    /// The database file (apps' queries read it on connections of their own).
+    pub db_file: PathBuf,
     /// The HTTP API, when `--api` asked for it.
     pub api: Option<super::ApiSetup>,
 }
@@ -138,6 +143,8 @@ pub struct SupervisorState {
     me: Arc<MemberKeys>,
     /// The database's newest version, for the watches of the control socket.
     versions: tokio::sync::watch::Sender<DbVersion>,
+    /// Apps' way in: told of every version, for its subscriptions.
+    app: App,
 }
 
 impl Actor for Supervisor {
@@ -163,6 +170,7 @@ impl Actor for Supervisor {
             gate: args.gate.clone(),
         };
         let (node, _) = Actor::spawn_linked(None, NodeActor, node_args, cell.clone()).await?;
+        let app = App::new(db.clone(), args.db_file)?;
         let mut state = SupervisorState {
             network,
             identity: args.identity,
@@ -178,6 +186,7 @@ impl Actor for Supervisor {
             gate: args.gate,
             me: args.me,
             versions: tokio::sync::watch::Sender::new(DbVersion(0)),
+            app,
         };
         for link in args.remotes {
             state.add_remote(link, &myself).await;
@@ -192,12 +201,7 @@ impl Actor for Supervisor {
             Actor::spawn_linked(None, ControlActor, control_args, cell.clone()).await?;
         state.control = Some(control);
         if let Some(setup) = args.api {
-            let (listener, api_state) = setup.state(state.db.clone(), myself.get_derived())?;
-            let api_args = super::api::ApiArgs {
-                listener,
-                state: api_state,
-                reported: state.versions.subscribe(),
-            };
+            let api_args = setup.args(state.app.clone(), myself.get_derived());
             Actor::spawn_linked(None, super::ApiActor, api_args, cell).await?;
         }
         // What the CLI changed between the caller's reading of the database and the socket's
@@ -216,6 +220,7 @@ impl Actor for Supervisor {
         match message {
             SupervisorMsg::Db(DbEvent::StateChanged(local)) => {
                 state.versions.send_replace(local.db_version);
+                state.app.database_moved(local.db_version);
                 state.local = Some(local.clone());
                 state.tell_publisher(PublisherMsg::Local(local));
             }
@@ -239,6 +244,9 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::RestartRemote(name, id) => state.restart_remote(name, id, &myself).await,
             SupervisorMsg::RestartPublisher => state.restart_publisher(&myself).await,
+            SupervisorMsg::App(reply) => {
+                let _ = reply.send(state.app.clone());
+            }
             SupervisorMsg::Remote(RemoteEvent::Seen {
                 name,
                 from,
