@@ -114,7 +114,7 @@ fn main() {
         let (db, _stopped) = DbHandle::spawn(db, None, None).await.unwrap();
         let state = ApiState::new(
             ddcp::app::App::new(db, path.clone()).unwrap(),
-            token.clone(),
+            Some(token.clone()),
             path.clone(),
             Extension::BuiltIn,
             None,

@@ -168,10 +168,7 @@ impl Replicator {
         let gate = AccessGate::new(identity.key.clone(), me.clone(), access);
         let remotes = remote_links(&db)?;
         // Bound before the node starts: a port in use is said at once, in one line.
-        let api = match &options.api {
-            Some(api) => Some(api_setup(config, api).await?),
-            None => None,
-        };
+        let api = api_setup(config, options.api.as_ref()).await?;
         let node = Node::start(&config.veilid_dir(), &config.network).await?;
         if let Err(err) = node.attach(options.attach_timeout).await {
             node.shutdown().await;
@@ -270,17 +267,32 @@ impl Replicator {
     }
 }
 
-/// The API's listener, bound, and what it serves.
-async fn api_setup(config: &Config, options: &ApiOptions) -> Result<ApiSetup, ReplicatorError> {
-    let token = ApiToken::load_or_create(&config.state_dir)?;
-    let app_files = match &options.app_dir {
-        Some(dir) => Some(AppFiles::new(dir)?),
-        None => None,
+/// The API's TCP listener, bound (with `options`), and what the API serves.
+async fn api_setup(
+    config: &Config,
+    options: Option<&ApiOptions>,
+) -> Result<ApiSetup, ReplicatorError> {
+    let mut setup = ApiSetup {
+        tcp: None,
+        token: None,
+        state_dir: config.state_dir.clone(),
+        db_file: config.db_file.clone(),
+        extension: config.extension.clone(),
+        app_files: None,
     };
+    let Some(options) = options else {
+        return Ok(setup);
+    };
+    setup.token = Some(ApiToken::load_or_create(&config.state_dir)?);
+    if let Some(dir) = &options.app_dir {
+        setup.app_files = Some(AppFiles::new(dir)?);
+    }
     let address = options.address;
-    let listener = crate::api::listen(address)
-        .await
-        .map_err(ReplicatorError::Stopped)?;
+    setup.tcp = Some(
+        crate::api::listen(address)
+            .await
+            .map_err(ReplicatorError::Stopped)?,
+    );
     if !address.ip().is_loopback() {
         tracing::warn!(target: "ddcp", address = %address,
             "The HTTP API listens beyond this machine: anyone who reaches it with the token can read and write the database");
@@ -289,13 +301,7 @@ async fn api_setup(config: &Config, options: &ApiOptions) -> Result<ApiSetup, Re
     if let Some(dir) = &options.app_dir {
         tracing::info!(target: "ddcp", dir = %dir.display(), "Serving the app's files on http://{address}/");
     }
-    Ok(ApiSetup {
-        listener,
-        token,
-        db_file: config.db_file.clone(),
-        extension: config.extension.clone(),
-        app_files,
-    })
+    Ok(setup)
 }
 
 /// The remotes stored in the database, as the actors know them.

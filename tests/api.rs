@@ -43,7 +43,7 @@ fn served_with(app: Option<&std::path::Path>) -> Served {
         let (db, _stopped) = DbHandle::spawn(db, None, None).await.unwrap();
         let mut state = ApiState::new(
             ddcp::app::App::new(db, path.clone()).unwrap(),
-            token.clone(),
+            Some(token.clone()),
             path.clone(),
             Extension::BuiltIn,
             None,
@@ -53,7 +53,11 @@ fn served_with(app: Option<&std::path::Path>) -> Served {
             .await
             .unwrap();
         let address = listener.local_addr().unwrap();
-        tokio::spawn(ddcp::api::serve(listener, Arc::new(state)));
+        let state = Arc::new(state);
+        // The state dir's socket too, as ddcp serve always has it.
+        let local = ddcp::api::listen_local(dir.path()).unwrap();
+        tokio::spawn(ddcp::api::serve_local(local, Arc::clone(&state)));
+        tokio::spawn(ddcp::api::serve(listener, state));
         address
     });
     Served {
@@ -284,6 +288,43 @@ fn every_refusal_is_one_json_object_with_its_status() {
 }
 
 /// As a user of another language would: curl, and Python's standard library.
+#[test]
+fn the_state_dirs_socket_serves_its_owner_without_the_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let api = served();
+    let socket = ddcp::api::local_socket_path(api._dir.path());
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let curl = |path: &str, body: &str| {
+        let output = std::process::Command::new("curl")
+            .args(["-sS", "--fail-with-body", "--unix-socket"])
+            .arg(&socket)
+            .args(["-d", body])
+            .arg(format!("http://localhost{path}"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    let done = curl(
+        "/v1/transactions",
+        r#"{"statements": ["insert into posts (id, author, body) values (9, 'local', 'no token')"]}"#,
+    );
+    assert!(done.contains("db_version"), "{done}");
+    assert!(
+        curl("/v1/queries", r#"{"sql": "select body from posts"}"#)
+            .contains(r#"{"row":["no token"]}"#)
+    );
+    // Over TCP the token is still needed.
+    let refused = api.request("POST", "/v1/queries", None, br#"{"sql": "select 1"}"#);
+    assert_eq!(refused.status, 401);
+    drop(api.runtime);
+}
+
 #[test]
 fn curl_and_python_urllib_read_and_write() {
     let api = served();

@@ -187,6 +187,15 @@ fn the_seed_readme_session_replicates_both_ways() {
         "select title from bookmarks where id = 'api-a'",
         "edited by bob's app",
     );
+    // A local program needs neither TCP nor the token: the state dir's socket.
+    let status = std::process::Command::new("curl")
+        .args(["-sS", "--fail-with-body", "--unix-socket"])
+        .arg(alice.site.path(".ddcp/api.sock"))
+        .arg("http://localhost/v1/status")
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["serving"], serde_json::json!(true), "{status}");
     the_bbs_pages_show_each_others_posts_live(&alice, &bob);
     a_rust_program_replicates_the_bbs_with_the_embedding_api(&net, &alice);
     alice.stop();

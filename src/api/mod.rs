@@ -12,5 +12,8 @@ mod token;
 
 pub use app_files::{AppFiles, AppFilesError, MAX_APP_FILE_BYTES};
 pub use routes::MAX_BODY_BYTES;
-pub use server::{ApiState, MAX_CONNECTIONS, listen, serve};
+pub use server::{
+    ApiState, Caller, LocalListener, MAX_CONNECTIONS, listen, listen_local, local_socket_path,
+    serve, serve_local,
+};
 pub use token::{ApiToken, TokenError};

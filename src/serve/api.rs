@@ -1,6 +1,8 @@
-//! The ApiActor: owns the HTTP API's listener (`ddcp serve --api`) and the task serving it;
-//! stopping it (with the tree) closes the listener.
+//! The ApiActor: owns the HTTP API's listeners, the state dir's socket (always) and a TCP
+//! address (`ddcp serve --api`), and the tasks serving them; stopping it (with the tree)
+//! closes them and removes the socket.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
@@ -18,20 +20,23 @@ pub enum ApiMsg {}
 #[derive(Debug)]
 pub struct ApiActor;
 
-/// The listener, bound before the tree starts (so that a busy port is said at once), and what
-/// the routes work with.
+/// The TCP listener, bound before the tree starts (so that a busy port is said at once), the
+/// state dir its socket goes in, and what the routes work with.
 #[derive(Debug)]
 pub struct ApiArgs {
-    /// Where the API listens.
-    pub listener: TcpListener,
+    /// Where the API listens on TCP, if it does.
+    pub tcp: Option<TcpListener>,
+    /// Where the socket goes.
+    pub state_dir: PathBuf,
     /// What the routes work with.
     pub state: ApiState,
 }
 
-/// The task serving the listener.
+/// The tasks serving the listeners, and the socket's path.
 #[derive(Debug)]
 pub struct ApiActorState {
-    serving: tokio::task::JoinHandle<()>,
+    serving: Vec<tokio::task::JoinHandle<()>>,
+    socket: PathBuf,
 }
 
 impl Actor for ApiActor {
@@ -44,8 +49,14 @@ impl Actor for ApiActor {
         _myself: ActorRef<ApiMsg>,
         args: ApiArgs,
     ) -> Result<ApiActorState, ActorProcessingErr> {
-        let serving = tokio::spawn(api::serve(args.listener, Arc::new(args.state)));
-        Ok(ApiActorState { serving })
+        let local = api::listen_local(&args.state_dir)?;
+        let socket = local.path.clone();
+        let state = Arc::new(args.state);
+        let mut serving = vec![tokio::spawn(api::serve_local(local, Arc::clone(&state)))];
+        if let Some(tcp) = args.tcp {
+            serving.push(tokio::spawn(api::serve(tcp, state)));
+        }
+        Ok(ApiActorState { serving, socket })
     }
 
     async fn post_stop(
@@ -53,7 +64,10 @@ impl Actor for ApiActor {
         _myself: ActorRef<ApiMsg>,
         state: &mut ApiActorState,
     ) -> Result<(), ActorProcessingErr> {
-        state.serving.abort();
+        for task in &state.serving {
+            task.abort();
+        }
+        let _ = std::fs::remove_file(&state.socket);
         Ok(())
     }
 }
@@ -61,10 +75,12 @@ impl Actor for ApiActor {
 /// What the supervisor is handed for the API: all but the app's handle on the database and
 /// the supervisor itself, which the supervisor adds.
 pub struct ApiSetup {
-    /// The bound listener.
-    pub listener: TcpListener,
-    /// The token requests must carry.
-    pub token: api::ApiToken,
+    /// The bound TCP listener, with `--api`.
+    pub tcp: Option<TcpListener>,
+    /// The token requests over TCP must carry, with `--api`.
+    pub token: Option<api::ApiToken>,
+    /// Where the API's socket goes.
+    pub state_dir: PathBuf,
     /// The database file.
     pub db_file: std::path::PathBuf,
     /// The cr-sqlite build in use.
@@ -93,7 +109,8 @@ impl ApiSetup {
         );
         state.app_files = self.app_files;
         ApiArgs {
-            listener: self.listener,
+            tcp: self.tcp,
+            state_dir: self.state_dir,
             state,
         }
     }

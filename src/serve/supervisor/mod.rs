@@ -120,8 +120,8 @@ pub struct SupervisorArgs {
     pub fatal: Arc<Mutex<Option<String>>>,
     /// The database file (apps' queries read it on connections of their own).
     pub db_file: PathBuf,
-    /// The HTTP API, when `--api` asked for it.
-    pub api: Option<super::ApiSetup>,
+    /// The HTTP API: on the state dir's socket, and on TCP when `--api` asked for it.
+    pub api: super::ApiSetup,
 }
 
 /// The children, their restart histories, and the latest state and route (a restarted
@@ -200,10 +200,8 @@ impl Actor for Supervisor {
         let (control, _) =
             Actor::spawn_linked(None, ControlActor, control_args, cell.clone()).await?;
         state.control = Some(control);
-        if let Some(setup) = args.api {
-            let api_args = setup.args(state.app.clone(), myself.get_derived());
-            Actor::spawn_linked(None, super::ApiActor, api_args, cell).await?;
-        }
+        let api_args = args.api.args(state.app.clone(), myself.get_derived());
+        Actor::spawn_linked(None, super::ApiActor, api_args, cell).await?;
         // What the CLI changed between the caller's reading of the database and the socket's
         // opening reached no one: read it again now that changes are heard.
         state.reload_access().await?;
