@@ -4,14 +4,18 @@
 //! [`App`]; pull now; stop. `ddcp serve` itself is this and a Ctrl-C handler.
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), ddcp::embed::ReplicatorError> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::path::Path;
+//! use ddcp::app::AppStatement;
 //! use ddcp::embed::{Replicator, ReplicatorOptions};
-//! let config = ddcp::config::Config::in_folder(std::path::Path::new("."));
+//!
+//! let config = ddcp::config::Config::new(Path::new("ddcp.db"), Path::new(".ddcp"))?;
 //! let replicator = Replicator::start(&config, ReplicatorOptions::default()).await?;
 //! let app = replicator.app();
-//! app.transaction(vec![ddcp::app::AppStatement::new("insert into posts (id) values ('1')")])
+//! app.transaction(vec![AppStatement::new("insert into posts (id) values ('1')")])
 //!     .await?;
-//! replicator.stop().await
+//! replicator.stop().await?;
+//! # Ok(())
 //! # }
 //! ```
 
