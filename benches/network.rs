@@ -1,6 +1,8 @@
 //! Replication over a real private Veilid network (scripts/netns.sh, `ddcp testnet`, two
 //! `ddcp serve` processes), measured in one run:
-//! - latency: a write committed on A until it is visible on B, p50/p95 over 20 writes;
+//! - latency: a write committed on A until it is visible on B, p50/p95 over 20 writes; and an
+//!   app's write through A's HTTP API until B's subscription (an app's, on B's API) tells of it,
+//!   against the first as its baseline (what replication itself takes);
 //! - throughput: 20k rows written on A in one transaction (timed from its commit), and 20k
 //!   one-row transactions written while B is stopped (a backlog: written one by one while B
 //!   pulls, they would measure how fast A writes), until all of them are on B. The rate is
@@ -113,6 +115,16 @@ fn main() {
         ms(percentile(&latencies, 50)),
         ms(percentile(&latencies, 95)),
         ms(*latencies.last().unwrap())
+    );
+
+    let visible_p50 = percentile(&latencies, 50);
+    let told = subscription_latencies(&a, &b, size.writes);
+    println!(
+        "latency API write on A -> B's subscription told: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms; p50 / visible-on-B p50 = {:.2}",
+        ms(percentile(&told, 50)),
+        ms(percentile(&told, 95)),
+        ms(*told.last().unwrap()),
+        percentile(&told, 50).as_secs_f64() / visible_p50.as_secs_f64()
     );
 
     let mut one_transaction = replicate(&a_db, &b_db, "bulk", size.rows, None);
@@ -344,6 +356,78 @@ fn wait_visible(db: &Db, sql: &str, expected: i64) {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// `writes` notes written by an app through A's API (its state dir's socket), each timed until
+/// an app's subscription on B's API tells of it; sorted.
+fn subscription_latencies(a: &Peer, b: &Peer, writes: usize) -> Vec<Duration> {
+    let a_socket = a.site.path(".ddcp/api.sock");
+    let events = subscribe(
+        &b.site.path(".ddcp/api.sock"),
+        "select id from notes where id >= 1000000",
+    );
+    let mut told = Vec::new();
+    for i in 0..writes {
+        let id = 1_000_000 + i;
+        let started = Instant::now();
+        let answer = post(
+            &a_socket,
+            "/v1/transactions",
+            &format!(r#"{{"statements": ["insert into notes (id, title) values ({id}, 'api')"]}}"#),
+        );
+        assert!(answer.contains("db_version"), "{answer}");
+        let want = format!(r#""event":"insert","row":[{id}]"#);
+        loop {
+            let line = events
+                .recv_timeout(VISIBLE_WITHIN)
+                .expect("B's subscription told of the write in time");
+            if line.contains(&want) {
+                break;
+            }
+        }
+        told.push(started.elapsed());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    told.sort();
+    told
+}
+
+/// One request to the API on `socket`; the answer's body (with its framing, if chunked).
+fn post(socket: &Path, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// Subscribes to `sql` on the API at `socket`: its NDJSON lines as they come (the chunked
+/// framing's lines left out).
+fn subscribe(socket: &Path, sql: &str) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    let body = serde_json::json!({ "sql": sql }).to_string();
+    write!(
+        stream,
+        "POST /v1/subscriptions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+            if line.starts_with('{') && sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
