@@ -421,7 +421,10 @@ fn subscribe(socket: &Path, sql: &str) -> std::sync::mpsc::Receiver<String> {
     .unwrap();
     let (sender, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stream)
+            .lines()
+            .map_while(Result::ok)
+        {
             if line.starts_with('{') && sender.send(line).is_err() {
                 break;
             }

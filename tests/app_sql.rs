@@ -262,3 +262,29 @@ fn results_and_time_are_bounded() {
     db.run_app_transaction(&[statement("insert into posts (id) values (1)", vec![])])
         .unwrap();
 }
+
+/// The writer keeps the apps' authorizer between transactions; a migration replaces it with
+/// its own for a while, and the next app transaction is judged again all the same.
+#[test]
+fn refusals_hold_across_transactions_and_after_a_migration() {
+    let (_dir, mut db) = db();
+    let forbidden = || statement("delete from crsql_site_id", vec![]);
+    let insert = |id: i64| {
+        statement(
+            "insert into posts (id, author, body) values (?1, 'ann', 'hi')",
+            vec![Value::Integer(id)],
+        )
+    };
+    for id in 1..=3 {
+        db.run_app_transaction(&[insert(id)]).unwrap();
+        assert!(db.run_app_transaction(&[forbidden()]).is_err());
+    }
+    db.migrate("alter table posts add column stars integer;", false)
+        .unwrap();
+    let refused = db.run_app_transaction(&[forbidden()]).unwrap_err();
+    assert!(refused.to_string().contains("crsql_site_id"), "{refused}");
+    db.run_app_transaction(&[statement("update posts set stars = 5 where id = 1", vec![])])
+        .unwrap();
+    assert_eq!(count(&db, "select count(*) from crsql_site_id"), 1);
+    assert_eq!(count(&db, "select stars from posts where id = 1"), 5);
+}

@@ -97,9 +97,16 @@ impl Db {
         if statements.is_empty() || statements.len() > MAX_STATEMENTS {
             return Err(DbError::AppStatementCount(statements.len()));
         }
+        let guard = match &self.app_guard {
+            Some(guard) => guard.clone(),
+            None => {
+                let guard = Guard::install(self.conn(), Access::Write)?;
+                self.app_guard = Some(guard.clone());
+                guard
+            }
+        };
         let tx = self.conn_mut().transaction()?;
         let limits = AppLimits::set(&tx)?;
-        let guard = Guard::install(&tx, Access::Write)?;
         let deadline = Deadline::start(&tx)?;
         let mut results = Vec::with_capacity(statements.len());
         for (index, statement) in statements.iter().enumerate() {
@@ -113,14 +120,12 @@ impl Db {
                 Ok(done) => results.push(done),
                 Err(err) => {
                     deadline.end(&tx)?;
-                    Guard::remove(&tx)?;
                     limits.restore(&tx)?;
                     return Err(err);
                 }
             }
         }
         deadline.end(&tx)?;
-        Guard::remove(&tx)?;
         limits.restore(&tx)?;
         tx.commit()?;
         Ok(Committed {
@@ -181,12 +186,13 @@ enum Access {
     Write,
 }
 
-/// SQLite's authorizer on a connection that runs an app's statements: installed once, for a
-/// request on the writer and for good on a reader (installing or removing one expires every
-/// statement prepared on the connection, cr-sqlite's cached ones too), and judging only while
-/// an app's statement is prepared; what SQLite prepares as it runs (cr-sqlite's own work) is
-/// not the app's.
-struct Guard {
+/// SQLite's authorizer on a connection that runs an app's statements: installed once, and for
+/// good, on the writer (until a migration replaces it) and on a reader (installing or removing
+/// one expires every statement prepared on the connection, cr-sqlite's cached ones too), and
+/// judging only while an app's statement is prepared; what SQLite prepares as it runs
+/// (cr-sqlite's own work, replication's) is not the app's.
+#[derive(Clone)]
+pub(super) struct Guard {
     judging: Arc<AtomicBool>,
     refusal: Arc<Mutex<Option<String>>>,
 }
@@ -212,10 +218,6 @@ impl Guard {
         };
         conn.authorizer(Some(policy))?;
         Ok(Guard { judging, refusal })
-    }
-
-    fn remove(conn: &Connection) -> Result<(), DbError> {
-        Ok(conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)?)
     }
 
     /// Why `err` happened, in words: the authorizer's refusal when it refused.

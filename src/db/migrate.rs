@@ -74,6 +74,8 @@ impl Db {
             return Err(DbError::EmptyMigration);
         }
         let fast = self.fast_add_column;
+        // Each step is prepared under an authorizer of its own, which replaces the apps'.
+        self.app_guard = None;
         let tx = self.conn_mut().transaction()?;
         let mut migrated = Migrated::default();
         // Tables made by this migration become CRRs at its end, with every column it gave

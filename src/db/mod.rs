@@ -82,6 +82,11 @@ pub struct Db {
     /// (patches/crsqlite-0.16.3-fast-add-column.patch); a build of the user's (`--ext-file`)
     /// may lack it.
     fast_add_column: bool,
+    /// The authorizer that judges apps' statements, once installed on this connection: it
+    /// stays (installing one expires every prepared statement, cr-sqlite's cached ones too),
+    /// judging only while an app's statement is prepared. A migration's own authorizer
+    /// replaces it, and forgets it here.
+    app_guard: Option<app_sql::Guard>,
 }
 
 impl Db {
@@ -146,6 +151,7 @@ impl Db {
             conn: Some(conn),
             path: path.to_path_buf(),
             fast_add_column: matches!(extension, Extension::BuiltIn),
+            app_guard: None,
         };
         // WAL lets `ddcp serve` read while an application or `ddcp shell` writes.
         db.conn()
