@@ -2140,4 +2140,11 @@ fn the_api_token_is_made_once_and_a_busy_api_port_is_one_line() {
         .fails_with("the API cannot listen on")
         .to_string();
     assert!(line.contains(&address) && !line.contains(&token), "{line}");
+    // An app directory without its page is said at once too (`--app`).
+    let empty = site.path("empty-app");
+    std::fs::create_dir(&empty).unwrap();
+    site.run(&["serve", "--api", "127.0.0.1:0", "--app", "empty-app"])
+        .fails_with("has no index.html");
+    site.run(&["serve", "--api", "127.0.0.1:0", "--app", "no-such-dir"])
+        .fails_with("the app directory no-such-dir cannot be read");
 }
