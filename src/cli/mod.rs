@@ -1,13 +1,15 @@
 //! The command line, clap definitions only: the global options and the list of commands here,
-//! each command's own arguments in `args`.
+//! each command's own arguments in `args` (`network_args`: those that join the network).
 
 mod args;
+mod network_args;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
 pub use args::*;
+pub use network_args::*;
 
 use crate::config::Config;
 use crate::db::Extension;
