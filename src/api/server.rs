@@ -117,62 +117,62 @@ pub struct LocalListener {
 
 /// Serves the API on `listener` until the task is dropped: every request needs the token.
 pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(err) => {
-                tracing::warn!(target: "ddcp", error = %err, "Cannot accept an API connection");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    let listener = &listener;
+    serve_connections(state, Caller::Remote, move || async move {
+        let (stream, _) = listener.accept().await?;
         // Answers are small and go at once: Nagle's algorithm would hold one back until the
         // client's delayed ACK (40 ms) on a keep-alive connection.
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(target: "ddcp", error = %err, "Cannot set TCP_NODELAY");
         }
-        tokio::spawn(serve_connection(
-            stream,
-            Arc::clone(&state),
-            Caller::Remote,
-            slot,
-        ));
-    }
+        Ok(Some(stream))
+    })
+    .await
 }
 
 /// Serves the API on the state dir's socket until the task is dropped: to its owner's
 /// programs only, without the token.
 pub async fn serve_local(local: LocalListener, state: Arc<ApiState>) {
+    let local = &local;
+    serve_connections(state, Caller::Local, move || async move {
+        let (stream, _) = local.listener.accept().await?;
+        match stream.peer_cred() {
+            Ok(peer) if peer.uid() == local.owner => Ok(Some(stream)),
+            _ => {
+                tracing::warn!(target: "ddcp", "Refused an API socket connection from another user");
+                Ok(None)
+            }
+        }
+    })
+    .await
+}
+
+/// Accepts connections with `accept` (which may refuse one: `None`), at most
+/// [`MAX_CONNECTIONS`] at once, and serves each in a task of its own. A failed accept is
+/// logged and tried again after a pause.
+async fn serve_connections<Io, Accepted>(
+    state: Arc<ApiState>,
+    caller: Caller,
+    accept: impl Fn() -> Accepted,
+) where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    Accepted: std::future::Future<Output = std::io::Result<Option<Io>>>,
+{
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
-        let stream = match local.listener.accept().await {
-            Ok((stream, _)) => stream,
+        match accept().await {
+            Ok(Some(io)) => {
+                tokio::spawn(serve_connection(io, Arc::clone(&state), caller, slot));
+            }
+            Ok(None) => {}
             Err(err) => {
                 tracing::warn!(target: "ddcp", error = %err, "Cannot accept an API connection");
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        match stream.peer_cred() {
-            Ok(peer) if peer.uid() == local.owner => {}
-            _ => {
-                tracing::warn!(target: "ddcp", "Refused an API socket connection from another user");
-                continue;
             }
         }
-        tokio::spawn(serve_connection(
-            stream,
-            Arc::clone(&state),
-            Caller::Local,
-            slot,
-        ));
     }
 }
 
