@@ -6,6 +6,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 
+mod common;
+
+use common::curl_lines::CurlLines;
 use ddcp::api::{ApiState, ApiToken, AppFiles, MAX_BODY_BYTES};
 use ddcp::db::{Db, Extension};
 use ddcp::db_actor::DbHandle;
@@ -370,10 +373,7 @@ print(json.dumps([line["row"] for line in lines if "row" in line]))
 }
 
 /// A subscription's lines as curl receives them, each within a deadline.
-struct Listening {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
+struct Listening(CurlLines);
 
 impl Listening {
     fn start(api: &Served, method: &str, path: &str, body: Option<&str>) -> Listening {
@@ -381,41 +381,15 @@ impl Listening {
         command
             .args(["-sS", "-N", "-X", method, "-H"])
             .arg(format!("Authorization: Bearer {}", api.token))
-            .arg(format!("http://{}{path}", api.address))
-            .stdout(std::process::Stdio::piped());
+            .arg(format!("http://{}{path}", api.address));
         if let Some(body) = body {
             command.args(["-d", body]);
         }
-        let mut child = command.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Listening { child, lines }
+        Listening(CurlLines::start(command))
     }
 
     fn next(&self) -> serde_json::Value {
-        let line = self
-            .lines
-            .recv_timeout(std::time::Duration::from_secs(10))
-            .expect("a line within 10 s");
-        serde_json::from_str(&line).unwrap()
-    }
-}
-
-impl Drop for Listening {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.next(std::time::Duration::from_secs(10))
     }
 }
 

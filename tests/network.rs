@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::browser::{Browser, Page};
+use common::curl_lines::CurlLines;
 use common::example_peers::example_program;
 use common::fixture;
 use common::metrics::{sample, scrape};
@@ -401,27 +402,11 @@ impl Api {
 
     /// Subscribes to `sql`: its lines as curl receives them.
     fn subscribe(&self, sql: &str) -> Subscription {
-        let mut child = std::process::Command::new("curl")
-            .args(["-sS", "-N", "-H", &self.auth, "-d"])
+        let mut curl = std::process::Command::new("curl");
+        curl.args(["-sS", "-N", "-H", &self.auth, "-d"])
             .arg(serde_json::json!({ "sql": sql }).to_string())
-            .arg(format!("{}/v1/subscriptions", self.url))
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Subscription { child, lines }
+            .arg(format!("{}/v1/subscriptions", self.url));
+        Subscription(CurlLines::start(curl))
     }
 
     fn transaction(&self, body: &str) {
@@ -449,25 +434,11 @@ impl Api {
 }
 
 /// A subscription's lines, each awaited within [`ARRIVAL`].
-struct Subscription {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
+struct Subscription(CurlLines);
 
 impl Subscription {
     fn next(&self) -> serde_json::Value {
-        let line = self
-            .lines
-            .recv_timeout(ARRIVAL)
-            .expect("a subscription's line in time");
-        serde_json::from_str(&line).unwrap()
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.next(ARRIVAL)
     }
 }
 

@@ -149,6 +149,7 @@ pub fn snapshot(path: &Path) -> Vec<u8> {
 }
 pub mod baseline;
 pub mod browser;
+pub mod curl_lines;
 pub mod example_peers;
 pub mod metrics;
 pub mod noise;
