@@ -73,7 +73,11 @@ fn main() {
         let held = b.sql("select count(*) from big");
         println!(
             "  run {runs}: {} after {:.1} s in all; B holds {} rows; last progress: {}",
-            if completed { "completed" } else { "killed" },
+            if completed {
+                "completed"
+            } else {
+                "stopped (killed, or told to try again)"
+            },
             started.elapsed().as_secs_f64(),
             held.trim(),
             last_line.as_deref().unwrap_or("(none)")
@@ -167,6 +171,16 @@ fn pull(peer: &Peer, db: &Db, kill_after: Option<Duration>) -> (bool, Option<Str
     };
     let (last, all) = lines.join().unwrap();
     match status {
+        // A node that just attached may not find the record yet; ddcp says to try again,
+        // and the loop does, within PULL_WITHIN.
+        Some(status)
+            if !status.success()
+                && all
+                    .iter()
+                    .any(|line| line.contains("is not on the network yet")) =>
+        {
+            (false, last)
+        }
         Some(status) => {
             assert!(status.success(), "ddcp pull failed:\n{}", all.join("\n"));
             (true, last)
