@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ddcp::api::{ApiState, ApiToken};
 use ddcp::app::AppStatement;
 use ddcp::db::{Db, Extension};
-use ddcp::db_actor::DbHandle;
+use ddcp::db_actor::{DbEvent, DbHandle};
 use ddcp::sync::Value;
 
 const SCHEMA: &str = "create table posts (id integer primary key not null, author text, body text);
@@ -42,13 +42,14 @@ impl Client {
 
     /// One request: the status line and the body, whatever the status.
     fn request(&mut self, path: &str, body: &str) -> (String, String) {
-        write!(
-            self.stream.get_mut(),
+        // One write, as an HTTP client sends a request: `write!` straight to the socket would
+        // send each piece of the format as a segment of its own.
+        let request = format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n{body}",
             self.token,
             body.len()
-        )
-        .unwrap();
+        );
+        self.stream.get_mut().write_all(request.as_bytes()).unwrap();
         let mut status = String::new();
         self.stream.read_line(&mut status).unwrap();
         let mut length = None;
@@ -65,6 +66,39 @@ impl Client {
         let mut body = vec![0u8; length.expect("a content-length")];
         self.stream.read_exact(&mut body).unwrap();
         (status, String::from_utf8(body).unwrap())
+    }
+}
+
+/// Stands in for `ddcp serve`'s supervisor, which hears of every commit: with a listener the
+/// DbActor reads and reports the database's state after each transaction, as it does in serve.
+/// The App it tells is set once the DbActor it needs has started.
+struct Supervisor;
+
+type AppCell = Arc<std::sync::OnceLock<ddcp::app::App>>;
+
+impl ractor::Actor for Supervisor {
+    type Msg = DbEvent;
+    type State = AppCell;
+    type Arguments = AppCell;
+
+    async fn pre_start(
+        &self,
+        _myself: ractor::ActorRef<DbEvent>,
+        app: AppCell,
+    ) -> Result<AppCell, ractor::ActorProcessingErr> {
+        Ok(app)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ractor::ActorRef<DbEvent>,
+        DbEvent::StateChanged(state): DbEvent,
+        app: &mut AppCell,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        if let Some(app) = app.get() {
+            app.database_moved(state.db_version);
+        }
+        Ok(())
     }
 }
 
@@ -118,8 +152,15 @@ fn main() {
         .build()
         .unwrap();
     let (address, app): (SocketAddr, ddcp::app::App) = runtime.block_on(async {
-        let (db, _stopped) = DbHandle::spawn(db, None, None).await.unwrap();
+        let app_cell = AppCell::default();
+        let (supervisor, _) = ractor::Actor::spawn(None, Supervisor, app_cell.clone())
+            .await
+            .unwrap();
+        let (db, _stopped) = DbHandle::spawn(db, Some(supervisor.get_derived()), None)
+            .await
+            .unwrap();
         let app = ddcp::app::App::new(db, path.clone()).unwrap();
+        app_cell.set(app.clone()).unwrap();
         let state = ApiState::new(
             app.clone(),
             Some(token.clone()),

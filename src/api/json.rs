@@ -2,7 +2,10 @@
 //! own where it can be (null, a number, a string; true and false go in as 1 and 0, as SQLite
 //! keeps them), and a blob is `{"blob": "<hex>"}` both ways.
 
+use std::fmt;
+
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Value as Json, json};
 
 use crate::db::{AppRows, AppStatement, Committed};
@@ -17,8 +20,7 @@ pub struct TransactionRequest {
 }
 
 /// A statement: SQL alone, or with its parameters (`?1`, `?2`, ... in order).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum StatementJson {
     /// SQL without parameters.
     Sql(String),
@@ -27,21 +29,65 @@ pub enum StatementJson {
         /// The SQL.
         sql: String,
         /// Its parameters.
-        #[serde(default)]
         params: Vec<Json>,
     },
 }
 
+/// Read by hand rather than as an untagged enum, which buffers each statement before it tries
+/// each form (a tenth of a batch's time through the API) and answers a mistake with "did not
+/// match any variant".
+impl<'de> Deserialize<'de> for StatementJson {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StatementVisitor)
+    }
+}
+
+struct StatementVisitor;
+
+impl<'de> Visitor<'de> for StatementVisitor {
+    type Value = StatementJson;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str(r#"a statement: a string of SQL, or {"sql": "...", "params": [...]}"#)
+    }
+
+    fn visit_str<E: de::Error>(self, sql: &str) -> Result<StatementJson, E> {
+        Ok(StatementJson::Sql(sql.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, sql: String) -> Result<StatementJson, E> {
+        Ok(StatementJson::Sql(sql))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StatementJson, A::Error> {
+        const FIELDS: &[&str] = &["sql", "params"];
+        let (mut sql, mut params) = (None, None);
+        while let Some(field) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match field.as_ref() {
+                "sql" if sql.is_some() => return Err(de::Error::duplicate_field("sql")),
+                "sql" => sql = Some(map.next_value()?),
+                "params" if params.is_some() => return Err(de::Error::duplicate_field("params")),
+                "params" => params = Some(map.next_value()?),
+                other => return Err(de::Error::unknown_field(other, FIELDS)),
+            }
+        }
+        Ok(StatementJson::WithParams {
+            sql: sql.ok_or_else(|| de::Error::missing_field("sql"))?,
+            params: params.unwrap_or_default(),
+        })
+    }
+}
+
 impl StatementJson {
     /// The statement, its parameters as SQLite values; why not, in words.
-    pub fn to_statement(&self) -> Result<AppStatement, String> {
+    pub fn into_statement(self) -> Result<AppStatement, String> {
         match self {
             StatementJson::Sql(sql) => Ok(AppStatement {
-                sql: sql.clone(),
+                sql,
                 params: Vec::new(),
             }),
             StatementJson::WithParams { sql, params } => Ok(AppStatement {
-                sql: sql.clone(),
+                sql,
                 params: params
                     .iter()
                     .enumerate()
@@ -119,12 +165,12 @@ mod tests {
 
     #[test]
     fn values_round_trip_and_bad_ones_are_named() {
-        let request: TransactionRequest = serde_json::from_str(
+        let mut request: TransactionRequest = serde_json::from_str(
             r#"{"statements": ["select 1", {"sql": "insert into t values (?1, ?2, ?3, ?4, ?5)",
                 "params": [null, 7, 1.5, "x", {"blob": "00ff"}]}]}"#,
         )
         .unwrap();
-        let statement = request.statements[1].to_statement().unwrap();
+        let statement = request.statements.remove(1).into_statement().unwrap();
         assert_eq!(
             statement.params,
             [
@@ -138,14 +184,42 @@ mod tests {
         for value in &statement.params {
             assert_eq!(value_from_json(&value_to_json(value)).unwrap(), *value);
         }
-        let bad: TransactionRequest = serde_json::from_str(
+        let mut bad: TransactionRequest = serde_json::from_str(
             r#"{"statements": [{"sql": "select ?1, ?2", "params": [1, [2]]}]}"#,
         )
         .unwrap();
         assert_eq!(
-            bad.statements[0].to_statement().unwrap_err(),
+            bad.statements.remove(0).into_statement().unwrap_err(),
             "parameter 2: an array: SQLite takes one value per parameter"
         );
         assert!(serde_json::from_str::<TransactionRequest>(r#"{"statement": []}"#).is_err());
+    }
+
+    #[test]
+    fn a_statement_of_the_wrong_shape_is_named() {
+        let error = |body: &str| {
+            serde_json::from_str::<TransactionRequest>(body)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            error(r#"{"statements": [{"sq": "select 1"}]}"#)
+                .starts_with("unknown field `sq`, expected `sql` or `params`"),
+        );
+        assert!(error(r#"{"statements": [{"params": []}]}"#).starts_with("missing field `sql`"));
+        assert!(
+            error(r#"{"statements": [{"sql": "select 1", "sql": "select 2"}]}"#)
+                .starts_with("duplicate field `sql`")
+        );
+        assert!(error(r#"{"statements": [7]}"#).starts_with(
+            r#"invalid type: integer `7`, expected a statement: a string of SQL, or {"sql""#
+        ));
+        // An escaped name is still the name.
+        let request: TransactionRequest =
+            serde_json::from_str(r#"{"statements": [{"s\u0071l": "select 1"}]}"#).unwrap();
+        assert!(
+            matches!(&request.statements[0], StatementJson::WithParams { sql, params }
+            if sql == "select 1" && params.is_empty())
+        );
     }
 }

@@ -163,11 +163,11 @@ async fn transaction(
     let body: TransactionRequest = read_json(request).await?;
     let statements = body
         .statements
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(index, statement)| {
             statement
-                .to_statement()
+                .into_statement()
                 .map_err(|why| Refusal::bad(format!("statement {}: {why}", index + 1)))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -182,7 +182,7 @@ async fn transaction(
 /// `POST /v1/queries`: one read query on the reader's connection; rows as NDJSON.
 async fn query(state: &ApiState, request: Request<Incoming>) -> Result<Response<Body>, Refusal> {
     let body: StatementJson = read_json(request).await?;
-    let statement = body.to_statement().map_err(Refusal::bad)?;
+    let statement = body.into_statement().map_err(Refusal::bad)?;
     let rows = state.app.query(statement).await.map_err(app_refusal)?;
     let mut lines = Vec::new();
     let mut line = |json: Json| {
@@ -205,7 +205,7 @@ async fn subscribe(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Refusal> {
     let body: StatementJson = read_json(request).await?;
-    let statement = body.to_statement().map_err(Refusal::bad)?;
+    let statement = body.into_statement().map_err(Refusal::bad)?;
     let subscription = state.app.subscribe(statement).await.map_err(app_refusal)?;
     Ok(ndjson_response(SubscriptionBody::new(subscription).boxed()))
 }

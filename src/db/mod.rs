@@ -209,6 +209,14 @@ impl Db {
             .query_row("pragma schema_version", [], |row| row.get(0))?)
     }
 
+    /// SQLite's data version: moves whenever another connection commits (this one's own commits
+    /// leave it where it was).
+    pub fn sqlite_data_version(&self) -> Result<i64, DbError> {
+        Ok(self
+            .conn()
+            .query_row("pragma data_version", [], |row| row.get(0))?)
+    }
+
     /// True while a transaction that SQL opened (BEGIN) is still open.
     pub fn in_transaction(&self) -> bool {
         !self.conn().is_autocommit()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorRef, DerivedActorRef, RpcReplyPort, SpawnErr};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::{DbActor, DbArgs, DbEvent, DbMsg, LocalState};
@@ -44,16 +45,59 @@ impl DbHandle {
     /// spawns it by hand. `listener` hears of every change of the database's state (and
     /// commits are only looked for when there is one); a `supervisor` is told when the actor
     /// fails. The join handle ends when it stopped.
+    ///
+    /// The actor runs on a thread of its own: its SQLite work blocks, and on a thread shared
+    /// with other tasks each message would first hand that thread's other work elsewhere
+    /// (`block_in_place`), a switch of threads that cost as much as the hop itself
+    /// (benches/api.rs).
     pub async fn spawn(
         db: Db,
         listener: Option<DerivedActorRef<DbEvent>>,
         supervisor: Option<ActorCell>,
     ) -> Result<(DbHandle, JoinHandle<()>), SpawnErr> {
-        let args = DbArgs { db, listener };
-        let (actor, stopped) = match supervisor {
-            Some(supervisor) => Actor::spawn_linked(None, DbActor, args, supervisor).await?,
-            None => Actor::spawn(None, DbActor, args).await?,
-        };
+        let (started, start) = oneshot::channel();
+        let (ended, end) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("ddcp-db".into())
+            .spawn(move || {
+                // Timers only (the look for commits): no IO driver to wake through.
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(err) => {
+                        let _ = started.send(Err(SpawnErr::StartupFailed(err.into())));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let args = DbArgs { db, listener };
+                    let spawned = match supervisor {
+                        Some(supervisor) => {
+                            Actor::spawn_linked(None, DbActor, args, supervisor).await
+                        }
+                        None => Actor::spawn(None, DbActor, args).await,
+                    };
+                    match spawned {
+                        Ok((actor, stopped)) => {
+                            let _ = started.send(Ok(actor));
+                            let _ = stopped.await;
+                        }
+                        Err(err) => {
+                            let _ = started.send(Err(err));
+                        }
+                    }
+                });
+                drop(ended);
+            })
+            .map_err(|err| SpawnErr::StartupFailed(err.into()))?;
+        let actor = start.await.map_err(|_| {
+            SpawnErr::StartupFailed("the database's thread ended before its actor started".into())
+        })??;
+        let stopped = tokio::spawn(async move {
+            let _ = end.await;
+        });
         Ok((DbHandle { actor }, stopped))
     }
 

@@ -36,14 +36,22 @@ pub struct DbArgs {
     pub listener: Option<DerivedActorRef<DbEvent>>,
 }
 
+/// The state last reported, with the SQLite schema and data versions it was read at.
+#[derive(Debug)]
+struct Reported {
+    state: LocalState,
+    schema_version: i64,
+    data_version: i64,
+}
+
 /// The DbActor's state.
 #[derive(Debug)]
 pub struct DbState {
     db: Db,
     responder: Responder,
     listener: Option<DerivedActorRef<DbEvent>>,
-    /// What was last reported, with the SQLite schema version it was read at.
-    reported: Option<(LocalState, i64)>,
+    /// What was last reported, and when.
+    reported: Option<Reported>,
     /// The SQLite schema version the held changes were last tried at: they are tried again
     /// when it moves.
     held_tried_at: Option<i64>,
@@ -89,8 +97,8 @@ impl Actor for DbActor {
         message: DbMsg,
         state: &mut DbState,
     ) -> Result<(), ActorProcessingErr> {
-        // SQLite work blocks: tell tokio, so the other actors' tasks move to other threads.
-        tokio::task::block_in_place(|| state.handle(message))
+        // SQLite work blocks: the actor has a thread of its own (`DbHandle::spawn`).
+        state.handle(message)
     }
 
     async fn post_stop(
@@ -222,7 +230,7 @@ impl DbState {
                 let wrote = committed.is_ok();
                 let _ = reply.send(committed);
                 // Peers hear of it now, not at the next look for commits.
-                if wrote && let Err(err) = self.report_changes() {
+                if wrote && let Err(err) = self.report_app_commit() {
                     metrics::error("db");
                     tracing::warn!(target: "ddcp", error = %err, "Cannot read the database's state");
                 }
@@ -262,22 +270,58 @@ impl DbState {
             self.held_tried_at = Some(schema_version);
             self.apply_held();
         }
-        let Some(listener) = &self.listener else {
+        if self.listener.is_none() {
             return Ok(());
-        };
+        }
+        // Read before the state: a commit by another connection from here on shows next time.
+        let data_version = self.db.sqlite_data_version()?;
         let db_version = self.db.db_version()?;
-        if let Some((reported, at_schema)) = &self.reported
-            && reported.db_version == db_version
-            && *at_schema == schema_version
+        if let Some(reported) = &self.reported
+            && reported.state.db_version == db_version
+            && reported.schema_version == schema_version
         {
             return Ok(());
         }
         let state = read_state(&self.db)?;
+        self.report(state, schema_version, data_version);
+        Ok(())
+    }
+
+    /// Reports the state after an app's transaction. It could only write the app's own tables
+    /// (SQLite's authorizer refused ddcp's, cr-sqlite's and any schema change), so only the
+    /// version moved, unless another connection committed meanwhile: then the state is read
+    /// whole. Reading it whole after every write took as long as the write (benches/api.rs).
+    fn report_app_commit(&mut self) -> Result<(), DbError> {
+        let Some(reported) = &self.reported else {
+            return self.report_changes();
+        };
+        let schema_version = self.db.sqlite_schema_version()?;
+        let data_version = self.db.sqlite_data_version()?;
+        if reported.schema_version != schema_version || reported.data_version != data_version {
+            return self.report_changes();
+        }
+        let state = LocalState {
+            db_version: self.db.db_version()?,
+            ..reported.state.clone()
+        };
+        if state != reported.state {
+            self.report(state, schema_version, data_version);
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, state: LocalState, schema_version: i64, data_version: i64) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
         metrics::db_version(state.db_version.0);
-        self.reported = Some((state.clone(), schema_version));
+        self.reported = Some(Reported {
+            state: state.clone(),
+            schema_version,
+            data_version,
+        });
         // The listener only stops at shutdown; then nobody needs the news.
         let _ = listener.send_message(DbEvent::StateChanged(state));
-        Ok(())
     }
 }
 
