@@ -60,9 +60,9 @@ impl DbHandle {
         std::thread::Builder::new()
             .name("ddcp-db".into())
             .spawn(move || {
-                // Timers only (the look for commits): no IO driver to wake through.
+                // Timers (the looks for commits) and the watch on the WAL.
                 let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_time()
+                    .enable_all()
                     .build()
                 {
                     Ok(runtime) => runtime,
@@ -72,7 +72,11 @@ impl DbHandle {
                     }
                 };
                 runtime.block_on(async move {
-                    let args = DbArgs { db, listener };
+                    let args = DbArgs {
+                        db,
+                        listener,
+                        look_interval: super::CHANGE_CHECK_INTERVAL,
+                    };
                     let spawned = match supervisor {
                         Some(supervisor) => {
                             Actor::spawn_linked(None, DbActor, args, supervisor).await

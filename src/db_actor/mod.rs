@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod commit_watch;
 mod handle;
 mod messages;
 
@@ -18,9 +19,9 @@ use crate::db::{Db, DbError, Followed};
 use crate::metrics;
 use crate::sync::serve::{MAX_PAGE_BUDGET, Responder, internal_answer};
 
-/// How often the database is checked for commits made by other processes: the floor of the
-/// write-to-visible latency for writes made outside ddcp.
-const CHANGE_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+/// How often the database is checked for commits made by other processes when its WAL cannot
+/// be watched ([`commit_watch`]), and the bound on a commit the watch missed.
+pub(crate) const CHANGE_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The only writer of the database while `ddcp serve` or `ddcp pull` runs.
 #[derive(Debug)]
@@ -34,6 +35,9 @@ pub struct DbArgs {
     /// Told of every change of [`LocalState`], and the reason commits are looked for; `None`
     /// for a one-shot pull.
     pub listener: Option<DerivedActorRef<DbEvent>>,
+    /// How often the database is looked at for commits by other processes, besides the
+    /// watch on its WAL.
+    pub look_interval: Duration,
 }
 
 /// The state last reported, with the SQLite schema and data versions it was read at.
@@ -57,6 +61,11 @@ pub struct DbState {
     held_tried_at: Option<i64>,
     /// Changes held, as last counted (for the metric).
     held: u64,
+    /// SQLite's data version when the database was last looked at: it moves only when another
+    /// connection commits, and this one's own commits are reported as they are made.
+    looked_at: Option<i64>,
+    /// Wakes the actor when another process writes to the database (with a listener).
+    _commit_watch: Option<commit_watch::CommitWatch>,
 }
 
 impl Actor for DbActor {
@@ -69,8 +78,10 @@ impl Actor for DbActor {
         myself: ActorRef<DbMsg>,
         args: DbArgs,
     ) -> Result<DbState, ActorProcessingErr> {
+        let mut commit_watch = None;
         if args.listener.is_some() {
-            myself.send_interval(CHANGE_CHECK_INTERVAL, || DbMsg::CheckForChanges);
+            myself.send_interval(args.look_interval, || DbMsg::CheckForChanges);
+            commit_watch = commit_watch::CommitWatch::start(args.db.path(), myself);
         }
         Ok(DbState {
             db: args.db,
@@ -79,6 +90,8 @@ impl Actor for DbActor {
             reported: None,
             held_tried_at: None,
             held: 0,
+            looked_at: None,
+            _commit_watch: commit_watch,
         })
     }
 
@@ -255,11 +268,22 @@ impl DbState {
             }
             DbMsg::CheckForChanges => {
                 // Another process's write may hold the database for a moment: check later.
-                if let Err(err) = self.report_changes() {
+                if let Err(err) = self.look_for_changes() {
                     tracing::debug!(target: "ddcp", error = %err, "Cannot check for changes");
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Reports what other connections committed since the last look, if anything.
+    fn look_for_changes(&mut self) -> Result<(), DbError> {
+        let data_version = self.db.sqlite_data_version()?;
+        if self.looked_at == Some(data_version) {
+            return Ok(());
+        }
+        self.report_changes()?;
+        self.looked_at = Some(data_version);
         Ok(())
     }
 
@@ -400,6 +424,7 @@ mod tests {
         let args = DbArgs {
             db,
             listener: Some(listener.get_derived()),
+            look_interval: CHANGE_CHECK_INTERVAL,
         };
         let (actor, _) = Actor::spawn(None, DbActor, args).await.unwrap();
         let first = reports.recv().await.unwrap();
@@ -421,6 +446,45 @@ mod tests {
             .unwrap();
         assert_eq!(next.db_version, first.db_version);
         assert_ne!(next.schema_fingerprint, first.schema_fingerprint);
+        actor.stop(None);
+        listener.stop(None);
+        drop(dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_processs_commit_wakes_the_actor_without_its_timed_look() {
+        let (dir, db) = temp_db();
+        db.connection()
+            .execute_batch(
+                "create table notes (id text primary key not null, body text);
+                 select crsql_as_crr('notes');",
+            )
+            .unwrap();
+        let path = db.path().to_path_buf();
+        let (sender, mut reports) = mpsc::unbounded_channel();
+        let (listener, _) = Actor::spawn(None, Listener, sender).await.unwrap();
+        // The timed look never comes within the test: only the watch on the WAL can tell.
+        let args = DbArgs {
+            db,
+            listener: Some(listener.get_derived()),
+            look_interval: Duration::from_secs(3600),
+        };
+        let (actor, _) = Actor::spawn(None, DbActor, args).await.unwrap();
+        let first = reports.recv().await.unwrap();
+
+        let other = Db::open(&path, &Extension::BuiltIn).unwrap();
+        for (round, id) in ["a", "b", "c"].into_iter().enumerate() {
+            other
+                .connection()
+                .execute("insert into notes (id, body) values (?1, 'x')", [id])
+                .unwrap();
+            let next = tokio::time::timeout(Duration::from_secs(10), reports.recv())
+                .await
+                .expect("another process's commit was never noticed")
+                .unwrap();
+            assert_eq!(next.db_version.0, first.db_version.0 + round as i64 + 1);
+        }
+        other.close().unwrap();
         actor.stop(None);
         listener.stop(None);
         drop(dir);
