@@ -139,6 +139,7 @@ async fn flood(dir: PathBuf, target: RecordKey) {
             since: Cursor::START,
             max_bytes: MAX_PAGE_BUDGET,
             schema_fingerprint: status.schema_fingerprint,
+            listen: None,
         }),
         Compression::None,
     );

@@ -127,6 +127,22 @@ struct ChangesRequest {
   since @1 :Cursor;
   maxBytes @2 :UInt32;       # the page budget; more than one message is fine (fragments)
   schemaFingerprint @3 :Data;
+  listen @4 :Listen;         # unset: the asker is not told of new versions
+}
+
+# "Tell me of your new versions on this route": notes (below) go to `route` while the asker
+# keeps asking; each quotes `token`, which only the asker and the answering database know.
+struct Listen {
+  route @0 :Data;            # the asker's private route blob
+  token @1 :Data;            # 16 random bytes of the asker's
+}
+
+# A one-way hint (app_message) to a listening peer: the database has a new version. Only a
+# hint: the peer pulls as it would on seeing the Status, and checks what it gets as always.
+struct Note {
+  token @0 :Data;            # the listener's token
+  dbVersion @1 :Int64;
+  incarnation @2 :UInt64;
 }
 
 enum Compression {
@@ -204,5 +220,6 @@ struct Envelope {
     schema @8 :Schema;
     authenticated @9 :Authenticated;   # a private database's request
     sealedAnswer @10 :SealedAnswer;    # its answer
+    note @11 :Note;                    # a new version, to a listener (app_message)
   }
 }

@@ -46,6 +46,14 @@ pub const REQUESTS_SHED: &str = "ddcp_requests_shed_total";
 /// `not_member`, `stale_epoch`, `bad_signature`).
 pub const REQUESTS_REFUSED: &str = "ddcp_requests_refused_total";
 
+/// Peers listening for this database's new versions (a puller's `listen`), told by notes.
+pub const LISTENERS: &str = "ddcp_listeners";
+/// Notes sent to listeners (label `outcome`: `sent`, `failed`).
+pub const NOTES_SENT: &str = "ddcp_notes_sent_total";
+/// Notes received from remotes (label `outcome`: `taken`, a remote's actor was told;
+/// `unknown`, no remote of this node's gave that token; `malformed`).
+pub const NOTES_RECEIVED: &str = "ddcp_notes_received_total";
+
 /// Changes held for tables or columns this database lacks (a remote runs a newer version of
 /// the app), applied once it has them.
 pub const HELD_CHANGES: &str = "ddcp_held_changes";
@@ -71,6 +79,9 @@ pub const ALL: &[&str] = &[
     ERRORS,
     REQUESTS_SHED,
     REQUESTS_REFUSED,
+    LISTENERS,
+    NOTES_SENT,
+    NOTES_RECEIVED,
 ];
 
 /// Why a peer's request was not answered in full.
@@ -148,7 +159,45 @@ pub fn install(address: SocketAddr) -> Result<(), String> {
         REQUESTS_REFUSED,
         "Requests to this private database refused, by reason."
     );
+    describe_gauge!(
+        LISTENERS,
+        "Peers listening for this database's new versions."
+    );
+    describe_counter!(NOTES_SENT, "Notes sent to listening peers, by outcome.");
+    describe_counter!(NOTES_RECEIVED, "Notes received from remotes, by outcome.");
     Ok(())
+}
+
+/// `count` peers listen for this database's new versions.
+pub fn listeners(count: usize) {
+    gauge!(LISTENERS).set(count as f64);
+}
+
+/// A note to a listener went out (`sent`) or could not (`failed`).
+pub fn note_sent(sent: bool) {
+    let outcome = if sent { "sent" } else { "failed" };
+    counter!(NOTES_SENT, "outcome" => outcome).increment(1);
+}
+
+/// What became of a note received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoteOutcome {
+    /// A remote's actor was told.
+    Taken,
+    /// No remote of this node's gave that token.
+    Unknown,
+    /// Not a note.
+    Malformed,
+}
+
+/// A note was received, and this became of it.
+pub fn note_received(outcome: NoteOutcome) {
+    let outcome = match outcome {
+        NoteOutcome::Taken => "taken",
+        NoteOutcome::Unknown => "unknown",
+        NoteOutcome::Malformed => "malformed",
+    };
+    counter!(NOTES_RECEIVED, "outcome" => outcome).increment(1);
 }
 
 /// The database moved to `version`.

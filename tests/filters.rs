@@ -563,6 +563,7 @@ fn a_remote_pulled_into_mirrors_stays_apart_and_is_not_served_onward() {
             since: Cursor::START,
             max_bytes: 1 << 20,
             schema_fingerprint: shared_before.fingerprint(),
+            listen: None,
         }),
         Compression::None,
     );

@@ -1419,7 +1419,7 @@ fn a_pull_releases_the_route_it_imported() {
         let deadline = std::time::Instant::now() + ARRIVAL;
         let report = loop {
             let pulled = match network.open_record(&key).await {
-                Ok(()) => pull_remote(&network, &db, &me, &link, None, &mut |_| {}).await,
+                Ok(()) => pull_remote(&network, &db, &me, &link, None, None, &mut |_| {}).await,
                 Err(err) => Err(err.into()),
             };
             match pulled {
@@ -2068,6 +2068,7 @@ fn filters_limit_what_each_member_reads_and_what_a_remote_may_change() {
                 since: Cursor::START,
                 max_bytes: 1 << 20,
                 schema_fingerprint: fingerprint,
+                listen: None,
             }),
             Compression::None,
         );

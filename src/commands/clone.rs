@@ -224,7 +224,7 @@ async fn clone(
     }
     let (db, stopped) = super::pull::db_actor(db).await?;
     let mut bar = ProgressLine::new(link.name.as_str());
-    let pulled = pull_remote(network, &db, me, link, Some(view), &mut |progress| {
+    let pulled = pull_remote(network, &db, me, link, Some(view), None, &mut |progress| {
         bar.show(progress)
     })
     .await;

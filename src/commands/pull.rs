@@ -157,7 +157,7 @@ async fn pull_one(
 ) -> Result<PullReport, crate::pull::RemoteError> {
     open_when_published(network, link).await?;
     let mut bar = ProgressLine::new(link.name.as_str());
-    let result = pull_remote(network, db, me, link, None, &mut |progress| {
+    let result = pull_remote(network, db, me, link, None, None, &mut |progress| {
         bar.show(progress)
     })
     .await;

@@ -25,6 +25,8 @@ pub struct CallId(pub(super) OperationId);
 pub enum NetEvent {
     /// A peer asks something.
     Call(IncomingCall),
+    /// A peer sent something one way (a note): its bytes, at most one Veilid message.
+    Message(Vec<u8>),
     /// A watched record changed, or its watch ended.
     ValueChanged {
         /// The record.
@@ -61,6 +63,7 @@ pub(super) fn translate(update: VeilidUpdate) -> Option<NetEvent> {
             message: call.message().to_vec(),
             route: call.route_id().cloned().map(RouteId),
         })),
+        VeilidUpdate::AppMessage(message) => Some(NetEvent::Message(message.message().to_vec())),
         VeilidUpdate::ValueChange(change) => {
             let key = to_record_key(&change.key)?;
             Some(NetEvent::ValueChanged {

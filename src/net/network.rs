@@ -1,6 +1,7 @@
 //! The calls ddcp makes on a running node: private routes and app calls, DHT records. A
 //! [`Network`] is a cheap handle; clones share the node, so every remote can call at once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -41,8 +42,7 @@ pub struct OwnRoute {
 
 /// A peer's route, imported to call it; released when dropped.
 pub struct ImportedRoute {
-    /// None once disarmed: dropped without a release.
-    network: Option<Network>,
+    network: Network,
     id: RouteId,
 }
 
@@ -51,19 +51,16 @@ impl ImportedRoute {
     pub fn id(&self) -> &RouteId {
         &self.id
     }
-
-    /// Drops this without releasing the route: another holder has the same route (Veilid
-    /// gives one id to a route imported twice), and releasing it would release it for both.
-    pub fn disarm(mut self) {
-        self.network = None;
-    }
 }
 
+/// Veilid gives one id to a route imported twice (a pull of a peer and a note to the same
+/// peer), and releasing it releases it for every holder: the route is released when its last
+/// holder drops it.
 impl Drop for ImportedRoute {
     fn drop(&mut self) {
-        if let Some(network) = &self.network {
-            network.lock_released().insert(self.id.clone());
-            network.release_route(&self.id);
+        if self.network.let_go(&self.id) {
+            self.network.lock_released().insert(self.id.clone());
+            self.network.release_route(&self.id);
         }
     }
 }
@@ -81,6 +78,8 @@ pub struct Network {
     routing: RoutingContext,
     /// Imported routes released here, whose death Veilid will report.
     released: Arc<Mutex<ReleasedRoutes>>,
+    /// How many [`ImportedRoute`]s hold each imported route.
+    holders: Arc<Mutex<HashMap<RouteId, usize>>>,
 }
 
 impl std::fmt::Debug for Network {
@@ -96,6 +95,7 @@ impl Network {
             api,
             routing,
             released: Arc::default(),
+            holders: Arc::default(),
         })
     }
 
@@ -138,10 +138,26 @@ impl Network {
             .import_remote_private_route(blob.to_vec())
             .map(RouteId)
             .map_err(|err| NetError::Route(err.to_string()))?;
+        *self.holders.lock().entry(id.clone()).or_default() += 1;
         Ok(ImportedRoute {
-            network: Some(self.clone()),
+            network: self.clone(),
             id,
         })
+    }
+
+    /// One holder of `route` let go of it: true when it was the last.
+    fn let_go(&self, route: &RouteId) -> bool {
+        let mut holders = self.holders.lock();
+        match holders.get_mut(route) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            _ => {
+                holders.remove(route);
+                true
+            }
+        }
     }
 
     /// How many peers' routes Veilid holds imported on this node: each pull imports its
@@ -170,6 +186,18 @@ impl Network {
             CALL_BOUND,
             self.routing
                 .app_call(Target::RouteId(route.0.clone()), message),
+        )
+        .await?
+        .map_err(|err| NetError::Call(err.to_string()))
+    }
+
+    /// Sends a peer `message` on its route, one way (no answer, no delivery report).
+    pub async fn message(&self, route: &RouteId, message: Vec<u8>) -> Result<(), NetError> {
+        fits(&message)?;
+        bounded(
+            CALL_BOUND,
+            self.routing
+                .app_message(Target::RouteId(route.0.clone()), message),
         )
         .await?
         .map_err(|err| NetError::Call(err.to_string()))

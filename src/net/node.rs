@@ -119,7 +119,10 @@ impl Node {
             let Some(event) = translate(update) else {
                 return;
             };
-            if matches!(event, NetEvent::Call(_)) && sender.capacity() <= RESERVED_FOR_EVENTS {
+            // Peers' calls and notes may come in floods: they never take the node's own
+            // events' reserve.
+            let from_a_peer = matches!(event, NetEvent::Call(_) | NetEvent::Message(_));
+            if from_a_peer && sender.capacity() <= RESERVED_FOR_EVENTS {
                 crate::metrics::shed(crate::metrics::ShedReason::QueueFull);
                 return;
             }

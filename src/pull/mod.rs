@@ -21,7 +21,7 @@ use crate::db::{AcceptPolicy, DbError, RemoteName};
 use crate::db_actor::{DbCallError, DbHandle, LocalState};
 use crate::metrics;
 use crate::net::{ImportedRoute, NetError, Network};
-use crate::sync::protocol::{ErrorCode, Status};
+use crate::sync::protocol::{ErrorCode, Listen, Status};
 use crate::sync::pull::{DEFAULT_PAGE_BYTES, PullError, Puller, Received};
 use crate::sync::schema_fit::SchemaFit;
 use crate::sync::{MemberKeys, RecordKey, SchemaFingerprint, SiteId};
@@ -63,13 +63,15 @@ pub struct RemoteLink {
 
 /// Pulls `link`'s changes until this database has them all. `view` is the remote's Status
 /// when the caller has it fresh (from a record change); otherwise it is read from the DHT.
-/// `me` signs the requests to a private remote.
+/// `me` signs the requests to a private remote. With `listen`, every request asks the remote
+/// to send notes of its new versions there (`ddcp serve`'s pulls).
 pub async fn pull_remote(
     network: &Network,
     db: &DbHandle,
     me: &MemberKeys,
     link: &RemoteLink,
     view: Option<RemoteView>,
+    listen: Option<Listen>,
     progress: &mut (dyn FnMut(&PullProgress) + Send),
 ) -> Result<PullReport, RemoteError> {
     let view = match view {
@@ -113,6 +115,7 @@ pub async fn pull_remote(
         remote: view.status,
         session: view.session,
         fit: Arc::default(),
+        listen,
         request_fingerprint: SchemaFingerprint([0; 32]),
         report: PullReport::default(),
     };
@@ -146,6 +149,8 @@ struct Pull<'a> {
     route: ImportedRoute,
     /// How the remote's schema fits this database's: what of its changes must wait here.
     fit: Arc<SchemaFit>,
+    /// Where the remote is asked to send notes, if anywhere.
+    listen: Option<Listen>,
     /// The schema the requests name: the remote's own, once this database knows it fits.
     request_fingerprint: SchemaFingerprint,
     report: PullReport,
@@ -340,13 +345,17 @@ impl Pull<'_> {
 
     async fn new_puller(&self) -> Result<Puller, RemoteError> {
         let cursor = self.db.cursor(self.remote.site_id).await?;
-        Ok(Puller::new(
+        let puller = Puller::new(
             self.asker,
             self.remote.site_id,
             self.request_fingerprint,
             cursor,
             DEFAULT_PAGE_BYTES,
-        ))
+        );
+        Ok(match &self.listen {
+            Some(listen) => puller.with_listen(listen.clone()),
+            None => puller,
+        })
     }
 
     /// How a request is sent: as it is to a public remote, signed to a private one.
@@ -406,13 +415,9 @@ impl Pull<'_> {
         self.session = view.session;
         let status = view.status;
         if status.route != self.remote.route {
-            let route = self.network.import_route(&status.route)?;
-            if route.id() == self.route.id() {
-                route.disarm();
-            } else {
-                // The old route is released as it is dropped.
-                self.route = route;
-            }
+            // The old route is let go of as it is dropped (released when no one else holds
+            // it: the new blob may name the same route).
+            self.route = self.network.import_route(&status.route)?;
         }
         self.remote = status;
         Ok(())

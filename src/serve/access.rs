@@ -127,6 +127,16 @@ impl AccessGate {
         }
     }
 
+    /// Whether a listener may be told of new versions: anyone of a public database, a current
+    /// member of a private one.
+    pub fn may_listen(&self, member: Option<MemberId>) -> bool {
+        let gate = self.gate.read();
+        match gate.access {
+            Access::Public => true,
+            Access::Private => member.is_some_and(|member| gate.members.contains_key(&member)),
+        }
+    }
+
     /// Changes with every update.
     pub fn generation(&self) -> u64 {
         self.gate.read().generation

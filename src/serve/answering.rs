@@ -11,6 +11,9 @@
 //! - a call that waited past the asker's patience is dropped unbuilt;
 //! - a private database's [`AccessGate`] refuses what is not a member's request before the
 //!   database is asked anything.
+//!
+//! A request for changes that asks to be told of new versions (`listen`) is taken into the
+//! [`Listeners`] once it is answered.
 
 use std::sync::Arc;
 
@@ -22,9 +25,12 @@ use tokio::task::JoinHandle;
 
 use super::access::{AccessGate, Admission};
 use super::call_queue::CallQueue;
+use super::listeners::Listeners;
 use crate::db_actor::DbHandle;
 use crate::metrics::{self, ShedReason};
 use crate::net::{IncomingCall, Network};
+use crate::sync::codec::decode_request;
+use crate::sync::protocol::{ChangesRequest, Message};
 use crate::sync::serve::too_busy_answer;
 
 /// Calls that wait for an answer, at most. Below what Veilid itself lets in at once (each call
@@ -59,8 +65,9 @@ pub struct Answerer {
 }
 
 impl Answerer {
-    /// Starts answering calls from `db`'s database over `network`, through `gate`.
-    pub fn start(db: DbHandle, network: Network, gate: AccessGate) -> Self {
+    /// Starts answering calls from `db`'s database over `network`, through `gate`; the
+    /// askers who listen join `listeners`.
+    pub fn start(db: DbHandle, network: Network, gate: AccessGate, listeners: Listeners) -> Self {
         let queue = Arc::new(Mutex::new(CallQueue::randomized(MAX_WAITING)));
         let ready = Arc::new(Notify::new());
         let workers = (0..ANSWER_WORKERS)
@@ -71,6 +78,7 @@ impl Answerer {
                     db: db.clone(),
                     network: network.clone(),
                     gate: gate.clone(),
+                    listeners: listeners.clone(),
                 };
                 tokio::spawn(worker.run())
             })
@@ -127,6 +135,7 @@ struct Worker {
     db: DbHandle,
     network: Network,
     gate: AccessGate,
+    listeners: Listeners,
 }
 
 impl Worker {
@@ -165,8 +174,17 @@ impl Worker {
                 return;
             }
         };
+        // Read before the DbActor takes the question; a request is a few hundred bytes.
+        let listen = match decode_request(&question) {
+            Ok(Message::ChangesRequest(ChangesRequest { listen, .. })) => listen,
+            _ => None,
+        };
         match self.db.answer(question, budget, reads, within).await {
             Some(answer) => {
+                if let Some(listen) = listen {
+                    let member = member.as_ref().map(|request| request.member);
+                    self.listeners.listen(listen, member, Instant::now());
+                }
                 let answer = match &member {
                     Some(request) => self.gate.seal(request, &answer),
                     None => answer,

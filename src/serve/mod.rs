@@ -5,12 +5,13 @@
 //!  │                    remote alone, with backoff; stops everything when the node or the
 //!  │                    database fails
 //!  ├─ NodeActor         owns the Veilid node: its private route (re-made when it dies), the
-//!  │                    updates it reports, incoming calls (answered by the DbActor)
+//!  │                    updates it reports, incoming calls (answered by the DbActor), notes
+//!  │                    to the peers listening for new versions, and notes from remotes
 //!  ├─ DbActor           the one writer: every page applied goes through its mailbox; answers
 //!  │                    peers' requests; notices local commits, by ddcp or any other process
 //!  ├─ PublisherActor    writes this database's Status into its DHT record when it changes
 //!  ├─ RemoteActor × N   one per remote: watches its record (polls only when watching fails),
-//!  │                    pulls its changes page by page into the DbActor
+//!  │                    listens for its notes, pulls its changes page by page into the DbActor
 //!  ├─ ControlActor      the state dir's control socket: answers the CLI from what the
 //!  │                    supervisor tells it; has the remotes' actors pull for `ddcp pull`
 //!  └─ ApiActor          with `--api`: the HTTP API apps use (src/api), its writes through
@@ -29,7 +30,9 @@ mod api;
 mod call_queue;
 mod control;
 mod feed_stream;
+mod listeners;
 mod node;
+mod note_inbox;
 mod publisher;
 mod remote;
 mod supervisor;

@@ -1,14 +1,19 @@
 //! The NodeActor: owns the Veilid node. It keeps a private route alive (a new one when Veilid
 //! reports it dead) and passes record changes and dead peer routes to the supervisor, which
 //! knows the remotes. Peers' calls never enter its mailbox: the task reading the node's events
-//! hands them straight to the [`Answerer`], which bounds the work they make.
+//! hands them straight to the [`Answerer`], which bounds the work they make, and peers' notes
+//! to the [`NoteInbox`]. It also tells the peers listening for this database's new versions
+//! (`listeners`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
 
 use super::access::AccessGate;
 use super::answering::Answerer;
+use super::listeners::{Listeners, Version, spawn_notifier};
+use super::note_inbox::{NoteInbox, take_note};
 use crate::db_actor::DbHandle;
 use crate::metrics;
 use crate::net::{NetEvent, Network, Node, OwnRoute, RouteId};
@@ -59,6 +64,10 @@ pub struct NodeArgs {
     pub supervisor: DerivedActorRef<NodeEvent>,
     /// Who is answered.
     pub gate: AccessGate,
+    /// This database's version, as the listeners are told it.
+    pub versions: tokio::sync::watch::Receiver<Option<Version>>,
+    /// Where the notes of remotes go.
+    pub inbox: Arc<NoteInbox>,
 }
 
 /// The node, its route, and the task reading its events.
@@ -66,8 +75,11 @@ pub struct NodeArgs {
 pub struct NodeState {
     node: Option<Node>,
     network: Network,
-    /// Reads the node's events: calls to the answerer, the rest to this actor.
+    /// Reads the node's events: calls to the answerer, notes to the inbox, the rest to this
+    /// actor.
     reading: tokio::task::JoinHandle<()>,
+    /// Tells the listeners of new versions.
+    notifying: tokio::task::JoinHandle<()>,
     supervisor: DerivedActorRef<NodeEvent>,
     route: Option<OwnRoute>,
     renewing: bool,
@@ -85,12 +97,21 @@ impl Actor for NodeActor {
     ) -> Result<NodeState, ActorProcessingErr> {
         let mut events = args.node.take_events();
         let network = args.node.network().clone();
-        let answerer = Answerer::start(args.db, network.clone(), args.gate);
+        let listeners = Listeners::default();
+        let notifying = spawn_notifier(
+            network.clone(),
+            listeners.clone(),
+            args.gate.clone(),
+            args.versions,
+        );
+        let answerer = Answerer::start(args.db, network.clone(), args.gate, listeners);
         let forward_to = myself.clone();
+        let inbox = args.inbox;
         let reading = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 match event {
                     NetEvent::Call(call) => answerer.take(call).await,
+                    NetEvent::Message(bytes) => take_note(&inbox, &bytes),
                     event => {
                         if forward_to.send_message(NodeMsg::Event(event)).is_err() {
                             break;
@@ -103,6 +124,7 @@ impl Actor for NodeActor {
             network,
             node: Some(args.node),
             reading,
+            notifying,
             supervisor: args.supervisor,
             route: None,
             renewing: false,
@@ -127,8 +149,8 @@ impl Actor for NodeActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             NodeMsg::RenewRoute => state.renew_route(&myself).await,
-            // Taken by the answerer before they reach the mailbox.
-            NodeMsg::Event(NetEvent::Call(_)) => {}
+            // Taken by the answerer and the inbox before they reach the mailbox.
+            NodeMsg::Event(NetEvent::Call(_) | NetEvent::Message(_)) => {}
             NodeMsg::Event(NetEvent::ValueChanged {
                 key,
                 value,
@@ -175,6 +197,7 @@ impl Actor for NodeActor {
         state: &mut NodeState,
     ) -> Result<(), ActorProcessingErr> {
         state.reading.abort();
+        state.notifying.abort();
         if let Some(node) = state.node.take() {
             node.shutdown().await;
         }

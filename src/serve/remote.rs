@@ -4,7 +4,13 @@
 //! version it has not pulled; only when no node accepts the watch does it poll. A watch can
 //! also go quiet without ending, so the Status is read every [`CHECK_EVERY`] all the same. Any
 //! other failure ends the actor; the supervisor restarts it alone, with backoff.
+//!
+//! Its pulls also ask the remote to send notes of its new versions straight to this node
+//! (`listen`, see `listeners`): a note has it pull at once, on the route it last read, without
+//! waiting for the DHT to tell it. The listen is asked again every [`LISTEN_RENEW`] and whenever
+//! this node's route changes.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
@@ -13,10 +19,11 @@ use crate::db::RemoteName;
 use crate::db_actor::DbHandle;
 use crate::metrics;
 use crate::net::{FirstContact, Network, WARN_AFTER};
-use crate::pull::{
-    PullProgress, PullReport, RemoteLink, RemoteView, open_published, pull_remote, read_status,
-};
+use crate::pull::{PullReport, RemoteLink, RemoteView, open_published, pull_remote, read_status};
+use crate::sync::protocol::{Listen, ListenToken, Note};
 use crate::sync::{DbVersion, Incarnation, MemberKeys};
+
+use super::note_inbox::NoteInbox;
 
 /// What a RemoteActor hears.
 #[derive(Debug)]
@@ -40,12 +47,19 @@ pub enum RemoteMsg {
     PullNow(RpcReplyPort<Result<PullReport, String>>),
     /// Read the remote's Status though no change was reported: see [`CHECK_EVERY`].
     Check,
+    /// A note from the remote waits in the inbox.
+    Noted,
 }
 
 /// How often a watched remote's Status is read all the same. A watch can go quiet without
 /// ending: measured on the private network, a remote whose record got new closest nodes (15
 /// nodes joined) was never told of the next change. A change missed waits at most this long.
 pub const CHECK_EVERY: Duration = Duration::from_secs(30);
+
+/// How often the remote is asked again to send notes, at the latest: well within the
+/// remote's `LISTEN_FOR` (10 minutes), so that a listen never lapses. A pull that finds
+/// nothing new costs one app call.
+pub const LISTEN_RENEW: Duration = Duration::from_secs(4 * 60);
 
 /// Keeps this database up to date with one remote (see the module documentation); a failure
 /// ends it, and the supervisor starts another.
@@ -90,7 +104,9 @@ pub struct RemoteArgs {
     /// Hears how each pull went.
     pub supervisor: DerivedActorRef<RemoteEvent>,
     /// This database's member identity, for a private remote.
-    pub me: std::sync::Arc<MemberKeys>,
+    pub me: Arc<MemberKeys>,
+    /// Where the remote's notes arrive, and this node's route for them.
+    pub inbox: Arc<NoteInbox>,
 }
 
 /// A RemoteActor's state between messages.
@@ -109,6 +125,12 @@ pub struct RemoteState {
     first_contact: Option<FirstContact>,
     /// Said once that the remote's record is taking long.
     warned: bool,
+    /// What the remote's notes quote.
+    token: ListenToken,
+    /// The remote's Status as last read: a note is pulled on its route.
+    last_view: Option<RemoteView>,
+    /// When the remote was last asked for notes, and on which of this node's routes.
+    listened: Option<(Instant, Vec<u8>)>,
 }
 
 impl Actor for RemoteActor {
@@ -121,6 +143,7 @@ impl Actor for RemoteActor {
         myself: ActorRef<RemoteMsg>,
         args: RemoteArgs,
     ) -> Result<RemoteState, ActorProcessingErr> {
+        let token = args.inbox.open(myself.clone());
         Ok(RemoteState {
             args,
             actor_id: myself.get_id(),
@@ -129,6 +152,9 @@ impl Actor for RemoteActor {
             checking: None,
             first_contact: Some(FirstContact::default()),
             warned: false,
+            token,
+            last_view: None,
+            listened: None,
         })
     }
 
@@ -151,6 +177,7 @@ impl Actor for RemoteActor {
         if handled.is_err() {
             // ractor skips post_stop for an actor whose handler failed: the record (and its
             // watch) is let go here, before the supervisor starts a successor that opens it.
+            state.args.inbox.close(&state.token);
             state.args.network.close_record(&state.args.link.key).await;
         }
         handled
@@ -161,6 +188,7 @@ impl Actor for RemoteActor {
         _myself: ActorRef<RemoteMsg>,
         state: &mut RemoteState,
     ) -> Result<(), ActorProcessingErr> {
+        state.args.inbox.close(&state.token);
         state.args.network.close_record(&state.args.link.key).await;
         Ok(())
     }
@@ -183,11 +211,10 @@ impl RemoteState {
                     // Polling is the fallback: try to watch again at every poll.
                     state.watch_record(myself).await;
                 }
-                state.sync(None).await?;
+                state.sync(None, false).await?;
             }
             RemoteMsg::PullNow(reply) => {
-                // Without a Status in hand, `sync` always asks the remote.
-                let outcome = state.sync(None).await;
+                let outcome = state.sync(None, true).await;
                 let _ = reply.send(match &outcome {
                     Ok(report) => Ok(report.clone().unwrap_or_default()),
                     Err(err) => Err(err.to_string()),
@@ -195,6 +222,11 @@ impl RemoteState {
                 outcome?;
             }
             RemoteMsg::Check => state.check(myself).await?,
+            RemoteMsg::Noted => {
+                if let Some(note) = state.args.inbox.take(&state.token) {
+                    state.noted(note).await?;
+                }
+            }
             RemoteMsg::Changed { value, watch_ended } => {
                 if watch_ended {
                     state.watch_record(myself).await;
@@ -205,7 +237,7 @@ impl RemoteState {
                 let status =
                     value.and_then(|bytes| open_published(&state.args.me, &link.key, &bytes).ok());
                 if status.is_some() || !watch_ended {
-                    state.sync(status).await?;
+                    state.sync(status, false).await?;
                 }
             }
         }
@@ -232,6 +264,11 @@ impl RemoteState {
             | RemoteMsg::RoutesDied
             | RemoteMsg::Changed { .. }
             | RemoteMsg::Check => Ok(()),
+            RemoteMsg::Noted => {
+                // Taken, so that the next note tells this actor again.
+                self.args.inbox.take(&self.token);
+                Ok(())
+            }
         }
     }
 
@@ -311,6 +348,10 @@ impl RemoteState {
     /// reported: the record is watched again, and pulled. (Polling reads it anyway; a Status
     /// that cannot be read now is looked at again at the next check.)
     async fn check(&mut self, myself: &ActorRef<RemoteMsg>) -> Result<(), ActorProcessingErr> {
+        if self.listen_due() {
+            // Pulls ask for notes: one now asks again, whatever the remote's version.
+            return self.sync(None, true).await.map(|_| ());
+        }
         if self.polling.is_some() {
             return Ok(());
         }
@@ -334,53 +375,92 @@ impl RemoteState {
                 metrics::missed_notification(link.name.as_str());
             }
             self.watch_record(myself).await;
-            self.sync(Some(view)).await?;
+            self.sync(Some(view), false).await?;
         }
         Ok(())
     }
 
-    /// Pulls when the remote has something this database has not pulled; what the pull did,
-    /// or `None` when there was nothing to pull.
+    /// Whether the remote must be asked for notes again: its listen would lapse soon, or this
+    /// node's route changed since.
+    fn listen_due(&self) -> bool {
+        let Some(route) = self.args.inbox.route() else {
+            return false;
+        };
+        self.listened
+            .as_ref()
+            .is_none_or(|(asked, on)| asked.elapsed() >= LISTEN_RENEW || *on != route)
+    }
+
+    /// The remote sent a note: a version this database has not pulled is pulled at once, on
+    /// the route last read (when that fails, the remote's Status is read afresh).
+    async fn noted(&mut self, note: Note) -> Result<(), ActorProcessingErr> {
+        let new = self.pulled.is_none_or(|(version, incarnation)| {
+            note.db_version > version || note.incarnation != incarnation
+        });
+        if !new {
+            return Ok(());
+        }
+        if let Some(mut view) = self.last_view.clone() {
+            view.status.db_version = note.db_version;
+            view.status.incarnation = note.incarnation;
+            match self.sync(Some(view), false).await {
+                Ok(_) => return Ok(()),
+                Err(err) => {
+                    tracing::debug!(target: "ddcp", remote_name = %self.args.link.name, error = %err,
+                        "A pull on the remote's note failed: reading its status");
+                    self.last_view = None;
+                }
+            }
+        }
+        self.sync(None, false).await.map(|_| ())
+    }
+
+    /// Pulls when the remote has something this database has not pulled, or when `force`d;
+    /// what the pull did, or `None` when there was nothing to pull. Without a Status in hand,
+    /// it reads the remote's.
     async fn sync(
         &mut self,
         status: Option<RemoteView>,
+        force: bool,
     ) -> Result<Option<PullReport>, ActorProcessingErr> {
         let name = self.args.link.name.clone();
-        if let Some(status) = &status {
-            let _ = self.args.supervisor.send_message(RemoteEvent::Seen {
-                name: name.clone(),
-                from: self.actor_id,
-                version: status.status.db_version,
-            });
-        }
+        let (network, me, link) = (&self.args.network, &self.args.me, &self.args.link);
+        let view = match status {
+            Some(view) => view,
+            None => read_status(network, me, &link.key)
+                .await
+                .inspect_err(|err| metrics::error(err.kind()))?,
+        };
+        // The remote's version as read: the supervisor hears it at once, so that the lag
+        // shows even while the pull cannot be done (the database locked by an application).
+        let _ = self.args.supervisor.send_message(RemoteEvent::Seen {
+            name: name.clone(),
+            from: self.actor_id,
+            version: view.status.db_version,
+        });
         // A remote restored from a backup counts its versions again from the backup's: one of
         // another life is pulled whatever its version.
-        if let (Some(status), Some((version, incarnation))) = (&status, self.pulled)
-            && status.status.db_version <= version
-            && status.status.incarnation == incarnation
+        if let Some((version, incarnation)) = self.pulled
+            && !force
+            && view.status.db_version <= version
+            && view.status.incarnation == incarnation
         {
             return Ok(None);
         }
-        let link = &self.args.link;
-        // The remote's version as the pull first reads it (when no Status came with the
-        // record's change): the supervisor hears it at once, so that the lag shows even while
-        // the pull cannot be done (the database locked by an application, say).
-        let (supervisor, actor_id) = (self.args.supervisor.clone(), self.actor_id);
-        let mut told = status.is_some();
-        let mut quiet = |progress: &PullProgress| {
-            if !told {
-                told = true;
-                let _ = supervisor.send_message(RemoteEvent::Seen {
-                    name: link.name.clone(),
-                    from: actor_id,
-                    version: progress.remote_version,
-                });
-            }
-        };
+        // What the next note's pull goes by (only its version is the note's).
+        self.last_view = Some(view.clone());
+        let route = self.args.inbox.route();
+        let listen = route.clone().map(|route| Listen {
+            route,
+            token: self.token,
+        });
         let started = Instant::now();
-        let (network, db, me) = (&self.args.network, &self.args.db, &self.args.me);
-        let pulled = pull_remote(network, db, me, link, status, &mut quiet).await;
+        let db = &self.args.db;
+        let pulled = pull_remote(network, db, me, link, Some(view), listen, &mut |_| {}).await;
         let report = pulled.inspect_err(|err| metrics::error(err.kind()))?;
+        if let Some(route) = route {
+            self.listened = Some((Instant::now(), route));
+        }
         metrics::pull_took(link.name.as_str(), started.elapsed().as_secs_f64());
         self.pulled = Some((report.remote_version, report.remote_incarnation));
         let _ = self.args.supervisor.send_message(RemoteEvent::Pulled {

@@ -100,6 +100,52 @@ pub struct ChangesRequest {
     pub max_bytes: u32,
     /// The asker's CRR schema fingerprint; the answer is an error when it differs.
     pub schema_fingerprint: SchemaFingerprint,
+    /// Where the asker wants to be told of new versions, if it does.
+    pub listen: Option<Listen>,
+}
+
+/// The most bytes of a route blob a listener may give (Veilid's are a few hundred).
+pub const MAX_LISTEN_ROUTE_BYTES: usize = 4096;
+
+/// "Tell me of your new versions": a [`Note`] goes to `route`, quoting `token`, whenever the
+/// answering database moves, for as long as the asker keeps asking (docs/protocol.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listen {
+    /// The asker's private route blob, at most [`MAX_LISTEN_ROUTE_BYTES`].
+    pub route: Vec<u8>,
+    /// What the notes quote.
+    pub token: ListenToken,
+}
+
+/// A listener's token: random, known to it and to the database it asked alone (the request
+/// travels inside a private route), so a note that quotes it comes from that database.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenToken(pub [u8; 16]);
+
+impl ListenToken {
+    /// A new random token.
+    pub fn random() -> ListenToken {
+        ListenToken(crate::random::bytes())
+    }
+}
+
+/// The token authenticates notes: it stays out of logs.
+impl std::fmt::Debug for ListenToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListenToken(..)")
+    }
+}
+
+/// A one-way hint to a listener: the database has a new version. Never applied: the listener
+/// pulls, and checks what it pulls as always.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// The listener's token.
+    pub token: ListenToken,
+    /// The database's newest version.
+    pub db_version: DbVersion,
+    /// Its life since its last restore.
+    pub incarnation: Incarnation,
 }
 
 /// A page of changes: whole db_version groups, or one part of a group too big for one page.
@@ -235,4 +281,6 @@ pub enum Message {
     Authenticated(Authenticated),
     /// Its answer.
     SealedAnswer(SealedAnswer),
+    /// A new version, told to a listener.
+    Note(Note),
 }

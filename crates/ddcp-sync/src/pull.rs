@@ -9,7 +9,7 @@ use super::cursor::Cursor;
 use super::fragment::{Reassembly, ReassemblyError};
 use super::ids::SiteId;
 use super::protocol::{
-    ChangesPage, ChangesRequest, ErrorCode, FragmentRequest, Hash, Message, ProtocolError,
+    ChangesPage, ChangesRequest, ErrorCode, FragmentRequest, Hash, Listen, Message, ProtocolError,
 };
 use super::schema::SchemaFingerprint;
 
@@ -73,6 +73,8 @@ pub struct Puller {
     schema_fingerprint: SchemaFingerprint,
     max_bytes: u32,
     cursor: Cursor,
+    /// Where the remote is asked to tell this puller of its new versions, if anywhere.
+    listen: Option<Listen>,
     /// The encoded request for the page after `cursor`.
     request: Vec<u8>,
     reassembly: Option<Reassembly>,
@@ -95,12 +97,20 @@ impl Puller {
             schema_fingerprint,
             max_bytes,
             cursor,
+            listen: None,
             request: Vec::new(),
             reassembly: None,
             up_to_date: false,
         };
         puller.request = puller.encode_request();
         puller
+    }
+
+    /// Asks the remote, in every request, to tell `listen`'s route of its new versions.
+    pub fn with_listen(mut self, listen: Listen) -> Self {
+        self.listen = Some(listen);
+        self.request = self.encode_request();
+        self
     }
 
     fn encode_request(&self) -> Vec<u8> {
@@ -110,6 +120,7 @@ impl Puller {
                 since: self.cursor.clone(),
                 max_bytes: self.max_bytes,
                 schema_fingerprint: self.schema_fingerprint,
+                listen: self.listen.clone(),
             }),
             Compression::None,
         )

@@ -20,7 +20,9 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, Super
 use super::access::AccessGate;
 use super::control::{ControlActor, ControlArgs, ControlMsg, ControlQuery, PullTarget};
 use super::feed_stream::FeedSource;
+use super::listeners::Version;
 use super::node::{NodeActor, NodeArgs, NodeEvent, NodeMsg};
+use super::note_inbox::NoteInbox;
 use super::publisher::{PublisherActor, PublisherArgs, PublisherMsg};
 use super::remote::{RemoteEvent, RemoteMsg};
 use crate::app::App;
@@ -145,6 +147,10 @@ pub struct SupervisorState {
     versions: tokio::sync::watch::Sender<DbVersion>,
     /// Apps' way in: told of every version, for its subscriptions.
     app: App,
+    /// The database's version, as the peers listening for it are told (by the NodeActor).
+    noted: tokio::sync::watch::Sender<Option<Version>>,
+    /// Where remotes' notes go, and this node's route for them.
+    inbox: Arc<NoteInbox>,
 }
 
 impl Actor for Supervisor {
@@ -163,11 +169,15 @@ impl Actor for Supervisor {
             spawn_publisher(&network, &args.identity, &args.gate, None, None, &cell).await?;
         let (db, _) =
             DbHandle::spawn(args.db, Some(myself.get_derived()), Some(cell.clone())).await?;
+        let noted = tokio::sync::watch::Sender::new(None);
+        let inbox = Arc::new(NoteInbox::default());
         let node_args = NodeArgs {
             node: args.node,
             db: db.clone(),
             supervisor: myself.get_derived(),
             gate: args.gate.clone(),
+            versions: noted.subscribe(),
+            inbox: Arc::clone(&inbox),
         };
         let (node, _) = Actor::spawn_linked(None, NodeActor, node_args, cell.clone()).await?;
         let app = App::new(db.clone(), args.db_file)?;
@@ -187,6 +197,8 @@ impl Actor for Supervisor {
             me: args.me,
             versions: tokio::sync::watch::Sender::new(DbVersion(0)),
             app,
+            noted,
+            inbox,
         };
         for link in args.remotes {
             state.add_remote(link, &myself).await;
@@ -218,11 +230,15 @@ impl Actor for Supervisor {
         match message {
             SupervisorMsg::Db(DbEvent::StateChanged(local)) => {
                 state.versions.send_replace(local.db_version);
+                state
+                    .noted
+                    .send_replace(Some((local.db_version, local.incarnation)));
                 state.app.database_moved(local.db_version);
                 state.local = Some(local.clone());
                 state.tell_publisher(PublisherMsg::Local(local));
             }
             SupervisorMsg::Node(NodeEvent::RouteChanged(route)) => {
+                state.inbox.set_route(route.clone());
                 state.route = Some(route.clone());
                 state.tell_publisher(PublisherMsg::Route(route));
             }

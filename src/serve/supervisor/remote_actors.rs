@@ -27,6 +27,7 @@ impl SupervisorState {
             poll_interval: self.options.poll_interval,
             supervisor: myself.get_derived(),
             me: Arc::clone(&self.me),
+            inbox: Arc::clone(&self.inbox),
         };
         let (actor, _) = Actor::spawn_linked(None, RemoteActor, args, myself.get_cell()).await?;
         Ok(actor)

@@ -17,7 +17,7 @@ use crate::schema::{ColumnDesc, SchemaDesc, TableDesc};
 use crate::schema_history::{MAX_MIGRATION_BYTES, MAX_MIGRATIONS, SchemaHistory};
 pub use bundle::{BundleHeader, decode_bundle_header, encode_bundle_header};
 pub use protocol::{
-    decode_message, decode_published, decode_request, decode_status, encode_message,
+    decode_message, decode_note, decode_published, decode_request, decode_status, encode_message,
     encode_published, encode_status,
 };
 
@@ -45,6 +45,8 @@ pub enum CodecError {
     UnexpectedSeal,
     #[error("malformed request: an answer's kind of message, sent as a call")]
     NotARequest,
+    #[error("malformed note: another kind of message, sent one way")]
+    NotANote,
     #[error("peer speaks protocol version {0}, this ddcp speaks {PROTOCOL_VERSION}")]
     UnsupportedVersion(u16),
 }

@@ -10,14 +10,14 @@ use crate::compress::{Compression, MAX_PAGE_BYTES};
 use crate::cursor::{Cursor, RowKey};
 use crate::ddcp_capnp::{
     Compression as WireCompression, ErrorCode as WireErrorCode, authenticated, changes_page,
-    changes_request, cursor, envelope, sealed_answer, sealed_status, status,
+    changes_request, cursor, envelope, listen, note, sealed_answer, sealed_status, status,
 };
 use crate::ids::{DbVersion, Epoch, Incarnation, Seq, SiteId};
 use crate::member::MemberId;
 use crate::protocol::{
     Authenticated, ChangesPage, ChangesRequest, ErrorCode, Fragment, FragmentRequest, Fragmented,
-    Hash, MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, ProtocolError, Published, SealedAnswer,
-    SealedStatus, Status,
+    Hash, Listen, ListenToken, MAX_LISTEN_ROUTE_BYTES, MAX_MESSAGE_BYTES, Message, Note,
+    PROTOCOL_VERSION, ProtocolError, Published, SealedAnswer, SealedStatus, Status,
 };
 use crate::schema::SchemaFingerprint;
 use crate::schema_history::{HistoryHead, HistoryMark};
@@ -149,6 +149,39 @@ fn fill_request(mut builder: changes_request::Builder<'_>, request: &ChangesRequ
     fill_cursor(builder.reborrow().init_since(), &request.since);
     builder.set_max_bytes(request.max_bytes);
     builder.set_schema_fingerprint(&request.schema_fingerprint.0);
+    if let Some(value) = &request.listen {
+        fill_listen(builder.init_listen(), value);
+    }
+}
+
+fn fill_listen(mut builder: listen::Builder<'_>, value: &Listen) {
+    builder.set_route(&value.route);
+    builder.set_token(&value.token.0);
+}
+
+fn read_listen(reader: listen::Reader<'_>) -> Result<Listen, CodecError> {
+    let route = reader.get_route()?;
+    if route.is_empty() || route.len() > MAX_LISTEN_ROUTE_BYTES {
+        return Err(CodecError::BadLength("listen route"));
+    }
+    Ok(Listen {
+        route: route.to_vec(),
+        token: ListenToken(read_array(reader.get_token()?, "listen token")?),
+    })
+}
+
+fn fill_note(mut builder: note::Builder<'_>, value: &Note) {
+    builder.set_token(&value.token.0);
+    builder.set_db_version(value.db_version.0);
+    builder.set_incarnation(value.incarnation.0);
+}
+
+fn read_note(reader: note::Reader<'_>) -> Result<Note, CodecError> {
+    Ok(Note {
+        token: ListenToken(read_array(reader.get_token()?, "note token")?),
+        db_version: DbVersion(reader.get_db_version()),
+        incarnation: Incarnation(reader.get_incarnation()),
+    })
 }
 
 fn read_request(reader: changes_request::Reader<'_>) -> Result<ChangesRequest, CodecError> {
@@ -157,6 +190,10 @@ fn read_request(reader: changes_request::Reader<'_>) -> Result<ChangesRequest, C
         since: read_cursor(reader.get_since()?)?,
         max_bytes: reader.get_max_bytes(),
         schema_fingerprint: read_fingerprint(reader.get_schema_fingerprint()?)?,
+        listen: match reader.has_listen() {
+            true => Some(read_listen(reader.get_listen()?)?),
+            false => None,
+        },
     })
 }
 
@@ -270,6 +307,7 @@ pub fn encode_message(message: &Message, compression: Compression) -> Vec<u8> {
         Message::Schema(schema) => fill_published_schema(root.init_schema(), schema),
         Message::Authenticated(value) => fill_authenticated(root.init_authenticated(), value),
         Message::SealedAnswer(value) => fill_sealed_answer(root.init_sealed_answer(), value),
+        Message::Note(value) => fill_note(root.init_note(), value),
     }
     write_message(&builder)
 }
@@ -301,6 +339,21 @@ pub fn decode_request(bytes: &[u8]) -> Result<Message, CodecError> {
             Err(CodecError::UnsupportedVersion(root.get_protocol_version()))
         }
         _ => Err(CodecError::NotARequest),
+    }
+}
+
+/// Decodes a message a peer sent one way (app_message): a note, and nothing else; any other
+/// kind is refused before its content is read, as [`decode_request`] does for calls.
+pub fn decode_note(bytes: &[u8]) -> Result<Note, CodecError> {
+    let mut rest = bytes;
+    let reader = read_message(&mut rest)?;
+    let root = reader.get_root::<envelope::Reader>()?;
+    if root.get_protocol_version() != PROTOCOL_VERSION {
+        return Err(CodecError::UnsupportedVersion(root.get_protocol_version()));
+    }
+    match root.which() {
+        Ok(envelope::Which::Note(value)) => read_note(value?),
+        _ => Err(CodecError::NotANote),
     }
 }
 
@@ -358,6 +411,7 @@ fn read_envelope(root: envelope::Reader<'_>) -> Result<Message, CodecError> {
             Which::Schema(schema) => Message::Schema(read_published_schema(schema?)?),
             Which::Authenticated(value) => Message::Authenticated(read_authenticated(value?)?),
             Which::SealedAnswer(value) => Message::SealedAnswer(read_sealed_answer(value?)?),
+            Which::Note(value) => Message::Note(read_note(value?)?),
         },
     )
 }
@@ -485,6 +539,22 @@ mod tests {
                 since: Cursor::after_group(DbVersion(7)),
                 max_bytes: 1 << 20,
                 schema_fingerprint: SchemaFingerprint([5; 32]),
+                listen: None,
+            }),
+            Message::ChangesRequest(ChangesRequest {
+                asker: SiteId([3; 16]),
+                since: Cursor::START,
+                max_bytes: 1 << 20,
+                schema_fingerprint: SchemaFingerprint([5; 32]),
+                listen: Some(Listen {
+                    route: vec![7; 300],
+                    token: ListenToken([8; 16]),
+                }),
+            }),
+            Message::Note(Note {
+                token: ListenToken([8; 16]),
+                db_version: DbVersion(42),
+                incarnation: Incarnation(3),
             }),
             Message::ChangesPage(page()),
             Message::ChangesPage(page_with_rows()),
