@@ -1203,6 +1203,23 @@ fn metrics_move_with_replication_and_parse_as_prometheus_text() {
     for text in [&before, &after, &served] {
         assert_prometheus_text(text);
     }
+    // b's pulls asked a to tell it of new versions: a sent notes, b took them (whether a note
+    // or the DHT's watch told b first, both came).
+    assert_eq!(sample(&served, "ddcp_listeners"), Some(1.0), "{served}");
+    let noted = common::private_net::wait_until(ARRIVAL, "b to take a note", || {
+        let text = scrape(9102);
+        (sample(&text, r#"ddcp_notes_received_total{outcome="taken"}"#) > Some(0.0))
+            .then_some(text)
+    });
+    assert_eq!(
+        sample(&noted, r#"ddcp_notes_received_total{outcome="unknown"}"#),
+        None,
+        "{noted}"
+    );
+    assert!(
+        sample(&scrape(9101), r#"ddcp_notes_sent_total{outcome="sent"}"#) > Some(0.0),
+        "a sent no note"
+    );
 
     // Prometheus's view: both targets up, the rules loaded, and b's lag in its TSDB rising
     // and falling back to 0. b is held behind by a write lock on its database (as a long
