@@ -6,11 +6,14 @@
 //! call, forever; `bombing`, a well-formed page of one new bookmark whose changes claim
 //! db_version 2^53, the end of the range peers accept (merged as given, the puller's next own
 //! write would be past it), then empty pages. `flood` calls a database as fast as it can, many calls at once, each asking
-//! for the most expensive page there is.
+//! for the most expensive page there is and to be told of its new versions (each call with a
+//! token of its own: as many listens as it can make); with a NOTE_TARGET_KEY it also sends that
+//! database forged notes (random tokens, huge versions) on the route its Status names.
 //!
 //!   garbage_peer random|lying|repeating|bombing STATE_DIR
 //!                                             prints its record key, then serves until killed
-//!   garbage_peer flood STATE_DIR TARGET_KEY   prints `answers=N busy=N failed=N` every second
+//!   garbage_peer flood STATE_DIR TARGET_KEY [NOTE_TARGET_KEY]
+//!                                             prints `answers=N busy=N failed=N notes=N` every second
 //!
 //! Network settings come from VEILID_* as for ddcp.
 
@@ -27,7 +30,9 @@ use ddcp::sync::codec::{decode_message, encode_message, encode_status};
 use ddcp::sync::compress::Compression;
 use ddcp::sync::fragment::{self, FRAGMENT_BYTES};
 use ddcp::sync::ids::{Incarnation, Seq};
-use ddcp::sync::protocol::{ChangesPage, ChangesRequest, ErrorCode, Fragment, Message, Status};
+use ddcp::sync::protocol::{
+    ChangesPage, ChangesRequest, ErrorCode, Fragment, Listen, ListenToken, Message, Note, Status,
+};
 use ddcp::sync::serve::MAX_PAGE_BUDGET;
 use ddcp::sync::{Change, Cursor, DbVersion, RecordKey, SchemaDesc, SiteId, Value};
 
@@ -45,7 +50,8 @@ async fn main() {
         "bombing" => Garbage::Bombing,
         "flood" => {
             let target: RecordKey = args.get(3).expect("TARGET_KEY").parse().expect("a key");
-            return flood(PathBuf::from(dir), target).await;
+            let note_target: Option<RecordKey> = args.get(4).map(|key| key.parse().expect("a key"));
+            return flood(PathBuf::from(dir), target, note_target).await;
         }
         _ => panic!("mode must be random, lying, repeating, bombing or flood"),
     };
@@ -113,8 +119,9 @@ enum Garbage {
 const FLOOD_CALLS: usize = 48;
 
 /// Asks `target` for its first page, the largest a responder grants, from [`FLOOD_CALLS`]
-/// tasks at once, forever; counts the answers by kind.
-async fn flood(dir: PathBuf, target: RecordKey) {
+/// tasks at once, forever, each asking to be told with a token of its own; sends
+/// `note_target` forged notes; counts the answers by kind, and the notes sent.
+async fn flood(dir: PathBuf, target: RecordKey, note_target: Option<RecordKey>) {
     let node = Node::start(&dir, &network_env::settings())
         .await
         .expect("start");
@@ -133,24 +140,24 @@ async fn flood(dir: PathBuf, target: RecordKey) {
     };
     let imported = network.import_route(&status.route).expect("route");
     let route = imported.id().clone();
-    let request = encode_message(
-        &Message::ChangesRequest(ChangesRequest {
-            asker: SiteId([9; 16]),
-            since: Cursor::START,
-            max_bytes: MAX_PAGE_BUDGET,
-            schema_fingerprint: status.schema_fingerprint,
-            listen: None,
-        }),
-        Compression::None,
-    );
-    let counts = Arc::new([(); 3].map(|()| AtomicU64::new(0)));
+    // Its own route, for the listens: the notes it is sent come back to it, unread.
+    let own_route = network.new_route().await.expect("own route");
+    let counts = Arc::new([(); 4].map(|()| AtomicU64::new(0)));
     for _ in 0..FLOOD_CALLS {
-        let (network, route, request, counts) = (
-            network.clone(),
-            route.clone(),
-            request.clone(),
-            Arc::clone(&counts),
+        let request = encode_message(
+            &Message::ChangesRequest(ChangesRequest {
+                asker: SiteId([9; 16]),
+                since: Cursor::START,
+                max_bytes: MAX_PAGE_BUDGET,
+                schema_fingerprint: status.schema_fingerprint,
+                listen: Some(Listen {
+                    route: own_route.blob.clone(),
+                    token: ListenToken::random(),
+                }),
+            }),
+            Compression::None,
         );
+        let (network, route, counts) = (network.clone(), route.clone(), Arc::clone(&counts));
         tokio::spawn(async move {
             loop {
                 let kind = match network.call(&route, request.clone()).await {
@@ -164,10 +171,50 @@ async fn flood(dir: PathBuf, target: RecordKey) {
             }
         });
     }
+    if let Some(note_target) = note_target {
+        tokio::spawn(forge_notes(
+            network.clone(),
+            flooder,
+            note_target,
+            Arc::clone(&counts),
+        ));
+    }
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let [answers, busy, failed] = counts.each_ref().map(|count| count.load(Ordering::Relaxed));
-        println!("answers={answers} busy={busy} failed={failed}");
+        let [answers, busy, failed, notes] =
+            counts.each_ref().map(|count| count.load(Ordering::Relaxed));
+        println!("answers={answers} busy={busy} failed={failed} notes={notes}");
+    }
+}
+
+/// Sends `target` notes no database of its remotes sent: random tokens, versions far ahead;
+/// counts them in `counts[3]`.
+async fn forge_notes(
+    network: ddcp::net::Network,
+    me: ddcp::sync::MemberKeys,
+    target: RecordKey,
+    counts: Arc<[AtomicU64; 4]>,
+) {
+    let status = loop {
+        if network.open_record(&target).await.is_ok()
+            && let Ok(view) = ddcp::pull::read_status(&network, &me, &target).await
+        {
+            break view.status;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let imported = network.import_route(&status.route).expect("route");
+    loop {
+        let note = Message::Note(Note {
+            token: ListenToken::random(),
+            db_version: DbVersion(1 << 40),
+            incarnation: Incarnation(7),
+        });
+        let bytes = encode_message(&note, Compression::None);
+        if network.message(imported.id(), bytes).await.is_ok() {
+            counts[3].fetch_add(1, Ordering::Relaxed);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

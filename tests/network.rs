@@ -896,15 +896,16 @@ fn a_flood_of_calls_is_told_too_busy_and_the_honest_remote_keeps_replicating() {
     a.sql(ROWS_20K);
     b.run(&["remote", "add", "a", &a.key()]).ok();
     a.serve_with(&["--metrics-addr", "127.0.0.1:9104"]);
-    b.serve();
+    b.serve_with(&["--metrics-addr", "127.0.0.1:9105"]);
     let summary = "select count(*), sum(length(v)) from bulk";
     b.wait_for(summary, a.sql(summary).trim(), ARRIVAL);
     let (rss_before, _) = memory_mib(a.serve_pid());
 
     // Two hostile peers ask for the most expensive page there is, 48 calls each at once, and
-    // again the moment they are answered or refused.
+    // again the moment they are answered or refused, each call asking to be told of a's new
+    // versions with a token of its own; one also sends b forged notes.
     let floods = [
-        Flood::start(&net, &a.key(), 7),
+        Flood::start_forging(&net, &a.key(), Some(&b.key()), 7),
         Flood::start(&net, &a.key(), 8),
     ];
     wait_until(ARRIVAL, "both floods to be told tooBusy", || {
@@ -929,6 +930,21 @@ fn a_flood_of_calls_is_told_too_busy_and_the_honest_remote_keeps_replicating() {
     assert!(
         sample(&shed, r#"ddcp_requests_shed_total{reason="busy"}"#).unwrap_or(0.0) > 0.0,
         "{shed}"
+    );
+    // a keeps 32 listens at most, whatever the floods asked; b listened before them and kept
+    // its place: a's notes still reach it. The forged notes were dropped as unknown.
+    assert_eq!(sample(&shed, "ddcp_listeners"), Some(32.0), "{shed}");
+    wait_until(ARRIVAL, "the forged notes to reach b", || {
+        (floods[0].counts().notes > 0).then_some(())
+    });
+    let told = wait_until(ARRIVAL, "b to count the forged notes", || {
+        let text = scrape(9105);
+        (sample(&text, r#"ddcp_notes_received_total{outcome="unknown"}"#) > Some(0.0))
+            .then_some(text)
+    });
+    assert!(
+        sample(&told, r#"ddcp_notes_received_total{outcome="taken"}"#) > Some(0.0),
+        "{told}"
     );
     // Bounded: the answers in flight are, so memory cannot follow the flood.
     assert!(
@@ -1208,8 +1224,7 @@ fn metrics_move_with_replication_and_parse_as_prometheus_text() {
     assert_eq!(sample(&served, "ddcp_listeners"), Some(1.0), "{served}");
     let noted = common::private_net::wait_until(ARRIVAL, "b to take a note", || {
         let text = scrape(9102);
-        (sample(&text, r#"ddcp_notes_received_total{outcome="taken"}"#) > Some(0.0))
-            .then_some(text)
+        (sample(&text, r#"ddcp_notes_received_total{outcome="taken"}"#) > Some(0.0)).then_some(text)
     });
     assert_eq!(
         sample(&noted, r#"ddcp_notes_received_total{outcome="unknown"}"#),

@@ -146,13 +146,27 @@ pub struct FloodCounts {
     pub answers: u64,
     pub busy: u64,
     pub failed: u64,
+    /// Forged notes sent.
+    pub notes: u64,
 }
 
 impl Flood {
     pub fn start(net: &TestNet, target_key: &str, host: u8) -> Flood {
+        Flood::start_forging(net, target_key, None, host)
+    }
+
+    /// A flood that also sends forged notes to the database of `note_key`.
+    pub fn start_forging(
+        net: &TestNet,
+        target_key: &str,
+        note_key: Option<&str>,
+        host: u8,
+    ) -> Flood {
         let dir = tempfile::tempdir().unwrap();
         let counts = dir.path().join("counts");
-        let process = garbage_peer(net, dir.path(), host, &["flood", target_key], &counts);
+        let mut args = vec!["flood", target_key];
+        args.extend(note_key);
+        let process = garbage_peer(net, dir.path(), host, &args, &counts);
         Flood {
             _process: process,
             counts,
@@ -176,6 +190,7 @@ impl Flood {
             answers: field("answers"),
             busy: field("busy"),
             failed: field("failed"),
+            notes: field("notes"),
         }
     }
 }
