@@ -1,8 +1,11 @@
 //! Replication over a real private Veilid network (scripts/netns.sh, `ddcp testnet`, two
 //! `ddcp serve` processes), measured in one run:
-//! - latency: a write committed on A until it is visible on B, p50/p95 over 20 writes; and an
-//!   app's write through A's HTTP API until B's subscription (an app's, on B's API) tells of it,
-//!   against the first as its baseline (what replication itself takes);
+//! - latency: writes committed on A by another process (an app's), one every 100 ms, each until
+//!   it is visible on B (B pulls from A) and on C (C pulls from B: the far end of a chain),
+//!   p50/p95/max over 100 writes, against a raw app call's round trip on the same network (the
+//!   floor of any pull); the same for a private database (P, and its member Q); and an app's
+//!   write through A's HTTP API until B's subscription (an app's, on B's API) tells of it,
+//!   against B's p50 as its baseline (what replication itself takes);
 //! - throughput: 20k rows written on A in one transaction (timed from its commit), and 20k
 //!   one-row transactions written while B is stopped (a backlog: written one by one while B
 //!   pulls, they would measure how fast A writes), until all of them are on B. The rate is
@@ -50,6 +53,7 @@ const B_METRICS: &str = "127.0.0.1:9120";
 
 struct Size {
     writes: usize,
+    api_writes: usize,
     rows: usize,
     raw_calls: usize,
 }
@@ -62,13 +66,15 @@ fn main() {
     let full = args.iter().any(|arg| arg == "--bench");
     let size = if full {
         Size {
-            writes: 20,
+            writes: 100,
+            api_writes: 20,
             rows: 20_000,
             raw_calls: 400,
         }
     } else {
         Size {
             writes: 3,
+            api_writes: 3,
             rows: 2_000,
             raw_calls: 24,
         }
@@ -83,42 +89,73 @@ fn main() {
     let net = TestNet::start();
     let mut a = Peer::new(&net, "a", 5);
     let mut b = Peer::new(&net, "b", 6);
-    for peer in [&a, &b] {
+    let mut c = Peer::new(&net, "c", 9);
+    let mut p = Peer::new(&net, "p", 10);
+    let mut q = Peer::new(&net, "q", 11);
+    for peer in [&a, &b, &c, &p, &q] {
         peer.sql(SCHEMA);
     }
     b.run(&["remote", "add", "a", &a.key()]).ok();
+    c.run(&["remote", "add", "b", &b.key()]).ok();
+    p.run(&["access", "private"]).ok();
+    let q_id = q.run(&["id"]).ok().trim().to_string();
+    p.run(&["member", "add", "q", &q_id]).ok();
+    q.run(&["remote", "add", "p", &p.key()]).ok();
     a.serve();
     b.serve_with(&["--metrics-addr", B_METRICS]);
-    let a_db = open(&a.site.db_file());
-    let b_db = open(&b.site.db_file());
+    c.serve();
+    p.serve();
+    q.serve();
+    let [a_db, b_db, c_db, p_db, q_db] =
+        [&a, &b, &c, &p, &q].map(|peer| open(&peer.site.db_file()));
 
-    // Warm up: the first pull waits for the DHT to find a's record.
-    write_note(&a_db, 0);
-    wait_visible(&b_db, "select count(*) from notes where id = 0", 1);
-
-    let mut latencies = Vec::new();
-    for i in 1..=size.writes {
-        let started = Instant::now();
-        write_note(&a_db, i);
-        wait_visible(
-            &b_db,
-            &format!("select count(*) from notes where id = {i}"),
-            1,
-        );
-        latencies.push(started.elapsed());
-        // Writes a second apart, as a user's would be, not a burst that one pull carries.
-        std::thread::sleep(Duration::from_millis(500));
+    // Warm up: the first pull waits for the DHT to find the remote's record.
+    for (writer, readers) in [(&a_db, vec![&b_db, &c_db]), (&p_db, vec![&q_db])] {
+        write_note(writer, 0);
+        for reader in readers {
+            wait_visible(reader, "select count(*) from notes where id = 0", 1);
+        }
     }
-    latencies.sort();
+    let round_trip = raw_round_trip(&net);
     println!(
-        "latency write on A -> visible on B: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms (target p50 < 1500 ms)",
-        ms(percentile(&latencies, 50)),
-        ms(percentile(&latencies, 95)),
-        ms(*latencies.last().unwrap())
+        "raw app_call round trip (a small question and answer): p50 {:.0} ms, p95 {:.0} ms (the floor of a pull)",
+        ms(percentile(&round_trip, 50)),
+        ms(percentile(&round_trip, 95))
     );
+    let interval = Duration::from_millis(100);
+    let [on_b, on_c] = <[Vec<Duration>; 2]>::try_from(cadence_latencies(
+        &a.site.db_file(),
+        &[&b_db, &c_db],
+        1..=size.writes,
+        interval,
+    ))
+    .unwrap();
+    print_latency(
+        "A -> B",
+        &on_b,
+        &round_trip,
+        "p50 < 100 ms, p95 < 300 ms, max < 1 s",
+    );
+    print_latency("A -> B -> C, on C", &on_c, &round_trip, "p50 < 250 ms");
+    let [on_q] = <[Vec<Duration>; 1]>::try_from(cadence_latencies(
+        &p.site.db_file(),
+        &[&q_db],
+        1..=size.writes,
+        interval,
+    ))
+    .unwrap();
+    print_latency(
+        "private P -> member Q",
+        &on_q,
+        &round_trip,
+        "p50 < 100 ms, p95 < 300 ms, max < 1 s",
+    );
+    for peer in [&mut c, &mut p, &mut q] {
+        peer.stop();
+    }
 
-    let visible_p50 = percentile(&latencies, 50);
-    let told = subscription_latencies(&a, &b, size.writes);
+    let visible_p50 = percentile(&on_b, 50);
+    let told = subscription_latencies(&a, &b, size.api_writes);
     println!(
         "latency API write on A -> B's subscription told: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms; p50 / visible-on-B p50 = {:.2}",
         ms(percentile(&told, 50)),
@@ -339,6 +376,82 @@ fn write_note(db: &Db, id: usize) {
         .unwrap();
 }
 
+/// Writes note `ids` into the database at `writer` from a connection of this process's own
+/// (an app's), one every `interval`, and times each until it is visible in each of `readers`
+/// (looked at every millisecond): one sorted list of latencies per reader.
+fn cadence_latencies(
+    writer: &Path,
+    readers: &[&Db],
+    ids: std::ops::RangeInclusive<usize>,
+    interval: Duration,
+) -> Vec<Vec<Duration>> {
+    let (committed_at, commits) = std::sync::mpsc::channel();
+    let writing = {
+        let (writer, ids) = (writer.to_path_buf(), ids.clone());
+        std::thread::spawn(move || {
+            let db = open(&writer);
+            let start = Instant::now();
+            for (n, id) in ids.enumerate() {
+                let at = start + interval * n as u32;
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                write_note(&db, id);
+                committed_at.send((id, Instant::now())).unwrap();
+            }
+        })
+    };
+    let (first, last) = (*ids.start(), *ids.end());
+    let mut committed = std::collections::HashMap::new();
+    let mut seen = vec![first - 1; readers.len()];
+    let mut latencies = vec![Vec::new(); readers.len()];
+    let deadline = Instant::now() + VISIBLE_WITHIN + interval * (last - first + 1) as u32;
+    while seen.iter().any(|newest| *newest < last) {
+        assert!(
+            Instant::now() < deadline,
+            "notes {first}..={last} never all arrived"
+        );
+        for (reader, (newest, latencies)) in readers.iter().zip(seen.iter_mut().zip(&mut latencies))
+        {
+            let max: Option<i64> = reader
+                .connection()
+                .query_row(
+                    "select max(id) from notes where id between ?1 and ?2",
+                    [first as i64, last as i64],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            let now = Instant::now();
+            // Each note is its own transaction, applied in order: all up to the newest are in.
+            let arrived = max.map_or(first - 1, |max| max as usize);
+            while *newest < arrived {
+                *newest += 1;
+                while !committed.contains_key(&*newest) {
+                    let (id, at) = commits.recv().unwrap();
+                    committed.insert(id, at);
+                }
+                latencies.push(now.saturating_duration_since(committed[&*newest]));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    writing.join().unwrap();
+    for latencies in &mut latencies {
+        latencies.sort();
+    }
+    latencies
+}
+
+fn print_latency(what: &str, sorted: &[Duration], round_trip: &[Duration], goal: &str) {
+    let floor = percentile(round_trip, 50);
+    println!(
+        "latency write -> visible, {what}: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms over {} writes, one per 100 ms (goal {goal}); p50 = {:.1} raw round trips",
+        ms(percentile(sorted, 50)),
+        ms(percentile(sorted, 95)),
+        ms(*sorted.last().unwrap()),
+        sorted.len(),
+        percentile(sorted, 50).as_secs_f64() / floor.as_secs_f64()
+    );
+}
+
 /// Polls `sql` on `db` every few milliseconds until it counts `expected`.
 fn wait_visible(db: &Db, sql: &str, expected: i64) {
     let deadline = Instant::now() + VISIBLE_WITHIN;
@@ -442,6 +555,63 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
+/// Round trips of a small app_call between two nodes of this process (on vtnode7 and vtnode8),
+/// one at a time: what a pull of a small change cannot be faster than; sorted.
+fn raw_round_trip(net: &TestNet) -> Vec<Duration> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut callee, caller) = raw_pair(net, dir.path()).await;
+        let route = callee.network().new_route().await.unwrap();
+        let mut events = callee.take_events();
+        let answering = callee.network().clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let NetEvent::Call(call) = event {
+                    let _ = answering.reply(call.id, vec![0x5a; 256]).await;
+                }
+            }
+        });
+        let network = caller.network().clone();
+        let imported = network.import_route(&route.blob).unwrap();
+        for _ in 0..3 {
+            let _ = network.call(imported.id(), b"warm".to_vec()).await;
+        }
+        let mut round_trips = Vec::new();
+        for _ in 0..50 {
+            let started = Instant::now();
+            if network.call(imported.id(), vec![0x5a; 256]).await.is_ok() {
+                round_trips.push(started.elapsed());
+            }
+        }
+        caller.shutdown().await;
+        callee.shutdown().await;
+        round_trips.sort();
+        round_trips
+    })
+}
+
+/// Two attached nodes of this process, on vtnode7 and vtnode8 (the second's events unread).
+async fn raw_pair(net: &TestNet, dir: &Path) -> (Node, Node) {
+    let start = |host: u8| {
+        let settings = net.node_settings(host);
+        let role = NodeRole {
+            namespace: format!("raw{host}"),
+            ..NodeRole::default()
+        };
+        let dir = dir.join(format!("node{host}"));
+        async move { Node::start_as(&dir, &settings, &role).await.unwrap() }
+    };
+    let callee = start(7).await;
+    let caller = start(8).await;
+    callee.attach(VISIBLE_WITHIN).await.unwrap();
+    caller.attach(VISIBLE_WITHIN).await.unwrap();
+    (callee, caller)
+}
+
 /// Calls in flight the raw app_call rate is measured with.
 const WINDOWS: [usize; 3] = [4, 8, 16];
 
@@ -455,19 +625,7 @@ fn raw_app_call_throughput(net: &TestNet, calls: usize, windows: &[usize]) -> Ve
         .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let start = |host: u8| {
-            let settings = net.node_settings(host);
-            let role = NodeRole {
-                namespace: format!("raw{host}"),
-                ..NodeRole::default()
-            };
-            let dir = dir.path().join(format!("node{host}"));
-            async move { Node::start_as(&dir, &settings, &role).await.unwrap() }
-        };
-        let mut callee = start(7).await;
-        let caller = start(8).await;
-        callee.attach(VISIBLE_WITHIN).await.unwrap();
-        caller.attach(VISIBLE_WITHIN).await.unwrap();
+        let (mut callee, caller) = raw_pair(net, dir.path()).await;
         let route = callee.network().new_route().await.unwrap();
         let mut events = callee.take_events();
         let answering = callee.network().clone();
