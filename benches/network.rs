@@ -93,6 +93,9 @@ fn main() {
         peer.sql(SCHEMA);
     }
     b.run(&["remote", "add", "a", &a.key()]).ok();
+    for peer in [&mut a, &mut b] {
+        peer.log_filter = Some(LATENCY_LOG.into());
+    }
     a.serve();
     b.serve_with(&["--metrics-addr", B_METRICS]);
     let a_db = open(&a.site.db_file());
@@ -119,6 +122,7 @@ fn main() {
     p.run(&["member", "add", "q", &q_id]).ok();
     q.run(&["remote", "add", "p", &p.key()]).ok();
     for peer in [&mut c, &mut p, &mut q] {
+        peer.log_filter = Some(LATENCY_LOG.into());
         peer.serve();
     }
     let [c_db, p_db, q_db] = [&c, &p, &q].map(|peer| open(&peer.site.db_file()));
@@ -132,33 +136,34 @@ fn main() {
         ms(percentile(&round_trip, 95))
     );
     let interval = Duration::from_millis(100);
-    let [on_b, on_c] = <[Vec<Duration>; 2]>::try_from(cadence_latencies(
+    let from_a = cadence_writes(
         &a.site.db_file(),
         &[&b_db, &c_db],
         1..=size.writes,
         interval,
-    ))
-    .unwrap();
+    );
+    let on_b = latencies(&from_a, 0);
     print_latency(
         "A -> B",
         &on_b,
         &round_trip,
         "p50 < 100 ms, p95 < 300 ms, max < 1 s",
     );
-    print_latency("A -> B -> C, on C", &on_c, &round_trip, "p50 < 250 ms");
-    let [on_q] = <[Vec<Duration>; 1]>::try_from(cadence_latencies(
-        &p.site.db_file(),
-        &[&q_db],
-        1..=size.writes,
-        interval,
-    ))
-    .unwrap();
+    print_steps("A -> B", &from_a, 0, &a.log(), &b.log());
+    print_latency(
+        "A -> B -> C, on C",
+        &latencies(&from_a, 1),
+        &round_trip,
+        "p50 < 250 ms",
+    );
+    let from_p = cadence_writes(&p.site.db_file(), &[&q_db], 1..=size.writes, interval);
     print_latency(
         "private P -> member Q",
-        &on_q,
+        &latencies(&from_p, 0),
         &round_trip,
         "p50 < 100 ms, p95 < 300 ms, max < 1 s",
     );
+    print_steps("P -> Q", &from_p, 0, &p.log(), &q.log());
 
     let visible_p50 = percentile(&on_b, 50);
     let told = subscription_latencies(&a, &b, size.api_writes);
@@ -224,11 +229,21 @@ fn main() {
             "  ceilings: network {network_ceiling:.0} changes/s (raw app_call / wire bytes), cr-sqlite merge {merge_ceiling:.0} changes/s; ddcp / lower = {:.2} (target >= 0.8)",
             rate / ceiling
         );
+        if run.one_transaction {
+            // Applied whole once every page is here: its fetch cannot overlap its merge.
+            let serial = 1.0 / (1.0 / network_ceiling + 1.0 / merge_ceiling);
+            println!(
+                "  one transaction is fetched, then merged: the serial ceiling (bytes / network rate + changes / merge rate) is {serial:.0} changes/s; ddcp / serial = {:.2} (target >= 0.8)",
+                rate / serial
+            );
+        }
     }
 }
 
 /// One throughput run's figures.
 struct Replicated {
+    /// The rows were written in one transaction (not a backlog of one-row ones).
+    one_transaction: bool,
     changes: Vec<Change>,
     /// From the commit (one transaction) or B's start (a backlog) until B has every row ...
     elapsed: Duration,
@@ -297,6 +312,7 @@ fn replicate(
     let raw_per_change = encode_changeset(&changes).len() as f64 / changes.len() as f64;
     let wire_per_change = wire_bytes(a_db, before) as f64 / changes.len() as f64;
     Replicated {
+        one_transaction,
         changes,
         elapsed,
         elapsed_from: if one_transaction {
@@ -380,15 +396,23 @@ fn write_note(db: &Db, id: usize) {
         .unwrap();
 }
 
+/// One write of [`cadence_writes`]: A's version it made, when it committed and when each reader
+/// had it (Unix time, seconds: the serves' logs are compared with them).
+struct Write {
+    db_version: i64,
+    committed: f64,
+    visible: Vec<f64>,
+}
+
 /// Writes note `ids` into the database at `writer` from a connection of this process's own
-/// (an app's), one every `interval`, and times each until it is visible in each of `readers`
-/// (looked at every millisecond): one sorted list of latencies per reader.
-fn cadence_latencies(
+/// (an app's), one every `interval`, and notes when each is visible in each of `readers`
+/// (looked at every millisecond).
+fn cadence_writes(
     writer: &Path,
     readers: &[&Db],
     ids: std::ops::RangeInclusive<usize>,
     interval: Duration,
-) -> Vec<Vec<Duration>> {
+) -> Vec<Write> {
     let (committed_at, commits) = std::sync::mpsc::channel();
     let writing = {
         let (writer, ids) = (writer.to_path_buf(), ids.clone());
@@ -399,22 +423,22 @@ fn cadence_latencies(
                 let at = start + interval * n as u32;
                 std::thread::sleep(at.saturating_duration_since(Instant::now()));
                 write_note(&db, id);
-                committed_at.send((id, Instant::now())).unwrap();
+                let committed = unix_now();
+                let version = db.db_version().unwrap().0;
+                committed_at.send((id, version, committed)).unwrap();
             }
         })
     };
     let (first, last) = (*ids.start(), *ids.end());
-    let mut committed = std::collections::HashMap::new();
+    let mut writes: Vec<Write> = Vec::new();
     let mut seen = vec![first - 1; readers.len()];
-    let mut latencies = vec![Vec::new(); readers.len()];
     let deadline = Instant::now() + VISIBLE_WITHIN + interval * (last - first + 1) as u32;
     while seen.iter().any(|newest| *newest < last) {
         assert!(
             Instant::now() < deadline,
             "notes {first}..={last} never all arrived"
         );
-        for (reader, (newest, latencies)) in readers.iter().zip(seen.iter_mut().zip(&mut latencies))
-        {
+        for (index, (reader, newest)) in readers.iter().zip(seen.iter_mut()).enumerate() {
             let max: Option<i64> = reader
                 .connection()
                 .query_row(
@@ -423,25 +447,146 @@ fn cadence_latencies(
                     |row| row.get(0),
                 )
                 .unwrap();
-            let now = Instant::now();
+            let now = unix_now();
             // Each note is its own transaction, applied in order: all up to the newest are in.
             let arrived = max.map_or(first - 1, |max| max as usize);
             while *newest < arrived {
                 *newest += 1;
-                while !committed.contains_key(&*newest) {
-                    let (id, at) = commits.recv().unwrap();
-                    committed.insert(id, at);
+                while writes.len() <= *newest - first {
+                    let (id, db_version, committed) = commits.recv().unwrap();
+                    assert_eq!(id, first + writes.len());
+                    writes.push(Write {
+                        db_version,
+                        committed,
+                        visible: vec![f64::NAN; readers.len()],
+                    });
                 }
-                latencies.push(now.saturating_duration_since(committed[&*newest]));
+                writes[*newest - first].visible[index] = now;
             }
         }
         std::thread::sleep(Duration::from_millis(1));
     }
     writing.join().unwrap();
-    for latencies in &mut latencies {
-        latencies.sort();
-    }
+    writes
+}
+
+/// How long each of `writes` took to be visible on reader `index`, sorted.
+fn latencies(writes: &[Write], index: usize) -> Vec<Duration> {
+    let mut latencies: Vec<Duration> = writes
+        .iter()
+        .map(|write| Duration::from_secs_f64((write.visible[index] - write.committed).max(0.0)))
+        .collect();
+    latencies.sort();
     latencies
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The log filter of the latency's serves: the steps of a write's way, logged by target
+/// `ddcp_latency` (each with the writer's db_version), and serve's own default.
+const LATENCY_LOG: &str = "error,ddcp=info,ddcp_latency=debug";
+
+/// The steps of a write's way from the writer (its serve logged `writer_log`) to a reader (its
+/// serve logged `reader_log`, and the bench saw the row as `writes[..].visible[index]`): the
+/// p50 of each step, over the writes whose every step was logged in order.
+fn print_steps(what: &str, writes: &[Write], index: usize, writer_log: &str, reader_log: &str) {
+    let writer_steps = ["reported", "sending notes"];
+    let reader_steps = ["note taken", "page fetched", "page applied"];
+    let stamps: Vec<std::collections::HashMap<i64, f64>> = writer_steps
+        .iter()
+        .map(|step| logged_at(writer_log, step))
+        .chain(reader_steps.iter().map(|step| logged_at(reader_log, step)))
+        .collect();
+    let names = [
+        "noticed (commit -> A's DbActor reported it)",
+        "note out (-> A's notifier sent it)",
+        "note in (-> B's actor took it)",
+        "fetched (-> B had the page)",
+        "applied (-> B's DbActor applied it)",
+        "seen (-> the bench saw the row)",
+    ];
+    let mut steps: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut whole = 0;
+    for write in writes {
+        let mut at: Vec<f64> = vec![write.committed];
+        at.extend(
+            stamps
+                .iter()
+                .filter_map(|stamps| stamps.get(&write.db_version)),
+        );
+        at.push(write.visible[index]);
+        // A write some other way told (the DHT's watch, a pull already running) has a step
+        // missing or out of order: not counted.
+        if at.len() != names.len() + 1 || at.windows(2).any(|pair| pair[1] < pair[0]) {
+            continue;
+        }
+        whole += 1;
+        for (step, pair) in steps.iter_mut().zip(at.windows(2)) {
+            step.push((pair[1] - pair[0]) * 1e3);
+        }
+    }
+    if whole == 0 {
+        println!("  steps, {what}: no write had every step logged in order");
+        return;
+    }
+    let parts: Vec<String> = names
+        .iter()
+        .zip(&mut steps)
+        .map(|(name, step)| {
+            step.sort_by(f64::total_cmp);
+            format!("{name} {:.1} ms", step[step.len() / 2])
+        })
+        .collect();
+    println!(
+        "  steps, {what} (p50 of each, over the {whole} of {} writes whose every step was logged in order): {}",
+        writes.len(),
+        parts.join(", ")
+    );
+}
+
+/// When each db_version's `step` was first logged in `log` (Unix time, seconds).
+fn logged_at(log: &str, step: &str) -> std::collections::HashMap<i64, f64> {
+    let mut stamps = std::collections::HashMap::new();
+    let marker = format!("ddcp_latency: {step} ");
+    for line in log.lines().filter(|line| line.contains(&marker)) {
+        let (Some(stamp), Some(version)) = (
+            line.split_whitespace().next().and_then(rfc3339_unix),
+            line.split("db_version=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|value| value.parse::<i64>().ok()),
+        ) else {
+            continue;
+        };
+        stamps.entry(version).or_insert(stamp);
+    }
+    stamps
+}
+
+/// `2026-12-07T11:56:11.123456Z` (tracing's timestamps) as Unix time, in seconds.
+fn rfc3339_unix(stamp: &str) -> Option<f64> {
+    let (date, time) = stamp.strip_suffix('Z')?.split_once('T')?;
+    let mut date = date.split('-').map(|part| part.parse::<i64>());
+    let (year, month, day) = (date.next()?.ok()?, date.next()?.ok()?, date.next()?.ok()?);
+    let mut time = time.split(':');
+    let (hours, minutes) = (
+        time.next()?.parse::<f64>().ok()?,
+        time.next()?.parse::<f64>().ok()?,
+    );
+    let seconds = time.next()?.parse::<f64>().ok()?;
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days as f64 * 86_400.0 + hours * 3_600.0 + minutes * 60.0 + seconds)
 }
 
 fn print_latency(what: &str, sorted: &[Duration], round_trip: &[Duration], goal: &str) {

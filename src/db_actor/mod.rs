@@ -339,6 +339,8 @@ impl DbState {
             return;
         };
         metrics::db_version(state.db_version.0);
+        // A write's way to the peers, step by step (benches/network.rs prints the steps).
+        tracing::debug!(target: "ddcp_latency", db_version = state.db_version.0, "reported");
         self.reported = Some(Reported {
             state: state.clone(),
             schema_version,

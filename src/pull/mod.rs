@@ -208,6 +208,7 @@ impl Pull<'_> {
                         let (remote_version, incarnation) = (page.db_version, page.incarnation);
                         let (changes, complete) = (page.changes.len(), page.group_complete);
                         let fetched_at = std::time::Instant::now();
+                        tracing::debug!(target: "ddcp_latency", db_version = remote_version.0, "page fetched");
                         // The next page is fetched and taken in while the database takes
                         // this one: the puller's cursor has moved past it already. Should the
                         // database refuse this one, what was fetched is dropped.
@@ -218,7 +219,9 @@ impl Pull<'_> {
                                 &self.link.accept,
                                 &self.fit,
                             );
-                            (accepted.await, fetched_at.elapsed())
+                            let accepted = accepted.await;
+                            tracing::debug!(target: "ddcp_latency", db_version = remote_version.0, "page applied");
+                            (accepted, fetched_at.elapsed())
                         };
                         let ((accepted, accept_took), next) = tokio::join!(accept, async {
                             match puller.is_up_to_date() {

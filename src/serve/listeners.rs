@@ -180,6 +180,10 @@ pub fn spawn_notifier(
                 continue;
             };
             let due = listeners.due(&network, &gate, Instant::now());
+            if !due.is_empty() {
+                // A write's way to the peers, step by step (benches/network.rs prints them).
+                tracing::debug!(target: "ddcp_latency", db_version = db_version.0, listening = due.len(), "sending notes");
+            }
             let mut sending = tokio::task::JoinSet::new();
             for (token, route) in due {
                 let note = Message::Note(Note {

@@ -394,6 +394,7 @@ impl RemoteState {
     /// The remote sent a note: a version this database has not pulled is pulled at once, on
     /// the route last read (when that fails, the remote's Status is read afresh).
     async fn noted(&mut self, note: Note) -> Result<(), ActorProcessingErr> {
+        tracing::debug!(target: "ddcp_latency", db_version = note.db_version.0, "note taken");
         let new = self.pulled.is_none_or(|(version, incarnation)| {
             note.db_version > version || note.incarnation != incarnation
         });

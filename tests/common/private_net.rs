@@ -187,6 +187,8 @@ pub struct Peer {
     serve: Option<Child>,
     /// Network settings come from STATE_DIR/network.conf, not the environment.
     settings_in_file: bool,
+    /// The serve's log filter (`RUST_LOG`), when not serve's own default.
+    pub log_filter: Option<String>,
 }
 
 impl Peer {
@@ -208,6 +210,7 @@ impl Peer {
             bootstrap: net.bootstrap.clone(),
             serve: None,
             settings_in_file: false,
+            log_filter: None,
         }
     }
 
@@ -276,7 +279,10 @@ impl Peer {
             .unwrap();
         let mut command = self.command(&[&["serve"], options].concat());
         // To see where a bench's time goes: DDCP_SERVE_LOG=error,ddcp=debug.
-        if let Ok(filter) = std::env::var("DDCP_SERVE_LOG") {
+        if let Some(filter) = std::env::var("DDCP_SERVE_LOG")
+            .ok()
+            .or_else(|| self.log_filter.clone())
+        {
             command.env("RUST_LOG", filter);
         }
         let child = command
