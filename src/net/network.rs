@@ -23,6 +23,11 @@ const STATUS_SUBKEY: u32 = 0;
 /// this only bounds a call that Veilid itself never ends).
 const CALL_BOUND: Duration = Duration::from_secs(15);
 
+/// A one-way message (a note) gets this long to go out: the notes of one version all go out
+/// before the next version's, so a listener whose route hangs holds up the others this long at
+/// most.
+const MESSAGE_BOUND: Duration = Duration::from_secs(2);
+
 /// A DHT operation (open, get, set, watch) gets this long: a peer that is down makes Veilid
 /// search for a while.
 pub(super) const DHT_BOUND: Duration = Duration::from_secs(30);
@@ -58,10 +63,7 @@ impl ImportedRoute {
 /// holder drops it.
 impl Drop for ImportedRoute {
     fn drop(&mut self) {
-        if self.network.let_go(&self.id) {
-            self.network.lock_released().insert(self.id.clone());
-            self.network.release_route(&self.id);
-        }
+        self.network.let_go(&self.id);
     }
 }
 
@@ -133,36 +135,38 @@ impl Network {
     /// Imports a peer's route from its Status, to call it; released when the result is
     /// dropped (Veilid keeps an imported route until it is released).
     pub fn import_route(&self, blob: &[u8]) -> Result<ImportedRoute, NetError> {
+        // Held across the import and the count, as `let_go` holds it across the release: a
+        // route released between another holder's import and its count would be held released.
+        let mut holders = self.holders.lock();
         let id = self
             .api
             .import_remote_private_route(blob.to_vec())
             .map(RouteId)
             .map_err(|err| NetError::Route(err.to_string()))?;
-        *self.holders.lock().entry(id.clone()).or_default() += 1;
+        *holders.entry(id.clone()).or_default() += 1;
         Ok(ImportedRoute {
             network: self.clone(),
             id,
         })
     }
 
-    /// One holder of `route` let go of it: true when it was the last.
-    fn let_go(&self, route: &RouteId) -> bool {
+    /// One holder of `route` let go of it: the last one releases it.
+    fn let_go(&self, route: &RouteId) {
         let mut holders = self.holders.lock();
         match holders.get_mut(route) {
-            Some(count) if *count > 1 => {
-                *count -= 1;
-                false
-            }
+            Some(count) if *count > 1 => *count -= 1,
             _ => {
                 holders.remove(route);
-                true
+                self.lock_released().insert(route.clone());
+                self.release_route(route);
             }
         }
     }
 
     /// How many peers' routes Veilid holds imported on this node: each pull imports its
-    /// remote's and releases it when done, so outside a pull this does not grow (the tests
-    /// check; an operator looking for a leak can too).
+    /// remote's and releases it when done, so outside a pull this does not grow beyond the
+    /// routes of the peers listening for notes (at most `serve::listeners::MAX_LISTENERS`; the
+    /// tests check a one-shot pull; an operator looking for a leak can too).
     pub async fn imported_route_count(&self) -> Result<usize, NetError> {
         let listing = bounded(DHT_BOUND, self.api.debug("route list".to_string()))
             .await?
@@ -195,7 +199,7 @@ impl Network {
     pub async fn message(&self, route: &RouteId, message: Vec<u8>) -> Result<(), NetError> {
         fits(&message)?;
         bounded(
-            CALL_BOUND,
+            MESSAGE_BOUND,
             self.routing
                 .app_message(Target::RouteId(route.0.clone()), message),
         )

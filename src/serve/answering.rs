@@ -13,7 +13,7 @@
 //!   database is asked anything.
 //!
 //! A request for changes that asks to be told of new versions (`listen`) is taken into the
-//! [`Listeners`] once it is answered.
+//! [`Listeners`] before it is answered: a version that comes while its page is built is told.
 
 use std::sync::Arc;
 
@@ -174,17 +174,18 @@ impl Worker {
                 return;
             }
         };
-        // Read before the DbActor takes the question; a request is a few hundred bytes.
-        let listen = match decode_request(&question) {
-            Ok(Message::ChangesRequest(ChangesRequest { listen, .. })) => listen,
-            _ => None,
-        };
+        // Read before the DbActor takes the question (a request is a few hundred bytes), and
+        // taken before the page is built.
+        if let Ok(Message::ChangesRequest(ChangesRequest {
+            listen: Some(listen),
+            ..
+        })) = decode_request(&question)
+        {
+            let member = member.as_ref().map(|request| request.member);
+            self.listeners.listen(listen, member, Instant::now());
+        }
         match self.db.answer(question, budget, reads, within).await {
             Some(answer) => {
-                if let Some(listen) = listen {
-                    let member = member.as_ref().map(|request| request.member);
-                    self.listeners.listen(listen, member, Instant::now());
-                }
                 let answer = match &member {
                     Some(request) => self.gate.seal(request, &answer),
                     None => answer,

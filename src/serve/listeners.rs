@@ -87,6 +87,7 @@ impl Listeners {
                 if listener.route_blob != listen.route {
                     listener.route_blob = listen.route;
                     listener.route = None;
+                    listener.failures = 0;
                 }
                 listener.member = member;
                 listener.until = until;

@@ -1,6 +1,8 @@
 //! Notes from the remotes this database listens to (see `listeners` for the other side). Each
-//! remote's actor opens a box with a random token, which its pulls give the remote; a note
-//! that quotes the token goes to that actor, and any other note is dropped (counted).
+//! remote's actor opens a box with the remote's token (random, drawn once per remote while
+//! serve runs: a restarted actor keeps it, so the remote's listen stays one), which its pulls
+//! give the remote; a note that quotes the token goes to that actor, and any other note is
+//! dropped (counted).
 //!
 //! A note is a hint and nothing more: the actor pulls as it would on seeing the remote's
 //! Status, and checks what it pulls as always. Whoever sends notes can cost this node at most
@@ -10,11 +12,12 @@
 use std::collections::HashMap;
 
 use parking_lot::Mutex;
-use ractor::ActorRef;
+use ractor::{ActorId, ActorRef};
 use tokio::sync::watch;
 
 use super::remote::RemoteMsg;
 use crate::metrics::{self, NoteOutcome};
+use crate::sync::RecordKey;
 use crate::sync::codec::decode_note;
 use crate::sync::protocol::{ListenToken, Note};
 
@@ -28,6 +31,8 @@ struct NoteBox {
 #[derive(Default)]
 pub struct NoteInbox {
     boxes: Mutex<HashMap<ListenToken, NoteBox>>,
+    /// Each remote's token, by its record.
+    tokens: Mutex<HashMap<[u8; 32], ListenToken>>,
     route: watch::Sender<Option<Vec<u8>>>,
 }
 
@@ -40,9 +45,14 @@ impl std::fmt::Debug for NoteInbox {
 }
 
 impl NoteInbox {
-    /// A box for `actor`'s notes; the token its pulls give.
-    pub fn open(&self, actor: ActorRef<RemoteMsg>) -> ListenToken {
-        let token = ListenToken::random();
+    /// A box for the notes of `remote`, taken by `actor` (in place of an actor of the same
+    /// remote before it); the token its pulls give.
+    pub fn open(&self, remote: &RecordKey, actor: ActorRef<RemoteMsg>) -> ListenToken {
+        let token = *self
+            .tokens
+            .lock()
+            .entry(*remote.key())
+            .or_insert_with(ListenToken::random);
         let note_box = NoteBox {
             actor,
             pending: None,
@@ -51,9 +61,15 @@ impl NoteInbox {
         token
     }
 
-    /// Closes the box of `token` (its actor stops).
-    pub fn close(&self, token: &ListenToken) {
-        self.boxes.lock().remove(token);
+    /// Closes the box of `token`, if `actor` still holds it (it stops).
+    pub fn close(&self, token: &ListenToken, actor: ActorId) {
+        let mut boxes = self.boxes.lock();
+        if boxes
+            .get(token)
+            .is_some_and(|note_box| note_box.actor.get_id() == actor)
+        {
+            boxes.remove(token);
+        }
     }
 
     /// Takes the note a peer sent (`bytes`, any bytes): its actor is told, unless it has not
@@ -169,7 +185,8 @@ mod tests {
         let (actor, _) = Actor::spawn(None, Remote, Arc::clone(&count))
             .await
             .unwrap();
-        let token = inbox.open(actor.clone());
+        let remote: RecordKey = "A".repeat(43).parse().unwrap();
+        let token = inbox.open(&remote, actor.clone());
 
         assert_eq!(inbox.deliver(&note(token, 5)), NoteOutcome::Taken);
         // Not taken yet: the next replaces it, and tells the actor nothing more.
@@ -190,8 +207,17 @@ mod tests {
         assert_eq!(inbox.deliver(&note(token, 8)), NoteOutcome::Taken);
         assert_eq!(told(&actor, &count).await, 2);
 
-        inbox.close(&token);
-        assert_eq!(inbox.deliver(&note(token, 9)), NoteOutcome::Unknown);
+        // A restarted actor of the same remote keeps its token; the old one's close is not its.
+        let (successor, _) = Actor::spawn(None, Remote, Arc::clone(&count))
+            .await
+            .unwrap();
+        assert_eq!(inbox.open(&remote, successor.clone()), token);
+        inbox.close(&token, actor.get_id());
+        assert_eq!(inbox.deliver(&note(token, 9)), NoteOutcome::Taken);
+        assert_eq!(told(&successor, &count).await, 3);
+        inbox.close(&token, successor.get_id());
+        assert_eq!(inbox.deliver(&note(token, 10)), NoteOutcome::Unknown);
         actor.stop(None);
+        successor.stop(None);
     }
 }

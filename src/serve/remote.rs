@@ -143,7 +143,7 @@ impl Actor for RemoteActor {
         myself: ActorRef<RemoteMsg>,
         args: RemoteArgs,
     ) -> Result<RemoteState, ActorProcessingErr> {
-        let token = args.inbox.open(myself.clone());
+        let token = args.inbox.open(&args.link.key, myself.clone());
         Ok(RemoteState {
             args,
             actor_id: myself.get_id(),
@@ -177,7 +177,7 @@ impl Actor for RemoteActor {
         if handled.is_err() {
             // ractor skips post_stop for an actor whose handler failed: the record (and its
             // watch) is let go here, before the supervisor starts a successor that opens it.
-            state.args.inbox.close(&state.token);
+            state.args.inbox.close(&state.token, state.actor_id);
             state.args.network.close_record(&state.args.link.key).await;
         }
         handled
@@ -188,7 +188,7 @@ impl Actor for RemoteActor {
         _myself: ActorRef<RemoteMsg>,
         state: &mut RemoteState,
     ) -> Result<(), ActorProcessingErr> {
-        state.args.inbox.close(&state.token);
+        state.args.inbox.close(&state.token, state.actor_id);
         state.args.network.close_record(&state.args.link.key).await;
         Ok(())
     }
@@ -348,11 +348,8 @@ impl RemoteState {
     /// reported: the record is watched again, and pulled. (Polling reads it anyway; a Status
     /// that cannot be read now is looked at again at the next check.)
     async fn check(&mut self, myself: &ActorRef<RemoteMsg>) -> Result<(), ActorProcessingErr> {
-        if self.listen_due() {
-            // Pulls ask for notes: one now asks again, whatever the remote's version.
-            return self.sync(None, true).await.map(|_| ());
-        }
-        if self.polling.is_some() {
+        let renew = self.listen_due();
+        if self.polling.is_some() && !renew {
             return Ok(());
         }
         let (network, me, link) = (&self.args.network, &self.args.me, &self.args.link);
@@ -364,9 +361,10 @@ impl RemoteState {
                 return Ok(());
             }
         };
-        let missed = self.pulled.is_none_or(|(version, incarnation)| {
-            view.status.db_version > version || view.status.incarnation != incarnation
-        });
+        let missed = self.polling.is_none()
+            && self.pulled.is_none_or(|(version, incarnation)| {
+                view.status.db_version > version || view.status.incarnation != incarnation
+            });
         if missed {
             tracing::debug!(target: "ddcp", remote_name = %link.name,
                 "The remote changed and no notification came: watching it again");
@@ -375,7 +373,15 @@ impl RemoteState {
                 metrics::missed_notification(link.name.as_str());
             }
             self.watch_record(myself).await;
+            // Its pull asks for notes again too.
             self.sync(Some(view), false).await?;
+        } else if renew {
+            // Pulls ask for notes: one now asks again, whatever the remote's version. Asking
+            // again is no reason to fail: the next check asks again.
+            if let Err(err) = self.sync(Some(view), true).await {
+                tracing::debug!(target: "ddcp", remote_name = %self.args.link.name, error = %err,
+                    "Cannot ask the remote for notes again");
+            }
         }
         Ok(())
     }
@@ -439,6 +445,9 @@ impl RemoteState {
             from: self.actor_id,
             version: view.status.db_version,
         });
+        // What the next note's pull goes by (only its version is the note's): the Status as
+        // last read, its route the newest.
+        self.last_view = Some(view.clone());
         // A remote restored from a backup counts its versions again from the backup's: one of
         // another life is pulled whatever its version.
         if let Some((version, incarnation)) = self.pulled
@@ -448,8 +457,6 @@ impl RemoteState {
         {
             return Ok(None);
         }
-        // What the next note's pull goes by (only its version is the note's).
-        self.last_view = Some(view.clone());
         let route = self.args.inbox.route();
         let listen = route.clone().map(|route| Listen {
             route,
