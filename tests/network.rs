@@ -1562,7 +1562,7 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
         peer.run(&["remote", "add", "alice", &alice_key]).ok();
     }
     alice.run(&["remote", "add", "bob", &bob.key()]).ok();
-    alice.serve();
+    alice.serve_with(&["--metrics-addr", "127.0.0.1:9106"]);
     bob.serve();
     dave.serve();
 
@@ -1705,6 +1705,12 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
         assert!(open_answer(&carol_keys, &owner, &key, &bobs, &sealed_answer).is_err());
         drop(route);
 
+        // Both members listen for alice's notes (their requests were signed).
+        let listeners = || sample(&scrape(9106), "ddcp_listeners");
+        common::private_net::wait_until(ARRIVAL, "bob and dave to listen", || {
+            (listeners() == Some(2.0)).then_some(())
+        });
+
         // alice removes bob while serving, then writes.
         alice.run(&["member", "remove", "bob"]).ok();
         alice.sql("insert into bookmarks (id, url) values ('a2', 'https://a/2')");
@@ -1713,6 +1719,10 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
             "1",
             ARRIVAL,
         );
+        // bob's listen went with his membership: alice's notes go to dave alone.
+        common::private_net::wait_until(ARRIVAL, "bob's listen to end", || {
+            (listeners() == Some(1.0)).then_some(())
+        });
 
         // The new Status: a new epoch, and soon a new route (Veilid may take a few tries to
         // make one); bob's key opens nothing, dave's does.
