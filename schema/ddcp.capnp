@@ -145,6 +145,15 @@ struct Note {
   incarnation @2 :UInt64;
 }
 
+# A private database's note, sealed for the member who listens: only it and the database open
+# it (crates/ddcp-sync/src/seal.rs). The token is in clear, to find the listener's remote.
+struct SealedNote {
+  token @0 :Data;            # the listener's token, also what the seal is bound to
+  epoch @1 :UInt64;          # the key epoch it is sealed in
+  nonce @2 :Data;            # 24 bytes
+  note @3 :Data;             # a Note message, encrypted
+}
+
 enum Compression {
   none @0;
   zstd @1;
@@ -221,5 +230,6 @@ struct Envelope {
     authenticated @9 :Authenticated;   # a private database's request
     sealedAnswer @10 :SealedAnswer;    # its answer
     note @11 :Note;                    # a new version, to a listener (app_message)
+    sealedNote @12 :SealedNote;        # a private database's note, to a member
   }
 }

@@ -50,8 +50,10 @@ pub const REQUESTS_REFUSED: &str = "ddcp_requests_refused_total";
 pub const LISTENERS: &str = "ddcp_listeners";
 /// Notes sent to listeners (label `outcome`: `sent`, `failed`).
 pub const NOTES_SENT: &str = "ddcp_notes_sent_total";
-/// Notes received from remotes (label `outcome`: `taken`, a remote's actor was told;
-/// `unknown`, no remote of this node's gave that token; `malformed`).
+/// Notes received from remotes (label `outcome`: `taken`, a remote's actor took it (opened it,
+/// when sealed); `unknown`, no remote of this node's gave that token; `malformed`; `unopened`,
+/// not sealed as the remote's access says, or not opening with this member's key). A note that
+/// comes while the last one waits replaces it, uncounted.
 pub const NOTES_RECEIVED: &str = "ddcp_notes_received_total";
 
 /// Changes held for tables or columns this database lacks (a remote runs a newer version of
@@ -182,12 +184,14 @@ pub fn note_sent(sent: bool) {
 /// What became of a note received.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoteOutcome {
-    /// A remote's actor was told.
+    /// A remote's actor took it (opened it, when sealed).
     Taken,
     /// No remote of this node's gave that token.
     Unknown,
     /// Not a note.
     Malformed,
+    /// Not sealed as the remote's access says, or not opening.
+    Unopened,
 }
 
 /// A note was received, and this became of it.
@@ -196,6 +200,7 @@ pub fn note_received(outcome: NoteOutcome) {
         NoteOutcome::Taken => "taken",
         NoteOutcome::Unknown => "unknown",
         NoteOutcome::Malformed => "malformed",
+        NoteOutcome::Unopened => "unopened",
     };
     counter!(NOTES_RECEIVED, "outcome" => outcome).increment(1);
 }

@@ -1563,7 +1563,7 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
     }
     alice.run(&["remote", "add", "bob", &bob.key()]).ok();
     alice.serve_with(&["--metrics-addr", "127.0.0.1:9106"]);
-    bob.serve();
+    bob.serve_with(&["--metrics-addr", "127.0.0.1:9107"]);
     dave.serve();
 
     // Members replicate, both ways.
@@ -1705,11 +1705,22 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
         assert!(open_answer(&carol_keys, &owner, &key, &bobs, &sealed_answer).is_err());
         drop(route);
 
-        // Both members listen for alice's notes (their requests were signed).
+        // Both members listen for alice's notes (their requests were signed), and bob opened
+        // the notes alice sealed for him (her version moved as she pulled his b1).
         let listeners = || sample(&scrape(9106), "ddcp_listeners");
         common::private_net::wait_until(ARRIVAL, "bob and dave to listen", || {
             (listeners() == Some(2.0)).then_some(())
         });
+        let bobs = common::private_net::wait_until(ARRIVAL, "bob to take a note", || {
+            let text = scrape(9107);
+            (sample(&text, r#"ddcp_notes_received_total{outcome="taken"}"#) > Some(0.0))
+                .then_some(text)
+        });
+        assert_eq!(
+            sample(&bobs, r#"ddcp_notes_received_total{outcome="unopened"}"#),
+            None,
+            "{bobs}"
+        );
 
         // alice removes bob while serving, then writes.
         alice.run(&["member", "remove", "bob"]).ok();

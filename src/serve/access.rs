@@ -14,8 +14,10 @@ use crate::metrics;
 use crate::sync::codec::{decode_request, encode_message, encode_published, encode_status};
 use crate::sync::compress::Compression;
 use crate::sync::filter::ChangeFilter;
-use crate::sync::protocol::{Authenticated, ErrorCode, Message, ProtocolError, Published, Status};
-use crate::sync::seal::{Refusal, check_request, member_seals, seal_answer, seal_with};
+use crate::sync::protocol::{
+    Authenticated, ErrorCode, Message, Note, ProtocolError, Published, Status,
+};
+use crate::sync::seal::{Refusal, check_request, member_seals, seal_answer, seal_note, seal_with};
 use crate::sync::{Epoch, MemberId, MemberKeys, RecordKey};
 
 /// A refused asker is logged at most once in this long: refusals are counted, not each logged.
@@ -124,6 +126,32 @@ impl AccessGate {
         Update {
             changed: (gate.access, gate.epoch, members(&gate)) != before,
             epoch_moved: gate.epoch != before.1,
+        }
+    }
+
+    /// `note` as sent to a listener that listened as `member`: as it is from a public
+    /// database, sealed for the member from a private one; `None` when that listener may no
+    /// longer be told.
+    pub fn note_for(&self, member: Option<MemberId>, note: &Note) -> Option<Vec<u8>> {
+        let gate = self.gate.read();
+        let bytes = encode_message(&Message::Note(note.clone()), Compression::None);
+        match (gate.access, member) {
+            (Access::Public, _) => Some(bytes),
+            (Access::Private, Some(member)) if gate.members.contains_key(&member) => {
+                let sealed = seal_note(
+                    &gate.owner,
+                    &member,
+                    &gate.record,
+                    gate.epoch,
+                    note.token,
+                    &bytes,
+                );
+                Some(encode_message(
+                    &Message::SealedNote(sealed),
+                    Compression::None,
+                ))
+            }
+            (Access::Private, _) => None,
         }
     }
 

@@ -24,9 +24,7 @@ use tokio::task::JoinHandle;
 use super::access::AccessGate;
 use crate::metrics;
 use crate::net::{ImportedRoute, Network, RouteId};
-use crate::sync::codec::encode_message;
-use crate::sync::compress::Compression;
-use crate::sync::protocol::{Listen, ListenToken, Message, Note};
+use crate::sync::protocol::{Listen, ListenToken, Note};
 use crate::sync::{DbVersion, Incarnation, MemberId};
 
 /// Listeners kept at most: a flood of listens from strangers (a public database answers
@@ -125,7 +123,7 @@ impl Listeners {
         network: &Network,
         gate: &AccessGate,
         now: Instant,
-    ) -> Vec<(ListenToken, RouteId)> {
+    ) -> Vec<(ListenToken, RouteId, Option<MemberId>)> {
         let mut listeners = self.listeners.lock();
         listeners.retain(|_, listener| listener.until > now && gate.may_listen(listener.member));
         let mut due = Vec::with_capacity(listeners.len());
@@ -140,7 +138,7 @@ impl Listeners {
                 }
             }
             if let Some(route) = &listener.route {
-                due.push((*token, route.id().clone()));
+                due.push((*token, route.id().clone(), listener.member));
             }
             true
         });
@@ -186,13 +184,16 @@ pub fn spawn_notifier(
                 tracing::debug!(target: "ddcp_latency", db_version = db_version.0, listening = due.len(), "sending notes");
             }
             let mut sending = tokio::task::JoinSet::new();
-            for (token, route) in due {
-                let note = Message::Note(Note {
+            for (token, route, member) in due {
+                let note = Note {
                     token,
                     db_version,
                     incarnation,
-                });
-                let bytes = encode_message(&note, Compression::None);
+                };
+                // Sealed for its member by a private database.
+                let Some(bytes) = gate.note_for(member, &note) else {
+                    continue;
+                };
                 let network = network.clone();
                 sending.spawn(async move { (token, network.message(&route, bytes).await) });
             }

@@ -19,12 +19,31 @@ use super::remote::RemoteMsg;
 use crate::metrics::{self, NoteOutcome};
 use crate::sync::RecordKey;
 use crate::sync::codec::decode_note;
-use crate::sync::protocol::{ListenToken, Note};
+use crate::sync::protocol::{ListenToken, Message, Note, SealedNote};
+
+/// A note as it came: a public remote's as it is, a private one's sealed for this member (the
+/// remote's actor opens it: it knows whether the remote is private, and its owner).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Noted {
+    /// From a public remote.
+    Open(Note),
+    /// From a private remote.
+    Sealed(SealedNote),
+}
+
+impl Noted {
+    fn token(&self) -> ListenToken {
+        match self {
+            Noted::Open(note) => note.token,
+            Noted::Sealed(sealed) => sealed.token,
+        }
+    }
+}
 
 struct NoteBox {
     actor: ActorRef<RemoteMsg>,
     /// The newest note the actor has not taken.
-    pending: Option<Note>,
+    pending: Option<Noted>,
 }
 
 /// The boxes, and this node's own route (where the remotes are asked to send notes).
@@ -75,11 +94,13 @@ impl NoteInbox {
     /// Takes the note a peer sent (`bytes`, any bytes): its actor is told, unless it has not
     /// taken the last one yet (then this one replaces it).
     pub fn deliver(&self, bytes: &[u8]) -> NoteOutcome {
-        let Ok(note) = decode_note(bytes) else {
-            return NoteOutcome::Malformed;
+        let note = match decode_note(bytes) {
+            Ok(Message::Note(note)) => Noted::Open(note),
+            Ok(Message::SealedNote(sealed)) => Noted::Sealed(sealed),
+            _ => return NoteOutcome::Malformed,
         };
         let mut boxes = self.boxes.lock();
-        let token = note.token;
+        let token = note.token();
         let Some(note_box) = boxes.get_mut(&token) else {
             return NoteOutcome::Unknown;
         };
@@ -94,7 +115,7 @@ impl NoteInbox {
     }
 
     /// The note waiting for the actor of `token`, if any.
-    pub fn take(&self, token: &ListenToken) -> Option<Note> {
+    pub fn take(&self, token: &ListenToken) -> Option<Noted> {
         self.boxes.lock().get_mut(token)?.pending.take()
     }
 
@@ -109,9 +130,13 @@ impl NoteInbox {
     }
 }
 
-/// Takes a note a peer sent, and counts what became of it.
+/// Takes a note a peer sent, and counts it when it goes nowhere (the remote's actor counts
+/// the ones it takes).
 pub fn take_note(inbox: &NoteInbox, bytes: &[u8]) {
-    metrics::note_received(inbox.deliver(bytes));
+    match inbox.deliver(bytes) {
+        NoteOutcome::Taken => {}
+        outcome => metrics::note_received(outcome),
+    }
 }
 
 #[cfg(test)]
@@ -202,7 +227,9 @@ mod tests {
         assert_eq!(inbox.deliver(&request), NoteOutcome::Malformed);
         assert_eq!(told(&actor, &count).await, 1);
 
-        assert_eq!(inbox.take(&token).unwrap().db_version, DbVersion(6));
+        assert!(
+            matches!(inbox.take(&token), Some(Noted::Open(note)) if note.db_version == DbVersion(6))
+        );
         assert_eq!(inbox.take(&token), None);
         assert_eq!(inbox.deliver(&note(token, 8)), NoteOutcome::Taken);
         assert_eq!(told(&actor, &count).await, 2);

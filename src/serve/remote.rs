@@ -15,15 +15,16 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
 
+use super::note_inbox::{NoteInbox, Noted};
 use crate::db::RemoteName;
 use crate::db_actor::DbHandle;
-use crate::metrics;
+use crate::metrics::{self, NoteOutcome};
 use crate::net::{FirstContact, Network, WARN_AFTER};
 use crate::pull::{PullReport, RemoteLink, RemoteView, open_published, pull_remote, read_status};
-use crate::sync::protocol::{Listen, ListenToken, Note};
+use crate::sync::codec::decode_note;
+use crate::sync::protocol::{Listen, ListenToken, Message, Note};
+use crate::sync::seal::open_note;
 use crate::sync::{DbVersion, Incarnation, MemberKeys};
-
-use super::note_inbox::NoteInbox;
 
 /// What a RemoteActor hears.
 #[derive(Debug)]
@@ -223,8 +224,19 @@ impl RemoteState {
             }
             RemoteMsg::Check => state.check(myself).await?,
             RemoteMsg::Noted => {
-                if let Some(note) = state.args.inbox.take(&state.token) {
-                    state.noted(note).await?;
+                let Some(noted) = state.args.inbox.take(&state.token) else {
+                    return Ok(());
+                };
+                match state.open_note(noted) {
+                    Some(note) => {
+                        metrics::note_received(NoteOutcome::Taken);
+                        state.noted(note).await?;
+                    }
+                    None => {
+                        metrics::note_received(NoteOutcome::Unopened);
+                        tracing::debug!(target: "ddcp", remote_name = %state.args.link.name,
+                            "A note that is not sealed as the remote's access says, or does not open");
+                    }
                 }
             }
             RemoteMsg::Changed { value, watch_ended } => {
@@ -395,6 +407,25 @@ impl RemoteState {
         self.listened
             .as_ref()
             .is_none_or(|(asked, on)| asked.elapsed() >= LISTEN_RENEW || *on != route)
+    }
+
+    /// The note in `noted`, if it is what the remote sends: a public remote's as it is, a
+    /// private one's sealed for this member (a private remote's note in clear is refused: the
+    /// token alone would let whoever learnt it tell this node).
+    fn open_note(&self, noted: Noted) -> Option<Note> {
+        let session = self.last_view.as_ref()?.session;
+        match (noted, session) {
+            (Noted::Open(note), None) => Some(note),
+            (Noted::Sealed(sealed), Some(session)) => {
+                let (me, key) = (&self.args.me, &self.args.link.key);
+                let bytes = open_note(me, &session.owner, key, &sealed).ok()?;
+                match decode_note(&bytes) {
+                    Ok(Message::Note(note)) if note.token == sealed.token => Some(note),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
     }
 
     /// The remote sent a note: a version this database has not pulled is pulled at once, on

@@ -136,6 +136,22 @@ impl std::fmt::Debug for ListenToken {
     }
 }
 
+/// A private database's [`Note`], sealed for the member who listens (`seal::seal_note`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedNote {
+    /// The listener's token: finds its remote, and binds the seal.
+    pub token: ListenToken,
+    /// The key epoch it is sealed in.
+    pub epoch: Epoch,
+    /// The seal's nonce.
+    pub nonce: [u8; 24],
+    /// The encoded note, encrypted.
+    pub note: Vec<u8>,
+}
+
+/// The most bytes of a sealed note: a note is a few dozen.
+pub const MAX_SEALED_NOTE_BYTES: usize = 256;
+
 /// A one-way hint to a listener: the database has a new version. Never applied: the listener
 /// pulls, and checks what it pulls as always.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -283,4 +299,6 @@ pub enum Message {
     SealedAnswer(SealedAnswer),
     /// A new version, told to a listener.
     Note(Note),
+    /// A private database's note, sealed for the member who listens.
+    SealedNote(SealedNote),
 }

@@ -21,7 +21,7 @@ use ed25519_dalek::{Digest, Sha512, Signature, Signer};
 
 use super::ids::Epoch;
 use super::member::{MemberId, MemberKeys};
-use super::protocol::{Authenticated, SealedAnswer, SealedStatus};
+use super::protocol::{Authenticated, ListenToken, SealedAnswer, SealedNote, SealedStatus};
 use super::random;
 use super::record_key::RecordKey;
 
@@ -37,6 +37,7 @@ pub const SEALED_KEY_BYTES: usize = 32 + TAG_BYTES;
 const BODY_KEY: &str = "ddcp 2026-11 private status body key";
 const MEMBER_KEY: &str = "ddcp 2026-11 private status member key";
 const ANSWER_KEY: &str = "ddcp 2026-11 private answer key";
+const NOTE_KEY: &str = "ddcp 2026-12 private note key";
 const REQUEST_DOMAIN: &[u8] = b"ddcp 2026-11 authenticated request";
 
 /// Why something sealed does not open.
@@ -295,6 +296,37 @@ pub fn seal_answer(
     }
 }
 
+/// Seals `note` (an encoded note) for `member`, who listens with `token`, in `epoch`: only the
+/// member and the database open it, and only as a note to that token.
+pub fn seal_note(
+    owner: &MemberKeys,
+    member: &MemberId,
+    record: &RecordKey,
+    epoch: Epoch,
+    token: ListenToken,
+    note: &[u8],
+) -> SealedNote {
+    let key = derive(NOTE_KEY, &agree(owner, member), record, epoch);
+    let nonce = random::bytes();
+    SealedNote {
+        token,
+        epoch,
+        nonce,
+        note: encrypt(&key, &nonce, &token.0, note),
+    }
+}
+
+/// Opens a note sealed for `me` by the database `owner` owns.
+pub fn open_note(
+    me: &MemberKeys,
+    owner: &MemberId,
+    record: &RecordKey,
+    sealed: &SealedNote,
+) -> Result<Vec<u8>, SealError> {
+    let key = derive(NOTE_KEY, &agree(me, owner), record, sealed.epoch);
+    decrypt(&key, &sealed.nonce, &sealed.token.0, &sealed.note).ok_or(SealError::Damaged)
+}
+
 /// Opens the answer to `request`, which `me` sent to the database `owner` owns.
 pub fn open_answer(
     me: &MemberKeys,
@@ -457,5 +489,27 @@ mod tests {
             open_answer(&member, &owner.id(), &record(1), &second, &sealed),
             Err(SealError::Damaged)
         );
+    }
+
+    #[test]
+    fn only_the_listening_member_opens_a_note_and_only_as_sealed() {
+        let owner = MemberKeys::generate();
+        let member = MemberKeys::generate();
+        let other = MemberKeys::generate();
+        let token = ListenToken([5; 16]);
+        let sealed = seal_note(&owner, &member.id(), &record(1), Epoch(2), token, b"note");
+        assert_eq!(
+            open_note(&member, &owner.id(), &record(1), &sealed).unwrap(),
+            b"note"
+        );
+        // Another member, another database, or the seal moved to another token or epoch.
+        assert!(open_note(&other, &owner.id(), &record(1), &sealed).is_err());
+        assert!(open_note(&member, &owner.id(), &record(2), &sealed).is_err());
+        let mut moved = sealed.clone();
+        moved.token = ListenToken([6; 16]);
+        assert!(open_note(&member, &owner.id(), &record(1), &moved).is_err());
+        let mut moved = sealed;
+        moved.epoch = Epoch(3);
+        assert!(open_note(&member, &owner.id(), &record(1), &moved).is_err());
     }
 }

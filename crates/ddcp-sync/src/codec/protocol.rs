@@ -10,14 +10,16 @@ use crate::compress::{Compression, MAX_PAGE_BYTES};
 use crate::cursor::{Cursor, RowKey};
 use crate::ddcp_capnp::{
     Compression as WireCompression, ErrorCode as WireErrorCode, authenticated, changes_page,
-    changes_request, cursor, envelope, listen, note, sealed_answer, sealed_status, status,
+    changes_request, cursor, envelope, listen, note, sealed_answer, sealed_note, sealed_status,
+    status,
 };
 use crate::ids::{DbVersion, Epoch, Incarnation, Seq, SiteId};
 use crate::member::MemberId;
 use crate::protocol::{
     Authenticated, ChangesPage, ChangesRequest, ErrorCode, Fragment, FragmentRequest, Fragmented,
-    Hash, Listen, ListenToken, MAX_LISTEN_ROUTE_BYTES, MAX_MESSAGE_BYTES, Message, Note,
-    PROTOCOL_VERSION, ProtocolError, Published, SealedAnswer, SealedStatus, Status,
+    Hash, Listen, ListenToken, MAX_LISTEN_ROUTE_BYTES, MAX_MESSAGE_BYTES, MAX_SEALED_NOTE_BYTES,
+    Message, Note, PROTOCOL_VERSION, ProtocolError, Published, SealedAnswer, SealedNote,
+    SealedStatus, Status,
 };
 use crate::schema::SchemaFingerprint;
 use crate::schema_history::{HistoryHead, HistoryMark};
@@ -176,6 +178,26 @@ fn fill_note(mut builder: note::Builder<'_>, value: &Note) {
     builder.set_incarnation(value.incarnation.0);
 }
 
+fn fill_sealed_note(mut builder: sealed_note::Builder<'_>, value: &SealedNote) {
+    builder.set_token(&value.token.0);
+    builder.set_epoch(value.epoch.0);
+    builder.set_nonce(&value.nonce);
+    builder.set_note(&value.note);
+}
+
+fn read_sealed_note(reader: sealed_note::Reader<'_>) -> Result<SealedNote, CodecError> {
+    let note = reader.get_note()?;
+    if note.len() > MAX_SEALED_NOTE_BYTES {
+        return Err(CodecError::BadLength("sealed note"));
+    }
+    Ok(SealedNote {
+        token: ListenToken(read_array(reader.get_token()?, "note token")?),
+        epoch: Epoch(reader.get_epoch()),
+        nonce: read_array(reader.get_nonce()?, "nonce")?,
+        note: note.to_vec(),
+    })
+}
+
 fn read_note(reader: note::Reader<'_>) -> Result<Note, CodecError> {
     Ok(Note {
         token: ListenToken(read_array(reader.get_token()?, "note token")?),
@@ -308,6 +330,7 @@ pub fn encode_message(message: &Message, compression: Compression) -> Vec<u8> {
         Message::Authenticated(value) => fill_authenticated(root.init_authenticated(), value),
         Message::SealedAnswer(value) => fill_sealed_answer(root.init_sealed_answer(), value),
         Message::Note(value) => fill_note(root.init_note(), value),
+        Message::SealedNote(value) => fill_sealed_note(root.init_sealed_note(), value),
     }
     write_message(&builder)
 }
@@ -342,9 +365,10 @@ pub fn decode_request(bytes: &[u8]) -> Result<Message, CodecError> {
     }
 }
 
-/// Decodes a message a peer sent one way (app_message): a note, and nothing else; any other
-/// kind is refused before its content is read, as [`decode_request`] does for calls.
-pub fn decode_note(bytes: &[u8]) -> Result<Note, CodecError> {
+/// Decodes a message a peer sent one way (app_message): a note (`Message::Note`) or a sealed
+/// one (`Message::SealedNote`), and nothing else; any other kind is refused before its content
+/// is read, as [`decode_request`] does for calls.
+pub fn decode_note(bytes: &[u8]) -> Result<Message, CodecError> {
     let mut rest = bytes;
     let reader = read_message(&mut rest)?;
     let root = reader.get_root::<envelope::Reader>()?;
@@ -352,7 +376,10 @@ pub fn decode_note(bytes: &[u8]) -> Result<Note, CodecError> {
         return Err(CodecError::UnsupportedVersion(root.get_protocol_version()));
     }
     match root.which() {
-        Ok(envelope::Which::Note(value)) => read_note(value?),
+        Ok(envelope::Which::Note(value)) => Ok(Message::Note(read_note(value?)?)),
+        Ok(envelope::Which::SealedNote(value)) => {
+            Ok(Message::SealedNote(read_sealed_note(value?)?))
+        }
         _ => Err(CodecError::NotANote),
     }
 }
@@ -412,6 +439,7 @@ fn read_envelope(root: envelope::Reader<'_>) -> Result<Message, CodecError> {
             Which::Authenticated(value) => Message::Authenticated(read_authenticated(value?)?),
             Which::SealedAnswer(value) => Message::SealedAnswer(read_sealed_answer(value?)?),
             Which::Note(value) => Message::Note(read_note(value?)?),
+            Which::SealedNote(value) => Message::SealedNote(read_sealed_note(value?)?),
         },
     )
 }
@@ -555,6 +583,12 @@ mod tests {
                 token: ListenToken([8; 16]),
                 db_version: DbVersion(42),
                 incarnation: Incarnation(3),
+            }),
+            Message::SealedNote(SealedNote {
+                token: ListenToken([8; 16]),
+                epoch: Epoch(2),
+                nonce: [4; 24],
+                note: vec![6; 60],
             }),
             Message::ChangesPage(page()),
             Message::ChangesPage(page_with_rows()),
