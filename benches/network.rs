@@ -713,52 +713,71 @@ fn raw_round_trip(net: &TestNet) -> Vec<Duration> {
         .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let (mut callee, caller) = raw_pair(net, dir.path()).await;
-        let route = callee.network().new_route().await.unwrap();
-        let mut events = callee.take_events();
-        let answering = callee.network().clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                if let NetEvent::Call(call) = event {
-                    let _ = answering.reply(call.id, vec![0x5a; 256]).await;
-                }
-            }
-        });
-        let network = caller.network().clone();
-        let imported = network.import_route(&route.blob).unwrap();
-        for _ in 0..3 {
-            let _ = network.call(imported.id(), b"warm".to_vec()).await;
-        }
+        let pair = RawPair::start(net, dir.path(), 256).await;
+        let network = pair.caller.network().clone();
         let mut round_trips = Vec::new();
         for _ in 0..50 {
             let started = Instant::now();
-            if network.call(imported.id(), vec![0x5a; 256]).await.is_ok() {
+            if network.call(pair.route.id(), vec![0x5a; 256]).await.is_ok() {
                 round_trips.push(started.elapsed());
             }
         }
-        caller.shutdown().await;
-        callee.shutdown().await;
+        pair.shutdown().await;
         round_trips.sort();
         round_trips
     })
 }
 
-/// Two attached nodes of this process, on vtnode7 and vtnode8 (the second's events unread).
-async fn raw_pair(net: &TestNet, dir: &Path) -> (Node, Node) {
-    let start = |host: u8| {
-        let settings = net.node_settings(host);
-        let role = NodeRole {
-            namespace: format!("raw{host}"),
-            ..NodeRole::default()
+/// Two attached nodes of this process, on vtnode7 and vtnode8: the callee answers every call
+/// with a given number of bytes on its route, which the caller has imported and warmed up.
+struct RawPair {
+    callee: Node,
+    caller: Node,
+    route: ddcp::net::ImportedRoute,
+}
+
+impl RawPair {
+    async fn start(net: &TestNet, dir: &Path, answer_bytes: usize) -> RawPair {
+        let start = |host: u8| {
+            let settings = net.node_settings(host);
+            let role = NodeRole {
+                namespace: format!("raw{host}"),
+                ..NodeRole::default()
+            };
+            let dir = dir.join(format!("node{host}"));
+            async move { Node::start_as(&dir, &settings, &role).await.unwrap() }
         };
-        let dir = dir.join(format!("node{host}"));
-        async move { Node::start_as(&dir, &settings, &role).await.unwrap() }
-    };
-    let callee = start(7).await;
-    let caller = start(8).await;
-    callee.attach(VISIBLE_WITHIN).await.unwrap();
-    caller.attach(VISIBLE_WITHIN).await.unwrap();
-    (callee, caller)
+        let mut callee = start(7).await;
+        let caller = start(8).await;
+        callee.attach(VISIBLE_WITHIN).await.unwrap();
+        caller.attach(VISIBLE_WITHIN).await.unwrap();
+        let own = callee.network().new_route().await.unwrap();
+        let mut events = callee.take_events();
+        let answering = callee.network().clone();
+        tokio::spawn(async move {
+            let answer = vec![0x5a; answer_bytes];
+            while let Some(event) = events.recv().await {
+                if let NetEvent::Call(call) = event {
+                    let _ = answering.reply(call.id, answer.clone()).await;
+                }
+            }
+        });
+        let route = caller.network().import_route(&own.blob).unwrap();
+        for _ in 0..3 {
+            let _ = caller.network().call(route.id(), b"warm".to_vec()).await;
+        }
+        RawPair {
+            callee,
+            caller,
+            route,
+        }
+    }
+
+    async fn shutdown(self) {
+        drop(self.route);
+        self.caller.shutdown().await;
+        self.callee.shutdown().await;
+    }
 }
 
 /// Calls in flight the raw app_call rate is measured with.
@@ -774,25 +793,9 @@ fn raw_app_call_throughput(net: &TestNet, calls: usize, windows: &[usize]) -> Ve
         .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let (mut callee, caller) = raw_pair(net, dir.path()).await;
-        let route = callee.network().new_route().await.unwrap();
-        let mut events = callee.take_events();
-        let answering = callee.network().clone();
-        tokio::spawn(async move {
-            let answer = vec![0x5a; MAX_MESSAGE_BYTES];
-            while let Some(event) = events.recv().await {
-                if let NetEvent::Call(call) = event {
-                    let _ = answering.reply(call.id, answer.clone()).await;
-                }
-            }
-        });
-        let network = caller.network().clone();
-        let imported = network.import_route(&route.blob).unwrap();
-        let target = imported.id().clone();
-        // Warm up the route.
-        for _ in 0..3 {
-            let _ = network.call(&target, b"warm".to_vec()).await;
-        }
+        let pair = RawPair::start(net, dir.path(), MAX_MESSAGE_BYTES).await;
+        let network = pair.caller.network().clone();
+        let target = pair.route.id().clone();
         let mut rates = Vec::new();
         for &window in windows {
             let started = Instant::now();
@@ -812,8 +815,7 @@ fn raw_app_call_throughput(net: &TestNet, calls: usize, windows: &[usize]) -> Ve
             }
             rates.push((window, bytes as f64 / started.elapsed().as_secs_f64()));
         }
-        caller.shutdown().await;
-        callee.shutdown().await;
+        pair.shutdown().await;
         rates
     })
 }

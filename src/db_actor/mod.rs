@@ -417,18 +417,31 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_crr_made_by_another_connection_is_reported_without_a_new_version() {
-        let (dir, db) = temp_db();
-        let path = db.path().to_path_buf();
-        let (sender, mut reports) = mpsc::unbounded_channel();
+    /// The DbActor of `db`, looking for commits every `look_interval`, and what it reports.
+    async fn spawn_listened(
+        db: Db,
+        look_interval: Duration,
+    ) -> (
+        ActorRef<DbMsg>,
+        ActorRef<DbEvent>,
+        mpsc::UnboundedReceiver<LocalState>,
+    ) {
+        let (sender, reports) = mpsc::unbounded_channel();
         let (listener, _) = Actor::spawn(None, Listener, sender).await.unwrap();
         let args = DbArgs {
             db,
             listener: Some(listener.get_derived()),
-            look_interval: CHANGE_CHECK_INTERVAL,
+            look_interval,
         };
         let (actor, _) = Actor::spawn(None, DbActor, args).await.unwrap();
+        (actor, listener, reports)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crr_made_by_another_connection_is_reported_without_a_new_version() {
+        let (dir, db) = temp_db();
+        let path = db.path().to_path_buf();
+        let (actor, listener, mut reports) = spawn_listened(db, CHANGE_CHECK_INTERVAL).await;
         let first = reports.recv().await.unwrap();
 
         // Another process makes a CRR: no change is written, db_version stays where it was.
@@ -463,15 +476,8 @@ mod tests {
             )
             .unwrap();
         let path = db.path().to_path_buf();
-        let (sender, mut reports) = mpsc::unbounded_channel();
-        let (listener, _) = Actor::spawn(None, Listener, sender).await.unwrap();
         // The timed look never comes within the test: only the watch on the WAL can tell.
-        let args = DbArgs {
-            db,
-            listener: Some(listener.get_derived()),
-            look_interval: Duration::from_secs(3600),
-        };
-        let (actor, _) = Actor::spawn(None, DbActor, args).await.unwrap();
+        let (actor, listener, mut reports) = spawn_listened(db, Duration::from_secs(3600)).await;
         let first = reports.recv().await.unwrap();
 
         let other = Db::open(&path, &Extension::BuiltIn).unwrap();

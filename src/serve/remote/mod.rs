@@ -15,15 +15,15 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
 
-use super::note_inbox::{NoteInbox, Noted};
+mod notes;
+
+use super::note_inbox::NoteInbox;
 use crate::db::RemoteName;
 use crate::db_actor::DbHandle;
-use crate::metrics::{self, NoteOutcome};
+use crate::metrics;
 use crate::net::{FirstContact, Network, WARN_AFTER};
 use crate::pull::{PullReport, RemoteLink, RemoteView, open_published, pull_remote, read_status};
-use crate::sync::codec::decode_note;
-use crate::sync::protocol::{Listen, ListenToken, Message, Note};
-use crate::sync::seal::open_note;
+use crate::sync::protocol::{Listen, ListenToken};
 use crate::sync::{DbVersion, Incarnation, MemberKeys};
 
 /// What a RemoteActor hears.
@@ -223,22 +223,7 @@ impl RemoteState {
                 outcome?;
             }
             RemoteMsg::Check => state.check(myself).await?,
-            RemoteMsg::Noted => {
-                let Some(noted) = state.args.inbox.take(&state.token) else {
-                    return Ok(());
-                };
-                match state.open_note(noted) {
-                    Some(note) => {
-                        metrics::note_received(NoteOutcome::Taken);
-                        state.noted(note).await?;
-                    }
-                    None => {
-                        metrics::note_received(NoteOutcome::Unopened);
-                        tracing::debug!(target: "ddcp", remote_name = %state.args.link.name,
-                            "A note that is not sealed as the remote's access says, or does not open");
-                    }
-                }
-            }
+            RemoteMsg::Noted => state.take_note().await?,
             RemoteMsg::Changed { value, watch_ended } => {
                 if watch_ended {
                     state.watch_record(myself).await;
@@ -396,61 +381,6 @@ impl RemoteState {
             }
         }
         Ok(())
-    }
-
-    /// Whether the remote must be asked for notes again: its listen would lapse soon, or this
-    /// node's route changed since.
-    fn listen_due(&self) -> bool {
-        let Some(route) = self.args.inbox.route() else {
-            return false;
-        };
-        self.listened
-            .as_ref()
-            .is_none_or(|(asked, on)| asked.elapsed() >= LISTEN_RENEW || *on != route)
-    }
-
-    /// The note in `noted`, if it is what the remote sends: a public remote's as it is, a
-    /// private one's sealed for this member (a private remote's note in clear is refused: the
-    /// token alone would let whoever learnt it tell this node).
-    fn open_note(&self, noted: Noted) -> Option<Note> {
-        let session = self.last_view.as_ref()?.session;
-        match (noted, session) {
-            (Noted::Open(note), None) => Some(note),
-            (Noted::Sealed(sealed), Some(session)) => {
-                let (me, key) = (&self.args.me, &self.args.link.key);
-                let bytes = open_note(me, &session.owner, key, &sealed).ok()?;
-                match decode_note(&bytes) {
-                    Ok(Message::Note(note)) if note.token == sealed.token => Some(note),
-                    _ => None,
-                }
-            }
-            _ => None,
-        }
-    }
-
-    /// The remote sent a note: a version this database has not pulled is pulled at once, on
-    /// the route last read (when that fails, the remote's Status is read afresh).
-    async fn noted(&mut self, note: Note) -> Result<(), ActorProcessingErr> {
-        tracing::debug!(target: "ddcp_latency", db_version = note.db_version.0, "note taken");
-        let new = self.pulled.is_none_or(|(version, incarnation)| {
-            note.db_version > version || note.incarnation != incarnation
-        });
-        if !new {
-            return Ok(());
-        }
-        if let Some(mut view) = self.last_view.clone() {
-            view.status.db_version = note.db_version;
-            view.status.incarnation = note.incarnation;
-            match self.sync(Some(view), false).await {
-                Ok(_) => return Ok(()),
-                Err(err) => {
-                    tracing::debug!(target: "ddcp", remote_name = %self.args.link.name, error = %err,
-                        "A pull on the remote's note failed: reading its status");
-                    self.last_view = None;
-                }
-            }
-        }
-        self.sync(None, false).await.map(|_| ())
     }
 
     /// Pulls when the remote has something this database has not pulled, or when `force`d;
