@@ -27,6 +27,8 @@ async fn main() {
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "error,ddcp=info".into()))
         .with_writer(std::io::stderr)
         .init();
+    // As the ddcp binary does: memory freed by big pulls goes back to the system.
+    ddcp::memory::give_back_freed_memory();
     if let Err(err) = run().await {
         eprintln!("error: {err}");
         std::process::exit(1);

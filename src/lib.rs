@@ -14,10 +14,11 @@
 //!   (docs/embedding.md), which `ddcp serve` uses too.
 //! - `control`: the CLI <-> daemon protocol over the state dir's socket.
 //! - `commands`, `cli`, `config`: the CLI; `member_file`: this database's member identity;
-//!   `metrics`: every metric, in one place; `backoff`: the pauses of every retry loop.
+//!   `metrics`: every metric, in one place; `backoff`: the pauses of every retry loop;
+//!   `memory`: gives the memory big work freed back to the system.
 //!
 //! Imports run one way: `commands` -> `embed` -> `serve` -> (`api` -> `app`), `pull` ->
-//! `db_actor` -> (`db`, `net`) -> `sync`; `control`, `metrics` and `backoff` are leaves that any of them may use. `sync`
+//! `db_actor` -> (`db`, `net`) -> `sync`; `control`, `metrics`, `backoff` and `memory` are leaves that any of them may use. `sync`
 //! knows nothing of this crate: it is a crate of its own.
 
 pub mod api;
@@ -32,6 +33,7 @@ pub mod db;
 pub mod db_actor;
 pub mod embed;
 pub mod member_file;
+pub mod memory;
 pub mod metrics;
 #[warn(missing_docs)]
 pub mod net;

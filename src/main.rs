@@ -7,6 +7,9 @@ use ddcp::commands::output;
 
 fn main() -> ExitCode {
     install_panic_hook();
+    // Serving and pulling free megabyte buffers in several threads' arenas: without this the
+    // process keeps them (see the module).
+    ddcp::memory::give_back_freed_memory();
     // Lossy: an argument that is not UTF-8 is clap's to refuse, never a panic here.
     let args: Vec<String> = std::env::args_os()
         .skip(1)

@@ -1,0 +1,146 @@
+//! Gives the memory that big work freed back to the system.
+//!
+//! glibc's malloc keeps what a thread frees in that thread's arena, for the thread to use
+//! again, and gives a page back only when it lies at the top of the arena. ddcp's big work
+//! (serving and applying pages of about a megabyte, on the DbActor's thread, tokio's workers
+//! and Veilid's) frees buffers in the middle of several arenas, and the process's resident
+//! memory grows with the work though what it holds does not: measured with heaptrack on a
+//! 1 GiB exchange (benches/large.rs), 62 MiB of heap at the peak in a 101 MiB process. A
+//! look every [`EVERY`] gives the freed pages back once more than [`WORTH_IT`] lies free;
+//! the same exchange then peaks at about 85 MiB, as fast within the run-to-run noise. One
+//! arena for all threads would do as much, but costs the serving thread a quarter of its
+//! speed (it waits for the arena's lock).
+//!
+//! Other C libraries return memory their own way: there, this does nothing.
+
+use std::time::Duration;
+
+/// How often the free memory is looked at.
+pub const EVERY: Duration = Duration::from_millis(250);
+
+/// Memory newly free in the allocator, since it last gave some back, below which a look does
+/// nothing: an idle process is not made to fault pages back in for little.
+pub const WORTH_IT: usize = 4 << 20;
+
+/// Starts a thread that, every [`EVERY`], gives the allocator's free memory back to the
+/// system when [`WORTH_IT`] more of it lies free than at the last time. Once per process; the
+/// thread lives as long as the process (it holds nothing).
+pub fn give_back_freed_memory() {
+    if !SUPPORTED {
+        return;
+    }
+    let started = std::thread::Builder::new()
+        .name("ddcp-memory".into())
+        .spawn(|| {
+            let mut lookout = Lookout::default();
+            loop {
+                std::thread::sleep(EVERY);
+                if lookout.worth_giving_back(free_bytes()) {
+                    give_back();
+                }
+            }
+        });
+    if let Err(err) = started {
+        // Only memory is at stake: ddcp works as before without it.
+        tracing::debug!(target: "ddcp", error = %err, "No thread to give freed memory back");
+    }
+}
+
+/// Whether freed memory is worth giving back. The allocator still counts what it gave back
+/// as free (only its pages are gone), so what counts is how much more is free than after the
+/// last time; free memory taken up again since lowers that mark.
+#[derive(Debug, Default)]
+struct Lookout {
+    free_after_last: usize,
+}
+
+impl Lookout {
+    fn worth_giving_back(&mut self, free: usize) -> bool {
+        self.free_after_last = self.free_after_last.min(free);
+        let worth_it = free - self.free_after_last > WORTH_IT;
+        if worth_it {
+            self.free_after_last = free;
+        }
+        worth_it
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const SUPPORTED: bool = true;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+const SUPPORTED: bool = false;
+
+/// The bytes the allocator holds free.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)] // glibc's own call, which takes no pointer and may be made any time.
+fn free_bytes() -> usize {
+    // SAFETY: mallinfo2 only reads the allocator's state, under its locks, from any thread.
+    unsafe { nix::libc::mallinfo2() }.fordblks
+}
+
+/// Gives the pages of the allocator's free memory back to the system, in every arena.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)] // as above
+fn give_back() {
+    // SAFETY: malloc_trim only adjusts the allocator's own state, under its locks; 0 keeps
+    // no padding at the top of the main arena.
+    unsafe { nix::libc::malloc_trim(0) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn free_bytes() -> usize {
+    0
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_back() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gives_back_only_what_came_free_since_the_last_time() {
+        let mut lookout = Lookout::default();
+        assert!(!lookout.worth_giving_back(WORTH_IT), "a little is kept");
+        assert!(lookout.worth_giving_back(3 * WORTH_IT));
+        assert!(
+            !lookout.worth_giving_back(3 * WORTH_IT),
+            "given back already, though the allocator still counts it free"
+        );
+        // Taken up again, then freed again: its pages are back, and worth giving back again.
+        assert!(!lookout.worth_giving_back(WORTH_IT / 2));
+        assert!(lookout.worth_giving_back(3 * WORTH_IT));
+    }
+
+    /// Buffers freed in the middle of an arena (small blocks pin the space around them) are
+    /// given back: the process's resident memory falls by most of them.
+    #[test]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn freed_buffers_in_the_middle_are_given_back() {
+        const BUFFERS: usize = 256;
+        const BUFFER: usize = 100 << 10; // below glibc's threshold for a mapping of its own
+        let mut big = Vec::new();
+        let mut small = Vec::new();
+        for _ in 0..BUFFERS {
+            big.push(vec![1u8; BUFFER]);
+            small.push(vec![2u8; 64]);
+        }
+        drop(big);
+        let before = resident_bytes();
+        give_back();
+        let after = resident_bytes();
+        let freed = BUFFERS * BUFFER;
+        assert!(
+            before.saturating_sub(after) > freed / 2,
+            "{freed} bytes freed; resident before {before}, after {after}"
+        );
+        drop(small);
+    }
+
+    fn resident_bytes() -> usize {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        pages * 4096
+    }
+}
