@@ -1791,6 +1791,15 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
     );
     let status = bob.run(&["status"]).ok().to_string();
     assert!(status.contains("not a member"), "{status}");
+    // bob's serve said so, and waits for alice's Status to change: no restart could help, so
+    // its remote is not failed and restarted (a warning each time, for ever).
+    let log = bob.log();
+    assert!(log.contains("does not count this one as a member"), "{log}");
+    assert!(
+        !log.lines()
+            .any(|line| line.contains("Remote failed") && line.contains("not a member")),
+        "{log}"
+    );
     // alice logged the refusals, once per asker per minute, never a secret of hers.
     let log = alice.log();
     assert!(

@@ -2,8 +2,11 @@
 //! record (waiting for it, quietly, while the remote has not published it yet), watches it
 //! (renewing the watch when Veilid ends it) and pulls whenever the remote's Status shows a
 //! version it has not pulled; only when no node accepts the watch does it poll. A watch can
-//! also go quiet without ending, so the Status is read every [`CHECK_EVERY`] all the same. Any
-//! other failure ends the actor; the supervisor restarts it alone, with backoff.
+//! also go quiet without ending, so the Status is read every [`CHECK_EVERY`] all the same.
+//! A private remote that does not count this database among its members (removed, or not
+//! added yet) is said once, and the actor waits for the remote's Status to change: a restart
+//! could not help. Any other failure ends the actor; the supervisor restarts it alone, with
+//! backoff.
 //!
 //! Its pulls also ask the remote to send notes of its new versions straight to this node
 //! (`listen`, see `listeners`): a note has it pull at once, on the route it last read, without
@@ -22,7 +25,9 @@ use crate::db::RemoteName;
 use crate::db_actor::DbHandle;
 use crate::metrics;
 use crate::net::{FirstContact, Network, WARN_AFTER};
-use crate::pull::{PullReport, RemoteLink, RemoteView, open_published, pull_remote, read_status};
+use crate::pull::{
+    PullReport, RemoteError, RemoteLink, RemoteView, open_published, pull_remote, read_status,
+};
 use crate::sync::protocol::{Listen, ListenToken};
 use crate::sync::{DbVersion, Incarnation, MemberKeys};
 
@@ -80,6 +85,16 @@ pub enum RemoteEvent {
         /// Its db_version.
         version: DbVersion,
     },
+    /// The remote's private database does not count this one among its members: the actor
+    /// waits for its Status to change rather than fail again and again.
+    NotAMember {
+        /// The remote.
+        name: RemoteName,
+        /// The actor refused.
+        from: ActorId,
+        /// What to do about it, in one line.
+        error: String,
+    },
     /// A pull of the remote finished.
     Pulled {
         /// The remote.
@@ -132,6 +147,8 @@ pub struct RemoteState {
     last_view: Option<RemoteView>,
     /// When the remote was last asked for notes, and on which of this node's routes.
     listened: Option<(Instant, Vec<u8>)>,
+    /// The remote said this database is not a member (said once, until a pull works again).
+    not_a_member: bool,
 }
 
 impl Actor for RemoteActor {
@@ -156,6 +173,7 @@ impl Actor for RemoteActor {
             token,
             last_view: None,
             listened: None,
+            not_a_member: false,
         })
     }
 
@@ -174,7 +192,18 @@ impl Actor for RemoteActor {
         message: RemoteMsg,
         state: &mut RemoteState,
     ) -> Result<(), ActorProcessingErr> {
-        let handled = state.handle(message, &myself).await;
+        let handled = match state.handle(message, &myself).await {
+            Err(err)
+                if matches!(
+                    err.downcast_ref::<RemoteError>(),
+                    Some(RemoteError::NotAMember(_))
+                ) =>
+            {
+                state.refused_as_non_member(err.to_string());
+                Ok(())
+            }
+            handled => handled,
+        };
         if handled.is_err() {
             // ractor skips post_stop for an actor whose handler failed: the record (and its
             // watch) is let go here, before the supervisor starts a successor that opens it.
@@ -239,6 +268,22 @@ impl RemoteState {
             }
         }
         Ok(())
+    }
+
+    /// The remote does not count this database among its members. Said once (and to the
+    /// supervisor, for `ddcp status`); the record stays watched and checked, and a change of
+    /// the remote's Status is pulled as any other, so that being added again is noticed.
+    fn refused_as_non_member(&mut self, error: String) {
+        if std::mem::replace(&mut self.not_a_member, true) {
+            return;
+        }
+        tracing::warn!(target: "ddcp", remote_name = %self.args.link.name, error,
+            "The remote's private database does not count this one as a member; waiting for its status to change");
+        let _ = self.args.supervisor.send_message(RemoteEvent::NotAMember {
+            name: self.args.link.name.clone(),
+            from: self.actor_id,
+            error,
+        });
     }
 
     /// While the remote's record is not open: looks for it, and answers what needs it with
@@ -431,6 +476,9 @@ impl RemoteState {
             self.listened = Some((Instant::now(), route));
         }
         metrics::pull_took(link.name.as_str(), started.elapsed().as_secs_f64());
+        if std::mem::take(&mut self.not_a_member) {
+            tracing::info!(target: "ddcp", remote_name = %link.name, "A member of the remote's database again");
+        }
         self.pulled = Some((report.remote_version, report.remote_incarnation));
         let _ = self.args.supervisor.send_message(RemoteEvent::Pulled {
             name,

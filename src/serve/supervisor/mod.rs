@@ -271,6 +271,11 @@ impl Actor for Supervisor {
                     slot.health.report_lag(name.as_str());
                 }
             }
+            SupervisorMsg::Remote(RemoteEvent::NotAMember { name, from, error }) => {
+                if let Some(slot) = state.remotes.reported_by(&name, from) {
+                    slot.health.failed(error);
+                }
+            }
             SupervisorMsg::Remote(RemoteEvent::Pulled { name, from, report }) => {
                 if let Some(slot) = state.remotes.reported_by(&name, from) {
                     slot.health.pulled(report.remote_version, report.refused);
