@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use ddcp::cli::stdin_key::read_key_from_stdin;
 use ddcp::commands::output;
 
 fn main() -> ExitCode {
@@ -15,11 +16,21 @@ fn main() -> ExitCode {
         .skip(1)
         .map(|arg| arg.to_string_lossy().into_owned())
         .collect();
-    output::hide_arguments_that_look_like_keys(args.iter().map(String::as_str));
-    let (cli, old_env_names) = match ddcp::cli::Cli::parse_with_old_env(std::env::args_os()) {
+    let (mut cli, old_env_names) = match ddcp::cli::Cli::parse_with_old_env(std::env::args_os()) {
         Ok(parsed) => parsed,
-        Err(err) => return usage_error(err),
+        Err(err) => {
+            output::hide_arguments_that_look_like_keys(args.iter().map(String::as_str));
+            return usage_error(err);
+        }
     };
+    // A key given as `-` comes from stdin: kept out of what is printed as the arguments are.
+    let from_stdin = read_key_from_stdin(&mut cli.command, &mut std::io::stdin().lock());
+    let read = from_stdin.as_ref().ok().and_then(Option::as_deref);
+    output::hide_arguments_that_look_like_keys(args.iter().map(String::as_str).chain(read));
+    if let Err(err) = from_stdin {
+        eprintln!("error: {}", output::redacted(&err.to_string()));
+        return ExitCode::FAILURE;
+    }
     // ddcp's own events at info; veilid-core warns about its internals (e.g. at every shutdown)
     // in ways a user cannot act on, so only its errors show by default.
     // -q and -v say what the user wants now, over RUST_LOG; without them RUST_LOG decides.

@@ -481,6 +481,46 @@ fn remote_add_refuses_bad_input_and_writes_nothing() {
     assert_eq!(snapshot(&site.db_file()), db_before);
 }
 
+/// `-` in place of a key reads it from stdin (out of the shell's history and `ps`), as safely
+/// as an argument: refused with one line, its secret never printed back.
+#[test]
+fn a_key_given_as_a_dash_is_read_from_stdin() {
+    let site = Site::with_bookmarks();
+    let whole = format!("VLD0:{WHOLE}\n");
+    assert_eq!(
+        site.run_with_input(&["remote", "add", "alice", "-"], whole.as_bytes())
+            .ok(),
+        format!("added remote alice (VLD0:{KEY})\n")
+    );
+    assert_eq!(
+        site.run(&["remote", "list", "--show-secrets"]).ok(),
+        format!("alice\tVLD0:{WHOLE}\n")
+    );
+    let before = site.run(&["remote", "list", "--json"]).ok().to_string();
+    let with_secret = format!("{KEY}:{OTHER_SECRET}\n");
+    let long = "A".repeat(2000);
+    for (stdin, message) in [
+        ("", "the remote's key is -, but standard input holds no key"),
+        ("\n", "standard input holds no key"),
+        (long.as_str(), "standard input's first line is not a key"),
+        (
+            with_secret.as_str(),
+            "remote \"alice\" already has key VLD0:",
+        ),
+    ] {
+        let run = site.run_with_input(&["remote", "add", "carol", "-"], stdin.as_bytes());
+        let line = run.fails_with(message);
+        assert!(!line.contains(OTHER_SECRET), "{line}");
+        assert_eq!(site.run(&["remote", "list", "--json"]).ok(), before);
+    }
+    // A member's id too.
+    let id = ddcp::sync::MemberKeys::generate().id().to_string();
+    site.run_with_input(&["member", "add", "bob", "-"], id.as_bytes())
+        .ok();
+    let members = site.run(&["member", "list"]).ok().to_string();
+    assert!(members.contains(&id), "{members}");
+}
+
 #[test]
 fn status_shows_versions_tables_and_remotes() {
     let site = Site::with_bookmarks();

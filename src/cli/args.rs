@@ -25,8 +25,9 @@ pub struct CompletionsArgs {
     after_help = "Example: ddcp clone VLD0:<key>:<secret> bob   (then: cd bob && ddcp serve)"
 )]
 pub struct CloneArgs {
-    /// The remote database's record key, as its `ddcp init` (or `ddcp addr`) printed it; or a
-    /// backup file (`ddcp backup`), to start a new peer from a copy.
+    /// The remote database's record key, as its `ddcp init` (or `ddcp addr`) printed it ('-'
+    /// reads it from stdin, out of the shell's history and `ps`); or a backup file (`ddcp
+    /// backup`), to start a new peer from a copy.
     #[arg(allow_hyphen_values = true)]
     pub source: String,
 
@@ -178,7 +179,7 @@ pub enum MemberCommand {
     Add {
         /// A short name for the member: letters, digits, '.', '_', '-'.
         name: String,
-        /// The member's id, as its `ddcp id` printed it (VLD0:...).
+        /// The member's id, as its `ddcp id` printed it (VLD0:...); '-' reads it from stdin.
         // base64url has '-': an id without its prefix may start with one.
         #[arg(allow_hyphen_values = true)]
         id: String,
@@ -282,12 +283,13 @@ pub enum OutputMode {
 pub enum RemoteCommand {
     /// Add a remote database by its DHT record key (the VLD0: prefix is optional).
     #[command(
-        after_help = "Examples:\n  ddcp remote add alice VLD0:<key>:<secret>\n  ddcp remote add sensors VLD0:<key>:<secret> --into site2_ --tables readings"
+        after_help = "Examples:\n  ddcp remote add alice - < alice.key\n  ddcp remote add alice VLD0:<key>:<secret>\n  ddcp remote add sensors VLD0:<key>:<secret> --into site2_ --tables readings"
     )]
     Add {
         /// A short name for the remote: letters, digits, '.', '_', '-'.
         name: String,
-        /// The remote's record key, as its `ddcp init` printed it.
+        /// The remote's record key, as its `ddcp init` printed it; '-' reads it from stdin (the
+        /// safe form: out of the shell's history and `ps`).
         // base64url has '-': a key without its prefix may start with one.
         #[arg(allow_hyphen_values = true)]
         key: String,

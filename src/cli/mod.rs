@@ -3,6 +3,7 @@
 
 mod args;
 mod network_args;
+pub mod stdin_key;
 
 use std::path::PathBuf;
 
