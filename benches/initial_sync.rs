@@ -2,9 +2,12 @@
 //! `ddcp testnet`), as a user runs it: A serves 1M rows (about 100 MiB of change data, written
 //! in transactions of 10,000 rows); B runs `ddcp pull a`, which is killed with SIGKILL three
 //! times at random moments and run again until it completes. B must then hold exactly A's
-//! rows (asserted: a sync that loses or doubles rows fails). Prints each run's last progress
-//! line, the total time and the rate in changes/s, against cr-sqlite's raw merge of the same
-//! changes measured in the same run (the lower of benches/network.rs's two ceilings).
+//! rows (asserted: a sync that loses or doubles rows fails). Then C, another new peer, pulls
+//! the same once, never killed. Prints each run's last progress line, the total time and the
+//! rate in changes/s, against cr-sqlite's raw merge of the same changes measured in the same
+//! run (the lower of benches/network.rs's two ceilings); for C also the transfer alone, from
+//! its first rows to the last (its node's start and the record's lookup before them are a
+//! fixed cost of any pull, whatever its size).
 //! `cargo bench --bench initial_sync` runs full size; `cargo test --benches` a smoke.
 
 #[path = "../tests/common/mod.rs"]
@@ -46,7 +49,8 @@ fn main() {
     let net = TestNet::start();
     let mut a = Peer::new(&net, "a", 5);
     let b = Peer::new(&net, "b", 6);
-    for peer in [&a, &b] {
+    let c = Peer::new(&net, "c", 7);
+    for peer in [&a, &b, &c] {
         peer.sql(SCHEMA);
     }
     let a_db = Db::open(&a.site.db_file(), &Extension::BuiltIn).unwrap();
@@ -54,7 +58,9 @@ fn main() {
     let changes = a_db.changes_since(DbVersion(0)).unwrap();
     let merge = raw_merge(&changes);
     let expected = a.sql(SUMMARY);
-    b.run(&["remote", "add", "a", &a.key()]).ok();
+    for peer in [&b, &c] {
+        peer.run(&["remote", "add", "a", &a.key()]).ok();
+    }
     a.serve();
 
     // Each killed run is killed a random moment after it brought its first rows (or staged
@@ -69,7 +75,11 @@ fn main() {
             let most = if full { 20.0 } else { 1.0 };
             Duration::from_secs_f64(most * (noise.next() % 1000) as f64 / 1000.0)
         });
-        let (completed, last_line) = pull(&b, &b_db, kill_after);
+        let PullRun {
+            completed,
+            last_line,
+            ..
+        } = pull(&b, &b_db, kill_after);
         let held = b.sql("select count(*) from big");
         println!(
             "  run {runs}: {} after {:.1} s in all; B holds {} rows; last progress: {}",
@@ -94,11 +104,50 @@ fn main() {
     let rate = changes.len() as f64 / elapsed;
     let merge_rate = changes.len() as f64 / merge.as_secs_f64();
     println!(
-        "initial sync: {} changes ({rows} rows) in {elapsed:.1} s over {runs} runs = {rate:.0} changes/s; cr-sqlite merge of the same changes {merge_rate:.0} changes/s; ratio {:.2}",
+        "initial sync, killed {KILLS} times: {} changes ({rows} rows) in {elapsed:.1} s over {runs} runs = {rate:.0} changes/s; cr-sqlite merge of the same changes {merge_rate:.0} changes/s; ratio {:.2}",
         changes.len(),
         rate / merge_rate
     );
+
+    // C's one pull, never killed: its whole, and its transfer alone.
+    let c_db = Db::open(&c.site.db_file(), &Extension::BuiltIn).unwrap();
+    let c_deadline = Instant::now() + PULL_WITHIN;
+    let (whole, transfer) = loop {
+        let started = Instant::now();
+        let run = pull(&c, &c_db, None);
+        if run.completed {
+            let first_rows = run.first_rows_at.expect("C's rows came");
+            break (started.elapsed(), first_rows.elapsed());
+        }
+        // Its node did not find the record yet: asked again, as B's runs do.
+        assert!(held(&c_db) == 0, "C's pull stopped halfway");
+        assert!(
+            Instant::now() < c_deadline,
+            "C's pull never found A's record"
+        );
+    };
+    assert_eq!(c.sql(SUMMARY), expected, "C's rows differ from A's");
+    let rate_of = |took: Duration| changes.len() as f64 / took.as_secs_f64();
+    println!(
+        "initial sync, one pull: {:.1} s in all = {:.0} changes/s, ratio {:.2}; the transfer alone (its first rows to the last) {:.1} s = {:.0} changes/s, ratio {:.2} (target >= 0.6)",
+        whole.as_secs_f64(),
+        rate_of(whole),
+        rate_of(whole) / merge_rate,
+        transfer.as_secs_f64(),
+        rate_of(transfer),
+        rate_of(transfer) / merge_rate,
+    );
     a.stop();
+}
+
+/// How a run of `ddcp pull` went.
+struct PullRun {
+    /// It ended by itself, successfully.
+    completed: bool,
+    /// Its last progress line.
+    last_line: Option<String>,
+    /// When its first rows (or staged parts) showed in the database.
+    first_rows_at: Option<Instant>,
 }
 
 /// `rows` rows into `big`, 10,000 per transaction.
@@ -128,10 +177,10 @@ fn held(db: &Db) -> i64 {
 }
 
 /// Runs `ddcp pull a` on `peer` (whose database is `db`), killed with SIGKILL `kill_after`
-/// after it brought something, if still running; whether it completed, and its last
-/// progress line.
-fn pull(peer: &Peer, db: &Db, kill_after: Option<Duration>) -> (bool, Option<String>) {
+/// after it brought something, if still running.
+fn pull(peer: &Peer, db: &Db, kill_after: Option<Duration>) -> PullRun {
     let before = held(db);
+    let mut first_rows_at = None;
     let mut kill_at = None;
     let mut child = peer
         .command(&["pull", "a"])
@@ -156,11 +205,9 @@ fn pull(peer: &Peer, db: &Db, kill_after: Option<Duration>) -> (bool, Option<Str
         if let Some(status) = child.try_wait().unwrap() {
             break Some(status);
         }
-        if let Some(delay) = kill_after
-            && kill_at.is_none()
-            && held(db) > before
-        {
-            kill_at = Some(Instant::now() + delay);
+        if first_rows_at.is_none() && held(db) > before {
+            first_rows_at = Some(Instant::now());
+            kill_at = kill_after.map(|delay| Instant::now() + delay);
         }
         if kill_at.is_some_and(|at| Instant::now() >= at) || Instant::now() >= deadline {
             let _ = child.kill();
@@ -169,8 +216,8 @@ fn pull(peer: &Peer, db: &Db, kill_after: Option<Duration>) -> (bool, Option<Str
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let (last, all) = lines.join().unwrap();
-    match status {
+    let (last_line, all) = lines.join().unwrap();
+    let completed = match status {
         // A node that just attached may not find the record yet; ddcp says to try again,
         // and the loop does, within PULL_WITHIN.
         Some(status)
@@ -179,11 +226,11 @@ fn pull(peer: &Peer, db: &Db, kill_after: Option<Duration>) -> (bool, Option<Str
                     .iter()
                     .any(|line| line.contains("is not on the network yet")) =>
         {
-            (false, last)
+            false
         }
         Some(status) => {
             assert!(status.success(), "ddcp pull failed:\n{}", all.join("\n"));
-            (true, last)
+            true
         }
         None => {
             assert!(
@@ -191,8 +238,13 @@ fn pull(peer: &Peer, db: &Db, kill_after: Option<Duration>) -> (bool, Option<Str
                 "ddcp pull never ended:\n{}",
                 all.join("\n")
             );
-            (false, last)
+            false
         }
+    };
+    PullRun {
+        completed,
+        last_line,
+        first_rows_at,
     }
 }
 
