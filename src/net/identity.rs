@@ -1,11 +1,13 @@
 //! This database's DHT record: its key, and the owner keypair that lets only this node write it.
 //! Veilid does not keep a record's owner secret, so ddcp keeps both in the state dir, in a file
-//! readable by its owner only.
+//! readable by its owner only. The owner key, and the texts it is read from and written as,
+//! are wiped from memory when dropped.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use veilid_core::{CRYPTO_KIND_VLD0, Crypto, DHTSchema, KeyPair};
+use zeroize::Zeroizing;
 
 use super::NetError;
 use super::node::Node;
@@ -27,7 +29,7 @@ pub struct RecordIdentity {
     /// What peers pass to `ddcp remote add`.
     pub key: RecordKey,
     /// The owner keypair, in Veilid's text form.
-    owner: String,
+    owner: Zeroizing<String>,
 }
 
 impl std::fmt::Debug for RecordIdentity {
@@ -48,7 +50,7 @@ impl RecordIdentity {
     pub fn load(state_dir: &Path) -> Result<RecordIdentity, NetError> {
         let path = identity_path(state_dir);
         let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+            Ok(text) => Zeroizing::new(text),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 return Err(NetError::NoIdentity(state_dir.to_path_buf()));
             }
@@ -75,7 +77,7 @@ impl RecordIdentity {
         let _: RecordKey = owner.parse().map_err(|_| bad(BAD_OWNER.to_string()))?;
         Ok(RecordIdentity {
             key,
-            owner: owner.to_string(),
+            owner: Zeroizing::new(owner.to_string()),
         })
     }
 
@@ -97,7 +99,11 @@ impl RecordIdentity {
                     source,
                 },
             })?;
-        let text = format!("key {}\nowner {}\n", self.key.reveal(), self.owner);
+        let text = Zeroizing::new(format!(
+            "key {}\nowner {}\n",
+            self.key.reveal(),
+            self.owner.as_str()
+        ));
         file.write_all(text.as_bytes())
             .and_then(|()| file.sync_all())
             .map_err(|source| NetError::Io { path, source })
@@ -131,7 +137,7 @@ pub async fn create_record_identity(node: &Node) -> Result<RecordIdentity, NetEr
         .create_dht_record(CRYPTO_KIND_VLD0, schema, Some(owner.clone()))
         .await
         .map_err(failed)?;
-    let key_text = descriptor.key().to_string();
+    let key_text = Zeroizing::new(descriptor.key().to_string());
     // Close it again: init's node stops right after; serve reopens it with the owner keypair.
     routing
         .close_dht_record(descriptor.key())
@@ -142,6 +148,6 @@ pub async fn create_record_identity(node: &Node) -> Result<RecordIdentity, NetEr
     })?;
     Ok(RecordIdentity {
         key,
-        owner: owner.to_string(),
+        owner: Zeroizing::new(owner.to_string()),
     })
 }

@@ -103,6 +103,10 @@ pub struct MemberKeys {
     id: MemberId,
 }
 
+/// Its secret is wiped when dropped: ed25519-dalek's `SigningKey` does it (its `zeroize`
+/// feature), and the id is public.
+impl zeroize::ZeroizeOnDrop for MemberKeys {}
+
 impl MemberKeys {
     /// A new random keypair.
     pub fn generate() -> Self {

@@ -14,6 +14,7 @@ use std::str::FromStr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 const KIND_PREFIX: &str = "VLD0:";
 const PART_LEN: usize = 32;
@@ -41,6 +42,18 @@ pub enum BadRecordKey {
     #[error("{part} is {len} bytes; expected {PART_LEN}")]
     Length { part: &'static str, len: usize },
 }
+
+/// The secret is wiped when the key is dropped: a copy left in freed memory would outlive
+/// every care taken not to print it (a core dump, a swapped page).
+impl Drop for RecordKey {
+    fn drop(&mut self) {
+        if let Some(secret) = self.secret.as_mut() {
+            secret.zeroize();
+        }
+    }
+}
+
+impl ZeroizeOnDrop for RecordKey {}
 
 impl RecordKey {
     /// The record's public key bytes.
@@ -163,6 +176,20 @@ impl fmt::Debug for RecordKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(unsafe_code)] // to look at a dropped key's storage, which is still there
+    fn the_secret_is_wiped_when_the_key_is_dropped() {
+        let mut key = std::mem::ManuallyDrop::new(RecordKey {
+            key: [1; PART_LEN],
+            secret: Some([7; PART_LEN]),
+        });
+        // SAFETY: the key is dropped in place once; its storage (plain bytes, valid whatever
+        // they hold) lives on in the ManuallyDrop and is only read after.
+        unsafe { std::mem::ManuallyDrop::drop(&mut key) };
+        assert_eq!(key.secret, Some([0; PART_LEN]));
+        assert_eq!(key.key, [1; PART_LEN], "the public part is left");
+    }
 
     const SEED_KEY: &str = "73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY";
 
