@@ -6,8 +6,8 @@
 //! the same once, never killed. Prints each run's last progress line, the total time and the
 //! rate in changes/s, against cr-sqlite's raw merge of the same changes measured in the same
 //! run (the lower of benches/network.rs's two ceilings); for C also the transfer alone, from
-//! its first rows to the last (its node's start and the record's lookup before them are a
-//! fixed cost of any pull, whatever its size).
+//! its first rows to the pull's exit (its node's start and the record's lookup before them are
+//! a fixed cost of any pull, whatever its size; its node's stop after is in).
 //! `cargo bench --bench initial_sync` runs full size; `cargo test --benches` a smoke.
 
 #[path = "../tests/common/mod.rs"]
@@ -129,7 +129,7 @@ fn main() {
     assert_eq!(c.sql(SUMMARY), expected, "C's rows differ from A's");
     let rate_of = |took: Duration| changes.len() as f64 / took.as_secs_f64();
     println!(
-        "initial sync, one pull: {:.1} s in all = {:.0} changes/s, ratio {:.2}; the transfer alone (its first rows to the last) {:.1} s = {:.0} changes/s, ratio {:.2} (target >= 0.6)",
+        "initial sync, one pull: {:.1} s in all = {:.0} changes/s, ratio {:.2}; the transfer alone (its first rows to the pull's exit) {:.1} s = {:.0} changes/s, ratio {:.2} (target >= 0.6)",
         whole.as_secs_f64(),
         rate_of(whole),
         rate_of(whole) / merge_rate,

@@ -24,7 +24,8 @@ fn main() -> ExitCode {
         }
     };
     // A key given as `-` comes from stdin: kept out of what is printed as the arguments are.
-    let from_stdin = read_key_from_stdin(&mut cli.command, &mut std::io::stdin().lock());
+    let stdin = std::io::stdin();
+    let from_stdin = read_key_from_stdin(&mut cli.command, &mut stdin.lock(), stdin.is_terminal());
     let read = from_stdin.as_ref().ok().and_then(Option::as_deref);
     output::hide_arguments_that_look_like_keys(args.iter().map(String::as_str).chain(read));
     if let Err(err) = from_stdin {

@@ -40,8 +40,9 @@ pub fn load_or_create(state_dir: &Path) -> Result<MemberKeys, MemberFileError> {
 
 fn load(state_dir: &Path) -> Result<Option<MemberKeys>, MemberFileError> {
     let path = path(state_dir);
+    // The file's text holds the secret: wiped when done with.
     let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
+        Ok(text) => zeroize::Zeroizing::new(text),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(MemberFileError::Io { path, source }),
     };
@@ -76,7 +77,11 @@ fn create(state_dir: &Path) -> Result<MemberKeys, MemberFileError> {
         .open(&partial)
         .and_then(|mut file| {
             // The id line is for people reading the file; the secret line is what is read back.
-            let text = format!("id {}\nsecret {}\n", keys.id(), keys.reveal());
+            let text = zeroize::Zeroizing::new(format!(
+                "id {}\nsecret {}\n",
+                keys.id(),
+                keys.reveal().as_str()
+            ));
             file.write_all(text.as_bytes())?;
             file.sync_all()
         });

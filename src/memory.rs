@@ -5,13 +5,14 @@
 //! (serving and applying pages of about a megabyte, on the DbActor's thread, tokio's workers
 //! and Veilid's) frees buffers in the middle of several arenas, and the process's resident
 //! memory grows with the work though what it holds does not: measured with heaptrack on a
-//! 1 GiB exchange (benches/large.rs), 62 MiB of heap at the peak in a 101 MiB process. A
-//! look every [`EVERY`] gives the freed pages back once more than [`WORTH_IT`] lies free;
-//! the same exchange then peaks at about 85 MiB, as fast within the run-to-run noise. One
-//! arena for all threads would do as much, but costs the serving thread a quarter of its
-//! speed (it waits for the arena's lock).
+//! 1 GiB exchange of 1,000 transactions (benches/large.rs), 62 MiB of heap at the peak in a
+//! 104 MiB process. A look every [`EVERY`] gives the freed pages back once [`WORTH_IT`] more
+//! lies free; the same exchange then peaks at 86-90 MiB, as fast within the run-to-run noise
+//! (docs/benchmarks.md). One arena for all threads would do as much, but costs the serving
+//! thread a quarter of its speed (it waits for the arena's lock).
 //!
-//! Other C libraries return memory their own way: there, this does nothing.
+//! glibc 2.33 or later (for `mallinfo2`); other C libraries return memory their own way, and
+//! there this does nothing.
 
 use std::time::Duration;
 
@@ -23,12 +24,16 @@ pub const EVERY: Duration = Duration::from_millis(250);
 pub const WORTH_IT: usize = 4 << 20;
 
 /// Starts a thread that, every [`EVERY`], gives the allocator's free memory back to the
-/// system when [`WORTH_IT`] more of it lies free than at the last time. Once per process; the
-/// thread lives as long as the process (it holds nothing).
+/// system when [`WORTH_IT`] more of it lies free than at the last time. The first call starts
+/// it, later ones do nothing; it lives as long as the process (it holds nothing).
 pub fn give_back_freed_memory() {
-    if !SUPPORTED {
-        return;
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    if SUPPORTED {
+        STARTED.call_once(start_giving_back);
     }
+}
+
+fn start_giving_back() {
     let started = std::thread::Builder::new()
         .name("ddcp-memory".into())
         .spawn(|| {
@@ -113,34 +118,47 @@ mod tests {
         assert!(lookout.worth_giving_back(3 * WORTH_IT));
     }
 
-    /// Buffers freed in the middle of an arena (small blocks pin the space around them) are
-    /// given back: the process's resident memory falls by most of them.
+    /// Buffers freed in the middle of an arena (blocks kept between them pin the space around
+    /// them) are given back: the process's resident memory falls by most of them. On a thread
+    /// of its own, whose arena is carved in order; 64 MiB, so that what the tests running
+    /// beside it allocate meanwhile cannot make up the difference.
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn freed_buffers_in_the_middle_are_given_back() {
-        const BUFFERS: usize = 256;
+        const BUFFERS: usize = 640;
         const BUFFER: usize = 100 << 10; // below glibc's threshold for a mapping of its own
-        let mut big = Vec::new();
-        let mut small = Vec::new();
-        for _ in 0..BUFFERS {
-            big.push(vec![1u8; BUFFER]);
-            small.push(vec![2u8; 64]);
-        }
-        drop(big);
-        let before = resident_bytes();
-        give_back();
-        let after = resident_bytes();
+        const PIN: usize = 4 << 10; // past glibc's per-thread caches: carved in between
+        let (before, after) = std::thread::spawn(|| {
+            let mut big = Vec::new();
+            let mut pins = Vec::new();
+            for _ in 0..BUFFERS {
+                big.push(vec![1u8; BUFFER]);
+                pins.push(vec![2u8; PIN]);
+            }
+            drop(big);
+            let before = resident_bytes();
+            give_back();
+            let after = resident_bytes();
+            drop(pins);
+            (before, after)
+        })
+        .join()
+        .unwrap();
         let freed = BUFFERS * BUFFER;
         assert!(
             before.saturating_sub(after) > freed / 2,
             "{freed} bytes freed; resident before {before}, after {after}"
         );
-        drop(small);
     }
 
+    /// The process's resident memory, from the kernel's own count (in KiB there).
     fn resident_bytes() -> usize {
-        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-        let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-        pages * 4096
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let kib: usize = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib * 1024
     }
 }

@@ -1800,6 +1800,32 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
             .any(|line| line.contains("Remote failed") && line.contains("not a member")),
         "{log}"
     );
+    // Added back, bob's serve pulls a2; removed and added back again with nothing written in
+    // between, it still notices (adding a member moves no version) and its error goes.
+    let not_a_member = |bob: &Peer| bob.run(&["status"]).ok().contains("not a member");
+    for round in ["added back", "added back again"] {
+        alice.run(&["member", "add", "bob", &bob_id]).ok();
+        common::private_net::wait_until(ARRIVAL, &format!("bob {round} to pull"), || {
+            (!not_a_member(&bob)).then_some(())
+        });
+        if round == "added back" {
+            bob.wait_for(
+                "select count(*) from bookmarks where id = 'a2'",
+                "1",
+                ARRIVAL,
+            );
+            alice.run(&["member", "remove", "bob"]).ok();
+            common::private_net::wait_until(ARRIVAL, "bob to see his removal", || {
+                not_a_member(&bob).then_some(())
+            });
+        }
+    }
+    assert!(
+        bob.log()
+            .contains("A member of the remote's database again"),
+        "{}",
+        bob.log()
+    );
     // alice logged the refusals, once per asker per minute, never a secret of hers.
     let log = alice.log();
     assert!(

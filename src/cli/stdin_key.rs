@@ -15,6 +15,10 @@ const MOST_BYTES: u64 = 1024;
 /// Why no key could be read from standard input.
 #[derive(Debug, thiserror::Error)]
 pub enum StdinKeyError {
+    #[error(
+        "{0} is -, but standard input is a terminal, where a key shows as it is typed: pipe or redirect it (e.g. - < FILE)"
+    )]
+    Terminal(&'static str),
     #[error("{0} is -, but standard input holds no key (give one line: the key)")]
     Empty(&'static str),
     #[error(
@@ -26,10 +30,12 @@ pub enum StdinKeyError {
 }
 
 /// Replaces a key argument given as `-` in `command` with the first line of `stdin`; the key
-/// read, if one was (for the caller to keep out of everything it prints).
+/// read, if one was (for the caller to keep out of everything it prints). A terminal is
+/// refused: what is typed there shows on the screen and stays in its scrollback.
 pub fn read_key_from_stdin(
     command: &mut Command,
     stdin: &mut impl BufRead,
+    stdin_is_terminal: bool,
 ) -> Result<Option<String>, StdinKeyError> {
     let Some((slot, what)) = key_argument(command) else {
         return Ok(None);
@@ -37,7 +43,11 @@ pub fn read_key_from_stdin(
     if slot != FROM_STDIN {
         return Ok(None);
     }
-    let mut line = Vec::new();
+    if stdin_is_terminal {
+        return Err(StdinKeyError::Terminal(what));
+    }
+    // Wiped when done with; the key itself lives on in the command and the redactions.
+    let mut line = zeroize::Zeroizing::new(Vec::new());
     stdin
         .take(MOST_BYTES + 1)
         .read_until(b'\n', &mut line)
@@ -45,7 +55,7 @@ pub fn read_key_from_stdin(
     if line.len() as u64 > MOST_BYTES {
         return Err(StdinKeyError::NotAKey(what));
     }
-    let line = String::from_utf8(line).map_err(|_| StdinKeyError::NotAKey(what))?;
+    let line = std::str::from_utf8(&line).map_err(|_| StdinKeyError::NotAKey(what))?;
     let key = line.trim();
     if key.is_empty() {
         return Err(StdinKeyError::Empty(what));
@@ -85,13 +95,16 @@ mod tests {
     fn a_dash_takes_the_first_line_of_stdin() {
         let mut add = command(&["remote", "add", "alice", "-"]);
         let mut stdin = &b"  VLD0:abc:def \nmore\n"[..];
-        let read = read_key_from_stdin(&mut add, &mut stdin).unwrap();
+        let read = read_key_from_stdin(&mut add, &mut stdin, false).unwrap();
         assert_eq!(read.as_deref(), Some("VLD0:abc:def"));
         assert_eq!(remote_key(&add), "VLD0:abc:def");
         // Without a dash, stdin is not read.
         let mut add = command(&["remote", "add", "alice", "VLD0:x"]);
         let mut stdin = &b"VLD0:abc\n"[..];
-        assert_eq!(read_key_from_stdin(&mut add, &mut stdin).unwrap(), None);
+        assert_eq!(
+            read_key_from_stdin(&mut add, &mut stdin, false).unwrap(),
+            None
+        );
         assert_eq!(stdin, b"VLD0:abc\n");
         assert_eq!(remote_key(&add), "VLD0:x");
     }
@@ -99,12 +112,12 @@ mod tests {
     #[test]
     fn clone_and_member_add_take_a_dash_too() {
         let mut clone = command(&["clone", "-", "dir"]);
-        read_key_from_stdin(&mut clone, &mut &b"VLD0:k:s"[..]).unwrap();
+        read_key_from_stdin(&mut clone, &mut &b"VLD0:k:s"[..], false).unwrap();
         assert!(
             matches!(clone, Command::Clone(CloneArgs { ref source, .. }) if source == "VLD0:k:s")
         );
         let mut member = command(&["member", "add", "bob", "-"]);
-        read_key_from_stdin(&mut member, &mut &b"VLD0:m\n"[..]).unwrap();
+        read_key_from_stdin(&mut member, &mut &b"VLD0:m\n"[..], false).unwrap();
         assert!(
             matches!(member, Command::Member(MemberCommand::Add { ref id, .. }) if id == "VLD0:m")
         );
@@ -113,15 +126,17 @@ mod tests {
     #[test]
     fn no_key_or_no_line_is_one_clear_error() {
         let mut add = command(&["remote", "add", "alice", "-"]);
-        let empty = read_key_from_stdin(&mut add, &mut &b"\n"[..]).unwrap_err();
+        let empty = read_key_from_stdin(&mut add, &mut &b"\n"[..], false).unwrap_err();
         assert_eq!(
             empty.to_string(),
             "the remote's key is -, but standard input holds no key (give one line: the key)"
         );
         let long = vec![b'a'; 5000];
-        let too_long = read_key_from_stdin(&mut add, &mut &long[..]).unwrap_err();
+        let too_long = read_key_from_stdin(&mut add, &mut &long[..], false).unwrap_err();
         assert!(matches!(too_long, StdinKeyError::NotAKey(_)), "{too_long}");
-        let binary = read_key_from_stdin(&mut add, &mut &b"\xff\xfe\n"[..]).unwrap_err();
+        let terminal = read_key_from_stdin(&mut add, &mut &b"VLD0:k:s\n"[..], true).unwrap_err();
+        assert!(matches!(terminal, StdinKeyError::Terminal(_)), "{terminal}");
+        let binary = read_key_from_stdin(&mut add, &mut &b"\xff\xfe\n"[..], false).unwrap_err();
         assert!(matches!(binary, StdinKeyError::NotAKey(_)), "{binary}");
     }
 }

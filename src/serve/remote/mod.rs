@@ -90,7 +90,7 @@ pub enum RemoteEvent {
     NotAMember {
         /// The remote.
         name: RemoteName,
-        /// The actor refused.
+        /// The actor that was refused.
         from: ActorId,
         /// What to do about it, in one line.
         error: String,
@@ -455,9 +455,12 @@ impl RemoteState {
         // last read, its route the newest.
         self.last_view = Some(view.clone());
         // A remote restored from a backup counts its versions again from the backup's: one of
-        // another life is pulled whatever its version.
+        // another life is pulled whatever its version. A database added back as a member pulls
+        // too, though the remote may have written nothing since (adding a member moves no
+        // version): that pull is what says it is a member again.
         if let Some((version, incarnation)) = self.pulled
             && !force
+            && !self.not_a_member
             && view.status.db_version <= version
             && view.status.incarnation == incarnation
         {
