@@ -2,13 +2,15 @@
 //! `ddcp testnet`), as a user runs it: A serves 1M rows (about 100 MiB of change data, written
 //! in transactions of 10,000 rows); B runs `ddcp pull a`, which is killed with SIGKILL three
 //! times at random moments and run again until it completes. B must then hold exactly A's
-//! rows (asserted: a sync that loses or doubles rows fails). Before that, C, another new peer,
-//! pulls the same once, never killed. Prints each run's last progress line, the total time and the
-//! rate in changes/s, against cr-sqlite's raw merge of the same changes measured in the same
-//! run (the lower of benches/network.rs's two ceilings); for C also the transfer alone, from
-//! its first rows to the pull's exit (its node's start and the record's lookup before them are
-//! a fixed cost of any pull, whatever its size; its node's stop after is in).
-//! `cargo bench --bench initial_sync` runs full size; `cargo test --benches` a smoke.
+//! rows (asserted: a sync that loses or doubles rows fails). Before that, at full size, C,
+//! another new peer, pulls the same once, never killed. Prints each run's last progress line,
+//! the total time and the rate in changes/s, against cr-sqlite's raw merge of the same changes
+//! measured in the same run (the lower of benches/network.rs's two ceilings); for C also the
+//! transfer alone, from its first rows to the pull's exit (its node's start and the record's
+//! lookup before them are a fixed cost of any pull, whatever its size; its node's stop after
+//! is in). A run whose calls time out is run again, and says so (a peer that left can take
+//! private routes along for a while).
+//! `cargo bench --bench initial_sync` runs full size; `cargo test --benches` a smoke (B only).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -49,8 +51,8 @@ fn main() {
     let net = TestNet::start();
     let mut a = Peer::new(&net, "a", 5);
     let b = Peer::new(&net, "b", 6);
-    let c = Peer::new(&net, "c", 7);
-    for peer in [&a, &b, &c] {
+    let c = full.then(|| Peer::new(&net, "c", 7));
+    for peer in [&a, &b].into_iter().chain(&c) {
         peer.sql(SCHEMA);
     }
     let a_db = Db::open(&a.site.db_file(), &Extension::BuiltIn).unwrap();
@@ -58,42 +60,17 @@ fn main() {
     let changes = a_db.changes_since(DbVersion(0)).unwrap();
     let merge = raw_merge(&changes);
     let expected = a.sql(SUMMARY);
-    for peer in [&b, &c] {
+    for peer in [&b].into_iter().chain(&c) {
         peer.run(&["remote", "add", "a", &a.key()]).ok();
     }
     a.serve();
     let merge_rate = changes.len() as f64 / merge.as_secs_f64();
 
-    // C's one pull, never killed: its whole, and its transfer alone. First, while no node has
-    // been killed: a killed node's routes die with it, and a route of A's through it would
-    // time C's calls out until A makes another (a known gap, not what this measures).
-    let c_db = Db::open(&c.site.db_file(), &Extension::BuiltIn).unwrap();
-    let c_deadline = Instant::now() + PULL_WITHIN;
-    let (whole, transfer) = loop {
-        let started = Instant::now();
-        let run = pull(&c, &c_db, None);
-        if run.completed {
-            let first_rows = run.first_rows_at.expect("C's rows came");
-            break (started.elapsed(), first_rows.elapsed());
-        }
-        // Its node did not find the record yet: asked again, as B's runs do.
-        assert!(held(&c_db) == 0, "C's pull stopped halfway");
-        assert!(
-            Instant::now() < c_deadline,
-            "C's pull never found A's record"
-        );
-    };
-    assert_eq!(c.sql(SUMMARY), expected, "C's rows differ from A's");
-    let rate_of = |took: Duration| changes.len() as f64 / took.as_secs_f64();
-    println!(
-        "initial sync, one pull: {:.1} s in all = {:.0} changes/s, ratio {:.2}; the transfer alone (its first rows to the pull's exit) {:.1} s = {:.0} changes/s, ratio {:.2} (target >= 0.6)",
-        whole.as_secs_f64(),
-        rate_of(whole),
-        rate_of(whole) / merge_rate,
-        transfer.as_secs_f64(),
-        rate_of(transfer),
-        rate_of(transfer) / merge_rate,
-    );
+    // C's one pull, full size only: the smoke's a bench that runs, and a peer that leaves
+    // (C's pull) can time out the next peer's calls for a while (a known gap).
+    if let Some(c) = &c {
+        one_pull(c, changes.len(), merge_rate, &expected);
+    }
 
     // Each killed run is killed a random moment after it brought its first rows (or staged
     // its first part): mid-transfer, not while the node starts.
@@ -141,6 +118,42 @@ fn main() {
     );
 
     a.stop();
+}
+
+/// C's one pull of A's `changes`, never killed: its whole run and its transfer alone, against
+/// cr-sqlite's merge rate. First, while no node has been killed: a killed node's routes die
+/// with it, and a route through it would time C's calls out until another is made.
+fn one_pull(c: &Peer, changes: usize, merge_rate: f64, expected: &str) {
+    let c_db = Db::open(&c.site.db_file(), &Extension::BuiltIn).unwrap();
+    let c_started = Instant::now();
+    let c_deadline = c_started + PULL_WITHIN;
+    let mut c_first_rows = None;
+    let (whole, transfer) = loop {
+        let run = pull(c, &c_db, None);
+        c_first_rows = c_first_rows.or(run.first_rows_at);
+        if run.completed {
+            let first_rows = c_first_rows.expect("C's rows came");
+            // From its first run's start, and its first rows: a run that failed counts.
+            break (c_started.elapsed(), first_rows.elapsed());
+        }
+        // Its node did not find the record yet, or its calls timed out: run again, as B's
+        // runs are (what a failed run brought stays, and the transfer counts from it).
+        assert!(
+            Instant::now() < c_deadline,
+            "C's pull never found A's record"
+        );
+    };
+    assert_eq!(c.sql(SUMMARY), expected, "C's rows differ from A's");
+    let rate_of = |took: Duration| changes as f64 / took.as_secs_f64();
+    println!(
+        "initial sync, one pull: {:.1} s in all = {:.0} changes/s, ratio {:.2}; the transfer alone (its first rows to the pull's exit) {:.1} s = {:.0} changes/s, ratio {:.2} (target >= 0.6)",
+        whole.as_secs_f64(),
+        rate_of(whole),
+        rate_of(whole) / merge_rate,
+        transfer.as_secs_f64(),
+        rate_of(transfer),
+        rate_of(transfer) / merge_rate,
+    );
 }
 
 /// How a run of `ddcp pull` went.
@@ -222,13 +235,19 @@ fn pull(peer: &Peer, db: &Db, kill_after: Option<Duration>) -> PullRun {
     let (last_line, all) = lines.join().unwrap();
     let completed = match status {
         // A node that just attached may not find the record yet; ddcp says to try again,
-        // and the loop does, within PULL_WITHIN.
+        // and the loop does, within PULL_WITHIN. So it does when the pull's calls timed out:
+        // a node that left (a killed or finished pull) takes the private routes through it
+        // along, and a new run's node makes new ones (a known gap, said on stdout).
         Some(status)
             if !status.success()
-                && all
-                    .iter()
-                    .any(|line| line.contains("is not on the network yet")) =>
+                && all.iter().any(|line| {
+                    line.contains("is not on the network yet")
+                        || line.contains("app call failed: Timeout")
+                }) =>
         {
+            if let Some(line) = all.iter().find(|line| line.contains("Timeout")) {
+                println!("  (a pull failed, run again: {line})");
+            }
             false
         }
         Some(status) => {
