@@ -27,7 +27,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::metrics::{sample, scrape};
-use common::private_net::{Peer, TestNet, this_program_inside_private_network};
+use common::private_net::{Peer, TestNet, runtime, this_program_inside_private_network};
 use ddcp::db::{Db, Extension};
 use ddcp::net::{NetEvent, Node, NodeRole};
 use ddcp::sync::codec::encode_changeset;
@@ -707,11 +707,7 @@ fn ms(duration: Duration) -> f64 {
 /// Round trips of a small app_call between two nodes of this process (on vtnode7 and vtnode8),
 /// one at a time: what a pull of a small change cannot be faster than; sorted.
 fn raw_round_trip(net: &TestNet) -> Vec<Duration> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let pair = RawPair::start(net, dir.path(), 256).await;
         let network = pair.caller.network().clone();
@@ -787,11 +783,7 @@ const WINDOWS: [usize; 3] = [4, 8, 16];
 /// vtnode8), the answers as big as Veilid allows, `calls` calls with each number of `windows`
 /// in flight.
 fn raw_app_call_throughput(net: &TestNet, calls: usize, windows: &[usize]) -> Vec<(usize, f64)> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let pair = RawPair::start(net, dir.path(), MAX_MESSAGE_BYTES).await;
         let network = pair.caller.network().clone();

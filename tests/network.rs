@@ -10,7 +10,7 @@ use common::curl_lines::CurlLines;
 use common::example_peers::example_program;
 use common::fixture;
 use common::metrics::{sample, scrape};
-use common::private_net::{self, Peer, TestNet, inside_private_network};
+use common::private_net::{self, Peer, TestNet, inside_private_network, runtime};
 
 /// How long a change may take to show up on a peer before the test fails. Generous: on two
 /// shared cores and a debug build the first pull waits for the DHT to find a record.
@@ -1426,11 +1426,7 @@ fn a_pull_releases_the_route_it_imported() {
     a.sql("insert into bookmarks (id, url) values ('a1', 'https://a/1')");
     a.serve();
     let key: RecordKey = a.key().parse().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let node = Node::start(&dir.path().join("veilid"), &net.node_settings(6))
             .await
@@ -1633,11 +1629,7 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
     let site_id = alice.run(&["status", "--json"]).ok().to_string();
     let site_id: serde_json::Value = serde_json::from_str(&site_id).unwrap();
     let site_id = hex::decode(site_id["site_id"].as_str().unwrap()).unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let node = Node::start(&dir.path().join("veilid"), &net.node_settings(9))
             .await
@@ -2133,11 +2125,7 @@ fn filters_limit_what_each_member_reads_and_what_a_remote_may_change() {
         db.connection().execute_batch(POSTS).unwrap();
         db.schema().unwrap().fingerprint()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let node = Node::start(&dir.path().join("veilid"), &net.node_settings(9))
             .await

@@ -1,7 +1,7 @@
 //! The DbActor: the database's one writer. Pages pulled from remotes are accepted here, one at
 //! a time, each in one transaction with its cursor; requests from peers are answered from the
-//! same connection. A timer notices commits made by anyone (ddcp shell, an application) and
-//! reports the database's new state.
+//! same connection. Commits made by anyone (ddcp shell, an application) are noticed and the
+//! database's new state reported (`reporting`, woken by `commit_watch` and a timer).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +9,14 @@ use std::time::Duration;
 mod commit_watch;
 mod handle;
 mod messages;
+mod reporting;
 
 pub use handle::{DbCallError, DbHandle};
 pub use messages::{DbEvent, DbMsg, LocalState};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
 
-use crate::db::{Db, DbError, Followed};
+use crate::db::{Db, Followed};
 use crate::metrics;
 use crate::sync::serve::{MAX_PAGE_BUDGET, Responder, internal_answer};
 
@@ -40,14 +41,6 @@ pub struct DbArgs {
     pub look_interval: Duration,
 }
 
-/// The state last reported, with the SQLite schema and data versions it was read at.
-#[derive(Debug)]
-struct Reported {
-    state: LocalState,
-    schema_version: i64,
-    data_version: i64,
-}
-
 /// The DbActor's state.
 #[derive(Debug)]
 pub struct DbState {
@@ -55,7 +48,7 @@ pub struct DbState {
     responder: Responder,
     listener: Option<DerivedActorRef<DbEvent>>,
     /// What was last reported, and when.
-    reported: Option<Reported>,
+    reported: Option<reporting::Reported>,
     /// The SQLite schema version the held changes were last tried at: they are tried again
     /// when it moves.
     held_tried_at: Option<i64>,
@@ -174,7 +167,7 @@ impl DbState {
                 let _ = reply.send(answer);
             }
             DbMsg::State(reply) => {
-                let _ = reply.send(read_state(&self.db));
+                let _ = reply.send(reporting::read_state(&self.db));
             }
             DbMsg::Schema(reply) => {
                 let _ = reply.send(self.db.shared_schema());
@@ -275,112 +268,6 @@ impl DbState {
         }
         Ok(())
     }
-
-    /// Reports what other connections committed since the last look, if anything.
-    fn look_for_changes(&mut self) -> Result<(), DbError> {
-        let data_version = self.db.sqlite_data_version()?;
-        if self.looked_at == Some(data_version) {
-            return Ok(());
-        }
-        self.report_changes()?;
-        self.looked_at = Some(data_version);
-        Ok(())
-    }
-
-    /// Tells the listener when the database's version or schema moved.
-    fn report_changes(&mut self) -> Result<(), DbError> {
-        let schema_version = self.db.sqlite_schema_version()?;
-        if self.held_tried_at != Some(schema_version) {
-            self.held_tried_at = Some(schema_version);
-            self.apply_held();
-        }
-        if self.listener.is_none() {
-            return Ok(());
-        }
-        // Read before the state: a commit by another connection from here on shows next time.
-        let data_version = self.db.sqlite_data_version()?;
-        let db_version = self.db.db_version()?;
-        if let Some(reported) = &self.reported
-            && reported.state.db_version == db_version
-            && reported.schema_version == schema_version
-        {
-            return Ok(());
-        }
-        let state = read_state(&self.db)?;
-        self.report(state, schema_version, data_version);
-        Ok(())
-    }
-
-    /// Reports the state after an app's transaction. It could only write the app's own tables
-    /// (SQLite's authorizer refused ddcp's, cr-sqlite's and any schema change), so only the
-    /// version moved, unless another connection committed meanwhile: then the state is read
-    /// whole. Reading it whole after every write took as long as the write (benches/api.rs).
-    fn report_app_commit(&mut self) -> Result<(), DbError> {
-        let Some(reported) = &self.reported else {
-            return self.report_changes();
-        };
-        let schema_version = self.db.sqlite_schema_version()?;
-        let data_version = self.db.sqlite_data_version()?;
-        if reported.schema_version != schema_version || reported.data_version != data_version {
-            return self.report_changes();
-        }
-        let state = LocalState {
-            db_version: self.db.db_version()?,
-            ..reported.state.clone()
-        };
-        if state != reported.state {
-            self.report(state, schema_version, data_version);
-        }
-        Ok(())
-    }
-
-    fn report(&mut self, state: LocalState, schema_version: i64, data_version: i64) {
-        let Some(listener) = &self.listener else {
-            return;
-        };
-        metrics::db_version(state.db_version.0);
-        // A write's way to the peers, step by step (benches/network.rs prints the steps).
-        tracing::debug!(target: "ddcp_latency", db_version = state.db_version.0, "reported");
-        self.reported = Some(Reported {
-            state: state.clone(),
-            schema_version,
-            data_version,
-        });
-        // The listener only stops at shutdown; then nobody needs the news.
-        let _ = listener.send_message(DbEvent::StateChanged(state));
-    }
-}
-
-impl DbState {
-    /// Accepts the changes held for tables or columns this database lacked, now that its
-    /// schema moved (a migration, an app's ALTER): they may fit now.
-    fn apply_held(&mut self) {
-        match self.db.apply_held() {
-            Ok(applied) => {
-                self.held = applied.still_held;
-                metrics::held(self.held);
-                if applied.taken > 0 {
-                    tracing::info!(target: "ddcp", taken = applied.taken, still_held = applied.still_held,
-                        "The schema moved: applied changes held for tables or columns this database lacked");
-                }
-            }
-            Err(err) => {
-                metrics::error("db");
-                tracing::warn!(target: "ddcp", error = %err, "Cannot apply the held changes");
-            }
-        }
-    }
-}
-
-fn read_state(db: &Db) -> Result<LocalState, DbError> {
-    Ok(LocalState {
-        site_id: db.site_id()?,
-        db_version: db.db_version()?,
-        schema_fingerprint: db.shared_schema()?.fingerprint(),
-        own_fingerprint: db.own_schema()?.fingerprint(),
-        incarnation: db.incarnation()?,
-        history: db.history_mark()?,
-    })
 }
 
 #[cfg(test)]

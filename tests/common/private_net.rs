@@ -377,6 +377,14 @@ fn stop(child: &mut Child) -> bool {
     false
 }
 
+/// A runtime for a test's own Veilid nodes, called from the test's thread (`block_on`).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Polls `probe` until it answers, at most `within`.
 #[track_caller]
 pub fn wait_until<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
