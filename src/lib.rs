@@ -38,6 +38,7 @@ pub mod metrics;
 #[warn(missing_docs)]
 pub mod net;
 pub mod pull;
+pub mod removals_file;
 pub mod serve;
 pub mod status_report;
 pub use ddcp_sync as sync;

@@ -1629,6 +1629,69 @@ fn backup_and_restore_bring_back_the_same_database() {
     assert_eq!(bookmark_rows(&lost), bookmark_rows(&alice));
 }
 
+/// A backup brings back its members of the time; a restore keeps out whoever was removed since
+/// (from the state dir's record of removals) and moves the key epoch past every one used. A
+/// readmitted member stays in. On a machine without that record, a forced restore (which reads
+/// nothing from the network) is refused unless told to keep the backup's members.
+#[test]
+fn a_restore_keeps_out_members_removed_since_the_backup() {
+    use ddcp::sync::MemberKeys;
+    let alice = Site::with_bookmarks();
+    alice.run(&["access", "private"]).ok();
+    let (bob, dave) = (MemberKeys::generate().id(), MemberKeys::generate().id());
+    alice.run(&["member", "add", "bob", &bob.to_string()]).ok();
+    alice
+        .run(&["member", "add", "dave", &dave.to_string()])
+        .ok();
+    let plain = alice.path("plain.db");
+    let plain = plain.to_str().unwrap();
+    let keyed = alice.path("keyed.db");
+    let keyed = keyed.to_str().unwrap();
+    alice.run(&["backup", plain]).ok();
+    alice.run(&["backup", keyed, "--with-identity"]).ok();
+    alice.run(&["member", "remove", "bob"]).ok();
+    let members = |site: &Site| site.run(&["member", "list"]).ok().to_string();
+    let epoch = |site: &Site| -> u64 {
+        let json: serde_json::Value =
+            serde_json::from_str(site.run(&["access", "--json"]).ok()).unwrap();
+        json["epoch"].as_u64().unwrap()
+    };
+    assert_eq!(epoch(&alice), 2);
+    let lose = |site: &Site| {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", site.db_file().display()));
+        }
+    };
+
+    lose(&alice);
+    let restored = alice.run(&["restore", plain, "--force"]);
+    let said = restored.ok().to_string();
+    assert!(
+        said.contains("kept out, removed after the backup: bob (key epoch 3)"),
+        "{said}"
+    );
+    assert_eq!(members(&alice), format!("dave\t{dave}\n"));
+    assert_eq!(epoch(&alice), 3);
+
+    // Added back, bob is not kept out by the next restore; the epoch still moves on.
+    alice.run(&["member", "add", "bob", &bob.to_string()]).ok();
+    lose(&alice);
+    let said = alice.run(&["restore", plain, "--force"]).ok().to_string();
+    assert!(!said.contains("kept out"), "{said}");
+    assert_eq!(members(&alice), format!("bob\t{bob}\ndave\t{dave}\n"));
+    assert_eq!(epoch(&alice), 4);
+
+    // A machine that lost the state dir too: forced, nothing says who was removed.
+    let lost = Site::new();
+    lost.run(&["restore", keyed, "--force"])
+        .fails_with("cannot tell which members were removed since this backup");
+    assert!(!lost.db_file().exists() && !lost.path(".ddcp/record").exists());
+    lost.run(&["restore", keyed, "--force", "--keep-members"])
+        .ok();
+    assert_eq!(members(&lost), format!("bob\t{bob}\ndave\t{dave}\n"));
+    assert_eq!(epoch(&lost), 2);
+}
+
 /// `ddcp clone BACKUP DIR`: a new peer from a copy: the same rows, written by the same authors,
 /// under a new site id and a record of its own; its own writes are its new site's.
 #[test]

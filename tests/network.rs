@@ -1579,6 +1579,10 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
         "1",
         ARRIVAL,
     );
+    // A backup with bob and dave members (restored at the end, once bob is removed).
+    let backup = alice.site.path("alice-backup.db");
+    let backup = backup.to_str().unwrap().to_string();
+    alice.run(&["backup", &backup, "--with-identity"]).ok();
 
     // carol holds the whole key but is no member: one line that says what to do.
     let carol_id = carol.run(&["id"]).ok().trim().to_string();
@@ -1630,7 +1634,7 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
     let site_id = alice.run(&["status", "--json"]).ok().to_string();
     let site_id: serde_json::Value = serde_json::from_str(&site_id).unwrap();
     let site_id = hex::decode(site_id["site_id"].as_str().unwrap()).unwrap();
-    runtime().block_on(async {
+    let bobs_captured = runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let node = Node::start(&dir.path().join("veilid"), &net.node_settings(9))
             .await
@@ -1756,7 +1760,7 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
             async move { network.call(&route, bytes).await.unwrap() }
         };
         assert_eq!(
-            answered(&call(bobs_wire).await),
+            answered(&call(bobs_wire.clone()).await),
             Answered::Refused(ErrorCode::NotAllowed),
             "bob's replayed request was answered"
         );
@@ -1771,6 +1775,7 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
         drop(route);
         network.close_record(&key).await;
         node.shutdown().await;
+        bobs_wire
     });
 
     // bob never receives a2, and his pull says why in one line.
@@ -1826,7 +1831,90 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
         "{log}"
     );
     assert!(log.contains("Access changed"), "{log}");
+
+    // bob is removed for good; then alice's machine is lost, state dir and all, and her
+    // backup (bob and dave members, the first epoch) restored elsewhere. What she last
+    // published says bob was removed since: he stays out, and the epoch moves past it.
+    alice.run(&["member", "remove", "bob"]).ok();
+    common::private_net::wait_until(ARRIVAL, "bob to see his last removal", || {
+        not_a_member(&bob).then_some(())
+    });
+    let epoch_of = |peer: &Peer| {
+        let json: serde_json::Value =
+            serde_json::from_str(peer.run(&["access", "--json"]).ok()).unwrap();
+        ddcp::sync::Epoch(json["epoch"].as_u64().unwrap())
+    };
+    let last_epoch = epoch_of(&alice);
     alice.stop();
+    let mut restored = Peer::empty(&net, "alice-restored", 11);
+    let said = restored.run(&["restore", &backup]).ok().to_string();
+    assert!(
+        said.contains("kept out, removed after the backup: bob"),
+        "{said}"
+    );
+    let listed = restored.run(&["member", "list"]).ok().to_string();
+    assert_eq!(listed, format!("dave\t{dave_id}\n"));
+    assert_eq!(epoch_of(&restored).0, last_epoch.0 + 1);
+    restored.serve();
+    restored.sql("insert into bookmarks (id, url) values ('a3', 'https://a/3')");
+    dave.wait_for(
+        "select count(*) from bookmarks where id = 'a3'",
+        "1",
+        ARRIVAL,
+    );
+    // bob's pull fails with the not-a-member line; a3 never reaches him.
+    let mut pulled = bob.run(&["pull", "alice"]);
+    for _ in 0..6 {
+        if pulled.stderr.contains("not a member") && pulled.stderr.lines().count() == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        pulled = bob.run(&["pull", "alice"]);
+    }
+    let line = pulled.fails_with("not a member");
+    assert!(line.contains(&bob_id), "{line}");
+    assert_eq!(
+        bob.sql("select count(*) from bookmarks where id = 'a3'")
+            .trim(),
+        "0"
+    );
+    // The request bob signed as a member in the backup's epoch, replayed to the restored
+    // database: refused. Its Status: sealed in a later epoch than any alice published.
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(&dir.path().join("veilid"), &net.node_settings(12))
+            .await
+            .unwrap();
+        node.attach(ARRIVAL).await.unwrap();
+        let network = node.network().clone();
+        open_when_reachable(&network, &key).await;
+        let deadline = std::time::Instant::now() + ARRIVAL;
+        let now = loop {
+            let raw = network.read_record(&key).await.unwrap().unwrap();
+            match open_published(&dave_keys, &key, &raw) {
+                Ok(now)
+                    if now.status.db_version.0 > 0 && now.session.unwrap().epoch > last_epoch =>
+                {
+                    break now;
+                }
+                _ if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_secs(1)).await
+                }
+                other => panic!("the restored database's status never came: {other:?}"),
+            }
+        };
+        let route = network.import_route(&now.status.route).unwrap();
+        let answer = network.call(route.id(), bobs_captured).await.unwrap();
+        assert_eq!(
+            answered(&answer),
+            Answered::Refused(ErrorCode::NotAllowed),
+            "bob's captured request was answered by the restored database"
+        );
+        drop(route);
+        network.close_record(&key).await;
+        node.shutdown().await;
+    });
+    restored.stop();
     bob.stop();
     dave.stop();
 }

@@ -349,7 +349,9 @@ fn rows_a_restored_remote_writes_are_not_skipped() {
     let site = b.site;
     b.db.close().unwrap();
     let mut restored = Db::open(&backup, &Extension::BuiltIn).unwrap();
-    restored.begin_restored_life().unwrap();
+    restored
+        .begin_restored_life(&ddcp::db::AccessSince::default())
+        .unwrap();
     let mut b = Peer {
         site: restored.site_id().unwrap(),
         db: restored,

@@ -93,6 +93,11 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// With --force, and no record of removed members in the state dir: keep the backup's
+    /// members as they were (remove whoever was removed since before serving).
+    #[arg(long)]
+    pub keep_members: bool,
+
     #[command(flatten)]
     pub attach: AttachArgs,
 }

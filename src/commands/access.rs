@@ -26,6 +26,10 @@ pub fn run(config: &Config, args: &AccessArgs) -> Result<(), CommandError> {
         };
         if db.set_access(access)? {
             tracing::info!(target: "ddcp", access = access.as_str(), "Changed access");
+            if access == Access::Private {
+                let epoch = db.access_state()?.epoch;
+                crate::removals_file::record_epoch(&config.state_dir, epoch)?;
+            }
             super::daemon::access_changed(config)?;
         }
     }

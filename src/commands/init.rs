@@ -73,6 +73,7 @@ fn initialize(
     }
     if args.private {
         db.set_access(Access::Private)?;
+        crate::removals_file::record_epoch(&config.state_dir, db.access_state()?.epoch)?;
     }
     member_file::load_or_create(&config.state_dir)?;
     // The record is created locally, without the network (checked: a fresh node creates one in

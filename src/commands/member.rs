@@ -10,6 +10,7 @@ use super::output::{print_json, print_line};
 use crate::cli::{FilterArgs, MemberCommand};
 use crate::config::Config;
 use crate::db::{Access, FilterJson, MemberName};
+use crate::removals_file;
 use crate::sync::MemberId;
 
 pub fn run(config: &Config, command: MemberCommand) -> Result<(), CommandError> {
@@ -29,6 +30,12 @@ fn add(config: &Config, name: &str, id: &str, filter: &FilterArgs) -> Result<(),
     db.add_member(&name, id, &reads)?;
     let access = db.access_state()?.access;
     db.close()?;
+    // Written after the database knows the member again: a failure between the two leaves it
+    // kept out by a later restore, never let in by one.
+    let removals = removals_file::load(&config.state_dir)?;
+    if removals.is_some_and(|removals| removals.removed.contains(&id)) {
+        removals_file::record_readmitted(&config.state_dir, &id)?;
+    }
     tracing::info!(target: "ddcp", member = %name, id = %id, reads = %reads, "Added member");
     print_line(format_args!("added member {name} ({id})"))?;
     if access == Access::Public {
@@ -62,8 +69,17 @@ fn set(config: &Config, name: &str, filter: &FilterArgs) -> Result<(), CommandEr
 fn remove(config: &Config, name: &str) -> Result<(), CommandError> {
     let name: MemberName = name.parse()?;
     let mut db = super::open_db(config)?;
+    let member = db
+        .members()?
+        .into_iter()
+        .find(|member| member.name == name)
+        .ok_or_else(|| crate::db::DbError::NoSuchMember(name.to_string()))?;
+    // Written down outside the database first, so that a restore of an older backup keeps the
+    // member out (docs/private-databases.md, "Backups").
+    removals_file::record_removed(&config.state_dir, &member.id)?;
     let epoch = db.remove_member(&name)?;
     db.close()?;
+    removals_file::record_epoch(&config.state_dir, epoch)?;
     tracing::info!(target: "ddcp", member = %name, epoch = epoch.0, "Removed member");
     print_line(format_args!(
         "removed member {name}: the database's keys move to epoch {} (and its route, while served)",

@@ -20,6 +20,7 @@ mod migrate;
 pub mod output;
 mod pull;
 mod remote;
+mod restore;
 mod serve;
 mod share;
 mod shell;
@@ -109,9 +110,15 @@ pub enum CommandError {
     )]
     AnotherCopyServes(crate::sync::RecordKey),
     #[error(
-        "{0}: a private database's status opens for its members only, so whether another copy serves it cannot be checked: make sure none does and pass --force"
+        "the record's status is sealed by another identity than {}/member: restore with the state dir or the backup (--with-identity) of the copy that published it, or make sure no other copy serves and pass --force",
+        .0.display()
     )]
-    CannotCheckPrivate(PathBuf),
+    StatusOfAnotherOwner(PathBuf),
+    #[error(
+        "cannot tell which members were removed since this backup: the state dir {} keeps no record of removals, and --force skipped reading the published status; restore without --force, or pass --keep-members to keep the backup's members (then `ddcp member remove` whoever was removed since, before `ddcp serve`)",
+        .0.display()
+    )]
+    RemovalsUnknown(PathBuf),
     #[error(
         "cannot check that no other copy of this database serves ({0}): make sure none does and pass --force"
     )]
@@ -132,6 +139,8 @@ pub enum CommandError {
     NoFilterGiven,
     #[error("{0}")]
     MemberFile(#[from] crate::member_file::MemberFileError),
+    #[error(transparent)]
+    RemovalsFile(#[from] crate::removals_file::RemovalsFileError),
     #[error("{path}: {reason}")]
     Bundle { path: String, reason: BundleError },
     #[error("{0} is the database itself (or its WAL): refusing to overwrite it")]
@@ -280,7 +289,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Completions(args) => completions::completions(args.shell),
         Command::Man(args) => completions::man(&args),
         Command::Backup(args) => backup::backup(&config, &args),
-        Command::Restore(args) => backup::restore(&config, &args),
+        Command::Restore(args) => restore::restore(&config, &args),
         Command::Shell(args) => shell::run(&config, &args),
         Command::Remote(command) => remote::run(&config, command),
         Command::Status(flag) => status::run(&config, flag.json),

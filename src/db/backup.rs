@@ -22,6 +22,9 @@ pub struct BackupInfo {
     pub record: Option<RecordKey>,
     /// The identity files (name, text) it carries, if any. Secret: never logged.
     pub identity: Vec<(String, String)>,
+    /// Whether it is private or has members: whom it lets read depends on who was removed
+    /// since it was taken.
+    pub holds_members: bool,
 }
 
 fn open_plain(path: &Path, flags: OpenFlags) -> Result<Connection, DbError> {
@@ -100,7 +103,30 @@ pub fn read_backup(path: &Path) -> Result<BackupInfo, DbError> {
             .transpose()
             .map_err(|_| DbError::CorruptMetadata("record_key is not a record key".into()))?,
         identity,
+        holds_members: holds_members(&conn)?,
     })
+}
+
+fn holds_members(conn: &Connection) -> Result<bool, DbError> {
+    let private = conn
+        .query_row(
+            "select value = 'private' from ddcp_meta where key = 'access'",
+            [],
+            |row| row.get::<_, bool>(0),
+        )
+        .optional()?
+        .unwrap_or(false);
+    // Made by a migration: a backup of a database from before it has no members.
+    let has_table: bool = conn.query_row(
+        "select count(*) from sqlite_master where name = 'ddcp_members'",
+        [],
+        |row| row.get(0),
+    )?;
+    let members: i64 = match has_table {
+        true => conn.query_row("select count(*) from ddcp_members", [], |row| row.get(0))?,
+        false => 0,
+    };
+    Ok(private || members > 0)
 }
 
 /// Copies the backup at `from` to `to` (which must not exist), without the identity it carries.

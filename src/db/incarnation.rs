@@ -6,8 +6,18 @@
 
 use rusqlite::OptionalExtension;
 
+use super::members::{AccessSince, RestoredAccess, restore_access};
 use super::{Db, DbError};
 use crate::sync::Incarnation;
+
+/// What a restore began.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoredLife {
+    /// The new incarnation.
+    pub incarnation: Incarnation,
+    /// The access it begins with.
+    pub access: RestoredAccess,
+}
 
 impl Db {
     /// This database's incarnation (made by migration 009).
@@ -28,10 +38,11 @@ impl Db {
     }
 
     /// Readies a database just restored from a backup, in one transaction: a new incarnation
-    /// (peers holding cursors of its previous life start over), and every remote pulled from
+    /// (peers holding cursors of its previous life start over), every remote pulled from
     /// the start (what this database wrote after the backup comes back from the peers that
-    /// pulled it; merging what it has is a no-op).
-    pub fn begin_restored_life(&mut self) -> Result<Incarnation, DbError> {
+    /// pulled it; merging what it has is a no-op), and its access taken past what `since`
+    /// knows (a new key epoch; members removed since the backup removed again).
+    pub fn begin_restored_life(&mut self, since: &AccessSince) -> Result<RestoredLife, DbError> {
         let tx = self.conn_mut().transaction()?;
         let new = Incarnation::new_random();
         tx.execute(
@@ -40,14 +51,20 @@ impl Db {
             [new.0 as i64],
         )?;
         Db::forget_cursors(&tx)?;
+        let access = restore_access(&tx, since)?;
         tx.commit()?;
-        Ok(new)
+        Ok(RestoredLife {
+            incarnation: new,
+            access,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use crate::db::test_support::temp_db;
+    use crate::db::{Access, AccessSince};
+    use crate::sync::{Epoch, MemberKeys};
 
     #[test]
     fn a_restored_database_begins_another_life_and_pulls_from_the_start() {
@@ -61,7 +78,10 @@ mod tests {
                 [],
             )
             .unwrap();
-        let second = db.begin_restored_life().unwrap();
+        let second = db
+            .begin_restored_life(&AccessSince::default())
+            .unwrap()
+            .incarnation;
         assert_ne!(second, first);
         assert_eq!(db.incarnation().unwrap(), second);
         let cursors: i64 = db
@@ -69,5 +89,32 @@ mod tests {
             .query_row("select count(*) from ddcp_cursors", [], |row| row.get(0))
             .unwrap();
         assert_eq!(cursors, 0);
+    }
+
+    #[test]
+    fn a_restored_database_moves_past_the_epochs_used_and_keeps_removed_members_out() {
+        let (_dir, mut db) = temp_db();
+        db.set_access(Access::Private).unwrap();
+        let (bob, dave) = (MemberKeys::generate().id(), MemberKeys::generate().id());
+        let open = Default::default();
+        db.add_member(&"bob".parse().unwrap(), bob, &open).unwrap();
+        db.add_member(&"dave".parse().unwrap(), dave, &open)
+            .unwrap();
+        assert_eq!(db.access_state().unwrap().epoch, Epoch(1));
+        let since = AccessSince {
+            epoch: Some(Epoch(5)),
+            removed: [bob].into(),
+        };
+        let life = db.begin_restored_life(&since).unwrap();
+        assert_eq!(life.access.epoch, Epoch(6));
+        let removed: Vec<_> = life.access.removed.iter().map(|m| m.id).collect();
+        assert_eq!(removed, [bob]);
+        let state = db.access_state().unwrap();
+        assert_eq!(state.epoch, Epoch(6));
+        let members: Vec<_> = state.members.iter().map(|m| m.id).collect();
+        assert_eq!(members, [dave]);
+        // Knowing nothing since, it still moves past its own epoch: never the same twice.
+        let life = db.begin_restored_life(&AccessSince::default()).unwrap();
+        assert_eq!(life.access.epoch, Epoch(7));
     }
 }

@@ -3,6 +3,7 @@
 //! on in the same transaction, so that the daemon's next Status and route leave behind
 //! whatever was known before (see `sync::seal`).
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -164,6 +165,47 @@ fn read_members(conn: &Connection) -> Result<Vec<Member>, DbError> {
         })
     })
     .collect()
+}
+
+/// What a restore learned, outside the backup, of the database's access since the backup was
+/// taken: the last key epoch used, and members removed since (`ddcp restore`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessSince {
+    /// The highest key epoch known to have been used, if any is known.
+    pub epoch: Option<Epoch>,
+    /// Members removed since the backup (or not in the last Status published).
+    pub removed: BTreeSet<MemberId>,
+}
+
+/// What a restore changed in the access the backup brought back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoredAccess {
+    /// The key epoch the restored database begins with: past every epoch known to be used.
+    pub epoch: Epoch,
+    /// The backup's members that stay removed.
+    pub removed: Vec<Member>,
+}
+
+/// Takes the backup's access past what `since` knows: an epoch no older life used, and the
+/// members removed since the backup removed again.
+pub(super) fn restore_access(
+    conn: &Connection,
+    since: &AccessSince,
+) -> Result<RestoredAccess, DbError> {
+    let used = read_epoch(conn)?.max(since.epoch.unwrap_or_default());
+    let epoch = Epoch(used.0 + 1);
+    set_meta(conn, "epoch", epoch.0 as i64)?;
+    let mut removed = Vec::new();
+    for member in read_members(conn)? {
+        if since.removed.contains(&member.id) {
+            conn.execute(
+                "delete from ddcp_members where name = ?1",
+                [member.name.as_str()],
+            )?;
+            removed.push(member);
+        }
+    }
+    Ok(RestoredAccess { epoch, removed })
 }
 
 impl Db {

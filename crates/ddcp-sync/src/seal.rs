@@ -221,6 +221,37 @@ pub fn open_status(
     .ok_or(SealError::Damaged)
 }
 
+/// Opens a Status this owner sealed, as its owner: with the body key it derives, not a seal.
+/// `ddcp restore` reads what its database last published this way.
+pub fn open_own_status(
+    owner: &MemberKeys,
+    record: &RecordKey,
+    sealed: &SealedStatus,
+) -> Result<Vec<u8>, SealError> {
+    if sealed.owner != owner.id() {
+        return Err(SealError::NotAMember);
+    }
+    decrypt(
+        &body_key(owner, record, sealed.epoch),
+        &sealed.nonce,
+        &status_aad(record, sealed.epoch),
+        &sealed.body,
+    )
+    .ok_or(SealError::Damaged)
+}
+
+/// Whether `sealed`, a Status this owner sealed, holds a seal for `member`: seals are made the
+/// same way every time, so the owner finds a member's by making it again.
+pub fn sealed_for(
+    owner: &MemberKeys,
+    record: &RecordKey,
+    sealed: &SealedStatus,
+    member: &MemberId,
+) -> bool {
+    let seal = member_seals(owner, record, sealed.epoch, std::slice::from_ref(member));
+    sealed.keys.contains(&seal[0])
+}
+
 fn signed_bytes(record: &RecordKey, epoch: Epoch, nonce: &[u8; 24], request: &[u8]) -> Vec<u8> {
     [
         REQUEST_DOMAIN,
@@ -386,6 +417,31 @@ mod tests {
             open_status(&members[0], &record(1), &damaged),
             Err(SealError::Damaged)
         );
+    }
+
+    #[test]
+    fn the_owner_opens_its_own_status_and_finds_who_it_was_sealed_for() {
+        let owner = MemberKeys::generate();
+        let (kept, removed) = (MemberKeys::generate().id(), MemberKeys::generate().id());
+        let sealed = seal_status(&owner, &record(1), Epoch(4), &[kept], b"the status");
+        assert_eq!(
+            open_own_status(&owner, &record(1), &sealed).unwrap(),
+            b"the status"
+        );
+        assert!(sealed_for(&owner, &record(1), &sealed, &kept));
+        assert!(!sealed_for(&owner, &record(1), &sealed, &removed));
+        // Another owner, another record: nothing opens, nobody is found.
+        let other = MemberKeys::generate();
+        assert_eq!(
+            open_own_status(&other, &record(1), &sealed),
+            Err(SealError::NotAMember)
+        );
+        assert!(!sealed_for(&other, &record(1), &sealed, &kept));
+        assert_eq!(
+            open_own_status(&owner, &record(2), &sealed),
+            Err(SealError::Damaged)
+        );
+        assert!(!sealed_for(&owner, &record(2), &sealed, &kept));
     }
 
     #[test]

@@ -1,0 +1,201 @@
+//! The state dir's `removals` file: who was removed from this database and the key epochs it
+//! moved to, kept outside the database file so that `ddcp restore` of an older backup cannot
+//! let a removed member back in or use an epoch again (docs/private-databases.md).
+//!
+//! Appended to, one line at a time, never rewritten: two commands writing at once both land,
+//! and a crash leaves every line before it whole. Read in order, the later line wins:
+//!
+//! ```text
+//! removed VLD0:<member id>
+//! readmitted VLD0:<member id>
+//! epoch 7
+//! ```
+//!
+//! A removal is written before the database forgets the member, a readmission after it knows
+//! the member again: a failure between the two leaves a member removed on restore (the owner
+//! adds it back), never one let back in.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::sync::{Epoch, MemberId};
+
+/// The file's name in the state dir.
+const REMOVALS_FILE: &str = "removals";
+
+/// A file longer than this is not one ddcp wrote (a line is under 100 bytes).
+const MAX_BYTES: u64 = 4 << 20;
+
+const HEADER: &str =
+    "# ddcp: members removed from this database and its key epochs, read by `ddcp restore`\n";
+
+/// Why the file cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each #[error] says what the variant means
+pub enum RemovalsFileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: line {line} is not one ddcp writes: the record of removed members is damaged")]
+    Damaged { path: PathBuf, line: usize },
+    #[error("{0}: too long to be the record of removed members ddcp writes")]
+    TooLong(PathBuf),
+}
+
+/// What the file says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Removals {
+    /// The highest key epoch the database moved to, if any was written.
+    pub epoch: Option<Epoch>,
+    /// The members removed and not added back since.
+    pub removed: BTreeSet<MemberId>,
+}
+
+fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join(REMOVALS_FILE)
+}
+
+/// What the state dir's file says; `None` when there is no file (nothing was removed since
+/// this state dir began keeping one).
+pub fn load(state_dir: &Path) -> Result<Option<Removals>, RemovalsFileError> {
+    use std::io::Read;
+    let path = path(state_dir);
+    let io = |source| RemovalsFileError::Io {
+        path: path.clone(),
+        source,
+    };
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(io(err)),
+    };
+    let mut text = String::new();
+    file.take(MAX_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_BYTES {
+        return Err(RemovalsFileError::TooLong(path));
+    }
+    parse(&text)
+        .map(Some)
+        .map_err(|line| RemovalsFileError::Damaged { path, line })
+}
+
+/// The file's text read in order; the number of the first line that is not ddcp's.
+fn parse(text: &str) -> Result<Removals, usize> {
+    let mut removals = Removals::default();
+    for (index, line) in text.lines().enumerate() {
+        let damaged = || index + 1;
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (word, value) = line.split_once(' ').ok_or_else(damaged)?;
+        match word {
+            "removed" => {
+                removals
+                    .removed
+                    .insert(value.parse().map_err(|_| damaged())?);
+            }
+            "readmitted" => {
+                removals
+                    .removed
+                    .remove(&value.parse().map_err(|_| damaged())?);
+            }
+            "epoch" => {
+                let epoch = Epoch(value.parse().map_err(|_| damaged())?);
+                removals.epoch = removals.epoch.max(Some(epoch));
+            }
+            _ => return Err(damaged()),
+        }
+    }
+    Ok(removals)
+}
+
+/// Writes down, before the database forgets it, that `member` is being removed.
+pub fn record_removed(state_dir: &Path, member: &MemberId) -> Result<(), RemovalsFileError> {
+    append(state_dir, &format!("removed {member}\n"))
+}
+
+/// Writes down that `member`, once removed, is a member again.
+pub fn record_readmitted(state_dir: &Path, member: &MemberId) -> Result<(), RemovalsFileError> {
+    append(state_dir, &format!("readmitted {member}\n"))
+}
+
+/// Writes down that the database's key epoch moved to `epoch`.
+pub fn record_epoch(state_dir: &Path, epoch: Epoch) -> Result<(), RemovalsFileError> {
+    append(state_dir, &format!("epoch {}\n", epoch.0))
+}
+
+/// Appends `line` whole (one write to a file opened for appending), to disk before it returns.
+fn append(state_dir: &Path, line: &str) -> Result<(), RemovalsFileError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = path(state_dir);
+    let io = |source| RemovalsFileError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
+    let text = match file.metadata().map_err(io)?.len() {
+        0 => format!("{HEADER}{line}"),
+        _ => line.to_string(),
+    };
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::MemberKeys;
+
+    #[test]
+    fn removals_are_read_back_in_order_and_a_readmission_undoes_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path()).unwrap(), None);
+        let (bob, dave) = (MemberKeys::generate().id(), MemberKeys::generate().id());
+        record_removed(dir.path(), &bob).unwrap();
+        record_epoch(dir.path(), Epoch(2)).unwrap();
+        record_removed(dir.path(), &dave).unwrap();
+        record_epoch(dir.path(), Epoch(3)).unwrap();
+        record_readmitted(dir.path(), &bob).unwrap();
+        let read = load(dir.path()).unwrap().unwrap();
+        assert_eq!(read.epoch, Some(Epoch(3)));
+        assert_eq!(read.removed, BTreeSet::from([dave]));
+        let text = std::fs::read_to_string(path(dir.path())).unwrap();
+        assert!(text.starts_with("# ddcp:"), "{text}");
+        assert_eq!(text.matches("# ddcp").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_line_ddcp_never_writes_is_refused_with_its_number() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(path(dir.path()), "# ddcp\nepoch 2\nremoved bob\n").unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("line 3 is not one ddcp writes"), "{err}");
+        std::fs::write(path(dir.path()), "epoch -1\n").unwrap();
+        assert!(matches!(
+            load(dir.path()),
+            Err(RemovalsFileError::Damaged { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn the_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        record_epoch(dir.path(), Epoch(1)).unwrap();
+        let mode = std::fs::metadata(path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
