@@ -193,6 +193,9 @@ pub struct RemoteJson {
     pub into: Option<String>,
     /// `follow` when the migrations it publishes are applied here, else `manual`.
     pub schema: &'static str,
+    /// The database identity its Status must name (its `ddcp id`), pinned at first contact
+    /// or with `--owner`; `null` until then.
+    pub owner: Option<String>,
 }
 
 /// Without its key, which may hold the record's secret (`--show-secrets`).
@@ -206,24 +209,28 @@ impl std::fmt::Debug for RemoteJson {
 
 /// The remotes, their keys without the secret unless `show_secrets`.
 pub fn remotes_json(db: &Db, show_secrets: bool) -> Result<Vec<RemoteJson>, DbError> {
-    Ok(db
-        .remotes()?
+    db.remotes()?
         .into_iter()
-        .map(|remote| RemoteJson {
-            name: remote.name.to_string(),
-            key: if show_secrets {
-                remote.key.reveal().to_string()
-            } else {
-                remote.key.to_string()
-            },
-            added_at: remote.added_at,
-            authors: remote.accept.authors.to_string(),
-            accepts: (!remote.accept.filter.is_open())
-                .then(|| FilterJson::from(&remote.accept.filter)),
-            into: remote.accept.into.as_ref().map(MirrorPrefix::to_string),
-            schema: schema_mode(remote.follows_schema),
+        .map(|remote| {
+            Ok(RemoteJson {
+                owner: db
+                    .remote_owner(&remote.name)?
+                    .map(|owner| owner.to_string()),
+                name: remote.name.to_string(),
+                key: if show_secrets {
+                    remote.key.reveal().to_string()
+                } else {
+                    remote.key.to_string()
+                },
+                added_at: remote.added_at,
+                authors: remote.accept.authors.to_string(),
+                accepts: (!remote.accept.filter.is_open())
+                    .then(|| FilterJson::from(&remote.accept.filter)),
+                into: remote.accept.into.as_ref().map(MirrorPrefix::to_string),
+                schema: schema_mode(remote.follows_schema),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// How `--json` names whether a remote's schema is followed.

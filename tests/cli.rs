@@ -403,6 +403,32 @@ fn remote_add_list_remove() {
     assert_eq!(json[1]["key"], format!("VLD0:{SECRET}:{KEY}"));
     let status = site.run(&["status", "--json"]).ok().to_string();
     assert!(!status.contains(&format!("{SECRET}:{KEY}")), "{status}");
+    // No owner is pinned before the first contact, unless given; `set` pins another.
+    assert_eq!(json[0]["owner"], serde_json::Value::Null);
+    let (owner, other) = (
+        ddcp::sync::MemberKeys::generate().id().to_string(),
+        ddcp::sync::MemberKeys::generate().id().to_string(),
+    );
+    let key = format!("{}:{SECRET}", "A".repeat(43));
+    site.run(&["remote", "add", "carol", &key, "--owner", &owner])
+        .ok();
+    let owner_of = |name: &str| -> serde_json::Value {
+        let json: serde_json::Value =
+            serde_json::from_str(site.run(&["remote", "list", "--json"]).ok()).unwrap();
+        let remote = json.as_array().unwrap().iter().find(|r| r["name"] == name);
+        remote.unwrap()["owner"].clone()
+    };
+    assert_eq!(owner_of("carol"), owner.as_str());
+    let said = site
+        .run(&["remote", "set", "carol", "--owner", &other])
+        .ok()
+        .to_string();
+    assert_eq!(
+        said,
+        format!("remote carol's status must name owner {other}: taken at its next pull\n")
+    );
+    assert_eq!(owner_of("carol"), other.as_str());
+    site.run(&["remote", "remove", "carol"]).ok();
     site.run(&["remote", "remove", "alice"]).ok();
     assert_eq!(
         site.run(&["remote", "list", "--show-secrets"]).ok(),
@@ -471,6 +497,14 @@ fn remote_add_refuses_bad_input_and_writes_nothing() {
             // Name and key swapped: the key is not repeated, the order is said.
             vec!["remote", "add", WHOLE, "erin"],
             "this looks like a record key, not a remote's name: the name comes first",
+        ),
+        (
+            vec!["remote", "add", "bob", &other_key, "--owner", "VLD0:nope"],
+            "invalid member id",
+        ),
+        (
+            vec!["remote", "set", "alice", "--owner", "nope"],
+            "invalid member id",
         ),
     ] {
         let line = site.run(&args).fails_with(message).to_string();

@@ -2273,7 +2273,8 @@ fn filters_limit_what_each_member_reads_and_what_a_remote_may_change() {
 /// pulls. A restore is refused while b still serves; b's database is then lost (its state dir
 /// kept), restored from the backup, and its serve catches up: a's rows and b's own b2 (back
 /// from a) are there, each once. The rows b writes after the restore, at versions a pulled
-/// before the loss, reach a all the same, and so do b's later edits.
+/// before the loss, reach a all the same, and so do b's later edits. Last, b's record names
+/// another owner than the one a pinned: a pulls nothing from it until the new one is pinned.
 #[test]
 fn a_restored_database_catches_up_with_nothing_lost_or_doubled() {
     if !inside_private_network!() {
@@ -2410,6 +2411,57 @@ fn a_restored_database_catches_up_with_nothing_lost_or_doubled() {
         "select count(*) from bookmarks where id = 'b3'",
         "1",
         ARRIVAL,
+    );
+    // a pinned b's owner (its `ddcp id`) at first contact, and the restore kept it. Now b's
+    // record publishes another database identity (as whoever holds its owner key could):
+    // a refuses it in one line and pulls nothing, until told to pin the new one.
+    let pinned = b.run(&["id"]).ok().trim().to_string();
+    let remotes: serde_json::Value =
+        serde_json::from_str(a.run(&["remote", "list", "--json"]).ok()).unwrap();
+    assert_eq!(remotes[0]["owner"], pinned.as_str());
+    b.stop();
+    std::fs::remove_file(b.site.path(".ddcp/member")).unwrap();
+    let now = b.run(&["id"]).ok().trim().to_string();
+    assert_ne!(now, pinned);
+    b.serve();
+    // Until b's new Status is out, its old one (the pinned owner) is pulled as before.
+    let mut refused = a.run(&["pull", "b"]);
+    for _ in 0..15 {
+        if refused.stderr.contains("names another owner") {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        refused = a.run(&["pull", "b"]);
+    }
+    refused.fails_with("names another owner than the one pinned");
+    b.sql("insert into bookmarks (id, url) values ('b4', 'https://b/4')");
+    let refused = a.run(&["pull", "b"]);
+    let line = refused.fails_with("names another owner than the one pinned");
+    assert!(line.contains(&pinned) && line.contains(&now), "{line}");
+    assert_eq!(
+        a.sql("select count(*) from bookmarks where id = 'b4'")
+            .trim(),
+        "0"
+    );
+    let status = a.run(&["status"]).ok().to_string();
+    assert!(status.contains("names another owner"), "{status}");
+    a.run(&["remote", "set", "b", "--owner", &now]).ok();
+    a.run(&["pull", "b"]).ok();
+    assert_eq!(
+        a.sql("select count(*) from bookmarks where id = 'b4'")
+            .trim(),
+        "1"
+    );
+    let log = a.log();
+    assert_eq!(
+        log.matches("names another owner than the one pinned; not pulling")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains("names its pinned owner: pulling again"),
+        "{log}"
     );
     a.stop();
     b.stop();

@@ -315,6 +315,10 @@ pub enum RemoteCommand {
         /// default): `ddcp status` says when it is ahead, `ddcp migrate --from NAME` applies.
         #[arg(long, value_enum, conflicts_with = "into")]
         schema: Option<SchemaMode>,
+        /// The remote's database identity, its `ddcp id` (as its owner tells you): a status
+        /// naming another is refused. Without it, the first status read is trusted and pinned.
+        #[arg(long, value_name = "ID")]
+        owner: Option<String>,
         /// Print JSON for scripts (the key without its secret).
         #[arg(long)]
         json: bool,
@@ -323,7 +327,7 @@ pub enum RemoteCommand {
     /// remote's changes are pulled again from the start, so that what is admitted now
     /// arrives).
     #[command(
-        after_help = "Examples:\n  ddcp remote set alice --where \"author = 'alice'\"\n  ddcp remote set alice --schema follow"
+        after_help = "Examples:\n  ddcp remote set alice --where \"author = 'alice'\"\n  ddcp remote set alice --schema follow\n  ddcp remote set alice --owner VLD0:<alice's ddcp id>"
     )]
     Set {
         /// The remote's name.
@@ -336,6 +340,10 @@ pub enum RemoteCommand {
         /// its history as it is now); `manual`: stop.
         #[arg(long, value_enum)]
         schema: Option<SchemaMode>,
+        /// Pin another database identity (its `ddcp id`) as the remote's owner, after its
+        /// status named another than the one pinned and its owner confirmed the new one.
+        #[arg(long, value_name = "ID")]
+        owner: Option<String>,
     },
     /// Remove a remote.
     #[command(after_help = "Example: ddcp remote remove alice")]

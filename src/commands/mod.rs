@@ -130,7 +130,7 @@ pub enum CommandError {
     )]
     SealedSchema(PathBuf),
     #[error(
-        "nothing to change: give --authors or a filter (--tables, --exclude-tables, --exclude-columns, --where, --no-filter)"
+        "nothing to change: give --authors, --schema, --owner or a filter (--tables, --exclude-tables, --exclude-columns, --where, --no-filter)"
     )]
     NothingToSet,
     #[error(

@@ -7,8 +7,8 @@ use crate::cli::{FilterArgs, RemoteCommand, SchemaMode};
 use crate::config::Config;
 use crate::db::{AcceptPolicy, MirrorPrefix, RemoteName};
 use crate::status_report::{RemoteJson, remotes_json, schema_mode};
-use crate::sync::RecordKey;
 use crate::sync::authors::AuthorPolicy;
+use crate::sync::{MemberId, RecordKey};
 
 pub fn run(config: &Config, command: RemoteCommand) -> Result<(), CommandError> {
     match command {
@@ -20,6 +20,7 @@ pub fn run(config: &Config, command: RemoteCommand) -> Result<(), CommandError> 
             into,
             serve_mirrors,
             schema,
+            owner,
             json,
         } => {
             let into = match into {
@@ -35,6 +36,7 @@ pub fn run(config: &Config, command: RemoteCommand) -> Result<(), CommandError> 
                     filter: &filter,
                     into,
                     follow: schema == Some(SchemaMode::Follow),
+                    owner: owner.as_deref(),
                 },
                 json,
             )
@@ -44,7 +46,17 @@ pub fn run(config: &Config, command: RemoteCommand) -> Result<(), CommandError> 
             authors,
             filter,
             schema,
-        } => set(config, &name, authors.authors.as_deref(), &filter, schema),
+            owner,
+        } => set(
+            config,
+            &name,
+            &SetRemote {
+                authors: authors.authors.as_deref(),
+                filter: &filter,
+                schema,
+                owner: owner.as_deref(),
+            },
+        ),
         RemoteCommand::Remove { name } => remove(config, &name),
         RemoteCommand::List { json, show_secrets } => list(config, json, show_secrets),
     }
@@ -62,6 +74,21 @@ struct AddRemote<'a> {
     filter: &'a FilterArgs,
     into: Option<(MirrorPrefix, bool)>,
     follow: bool,
+    owner: Option<&'a str>,
+}
+
+/// What `ddcp remote set` was given.
+struct SetRemote<'a> {
+    authors: Option<&'a str>,
+    filter: &'a FilterArgs,
+    schema: Option<SchemaMode>,
+    owner: Option<&'a str>,
+}
+
+fn parse_owner(owner: Option<&str>) -> Result<Option<MemberId>, CommandError> {
+    owner
+        .map(|id| id.parse().map_err(CommandError::BadMemberId))
+        .transpose()
 }
 
 fn add(config: &Config, args: &AddRemote<'_>, json: bool) -> Result<(), CommandError> {
@@ -77,6 +104,7 @@ fn add(config: &Config, args: &AddRemote<'_>, json: bool) -> Result<(), CommandE
     // Check the arguments before the database is even opened.
     let name: RemoteName = name.parse()?;
     let key: RecordKey = super::remote_key(key)?;
+    let owner = parse_owner(args.owner)?;
     let (into, serve_mirrors) = match into {
         Some((prefix, serve)) => (Some(prefix), serve),
         None => (None, false),
@@ -91,6 +119,9 @@ fn add(config: &Config, args: &AddRemote<'_>, json: bool) -> Result<(), CommandE
     if follow {
         db.set_schema_follow(&name, true)?;
     }
+    if let Some(owner) = &owner {
+        db.set_remote_owner(&name, owner)?;
+    }
     db.close()?;
     tracing::info!(target: "ddcp", remote_name = %name, key = %key, authors = %accept.authors,
         filter = %accept.filter, "Added remote");
@@ -104,6 +135,7 @@ fn add(config: &Config, args: &AddRemote<'_>, json: bool) -> Result<(), CommandE
             accepts: filter_json(&accept.filter),
             into: accept.into.as_ref().map(MirrorPrefix::to_string),
             schema: schema_mode(follow),
+            owner: owner.map(|owner| owner.to_string()),
         })?;
     } else {
         print_line(format_args!("added remote {name} ({key})"))?;
@@ -111,20 +143,28 @@ fn add(config: &Config, args: &AddRemote<'_>, json: bool) -> Result<(), CommandE
     Ok(())
 }
 
-fn set(
-    config: &Config,
-    name: &str,
-    authors: Option<&str>,
-    filter: &FilterArgs,
-    schema: Option<SchemaMode>,
-) -> Result<(), CommandError> {
+fn set(config: &Config, name: &str, args: &SetRemote<'_>) -> Result<(), CommandError> {
+    let SetRemote {
+        authors,
+        filter,
+        schema,
+        owner,
+    } = *args;
     let name: RemoteName = name.parse()?;
-    if authors.is_none() && filter.is_empty() && schema.is_none() {
+    if authors.is_none() && filter.is_empty() && schema.is_none() && owner.is_none() {
         return Err(CommandError::NothingToSet);
     }
     let authors = authors.map(parse_authors).transpose()?;
+    let owner = parse_owner(owner)?;
     let mut db = super::open_db(config)?;
     let before = db.remote(&name)?.accept;
+    if let Some(owner) = owner {
+        db.set_remote_owner(&name, &owner)?;
+        tracing::info!(target: "ddcp", remote_name = %name, owner = %owner, "Pinned the remote's owner");
+        print_line(format_args!(
+            "remote {name}'s status must name owner {owner}: taken at its next pull"
+        ))?;
+    }
     if let Some(schema) = schema {
         db.set_schema_follow(&name, schema == SchemaMode::Follow)?;
         print_line(match schema {

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/009_incarnation.sql"),
     include_str!("migrations/010_held.sql"),
     include_str!("migrations/011_schema_history.sql"),
+    include_str!("migrations/012_remote_owners.sql"),
 ];
 
 /// The metadata version this build writes.

@@ -28,6 +28,7 @@ mod migration_guard;
 mod migration_plan;
 mod migrations;
 mod mirrors;
+mod owners;
 mod remotes;
 mod rows;
 mod schema;
@@ -61,6 +62,7 @@ pub use members::{Access, AccessSince, AccessState, Member, MemberName, Restored
 pub use migrate::{Migrated, MigrationStep};
 pub use migrations::METADATA_VERSION;
 pub use mirrors::{Mirror, MirrorPrefix};
+pub use owners::OwnerCheck;
 pub use remotes::{Remote, RemoteName};
 
 use crate::sync::{DbVersion, SiteId};

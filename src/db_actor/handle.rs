@@ -11,13 +11,13 @@ use tokio::task::JoinHandle;
 use super::{DbActor, DbArgs, DbEvent, DbMsg, LocalState};
 use crate::db::{
     AcceptOutcome, AcceptPolicy, AccessState, AppStatement, Committed, Db, DbError, Followed,
-    MirrorPrefix, Remote, RemoteName,
+    MirrorPrefix, OwnerCheck, Remote, RemoteName,
 };
 use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::ChangesPage;
 use crate::sync::schema_fit::SchemaFit;
 use crate::sync::schema_history::{HistoryMark, SchemaHistory};
-use crate::sync::{Cursor, SchemaDesc, SiteId};
+use crate::sync::{Cursor, MemberId, SchemaDesc, SiteId};
 
 /// How long a caller waits for the DbActor before it counts as stuck: longer than the largest
 /// page takes to apply on a slow disk.
@@ -221,6 +221,18 @@ impl DbHandle {
             reply,
         })
         .await
+    }
+
+    /// Checks `seen`, the owner the remote `name`'s Status names, against the pinned one (pinned
+    /// when none is yet).
+    pub async fn check_owner(
+        &self,
+        name: &RemoteName,
+        seen: Option<MemberId>,
+    ) -> Result<OwnerCheck, DbCallError> {
+        let name = name.clone();
+        self.ask(|reply| DbMsg::CheckOwner { name, seen, reply })
+            .await
     }
 
     /// The access mode, key epoch and members.

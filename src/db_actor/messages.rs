@@ -7,13 +7,15 @@ use ractor::RpcReplyPort;
 
 use crate::db::{
     AcceptOutcome, AcceptPolicy, AccessState, AppStatement, Committed, DbError, Followed,
-    MirrorPrefix, Remote, RemoteName,
+    MirrorPrefix, OwnerCheck, Remote, RemoteName,
 };
 use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::ChangesPage;
 use crate::sync::schema_fit::SchemaFit;
 use crate::sync::schema_history::{HistoryMark, SchemaHistory};
-use crate::sync::{Cursor, DbVersion, Incarnation, SchemaDesc, SchemaFingerprint, SiteId};
+use crate::sync::{
+    Cursor, DbVersion, Incarnation, MemberId, SchemaDesc, SchemaFingerprint, SiteId,
+};
 
 /// What peers learn about this database from its Status.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +126,15 @@ pub enum DbMsg {
         /// Gets whether the cursor started over.
         reply: RpcReplyPort<Result<bool, DbError>>,
     },
+    /// Checks the owner a remote's Status names against the pinned one (pinned when none is).
+    CheckOwner {
+        /// The remote's name here.
+        name: RemoteName,
+        /// The owner its Status named, if any.
+        seen: Option<MemberId>,
+        /// Gets how it compares.
+        reply: RpcReplyPort<Result<OwnerCheck, DbError>>,
+    },
     /// The access mode, key epoch and members.
     AccessState(RpcReplyPort<Result<AccessState, DbError>>),
     /// Check for commits made since the last check.
@@ -183,6 +194,11 @@ impl std::fmt::Debug for DbMsg {
                 .debug_struct("AlignCursor")
                 .field("name", name)
                 .field("remote", remote)
+                .finish_non_exhaustive(),
+            DbMsg::CheckOwner { name, seen, .. } => f
+                .debug_struct("CheckOwner")
+                .field("name", name)
+                .field("seen", seen)
                 .finish_non_exhaustive(),
             DbMsg::AccessState(_) => f.write_str("AccessState"),
             DbMsg::CheckForChanges => f.write_str("CheckForChanges"),

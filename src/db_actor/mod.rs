@@ -256,6 +256,9 @@ impl DbState {
                     .and_then(|()| self.db.align_cursor(remote, &policy));
                 let _ = reply.send(aligned);
             }
+            DbMsg::CheckOwner { name, seen, reply } => {
+                let _ = reply.send(self.db.check_remote_owner(&name, seen.as_ref()));
+            }
             DbMsg::AccessState(reply) => {
                 let _ = reply.send(self.db.access_state());
             }

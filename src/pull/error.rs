@@ -22,6 +22,15 @@ pub enum RemoteError {
     NotAMember(MemberId),
     #[error("the remote's sealed status does not open: damaged or forged")]
     DamagedSeal,
+    #[error(
+        "its status names another owner than the one pinned ({pinned}, now {}): its record's keys may be in other hands, or it publishes another database now; nothing pulled. If its owner confirms the new one: ddcp remote set {name} --owner ID",
+        now.map_or_else(|| "none".to_string(), |now| now.to_string())
+    )]
+    OwnerChanged {
+        name: String,
+        pinned: MemberId,
+        now: Option<MemberId>,
+    },
     #[error("the remote sent garbage, nothing of it applied: {0}")]
     Garbage(PullError),
     #[error("the schemas differ, nothing applied: {0}")]
@@ -62,6 +71,7 @@ impl RemoteError {
             | RemoteError::Garbage(_)
             | RemoteError::NoProgress => "garbage",
             RemoteError::NotAMember(_) => "not_member",
+            RemoteError::OwnerChanged { .. } => "owner_changed",
             RemoteError::SchemaMismatch(_) => "schema",
             RemoteError::SameSite => "copy",
             RemoteError::Refused(_) => "refused",

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::db::{AcceptPolicy, DbError, RemoteName};
+use crate::db::{AcceptPolicy, DbError, OwnerCheck, RemoteName};
 use crate::db_actor::{DbCallError, DbHandle, LocalState};
 use crate::metrics;
 use crate::net::{ImportedRoute, NetError, Network};
@@ -78,6 +78,26 @@ pub async fn pull_remote(
         Some(view) => view,
         None => read_status(network, me, &link.key).await?,
     };
+    // Whoever holds the record's owner key can write any Status: one naming another database
+    // identity than the pinned one is not followed (db/owners.rs).
+    match db.check_owner(&link.name, view.owner()).await? {
+        OwnerCheck::Changed { pinned, now } => {
+            return Err(RemoteError::OwnerChanged {
+                name: link.name.to_string(),
+                pinned,
+                now,
+            });
+        }
+        OwnerCheck::PinnedNow => {
+            let owner = view
+                .owner()
+                .map(|owner| owner.to_string())
+                .unwrap_or_default();
+            tracing::info!(target: "ddcp", remote_name = %link.name, owner,
+                "Pinned the remote's owner: a status naming another is refused");
+        }
+        OwnerCheck::Same | OwnerCheck::Unnamed => {}
+    }
     // Where the remote stands, before anything is fetched.
     progress(&PullProgress {
         remote_version: view.status.db_version,

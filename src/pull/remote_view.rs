@@ -24,6 +24,17 @@ pub struct RemoteView {
     pub session: Option<Session>,
 }
 
+impl RemoteView {
+    /// The database identity the Status names as its owner: a sealed one's sealer, an open
+    /// one's `publicKey` (`None` when it names none ddcp can read).
+    pub fn owner(&self) -> Option<MemberId> {
+        match &self.session {
+            Some(session) => Some(session.owner),
+            None => MemberId::from_slice(&self.status.public_key).ok(),
+        }
+    }
+}
+
 /// What requests to a private remote are signed for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Session {

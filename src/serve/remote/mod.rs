@@ -85,9 +85,10 @@ pub enum RemoteEvent {
         /// Its db_version.
         version: DbVersion,
     },
-    /// The remote's private database does not count this one among its members: the actor
-    /// waits for its Status to change rather than fail again and again.
-    NotAMember {
+    /// The remote cannot be pulled until something changes (it does not count this database
+    /// among its members, or names another owner than the pinned one): the actor waits for
+    /// that rather than fail again and again.
+    Waiting {
         /// The remote.
         name: RemoteName,
         /// The actor that was refused.
@@ -147,8 +148,30 @@ pub struct RemoteState {
     last_view: Option<RemoteView>,
     /// When the remote was last asked for notes, and on which of this node's routes.
     listened: Option<(Instant, Vec<u8>)>,
-    /// The remote said this database is not a member (said once, until a pull works again).
-    not_a_member: bool,
+    /// Why the remote cannot be pulled until something changes (said once, until a pull
+    /// works again).
+    waiting: Option<Waiting>,
+}
+
+/// Why a remote cannot be pulled until something changes, on its side or in this database:
+/// no restart could help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waiting {
+    /// Its private database does not count this one among its members.
+    NotAMember,
+    /// Its Status names another owner than the pinned one.
+    OwnerChanged,
+}
+
+impl Waiting {
+    /// Whether `err` is a reason to wait, and which.
+    fn from_error(err: &ActorProcessingErr) -> Option<Waiting> {
+        match err.downcast_ref::<RemoteError>()? {
+            RemoteError::NotAMember(_) => Some(Waiting::NotAMember),
+            RemoteError::OwnerChanged { .. } => Some(Waiting::OwnerChanged),
+            _ => None,
+        }
+    }
 }
 
 impl Actor for RemoteActor {
@@ -173,7 +196,7 @@ impl Actor for RemoteActor {
             token,
             last_view: None,
             listened: None,
-            not_a_member: false,
+            waiting: None,
         })
     }
 
@@ -193,13 +216,8 @@ impl Actor for RemoteActor {
         state: &mut RemoteState,
     ) -> Result<(), ActorProcessingErr> {
         let handled = match state.handle(message, &myself).await {
-            Err(err)
-                if matches!(
-                    err.downcast_ref::<RemoteError>(),
-                    Some(RemoteError::NotAMember(_))
-                ) =>
-            {
-                state.refused_as_non_member(err.to_string());
+            Err(err) if let Some(why) = Waiting::from_error(&err) => {
+                state.waits(why, err.to_string());
                 Ok(())
             }
             handled => handled,
@@ -270,16 +288,21 @@ impl RemoteState {
         Ok(())
     }
 
-    /// The remote does not count this database among its members. Said once (and to the
-    /// supervisor, for `ddcp status`); the record stays watched and checked, and a change of
-    /// the remote's Status is pulled as any other, so that being added again is noticed.
-    fn refused_as_non_member(&mut self, error: String) {
-        if std::mem::replace(&mut self.not_a_member, true) {
+    /// The remote cannot be pulled until something changes. Said once (and to the
+    /// supervisor, for `ddcp status`); the record stays watched and checked, and each check
+    /// pulls, so that being added again, or the owner pinned again, is noticed.
+    fn waits(&mut self, why: Waiting, error: String) {
+        if self.waiting.replace(why) == Some(why) {
             return;
         }
-        tracing::warn!(target: "ddcp", remote_name = %self.args.link.name, error,
-            "The remote's private database does not count this one as a member; waiting for its status to change");
-        let _ = self.args.supervisor.send_message(RemoteEvent::NotAMember {
+        let name = &self.args.link.name;
+        match why {
+            Waiting::NotAMember => tracing::warn!(target: "ddcp", remote_name = %name, error,
+                "The remote's private database does not count this one as a member; waiting for its status to change"),
+            Waiting::OwnerChanged => tracing::warn!(target: "ddcp", remote_name = %name, error,
+                "The remote's status names another owner than the one pinned; not pulling it until it names the pinned one again, or another is pinned"),
+        }
+        let _ = self.args.supervisor.send_message(RemoteEvent::Waiting {
             name: self.args.link.name.clone(),
             from: self.actor_id,
             error,
@@ -460,7 +483,7 @@ impl RemoteState {
         // version): that pull is what says it is a member again.
         if let Some((version, incarnation)) = self.pulled
             && !force
-            && !self.not_a_member
+            && self.waiting.is_none()
             && view.status.db_version <= version
             && view.status.incarnation == incarnation
         {
@@ -479,8 +502,14 @@ impl RemoteState {
             self.listened = Some((Instant::now(), route));
         }
         metrics::pull_took(link.name.as_str(), started.elapsed().as_secs_f64());
-        if std::mem::take(&mut self.not_a_member) {
-            tracing::info!(target: "ddcp", remote_name = %link.name, "A member of the remote's database again");
+        match self.waiting.take() {
+            Some(Waiting::NotAMember) => {
+                tracing::info!(target: "ddcp", remote_name = %link.name, "A member of the remote's database again")
+            }
+            Some(Waiting::OwnerChanged) => {
+                tracing::info!(target: "ddcp", remote_name = %link.name, "The remote's status names its pinned owner: pulling again")
+            }
+            None => {}
         }
         self.pulled = Some((report.remote_version, report.remote_incarnation));
         let _ = self.args.supervisor.send_message(RemoteEvent::Pulled {

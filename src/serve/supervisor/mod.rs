@@ -271,7 +271,7 @@ impl Actor for Supervisor {
                     slot.health.report_lag(name.as_str());
                 }
             }
-            SupervisorMsg::Remote(RemoteEvent::NotAMember { name, from, error }) => {
+            SupervisorMsg::Remote(RemoteEvent::Waiting { name, from, error }) => {
                 if let Some(slot) = state.remotes.reported_by(&name, from) {
                     slot.health.failed(error);
                 }
