@@ -9,11 +9,14 @@
 //! for the most expensive page there is and to be told of its new versions (each call with a
 //! token of its own: as many listens as it can make); with a NOTE_TARGET_KEY it also sends that
 //! database forged notes (random tokens, huge versions) on the route its Status names.
+//! `member_flood` floods as `flood` does, as a member of a private database: every call signed
+//! with the member identity in MEMBER_FILE (a state dir's `member` file).
 //!
 //!   garbage_peer random|lying|repeating|bombing STATE_DIR
 //!                                             prints its record key, then serves until killed
 //!   garbage_peer flood STATE_DIR TARGET_KEY [NOTE_TARGET_KEY]
-//!                                             prints `answers=N busy=N failed=N notes=N` every second
+//!   garbage_peer member_flood STATE_DIR TARGET_KEY MEMBER_FILE
+//!                                             print `answers=N busy=N failed=N notes=N` every second
 //!
 //! Network settings come from VEILID_* as for ddcp.
 
@@ -51,9 +54,19 @@ async fn main() {
         "flood" => {
             let target: RecordKey = args.get(3).expect("TARGET_KEY").parse().expect("a key");
             let note_target: Option<RecordKey> = args.get(4).map(|key| key.parse().expect("a key"));
-            return flood(PathBuf::from(dir), target, note_target).await;
+            return flood(PathBuf::from(dir), target, note_target, None).await;
         }
-        _ => panic!("mode must be random, lying, repeating, bombing or flood"),
+        "member_flood" => {
+            let target: RecordKey = args.get(3).expect("TARGET_KEY").parse().expect("a key");
+            let file = std::fs::read_to_string(args.get(4).expect("MEMBER_FILE")).expect("read");
+            let secret = file
+                .lines()
+                .find_map(|line| line.strip_prefix("secret "))
+                .expect("a member file");
+            let member = ddcp::sync::MemberKeys::from_revealed(secret).expect("a member key");
+            return flood(PathBuf::from(dir), target, None, Some(member)).await;
+        }
+        _ => panic!("mode must be random, lying, repeating, bombing, flood or member_flood"),
     };
     let mut node = Node::start(&PathBuf::from(dir), &network_env::settings())
         .await
@@ -119,25 +132,32 @@ enum Garbage {
 const FLOOD_CALLS: usize = 48;
 
 /// Asks `target` for its first page, the largest a responder grants, from [`FLOOD_CALLS`]
-/// tasks at once, forever, each asking to be told with a token of its own; sends
-/// `note_target` forged notes; counts the answers by kind, and the notes sent.
-async fn flood(dir: PathBuf, target: RecordKey, note_target: Option<RecordKey>) {
+/// tasks at once, forever, each asking to be told with a token of its own (signed as `member`
+/// when given); sends `note_target` forged notes; counts the answers by kind, and the notes
+/// sent.
+async fn flood(
+    dir: PathBuf,
+    target: RecordKey,
+    note_target: Option<RecordKey>,
+    member: Option<ddcp::sync::MemberKeys>,
+) {
     let node = Node::start(&dir, &network_env::settings())
         .await
         .expect("start");
     node.attach(Duration::from_secs(120)).await.expect("attach");
     let network = node.network().clone();
-    // A public target's Status opens for anyone: this identity is never a member.
-    let flooder = ddcp::sync::MemberKeys::generate();
-    let status = loop {
+    // A public target's Status opens for anyone: then this identity is never a member.
+    let flooder = member.unwrap_or_else(ddcp::sync::MemberKeys::generate);
+    let view = loop {
         // The target may not have published yet.
         if network.open_record(&target).await.is_ok()
             && let Ok(view) = ddcp::pull::read_status(&network, &flooder, &target).await
         {
-            break view.status;
+            break view;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
+    let (status, session) = (view.status, view.session);
     let imported = network.import_route(&status.route).expect("route");
     let route = imported.id().clone();
     // Its own route, for the listens: the notes it is sent come back to it, unread.
@@ -158,9 +178,23 @@ async fn flood(dir: PathBuf, target: RecordKey, note_target: Option<RecordKey>) 
             Compression::None,
         );
         let (network, route, counts) = (network.clone(), route.clone(), Arc::clone(&counts));
+        let (flooder, target) = (flooder.clone(), target.clone());
         tokio::spawn(async move {
             loop {
-                let kind = match network.call(&route, request.clone()).await {
+                // A member's call is signed anew each time, as a puller's is.
+                let call = match session {
+                    Some(session) => encode_message(
+                        &Message::Authenticated(ddcp::sync::seal::authenticate(
+                            &flooder,
+                            &target,
+                            session.epoch,
+                            request.clone(),
+                        )),
+                        Compression::None,
+                    ),
+                    None => request.clone(),
+                };
+                let kind = match network.call(&route, call).await {
                     Ok(answer) => match decode_message(&answer) {
                         Ok(Message::Error(error)) if error.code == ErrorCode::TooBusy => 1,
                         _ => 0,

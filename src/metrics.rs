@@ -40,6 +40,9 @@ pub const MISSED_NOTIFICATIONS: &str = "ddcp_remote_missed_notifications_total";
 pub const ERRORS: &str = "ddcp_errors_total";
 /// Pages answered with a page built for another puller (pullers catching up at once).
 pub const PAGES_SHARED: &str = "ddcp_pages_shared_total";
+/// Answers from a remote telling this node it is too busy (label `remote`): how often it sheds
+/// this node's requests.
+pub const REMOTE_BUSY: &str = "ddcp_remote_busy_total";
 /// Peers' requests not answered in full, by reason (label `reason`, see [`ShedReason`]).
 pub const REQUESTS_SHED: &str = "ddcp_requests_shed_total";
 /// Requests to this private database refused (label `reason`: `unauthenticated`,
@@ -144,6 +147,10 @@ pub fn install(address: SocketAddr) -> Result<(), String> {
     describe_gauge!(VEILID_READY, "1 when the Veilid node is ready.");
     describe_gauge!(VEILID_PEERS, "Peers the Veilid node talks to.");
     describe_counter!(WATCHES, "Watches set on remotes' records.");
+    describe_counter!(
+        REMOTE_BUSY,
+        "Answers from a remote saying it is too busy (its shedding of this node's requests)."
+    );
     describe_gauge!(
         POLLING,
         "1 while a remote is polled because its record cannot be watched."
@@ -278,6 +285,11 @@ pub fn missed_notification(remote: &str) {
 /// `remote` is polled: its record could not be watched.
 pub fn polling(remote: &str) {
     gauge!(POLLING, "remote" => remote.to_string()).set(1.0);
+}
+
+/// `remote` answered that it is too busy.
+pub fn remote_busy(remote: &str) {
+    counter!(REMOTE_BUSY, "remote" => remote.to_string()).increment(1);
 }
 
 /// A peer's request was shed.

@@ -952,6 +952,56 @@ fn a_flood_of_calls_is_told_too_busy_and_the_honest_remote_keeps_replicating() {
         "peak RSS {peak} MiB from {rss_before} MiB"
     );
     drop(floods);
+
+    // a goes private, with two members: b, and one that floods as the floods above did. The
+    // flood fills its own share of a's queue and is refused past it; b's pulls are never told
+    // tooBusy, and answers go to each member in turn.
+    let dir = tempfile::tempdir().unwrap();
+    let flooder = ddcp::sync::MemberKeys::generate();
+    let member_file = dir.path().join("member");
+    let text = format!(
+        "id {}\nsecret {}\n",
+        flooder.id(),
+        flooder.reveal().as_str()
+    );
+    std::fs::write(&member_file, text).unwrap();
+    let b_id = b.run(&["id"]).ok().trim().to_string();
+    a.run(&["member", "add", "b", &b_id]).ok();
+    a.run(&["member", "add", "flooder", &flooder.id().to_string()])
+        .ok();
+    a.run(&["access", "private"]).ok();
+    let private_rows = "select count(*) from bookmarks where id like 'p%'";
+    a.sql("insert into bookmarks (id, url) values ('p0', 'https://p/0')");
+    b.wait_for(private_rows, "1", ARRIVAL);
+    let told_busy =
+        || sample(&scrape(9105), r#"ddcp_remote_busy_total{remote="a"}"#).unwrap_or(0.0);
+    let busy_before = told_busy();
+    let flood = Flood::start_member(&net, &a.key(), &member_file, 9);
+    wait_until(ARRIVAL, "the member's flood to be told tooBusy", || {
+        (flood.counts().busy > 0).then_some(())
+    });
+    for n in 1..=3 {
+        a.sql(&format!(
+            "insert into bookmarks (id, url) values ('p{n}', 'https://p/{n}')"
+        ));
+        b.wait_for(private_rows, &(n + 1).to_string(), ARRIVAL);
+    }
+    // And a transaction of 2 MiB, which b fetches in many calls, up to 8 at once.
+    a.sql(
+        "with recursive n(i) as (select 1 union all select i + 1 from n where i < 2000)
+         insert into bulk (id, v) select 100000 + i, randomblob(1024) from n",
+    );
+    let bulk_rows = "select count(*) from bulk where id > 100000";
+    b.wait_for(bulk_rows, "2000", ARRIVAL);
+    let counts = flood.counts();
+    println!("member flood: {counts:?}");
+    assert!(counts.answers > 0, "the flooding member was never answered");
+    assert_eq!(
+        told_busy(),
+        busy_before,
+        "b was told tooBusy while another member flooded"
+    );
+    drop(flood);
     a.stop();
     b.stop();
 }

@@ -299,7 +299,10 @@ impl Pull<'_> {
                             self.db.reset_cursor(self.remote.site_id).await?;
                             puller = self.new_puller().await?;
                         }
-                        ErrorCode::TooBusy => busy = true,
+                        ErrorCode::TooBusy => {
+                            metrics::remote_busy(self.link.name.as_str());
+                            busy = true;
+                        }
                         ErrorCode::NotAllowed => refused = true,
                         // The remote's schema moved since its Status was read (an
                         // upgrade while it serves): fitted again, once a pull.

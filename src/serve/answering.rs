@@ -1,16 +1,18 @@
 //! Peers' calls, answered with bounded work. Askers are not authenticated and may call as fast
 //! as they like; what a flood can cost this node is bounded:
+//! - a private database's [`AccessGate`] refuses what is not a member's request as it comes,
+//!   before it waits or the database is asked anything;
 //! - at most [`MAX_WAITING`] calls wait (each at most one 32 KiB message), in a [`CallQueue`]
 //!   that refuses a random waiter when full (answered `tooBusy` at once: a puller backs off and
 //!   asks again) and answers in random order, so an honest asker's call is not starved by
-//!   callers that re-ask faster;
+//!   callers that re-ask faster; a member of a private database holds at most
+//!   [`MAX_WAITING_PER_MEMBER`] places, and answers go to the askers waiting in turn, so a
+//!   member that floods takes neither another member's places nor its turns;
 //! - [`ANSWER_WORKERS`] calls are answered at a time, by the DbActor;
 //! - while the queue is half full or more, a page is built within [`LOADED_PAGE_BUDGET`]
 //!   rather than the asker's budget: every answer stays cheap, so the queue moves (one honest
 //!   puller's burst of fragment requests does not count as load);
-//! - a call that waited past the asker's patience is dropped unbuilt;
-//! - a private database's [`AccessGate`] refuses what is not a member's request before the
-//!   database is asked anything.
+//! - a call that waited past the asker's patience is dropped unbuilt.
 //!
 //! A request for changes that asks to be told of new versions (`listen`) is taken into the
 //! [`Listeners`] before it is answered: a version that comes while its page is built is told.
@@ -24,13 +26,14 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::access::{AccessGate, Admission};
-use super::call_queue::CallQueue;
+use super::call_queue::{Asker, CallQueue};
 use super::listeners::Listeners;
 use crate::db_actor::DbHandle;
 use crate::metrics::{self, ShedReason};
-use crate::net::{IncomingCall, Network};
+use crate::net::{CallId, IncomingCall, Network};
 use crate::sync::codec::decode_request;
-use crate::sync::protocol::{ChangesRequest, Message};
+use crate::sync::filter::ChangeFilter;
+use crate::sync::protocol::{Authenticated, ChangesRequest, Message};
 use crate::sync::serve::too_busy_answer;
 
 /// Calls that wait for an answer, at most. Below what Veilid itself lets in at once (each call
@@ -38,6 +41,10 @@ use crate::sync::serve::too_busy_answer;
 /// queue's fairness and is told `tooBusy`, rather than filling Veilid's own first-come queue;
 /// above the 8 fragment requests an honest puller sends at once.
 pub const MAX_WAITING: usize = 16;
+
+/// Places in the queue one member of a private database may hold: the 8 fragment requests an
+/// honest puller sends at once. A member that floods is refused its own calls past them.
+pub const MAX_WAITING_PER_MEMBER: usize = 8;
 
 /// Calls answered at a time. The DbActor builds one answer at a time anyway; a second keeps it
 /// busy while the first answer travels.
@@ -51,8 +58,16 @@ pub const LOADED_PAGE_BUDGET: u32 = 64 << 10;
 /// has an asker that gave up: its answer would be built for nobody.
 const ANSWER_BOUND: Duration = Duration::from_millis(4000);
 
+/// A call let in by the gate, waiting for its answer.
 struct Waiting {
-    call: IncomingCall,
+    id: CallId,
+    question_len: usize,
+    /// The request to answer (a member's, unwrapped).
+    question: Vec<u8>,
+    /// The member's request, whose answer is sealed for it.
+    member: Option<Box<Authenticated>>,
+    /// What the asker may read.
+    reads: Arc<ChangeFilter>,
     since: Instant,
 }
 
@@ -61,6 +76,7 @@ pub struct Answerer {
     queue: Arc<Mutex<CallQueue<Waiting>>>,
     ready: Arc<Notify>,
     network: Network,
+    gate: AccessGate,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -68,7 +84,10 @@ impl Answerer {
     /// Starts answering calls from `db`'s database over `network`, through `gate`; the
     /// askers who listen join `listeners`.
     pub fn start(db: DbHandle, network: Network, gate: AccessGate, listeners: Listeners) -> Self {
-        let queue = Arc::new(Mutex::new(CallQueue::randomized(MAX_WAITING)));
+        let queue = Arc::new(Mutex::new(CallQueue::randomized(
+            MAX_WAITING,
+            MAX_WAITING_PER_MEMBER,
+        )));
         let ready = Arc::new(Notify::new());
         let workers = (0..ANSWER_WORKERS)
             .map(|_| {
@@ -87,15 +106,40 @@ impl Answerer {
             queue,
             ready,
             network,
+            gate,
             workers,
         }
     }
 
-    /// Takes one call into the queue; the call pushed out of a full queue, if any, is told
-    /// `tooBusy` before this returns.
+    /// Takes one call: refused at once when the gate refuses it, else into the queue; the call
+    /// pushed out of a full queue (or of its member's share), if any, is told `tooBusy` before
+    /// this returns.
     pub async fn take(&self, call: IncomingCall) {
+        let question_len = call.message.len();
+        // The gate checks a member's signature here, so that the queue knows whose share a
+        // call counts in: nobody can spend another member's places.
+        let (asker, question, member, reads) = match self.gate.admit(call.message) {
+            Admission::Open(question, reads) => (Asker::Anyone, question, None, reads),
+            Admission::Member(request, reads) => (
+                Asker::Member(request.member),
+                request.request.clone(),
+                Some(request),
+                reads,
+            ),
+            Admission::Refused(answer) => {
+                metrics::traffic(question_len, answer.len());
+                if let Err(err) = self.network.reply(call.id, answer).await {
+                    tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");
+                }
+                return;
+            }
+        };
         let waiting = Waiting {
-            call,
+            id: call.id,
+            question_len,
+            question,
+            member,
+            reads,
             since: Instant::now(),
         };
         let refused = {
@@ -108,12 +152,12 @@ impl Answerer {
                     metrics::shed(ShedReason::Expired);
                 }
             }
-            queue.push(waiting)
+            queue.push(asker, waiting)
         };
         self.ready.notify_one();
         if let Some(refused) = refused {
             metrics::shed(ShedReason::Busy);
-            let answer = self.network.reply(refused.call.id, too_busy_answer()).await;
+            let answer = self.network.reply(refused.id, too_busy_answer()).await;
             if let Err(err) = answer {
                 tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");
             }
@@ -157,23 +201,19 @@ impl Worker {
                 continue;
             }
             let budget = (still_waiting >= MAX_WAITING / 2).then_some(LOADED_PAGE_BUDGET);
-            self.answer(waiting.call, budget, left).await;
+            self.answer(waiting, budget, left).await;
         }
     }
 
-    async fn answer(&self, call: IncomingCall, budget: Option<u32>, within: Duration) {
-        let question_len = call.message.len();
-        let (question, member, reads) = match self.gate.admit(call.message) {
-            Admission::Open(question, reads) => (question, None, reads),
-            Admission::Member(request, reads) => (request.request.clone(), Some(request), reads),
-            Admission::Refused(answer) => {
-                metrics::traffic(question_len, answer.len());
-                if let Err(err) = self.network.reply(call.id, answer).await {
-                    tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");
-                }
-                return;
-            }
-        };
+    async fn answer(&self, waiting: Waiting, budget: Option<u32>, within: Duration) {
+        let Waiting {
+            id,
+            question_len,
+            question,
+            member,
+            reads,
+            ..
+        } = waiting;
         // Read before the DbActor takes the question (a request is a few hundred bytes), and
         // taken before the page is built.
         if let Ok(Message::ChangesRequest(ChangesRequest {
@@ -191,7 +231,7 @@ impl Worker {
                     None => answer,
                 };
                 metrics::traffic(question_len, answer.len());
-                if let Err(err) = self.network.reply(call.id, answer).await {
+                if let Err(err) = self.network.reply(id, answer).await {
                     tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");
                 }
             }

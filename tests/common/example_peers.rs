@@ -174,6 +174,21 @@ impl Flood {
         }
     }
 
+    /// A flood by a member of the private database at `target_key`, signing every call with
+    /// the member identity in `member_file`.
+    pub fn start_member(net: &TestNet, target_key: &str, member_file: &Path, host: u8) -> Flood {
+        let dir = tempfile::tempdir().unwrap();
+        let counts = dir.path().join("counts");
+        let member_file = member_file.to_str().unwrap();
+        let args = ["member_flood", target_key, member_file];
+        let process = garbage_peer(net, dir.path(), host, &args, &counts);
+        Flood {
+            _process: process,
+            counts,
+            _dir: dir,
+        }
+    }
+
     /// The last counts it printed.
     pub fn counts(&self) -> FloodCounts {
         let text = std::fs::read_to_string(&self.counts).unwrap_or_default();
