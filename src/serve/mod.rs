@@ -37,7 +37,7 @@ mod publisher;
 mod remote;
 mod supervisor;
 
-pub use access::AccessGate;
+pub use access::{AccessGate, Admission};
 pub use api::{ApiActor, ApiSetup};
 pub use control::{ControlQuery, pull_remotes};
 pub use feed_stream::FeedSource;
