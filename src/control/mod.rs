@@ -6,134 +6,19 @@
 
 mod client;
 pub mod frame;
+mod messages;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 pub use client::{ask, connect, watch};
+pub use messages::{
+    ControlRequest, ControlResponse, PULL_DEADLINE, PullOutcome, QUESTION_DEADLINE, REPLY_MARGIN,
+    RemoteHealth,
+};
 
 /// The socket's file name in the state dir.
 const SOCKET_FILE: &str = "control.sock";
-
-/// How long the daemon may work on a pull: every remote asked is pulled at once, each within
-/// this deadline, and the answer names the ones that did not finish.
-pub const PULL_DEADLINE: Duration = Duration::from_secs(600);
-/// How long the daemon may work on any other request.
-pub const QUESTION_DEADLINE: Duration = Duration::from_secs(30);
-/// The client waits this much longer than the daemon works, so that the daemon's own answer
-/// ("took too long") arrives rather than a bare timeout.
-pub const REPLY_MARGIN: Duration = Duration::from_secs(5);
-
-/// What the CLI asks a running `ddcp serve`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ControlRequest {
-    /// The remotes table changed: start and stop remote actors to match it.
-    RemotesChanged,
-    /// The access mode or the members changed: publish accordingly (and, when the epoch moved,
-    /// on a new route).
-    AccessChanged,
-    /// Pull this remote now (every remote when `None`) and answer when done.
-    Pull(Option<String>),
-    /// Each remote's health (`ddcp status`). Not a remote's Status, the record it publishes:
-    /// the name on the wire stays `Status` for daemons of earlier releases.
-    #[serde(rename = "Status")]
-    Health,
-    /// Stream the changes after db_version `since` (after the newest when `None`), of these
-    /// tables (all when empty), until the client goes (`ddcp watch`).
-    Watch {
-        /// Changes after this db_version.
-        since: Option<i64>,
-        /// Only these tables.
-        tables: Vec<String>,
-    },
-}
-
-impl ControlRequest {
-    /// How long the daemon may work on this request.
-    pub fn deadline(&self) -> Duration {
-        match self {
-            ControlRequest::Pull(_) => PULL_DEADLINE,
-            _ => QUESTION_DEADLINE,
-        }
-    }
-}
-
-/// How one pull went.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PullOutcome {
-    /// The remote.
-    pub name: String,
-    /// Pages accepted.
-    pub pages: u64,
-    /// Changes received and admitted.
-    pub changes: u64,
-    /// Changes received and skipped: the remote may not bring them (`--authors`, filters).
-    #[serde(default)]
-    pub refused: u64,
-    /// The remote's db_version when it last answered.
-    pub remote_version: i64,
-    /// Whether this database changed.
-    pub applied: bool,
-    /// Why it failed, if it did.
-    pub error: Option<String>,
-}
-
-/// One remote as the daemon sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RemoteHealth {
-    /// Its name.
-    pub name: String,
-    /// Its record key, without the secret.
-    pub key: String,
-    /// The remote's db_version when last pulled.
-    pub pulled_version: Option<i64>,
-    /// The remote's db_version as last seen in its Status.
-    pub remote_version: Option<i64>,
-    /// Unix seconds of the last successful pull.
-    pub last_success: Option<i64>,
-    /// The last failure since that success.
-    pub last_error: Option<String>,
-    /// Changes its `--authors` or accept filter refused since `ddcp serve` started.
-    #[serde(default)]
-    pub refused: u64,
-    /// How often its actor was restarted.
-    pub restarts: u32,
-    /// False while it waits to restart.
-    pub running: bool,
-}
-
-impl RemoteHealth {
-    /// Versions of the remote not pulled yet, when both ends are known.
-    pub fn lag(&self) -> Option<i64> {
-        Some((self.remote_version? - self.pulled_version.unwrap_or(0)).max(0))
-    }
-}
-
-/// The daemon's answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ControlResponse {
-    /// Done, nothing to report.
-    Done,
-    /// The pulls asked for.
-    Pulled(Vec<PullOutcome>),
-    /// Each remote's health.
-    #[serde(rename = "Status")]
-    Health(Vec<RemoteHealth>),
-    /// A watch's first message: the changes after this db_version follow.
-    Watching {
-        /// The db_version the watch starts after.
-        from: i64,
-    },
-    /// Changes, in order: a watch's messages after the first.
-    Changes(Vec<watch::WatchedChange>),
-    /// The request failed.
-    Error(String),
-}
 
 /// What goes wrong between the CLI and the daemon.
 #[derive(Debug, thiserror::Error)]
