@@ -13,7 +13,7 @@ pub use remote_view::{RemoteView, Session, open_published, read_status, remote_s
 pub use report::{PullProgress, PullReport};
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
@@ -29,8 +29,18 @@ use fit::Ask;
 use remote_view::Caller;
 
 /// Calls in a row that may fail (a route being replaced, a lost message) before the pull
-/// gives up; between them the remote's Status is read again for a fresh route.
+/// gives up; between them the remote's Status is read again for a fresh route ...
 const CALL_ATTEMPTS: u32 = 4;
+
+/// ... and for at least this long: a private route dies with any node it passes through (a
+/// peer that stopped), and its owner's node takes 20-35 s to find out and publish a new one
+/// (veilid-core's route tests), so a puller that gave up after four calls failed while the
+/// remote was there all along.
+const ROUTE_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The pause between rounds of failed calls once [`CALL_ATTEMPTS`] have failed: a call that
+/// fails at once must not spin.
+const ROUTE_PAUSE: Duration = Duration::from_secs(1);
 
 /// Rounds of answers in a row that move nothing (late or repeated answers) before the pull
 /// gives up: a peer must not keep a puller asking forever.
@@ -78,26 +88,7 @@ pub async fn pull_remote(
         Some(view) => view,
         None => read_status(network, me, &link.key).await?,
     };
-    // Whoever holds the record's owner key can write any Status: one naming another database
-    // identity than the pinned one is not followed (db/owners.rs).
-    match db.check_owner(&link.name, view.owner()).await? {
-        OwnerCheck::Changed { pinned, now } => {
-            return Err(RemoteError::OwnerChanged {
-                name: link.name.to_string(),
-                pinned,
-                now,
-            });
-        }
-        OwnerCheck::PinnedNow => {
-            let owner = view
-                .owner()
-                .map(|owner| owner.to_string())
-                .unwrap_or_default();
-            tracing::info!(target: "ddcp", remote_name = %link.name, owner,
-                "Pinned the remote's owner: a status naming another is refused");
-        }
-        OwnerCheck::Same | OwnerCheck::Unnamed => {}
-    }
+    check_owner(db, link, &view).await?;
     // Where the remote stands, before anything is fetched.
     progress(&PullProgress {
         remote_version: view.status.db_version,
@@ -183,6 +174,8 @@ impl Pull<'_> {
     ) -> Result<(), RemoteError> {
         let mut puller = self.new_puller().await?;
         let mut failures = 0;
+        // When the calls of the current run of failures began to fail.
+        let mut failing_since = None;
         let mut idle_rounds = 0;
         let mut busy_rounds = 0;
         let mut cursor_reset = false;
@@ -190,7 +183,7 @@ impl Pull<'_> {
         let mut refused_rounds = 0;
         // When the page being fetched was first asked for (for the debug log of where a
         // pull's time goes).
-        let mut asked_at = std::time::Instant::now();
+        let mut asked_at = Instant::now();
         // What became of the answers for the next page, fetched and taken in while the last
         // one was applied.
         let mut prefetched = None;
@@ -227,7 +220,7 @@ impl Pull<'_> {
                     Ok(Received::Page(page)) => {
                         let (remote_version, incarnation) = (page.db_version, page.incarnation);
                         let (changes, complete) = (page.changes.len(), page.group_complete);
-                        let fetched_at = std::time::Instant::now();
+                        let fetched_at = Instant::now();
                         tracing::debug!(target: "ddcp_latency", db_version = remote_version.0, "page fetched");
                         // The next page is fetched and taken in while the database takes
                         // this one: the puller's cursor has moved past it already. Should the
@@ -332,7 +325,7 @@ impl Pull<'_> {
                 continue;
             }
             if answered {
-                failures = 0;
+                (failures, failing_since) = (0, None);
                 if moved {
                     (idle_rounds, busy_rounds) = (0, 0);
                     refused_rounds = 0;
@@ -351,10 +344,19 @@ impl Pull<'_> {
                 continue;
             }
             failures += 1;
+            let failing_for = failing_since.get_or_insert_with(Instant::now).elapsed();
             if failures >= CALL_ATTEMPTS {
-                return Err(last_error.map_or(RemoteError::NotPublished, RemoteError::from));
+                if failing_for >= ROUTE_PATIENCE {
+                    return Err(last_error.map_or(RemoteError::NotPublished, RemoteError::from));
+                }
+                if failures == CALL_ATTEMPTS {
+                    tracing::info!(target: "ddcp", remote_name = %self.link.name,
+                        "The remote's route does not answer: reading its status again until it names one that does (up to a minute)");
+                }
+                tokio::time::sleep(ROUTE_PAUSE).await;
             }
-            // The route may have died with the remote's restart: its Status names the new one.
+            // The route may have died with the remote's restart, or with a node it went
+            // through: its Status names the new one once the remote has made it.
             self.refresh_route().await?;
         }
         Ok(())
@@ -438,6 +440,8 @@ impl Pull<'_> {
 
     async fn refresh_route(&mut self) -> Result<(), RemoteError> {
         let view = read_status(self.network, self.me, &self.link.key).await?;
+        // Read again mid-pull, it is checked again: its route and seals are followed next.
+        check_owner(self.db, self.link, &view).await?;
         self.session = view.session;
         let status = view.status;
         if status.route != self.remote.route {
@@ -447,6 +451,29 @@ impl Pull<'_> {
         }
         self.remote = status;
         Ok(())
+    }
+}
+
+/// Whoever holds the record's owner key can write any Status: one naming another database
+/// identity than the pinned one is not followed (db/owners.rs); the first one named is pinned.
+async fn check_owner(
+    db: &DbHandle,
+    link: &RemoteLink,
+    view: &RemoteView,
+) -> Result<(), RemoteError> {
+    match db.check_owner(&link.name, view.owner()).await? {
+        OwnerCheck::Changed { pinned, now } => Err(RemoteError::OwnerChanged {
+            name: link.name.to_string(),
+            pinned,
+            now,
+        }),
+        OwnerCheck::PinnedNow => {
+            let owner = view.owner().map(|owner| owner.to_string()).unwrap_or_default();
+            tracing::info!(target: "ddcp", remote_name = %link.name, owner,
+                "Pinned the remote's owner: a status naming another is refused");
+            Ok(())
+        }
+        OwnerCheck::Same | OwnerCheck::Unnamed => Ok(()),
     }
 }
 
