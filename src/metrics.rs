@@ -287,6 +287,12 @@ pub fn polling(remote: &str) {
     gauge!(POLLING, "remote" => remote.to_string()).set(1.0);
 }
 
+/// A remote's actor started: its counters show from the start, at 0 (a scrape that finds
+/// none cannot tell "never" from "not exported").
+pub fn remote_started(remote: &str) {
+    counter!(REMOTE_BUSY, "remote" => remote.to_string()).increment(0);
+}
+
 /// `remote` answered that it is too busy.
 pub fn remote_busy(remote: &str) {
     counter!(REMOTE_BUSY, "remote" => remote.to_string()).increment(1);

@@ -6,10 +6,16 @@
 //! and a crash leaves every line before it whole. Read in order, the later line wins:
 //!
 //! ```text
+//! begun 3
 //! removed VLD0:<member id>
 //! readmitted VLD0:<member id>
 //! epoch 7
 //! ```
+//!
+//! `begun` is the epoch the database was at when the file was made: every removal after it is
+//! in the file, none before it need be (made by an earlier ddcp, or in a state dir restored
+//! afresh). A restore trusts the file to be complete only for a backup taken at that epoch or
+//! later.
 //!
 //! A removal is written before the database forgets the member, a readmission after it knows
 //! the member again: a failure between the two leaves a member removed on restore (the owner
@@ -45,13 +51,26 @@ pub enum RemovalsFileError {
     TooLong(PathBuf),
 }
 
+/// The largest epoch the file may name: the database keeps its epoch as SQLite's signed
+/// integer, and a restore moves one past it.
+const MAX_EPOCH: u64 = i64::MAX as u64 - 1;
+
 /// What the file says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Removals {
+    /// The epoch the database was at when the file was made (`None`: the file does not say).
+    pub begun: Option<Epoch>,
     /// The highest key epoch the database moved to, if any was written.
     pub epoch: Option<Epoch>,
     /// The members removed and not added back since.
     pub removed: BTreeSet<MemberId>,
+}
+
+impl Removals {
+    /// Whether every removal since a backup taken at `epoch` is in the file.
+    pub fn complete_since(&self, epoch: Epoch) -> bool {
+        self.begun.is_some_and(|begun| begun <= epoch)
+    }
 }
 
 fn path(state_dir: &Path) -> PathBuf {
@@ -105,8 +124,11 @@ fn parse(text: &str) -> Result<Removals, usize> {
                     .remove(&value.parse().map_err(|_| damaged())?);
             }
             "epoch" => {
-                let epoch = Epoch(value.parse().map_err(|_| damaged())?);
+                let epoch = parse_epoch(value).ok_or_else(damaged)?;
                 removals.epoch = removals.epoch.max(Some(epoch));
+            }
+            "begun" if removals.begun.is_none() => {
+                removals.begun = Some(parse_epoch(value).ok_or_else(damaged)?);
             }
             _ => return Err(damaged()),
         }
@@ -114,23 +136,49 @@ fn parse(text: &str) -> Result<Removals, usize> {
     Ok(removals)
 }
 
-/// Writes down, before the database forgets it, that `member` is being removed.
-pub fn record_removed(state_dir: &Path, member: &MemberId) -> Result<(), RemovalsFileError> {
-    append(state_dir, &format!("removed {member}\n"))
+fn parse_epoch(value: &str) -> Option<Epoch> {
+    value
+        .parse()
+        .ok()
+        .filter(|epoch| *epoch <= MAX_EPOCH)
+        .map(Epoch)
 }
 
-/// Writes down that `member`, once removed, is a member again.
+/// Writes down, before the database forgets it, that `member` is being removed; `now` is the
+/// database's epoch before the removal (the file's `begun`, when this makes it).
+pub fn record_removed(
+    state_dir: &Path,
+    member: &MemberId,
+    now: Epoch,
+) -> Result<(), RemovalsFileError> {
+    append(state_dir, &format!("removed {member}\n"), now)
+}
+
+/// Writes down that `member`, once removed, is a member again (when there is a file: without
+/// one, nothing says it was removed).
 pub fn record_readmitted(state_dir: &Path, member: &MemberId) -> Result<(), RemovalsFileError> {
-    append(state_dir, &format!("readmitted {member}\n"))
+    if !path(state_dir).exists() {
+        return Ok(());
+    }
+    append(
+        state_dir,
+        &format!("readmitted {member}\n"),
+        Epoch(MAX_EPOCH),
+    )
 }
 
-/// Writes down that the database's key epoch moved to `epoch`.
-pub fn record_epoch(state_dir: &Path, epoch: Epoch) -> Result<(), RemovalsFileError> {
-    append(state_dir, &format!("epoch {}\n", epoch.0))
+/// Writes down that the database's key epoch moved to `epoch` from `before`.
+pub fn record_epoch(
+    state_dir: &Path,
+    epoch: Epoch,
+    before: Epoch,
+) -> Result<(), RemovalsFileError> {
+    append(state_dir, &format!("epoch {}\n", epoch.0), before)
 }
 
-/// Appends `line` whole (one write to a file opened for appending), to disk before it returns.
-fn append(state_dir: &Path, line: &str) -> Result<(), RemovalsFileError> {
+/// Appends `line` whole (one write to a file opened for appending), to disk before it returns;
+/// a file made by it begins with the header and `begun` (the epoch the database is at).
+fn append(state_dir: &Path, line: &str, begun: Epoch) -> Result<(), RemovalsFileError> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = path(state_dir);
     let io = |source| RemovalsFileError::Io {
@@ -144,7 +192,7 @@ fn append(state_dir: &Path, line: &str) -> Result<(), RemovalsFileError> {
         .open(&path)
         .map_err(io)?;
     let text = match file.metadata().map_err(io)?.len() {
-        0 => format!("{HEADER}{line}"),
+        0 => format!("{HEADER}begun {}\n{line}", begun.0),
         _ => line.to_string(),
     };
     file.write_all(text.as_bytes()).map_err(io)?;
@@ -161,14 +209,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(load(dir.path()).unwrap(), None);
         let (bob, dave) = (MemberKeys::generate().id(), MemberKeys::generate().id());
-        record_removed(dir.path(), &bob).unwrap();
-        record_epoch(dir.path(), Epoch(2)).unwrap();
-        record_removed(dir.path(), &dave).unwrap();
-        record_epoch(dir.path(), Epoch(3)).unwrap();
+        // Nothing to readmit from before there is a file.
+        record_readmitted(dir.path(), &bob).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), None);
+        record_removed(dir.path(), &bob, Epoch(1)).unwrap();
+        record_epoch(dir.path(), Epoch(2), Epoch(1)).unwrap();
+        record_removed(dir.path(), &dave, Epoch(2)).unwrap();
+        record_epoch(dir.path(), Epoch(3), Epoch(2)).unwrap();
         record_readmitted(dir.path(), &bob).unwrap();
         let read = load(dir.path()).unwrap().unwrap();
+        assert_eq!(read.begun, Some(Epoch(1)));
         assert_eq!(read.epoch, Some(Epoch(3)));
         assert_eq!(read.removed, BTreeSet::from([dave]));
+        // Complete for a backup from epoch 1 on; one older may hold members removed before.
+        assert!(read.complete_since(Epoch(1)) && read.complete_since(Epoch(3)));
+        assert!(!read.complete_since(Epoch(0)));
         let text = std::fs::read_to_string(path(dir.path())).unwrap();
         assert!(text.starts_with("# ddcp:"), "{text}");
         assert_eq!(text.matches("# ddcp").count(), 1, "{text}");
@@ -180,18 +235,20 @@ mod tests {
         std::fs::write(path(dir.path()), "# ddcp\nepoch 2\nremoved bob\n").unwrap();
         let err = load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("line 3 is not one ddcp writes"), "{err}");
-        std::fs::write(path(dir.path()), "epoch -1\n").unwrap();
-        assert!(matches!(
-            load(dir.path()),
-            Err(RemovalsFileError::Damaged { line: 1, .. })
-        ));
+        for epoch in ["-1", "9223372036854775807", "18446744073709551615"] {
+            std::fs::write(path(dir.path()), format!("epoch {epoch}\n")).unwrap();
+            assert!(matches!(
+                load(dir.path()),
+                Err(RemovalsFileError::Damaged { line: 1, .. })
+            ));
+        }
     }
 
     #[test]
     fn the_file_is_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        record_epoch(dir.path(), Epoch(1)).unwrap();
+        record_epoch(dir.path(), Epoch(1), Epoch(0)).unwrap();
         let mode = std::fs::metadata(path(dir.path()))
             .unwrap()
             .permissions()

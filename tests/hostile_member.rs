@@ -373,6 +373,13 @@ proptest! {
                             panic!("a wide answer that is not a page");
                         };
                         check_page(&owner, &filter, &page);
+                    } else {
+                        // Else it can only be of an answer built for it, checked whole above.
+                        assert!(
+                            seen.own.contains_key(&fragment.hash),
+                            "a fragment of an answer it never saw: {:?}",
+                            fragment.hash
+                        );
                     }
                 }
                 // Refusals (malformed, unknown cursor, another schema, a fragment gone) and

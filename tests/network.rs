@@ -973,8 +973,10 @@ fn a_flood_of_calls_is_told_too_busy_and_the_honest_remote_keeps_replicating() {
     let private_rows = "select count(*) from bookmarks where id like 'p%'";
     a.sql("insert into bookmarks (id, url) values ('p0', 'https://p/0')");
     b.wait_for(private_rows, "1", ARRIVAL);
-    let told_busy =
-        || sample(&scrape(9105), r#"ddcp_remote_busy_total{remote="a"}"#).unwrap_or(0.0);
+    let told_busy = || {
+        sample(&scrape(9105), r#"ddcp_remote_busy_total{remote="a"}"#)
+            .expect("b exports ddcp_remote_busy_total for a")
+    };
     let busy_before = told_busy();
     let flood = Flood::start_member(&net, &a.key(), &member_file, 9);
     wait_until(ARRIVAL, "the member's flood to be told tooBusy", || {
@@ -1899,7 +1901,7 @@ fn a_private_database_answers_its_members_only_and_a_removed_member_is_locked_ou
     let mut restored = Peer::empty(&net, "alice-restored", 11);
     let said = restored.run(&["restore", &backup]).ok().to_string();
     assert!(
-        said.contains("kept out, removed after the backup: bob"),
+        said.contains("kept out: bob (removed since the backup"),
         "{said}"
     );
     let listed = restored.run(&["member", "list"]).ok().to_string();

@@ -24,11 +24,12 @@ pub fn run(config: &Config, args: &AccessArgs) -> Result<(), CommandError> {
             AccessMode::Public => Access::Public,
             AccessMode::Private => Access::Private,
         };
+        let before = db.access_state()?.epoch;
         if db.set_access(access)? {
             tracing::info!(target: "ddcp", access = access.as_str(), "Changed access");
             if access == Access::Private {
                 let epoch = db.access_state()?.epoch;
-                crate::removals_file::record_epoch(&config.state_dir, epoch)?;
+                crate::removals_file::record_epoch(&config.state_dir, epoch, before)?;
             }
             super::daemon::access_changed(config)?;
         }

@@ -73,7 +73,8 @@ fn initialize(
     }
     if args.private {
         db.set_access(Access::Private)?;
-        crate::removals_file::record_epoch(&config.state_dir, db.access_state()?.epoch)?;
+        let epoch = db.access_state()?.epoch;
+        crate::removals_file::record_epoch(&config.state_dir, epoch, crate::sync::Epoch(0))?;
     }
     member_file::load_or_create(&config.state_dir)?;
     // The record is created locally, without the network (checked: a fresh node creates one in

@@ -52,11 +52,7 @@ fn set(config: &Config, name: &str, filter: &FilterArgs) -> Result<(), CommandEr
         return Err(CommandError::NoFilterGiven);
     }
     let mut db = super::open_db(config)?;
-    let member = db
-        .members()?
-        .into_iter()
-        .find(|member| member.name == name)
-        .ok_or_else(|| crate::db::DbError::NoSuchMember(name.to_string()))?;
+    let member = db.member(&name)?;
     let reads = filter.applied_to(&member.reads)?;
     db.set_member_reads(&name, &reads)?;
     db.close()?;
@@ -69,17 +65,14 @@ fn set(config: &Config, name: &str, filter: &FilterArgs) -> Result<(), CommandEr
 fn remove(config: &Config, name: &str) -> Result<(), CommandError> {
     let name: MemberName = name.parse()?;
     let mut db = super::open_db(config)?;
-    let member = db
-        .members()?
-        .into_iter()
-        .find(|member| member.name == name)
-        .ok_or_else(|| crate::db::DbError::NoSuchMember(name.to_string()))?;
+    let member = db.member(&name)?;
+    let before = db.access_state()?.epoch;
     // Written down outside the database first, so that a restore of an older backup keeps the
     // member out (docs/private-databases.md, "Backups").
-    removals_file::record_removed(&config.state_dir, &member.id)?;
+    removals_file::record_removed(&config.state_dir, &member.id, before)?;
     let epoch = db.remove_member(&name)?;
     db.close()?;
-    removals_file::record_epoch(&config.state_dir, epoch)?;
+    removals_file::record_epoch(&config.state_dir, epoch, before)?;
     tracing::info!(target: "ddcp", member = %name, epoch = epoch.0, "Removed member");
     print_line(format_args!(
         "removed member {name}: the database's keys move to epoch {} (and its route, while served)",

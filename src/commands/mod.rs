@@ -115,10 +115,13 @@ pub enum CommandError {
     )]
     StatusOfAnotherOwner(PathBuf),
     #[error(
-        "cannot tell which members were removed since this backup: the state dir {} keeps no record of removals, and --force skipped reading the published status; restore without --force, or pass --keep-members to keep the backup's members (then `ddcp member remove` whoever was removed since, before `ddcp serve`)",
-        .0.display()
+        "cannot tell which members were removed since this backup: the state dir {} keeps no record of removals from that far back, and {why}; pass --keep-members to keep the backup's members (then `ddcp member remove` whoever was removed since, before `ddcp serve`)",
+        state_dir.display()
     )]
-    RemovalsUnknown(PathBuf),
+    RemovalsUnknown {
+        state_dir: PathBuf,
+        why: &'static str,
+    },
     #[error(
         "cannot check that no other copy of this database serves ({0}): make sure none does and pass --force"
     )]

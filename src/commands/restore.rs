@@ -27,7 +27,7 @@ use crate::removals_file::{self, Removals};
 use crate::sync::codec::{decode_published, decode_status, encode_message};
 use crate::sync::compress::Compression;
 use crate::sync::protocol::{Message, Published, SealedStatus};
-use crate::sync::seal::{open_own_status, sealed_for};
+use crate::sync::seal::{SealError, open_own_status, sealed_for};
 use crate::sync::{MemberKeys, RecordKey};
 
 /// How long `restore` lets another copy's route answer before it counts as not serving.
@@ -47,6 +47,9 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), CommandError> 
         false => None,
     };
     let writes = identity_files(config, args, &info, &record)?;
+    // The check below makes a member identity when there is none: gone again if it fails, so
+    // that a retry with a backup that carries one writes that one.
+    let member_made = !config.state_dir.join("member").exists();
     super::create_state_dir(config)?;
     for (name, text) in &writes {
         let path = config.state_dir.join(name);
@@ -65,6 +68,9 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), CommandError> 
         Err(err) => {
             for (name, _) in &writes {
                 let _ = std::fs::remove_file(config.state_dir.join(name));
+            }
+            if member_made {
+                let _ = std::fs::remove_file(config.state_dir.join("member"));
             }
             return Err(err);
         }
@@ -99,7 +105,7 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), CommandError> 
             .map(|member| member.name.as_str())
             .collect();
         print_line(format_args!(
-            "kept out, removed after the backup: {} (key epoch {})",
+            "kept out: {} (removed since the backup, or not in the status it last published); key epoch {}",
             names.join(", "),
             restored.epoch
         ))?;
@@ -160,9 +166,20 @@ fn check_before_restoring(
     kept: Option<Removals>,
 ) -> Result<Since, CommandError> {
     let me = member_file::load_or_create(&config.state_dir)?;
-    // Only the published Status could tell who was removed, and --force reads none.
-    if args.force && kept.is_none() && info.holds_members && !args.keep_members {
-        return Err(CommandError::RemovalsUnknown(config.state_dir.clone()));
+    // Whether what is known says who was removed since the backup: the state dir's file, when
+    // it began no later than the backup, or else the Status last published, when sealed.
+    let kept_says = kept
+        .as_ref()
+        .is_some_and(|kept| kept.complete_since(info.epoch));
+    let unknown = |why: &'static str| CommandError::RemovalsUnknown {
+        state_dir: config.state_dir.clone(),
+        why,
+    };
+    let must_know = info.holds_members && !kept_says && !args.keep_members;
+    if args.force && must_know {
+        return Err(unknown(
+            "--force reads nothing from the network (without it, the status the database last published is read)",
+        ));
     }
     let last_published = if args.force {
         super::output::print_warning(format_args!(
@@ -174,6 +191,11 @@ fn check_before_restoring(
         let (serving, published) = read_published(config, &me, key, attach)?;
         if serving {
             return Err(CommandError::AnotherCopyServes(key.clone()));
+        }
+        if must_know && !matches!(published, LastPublished::Sealed(_)) {
+            return Err(unknown(
+                "the status its record holds is not sealed for members (public, or none)",
+            ));
         }
         Some(published)
     };
@@ -187,7 +209,7 @@ fn check_before_restoring(
 
 /// What the database's record held when the restore read it.
 enum LastPublished {
-    /// Nothing: no key of any epoch ever went out.
+    /// Nothing (never published, or no longer held by the DHT).
     Nothing,
     /// An open Status: whoever had the key could read; nobody to keep out learned from it.
     Open,
@@ -239,12 +261,16 @@ fn begin_restored_life(
     since: Since,
 ) -> Result<Restored, CommandError> {
     let mut db = Db::open(copy, &config.extension)?;
+    let known = since.kept.removed.clone();
     let since = since.access_since(&db.members()?);
-    for removed in &since.removed {
-        removals_file::record_removed(&config.state_dir, removed)?;
-    }
     let life = db.begin_restored_life(&since)?;
-    removals_file::record_epoch(&config.state_dir, life.access.epoch)?;
+    // Before the copy takes the database's place: the state dir's file begins (when it is
+    // made now) complete from the new epoch on.
+    let epoch = life.access.epoch;
+    for removed in since.removed.difference(&known) {
+        removals_file::record_removed(&config.state_dir, removed, epoch)?;
+    }
+    removals_file::record_epoch(&config.state_dir, epoch, epoch)?;
     let restored = Restored {
         site_id: db.site_id()?.to_string(),
         db_version: db.db_version()?.0,
@@ -329,8 +355,13 @@ fn opened(
     match decode_published(bytes).map_err(unreadable)? {
         Published::Open(status) => Ok((status.route, LastPublished::Open)),
         Published::Sealed(sealed) => {
-            let inner = open_own_status(me, key, &sealed)
-                .map_err(|_| CommandError::StatusOfAnotherOwner(config.state_dir.clone()))?;
+            let inner = open_own_status(me, key, &sealed).map_err(|err| match err {
+                SealError::NotAMember => CommandError::StatusOfAnotherOwner(config.state_dir.clone()),
+                SealError::Damaged => CommandError::CannotCheckServing(
+                    "its record's status does not open with this database's keys: damaged or forged"
+                        .into(),
+                ),
+            })?;
             let status = decode_status(&inner).map_err(unreadable)?;
             Ok((status.route, LastPublished::Sealed(Box::new(sealed))))
         }

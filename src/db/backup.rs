@@ -8,7 +8,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::{Db, DbError};
-use crate::sync::{RecordKey, SiteId};
+use crate::sync::{Epoch, RecordKey, SiteId};
 
 /// A backup's table of the state dir's identity files, when made `--with-identity`.
 const IDENTITY_TABLE: &str = "ddcp_backup_identity";
@@ -25,6 +25,8 @@ pub struct BackupInfo {
     /// Whether it is private or has members: whom it lets read depends on who was removed
     /// since it was taken.
     pub holds_members: bool,
+    /// Its key epoch.
+    pub epoch: Epoch,
 }
 
 fn open_plain(path: &Path, flags: OpenFlags) -> Result<Connection, DbError> {
@@ -104,7 +106,19 @@ pub fn read_backup(path: &Path) -> Result<BackupInfo, DbError> {
             .map_err(|_| DbError::CorruptMetadata("record_key is not a record key".into()))?,
         identity,
         holds_members: holds_members(&conn)?,
+        epoch: backup_epoch(&conn)?,
     })
+}
+
+fn backup_epoch(conn: &Connection) -> Result<Epoch, DbError> {
+    let epoch: Option<i64> = conn
+        .query_row(
+            "select value from ddcp_meta where key = 'epoch' and typeof(value) = 'integer'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(Epoch(epoch.unwrap_or(0).max(0) as u64))
 }
 
 fn holds_members(conn: &Connection) -> Result<bool, DbError> {

@@ -193,7 +193,9 @@ pub(super) fn restore_access(
     since: &AccessSince,
 ) -> Result<RestoredAccess, DbError> {
     let used = read_epoch(conn)?.max(since.epoch.unwrap_or_default());
-    let epoch = Epoch(used.0 + 1);
+    // Stored as SQLite's signed integer: an epoch at its end stays there (never reached by
+    // removals, one at a time; a damaged file is refused before it gets here).
+    let epoch = Epoch(used.0.saturating_add(1).min(i64::MAX as u64));
     set_meta(conn, "epoch", epoch.0 as i64)?;
     let mut removed = Vec::new();
     for member in read_members(conn)? {
@@ -281,6 +283,14 @@ impl Db {
     /// The members, by name.
     pub fn members(&self) -> Result<Vec<Member>, DbError> {
         read_members(self.conn())
+    }
+
+    /// The member called `name`; naming one that does not exist is an error.
+    pub fn member(&self, name: &MemberName) -> Result<Member, DbError> {
+        self.members()?
+            .into_iter()
+            .find(|member| member.name == *name)
+            .ok_or_else(|| DbError::NoSuchMember(name.to_string()))
     }
 
     /// Sets the access mode; going private moves the epoch on (the route and Status known

@@ -456,7 +456,7 @@ impl Pull<'_> {
 
 /// Whoever holds the record's owner key can write any Status: one naming another database
 /// identity than the pinned one is not followed (db/owners.rs); the first one named is pinned.
-async fn check_owner(
+pub async fn check_owner(
     db: &DbHandle,
     link: &RemoteLink,
     view: &RemoteView,
@@ -468,7 +468,10 @@ async fn check_owner(
             now,
         }),
         OwnerCheck::PinnedNow => {
-            let owner = view.owner().map(|owner| owner.to_string()).unwrap_or_default();
+            let owner = view
+                .owner()
+                .map(|owner| owner.to_string())
+                .unwrap_or_default();
             tracing::info!(target: "ddcp", remote_name = %link.name, owner,
                 "Pinned the remote's owner: a status naming another is refused");
             Ok(())

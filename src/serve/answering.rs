@@ -31,7 +31,8 @@ use super::listeners::Listeners;
 use crate::db_actor::DbHandle;
 use crate::metrics::{self, ShedReason};
 use crate::net::{CallId, IncomingCall, Network};
-use crate::sync::codec::decode_request;
+use crate::sync::codec::{decode_request, encode_message};
+use crate::sync::compress::Compression;
 use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::{Authenticated, ChangesRequest, Message};
 use crate::sync::serve::too_busy_answer;
@@ -62,13 +63,60 @@ const ANSWER_BOUND: Duration = Duration::from_millis(4000);
 struct Waiting {
     id: CallId,
     question_len: usize,
+    admitted: Admitted,
+    since: Instant,
+}
+
+/// What the gate made of a call it let in.
+struct Admitted {
     /// The request to answer (a member's, unwrapped).
     question: Vec<u8>,
-    /// The member's request, whose answer is sealed for it.
+    /// The member's request, whose answer is sealed for it (its inner request moved out, to
+    /// `question`).
     member: Option<Box<Authenticated>>,
     /// What the asker may read.
     reads: Arc<ChangeFilter>,
-    since: Instant,
+    /// The gate's generation it was let in under: a call that waited while the access changed
+    /// (a member removed, its filter narrowed, the database made private) is let in again.
+    generation: u64,
+}
+
+impl Admitted {
+    /// Asks `gate` about `call`: who asked and what was let in, or the refusal to answer.
+    fn by(gate: &AccessGate, call: Vec<u8>) -> Result<(Asker, Admitted), Vec<u8>> {
+        let generation = gate.generation();
+        let (asker, question, member, reads) = match gate.admit(call) {
+            Admission::Open(question, reads) => (Asker::Anyone, question, None, reads),
+            Admission::Member(mut request, reads) => (
+                Asker::Member(request.member),
+                std::mem::take(&mut request.request),
+                Some(request),
+                reads,
+            ),
+            Admission::Refused(answer) => return Err(answer),
+        };
+        let admitted = Admitted {
+            question,
+            member,
+            reads,
+            generation,
+        };
+        Ok((asker, admitted))
+    }
+
+    /// The call as it came, to be let in again.
+    fn call(&self) -> Vec<u8> {
+        match &self.member {
+            None => self.question.clone(),
+            Some(request) => {
+                let request = Authenticated {
+                    request: self.question.clone(),
+                    ..(**request).clone()
+                };
+                encode_message(&Message::Authenticated(request), Compression::None)
+            }
+        }
+    }
 }
 
 /// Takes peers' calls and answers them through the DbActor, within the bounds above.
@@ -118,35 +166,24 @@ impl Answerer {
         let question_len = call.message.len();
         // The gate checks a member's signature here, so that the queue knows whose share a
         // call counts in: nobody can spend another member's places.
-        let (asker, question, member, reads) = match self.gate.admit(call.message) {
-            Admission::Open(question, reads) => (Asker::Anyone, question, None, reads),
-            Admission::Member(request, reads) => (
-                Asker::Member(request.member),
-                request.request.clone(),
-                Some(request),
-                reads,
-            ),
-            Admission::Refused(answer) => {
-                metrics::traffic(question_len, answer.len());
-                if let Err(err) = self.network.reply(call.id, answer).await {
-                    tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");
-                }
+        let (asker, admitted) = match Admitted::by(&self.gate, call.message) {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                reply(&self.network, call.id, question_len, refusal).await;
                 return;
             }
         };
         let waiting = Waiting {
             id: call.id,
             question_len,
-            question,
-            member,
-            reads,
+            admitted,
             since: Instant::now(),
         };
         let refused = {
             let mut queue = self.queue.lock();
-            if queue.is_full() {
-                // Calls whose askers gave up go first: a full queue refuses a live call only
-                // when it holds nothing but live ones.
+            if queue.is_full() || queue.holds_share(asker) {
+                // Calls whose askers gave up go first: a full queue (or a member's full share)
+                // refuses a live call only when it holds nothing but live ones.
                 let expired = queue.remove_where(|waiting| waiting.since.elapsed() >= ANSWER_BOUND);
                 for _ in expired {
                     metrics::shed(ShedReason::Expired);
@@ -209,11 +246,22 @@ impl Worker {
         let Waiting {
             id,
             question_len,
+            admitted,
+            ..
+        } = waiting;
+        let admitted = match admitted.generation == self.gate.generation() {
+            true => admitted,
+            false => match Admitted::by(&self.gate, admitted.call()) {
+                Ok((_, admitted)) => admitted,
+                Err(refusal) => return reply(&self.network, id, question_len, refusal).await,
+            },
+        };
+        let Admitted {
             question,
             member,
             reads,
             ..
-        } = waiting;
+        } = admitted;
         // Read before the DbActor takes the question (a request is a few hundred bytes), and
         // taken before the page is built.
         if let Ok(Message::ChangesRequest(ChangesRequest {
@@ -238,5 +286,75 @@ impl Worker {
             // No answer in time: the asker has given up, and asks again.
             None => tracing::debug!(target: "ddcp", "The database did not answer a peer in time"),
         }
+    }
+}
+
+/// Sends a refusal the gate made.
+async fn reply(network: &Network, id: CallId, question_len: usize, refusal: Vec<u8>) {
+    metrics::traffic(question_len, refusal.len());
+    if let Err(err) = network.reply(id, refusal).await {
+        tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{Access, AccessState, Member};
+    use crate::sync::seal::authenticate;
+    use crate::sync::{Epoch, MemberKeys, RecordKey};
+
+    fn state(member: &MemberKeys, reads: ChangeFilter, epoch: u64) -> AccessState {
+        AccessState {
+            access: Access::Private,
+            epoch: Epoch(epoch),
+            members: vec![Member {
+                name: "bob".parse().unwrap(),
+                id: member.id(),
+                added_at: 0,
+                reads,
+            }],
+            shared: ChangeFilter::default(),
+        }
+    }
+
+    /// A call let in, then the access changes while it waits: let in again, it goes by the
+    /// access of now (a narrower filter; then a removal refuses it).
+    #[test]
+    fn a_call_that_waited_while_the_access_changed_is_let_in_again() {
+        let record: RecordKey = "VLD0:73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY"
+            .parse()
+            .unwrap();
+        let bob = MemberKeys::generate();
+        let gate = AccessGate::new(
+            record.clone(),
+            MemberKeys::generate(),
+            state(&bob, ChangeFilter::default(), 1),
+        );
+        let request = encode_message(&Message::SchemaRequest, Compression::None);
+        let asked = authenticate(&bob, &record, Epoch(1), request.clone());
+        let call = encode_message(&Message::Authenticated(asked), Compression::None);
+        let (asker, admitted) = Admitted::by(&gate, call.clone()).unwrap();
+        assert_eq!(asker, Asker::Member(bob.id()));
+        assert_eq!(admitted.question, request);
+        assert!(admitted.reads.is_open());
+        assert_eq!(admitted.call(), call, "the call is made again as it came");
+
+        let narrower = crate::commands::filter_args::FilterFlags {
+            tables: Some("tags"),
+            ..Default::default()
+        }
+        .applied_to(&ChangeFilter::default())
+        .unwrap();
+        gate.update(state(&bob, narrower.clone(), 1));
+        assert_ne!(admitted.generation, gate.generation());
+        let (_, again) = Admitted::by(&gate, admitted.call()).unwrap();
+        assert_eq!(*again.reads, narrower);
+
+        gate.update(AccessState {
+            members: Vec::new(),
+            ..state(&bob, narrower, 2)
+        });
+        assert!(Admitted::by(&gate, again.call()).is_err());
     }
 }

@@ -128,6 +128,14 @@ impl<T> CallQueue<T> {
         self.waiting >= self.capacity
     }
 
+    /// True when `asker`, a member, holds its whole share: its next push refuses one of its own.
+    pub fn holds_share(&self, asker: Asker) -> bool {
+        matches!(asker, Asker::Member(_))
+            && self
+                .class_of(asker)
+                .is_some_and(|index| self.classes[index].1.len() >= self.per_member)
+    }
+
     /// Takes out every waiting item that `gone` says should go.
     pub fn remove_where(&mut self, mut gone: impl FnMut(&T) -> bool) -> Vec<T> {
         let mut removed = Vec::new();
@@ -208,6 +216,23 @@ mod tests {
         assert!(
             queue.push(Asker::Anyone, 4).is_none(),
             "room again: nothing refused"
+        );
+    }
+
+    #[test]
+    fn a_member_holding_its_share_is_known_before_it_pushes() {
+        let member = Asker::Member(MemberKeys::generate().id());
+        let mut queue = CallQueue::new(16, 2, xorshift(5));
+        assert!(!queue.holds_share(member));
+        assert_eq!(queue.push(member, 1), None);
+        assert!(!queue.holds_share(member));
+        assert_eq!(queue.push(member, 2), None);
+        assert!(queue.holds_share(member));
+        assert!(!queue.holds_share(Asker::Anyone));
+        assert_eq!(queue.remove_where(|item| *item == 1), [1]);
+        assert!(
+            !queue.holds_share(member),
+            "a place freed is the member's again"
         );
     }
 

@@ -26,7 +26,8 @@ use crate::db_actor::DbHandle;
 use crate::metrics;
 use crate::net::{FirstContact, Network, WARN_AFTER};
 use crate::pull::{
-    PullReport, RemoteError, RemoteLink, RemoteView, open_published, pull_remote, read_status,
+    PullReport, RemoteError, RemoteLink, RemoteView, check_owner, open_published, pull_remote,
+    read_status,
 };
 use crate::sync::protocol::{Listen, ListenToken};
 use crate::sync::{DbVersion, Incarnation, MemberKeys};
@@ -185,6 +186,7 @@ impl Actor for RemoteActor {
         args: RemoteArgs,
     ) -> Result<RemoteState, ActorProcessingErr> {
         let token = args.inbox.open(&args.link.key, myself.clone());
+        metrics::remote_started(args.link.name.as_str());
         Ok(RemoteState {
             args,
             actor_id: myself.get_id(),
@@ -467,6 +469,11 @@ impl RemoteState {
                 .await
                 .inspect_err(|err| metrics::error(err.kind()))?,
         };
+        // A Status naming another owner than the pinned one says nothing: not its version,
+        // not the key its notes are opened with.
+        check_owner(&self.args.db, link, &view)
+            .await
+            .inspect_err(|err| metrics::error(err.kind()))?;
         // The remote's version as read: the supervisor hears it at once, so that the lag
         // shows even while the pull cannot be done (the database locked by an application).
         let _ = self.args.supervisor.send_message(RemoteEvent::Seen {
