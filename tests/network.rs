@@ -2048,9 +2048,24 @@ fn clone_makes_a_new_peer_in_one_command() {
         .ok();
     alice.serve();
     let alice_key = alice.key();
-    // bob's folder holds nothing yet: clone makes the database and the state dir there.
+    // Told another owner than the one alice's status names: nothing made.
+    let carol = Peer::empty(&net, "carol", 7);
+    let stranger = ddcp::sync::MemberKeys::generate().id().to_string();
+    let mut refused = carol.run(&["clone", &alice_key, "--owner", &stranger]);
+    for _ in 0..6 {
+        if refused.stderr.contains("as --owner says") && refused.stderr.lines().count() == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        refused = carol.run(&["clone", &alice_key, "--owner", &stranger]);
+    }
+    refused.fails_with("as --owner says: nothing made");
+    assert!(!carol.site.db_file().exists() && !carol.site.path(".ddcp").exists());
+    // bob's folder holds nothing yet: clone makes the database and the state dir there; told
+    // alice's id, it pins it.
+    let alice_id = alice.run(&["id"]).ok().trim().to_string();
     let mut bob = Peer::empty(&net, "bob", 6);
-    let run = bob.run(&["clone", &alice_key, "--json"]);
+    let run = bob.run(&["clone", &alice_key, "--owner", &alice_id, "--json"]);
     let report: serde_json::Value = serde_json::from_str(run.ok()).unwrap();
     assert_eq!(report["remote"], "origin");
     assert!(report["changes"].as_u64().unwrap() > 0, "{report}");
@@ -2068,6 +2083,9 @@ fn clone_makes_a_new_peer_in_one_command() {
         status(&alice)["schema_fingerprint"]
     );
     assert!(bob.run(&["remote", "list"]).ok().starts_with("origin\t"));
+    let remotes: serde_json::Value =
+        serde_json::from_str(bob.run(&["remote", "list", "--json"]).ok()).unwrap();
+    assert_eq!(remotes[0]["owner"], alice_id.as_str());
     // What bob holds from whom: alice's changes, through origin.
     let log: serde_json::Value =
         serde_json::from_str(bob.run(&["log", "--remote", "origin", "--json"]).ok()).unwrap();

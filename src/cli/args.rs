@@ -42,6 +42,12 @@ pub struct CloneArgs {
     #[command(flatten)]
     pub authors: AuthorsArg,
 
+    /// The remote's database identity, its `ddcp id` (as its owner tells you): nothing is made
+    /// unless its status names this one, and a status naming another is refused from then on.
+    /// Without it, the first status read is trusted and pinned.
+    #[arg(long, value_name = "ID")]
+    pub owner: Option<String>,
+
     #[command(flatten)]
     pub attach: AttachArgs,
 

@@ -18,7 +18,7 @@ use crate::net::{FirstContact, NetError, Node, RecordIdentity, create_record_ide
 use crate::pull::{PullReport, RemoteError, RemoteLink, pull_remote, remote_schema};
 use crate::sync::authors::AuthorPolicy;
 use crate::sync::text::printable;
-use crate::sync::{MemberKeys, RecordKey};
+use crate::sync::{MemberId, MemberKeys, RecordKey};
 
 /// The remote's record may not be on the network yet (it starts now too), and a fresh node may
 /// be told `TryAgain` for a while after it attached: looked for again this long before the
@@ -54,6 +54,11 @@ pub fn run(config: &Config, args: &CloneArgs) -> Result<(), CommandError> {
         Some(text) => text.parse().map_err(CommandError::BadAuthors)?,
         None => AuthorPolicy::Any,
     };
+    let owner: Option<MemberId> = args
+        .owner
+        .as_deref()
+        .map(|id| id.parse().map_err(CommandError::BadMemberId))
+        .transpose()?;
     let made = Made::before(config, args);
     let config = &target(config, args).inspect_err(|_| made.undo())?;
     let Some(key) = key else {
@@ -72,7 +77,7 @@ pub fn run(config: &Config, args: &CloneArgs) -> Result<(), CommandError> {
     let attach = Duration::from_secs(args.attach.attach_timeout);
     let result = block_on(async {
         let node = Node::start(&config.veilid_dir(), &config.network).await?;
-        let cloned = clone(config, &node, &me, &link, attach).await;
+        let cloned = clone(config, &node, &me, &link, owner, attach).await;
         node.shutdown().await;
         cloned
     })
@@ -179,6 +184,7 @@ async fn clone(
     node: &Node,
     me: &MemberKeys,
     link: &RemoteLink,
+    owner: Option<MemberId>,
     attach: Duration,
 ) -> Result<(RecordKey, PullReport), CommandError> {
     node.attach(attach).await?;
@@ -208,12 +214,24 @@ async fn clone(
             Err(err) => return Err(remote_failed(err)),
         }
     };
+    if let Some(owner) = owner
+        && view.owner() != Some(owner)
+    {
+        return Err(CommandError::NotTheOwner {
+            name: link.name.to_string(),
+            expected: owner,
+            named: view.owner(),
+        });
+    }
     let mut db = Db::create(&config.db_file, &config.extension)?;
     db.create_tables(&schema.shape)?;
     let identity = create_record_identity(node).await?;
     identity.save(&config.state_dir)?;
     db.bind_record(&identity.key)?;
     db.add_remote(&link.name, &link.key, &link.accept, false)?;
+    if let Some(owner) = &owner {
+        db.set_remote_owner(&link.name, owner)?;
+    }
     // The clone follows its origin's schema: the migrations it publishes later are applied
     // here too. Its history so far is taken now (its indexes made, its migrations recorded
     // here for the peers that follow this database in turn).

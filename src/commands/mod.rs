@@ -115,6 +115,15 @@ pub enum CommandError {
     )]
     StatusOfAnotherOwner(PathBuf),
     #[error(
+        "remote {name}: its status names owner {}, not {expected} as --owner says: nothing made (check the id with the remote's owner)",
+        named.map_or_else(|| "none".to_string(), |id| id.to_string())
+    )]
+    NotTheOwner {
+        name: String,
+        expected: crate::sync::MemberId,
+        named: Option<crate::sync::MemberId>,
+    },
+    #[error(
         "cannot tell which members were removed since this backup: the state dir {} keeps no record of removals from that far back, and {why}; pass --keep-members to keep the backup's members (then `ddcp member remove` whoever was removed since, before `ddcp serve`)",
         state_dir.display()
     )]
