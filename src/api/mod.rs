@@ -5,6 +5,7 @@
 
 mod app_files;
 mod json;
+mod request_json;
 mod routes;
 mod server;
 mod subscription_body;
