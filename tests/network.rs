@@ -1485,15 +1485,17 @@ fn a_pull_releases_the_route_it_imported() {
             .unwrap();
         node.attach(ARRIVAL).await.unwrap();
         let network = node.network().clone();
-        let db = Db::create(&dir.path().join("b.db"), &Extension::BuiltIn).unwrap();
+        let mut db = Db::create(&dir.path().join("b.db"), &Extension::BuiltIn).unwrap();
         let schema = String::from_utf8(fixture("cr_tables.sql")).unwrap();
         db.connection().execute_batch(&schema).unwrap();
-        let (db, stopped) = DbHandle::spawn(db, None, None).await.unwrap();
         let link = RemoteLink {
             name: "a".parse().unwrap(),
             key: key.clone(),
             accept: Default::default(),
         };
+        db.add_remote(&link.name, &key, &link.accept, false)
+            .unwrap();
+        let (db, stopped) = DbHandle::spawn(db, None, None).await.unwrap();
         let me = MemberKeys::generate();
         // a's record takes a moment to reach the DHT after its serve starts.
         let deadline = std::time::Instant::now() + ARRIVAL;
@@ -2490,7 +2492,12 @@ fn a_restored_database_catches_up_with_nothing_lost_or_doubled() {
         serde_json::from_str(a.run(&["remote", "list", "--json"]).ok()).unwrap();
     assert_eq!(remotes[0]["owner"], pinned.as_str());
     b.stop();
+    // A new member identity on a new node (as a thief of the record key would publish from):
+    // the old node's routes, which Veilid keeps across restarts, go with it. A node that never
+    // held the record writes under a sequence number the network is past, and must write again
+    // over the newer value Veilid hands back (`Network::publish`), or a never sees it.
     std::fs::remove_file(b.site.path(".ddcp/member")).unwrap();
+    std::fs::remove_dir_all(b.site.path(".ddcp/veilid")).unwrap();
     let now = b.run(&["id"]).ok().trim().to_string();
     assert_ne!(now, pinned);
     b.serve();

@@ -51,38 +51,39 @@ impl Db {
     }
 
     /// Checks `seen`, the owner a Status of the remote `name` names (if any), against the
-    /// pinned one; pins it when there is none yet.
+    /// pinned one; pins it when there is none yet. Only the first check of a remote writes: a
+    /// check is made at every pull, and must not wait for another writer (an application's
+    /// long transaction) to tell the pull what it already knows.
     pub fn check_remote_owner(
         &mut self,
         name: &RemoteName,
         seen: Option<&MemberId>,
     ) -> Result<OwnerCheck, DbError> {
-        let tx = self.conn_mut().transaction()?;
-        let stored: Option<Option<Vec<u8>>> = tx
-            .query_row(
-                "select owner from ddcp_remotes where name = ?1",
-                [name.as_str()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let stored = stored.ok_or_else(|| DbError::NoSuchRemote(name.to_string()))?;
-        let check = match (stored_owner(stored, name)?, seen) {
-            (Some(pinned), Some(seen)) if pinned == *seen => OwnerCheck::Same,
-            (Some(pinned), now) => OwnerCheck::Changed {
+        let compared = |pinned: MemberId| match seen {
+            Some(seen) if pinned == *seen => OwnerCheck::Same,
+            now => OwnerCheck::Changed {
                 pinned,
                 now: now.copied(),
             },
-            (None, None) => OwnerCheck::Unnamed,
-            (None, Some(seen)) => {
-                tx.execute(
-                    "update ddcp_remotes set owner = ?2 where name = ?1",
-                    (name.as_str(), seen.as_bytes().as_slice()),
-                )?;
-                OwnerCheck::PinnedNow
-            }
         };
-        tx.commit()?;
-        Ok(check)
+        if let Some(pinned) = self.remote_owner(name)? {
+            return Ok(compared(pinned));
+        }
+        let Some(seen) = seen else {
+            return Ok(OwnerCheck::Unnamed);
+        };
+        // One statement: of two checks at once, one pins, the other compares with it.
+        let pinned = self.conn().execute(
+            "update ddcp_remotes set owner = ?2 where name = ?1 and owner is null",
+            (name.as_str(), seen.as_bytes().as_slice()),
+        )?;
+        match pinned {
+            1 => Ok(OwnerCheck::PinnedNow),
+            _ => match self.remote_owner(name)? {
+                Some(pinned) => Ok(compared(pinned)),
+                None => Err(DbError::NoSuchRemote(name.to_string())),
+            },
+        }
     }
 
     /// Pins `owner` for the remote `name` (the user's word, as from the remote's `ddcp id`).

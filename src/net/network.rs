@@ -90,6 +90,10 @@ impl std::fmt::Debug for Network {
     }
 }
 
+/// Writes of one Status over a newer value the network holds before [`Network::publish`] gives
+/// up (and the publisher tries again later).
+const PUBLISH_ATTEMPTS: usize = 3;
+
 impl Network {
     pub(super) fn new(api: VeilidAPI) -> Result<Network, VeilidAPIError> {
         let routing = api.routing_context()?;
@@ -236,13 +240,31 @@ impl Network {
         status: Vec<u8>,
     ) -> Result<(), NetError> {
         let key = veilid_key(&identity.key)?;
-        bounded(
-            DHT_BOUND,
-            self.routing.set_dht_value(key, STATUS_SUBKEY, status, None),
-        )
-        .await?
-        .map(|_| ())
-        .map_err(|err| record_error(&identity.key, err))
+        // A node that does not hold the record's newest value (a new machine after a restore,
+        // a state dir whose Veilid store was lost) writes under a sequence number the network
+        // is past: Veilid keeps the newer value and hands it back, and now knows its number.
+        // Written again, the Status goes on top of it.
+        for _ in 0..PUBLISH_ATTEMPTS {
+            let newer = bounded(
+                DHT_BOUND,
+                self.routing
+                    .set_dht_value(key.clone(), STATUS_SUBKEY, status.clone(), None),
+            )
+            .await?
+            .map_err(|err| record_error(&identity.key, err))?;
+            match newer {
+                None => return Ok(()),
+                Some(held) if held.data() == status.as_slice() => return Ok(()),
+                Some(held) => tracing::debug!(target: "ddcp", seq = %held.seq(),
+                    "The network held a newer status than this node's: writing over it"),
+            }
+        }
+        Err(NetError::Record {
+            key: identity.key.to_string(),
+            reason: format!(
+                "the network kept a newer value over {PUBLISH_ATTEMPTS} writes of this status"
+            ),
+        })
     }
 
     /// Opens a peer's record for reading. A record nobody stores yet takes Veilid 10 s to

@@ -470,10 +470,13 @@ impl RemoteState {
                 .inspect_err(|err| metrics::error(err.kind()))?,
         };
         // A Status naming another owner than the pinned one says nothing: not its version,
-        // not the key its notes are opened with.
-        check_owner(&self.args.db, link, &view)
-            .await
-            .inspect_err(|err| metrics::error(err.kind()))?;
+        // not the key its notes are opened with. Nor is the last one kept to pull a note on:
+        // a note then has the Status read again, and refused again.
+        if let Err(err) = check_owner(&self.args.db, link, &view).await {
+            metrics::error(err.kind());
+            self.last_view = None;
+            return Err(err.into());
+        }
         // The remote's version as read: the supervisor hears it at once, so that the lag
         // shows even while the pull cannot be done (the database locked by an application).
         let _ = self.args.supervisor.send_message(RemoteEvent::Seen {
