@@ -127,8 +127,10 @@ fn parse(text: &str) -> Result<Removals, usize> {
                 let epoch = parse_epoch(value).ok_or_else(damaged)?;
                 removals.epoch = removals.epoch.max(Some(epoch));
             }
-            "begun" if removals.begun.is_none() => {
-                removals.begun = Some(parse_epoch(value).ok_or_else(damaged)?);
+            // Two commands that made the file at once both wrote one: complete from the later.
+            "begun" => {
+                let begun = parse_epoch(value).ok_or_else(damaged)?;
+                removals.begun = removals.begun.max(Some(begun));
             }
             _ => return Err(damaged()),
         }
@@ -235,6 +237,9 @@ mod tests {
         std::fs::write(path(dir.path()), "# ddcp\nepoch 2\nremoved bob\n").unwrap();
         let err = load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("line 3 is not one ddcp writes"), "{err}");
+        // Two commands that made the file at once: complete from the later one's epoch.
+        std::fs::write(path(dir.path()), "begun 2\nbegun 5\nepoch 3\n").unwrap();
+        assert_eq!(load(dir.path()).unwrap().unwrap().begun, Some(Epoch(5)));
         for epoch in ["-1", "9223372036854775807", "18446744073709551615"] {
             std::fs::write(path(dir.path()), format!("epoch {epoch}\n")).unwrap();
             assert!(matches!(

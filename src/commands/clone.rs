@@ -59,6 +59,9 @@ pub fn run(config: &Config, args: &CloneArgs) -> Result<(), CommandError> {
         .as_deref()
         .map(|id| id.parse().map_err(CommandError::BadMemberId))
         .transpose()?;
+    if from_file && args.owner.is_some() {
+        return Err(CommandError::OwnerForAFile);
+    }
     let made = Made::before(config, args);
     let config = &target(config, args).inspect_err(|_| made.undo())?;
     let Some(key) = key else {

@@ -115,6 +115,10 @@ pub enum CommandError {
     )]
     StatusOfAnotherOwner(PathBuf),
     #[error(
+        "--owner checks a remote's status: a clone from a backup file has none (start it from the remote's key)"
+    )]
+    OwnerForAFile,
+    #[error(
         "remote {name}: its status names owner {}, not {expected} as --owner says: nothing made (check the id with the remote's owner)",
         named.map_or_else(|| "none".to_string(), |id| id.to_string())
     )]

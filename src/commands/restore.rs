@@ -61,20 +61,18 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), CommandError> 
             .and_then(|mut file| file.write_all(text.as_bytes()))
             .map_err(file_error("cannot write", &path))?;
     }
-    let identity = RecordIdentity::load(&config.state_dir)?;
-    let checked = check_before_restoring(config, args, &info, &identity.key, kept_removals);
-    let since = match checked {
-        Ok(since) => since,
-        Err(err) => {
-            for (name, _) in &writes {
-                let _ = std::fs::remove_file(config.state_dir.join(name));
-            }
-            if member_made {
-                let _ = std::fs::remove_file(config.state_dir.join("member"));
-            }
-            return Err(err);
+    // What a failed restore leaves: none of the identity files it wrote or made.
+    let undo = || {
+        for (name, _) in &writes {
+            let _ = std::fs::remove_file(config.state_dir.join(name));
+        }
+        if member_made {
+            let _ = std::fs::remove_file(config.state_dir.join("member"));
         }
     };
+    let identity = RecordIdentity::load(&config.state_dir).inspect_err(|_| undo())?;
+    let checked = check_before_restoring(config, args, &info, &identity.key, kept_removals);
+    let since = checked.inspect_err(|_| undo())?;
     let partial = partial(&config.db_file);
     let _ = std::fs::remove_file(&partial);
     let copied = copy_backup(&args.file, &partial)
@@ -89,6 +87,7 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), CommandError> 
         Ok(restored) => restored,
         Err(err) => {
             remove_database_files(&partial);
+            undo();
             return Err(err);
         }
     };
@@ -192,10 +191,18 @@ fn check_before_restoring(
         if serving {
             return Err(CommandError::AnotherCopyServes(key.clone()));
         }
-        if must_know && !matches!(published, LastPublished::Sealed(_)) {
-            return Err(unknown(
-                "the status its record holds is not sealed for members (public, or none)",
-            ));
+        match &published {
+            LastPublished::Sealed(sealed) if must_know && sealed.epoch < info.epoch => {
+                return Err(unknown(
+                    "the status its record holds is older than the backup (an earlier epoch)",
+                ));
+            }
+            LastPublished::Nothing | LastPublished::Open if must_know => {
+                return Err(unknown(
+                    "the status its record holds is not sealed for members (public, or none)",
+                ));
+            }
+            _ => {}
         }
         Some(published)
     };

@@ -240,18 +240,27 @@ impl Network {
         status: Vec<u8>,
     ) -> Result<(), NetError> {
         let key = veilid_key(&identity.key)?;
+        // All writes within one bound: the publisher's mailbox waits meanwhile, and its stop
+        // is bounded too.
+        bounded(DHT_BOUND, self.publish_over_newer(identity, key, status)).await?
+    }
+
+    async fn publish_over_newer(
+        &self,
+        identity: &RecordIdentity,
+        key: veilid_core::RecordKey,
+        status: Vec<u8>,
+    ) -> Result<(), NetError> {
         // A node that does not hold the record's newest value (a new machine after a restore,
         // a state dir whose Veilid store was lost) writes under a sequence number the network
         // is past: Veilid keeps the newer value and hands it back, and now knows its number.
         // Written again, the Status goes on top of it.
         for _ in 0..PUBLISH_ATTEMPTS {
-            let newer = bounded(
-                DHT_BOUND,
-                self.routing
-                    .set_dht_value(key.clone(), STATUS_SUBKEY, status.clone(), None),
-            )
-            .await?
-            .map_err(|err| record_error(&identity.key, err))?;
+            let newer = self
+                .routing
+                .set_dht_value(key.clone(), STATUS_SUBKEY, status.clone(), None)
+                .await
+                .map_err(|err| record_error(&identity.key, err))?;
             match newer {
                 None => return Ok(()),
                 Some(held) if held.data() == status.as_slice() => return Ok(()),

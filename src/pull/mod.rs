@@ -188,6 +188,8 @@ impl Pull<'_> {
         // one was applied.
         let mut prefetched = None;
         loop {
+            // When this round's calls went out (a failing round counts from then).
+            let round_sent = Instant::now();
             // The puller may be up to date with a page fetched ahead and not applied yet.
             let outcomes = match prefetched.take() {
                 Some(outcomes) => outcomes,
@@ -344,7 +346,7 @@ impl Pull<'_> {
                 continue;
             }
             failures += 1;
-            let failing_for = failing_since.get_or_insert_with(Instant::now).elapsed();
+            let failing_for = failing_since.get_or_insert(round_sent).elapsed();
             if failures >= CALL_ATTEMPTS {
                 if failing_for >= ROUTE_PATIENCE {
                     return Err(last_error.map_or(RemoteError::NotPublished, RemoteError::from));
@@ -356,8 +358,14 @@ impl Pull<'_> {
                 tokio::time::sleep(ROUTE_PAUSE).await;
             }
             // The route may have died with the remote's restart, or with a node it went
-            // through: its Status names the new one once the remote has made it.
-            self.refresh_route().await?;
+            // through: its Status names the new one once the remote has made it. A read of the
+            // Status that fails meanwhile (the DHT is slow too) is one more failure, not the end.
+            match self.refresh_route().await {
+                Ok(()) => {}
+                Err(RemoteError::Net(_) | RemoteError::NotPublished)
+                    if failing_since.is_some_and(|since| since.elapsed() < ROUTE_PATIENCE) => {}
+                Err(err) => return Err(err),
+            }
         }
         Ok(())
     }

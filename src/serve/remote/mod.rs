@@ -471,7 +471,7 @@ impl RemoteState {
         };
         // A Status naming another owner than the pinned one says nothing: not its version,
         // not the key its notes are opened with. Nor is the last one kept to pull a note on:
-        // a note then has the Status read again, and refused again.
+        // notes are dropped (counted unopened) until a Status is taken again.
         if let Err(err) = check_owner(&self.args.db, link, &view).await {
             metrics::error(err.kind());
             self.last_view = None;
