@@ -2,10 +2,12 @@
 //! `sync::schema_fit`), and naming the difference when they cannot be fitted.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use super::{Pull, RemoteError};
+use super::{Pull, ROUTE_PATIENCE, ROUTE_PAUSE, RemoteError};
 use crate::db::{DbError, Followed};
 use crate::db_actor::DbCallError;
+use crate::sync::protocol::PublishedSchema;
 use crate::sync::schema_history::SchemaHistory;
 use crate::sync::text::printable;
 
@@ -39,7 +41,7 @@ impl Pull<'_> {
             self.fit = Arc::default();
             return Ok(());
         }
-        let schema = self.caller().fetch_schema().await?;
+        let schema = self.fetch_schema_patiently().await?;
         if !into && self.follow_history(schema.history).await? {
             // This database's schema moved: the remote's is compared with it as it is now.
             self.local = self.db.state().await?;
@@ -116,5 +118,25 @@ impl Pull<'_> {
             difference
                 .unwrap_or_else(|| "the remote's CRR tables are not this database's".to_string()),
         )
+    }
+}
+
+impl Pull<'_> {
+    /// The remote's schema, asked again on a fresh route while the calls fail, for up to
+    /// [`ROUTE_PATIENCE`], as the pages are: a pull's first call is often this one, and a
+    /// route that died with a node it went through takes its owner 20-35 s to replace.
+    async fn fetch_schema_patiently(&mut self) -> Result<PublishedSchema, RemoteError> {
+        let started = Instant::now();
+        loop {
+            match self.caller().fetch_schema().await {
+                Err(RemoteError::Net(err)) if started.elapsed() < ROUTE_PATIENCE => {
+                    tracing::debug!(target: "ddcp", remote_name = %self.link.name, error = %err,
+                        "Asking the remote for its schema failed: reading its status again");
+                    tokio::time::sleep(ROUTE_PAUSE).await;
+                    self.refresh_route_patiently(started).await?;
+                }
+                other => return other,
+            }
+        }
     }
 }

@@ -36,11 +36,11 @@ const CALL_ATTEMPTS: u32 = 4;
 /// peer that stopped), and its owner's node takes 20-35 s to find out and publish a new one
 /// (veilid-core's route tests), so a puller that gave up after four calls failed while the
 /// remote was there all along.
-const ROUTE_PATIENCE: Duration = Duration::from_secs(60);
+pub(super) const ROUTE_PATIENCE: Duration = Duration::from_secs(60);
 
 /// The pause between rounds of failed calls once [`CALL_ATTEMPTS`] have failed: a call that
 /// fails at once must not spin.
-const ROUTE_PAUSE: Duration = Duration::from_secs(1);
+pub(super) const ROUTE_PAUSE: Duration = Duration::from_secs(1);
 
 /// Rounds of answers in a row that move nothing (late or repeated answers) before the pull
 /// gives up: a peer must not keep a puller asking forever.
@@ -346,9 +346,9 @@ impl Pull<'_> {
                 continue;
             }
             failures += 1;
-            let failing_for = failing_since.get_or_insert(round_sent).elapsed();
+            let since = *failing_since.get_or_insert(round_sent);
             if failures >= CALL_ATTEMPTS {
-                if failing_for >= ROUTE_PATIENCE {
+                if since.elapsed() >= ROUTE_PATIENCE {
                     return Err(last_error.map_or(RemoteError::NotPublished, RemoteError::from));
                 }
                 if failures == CALL_ATTEMPTS {
@@ -358,14 +358,8 @@ impl Pull<'_> {
                 tokio::time::sleep(ROUTE_PAUSE).await;
             }
             // The route may have died with the remote's restart, or with a node it went
-            // through: its Status names the new one once the remote has made it. A read of the
-            // Status that fails meanwhile (the DHT is slow too) is one more failure, not the end.
-            match self.refresh_route().await {
-                Ok(()) => {}
-                Err(RemoteError::Net(_) | RemoteError::NotPublished)
-                    if failing_since.is_some_and(|since| since.elapsed() < ROUTE_PATIENCE) => {}
-                Err(err) => return Err(err),
-            }
+            // through: its Status names the new one once the remote has made it.
+            self.refresh_route_patiently(since).await?;
         }
         Ok(())
     }
@@ -444,6 +438,20 @@ impl Pull<'_> {
         let received = answers.iter().flatten().map(Vec::len).sum();
         metrics::traffic(received, sent);
         answers
+    }
+
+    /// [`Pull::refresh_route`] while calls fail, since `failing_since`: a read of the Status
+    /// that fails within [`ROUTE_PATIENCE`] (the DHT is slow too) is one more failure, not the
+    /// end.
+    async fn refresh_route_patiently(&mut self, failing_since: Instant) -> Result<(), RemoteError> {
+        match self.refresh_route().await {
+            Err(RemoteError::Net(_) | RemoteError::NotPublished)
+                if failing_since.elapsed() < ROUTE_PATIENCE =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     async fn refresh_route(&mut self) -> Result<(), RemoteError> {
