@@ -7,17 +7,19 @@ mod error;
 mod fit;
 mod remote_view;
 mod report;
+mod route;
 
 pub use error::RemoteError;
 pub use remote_view::{RemoteView, Session, open_published, read_status, remote_schema};
 pub use report::{PullProgress, PullReport};
+pub use route::check_owner;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use crate::db::{AcceptPolicy, DbError, OwnerCheck, RemoteName};
+use crate::db::{AcceptPolicy, DbError, RemoteName};
 use crate::db_actor::{DbCallError, DbHandle, LocalState};
 use crate::metrics;
 use crate::net::{ImportedRoute, NetError, Network};
@@ -27,20 +29,12 @@ use crate::sync::schema_fit::SchemaFit;
 use crate::sync::{MemberKeys, RecordKey, SchemaFingerprint, SiteId};
 use fit::Ask;
 use remote_view::Caller;
+use route::{ROUTE_PATIENCE, ROUTE_PAUSE};
 
 /// Calls in a row that may fail (a route being replaced, a lost message) before the pull
-/// gives up; between them the remote's Status is read again for a fresh route ...
-const CALL_ATTEMPTS: u32 = 4;
-
-/// ... and for at least this long: a private route dies with any node it passes through (a
-/// peer that stopped), and its owner's node takes 20-35 s to find out and publish a new one
-/// (veilid-core's route tests), so a puller that gave up after four calls failed while the
-/// remote was there all along.
-pub(super) const ROUTE_PATIENCE: Duration = Duration::from_secs(60);
-
-/// The pause between rounds of failed calls once [`CALL_ATTEMPTS`] have failed: a call that
-/// fails at once must not spin.
-pub(super) const ROUTE_PAUSE: Duration = Duration::from_secs(1);
+/// gives up; between them the remote's Status is read again for a fresh route, for at least
+/// [`ROUTE_PATIENCE`] in all.
+pub(super) const CALL_ATTEMPTS: u32 = 4;
 
 /// Rounds of answers in a row that move nothing (late or repeated answers) before the pull
 /// gives up: a peer must not keep a puller asking forever.
@@ -438,61 +432,6 @@ impl Pull<'_> {
         let received = answers.iter().flatten().map(Vec::len).sum();
         metrics::traffic(received, sent);
         answers
-    }
-
-    /// [`Pull::refresh_route`] while calls fail, since `failing_since`: a read of the Status
-    /// that fails within [`ROUTE_PATIENCE`] (the DHT is slow too) is one more failure, not the
-    /// end.
-    async fn refresh_route_patiently(&mut self, failing_since: Instant) -> Result<(), RemoteError> {
-        match self.refresh_route().await {
-            Err(RemoteError::Net(_) | RemoteError::NotPublished)
-                if failing_since.elapsed() < ROUTE_PATIENCE =>
-            {
-                Ok(())
-            }
-            other => other,
-        }
-    }
-
-    async fn refresh_route(&mut self) -> Result<(), RemoteError> {
-        let view = read_status(self.network, self.me, &self.link.key).await?;
-        // Read again mid-pull, it is checked again: its route and seals are followed next.
-        check_owner(self.db, self.link, &view).await?;
-        self.session = view.session;
-        let status = view.status;
-        if status.route != self.remote.route {
-            // The old route is let go of as it is dropped (released when no one else holds
-            // it: the new blob may name the same route).
-            self.route = self.network.import_route(&status.route)?;
-        }
-        self.remote = status;
-        Ok(())
-    }
-}
-
-/// Whoever holds the record's owner key can write any Status: one naming another database
-/// identity than the pinned one is not followed (db/owners.rs); the first one named is pinned.
-pub async fn check_owner(
-    db: &DbHandle,
-    link: &RemoteLink,
-    view: &RemoteView,
-) -> Result<(), RemoteError> {
-    match db.check_owner(&link.name, view.owner()).await? {
-        OwnerCheck::Changed { pinned, now } => Err(RemoteError::OwnerChanged {
-            name: link.name.to_string(),
-            pinned,
-            now,
-        }),
-        OwnerCheck::PinnedNow => {
-            let owner = view
-                .owner()
-                .map(|owner| owner.to_string())
-                .unwrap_or_default();
-            tracing::info!(target: "ddcp", remote_name = %link.name, owner,
-                "Pinned the remote's owner: a status naming another is refused");
-            Ok(())
-        }
-        OwnerCheck::Same | OwnerCheck::Unnamed => Ok(()),
     }
 }
 

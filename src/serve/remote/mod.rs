@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
 
 mod notes;
+mod waiting;
 
 use super::note_inbox::NoteInbox;
 use crate::db::RemoteName;
@@ -26,11 +27,11 @@ use crate::db_actor::DbHandle;
 use crate::metrics;
 use crate::net::{FirstContact, Network, WARN_AFTER};
 use crate::pull::{
-    PullReport, RemoteError, RemoteLink, RemoteView, check_owner, open_published, pull_remote,
-    read_status,
+    PullReport, RemoteLink, RemoteView, check_owner, open_published, pull_remote, read_status,
 };
 use crate::sync::protocol::{Listen, ListenToken};
 use crate::sync::{DbVersion, Incarnation, MemberKeys};
+use waiting::Waiting;
 
 /// What a RemoteActor hears.
 #[derive(Debug)]
@@ -154,27 +155,6 @@ pub struct RemoteState {
     waiting: Option<Waiting>,
 }
 
-/// Why a remote cannot be pulled until something changes, on its side or in this database:
-/// no restart could help.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Waiting {
-    /// Its private database does not count this one among its members.
-    NotAMember,
-    /// Its Status names another owner than the pinned one.
-    OwnerChanged,
-}
-
-impl Waiting {
-    /// Whether `err` is a reason to wait, and which.
-    fn from_error(err: &ActorProcessingErr) -> Option<Waiting> {
-        match err.downcast_ref::<RemoteError>()? {
-            RemoteError::NotAMember(_) => Some(Waiting::NotAMember),
-            RemoteError::OwnerChanged { .. } => Some(Waiting::OwnerChanged),
-            _ => None,
-        }
-    }
-}
-
 impl Actor for RemoteActor {
     type Msg = RemoteMsg;
     type State = RemoteState;
@@ -288,27 +268,6 @@ impl RemoteState {
             }
         }
         Ok(())
-    }
-
-    /// The remote cannot be pulled until something changes. Said once (and to the
-    /// supervisor, for `ddcp status`); the record stays watched and checked, and each check
-    /// pulls, so that being added again, or the owner pinned again, is noticed.
-    fn waits(&mut self, why: Waiting, error: String) {
-        if self.waiting.replace(why) == Some(why) {
-            return;
-        }
-        let name = &self.args.link.name;
-        match why {
-            Waiting::NotAMember => tracing::warn!(target: "ddcp", remote_name = %name, error,
-                "The remote's private database does not count this one as a member; waiting for its status to change"),
-            Waiting::OwnerChanged => tracing::warn!(target: "ddcp", remote_name = %name, error,
-                "The remote's status names another owner than the one pinned; not pulling it until it names the pinned one again, or another is pinned"),
-        }
-        let _ = self.args.supervisor.send_message(RemoteEvent::Waiting {
-            name: self.args.link.name.clone(),
-            from: self.actor_id,
-            error,
-        });
     }
 
     /// While the remote's record is not open: looks for it, and answers what needs it with
@@ -512,15 +471,7 @@ impl RemoteState {
             self.listened = Some((Instant::now(), route));
         }
         metrics::pull_took(link.name.as_str(), started.elapsed().as_secs_f64());
-        match self.waiting.take() {
-            Some(Waiting::NotAMember) => {
-                tracing::info!(target: "ddcp", remote_name = %link.name, "A member of the remote's database again")
-            }
-            Some(Waiting::OwnerChanged) => {
-                tracing::info!(target: "ddcp", remote_name = %link.name, "The remote's status names its pinned owner: pulling again")
-            }
-            None => {}
-        }
+        self.waited();
         self.pulled = Some((report.remote_version, report.remote_incarnation));
         let _ = self.args.supervisor.send_message(RemoteEvent::Pulled {
             name,
