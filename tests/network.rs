@@ -232,7 +232,8 @@ fn the_bbs_pages_show_each_others_posts_live(alice: &Peer, bob: &Peer) {
     let (alice_page, alice_token) = open(alice, 7701);
     let (bob_page, _) = open(bob, 7702);
     const STATE: &str = "document.querySelector('#state').textContent";
-    const LIVE: &str = "document.body.dataset.state === 'live'";
+    // (The page may not have a body yet when first asked: not live, rather than an error.)
+    const LIVE: &str = "document.body?.dataset.state === 'live'";
     for page in [&alice_page, &bob_page] {
         browser.wait_until(page, LIVE, ARRIVAL, STATE);
     }
