@@ -11,13 +11,14 @@
 //! - `serve`: `ddcp serve` at run time, a ractor supervision tree over the above.
 //! - `app`: an app's way into the database (transactions, queries, subscriptions); `api`
 //!   serves it as HTTP; `embed`: the tree and the app's way in, for another Rust program
-//!   (docs/embedding.md), which `ddcp serve` uses too.
+//!   (docs/embedding.md), which `ddcp serve` uses too; `hosting`: many databases on one node
+//!   (`ddcp serve --databases`).
 //! - `control`: the CLI <-> daemon protocol over the state dir's socket.
 //! - `commands`, `cli`, `config`: the CLI; `member_file`: this database's member identity;
 //!   `metrics`: every metric, in one place; `backoff`: the pauses of every retry loop;
 //!   `memory`: gives the memory big work freed back to the system.
 //!
-//! Imports run one way: `commands` -> `embed` -> `serve` -> (`api` -> `app`), `pull` ->
+//! Imports run one way: `commands` -> `hosting` -> `embed` -> `serve` -> (`api` -> `app`), `pull` ->
 //! `db_actor` -> (`db`, `net`) -> `sync`; `control`, `metrics`, `backoff` and `memory` are leaves that any of them may use. `sync`
 //! knows nothing of this crate: it is a crate of its own.
 
@@ -32,6 +33,7 @@ pub mod control;
 pub mod db;
 pub mod db_actor;
 pub mod embed;
+pub mod hosting;
 pub mod member_file;
 pub mod memory;
 pub mod metrics;

@@ -99,6 +99,9 @@ pub enum ShedReason {
     Expired,
     /// The node's event queue was full: dropped unanswered.
     QueueFull,
+    /// It came in on no route of a database this node serves (one let go of, or never made
+    /// here): dropped unanswered.
+    NoSuchRoute,
 }
 
 impl ShedReason {
@@ -107,6 +110,7 @@ impl ShedReason {
             ShedReason::Busy => "busy",
             ShedReason::Expired => "expired",
             ShedReason::QueueFull => "queue_full",
+            ShedReason::NoSuchRoute => "no_such_route",
         }
     }
 }

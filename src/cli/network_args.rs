@@ -22,6 +22,18 @@ pub struct ServeArgs {
     #[arg(long, env = "DDCP_METRICS_ADDR", value_name = "HOST:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
 
+    /// Serve every database in DIR on one Veilid node: each in a folder of its own,
+    /// DIR/NAME/ddcp.db with its state dir DIR/NAME/.ddcp (what `ddcp init` makes run inside
+    /// DIR/NAME); the node's own state goes in DIR/.ddcp (docs/hosting.md). --db-file and
+    /// --state-dir are not used.
+    #[arg(
+        long,
+        env = "DDCP_DATABASES",
+        value_name = "DIR",
+        conflicts_with = "api"
+    )]
+    pub databases: Option<PathBuf>,
+
     /// Serve the HTTP API apps use on http://HOST:PORT (off by default; e.g. 127.0.0.1:7700).
     /// Every request needs the token `ddcp api-token` prints (docs/api.md).
     #[arg(long, env = "DDCP_API_ADDR", value_name = "HOST:PORT")]

@@ -292,7 +292,11 @@ fn block_on<T>(work: impl std::future::Future<Output = T>) -> Result<T, CommandE
 /// Runs the command `cli` names.
 pub fn run(cli: Cli) -> Result<(), CommandError> {
     let mut config = cli.config();
-    config.read_network_file()?;
+    // A host's network file is its own (DIR/.ddcp), not the one of the state dir it runs by.
+    let hosting = matches!(&cli.command, Command::Serve(args) if args.databases.is_some());
+    if !hosting {
+        config.read_network_file()?;
+    }
     match cli.command {
         Command::Init(args) => init::run(&config, &args),
         Command::Clone(args) => clone::run(&config, &args),

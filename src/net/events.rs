@@ -26,7 +26,12 @@ pub enum NetEvent {
     /// A peer asks something.
     Call(IncomingCall),
     /// A peer sent something one way (a note): its bytes, at most one Veilid message.
-    Message(Vec<u8>),
+    Message {
+        /// The bytes.
+        message: Vec<u8>,
+        /// The private route of this node's it came in on.
+        route: Option<RouteId>,
+    },
     /// A watched record changed, or its watch ended.
     ValueChanged {
         /// The record.
@@ -63,7 +68,10 @@ pub(super) fn translate(update: VeilidUpdate) -> Option<NetEvent> {
             message: call.message().to_vec(),
             route: call.route_id().cloned().map(RouteId),
         })),
-        VeilidUpdate::AppMessage(message) => Some(NetEvent::Message(message.message().to_vec())),
+        VeilidUpdate::AppMessage(message) => Some(NetEvent::Message {
+            message: message.message().to_vec(),
+            route: message.route_id().cloned().map(RouteId),
+        }),
         VeilidUpdate::ValueChange(change) => {
             let key = to_record_key(&change.key)?;
             Some(NetEvent::ValueChanged {

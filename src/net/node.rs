@@ -121,7 +121,7 @@ impl Node {
             };
             // Peers' calls and notes may come in floods: they never take the node's own
             // events' reserve.
-            let from_a_peer = matches!(event, NetEvent::Call(_) | NetEvent::Message(_));
+            let from_a_peer = matches!(event, NetEvent::Call(_) | NetEvent::Message { .. });
             if from_a_peer && sender.capacity() <= RESERVED_FOR_EVENTS {
                 crate::metrics::shed(crate::metrics::ShedReason::QueueFull);
                 return;

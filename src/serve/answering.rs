@@ -128,6 +128,14 @@ pub struct Answerer {
     workers: Vec<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for Answerer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answerer")
+            .field("waiting", &self.queue.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Answerer {
     /// Starts answering calls from `db`'s database over `network`, through `gate`; the
     /// askers who listen join `listeners`.

@@ -155,7 +155,6 @@ impl<T> CallQueue<T> {
     }
 
     /// How many wait.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.waiting
     }

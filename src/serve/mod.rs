@@ -1,21 +1,23 @@
 //! `ddcp serve` at run time: a supervision tree of ractor actors.
 //!
 //! ```text
-//! Supervisor            routes events between its children; restarts a failed publisher or
-//!  │                    remote alone, with backoff; stops everything when the node or the
-//!  │                    database fails
-//!  ├─ NodeActor         owns the Veilid node: its private route (re-made when it dies), the
-//!  │                    updates it reports, incoming calls (answered by the DbActor), notes
-//!  │                    to the peers listening for new versions, and notes from remotes
-//!  ├─ DbActor           the one writer: every page applied goes through its mailbox; answers
-//!  │                    peers' requests; notices local commits, by ddcp or any other process
-//!  ├─ PublisherActor    writes this database's Status into its DHT record when it changes
-//!  ├─ RemoteActor × N   one per remote: watches its record (polls only when watching fails),
-//!  │                    listens for its notes, pulls its changes page by page into the DbActor
-//!  ├─ ControlActor      the state dir's control socket: answers the CLI from what the
-//!  │                    supervisor tells it; has the remotes' actors pull for `ddcp pull`
-//!  └─ ApiActor          with `--api`: the HTTP API apps use (src/api), its writes through
-//!                       the DbActor
+//! Host                  owns the Veilid node every database shares; restarts a failed database
+//!  │                    alone (`host`)
+//!  ├─ NodeActor         the Veilid node: hands each call and note to the database whose route
+//!  │                    it came in on (`doors`); record changes to every database
+//!  └─ Supervisor × N    one database's tree: routes events between its children; restarts a
+//!     │                 failed publisher or remote alone, with backoff; stops when its
+//!     │                 database or its route keeper fails
+//!     ├─ DoorActor      the database's private route (re-made when it dies), the answering of
+//!     │                 the calls on it, notes to the peers listening for new versions
+//!     ├─ DbActor        the one writer: every page applied goes through its mailbox; answers
+//!     │                 peers' requests; notices local commits, by ddcp or any other process
+//!     ├─ PublisherActor writes this database's Status into its DHT record when it changes
+//!     ├─ RemoteActor × N one per remote: watches its record (polls only when watching fails),
+//!     │                 listens for its notes, pulls its changes page by page into the DbActor
+//!     ├─ ControlActor   the state dir's control socket: answers the CLI from what the
+//!     │                 supervisor tells it; has the remotes' actors pull for `ddcp pull`
+//!     └─ ApiActor       the HTTP API apps use (src/api), its writes through the DbActor
 //! ```
 //!
 //! A private database's [`AccessGate`] is shared by the answering of calls and the publisher:
@@ -29,19 +31,26 @@ mod answering;
 mod api;
 mod call_queue;
 mod control;
+mod door;
+mod doors;
 mod feed_stream;
+mod host;
 mod listeners;
 mod node;
 mod note_inbox;
 mod publisher;
 mod remote;
+mod restart;
+mod setup;
 mod supervisor;
 
 pub use access::{AccessGate, Admission};
 pub use api::{ApiActor, ApiSetup};
 pub use control::{ControlQuery, pull_remotes};
 pub use feed_stream::FeedSource;
+pub use host::{BadDbName, DbName, Host, HostArgs, HostMsg, HostedDatabase, OnFailure};
 pub use node::{NodeActor, NodeMsg};
 pub use publisher::{PublisherActor, PublisherMsg};
 pub use remote::{RemoteActor, RemoteMsg};
-pub use supervisor::{ServeOptions, Supervisor, SupervisorArgs, SupervisorMsg};
+pub use setup::{ApiOptions, DatabaseSetup, ServeError, ServeOptions, open_database, remote_links};
+pub use supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};

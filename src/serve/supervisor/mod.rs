@@ -1,46 +1,37 @@
-//! The Supervisor: starts the tree, routes what one child learns to the others, and restarts a
-//! failed publisher or remote alone, with growing backoff. The node and the database are the
-//! ground the others stand on: when one of them fails, serving stops with its error. A remote
-//! whose actor cannot even be started waits for its restart like one that failed; it never
-//! stops the tree.
+//! The Supervisor of one database: starts its tree, routes what one child learns to the
+//! others, and restarts a failed publisher or remote alone, with growing backoff. The database
+//! and its door (its route) are the ground the others stand on: when one of them fails, this
+//! database's serving stops with its error, and the [`super::host`] decides what comes next.
+//! A remote whose actor cannot even be started waits for its restart like one that failed; it
+//! never stops the tree.
 
 mod health;
 mod remote_actors;
 mod remotes;
-mod restart;
 
-use std::path::PathBuf;
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use super::access::AccessGate;
 use super::control::{ControlActor, ControlArgs, ControlMsg, ControlQuery, PullTarget};
-use super::feed_stream::FeedSource;
+use super::door::{DoorActor, DoorArgs, DoorEvent, DoorMsg};
+use super::doors::Doors;
 use super::listeners::Version;
-use super::node::{NodeActor, NodeArgs, NodeEvent, NodeMsg};
+use super::node::{NodeEvent, NodeMsg};
 use super::note_inbox::NoteInbox;
 use super::publisher::{PublisherActor, PublisherArgs, PublisherMsg};
 use super::remote::{RemoteEvent, RemoteMsg};
+use super::restart::Restartable;
+use super::setup::{DatabaseSetup, ServeOptions};
 use crate::app::App;
-use crate::db::{Db, RemoteName};
+use crate::db::RemoteName;
 use crate::db_actor::{DbCallError, DbEvent, DbHandle, LocalState};
 use crate::metrics;
-use crate::net::{Network, Node, RecordIdentity};
-use crate::pull::RemoteLink;
+use crate::net::{Network, RecordIdentity};
 use crate::sync::{DbVersion, MemberKeys};
 use remotes::{RemoteSlots, SlotId};
-use restart::Restartable;
-
-/// How `ddcp serve` runs.
-#[derive(Debug)]
-pub struct ServeOptions {
-    /// How often a remote whose record cannot be watched is polled.
-    pub poll_interval: Duration,
-}
 
 /// What the supervisor is told: each child's events through a narrow type of its own (a
 /// child holds a [`DerivedActorRef`] of it, never this enum), and its own restarts.
@@ -50,6 +41,8 @@ pub enum SupervisorMsg {
     Db(DbEvent),
     /// From the NodeActor.
     Node(NodeEvent),
+    /// From the DoorActor.
+    Door(DoorEvent),
     /// From a RemoteActor.
     Remote(RemoteEvent),
     /// From the ControlActor: a question of the CLI's.
@@ -88,42 +81,27 @@ macro_rules! child_events {
 child_events!(
     Db(DbEvent),
     Node(NodeEvent),
+    Door(DoorEvent),
     Remote(RemoteEvent),
     Control(ControlQuery),
 );
 
-/// The root of `ddcp serve`'s tree: see the module documentation for what it guarantees.
+/// One database's tree: see the module documentation for what it guarantees.
 #[derive(Debug)]
 pub struct Supervisor;
 
-/// Its start: everything the tree needs, opened and attached by the caller so that a bad
-/// database or an unreachable network is reported before anything runs.
+/// Its start: everything the tree needs, opened by the caller so that a bad database is
+/// reported before anything runs.
 #[derive(Debug)]
 pub struct SupervisorArgs {
-    /// The attached node.
-    pub node: Node,
-    /// The database.
-    pub db: Db,
-    /// Its record.
-    pub identity: RecordIdentity,
-    /// The remotes to pull.
-    pub remotes: Vec<RemoteLink>,
-    /// Who is answered, and how the Status is sealed.
-    pub gate: AccessGate,
-    /// This database's member identity: its requests to private databases are signed with it.
-    pub me: Arc<MemberKeys>,
-    /// Knobs.
-    pub options: ServeOptions,
-    /// Where the control socket goes.
-    pub state_dir: PathBuf,
-    /// Where `ddcp watch` reads the changes from.
-    pub feed: FeedSource,
-    /// Why serving stopped, when a child it cannot do without failed.
-    pub fatal: Arc<Mutex<Option<String>>>,
-    /// The database file (apps' queries read it on connections of their own).
-    pub db_file: PathBuf,
-    /// The HTTP API: on the state dir's socket, and on TCP when `--api` asked for it.
-    pub api: super::ApiSetup,
+    /// The node's network.
+    pub network: Network,
+    /// The NodeActor, which tells this database of record changes.
+    pub node: ActorRef<NodeMsg>,
+    /// The node's doors, where this database's route is opened.
+    pub doors: Doors,
+    /// The database, and what serving it takes.
+    pub setup: DatabaseSetup,
 }
 
 /// The children, their restart histories, and the latest state and route (a restarted
@@ -133,9 +111,9 @@ pub struct SupervisorState {
     network: Network,
     identity: RecordIdentity,
     options: ServeOptions,
-    fatal: Arc<Mutex<Option<String>>>,
     db: DbHandle,
     node: ActorRef<NodeMsg>,
+    door: ActorRef<DoorMsg>,
     publisher: Restartable<PublisherMsg>,
     remotes: RemoteSlots<RemoteMsg>,
     control: Option<ActorRef<ControlMsg>>,
@@ -163,56 +141,59 @@ impl Actor for Supervisor {
         myself: ActorRef<SupervisorMsg>,
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
-        let network = args.node.network().clone();
+        let (network, setup) = (args.network, args.setup);
         let cell = myself.get_cell();
         let publisher =
-            spawn_publisher(&network, &args.identity, &args.gate, None, None, &cell).await?;
+            spawn_publisher(&network, &setup.identity, &setup.gate, None, None, &cell).await?;
         let (db, _) =
-            DbHandle::spawn(args.db, Some(myself.get_derived()), Some(cell.clone())).await?;
+            DbHandle::spawn(setup.db, Some(myself.get_derived()), Some(cell.clone())).await?;
         let noted = tokio::sync::watch::Sender::new(None);
         let inbox = Arc::new(NoteInbox::default());
-        let node_args = NodeArgs {
-            node: args.node,
+        let door_args = DoorArgs {
+            network: network.clone(),
+            doors: args.doors,
             db: db.clone(),
             supervisor: myself.get_derived(),
-            gate: args.gate.clone(),
+            gate: setup.gate.clone(),
             versions: noted.subscribe(),
             inbox: Arc::clone(&inbox),
         };
-        let (node, _) = Actor::spawn_linked(None, NodeActor, node_args, cell.clone()).await?;
-        let app = App::new(db.clone(), args.db_file)?;
+        let (door, _) = Actor::spawn_linked(None, DoorActor, door_args, cell.clone()).await?;
+        args.node
+            .send_message(NodeMsg::Join(myself.get_derived()))?;
+        let app = App::new(db.clone(), setup.db_file)?;
         let mut state = SupervisorState {
             network,
-            identity: args.identity,
-            options: args.options,
-            fatal: args.fatal,
+            identity: setup.identity,
+            options: setup.options,
             db,
-            node,
+            node: args.node,
+            door,
             publisher: Restartable::running(publisher),
             remotes: RemoteSlots::default(),
             control: None,
             local: None,
             route: None,
-            gate: args.gate,
-            me: args.me,
+            gate: setup.gate,
+            me: setup.me,
             versions: tokio::sync::watch::Sender::new(DbVersion(0)),
             app,
             noted,
             inbox,
         };
-        for link in args.remotes {
+        for link in setup.remotes {
             state.add_remote(link, &myself).await;
         }
         let control_args = ControlArgs {
-            state_dir: args.state_dir,
+            state_dir: setup.state_dir,
             supervisor: myself.get_derived(),
-            feed: args.feed,
+            feed: setup.feed,
             versions: state.versions.subscribe(),
         };
         let (control, _) =
             Actor::spawn_linked(None, ControlActor, control_args, cell.clone()).await?;
         state.control = Some(control);
-        let api_args = args.api.args(state.app.clone(), myself.get_derived());
+        let api_args = setup.api.args(state.app.clone(), myself.get_derived());
         Actor::spawn_linked(None, super::ApiActor, api_args, cell).await?;
         // What the CLI changed between the caller's reading of the database and the socket's
         // opening reached no one: read it again now that changes are heard.
@@ -237,7 +218,7 @@ impl Actor for Supervisor {
                 state.local = Some(local.clone());
                 state.tell_publisher(PublisherMsg::Local(local));
             }
-            SupervisorMsg::Node(NodeEvent::RouteChanged(route)) => {
+            SupervisorMsg::Door(DoorEvent::RouteChanged(route)) => {
                 state.inbox.set_route(route.clone());
                 state.route = Some(route.clone());
                 state.tell_publisher(PublisherMsg::Route(route));
@@ -324,15 +305,14 @@ impl Actor for Supervisor {
             _ => return Ok(()),
         };
         let db = state.db.actor().get_id();
-        if cell.get_id() == db || cell.get_id() == state.node.get_id() {
+        if cell.get_id() == db || cell.get_id() == state.door.get_id() {
             let which = if cell.get_id() == db {
                 "database"
             } else {
-                "Veilid node"
+                "database's route keeper"
             };
             let reason = format!("the {which} failed: {error}");
             tracing::error!(target: "ddcp", "{reason}");
-            *state.fatal.lock() = Some(reason.clone());
             myself.stop(Some(reason));
             return Ok(());
         }
@@ -361,11 +341,11 @@ impl Actor for Supervisor {
 
     async fn post_stop(
         &self,
-        _myself: ActorRef<SupervisorMsg>,
+        myself: ActorRef<SupervisorMsg>,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        // Pulls end first, then the node (its shutdown flushes Veilid's stores), then the
-        // database, whose every accepted page is committed already. A pull is abandoned, not
+        // Pulls end first, then the route (the host's node stays, for the other databases),
+        // then the database, whose every accepted page is committed already. A pull is abandoned, not
         // waited for: whatever it handed the DbActor is applied whole or not at all, and the
         // next start resumes from the cursor.
         for actor in state.remotes.running() {
@@ -377,7 +357,8 @@ impl Actor for Supervisor {
         if let Some(control) = state.control.take() {
             let _ = control.stop_and_wait(None, Some(STOP_BOUND)).await;
         }
-        let _ = state.node.stop_and_wait(None, Some(STOP_BOUND)).await;
+        let _ = state.node.send_message(NodeMsg::Leave(myself.get_id()));
+        let _ = state.door.stop_and_wait(None, Some(STOP_BOUND)).await;
         let _ = state.db.actor().stop_and_wait(None, Some(STOP_BOUND)).await;
         Ok(())
     }
@@ -436,7 +417,7 @@ impl SupervisorState {
             "Access changed");
         self.tell_publisher(PublisherMsg::AccessChanged);
         if update.epoch_moved {
-            let _ = self.node.send_message(NodeMsg::RenewRoute);
+            let _ = self.door.send_message(DoorMsg::RenewRoute);
         }
         Ok(())
     }

@@ -9,10 +9,10 @@ use std::time::Duration;
 use ractor::{ActorCell, ActorId, ActorRef};
 
 use super::health::Health;
-use super::restart::Restartable;
 use crate::control::RemoteHealth;
 use crate::db::RemoteName;
 use crate::pull::RemoteLink;
+use crate::serve::restart::Restartable;
 use crate::sync::RecordKey;
 
 /// Identifies one slot for as long as the supervisor runs: a remote removed and added again
@@ -156,8 +156,8 @@ impl<M: ractor::Message> RemoteSlots<M> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::restart::tests::idle;
     use super::*;
+    use crate::serve::restart::tests::idle;
 
     const KEY: &str = "VLD0:73iT7NuqplS2nab1AH4P7lJYiQROR_k4NyUhag_K4DY";
 

@@ -16,7 +16,7 @@ const HEALTHY_RUN: Duration = Duration::from_secs(300);
 /// A child the supervisor restarts: its actor (none while it waits to restart) and its
 /// restart history.
 #[derive(Debug)]
-pub(super) struct Restartable<M: ractor::Message> {
+pub(crate) struct Restartable<M: ractor::Message> {
     /// The running actor; none while it waits to restart.
     pub actor: Option<ActorRef<M>>,
     started: Instant,
@@ -83,7 +83,7 @@ impl<M: ractor::Message> Restartable<M> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use std::marker::PhantomData;
 
     use ractor::{Actor, ActorProcessingErr};
