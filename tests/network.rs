@@ -2,6 +2,8 @@
 //! `ddcp` process per peer, each test in a network namespace of its own (scripts/netns.sh).
 
 mod common;
+#[path = "network/hosting.rs"]
+mod hosting;
 
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use common::private_net::{self, Peer, TestNet, inside_private_network, runtime};
 
 /// How long a change may take to show up on a peer before the test fails. Generous: on two
 /// shared cores and a debug build the first pull waits for the DHT to find a record.
-const ARRIVAL: Duration = Duration::from_secs(120);
+pub(crate) const ARRIVAL: Duration = Duration::from_secs(120);
 
 const BOOKMARKS: &str = "select id, url, title from bookmarks order by id";
 const TAGS: &str = "select bookmark_id, tag from tags order by 1, 2";
@@ -1537,7 +1539,7 @@ fn a_pull_releases_the_route_it_imported() {
 /// The secret key in a peer's member file (`.ddcp/member`), as the test's own identity.
 /// Opens `key`'s record from the test's own node: a node that just attached may be told "try
 /// again" by the DHT for a while, as a fresh `ddcp pull` is.
-async fn open_when_reachable(network: &ddcp::net::Network, key: &ddcp::sync::RecordKey) {
+pub(crate) async fn open_when_reachable(network: &ddcp::net::Network, key: &ddcp::sync::RecordKey) {
     let deadline = std::time::Instant::now() + ARRIVAL;
     loop {
         match network.open_record(key).await {
@@ -1551,7 +1553,7 @@ async fn open_when_reachable(network: &ddcp::net::Network, key: &ddcp::sync::Rec
     }
 }
 
-fn member_keys(peer: &Peer) -> ddcp::sync::MemberKeys {
+pub(crate) fn member_keys(peer: &Peer) -> ddcp::sync::MemberKeys {
     let text = std::fs::read_to_string(peer.site.path(".ddcp/member")).unwrap();
     let secret = text
         .lines()
@@ -1562,13 +1564,13 @@ fn member_keys(peer: &Peer) -> ddcp::sync::MemberKeys {
 
 /// What a peer that calls alice's route gets back: an error code, or a sealed answer.
 #[derive(Debug, PartialEq)]
-enum Answered {
+pub(crate) enum Answered {
     Refused(ddcp::sync::protocol::ErrorCode),
     Sealed,
     Other,
 }
 
-fn answered(bytes: &[u8]) -> Answered {
+pub(crate) fn answered(bytes: &[u8]) -> Answered {
     use ddcp::sync::codec::decode_message;
     use ddcp::sync::protocol::Message;
     match decode_message(bytes) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod commit_watch;
+mod file_identity;
 mod handle;
 mod messages;
 mod reporting;
@@ -59,6 +60,8 @@ pub struct DbState {
     looked_at: Option<i64>,
     /// Wakes the actor when another process writes to the database (with a listener).
     _commit_watch: Option<commit_watch::CommitWatch>,
+    /// The file opened: the actor stops when its path names another, or none.
+    file: Option<file_identity::FileIdentity>,
 }
 
 impl Actor for DbActor {
@@ -72,6 +75,7 @@ impl Actor for DbActor {
         args: DbArgs,
     ) -> Result<DbState, ActorProcessingErr> {
         let mut commit_watch = None;
+        let file = file_identity::FileIdentity::of(args.db.path());
         if args.listener.is_some() {
             myself.send_interval(args.look_interval, || DbMsg::CheckForChanges);
             commit_watch = commit_watch::CommitWatch::start(args.db.path(), myself);
@@ -85,6 +89,7 @@ impl Actor for DbActor {
             held: 0,
             looked_at: None,
             _commit_watch: commit_watch,
+            file,
         })
     }
 
@@ -263,6 +268,9 @@ impl DbState {
                 let _ = reply.send(self.db.access_state());
             }
             DbMsg::CheckForChanges => {
+                if let Some(gone) = self.file.as_ref().and_then(|file| file.gone()) {
+                    return Err(gone.into());
+                }
                 // Another process's write may hold the database for a moment: check later.
                 if let Err(err) = self.look_for_changes() {
                     tracing::debug!(target: "ddcp", error = %err, "Cannot check for changes");

@@ -6,6 +6,7 @@ mod first_contact;
 mod identity;
 mod network;
 mod node;
+mod record_holds;
 mod released;
 mod testnet;
 
@@ -14,6 +15,7 @@ pub use first_contact::{FirstContact, WARN_AFTER};
 pub use identity::{RecordIdentity, create_record_identity};
 pub use network::{ImportedRoute, Network, OwnRoute, RouteId};
 pub use node::{NetworkSettings, Node, NodeRole};
+pub use record_holds::RecordHolder;
 pub use testnet::{TestNet, TestNetPlan};
 
 /// What can go wrong on the network side. Messages are complete sentences for the user.

@@ -12,6 +12,7 @@ use veilid_core::{KeyPair, RoutingContext, Target, VeilidAPI, VeilidAPIError};
 use super::NetError;
 use super::events::CallId;
 use super::identity::RecordIdentity;
+use super::record_holds::{RecordHolder, RecordHolds, Veilid};
 use super::released::ReleasedRoutes;
 use crate::sync::RecordKey;
 use crate::sync::protocol::MAX_MESSAGE_BYTES;
@@ -82,6 +83,8 @@ pub struct Network {
     released: Arc<Mutex<ReleasedRoutes>>,
     /// How many [`ImportedRoute`]s hold each imported route.
     holders: Arc<Mutex<HashMap<RouteId, usize>>>,
+    /// Who holds each record open.
+    records: Arc<Mutex<RecordHolds>>,
 }
 
 impl std::fmt::Debug for Network {
@@ -102,6 +105,7 @@ impl Network {
             routing,
             released: Arc::default(),
             holders: Arc::default(),
+            records: Arc::default(),
         })
     }
 
@@ -224,6 +228,7 @@ impl Network {
     pub async fn open_own_record(&self, identity: &RecordIdentity) -> Result<(), NetError> {
         let key = veilid_key(&identity.key)?;
         let owner: KeyPair = identity.owner()?;
+        self.records.lock().write(&identity.key.to_string());
         bounded(
             DHT_BOUND,
             self.routing.open_dht_record(key, Some(owner), None),
@@ -289,6 +294,21 @@ impl Network {
         key: &RecordKey,
         bound: Duration,
     ) -> Result<(), NetError> {
+        self.open_record_as(RecordHolder::THIS_COMMAND, key, bound)
+            .await
+    }
+
+    /// [`Network::open_record_within`] for `holder`: the record stays open until every holder
+    /// closed it ([`Network::close_record_as`]). A record this node writes is open already.
+    pub async fn open_record_as(
+        &self,
+        holder: RecordHolder,
+        key: &RecordKey,
+        bound: Duration,
+    ) -> Result<(), NetError> {
+        if self.records.lock().open(&key.to_string(), holder) == Veilid::Leave {
+            return Ok(());
+        }
         let veilid = veilid_key(key)?;
         bounded(bound, self.routing.open_dht_record(veilid, None, None))
             .await?
@@ -323,6 +343,15 @@ impl Network {
 
     /// Lets go of a peer's record.
     pub async fn close_record(&self, key: &RecordKey) {
+        self.close_record_as(RecordHolder::THIS_COMMAND, key).await;
+    }
+
+    /// `holder` lets go of a peer's record: closed (its watch ended) when no one else holds
+    /// it.
+    pub async fn close_record_as(&self, holder: RecordHolder, key: &RecordKey) {
+        if self.records.lock().close(&key.to_string(), holder) == Veilid::Leave {
+            return;
+        }
         if let Ok(veilid) = veilid_key(key) {
             let _ = bounded(DHT_BOUND, self.routing.close_dht_record(veilid)).await;
         }

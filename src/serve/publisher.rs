@@ -81,7 +81,18 @@ impl Actor for PublisherActor {
     ) -> Result<(), ActorProcessingErr> {
         // Failing here fails the actor: the supervisor starts it again later.
         let args = &state.args;
-        args.network.open_own_record(&args.identity).await?;
+        match args.network.open_own_record(&args.identity).await {
+            Err(err) if err.is_record_not_found_yet() => {
+                // A record `ddcp init` made is in the Veilid store of its own state dir only,
+                // until its first `ddcp serve` there publishes it: another node (a host's)
+                // finds it nowhere.
+                return Err(format!(
+                    "{err} (a database made by `ddcp init` is published by its first `ddcp serve` in its own folder: a node of another state dir, such as a host's, cannot open it before)"
+                )
+                .into());
+            }
+            opened => opened?,
+        }
         myself.send_message(PublisherMsg::Publish)?;
         Ok(())
     }

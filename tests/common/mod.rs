@@ -56,6 +56,17 @@ impl Site {
         }
     }
 
+    /// A folder `name` in `parent` (a hosted database's, for `ddcp serve --databases`).
+    pub fn named_in(parent: &Path, name: &str) -> Site {
+        Site {
+            dir: tempfile::Builder::new()
+                .prefix(name)
+                .rand_bytes(0)
+                .tempdir_in(parent)
+                .unwrap(),
+        }
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

@@ -201,6 +201,18 @@ impl Peer {
         peer
     }
 
+    /// A new database (with the fixtures' bookmark schema) in the folder `parent/name`, as
+    /// `ddcp serve --databases parent` hosts it; made on `vtnode{host}` (the host's, which is
+    /// not serving yet).
+    pub fn hosted_in(net: &TestNet, parent: &Path, name: &'static str, host: u8) -> Peer {
+        let mut peer = Peer::empty(net, name, host);
+        peer.site = Site::named_in(parent, name);
+        peer.run(&["init"]).ok();
+        peer.run_with_input(&["shell"], &fixture("cr_tables.sql"))
+            .ok();
+        peer
+    }
+
     /// A peer on `vtnode{host}` whose folder holds nothing yet (for `ddcp clone`).
     pub fn empty(net: &TestNet, name: &'static str, host: u8) -> Peer {
         Peer {

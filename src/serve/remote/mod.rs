@@ -25,7 +25,7 @@ use super::note_inbox::NoteInbox;
 use crate::db::RemoteName;
 use crate::db_actor::DbHandle;
 use crate::metrics;
-use crate::net::{FirstContact, Network, WARN_AFTER};
+use crate::net::{FirstContact, Network, RecordHolder, WARN_AFTER};
 use crate::pull::{
     PullReport, RemoteLink, RemoteView, check_owner, open_published, pull_remote, read_status,
 };
@@ -208,7 +208,11 @@ impl Actor for RemoteActor {
             // ractor skips post_stop for an actor whose handler failed: the record (and its
             // watch) is let go here, before the supervisor starts a successor that opens it.
             state.args.inbox.close(&state.token, state.actor_id);
-            state.args.network.close_record(&state.args.link.key).await;
+            state
+                .args
+                .network
+                .close_record_as(state.holder(), &state.args.link.key)
+                .await;
         }
         handled
     }
@@ -219,12 +223,25 @@ impl Actor for RemoteActor {
         state: &mut RemoteState,
     ) -> Result<(), ActorProcessingErr> {
         state.args.inbox.close(&state.token, state.actor_id);
-        state.args.network.close_record(&state.args.link.key).await;
+        state
+            .args
+            .network
+            .close_record_as(state.holder(), &state.args.link.key)
+            .await;
         Ok(())
     }
 }
 
+/// How a remote's actor holds its record on the node the databases share.
+pub fn holder_of(actor: ActorId) -> RecordHolder {
+    RecordHolder(actor.pid())
+}
+
 impl RemoteState {
+    fn holder(&self) -> RecordHolder {
+        holder_of(self.actor_id)
+    }
+
     async fn handle(
         &mut self,
         message: RemoteMsg,
@@ -309,7 +326,7 @@ impl RemoteState {
         match self
             .args
             .network
-            .open_record_within(key, contact.bound())
+            .open_record_as(holder_of(self.actor_id), key, contact.bound())
             .await
         {
             Ok(()) => {

@@ -97,13 +97,14 @@ impl SupervisorState {
             .map(|slot| slot.link.name.clone())
             .collect();
         for name in gone {
-            if let Some(slot) = self.remotes.remove(&name) {
-                if let Some(actor) = slot.child.actor {
-                    // Killed, not stopped: a pull in progress is abandoned (see post_stop).
-                    let _ = actor.kill_and_wait(Some(STOP_BOUND)).await;
-                }
+            if let Some(slot) = self.remotes.remove(&name)
+                && let Some(actor) = slot.child.actor
+            {
+                // Killed, not stopped: a pull in progress is abandoned (see post_stop).
+                let _ = actor.kill_and_wait(Some(STOP_BOUND)).await;
                 // A killed actor runs no post_stop: its record and watch are let go here.
-                self.network.close_record(&slot.link.key).await;
+                let holder = crate::serve::remote::holder_of(actor.get_id());
+                self.network.close_record_as(holder, &slot.link.key).await;
             }
             tracing::info!(target: "ddcp", remote_name = ?name.as_str(), "Stopped pulling remote");
         }
