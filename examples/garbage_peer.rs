@@ -71,7 +71,9 @@ async fn main() {
     let mut node = Node::start(&PathBuf::from(dir), &network_env::settings())
         .await
         .expect("start");
-    let identity = create_record_identity(&node).await.expect("record");
+    let identity = create_record_identity(node.network())
+        .await
+        .expect("record");
     node.attach(Duration::from_secs(120)).await.expect("attach");
     let network = node.network().clone();
     network.open_own_record(&identity).await.expect("open");

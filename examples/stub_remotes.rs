@@ -38,7 +38,9 @@ async fn main() {
     let mut sites: HashMap<RouteId, SiteId> = HashMap::new();
     let mut keys = Vec::new();
     for i in 1..=count {
-        let identity = create_record_identity(&node).await.expect("record");
+        let identity = create_record_identity(node.network())
+            .await
+            .expect("record");
         network.open_own_record(&identity).await.expect("open");
         let route = network.new_route().await.expect("route");
         let site_id = SiteId([i; 16]);

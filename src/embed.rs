@@ -103,6 +103,7 @@ impl Replicator {
             databases: vec![database],
             on_failure: OnFailure::Stop,
             fatal: fatal.clone(),
+            folder: None,
         };
         let (host, running) = Actor::spawn(None, Host, host_args)
             .await

@@ -1,12 +1,5 @@
 //! Many databases served by one process on one Veilid node (`ddcp serve --databases DIR`,
-//! docs/hosting.md). DIR holds one folder per database, as `ddcp init` makes it when run
-//! inside the folder with the default names: DIR/NAME/ddcp.db and its state dir
-//! DIR/NAME/.ddcp. The node's own state (its Veilid stores, its `network.conf`) is DIR/.ddcp.
-//!
-//! A folder is chosen over a list of paths or a repeated option: it names each database (the
-//! folder's name, which the log, the status and the metrics use), keeps each database's state
-//! dir beside its file so that the CLI addresses it as it would a database served alone, and
-//! takes a new database by making a folder.
+//! docs/hosting.md): the folder's layout is `serve::HostFolder`'s.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,14 +14,9 @@ use crate::db::Extension;
 use crate::embed::attached_node;
 use crate::net::NetworkSettings;
 use crate::serve::{
-    DatabaseSetup, DbName, Host, HostArgs, HostMsg, HostedDatabase, OnFailure, ServeError,
+    DatabaseSetup, Host, HostArgs, HostFolder, HostMsg, HostedDatabase, OnFailure, ServeError,
     ServeOptions,
 };
-
-/// A hosted database's file, in its folder.
-pub const DB_FILE: &str = "ddcp.db";
-/// A hosted database's state dir, in its folder; the host's own, in the databases' folder.
-pub const STATE_DIR: &str = ".ddcp";
 
 /// How a host runs.
 #[derive(Clone, Debug)]
@@ -53,17 +41,25 @@ pub struct Hosting {
 }
 
 impl Hosting {
-    /// Serves every database in `dir`. A database that cannot be opened is said and tried
-    /// again later, with backoff, while the others serve; a folder without any database, or
-    /// a node that cannot attach, fails the start.
+    /// Serves every database in `dir`, and those `ddcp host add` adds. A database that
+    /// cannot be opened is said and tried again later, with backoff, while the others serve;
+    /// a folder that cannot be read, or a node that cannot attach, fails the start.
     pub async fn start(dir: &Path, options: HostOptions) -> Result<Hosting, ServeError> {
-        let names = database_names(dir)?;
+        let folder = HostFolder {
+            dir: dir.to_path_buf(),
+            extension: options.extension.clone(),
+        };
+        let names = folder.names()?;
+        if names.is_empty() {
+            tracing::warn!(target: "ddcp", dir = %dir.display(),
+                "No database in the folder yet: add one with `ddcp host add NAME --databases DIR`");
+        }
         let serve_options = ServeOptions {
             poll_interval: options.poll_interval,
         };
         let mut databases = Vec::with_capacity(names.len());
         for name in names {
-            let config = database_config(dir, &name, &options.extension);
+            let config = folder.config_of(&name);
             let setup = match DatabaseSetup::prepare(&config, serve_options.clone(), None).await {
                 Ok(setup) => Some(setup),
                 Err(err) => {
@@ -79,7 +75,7 @@ impl Hosting {
                 setup,
             });
         }
-        let host_config = host_config(dir, options.network, &options.extension)?;
+        let host_config = host_config(&folder, options.network)?;
         let node = attached_node(&host_config, options.attach_timeout).await?;
         tracing::info!(target: "ddcp", databases = databases.len(), dir = %dir.display(),
             "Hosting databases on one node");
@@ -89,6 +85,7 @@ impl Hosting {
             databases,
             on_failure: OnFailure::Restart,
             fatal: fatal.clone(),
+            folder: Some((folder, serve_options)),
         };
         let (host, running) = Actor::spawn(None, Host, args)
             .await
@@ -122,62 +119,12 @@ impl Hosting {
     }
 }
 
-/// The databases in `dir`: its folders holding a database file and a state dir, by name.
-/// Folders that hold no database are left alone; one whose name cannot name a database is
-/// said and left alone.
-pub fn database_names(dir: &Path) -> Result<Vec<DbName>, ServeError> {
-    let unreadable = |err: std::io::Error| {
-        ServeError::Stopped(format!(
-            "cannot read the databases' folder {}: {err}",
-            dir.display()
-        ))
-    };
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
-        let path = entry.map_err(unreadable)?.path();
-        if !(path.join(DB_FILE).is_file() && path.join(STATE_DIR).is_dir()) {
-            continue;
-        }
-        let Some(folder) = path.file_name().and_then(|name| name.to_str()) else {
-            continue;
-        };
-        match folder.parse::<DbName>() {
-            Ok(name) => names.push(name),
-            Err(err) => tracing::warn!(target: "ddcp", "Not served: {err}"),
-        }
-    }
-    if names.is_empty() {
-        return Err(ServeError::Stopped(format!(
-            "no database in {}: make one with `ddcp --db-file {dir}/NAME/{DB_FILE} --state-dir {dir}/NAME/{STATE_DIR} init`",
-            dir.display(),
-            dir = dir.display(),
-        )));
-    }
-    names.sort();
-    Ok(names)
-}
-
-/// The files of the database `name` in `dir`.
-pub fn database_config(dir: &Path, name: &DbName, extension: &Extension) -> Config {
-    let folder = dir.join(name.as_str());
-    Config {
-        db_file: folder.join(DB_FILE),
-        state_dir: folder.join(STATE_DIR),
-        extension: extension.clone(),
-        network: NetworkSettings::default(),
-    }
-}
-
 /// The host's own state dir, DIR/.ddcp (made if missing), with its network settings.
-fn host_config(
-    dir: &Path,
-    network: NetworkSettings,
-    extension: &Extension,
-) -> Result<Config, ServeError> {
+fn host_config(folder: &HostFolder, network: NetworkSettings) -> Result<Config, ServeError> {
     let mut config = Config {
         db_file: PathBuf::new(),
-        state_dir: dir.join(STATE_DIR),
-        extension: extension.clone(),
+        state_dir: folder.state_dir(),
+        extension: folder.extension.clone(),
         network,
     };
     config.create_state_dir().map_err(|err| {

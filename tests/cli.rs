@@ -2300,3 +2300,16 @@ fn the_api_token_is_made_once_and_a_busy_api_port_is_one_line() {
     site.run(&["serve", "--api", "127.0.0.1:0", "--app", "no-such-dir"])
         .fails_with("the app directory no-such-dir cannot be read");
 }
+
+#[test]
+fn host_commands_without_a_running_host_say_so_in_one_line() {
+    let site = Site::new();
+    site.run(&["host", "status", "--databases", "."])
+        .fails_with("no `ddcp serve --databases .` runs");
+    site.run(&["host", "add", "x"])
+        .fails_with("no `ddcp serve --databases .` runs");
+    // Nothing was made: the host makes databases, not the command.
+    assert!(!site.path("x").exists());
+    site.run(&["serve", "--databases", "missing", "--attach-timeout", "1"])
+        .fails_with("cannot read the databases' folder missing");
+}

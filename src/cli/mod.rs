@@ -250,6 +250,12 @@ without a default, a UNIQUE index, anything but CREATE TABLE, ADD COLUMN and CRE
     /// every remote as soon as it changes.
     #[command(after_help = "Examples:\n  ddcp serve\n  ddcp serve --metrics-addr 127.0.0.1:9477")]
     Serve(ServeArgs),
+    /// A running host of many databases (`ddcp serve --databases DIR`): its status, and the
+    /// databases it serves, added and removed live.
+    #[command(
+        after_help = "Examples:\n  ddcp host status --databases /srv/ddcp\n  ddcp host add site-7 --databases /srv/ddcp"
+    )]
+    Host(HostArgs),
     /// Pull the remotes' changes once and exit.
     #[command(
         after_help = "Examples:\n  ddcp pull           (every remote)\n  ddcp pull alice --json"

@@ -228,7 +228,7 @@ async fn clone(
     }
     let mut db = Db::create(&config.db_file, &config.extension)?;
     db.create_tables(&schema.shape)?;
-    let identity = create_record_identity(node).await?;
+    let identity = create_record_identity(node.network()).await?;
     identity.save(&config.state_dir)?;
     db.bind_record(&identity.key)?;
     db.add_remote(&link.name, &link.key, &link.accept, false)?;

@@ -12,6 +12,7 @@ mod clone_file;
 mod completions;
 mod daemon;
 pub mod filter_args;
+mod host;
 mod id;
 mod init;
 mod log;
@@ -69,6 +70,13 @@ pub enum CommandError {
     NoRecipient(String),
     #[error("the change is stored, but the running ddcp serve did not take it ({0}): restart it")]
     NotTaken(String),
+    #[error(
+        "no `ddcp serve --databases {}` runs (its socket is DIR/.ddcp/control.sock; give the folder with --databases)",
+        .0.display()
+    )]
+    NoHost(PathBuf),
+    #[error("the host refused: {0}")]
+    HostRefused(String),
     #[error("{0}")]
     Replicator(#[from] crate::embed::ReplicatorError),
     #[error(
@@ -274,7 +282,7 @@ fn new_record_identity(
 ) -> Result<crate::net::RecordIdentity, CommandError> {
     Ok(block_on(async {
         let node = crate::net::Node::start(&config.veilid_dir(), &config.network).await?;
-        let identity = crate::net::create_record_identity(&node).await;
+        let identity = crate::net::create_record_identity(node.network()).await;
         node.shutdown().await;
         identity
     })??)
@@ -304,6 +312,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Id(flag) => id::run(&config, flag.json),
         Command::Access(args) => access::run(&config, &args),
         Command::Member(command) => member::run(&config, command),
+        Command::Host(args) => host::run(&args),
         Command::Share(args) => share::run(&config, &args),
         Command::Watch(args) => watch::run(&config, &args),
         Command::Completions(args) => completions::completions(args.shell),

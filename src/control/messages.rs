@@ -32,6 +32,14 @@ pub enum ControlRequest {
     /// the name on the wire stays `Status` for daemons of earlier releases.
     #[serde(rename = "Status")]
     Health,
+    /// A host's databases, each with its remotes' health (`ddcp host status`).
+    HostStatus,
+    /// Serve the database of the host's folder `name`, made first when there is none
+    /// (`ddcp host add`).
+    HostAdd(String),
+    /// Stop serving the database `name`, and not serve it at the host's next start (`ddcp
+    /// host remove`); its files stay.
+    HostRemove(String),
     /// Stream the changes after db_version `since` (after the newest when `None`), of these
     /// tables (all when empty), until the client goes (`ddcp watch`).
     Watch {
@@ -103,6 +111,31 @@ impl RemoteHealth {
     }
 }
 
+/// One database of a host, as the host sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostedHealth {
+    /// Its name: its folder's.
+    pub name: String,
+    /// False while it waits to start again after a failure.
+    pub running: bool,
+    /// How often it was started again.
+    pub restarts: u32,
+    /// Why it last failed, since it last started.
+    pub last_error: Option<String>,
+    /// Its remotes.
+    pub remotes: Vec<RemoteHealth>,
+}
+
+impl HostedHealth {
+    /// Versions not pulled yet, over all its remotes whose lag is known.
+    pub fn lag(&self) -> Option<i64> {
+        self.remotes
+            .iter()
+            .filter_map(RemoteHealth::lag)
+            .reduce(|a, b| a + b)
+    }
+}
+
 /// The daemon's answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -121,6 +154,15 @@ pub enum ControlResponse {
     },
     /// Changes, in order: a watch's messages after the first.
     Changes(Vec<watch::WatchedChange>),
+    /// A host's databases, by name.
+    Host(Vec<HostedHealth>),
+    /// A database a host now serves: its record key, as `ddcp init` prints it.
+    Added {
+        /// The record key, with its secret: the one who asked is the owner.
+        key: String,
+        /// Whether it was made now (else it was in the folder already).
+        made: bool,
+    },
     /// The request failed.
     Error(String),
 }

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 pub use client::{ask, connect, watch};
 pub use messages::{
-    ControlRequest, ControlResponse, PULL_DEADLINE, PullOutcome, QUESTION_DEADLINE, REPLY_MARGIN,
-    RemoteHealth,
+    ControlRequest, ControlResponse, HostedHealth, PULL_DEADLINE, PullOutcome, QUESTION_DEADLINE,
+    REPLY_MARGIN, RemoteHealth,
 };
 
 /// The socket's file name in the state dir.

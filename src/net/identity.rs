@@ -10,7 +10,7 @@ use veilid_core::{CRYPTO_KIND_VLD0, Crypto, DHTSchema, KeyPair};
 use zeroize::Zeroizing;
 
 use super::NetError;
-use super::node::Node;
+use super::network::Network;
 use crate::sync::RecordKey;
 
 /// The state dir's file holding the record key and its owner keypair.
@@ -125,10 +125,10 @@ impl RecordIdentity {
     }
 }
 
-/// Creates the database's DHT record on `node`. The record is created locally, without
+/// Creates the database's DHT record on the node of `network`. The record is created locally, without
 /// the network; `ddcp serve` publishes its first value once attached.
-pub async fn create_record_identity(node: &Node) -> Result<RecordIdentity, NetError> {
-    let api = node.veilid();
+pub async fn create_record_identity(network: &Network) -> Result<RecordIdentity, NetError> {
+    let api = network.api();
     let failed = |err: veilid_core::VeilidAPIError| NetError::CreateRecord(err.to_string());
     let owner = Crypto::generate_keypair(CRYPTO_KIND_VLD0).map_err(failed)?;
     let schema = DHTSchema::dflt(STATUS_SUBKEYS).map_err(failed)?;

@@ -186,11 +186,6 @@ impl Node {
         self.network.api()
     }
 
-    /// The veilid-core API, for code in `net` that needs more than [`Network`] offers.
-    pub(super) fn veilid(&self) -> &VeilidAPI {
-        self.api()
-    }
-
     /// Shuts the node down, waiting (at most a bound) for veilid-core to flush its stores.
     pub async fn shutdown(self) {
         let api = self.network.api().clone();

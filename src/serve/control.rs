@@ -142,7 +142,7 @@ impl Actor for ControlActor {
 }
 
 /// Where connections come from: the socket, or a test's stand-in.
-trait Acceptor: Send + 'static {
+pub(super) trait Acceptor: Send + 'static {
     fn accept(&self) -> impl Future<Output = std::io::Result<UnixStream>> + Send;
 }
 
@@ -155,7 +155,7 @@ impl Acceptor for UnixListener {
 /// Accepts connections until the actor stops, handing each to `serve` (at most
 /// [`MAX_CONNECTIONS`] at once). A failed accept is logged and tried again after a pause: the
 /// socket must not go deaf while serve runs on.
-async fn accept_forever<F, Fut>(acceptor: impl Acceptor, serve: F)
+pub(super) async fn accept_forever<F, Fut>(acceptor: impl Acceptor, serve: F)
 where
     F: Fn(UnixStream) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
@@ -238,6 +238,12 @@ async fn respond(
     match request {
         // Streamed by `answer`, never asked here.
         ControlRequest::Watch { .. } => ControlResponse::Error("not a question".into()),
+        ControlRequest::HostStatus | ControlRequest::HostAdd(_) | ControlRequest::HostRemove(_) => {
+            ControlResponse::Error(
+                "this serves one database, not a host's folder: give the folder with --databases"
+                    .into(),
+            )
+        }
         ControlRequest::Health => match ask(supervisor, ControlQuery::Health).await {
             Ok(remotes) => ControlResponse::Health(remotes),
             Err(err) => ControlResponse::Error(err),
@@ -283,7 +289,7 @@ pub async fn pull_remotes(
 }
 
 /// Asks the supervisor something quick.
-async fn ask<T: Send + 'static>(
+pub(super) async fn ask<T: Send + 'static>(
     supervisor: &DerivedActorRef<ControlQuery>,
     query: impl FnOnce(RpcReplyPort<T>) -> ControlQuery,
 ) -> Result<T, String> {

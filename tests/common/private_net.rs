@@ -205,11 +205,17 @@ impl Peer {
     /// `ddcp serve --databases parent` hosts it; made on `vtnode{host}` (the host's, which is
     /// not serving yet).
     pub fn hosted_in(net: &TestNet, parent: &Path, name: &'static str, host: u8) -> Peer {
-        let mut peer = Peer::empty(net, name, host);
-        peer.site = Site::named_in(parent, name);
+        let peer = Peer::hosted_empty(net, parent, name, host);
         peer.run(&["init"]).ok();
         peer.run_with_input(&["shell"], &fixture("cr_tables.sql"))
             .ok();
+        peer
+    }
+
+    /// The empty folder `parent/name`, where `ddcp host add` makes a database.
+    pub fn hosted_empty(net: &TestNet, parent: &Path, name: &'static str, host: u8) -> Peer {
+        let mut peer = Peer::empty(net, name, host);
+        peer.site = Site::named_in(parent, name);
         peer
     }
 

@@ -10,10 +10,12 @@ fn status_of(peer: &Peer) -> String {
     peer.run(&["status"]).ok().to_string()
 }
 
-/// x and y, both private, are served by one `ddcp serve --databases`: bob is x's member only,
-/// carol y's. Each replicates with its own member, both ways, and refuses the other; a call on
-/// y's route is answered by y alone, even one x would answer. y's folder taken away stops y
-/// alone: x goes on; put back, y serves again.
+/// x and y, both private, are served by one `ddcp serve --databases`: x made by `ddcp init` in
+/// its folder and served alone once before, y made by `ddcp host add` while the host serves.
+/// bob is x's member only, carol y's. Each replicates with its own member, both ways, and
+/// refuses the other; a call on y's route is answered by y alone, even one x would answer.
+/// y's folder taken away stops y alone: x goes on; put back, y serves again. Removed and added
+/// again live, y stops and serves again.
 #[test]
 fn one_serve_hosts_two_private_databases_and_a_broken_one_stops_alone() {
     if !inside_private_network!() {
@@ -31,9 +33,25 @@ fn one_serve_hosts_two_private_databases_and_a_broken_one_stops_alone() {
     let mut host = Peer::empty(&net, "host", 5);
     let dir = host.site.dir.path().to_path_buf();
     let mut x = Peer::hosted_in(&net, &dir, "x", 5);
-    let mut y = Peer::hosted_in(&net, &dir, "y", 5);
+    let y = Peer::hosted_empty(&net, &dir, "y", 5);
     let mut bob = Peer::new(&net, "bob", 6);
     let mut carol = Peer::new(&net, "carol", 7);
+    x.run(&["remote", "add", "bob", &bob.key()]).ok();
+    // x was made by `ddcp init` in its folder: its first serve there publishes its record.
+    x.serve();
+    wait_until(ARRIVAL, "a first publish", || {
+        x.log().contains("updated status").then_some(())
+    });
+    x.stop();
+    host.serve_with(&["--databases", "."]);
+    // y is made by the host, on its node, while it serves.
+    let added = wait_until(ARRIVAL, "the host to take `host add`", || {
+        let run = host.run(&["host", "add", "y", "--databases", "."]);
+        (run.code == 0).then(|| run.stdout.trim().to_string())
+    });
+    assert_eq!(added, y.key());
+    y.run_with_input(&["shell"], &crate::common::fixture("cr_tables.sql"))
+        .ok();
     for (db, member) in [(&x, &bob), (&y, &carol)] {
         assert_eq!(db.run(&["access", "private"]).ok().trim(), "private");
         let id = member.run(&["id"]).ok().trim().to_string();
@@ -46,16 +64,6 @@ fn one_serve_hosts_two_private_databases_and_a_broken_one_stops_alone() {
         peer.run(&["remote", "add", "x", &x_key]).ok();
         peer.run(&["remote", "add", "y", &y_key]).ok();
     }
-    x.run(&["remote", "add", "bob", &bob.key()]).ok();
-    // Each was made by `ddcp init` in its folder; its first serve there publishes its record.
-    for db in [&mut x, &mut y] {
-        db.serve();
-        wait_until(ARRIVAL, "a first publish", || {
-            db.log().contains("updated status").then_some(())
-        });
-        db.stop();
-    }
-    host.serve_with(&["--databases", "."]);
     bob.serve();
     carol.serve();
 
@@ -166,6 +174,9 @@ fn one_serve_hosts_two_private_databases_and_a_broken_one_stops_alone() {
         "1",
         ARRIVAL,
     );
+    let status = host.run(&["host", "status"]).ok().to_string();
+    assert!(status.contains("y: waiting to start again"), "{status}");
+    assert!(status.contains("x: serving"), "{status}");
     // Put back, it serves again: carol gets what it wrote since.
     std::fs::rename(&away, dir.join("y")).unwrap();
     y.sql("insert into bookmarks (id, url) values ('y2', 'https://y/2')");

@@ -10,6 +10,8 @@
 //!  └─ Supervisor × N    one database's tree (`super::supervisor`)
 //! ```
 
+mod control;
+mod folder;
 mod name;
 
 use std::collections::BTreeMap;
@@ -19,15 +21,19 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
+pub use folder::HostFolder;
 pub use name::{BadDbName, DbName};
 
+use super::control::ask;
 use super::doors::Doors;
 use super::node::{NodeActor, NodeArgs, NodeMsg};
 use super::restart::Restartable;
 use super::setup::{DatabaseSetup, ServeOptions};
 use super::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::config::Config;
-use crate::net::{Network, Node};
+use crate::control::HostedHealth;
+use crate::net::{Network, Node, RecordIdentity};
+use control::HostControlActor;
 
 /// How long one database's tree, then the node, may take to stop.
 const STOP_BOUND: Duration = Duration::from_secs(60);
@@ -66,7 +72,18 @@ pub enum HostMsg {
     ),
     /// Set up and start the failed database `name` again.
     Restart(DbName),
+    /// Every database, and its remotes' health.
+    Status(RpcReplyPort<Vec<HostedHealth>>),
+    /// Serve the database `name` of the host's folder, made first when there is none: its
+    /// whole record key, and whether it was made.
+    Add(DbName, RpcReplyPort<Result<(String, bool), String>>),
+    /// Stop serving the database `name`, now and at the host's next start.
+    Remove(DbName, RpcReplyPort<Result<(), String>>),
 }
+
+/// How long `Status` waits for one database's remotes' health: a database busy past it is
+/// shown without them.
+const HEALTH_BOUND: Duration = Duration::from_secs(2);
 
 /// The root: see the module documentation.
 #[derive(Debug)]
@@ -83,6 +100,9 @@ pub struct HostArgs {
     pub on_failure: OnFailure,
     /// Why serving stopped, when a part it cannot do without failed.
     pub fatal: Arc<Mutex<Option<String>>>,
+    /// The folder of databases, and how new ones are served, when databases may be added
+    /// and removed (`ddcp serve --databases`): the host's control socket goes in it.
+    pub folder: Option<(HostFolder, ServeOptions)>,
 }
 
 /// One hosted database: its files, its tree, and why it last failed.
@@ -104,6 +124,8 @@ pub struct HostState {
     first: Option<DbName>,
     on_failure: OnFailure,
     fatal: Arc<Mutex<Option<String>>>,
+    folder: Option<(HostFolder, ServeOptions)>,
+    control: Option<ActorRef<()>>,
 }
 
 impl Actor for Host {
@@ -131,6 +153,8 @@ impl Actor for Host {
             first: args.databases.first().map(|database| database.name.clone()),
             on_failure: args.on_failure,
             fatal: args.fatal,
+            folder: args.folder,
+            control: None,
         };
         for database in args.databases {
             let name = database.name.clone();
@@ -160,6 +184,16 @@ impl Actor for Host {
             }
             state.databases.insert(database.name, hosted);
         }
+        if let Some((folder, _)) = &state.folder {
+            let args = (folder.state_dir(), myself.clone());
+            match Actor::spawn_linked(None, HostControlActor, args, myself.get_cell()).await {
+                Ok((control, _)) => state.control = Some(control),
+                Err(err) => {
+                    state.stop_all().await;
+                    return Err(err.into());
+                }
+            }
+        }
         Ok(state)
     }
 
@@ -178,6 +212,15 @@ impl Actor for Host {
                 let _ = reply.send(tree);
             }
             HostMsg::Restart(name) => state.restart(&myself, name).await,
+            HostMsg::Status(reply) => {
+                let _ = reply.send(state.status().await);
+            }
+            HostMsg::Add(name, reply) => {
+                let _ = reply.send(state.add(&myself, name).await);
+            }
+            HostMsg::Remove(name, reply) => {
+                let _ = reply.send(state.remove(name).await);
+            }
         }
         Ok(())
     }
@@ -195,8 +238,14 @@ impl Actor for Host {
             }
             _ => return Ok(()),
         };
-        if cell.get_id() == state.node.get_id() {
-            let reason = format!("the Veilid node failed: {error}");
+        let control = state.control.as_ref().map(|control| control.get_id());
+        if cell.get_id() == state.node.get_id() || Some(cell.get_id()) == control {
+            let which = if Some(cell.get_id()) == control {
+                "host's control socket"
+            } else {
+                "Veilid node"
+            };
+            let reason = format!("the {which} failed: {error}");
             tracing::error!(target: "ddcp", "{reason}");
             *state.fatal.lock() = Some(reason.clone());
             myself.stop(Some(reason));
@@ -287,9 +336,107 @@ impl HostState {
         }
     }
 
+    /// Every database, and its remotes' health, asked of all at once.
+    async fn status(&self) -> Vec<HostedHealth> {
+        let mut asking = tokio::task::JoinSet::new();
+        for (name, hosted) in &self.databases {
+            let (name, tree) = (name.to_string(), hosted.tree.actor.clone());
+            let (restarts, last_error) = (hosted.tree.restarts, hosted.last_error.clone());
+            asking.spawn(async move {
+                let remotes = match &tree {
+                    Some(tree) => {
+                        let derived = tree.get_derived();
+                        let asked = ask(&derived, super::ControlQuery::Health);
+                        tokio::time::timeout(HEALTH_BOUND, asked)
+                            .await
+                            .ok()
+                            .and_then(Result::ok)
+                            .unwrap_or_default()
+                    }
+                    None => Vec::new(),
+                };
+                HostedHealth {
+                    name,
+                    running: tree.is_some(),
+                    restarts,
+                    last_error,
+                    remotes,
+                }
+            });
+        }
+        let mut status = asking.join_all().await;
+        status.sort_by(|a, b| a.name.cmp(&b.name));
+        status
+    }
+
+    /// Serves the database `name` of the folder, made first when there is none.
+    async fn add(
+        &mut self,
+        myself: &ActorRef<HostMsg>,
+        name: DbName,
+    ) -> Result<(String, bool), String> {
+        let Some((folder, options)) = self.folder.clone() else {
+            return Err("this serve has no folder of databases to add to".into());
+        };
+        if self.databases.contains_key(&name) {
+            return Err(format!("{name} is served already"));
+        }
+        let made = !folder.holds(&name);
+        let config = folder.config_of(&name);
+        if made {
+            folder
+                .make(&name, &self.network)
+                .await
+                .map_err(|err| err.to_string())?;
+        }
+        let key = RecordIdentity::load(&config.state_dir)
+            .map_err(|err| err.to_string())?
+            .key;
+        let setup = DatabaseSetup::prepare(&config, options.clone(), None)
+            .await
+            .map_err(|err| err.to_string())?;
+        let tree = self
+            .start_tree(myself, setup)
+            .await
+            .map_err(|err| err.to_string())?;
+        folder
+            .set_removed(&name, false)
+            .map_err(|err| format!("{name} is served, but stays out of the next start: {err}"))?;
+        let mut hosted = Hosted {
+            config,
+            options,
+            tree: Restartable::not_started(),
+            last_error: None,
+        };
+        hosted.tree.restarted(tree);
+        tracing::info!(target: "ddcp", db = %name, made, "Serving a database added");
+        self.databases.insert(name, hosted);
+        Ok((key.reveal().to_string(), made))
+    }
+
+    /// Stops serving the database `name`, now and at the next start; its files stay.
+    async fn remove(&mut self, name: DbName) -> Result<(), String> {
+        let Some((folder, _)) = &self.folder else {
+            return Err("this serve has no folder of databases to remove from".into());
+        };
+        let Some(mut hosted) = self.databases.remove(&name) else {
+            return Err(format!("no database named {name} is served"));
+        };
+        if let Some(tree) = hosted.tree.actor.take() {
+            let _ = tree.stop_and_wait(None, Some(STOP_BOUND)).await;
+        }
+        tracing::info!(target: "ddcp", db = %name, "Stopped serving a database removed");
+        folder.set_removed(&name, true).map_err(|err| {
+            format!("{name} is stopped, but would be served at the next start: {err}")
+        })
+    }
+
     /// Stops every database's tree, all at once, then the node: its shutdown flushes Veilid's
     /// stores.
     async fn stop_all(&mut self) {
+        if let Some(control) = self.control.take() {
+            let _ = control.stop_and_wait(None, Some(STOP_BOUND)).await;
+        }
         let mut stopping = tokio::task::JoinSet::new();
         for hosted in self.databases.values_mut() {
             if let Some(tree) = hosted.tree.actor.take() {

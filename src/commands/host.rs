@@ -1,0 +1,100 @@
+//! `ddcp host status|add|remove`: a running `ddcp serve --databases DIR`, through the host's
+//! control socket in DIR/.ddcp (docs/hosting.md).
+
+use std::path::Path;
+
+use super::CommandError;
+use super::output::{print_json, print_line};
+use crate::cli::{HostArgs, HostCommand};
+use crate::control::{ControlRequest, ControlResponse, HostedHealth, ask, connect};
+use crate::serve::HostFolder;
+
+pub fn run(args: &HostArgs) -> Result<(), CommandError> {
+    let dir = &args.databases;
+    match &args.command {
+        HostCommand::Status(flag) => match ask_host(dir, ControlRequest::HostStatus)? {
+            ControlResponse::Host(databases) if flag.json => Ok(print_json(&databases)?),
+            ControlResponse::Host(databases) => print_status(&databases),
+            other => Err(unexpected(other)),
+        },
+        HostCommand::Add { name } => match ask_host(dir, ControlRequest::HostAdd(name.clone()))? {
+            ControlResponse::Added { key, made } => {
+                let what = if made { "Made and serving" } else { "Serving" };
+                tracing::info!(target: "ddcp", db = %name, "{what} the database");
+                // Its owner asked for it: the one place besides `init` and `addr` that prints
+                // a whole key.
+                Ok(print_line(key)?)
+            }
+            other => Err(unexpected(other)),
+        },
+        HostCommand::Remove { name } => {
+            match ask_host(dir, ControlRequest::HostRemove(name.clone()))? {
+                ControlResponse::Done => Ok(print_line(format_args!(
+                    "stopped serving {name} (its files stay in its folder)"
+                ))?),
+                other => Err(unexpected(other)),
+            }
+        }
+    }
+}
+
+/// Asks the host serving `dir`.
+fn ask_host(dir: &Path, request: ControlRequest) -> Result<ControlResponse, CommandError> {
+    let folder = HostFolder {
+        dir: dir.to_path_buf(),
+        extension: crate::db::Extension::BuiltIn,
+    };
+    let Some(mut stream) = connect(&folder.state_dir())? else {
+        return Err(CommandError::NoHost(dir.to_path_buf()));
+    };
+    match ask(&mut stream, &request) {
+        Err(crate::control::ControlError::Daemon(refusal)) => {
+            Err(CommandError::HostRefused(refusal))
+        }
+        answered => Ok(answered?),
+    }
+}
+
+fn unexpected(response: ControlResponse) -> CommandError {
+    CommandError::HostRefused(format!("it answered something else: {response:?}"))
+}
+
+/// One line per database, and one per remote of each.
+fn print_status(databases: &[HostedHealth]) -> Result<(), CommandError> {
+    if databases.is_empty() {
+        print_line("no database served (add one with `ddcp host add NAME`)")?;
+    }
+    for database in databases {
+        let state = if database.running {
+            "serving"
+        } else {
+            "waiting to start again"
+        };
+        let lag = database
+            .lag()
+            .map_or_else(|| "-".to_string(), |lag| lag.to_string());
+        let error = database
+            .last_error
+            .as_deref()
+            .map(|error| format!(", last error: {}", super::output::redacted(error)))
+            .unwrap_or_default();
+        print_line(format_args!(
+            "{}: {state}, {} remotes, lag {lag}, restarts {}{error}",
+            database.name,
+            database.remotes.len(),
+            database.restarts
+        ))?;
+        for remote in &database.remotes {
+            let lag = remote
+                .lag()
+                .map_or_else(|| "-".to_string(), |lag| lag.to_string());
+            let error = remote
+                .last_error
+                .as_deref()
+                .map(|error| format!(", last error: {}", super::output::redacted(error)))
+                .unwrap_or_default();
+            print_line(format_args!("  {}: lag {lag}{error}", remote.name))?;
+        }
+    }
+    Ok(())
+}
