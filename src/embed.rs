@@ -31,6 +31,7 @@ pub use crate::control::PullOutcome;
 pub use crate::serve::{ApiOptions, ServeError as ReplicatorError, open_database, remote_links};
 
 use crate::config::Config;
+use crate::metrics::DbLabel;
 use crate::net::Node;
 use crate::serve::{
     DatabaseSetup, DbName, Host, HostArgs, HostMsg, HostedDatabase, OnFailure, ServeOptions,
@@ -81,8 +82,10 @@ impl Replicator {
         let serve_options = ServeOptions {
             poll_interval: options.poll_interval,
         };
+        let api = options.api.as_ref();
+        // One database: its metrics keep the labels they always had.
         let setup =
-            DatabaseSetup::prepare(config, serve_options.clone(), options.api.as_ref()).await?;
+            DatabaseSetup::prepare(config, serve_options.clone(), api, DbLabel::default()).await?;
         let node = attached_node(config, options.attach_timeout).await?;
         tracing::info!(
             target: "ddcp",

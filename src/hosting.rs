@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::db::Extension;
 use crate::embed::attached_node;
+use crate::metrics::DbLabel;
 use crate::net::NetworkSettings;
 use crate::serve::{
     DatabaseSetup, Host, HostArgs, HostFolder, HostMsg, HostedDatabase, OnFailure, ServeError,
@@ -60,7 +61,9 @@ impl Hosting {
         let mut databases = Vec::with_capacity(names.len());
         for name in names {
             let config = folder.config_of(&name);
-            let setup = match DatabaseSetup::prepare(&config, serve_options.clone(), None).await {
+            let label = DbLabel::named(name.as_str());
+            let prepared = DatabaseSetup::prepare(&config, serve_options.clone(), None, label);
+            let setup = match prepared.await {
                 Ok(setup) => Some(setup),
                 Err(err) => {
                     tracing::error!(target: "ddcp", db = %name, error = %err,

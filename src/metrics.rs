@@ -4,8 +4,11 @@
 //! peer claims (an unauthenticated asker could grow the series without bound).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Label, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 
 /// This database's db_version.
 pub const DB_VERSION: &str = "ddcp_db_version";
@@ -181,15 +184,41 @@ pub fn install(address: SocketAddr) -> Result<(), String> {
     Ok(())
 }
 
+/// Which database a metric is of: none for a `ddcp serve` of one database, whose metrics keep
+/// the labels they always had; the database's name (its folder's) under a host of many
+/// (`ddcp serve --databases`), as the label `db`. Its values are the databases the operator
+/// put in the host's folder: a bounded set (docs/hosting.md says how far it goes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DbLabel(Option<Arc<str>>);
+
+impl DbLabel {
+    /// The label of the hosted database `name`.
+    pub fn named(name: &str) -> DbLabel {
+        DbLabel(Some(name.into()))
+    }
+
+    /// `pairs`, and the database's own label when it has one.
+    fn with(&self, pairs: &[(&'static str, &str)]) -> Vec<Label> {
+        let mut labels: Vec<Label> = pairs
+            .iter()
+            .map(|(key, value)| Label::new(*key, value.to_string()))
+            .collect();
+        if let Some(name) = &self.0 {
+            labels.push(Label::new("db", name.to_string()));
+        }
+        labels
+    }
+}
+
 /// `count` peers listen for this database's new versions.
-pub fn listeners(count: usize) {
-    gauge!(LISTENERS).set(count as f64);
+pub fn listeners(db: &DbLabel, count: usize) {
+    gauge!(LISTENERS, db.with(&[])).set(count as f64);
 }
 
 /// A note to a listener went out (`sent`) or could not (`failed`).
-pub fn note_sent(sent: bool) {
+pub fn note_sent(db: &DbLabel, sent: bool) {
     let outcome = if sent { "sent" } else { "failed" };
-    counter!(NOTES_SENT, "outcome" => outcome).increment(1);
+    counter!(NOTES_SENT, db.with(&[("outcome", outcome)])).increment(1);
 }
 
 /// What became of a note received.
@@ -206,113 +235,130 @@ pub enum NoteOutcome {
 }
 
 /// A note was received, and this became of it.
-pub fn note_received(outcome: NoteOutcome) {
+pub fn note_received(db: &DbLabel, outcome: NoteOutcome) {
     let outcome = match outcome {
         NoteOutcome::Taken => "taken",
         NoteOutcome::Unknown => "unknown",
         NoteOutcome::Malformed => "malformed",
         NoteOutcome::Unopened => "unopened",
     };
-    counter!(NOTES_RECEIVED, "outcome" => outcome).increment(1);
+    counter!(NOTES_RECEIVED, db.with(&[("outcome", outcome)])).increment(1);
 }
 
 /// The database moved to `version`.
-pub fn db_version(version: i64) {
-    gauge!(DB_VERSION).set(version as f64);
+pub fn db_version(db: &DbLabel, version: i64) {
+    gauge!(DB_VERSION, db.with(&[])).set(version as f64);
 }
 
 /// `changes` are held for tables or columns this database lacks.
-pub fn held(changes: u64) {
-    gauge!(HELD_CHANGES).set(changes as f64);
+pub fn held(db: &DbLabel, changes: u64) {
+    gauge!(HELD_CHANGES, db.with(&[])).set(changes as f64);
 }
 
 /// A page of `changes` from `remote` was accepted.
-pub fn applied(remote: &str, changes: u64) {
-    counter!(CHANGES_APPLIED, "remote" => remote.to_string()).increment(changes);
+pub fn applied(db: &DbLabel, remote: &str, changes: u64) {
+    counter!(CHANGES_APPLIED, db.with(&[("remote", remote)])).increment(changes);
 }
 
 /// `changes` from `remote` were skipped: its author policy refuses their authors.
-pub fn refused_changes(remote: &str, changes: u64) {
+pub fn refused_changes(db: &DbLabel, remote: &str, changes: u64) {
     if changes > 0 {
-        counter!(CHANGES_REFUSED, "remote" => remote.to_string()).increment(changes);
+        counter!(CHANGES_REFUSED, db.with(&[("remote", remote)])).increment(changes);
     }
 }
 
 /// A page of `changes` went to a peer.
-pub fn served(changes: u64) {
-    counter!(CHANGES_SERVED).increment(changes);
+pub fn served(db: &DbLabel, changes: u64) {
+    counter!(CHANGES_SERVED, db.with(&[])).increment(changes);
 }
 
 /// A page was answered with one built for another puller.
-pub fn page_shared() {
-    counter!(PAGES_SHARED).increment(1);
+pub fn page_shared(db: &DbLabel) {
+    counter!(PAGES_SHARED, db.with(&[])).increment(1);
 }
 
 /// App call bytes in and out.
-pub fn traffic(bytes_in: usize, bytes_out: usize) {
-    counter!(BYTES_IN).increment(bytes_in as u64);
-    counter!(BYTES_OUT).increment(bytes_out as u64);
+pub fn traffic(db: &DbLabel, bytes_in: usize, bytes_out: usize) {
+    counter!(BYTES_IN, db.with(&[])).increment(bytes_in as u64);
+    counter!(BYTES_OUT, db.with(&[])).increment(bytes_out as u64);
 }
 
 /// A pull of `remote` took `seconds`.
-pub fn pull_took(remote: &str, seconds: f64) {
-    histogram!(PULL_DURATION, "remote" => remote.to_string()).record(seconds);
+pub fn pull_took(db: &DbLabel, remote: &str, seconds: f64) {
+    histogram!(PULL_DURATION, db.with(&[("remote", remote)])).record(seconds);
 }
 
 /// `remote` is `lag` versions behind.
-pub fn lag(remote: &str, lag: i64) {
-    gauge!(REMOTE_LAG, "remote" => remote.to_string()).set(lag as f64);
+pub fn lag(db: &DbLabel, remote: &str, lag: i64) {
+    gauge!(REMOTE_LAG, db.with(&[("remote", remote)])).set(lag as f64);
 }
 
-/// An actor of kind `actor` was restarted.
-pub fn restarted(actor: &'static str) {
-    counter!(ACTOR_RESTARTS, "actor" => actor).increment(1);
+/// An actor of kind `actor` was restarted (a whole database's tree: `database`).
+pub fn restarted(db: &DbLabel, actor: &'static str) {
+    counter!(ACTOR_RESTARTS, db.with(&[("actor", actor)])).increment(1);
 }
 
-/// The Veilid node's attachment.
+/// The Veilid node's attachment: one node, whatever the databases it serves.
 pub fn attachment(ready: bool, peers: u64) {
     gauge!(VEILID_READY).set(if ready { 1.0 } else { 0.0 });
     gauge!(VEILID_PEERS).set(peers as f64);
 }
 
 /// A watch was set on `remote`'s record.
-pub fn watched(remote: &str) {
-    counter!(WATCHES, "remote" => remote.to_string()).increment(1);
-    gauge!(POLLING, "remote" => remote.to_string()).set(0.0);
+pub fn watched(db: &DbLabel, remote: &str) {
+    counter!(WATCHES, db.with(&[("remote", remote)])).increment(1);
+    gauge!(POLLING, db.with(&[("remote", remote)])).set(0.0);
 }
 
 /// A change of `remote` came to light at a Status check, not through its watch.
-pub fn missed_notification(remote: &str) {
-    counter!(MISSED_NOTIFICATIONS, "remote" => remote.to_string()).increment(1);
+pub fn missed_notification(db: &DbLabel, remote: &str) {
+    counter!(MISSED_NOTIFICATIONS, db.with(&[("remote", remote)])).increment(1);
 }
 
 /// `remote` is polled: its record could not be watched.
-pub fn polling(remote: &str) {
-    gauge!(POLLING, "remote" => remote.to_string()).set(1.0);
+pub fn polling(db: &DbLabel, remote: &str) {
+    gauge!(POLLING, db.with(&[("remote", remote)])).set(1.0);
 }
 
 /// A remote's actor started: its counters show from the start, at 0 (a scrape that finds
 /// none cannot tell "never" from "not exported").
-pub fn remote_started(remote: &str) {
-    counter!(REMOTE_BUSY, "remote" => remote.to_string()).increment(0);
+pub fn remote_started(db: &DbLabel, remote: &str) {
+    counter!(REMOTE_BUSY, db.with(&[("remote", remote)])).increment(0);
 }
 
 /// `remote` answered that it is too busy.
-pub fn remote_busy(remote: &str) {
-    counter!(REMOTE_BUSY, "remote" => remote.to_string()).increment(1);
+pub fn remote_busy(db: &DbLabel, remote: &str) {
+    counter!(REMOTE_BUSY, db.with(&[("remote", remote)])).increment(1);
 }
 
-/// A peer's request was shed.
-pub fn shed(reason: ShedReason) {
-    counter!(REQUESTS_SHED, "reason" => reason.label()).increment(1);
+/// A peer's request was shed: by a database's answering (`db`), or by the node before any
+/// database took it (none).
+pub fn shed(db: &DbLabel, reason: ShedReason) {
+    counter!(REQUESTS_SHED, db.with(&[("reason", reason.label())])).increment(1);
 }
 
 /// A request to this private database was refused; `reason` is one of a fixed set.
-pub fn refused(reason: &'static str) {
-    counter!(REQUESTS_REFUSED, "reason" => reason).increment(1);
+pub fn refused(db: &DbLabel, reason: &'static str) {
+    counter!(REQUESTS_REFUSED, db.with(&[("reason", reason)])).increment(1);
 }
 
 /// A failure of kind `kind`.
-pub fn error(kind: &'static str) {
-    counter!(ERRORS, "kind" => kind).increment(1);
+pub fn error(db: &DbLabel, kind: &'static str) {
+    counter!(ERRORS, db.with(&[("kind", kind)])).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hosted_database_adds_its_name_and_a_database_served_alone_adds_nothing() {
+        let alone = DbLabel::default().with(&[("remote", "bob")]);
+        assert_eq!(alone, vec![Label::new("remote", "bob")]);
+        let hosted = DbLabel::named("x").with(&[("remote", "bob")]);
+        assert_eq!(
+            hosted,
+            vec![Label::new("remote", "bob"), Label::new("db", "x")]
+        );
+    }
 }

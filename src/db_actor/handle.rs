@@ -13,6 +13,7 @@ use crate::db::{
     AcceptOutcome, AcceptPolicy, AccessState, AppStatement, Committed, Db, DbError, Followed,
     MirrorPrefix, OwnerCheck, Remote, RemoteName,
 };
+use crate::metrics::DbLabel;
 use crate::sync::filter::ChangeFilter;
 use crate::sync::protocol::ChangesPage;
 use crate::sync::schema_fit::SchemaFit;
@@ -38,6 +39,8 @@ pub enum DbCallError {
 #[derive(Clone, Debug)]
 pub struct DbHandle {
     actor: ActorRef<DbMsg>,
+    /// The label of this database's metrics, for whoever works on its behalf.
+    metrics: DbLabel,
 }
 
 impl DbHandle {
@@ -55,6 +58,17 @@ impl DbHandle {
         listener: Option<DerivedActorRef<DbEvent>>,
         supervisor: Option<ActorCell>,
     ) -> Result<(DbHandle, JoinHandle<()>), SpawnErr> {
+        DbHandle::spawn_labelled(db, listener, supervisor, DbLabel::default()).await
+    }
+
+    /// [`DbHandle::spawn`], its metrics labelled as the hosted database `metrics` says.
+    pub async fn spawn_labelled(
+        db: Db,
+        listener: Option<DerivedActorRef<DbEvent>>,
+        supervisor: Option<ActorCell>,
+        metrics: DbLabel,
+    ) -> Result<(DbHandle, JoinHandle<()>), SpawnErr> {
+        let label = metrics.clone();
         let (started, start) = oneshot::channel();
         let (ended, end) = oneshot::channel::<()>();
         std::thread::Builder::new()
@@ -76,6 +90,7 @@ impl DbHandle {
                         db,
                         listener,
                         look_interval: super::CHANGE_CHECK_INTERVAL,
+                        metrics: label,
                     };
                     let spawned = match supervisor {
                         Some(supervisor) => {
@@ -102,7 +117,12 @@ impl DbHandle {
         let stopped = tokio::spawn(async move {
             let _ = end.await;
         });
-        Ok((DbHandle { actor }, stopped))
+        Ok((DbHandle { actor, metrics }, stopped))
+    }
+
+    /// The label of this database's metrics.
+    pub fn metrics(&self) -> &DbLabel {
+        &self.metrics
     }
 
     /// The actor, for supervision.

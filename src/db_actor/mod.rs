@@ -18,7 +18,7 @@ pub use messages::{DbEvent, DbMsg, LocalState};
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
 
 use crate::db::{Db, Followed};
-use crate::metrics;
+use crate::metrics::{self, DbLabel};
 use crate::sync::serve::{MAX_PAGE_BUDGET, Responder, internal_answer};
 
 /// How often the database is checked for commits made by other processes when its WAL cannot
@@ -40,6 +40,8 @@ pub struct DbArgs {
     /// How often the database is looked at for commits by other processes, besides the
     /// watch on its WAL.
     pub look_interval: Duration,
+    /// Its metrics' label.
+    pub metrics: DbLabel,
 }
 
 /// The DbActor's state.
@@ -62,6 +64,7 @@ pub struct DbState {
     _commit_watch: Option<commit_watch::CommitWatch>,
     /// The file opened: the actor stops when its path names another, or none.
     file: Option<file_identity::FileIdentity>,
+    metrics: DbLabel,
 }
 
 impl Actor for DbActor {
@@ -90,6 +93,7 @@ impl Actor for DbActor {
             looked_at: None,
             _commit_watch: commit_watch,
             file,
+            metrics: args.metrics,
         })
     }
 
@@ -136,7 +140,7 @@ impl DbState {
             } => {
                 if reply.is_closed() {
                     // The asker stopped waiting while this waited in the mailbox.
-                    metrics::shed(metrics::ShedReason::Expired);
+                    metrics::shed(&self.metrics, metrics::ShedReason::Expired);
                     return Ok(());
                 }
                 let budget = budget.unwrap_or(MAX_PAGE_BUDGET);
@@ -145,7 +149,7 @@ impl DbState {
                     Ok(unserved) if unserved.is_open() => filter,
                     Ok(unserved) => Arc::new(filter.and(&unserved)),
                     Err(err) => {
-                        metrics::error("db");
+                        metrics::error(&self.metrics, "db");
                         tracing::warn!(target: "ddcp", error = %err, "Cannot answer a peer");
                         let _ = reply.send(internal_answer());
                         return Ok(());
@@ -157,16 +161,16 @@ impl DbState {
                     .responder
                     .respond_within(&self.db, &request, budget, &filter);
                 if let Some(served) = self.responder.take_served() {
-                    metrics::served(served.changes);
+                    metrics::served(&self.metrics, served.changes);
                     let shared = self.responder.pages_shared() > shared_before;
                     if shared {
-                        metrics::page_shared();
+                        metrics::page_shared(&self.metrics);
                     }
                     tracing::debug!(target: "ddcp", changes = served.changes, bytes = answer.len(),
                         shared, took_ms = started.elapsed().as_secs_f64() * 1e3, "Served a page");
                 }
                 if let Some(failure) = self.responder.take_source_failure() {
-                    metrics::error("db");
+                    metrics::error(&self.metrics, "db");
                     tracing::warn!(target: "ddcp", error = %failure, "Cannot answer a peer");
                 }
                 let _ = reply.send(answer);
@@ -195,7 +199,7 @@ impl DbState {
                     && accepted.held > 0
                 {
                     self.held += accepted.held;
-                    metrics::held(self.held);
+                    metrics::held(&self.metrics, self.held);
                 }
                 if outcome.is_err() && self.db.in_transaction() {
                     self.db.rollback()?;
@@ -232,7 +236,7 @@ impl DbState {
                 // migration it had made by hand, now recorded): report the state again.
                 self.reported = None;
                 if let Err(err) = self.report_changes() {
-                    metrics::error("db");
+                    metrics::error(&self.metrics, "db");
                     tracing::warn!(target: "ddcp", error = %err, "Cannot read the database's state");
                 }
             }
@@ -242,7 +246,7 @@ impl DbState {
                 let _ = reply.send(committed);
                 // Peers hear of it now, not at the next look for commits.
                 if wrote && let Err(err) = self.report_app_commit() {
-                    metrics::error("db");
+                    metrics::error(&self.metrics, "db");
                     tracing::warn!(target: "ddcp", error = %err, "Cannot read the database's state");
                 }
             }
@@ -330,6 +334,7 @@ mod tests {
             db,
             listener: Some(listener.get_derived()),
             look_interval,
+            metrics: DbLabel::default(),
         };
         let (actor, _) = Actor::spawn(None, DbActor, args).await.unwrap();
         (actor, listener, reports)

@@ -78,7 +78,7 @@ impl DbState {
         let Some(listener) = &self.listener else {
             return;
         };
-        metrics::db_version(state.db_version.0);
+        metrics::db_version(&self.metrics, state.db_version.0);
         // A write's way to the peers, step by step (benches/network.rs prints the steps).
         tracing::debug!(target: "ddcp_latency", db_version = state.db_version.0, "reported");
         self.reported = Some(Reported {
@@ -96,14 +96,14 @@ impl DbState {
         match self.db.apply_held() {
             Ok(applied) => {
                 self.held = applied.still_held;
-                metrics::held(self.held);
+                metrics::held(&self.metrics, self.held);
                 if applied.taken > 0 {
                     tracing::info!(target: "ddcp", taken = applied.taken, still_held = applied.still_held,
                         "The schema moved: applied changes held for tables or columns this database lacked");
                 }
             }
             Err(err) => {
-                metrics::error("db");
+                metrics::error(&self.metrics, "db");
                 tracing::warn!(target: "ddcp", error = %err, "Cannot apply the held changes");
             }
         }

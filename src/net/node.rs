@@ -123,7 +123,10 @@ impl Node {
             // events' reserve.
             let from_a_peer = matches!(event, NetEvent::Call(_) | NetEvent::Message { .. });
             if from_a_peer && sender.capacity() <= RESERVED_FOR_EVENTS {
-                crate::metrics::shed(crate::metrics::ShedReason::QueueFull);
+                crate::metrics::shed(
+                    &crate::metrics::DbLabel::default(),
+                    crate::metrics::ShedReason::QueueFull,
+                );
                 return;
             }
             match sender.try_send(event) {

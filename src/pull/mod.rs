@@ -251,8 +251,8 @@ impl Pull<'_> {
                             Ok(outcome) => {
                                 moved = true;
                                 let name = self.link.name.as_str();
-                                metrics::applied(name, outcome.admitted);
-                                metrics::refused_changes(name, outcome.refused);
+                                metrics::applied(self.db.metrics(), name, outcome.admitted);
+                                metrics::refused_changes(self.db.metrics(), name, outcome.refused);
                                 self.report.pages += 1;
                                 self.report.changes += outcome.admitted;
                                 self.report.refused += outcome.refused;
@@ -289,7 +289,7 @@ impl Pull<'_> {
                             puller = self.new_puller().await?;
                         }
                         ErrorCode::TooBusy => {
-                            metrics::remote_busy(self.link.name.as_str());
+                            metrics::remote_busy(self.db.metrics(), self.link.name.as_str());
                             busy = true;
                         }
                         ErrorCode::NotAllowed => refused = true,
@@ -430,7 +430,7 @@ impl Pull<'_> {
             answers.push(joined.unwrap_or_else(|err| Err(NetError::Call(err.to_string()))));
         }
         let received = answers.iter().flatten().map(Vec::len).sum();
-        metrics::traffic(received, sent);
+        metrics::traffic(self.db.metrics(), received, sent);
         answers
     }
 }

@@ -10,7 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::db::{Access, AccessState, MemberName};
-use crate::metrics;
+use crate::metrics::{self, DbLabel};
 use crate::sync::codec::{decode_request, encode_message, encode_published, encode_status};
 use crate::sync::compress::Compression;
 use crate::sync::filter::ChangeFilter;
@@ -52,6 +52,7 @@ pub struct Update {
 pub struct AccessGate {
     gate: Arc<RwLock<Gate>>,
     logged: Arc<Mutex<HashMap<Option<MemberId>, Instant>>>,
+    metrics: DbLabel,
 }
 
 struct Gate {
@@ -109,7 +110,18 @@ impl AccessGate {
         AccessGate {
             gate: Arc::new(RwLock::new(gate)),
             logged: Arc::default(),
+            metrics: DbLabel::default(),
         }
+    }
+
+    /// The gate, counting its refusals under the hosted database's label `metrics`.
+    pub fn labelled(self, metrics: DbLabel) -> Self {
+        AccessGate { metrics, ..self }
+    }
+
+    /// The label of its database's metrics.
+    pub fn metrics(&self) -> &DbLabel {
+        &self.metrics
     }
 
     /// Takes the access state read from the database: what changed.
@@ -255,7 +267,7 @@ impl AccessGate {
 
     /// Counts a refusal, and logs it unless this asker was logged within [`LOG_EVERY`].
     fn log_refusal(&self, asker: Option<MemberId>, reason: &'static str, name: Option<MemberName>) {
-        metrics::refused(reason);
+        metrics::refused(&self.metrics, reason);
         let mut logged = self.logged.lock();
         let now = Instant::now();
         if logged

@@ -29,7 +29,7 @@ use super::access::{AccessGate, Admission};
 use super::call_queue::{Asker, CallQueue};
 use super::listeners::Listeners;
 use crate::db_actor::DbHandle;
-use crate::metrics::{self, ShedReason};
+use crate::metrics::{self, DbLabel, ShedReason};
 use crate::net::{CallId, IncomingCall, Network};
 use crate::sync::codec::{decode_request, encode_message};
 use crate::sync::compress::Compression;
@@ -126,6 +126,7 @@ pub struct Answerer {
     network: Network,
     gate: AccessGate,
     workers: Vec<JoinHandle<()>>,
+    metrics: DbLabel,
 }
 
 impl std::fmt::Debug for Answerer {
@@ -145,6 +146,7 @@ impl Answerer {
             MAX_WAITING_PER_MEMBER,
         )));
         let ready = Arc::new(Notify::new());
+        let metrics = db.metrics().clone();
         let workers = (0..ANSWER_WORKERS)
             .map(|_| {
                 let worker = Worker {
@@ -164,6 +166,7 @@ impl Answerer {
             network,
             gate,
             workers,
+            metrics,
         }
     }
 
@@ -177,7 +180,7 @@ impl Answerer {
         let (asker, admitted) = match Admitted::by(&self.gate, call.message) {
             Ok(admitted) => admitted,
             Err(refusal) => {
-                reply(&self.network, call.id, question_len, refusal).await;
+                reply(&self.network, &self.metrics, call.id, question_len, refusal).await;
                 return;
             }
         };
@@ -194,14 +197,14 @@ impl Answerer {
                 // refuses a live call only when it holds nothing but live ones.
                 let expired = queue.remove_where(|waiting| waiting.since.elapsed() >= ANSWER_BOUND);
                 for _ in expired {
-                    metrics::shed(ShedReason::Expired);
+                    metrics::shed(&self.metrics, ShedReason::Expired);
                 }
             }
             queue.push(asker, waiting)
         };
         self.ready.notify_one();
         if let Some(refused) = refused {
-            metrics::shed(ShedReason::Busy);
+            metrics::shed(&self.metrics, ShedReason::Busy);
             let answer = self.network.reply(refused.id, too_busy_answer()).await;
             if let Err(err) = answer {
                 tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");
@@ -242,7 +245,7 @@ impl Worker {
             };
             let left = ANSWER_BOUND.saturating_sub(waiting.since.elapsed());
             if left.is_zero() {
-                metrics::shed(ShedReason::Expired);
+                metrics::shed(self.db.metrics(), ShedReason::Expired);
                 continue;
             }
             let budget = (still_waiting >= MAX_WAITING / 2).then_some(LOADED_PAGE_BUDGET);
@@ -261,7 +264,10 @@ impl Worker {
             true => admitted,
             false => match Admitted::by(&self.gate, admitted.call()) {
                 Ok((_, admitted)) => admitted,
-                Err(refusal) => return reply(&self.network, id, question_len, refusal).await,
+                Err(refusal) => {
+                    return reply(&self.network, self.db.metrics(), id, question_len, refusal)
+                        .await;
+                }
             },
         };
         let Admitted {
@@ -286,7 +292,7 @@ impl Worker {
                     Some(request) => self.gate.seal(request, &answer),
                     None => answer,
                 };
-                metrics::traffic(question_len, answer.len());
+                metrics::traffic(self.db.metrics(), question_len, answer.len());
                 if let Err(err) = self.network.reply(id, answer).await {
                     tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");
                 }
@@ -298,8 +304,8 @@ impl Worker {
 }
 
 /// Sends a refusal the gate made.
-async fn reply(network: &Network, id: CallId, question_len: usize, refusal: Vec<u8>) {
-    metrics::traffic(question_len, refusal.len());
+async fn reply(network: &Network, db: &DbLabel, id: CallId, question_len: usize, refusal: Vec<u8>) {
+    metrics::traffic(db, question_len, refusal.len());
     if let Err(err) = network.reply(id, refusal).await {
         tracing::debug!(target: "ddcp", error = %err, "Cannot answer a call");
     }

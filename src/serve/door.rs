@@ -82,7 +82,7 @@ impl Actor for DoorActor {
         _myself: ActorRef<DoorMsg>,
         args: DoorArgs,
     ) -> Result<DoorState, ActorProcessingErr> {
-        let listeners = Listeners::default();
+        let listeners = Listeners::labelled(args.db.metrics().clone());
         let notifying = spawn_notifier(
             args.network.clone(),
             listeners.clone(),

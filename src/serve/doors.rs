@@ -14,7 +14,7 @@ use ractor::ActorRef;
 use super::answering::Answerer;
 use super::door::DoorMsg;
 use super::note_inbox::{NoteInbox, take_note};
-use crate::metrics::{self, ShedReason};
+use crate::metrics::{self, DbLabel, ShedReason};
 use crate::net::{IncomingCall, RouteId};
 
 /// One database's way in: who answers its calls, where its notes go, and the actor keeping
@@ -66,7 +66,7 @@ impl Doors {
             Some(door) => door.answerer.take(call).await,
             None => {
                 tracing::debug!(target: "ddcp", "A call on no database's route: not answered");
-                metrics::shed(ShedReason::NoSuchRoute);
+                metrics::shed(&DbLabel::default(), ShedReason::NoSuchRoute);
             }
         }
     }
@@ -75,7 +75,7 @@ impl Doors {
     pub fn take_note(&self, message: &[u8], route: Option<&RouteId>) {
         match self.door(route) {
             Some(door) => take_note(&door.inbox, message),
-            None => metrics::shed(ShedReason::NoSuchRoute),
+            None => metrics::shed(&DbLabel::default(), ShedReason::NoSuchRoute),
         }
     }
 

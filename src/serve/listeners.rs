@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::access::AccessGate;
-use crate::metrics;
+use crate::metrics::{self, DbLabel};
 use crate::net::{ImportedRoute, Network, RouteId};
 use crate::sync::protocol::{Listen, ListenToken, Note};
 use crate::sync::{DbVersion, Incarnation, MemberId};
@@ -57,6 +57,7 @@ struct Listener {
 #[derive(Clone, Default)]
 pub struct Listeners {
     listeners: Arc<Mutex<HashMap<ListenToken, Listener>>>,
+    metrics: DbLabel,
 }
 
 impl std::fmt::Debug for Listeners {
@@ -68,6 +69,14 @@ impl std::fmt::Debug for Listeners {
 }
 
 impl Listeners {
+    /// None yet, for the database whose metrics are labelled `metrics`.
+    pub fn labelled(metrics: DbLabel) -> Listeners {
+        Listeners {
+            metrics,
+            ..Listeners::default()
+        }
+    }
+
     /// Takes `listen` from a request this database answered, by `member` for a private
     /// database; false when the listeners are full. A member asking with a new token (it
     /// restarted) replaces its old listen. A public database's listener cannot be told apart
@@ -106,7 +115,7 @@ impl Listeners {
             }
             None => false,
         };
-        metrics::listeners(listeners.len());
+        metrics::listeners(&self.metrics, listeners.len());
         taken
     }
 
@@ -142,14 +151,14 @@ impl Listeners {
             }
             true
         });
-        metrics::listeners(listeners.len());
+        metrics::listeners(&self.metrics, listeners.len());
         due
     }
 
     /// How the note to `token` went: a listener whose notes fail [`FAILED_NOTES`] times in a
     /// row is forgotten.
     fn noted(&self, token: &ListenToken, sent: bool) {
-        metrics::note_sent(sent);
+        metrics::note_sent(&self.metrics, sent);
         let mut listeners = self.listeners.lock();
         let Some(listener) = listeners.get_mut(token) else {
             return;
@@ -161,7 +170,7 @@ impl Listeners {
         listener.failures += 1;
         if listener.failures >= FAILED_NOTES {
             listeners.remove(token);
-            metrics::listeners(listeners.len());
+            metrics::listeners(&self.metrics, listeners.len());
         }
     }
 }

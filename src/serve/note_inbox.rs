@@ -16,7 +16,7 @@ use ractor::{ActorId, ActorRef};
 use tokio::sync::watch;
 
 use super::remote::RemoteMsg;
-use crate::metrics::{self, NoteOutcome};
+use crate::metrics::{self, DbLabel, NoteOutcome};
 use crate::sync::RecordKey;
 use crate::sync::codec::decode_note;
 use crate::sync::protocol::{ListenToken, Message, Note, SealedNote};
@@ -53,6 +53,7 @@ pub struct NoteInbox {
     /// Each remote's token, by its record.
     tokens: Mutex<HashMap<[u8; 32], ListenToken>>,
     route: watch::Sender<Option<Vec<u8>>>,
+    metrics: DbLabel,
 }
 
 impl std::fmt::Debug for NoteInbox {
@@ -64,6 +65,19 @@ impl std::fmt::Debug for NoteInbox {
 }
 
 impl NoteInbox {
+    /// No box yet, for the database whose metrics are labelled `metrics`.
+    pub fn labelled(metrics: DbLabel) -> NoteInbox {
+        NoteInbox {
+            metrics,
+            ..NoteInbox::default()
+        }
+    }
+
+    /// The label of its database's metrics.
+    pub fn metrics(&self) -> &DbLabel {
+        &self.metrics
+    }
+
     /// A box for the notes of `remote`, taken by `actor` (in place of an actor of the same
     /// remote before it); the token its pulls give.
     pub fn open(&self, remote: &RecordKey, actor: ActorRef<RemoteMsg>) -> ListenToken {
@@ -135,7 +149,7 @@ impl NoteInbox {
 pub fn take_note(inbox: &NoteInbox, bytes: &[u8]) {
     match inbox.deliver(bytes) {
         NoteOutcome::Taken => {}
-        outcome => metrics::note_received(outcome),
+        outcome => metrics::note_received(&inbox.metrics, outcome),
     }
 }
 

@@ -131,7 +131,7 @@ impl Actor for PublisherActor {
                 state.published = Some(wanted);
             }
             Err(err) => {
-                metrics::error("publish");
+                metrics::error(state.args.gate.metrics(), "publish");
                 tracing::warn!(target: "ddcp", error = %err, "Cannot publish status; retrying");
                 if !state.retry_pending {
                     state.retry_pending = true;

@@ -15,6 +15,7 @@ use crate::api::{ApiToken, AppFiles};
 use crate::config::Config;
 use crate::db::{Access, Db, DbError};
 use crate::member_file;
+use crate::metrics::DbLabel;
 use crate::net::RecordIdentity;
 use crate::pull::RemoteLink;
 use crate::sync::MemberKeys;
@@ -101,16 +102,20 @@ pub struct DatabaseSetup {
     pub db_file: PathBuf,
     /// The HTTP API: on the state dir's socket, and on TCP when `--api` asked for it.
     pub api: ApiSetup,
+    /// The label of its metrics.
+    pub metrics: DbLabel,
 }
 
 impl DatabaseSetup {
     /// Opens the database `config` names (made by `ddcp init`) and reads what serving it
-    /// takes; with `api`, binds the HTTP API's address. Fails when the database cannot be
-    /// opened, another process serves it, or the API's address is taken.
+    /// takes; with `api`, binds the HTTP API's address; its metrics labelled `metrics`.
+    /// Fails when the database cannot be opened, another process serves it, or the API's
+    /// address is taken.
     pub async fn prepare(
         config: &Config,
         options: ServeOptions,
         api: Option<&ApiOptions>,
+        metrics: DbLabel,
     ) -> Result<DatabaseSetup, ServeError> {
         let mut db = open_database(config)?;
         let identity = RecordIdentity::load(&config.state_dir)?;
@@ -126,7 +131,8 @@ impl DatabaseSetup {
                 "The database is private and has no members: no peer can read it (add one with `ddcp member add NAME ID`)");
         }
         let access_mode = access.access;
-        let gate = AccessGate::new(identity.key.clone(), me.clone(), access);
+        let gate =
+            AccessGate::new(identity.key.clone(), me.clone(), access).labelled(metrics.clone());
         let remotes = remote_links(&db)?;
         let api = api_setup(config, api).await?;
         Ok(DatabaseSetup {
@@ -144,6 +150,7 @@ impl DatabaseSetup {
             },
             db_file: config.db_file.clone(),
             api,
+            metrics,
         })
     }
 }

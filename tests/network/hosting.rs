@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::common::metrics::{sample, scrape};
 use crate::common::private_net::{Peer, TestNet, inside_private_network, runtime, wait_until};
 use crate::{ARRIVAL, Answered, answered, member_keys, open_when_reachable};
 
@@ -43,7 +44,7 @@ fn one_serve_hosts_two_private_databases_and_a_broken_one_stops_alone() {
         x.log().contains("updated status").then_some(())
     });
     x.stop();
-    host.serve_with(&["--databases", "."]);
+    host.serve_with(&["--databases", ".", "--metrics-addr", "127.0.0.1:9120"]);
     // y is made by the host, on its node, while it serves.
     let added = wait_until(ARRIVAL, "the host to take `host add`", || {
         let run = host.run(&["host", "add", "y", "--databases", "."]);
@@ -102,6 +103,17 @@ fn one_serve_hosts_two_private_databases_and_a_broken_one_stops_alone() {
             .trim(),
         "0"
     );
+    // Each database's metrics carry its name; the node's, none.
+    let text = scrape(9120);
+    for db in ["x", "y"] {
+        let version = sample(&text, &format!("ddcp_db_version{{db=\"{db}\"}}"));
+        assert!(version > Some(0.0), "{db}: {text}");
+    }
+    assert!(
+        sample(&text, r#"ddcp_changes_applied_total{remote="bob",db="x"}"#) > Some(0.0),
+        "{text}"
+    );
+    assert_eq!(sample(&text, "ddcp_veilid_ready"), Some(1.0), "{text}");
     // Each database's status is its own, read through its own state dir's socket.
     assert!(status_of(&x).contains("bob"), "{}", status_of(&x));
 

@@ -32,6 +32,7 @@ use super::setup::{DatabaseSetup, ServeOptions};
 use super::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::config::Config;
 use crate::control::HostedHealth;
+use crate::metrics::DbLabel;
 use crate::net::{Network, Node, RecordIdentity};
 use control::HostControlActor;
 
@@ -264,7 +265,7 @@ impl Actor for Host {
             return Ok(());
         }
         let wait = hosted.tree.failed();
-        crate::metrics::restarted("database");
+        crate::metrics::restarted(&DbLabel::named(name.as_str()), "database");
         tracing::warn!(target: "ddcp", db = %name, error, restarts = hosted.tree.restarts,
             restart_in = ?wait, "A database stopped; the others go on");
         hosted.last_error = Some(error);
@@ -309,7 +310,9 @@ impl HostState {
         if !hosted.tree.is_waiting() {
             return;
         }
-        let setup = DatabaseSetup::prepare(&hosted.config, hosted.options.clone(), None).await;
+        let label = DbLabel::named(name.as_str());
+        let setup = DatabaseSetup::prepare(&hosted.config, hosted.options.clone(), None, label);
+        let setup = setup.await;
         let started = match setup {
             Ok(setup) => self
                 .start_tree(myself, setup)
@@ -392,7 +395,8 @@ impl HostState {
         let key = RecordIdentity::load(&config.state_dir)
             .map_err(|err| err.to_string())?
             .key;
-        let setup = DatabaseSetup::prepare(&config, options.clone(), None)
+        let label = DbLabel::named(name.as_str());
+        let setup = DatabaseSetup::prepare(&config, options.clone(), None, label)
             .await
             .map_err(|err| err.to_string())?;
         let tree = self

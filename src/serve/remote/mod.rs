@@ -166,7 +166,7 @@ impl Actor for RemoteActor {
         args: RemoteArgs,
     ) -> Result<RemoteState, ActorProcessingErr> {
         let token = args.inbox.open(&args.link.key, myself.clone());
-        metrics::remote_started(args.link.name.as_str());
+        metrics::remote_started(args.db.metrics(), args.link.name.as_str());
         Ok(RemoteState {
             args,
             actor_id: myself.get_id(),
@@ -363,7 +363,7 @@ impl RemoteState {
         let name = &self.args.link.name;
         match self.args.network.watch_record(&self.args.link.key).await {
             Ok(true) => {
-                metrics::watched(name.as_str());
+                metrics::watched(self.args.db.metrics(), name.as_str());
                 if let Some(timer) = self.polling.take() {
                     timer.abort();
                     tracing::info!(target: "ddcp", remote_name = %name, "Watching the remote again; polling stopped");
@@ -376,7 +376,7 @@ impl RemoteState {
                     Err(err) => err.to_string(),
                     Ok(_) => "no node accepted the watch".to_string(),
                 };
-                metrics::polling(name.as_str());
+                metrics::polling(self.args.db.metrics(), name.as_str());
                 if self.polling.is_none() {
                     let interval = self.args.poll_interval;
                     tracing::warn!(target: "ddcp", remote_name = %name, error,
@@ -413,7 +413,7 @@ impl RemoteState {
                 "The remote changed and no notification came: watching it again");
             if self.pulled.is_some() {
                 // (Never pulled yet: the first pull failed, nothing a watch could tell.)
-                metrics::missed_notification(link.name.as_str());
+                metrics::missed_notification(self.args.db.metrics(), link.name.as_str());
             }
             self.watch_record(myself).await;
             // Its pull asks for notes again too.
@@ -443,13 +443,13 @@ impl RemoteState {
             Some(view) => view,
             None => read_status(network, me, &link.key)
                 .await
-                .inspect_err(|err| metrics::error(err.kind()))?,
+                .inspect_err(|err| metrics::error(self.args.db.metrics(), err.kind()))?,
         };
         // A Status naming another owner than the pinned one says nothing: not its version,
         // not the key its notes are opened with. Nor is the last one kept to pull a note on:
         // notes are dropped (counted unopened) until a Status is taken again.
         if let Err(err) = check_owner(&self.args.db, link, &view).await {
-            metrics::error(err.kind());
+            metrics::error(self.args.db.metrics(), err.kind());
             self.last_view = None;
             return Err(err.into());
         }
@@ -483,11 +483,15 @@ impl RemoteState {
         let started = Instant::now();
         let db = &self.args.db;
         let pulled = pull_remote(network, db, me, link, Some(view), listen, &mut |_| {}).await;
-        let report = pulled.inspect_err(|err| metrics::error(err.kind()))?;
+        let report = pulled.inspect_err(|err| metrics::error(db.metrics(), err.kind()))?;
         if let Some(route) = route {
             self.listened = Some((Instant::now(), route));
         }
-        metrics::pull_took(link.name.as_str(), started.elapsed().as_secs_f64());
+        metrics::pull_took(
+            db.metrics(),
+            link.name.as_str(),
+            started.elapsed().as_secs_f64(),
+        );
         self.waited();
         self.pulled = Some((report.remote_version, report.remote_incarnation));
         let _ = self.args.supervisor.send_message(RemoteEvent::Pulled {

@@ -20,11 +20,11 @@ impl RemoteState {
         };
         match self.open_note(noted) {
             Some(note) => {
-                metrics::note_received(NoteOutcome::Taken);
+                metrics::note_received(self.args.db.metrics(), NoteOutcome::Taken);
                 self.noted(note).await
             }
             None => {
-                metrics::note_received(NoteOutcome::Unopened);
+                metrics::note_received(self.args.db.metrics(), NoteOutcome::Unopened);
                 tracing::debug!(target: "ddcp", remote_name = %self.args.link.name,
                     "A note that is not sealed as the remote's access says, or does not open");
                 Ok(())

@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use crate::control::RemoteHealth;
-use crate::metrics;
+use crate::metrics::{self, DbLabel};
 use crate::sync::DbVersion;
 
 /// One remote's replication, as its actor reported it.
@@ -53,9 +53,9 @@ impl Health {
     }
 
     /// Exports the lag of remote `name`.
-    pub fn report_lag(&self, name: &str) {
+    pub fn report_lag(&self, db: &DbLabel, name: &str) {
         if let Some(lag) = self.lag() {
-            metrics::lag(name, lag);
+            metrics::lag(db, name, lag);
         }
     }
 

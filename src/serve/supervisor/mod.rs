@@ -145,10 +145,15 @@ impl Actor for Supervisor {
         let cell = myself.get_cell();
         let publisher =
             spawn_publisher(&network, &setup.identity, &setup.gate, None, None, &cell).await?;
-        let (db, _) =
-            DbHandle::spawn(setup.db, Some(myself.get_derived()), Some(cell.clone())).await?;
+        let (db, _) = DbHandle::spawn_labelled(
+            setup.db,
+            Some(myself.get_derived()),
+            Some(cell.clone()),
+            setup.metrics.clone(),
+        )
+        .await?;
         let noted = tokio::sync::watch::Sender::new(None);
-        let inbox = Arc::new(NoteInbox::default());
+        let inbox = Arc::new(NoteInbox::labelled(setup.metrics));
         let door_args = DoorArgs {
             network: network.clone(),
             doors: args.doors,
@@ -249,7 +254,7 @@ impl Actor for Supervisor {
             }) => {
                 if let Some(slot) = state.remotes.reported_by(&name, from) {
                     slot.health.seen(version);
-                    slot.health.report_lag(name.as_str());
+                    slot.health.report_lag(state.db.metrics(), name.as_str());
                 }
             }
             SupervisorMsg::Remote(RemoteEvent::Waiting { name, from, error }) => {
@@ -260,7 +265,7 @@ impl Actor for Supervisor {
             SupervisorMsg::Remote(RemoteEvent::Pulled { name, from, report }) => {
                 if let Some(slot) = state.remotes.reported_by(&name, from) {
                     slot.health.pulled(report.remote_version, report.refused);
-                    slot.health.report_lag(name.as_str());
+                    slot.health.report_lag(state.db.metrics(), name.as_str());
                 }
             }
             SupervisorMsg::Control(ControlQuery::Health(reply)) => {
@@ -321,7 +326,7 @@ impl Actor for Supervisor {
             return Ok(());
         }
         if let Some((name, id, wait)) = state.remotes.failed(&cell, error.clone()) {
-            metrics::restarted("remote");
+            metrics::restarted(state.db.metrics(), "remote");
             let restarts = state
                 .remotes
                 .get_mut(&name)
@@ -376,7 +381,7 @@ impl SupervisorState {
     }
 
     fn publisher_failed(&mut self, myself: &ActorRef<SupervisorMsg>, error: String) {
-        metrics::restarted("publisher");
+        metrics::restarted(self.db.metrics(), "publisher");
         let wait = self.publisher.failed();
         tracing::warn!(target: "ddcp", error, restart_in = ?wait, "Publisher failed");
         myself.send_after(wait, || SupervisorMsg::RestartPublisher);

@@ -40,7 +40,7 @@ impl SupervisorState {
                 self.remotes.insert_running(link, actor);
             }
             Err(err) => {
-                metrics::restarted("remote");
+                metrics::restarted(self.db.metrics(), "remote");
                 let name = link.name.clone();
                 let (id, wait) = self.remotes.insert_failed(link, err.to_string());
                 tracing::warn!(target: "ddcp", remote_name = ?name.as_str(), error = %err,
@@ -67,7 +67,7 @@ impl SupervisorState {
         match started {
             Ok(actor) => slot.child.restarted(actor),
             Err(err) => {
-                metrics::restarted("remote");
+                metrics::restarted(self.db.metrics(), "remote");
                 slot.health.failed(err.to_string());
                 let wait = slot.child.failed();
                 tracing::warn!(target: "ddcp", remote_name = ?name.as_str(), error = %err,
