@@ -50,6 +50,7 @@ impl Hosting {
             dir: dir.to_path_buf(),
             extension: options.extension.clone(),
         };
+        make_folder(dir)?;
         let names = folder.names()?;
         if names.is_empty() {
             tracing::warn!(target: "ddcp", dir = %dir.display(),
@@ -120,6 +121,26 @@ impl Hosting {
             None => Ok(()),
         }
     }
+}
+
+/// Makes the databases' folder when it is missing (mode 0700: its databases' state dirs hold
+/// secret keys); its parent must exist, so that a mistyped path is said, not served empty.
+fn make_folder(dir: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(|err| {
+            ServeError::Stopped(format!(
+                "cannot make the databases' folder {}: {err}",
+                dir.display()
+            ))
+        })?;
+    tracing::info!(target: "ddcp", dir = %dir.display(), "Made the databases' folder");
+    Ok(())
 }
 
 /// The host's own state dir, DIR/.ddcp (made if missing), with its network settings.

@@ -2310,6 +2310,12 @@ fn host_commands_without_a_running_host_say_so_in_one_line() {
         .fails_with("no `ddcp serve --databases .` runs");
     // Nothing was made: the host makes databases, not the command.
     assert!(!site.path("x").exists());
-    site.run(&["serve", "--databases", "missing", "--attach-timeout", "1"])
-        .fails_with("cannot read the databases' folder missing");
+    site.run(&[
+        "serve",
+        "--databases",
+        "missing/db",
+        "--attach-timeout",
+        "1",
+    ])
+    .fails_with("cannot make the databases' folder missing/db");
 }

@@ -65,6 +65,12 @@ fn the_service_and_compose_file_run_serve_with_metrics() {
     assert!(compose.contains(r#"command: ["serve", "--metrics-addr", "0.0.0.0:9100"]"#));
     let prometheus = read("deploy/prometheus.yml");
     assert!(prometheus.contains(r#"targets: ["ddcp:9100"]"#));
+    // The many-database form: one serve of a folder.
+    let host = read("deploy/ddcp-host.service");
+    assert!(host.contains(
+        "ExecStart=/usr/local/bin/ddcp serve --databases /var/lib/ddcp/databases --metrics-addr"
+    ));
+    assert!(compose.contains(r#"command: ["serve", "--databases", "/data/databases""#));
 }
 
 /// The image is built and run by scripts/test-container.sh, too slow for every run: here the
