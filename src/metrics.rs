@@ -32,6 +32,7 @@ pub const ACTOR_RESTARTS: &str = "ddcp_actor_restarts_total";
 pub const VEILID_READY: &str = "ddcp_veilid_ready";
 /// Peers the Veilid node talks to.
 pub const VEILID_PEERS: &str = "ddcp_veilid_peers";
+pub const PRIVATE_ROUTES: &str = "ddcp_private_routes";
 /// Watches set on remotes' records (label `remote`).
 pub const WATCHES: &str = "ddcp_remote_watches_total";
 /// Remotes whose record could not be watched, polled instead (label `remote`); 1 while polling.
@@ -153,6 +154,10 @@ pub fn install(address: SocketAddr) -> Result<(), String> {
     describe_counter!(ACTOR_RESTARTS, "Restarts of failed actors.");
     describe_gauge!(VEILID_READY, "1 when the Veilid node is ready.");
     describe_gauge!(VEILID_PEERS, "Peers the Veilid node talks to.");
+    describe_gauge!(
+        PRIVATE_ROUTES,
+        "Private routes the Veilid node keeps for the databases it serves (one each; two while one is renewed)."
+    );
     describe_counter!(WATCHES, "Watches set on remotes' records.");
     describe_counter!(
         REMOTE_BUSY,
@@ -302,6 +307,11 @@ pub fn restarted(db: &DbLabel, actor: &'static str) {
 pub fn attachment(ready: bool, peers: u64) {
     gauge!(VEILID_READY).set(if ready { 1.0 } else { 0.0 });
     gauge!(VEILID_PEERS).set(peers as f64);
+}
+
+/// The node keeps `count` private routes for its databases.
+pub fn private_routes(count: usize) {
+    gauge!(PRIVATE_ROUTES).set(count as f64);
 }
 
 /// A watch was set on `remote`'s record.

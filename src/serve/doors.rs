@@ -46,12 +46,16 @@ impl std::fmt::Debug for Doors {
 impl Doors {
     /// Calls and notes on `route` go to `door` from now on.
     pub fn open(&self, route: RouteId, door: Door) {
-        self.by_route.write().insert(route, door);
+        let mut by_route = self.by_route.write();
+        by_route.insert(route, door);
+        metrics::private_routes(by_route.len());
     }
 
     /// Nothing more goes in by `route` (it is let go of, or its database stops).
     pub fn close(&self, route: &RouteId) {
-        self.by_route.write().remove(route);
+        let mut by_route = self.by_route.write();
+        by_route.remove(route);
+        metrics::private_routes(by_route.len());
     }
 
     fn door(&self, route: Option<&RouteId>) -> Option<Door> {

@@ -379,7 +379,7 @@ impl Drop for Peer {
 
 /// Asks `child` to stop (SIGINT), waits at most a minute, then kills it. True when it exited
 /// by itself with success.
-fn stop(child: &mut Child) -> bool {
+pub fn stop(child: &mut Child) -> bool {
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();

@@ -1,0 +1,388 @@
+//! What one `ddcp serve --databases` saves against one `ddcp serve` per database, on a real
+//! private Veilid network, in one run: N databases, W of them written to, each with two remotes
+//! (databases with nothing to give, served by one node of examples/stub_remotes.rs, each its own
+//! record, site and route). First the host serves all N; then each database is served by a
+//! process of its own (the baseline, the same databases and remotes). For each form, once every
+//! database has pulled each of its remotes once: resident memory (summed over the processes),
+//! the share of a core over an idle window, the Veilid nodes, own private routes and watches held,
+//! and the latency of a write on each written database until a reader (a `ddcp serve` pulling
+//! the W written databases) has it.
+//!
+//! Figures are printed, never asserted. `cargo bench --bench hosting` runs full size (N = 100,
+//! W = 10, a minute's window; `-- --databases N --processes K` to change them: the baseline
+//! serves the first K databases one process each, all N when K is not given, and the
+//! per-process figures are scaled to N); `cargo test --benches` a small smoke.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::example_peers::StubRemotes;
+use common::metrics::{sample, scrape};
+use common::private_net::{Peer, TestNet, this_program_inside_private_network_of, wait_until};
+use common::process::{cpu_time, memory_kib};
+use ddcp::db::{Db, Extension};
+
+/// Every database is up (published, its remotes pulled once) within this long.
+const SETTLED_WITHIN: Duration = Duration::from_secs(900);
+/// A write is visible on the reader within this long, or the bench fails.
+const VISIBLE_WITHIN: Duration = Duration::from_secs(120);
+/// After the last database settled: start-up's stragglers are left out of the window.
+const SETTLE: Duration = Duration::from_secs(10);
+/// The host's metrics endpoint; the baseline's processes take the ports after it.
+const METRICS_PORT: u16 = 9200;
+
+const SCHEMA: &str = "create table notes (id integer primary key not null, body text);
+    select crsql_as_crr('notes');";
+
+struct Size {
+    databases: usize,
+    written: usize,
+    processes: usize,
+    writes_each: usize,
+    window: Duration,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !this_program_inside_private_network_of(12, &args) {
+        return;
+    }
+    let full = args.iter().any(|arg| arg == "--bench");
+    let flag = |name: &str| -> Option<usize> {
+        let at = args.iter().position(|arg| arg == name)?;
+        args.get(at + 1)?.parse().ok()
+    };
+    let mut size = if full {
+        Size {
+            databases: 100,
+            written: 10,
+            processes: 100,
+            writes_each: 10,
+            window: Duration::from_secs(60),
+        }
+    } else {
+        Size {
+            databases: 3,
+            written: 2,
+            processes: 3,
+            writes_each: 3,
+            window: Duration::from_secs(5),
+        }
+    };
+    if let Some(databases) = flag("--databases") {
+        size.databases = databases;
+        size.processes = databases;
+        size.written = size.written.min(databases);
+    }
+    if let Some(processes) = flag("--processes") {
+        size.processes = processes.min(size.databases);
+    }
+    println!(
+        "hosting bench ({}): {} databases, {} written to, 2 remotes each; the baseline serves {} of them one process each; {} s idle windows",
+        if full { "full" } else { "smoke" },
+        size.databases,
+        size.written,
+        size.processes,
+        size.window.as_secs()
+    );
+
+    let net = TestNet::start();
+    let stubs = StubRemotes::start(&net, 2 * size.databases, 7);
+    let mut host = Peer::empty(&net, "host", 5);
+    let dir = host.site.dir.path().to_path_buf();
+    host.serve_with(&[
+        "--databases",
+        ".",
+        "--metrics-addr",
+        &format!("127.0.0.1:{METRICS_PORT}"),
+    ]);
+    let names: Vec<String> = (0..size.databases).map(|i| format!("db{i:03}")).collect();
+    let started = Instant::now();
+    let mut keys = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let key = wait_until(SETTLED_WITHIN, "the host to take `host add`", || {
+            let run = host.run(&["host", "add", name]);
+            (run.code == 0).then(|| run.stdout.trim().to_string())
+        });
+        keys.push(key);
+        let db = database(&dir, name);
+        db.sql_batch(SCHEMA);
+        for remote in 0..2 {
+            let stub = &stubs.keys[2 * i + remote];
+            db.cli(&host, &["remote", "add", &format!("r{remote}"), stub]);
+        }
+    }
+    println!(
+        "{} databases added to the host in {:.1} s",
+        size.databases,
+        started.elapsed().as_secs_f64()
+    );
+    let mut reader = Peer::new(&net, "reader", 6);
+    reader.sql(SCHEMA);
+    for (i, key) in keys.iter().take(size.written).enumerate() {
+        reader.run(&["remote", "add", &format!("w{i}"), key]).ok();
+    }
+    reader.serve();
+
+    // The host.
+    settle(&[METRICS_PORT], &names);
+    let hosted = measure(&[host.serve_pid()], &[METRICS_PORT], &size);
+    let hosted_latency = write_latencies(&dir, &names, &reader, &size, 0);
+    host.stop();
+
+    // The baseline: the same databases, one process each.
+    let served = &names[..size.processes];
+    let ports: Vec<u16> = (1..=served.len() as u16)
+        .map(|i| METRICS_PORT + i)
+        .collect();
+    let mut alone: Vec<Serving> = served
+        .iter()
+        .zip(&ports)
+        .enumerate()
+        .map(|(i, (name, port))| {
+            let listen = format!("vtnode{}:{}", 5 + i % 8, 5151 + i / 8);
+            Serving::start(&host, &dir.join(name), &listen, *port)
+        })
+        .collect();
+    settle(&ports, served);
+    let pids: Vec<u32> = alone.iter().map(|serving| serving.child.id()).collect();
+    let baseline = measure(&pids, &ports, &size);
+    let baseline_latency = write_latencies(&dir, &names, &reader, &size, 1);
+    for serving in &mut alone {
+        serving.stop();
+    }
+    reader.stop();
+
+    let scale = size.databases as f64 / size.processes as f64;
+    let scaled = if size.processes < size.databases {
+        format!(
+            " (measured for {}, scaled to {})",
+            size.processes, size.databases
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "one process per database{scaled}: RSS {:.0} MiB, idle {:.1}% of a core, {} Veilid nodes, {:.0} own private routes, {:.0} remotes watched",
+        baseline.rss_kib as f64 * scale / 1024.0,
+        baseline.core_share * scale * 100.0,
+        (baseline.nodes as f64 * scale).round(),
+        baseline.routes * scale,
+        baseline.watched * scale
+    );
+    println!(
+        "one host: RSS {:.0} MiB, idle {:.1}% of a core, {} Veilid node, {:.0} own private routes, {:.0} remotes watched",
+        hosted.rss_kib as f64 / 1024.0,
+        hosted.core_share * 100.0,
+        hosted.nodes,
+        hosted.routes,
+        hosted.watched
+    );
+    println!(
+        "host / one process per database: RSS {:.2} (goal < 0.2), idle CPU {:.2} (goal: the host under 3% of a core)",
+        hosted.rss_kib as f64 / (baseline.rss_kib as f64 * scale),
+        hosted.core_share / (baseline.core_share * scale)
+    );
+    print_latency("one host", &hosted_latency);
+    print_latency("one process per database", &baseline_latency);
+}
+
+/// One database served by a `ddcp serve` of its own.
+struct Serving {
+    child: std::process::Child,
+}
+
+impl Serving {
+    /// `ddcp serve` in `folder`, its node on `listen`, its metrics on `port`; network
+    /// settings as `like`'s.
+    fn start(like: &Peer, folder: &Path, listen: &str, port: u16) -> Serving {
+        let log = std::fs::File::create(folder.join("serve.log")).unwrap();
+        let mut command = like.command(&["serve", "--metrics-addr", &format!("127.0.0.1:{port}")]);
+        command
+            .current_dir(folder)
+            .env("VEILID_LISTEN", listen)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        Serving {
+            child: command.spawn().unwrap(),
+        }
+    }
+
+    fn stop(&mut self) {
+        common::private_net::stop(&mut self.child);
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn print_latency(what: &str, sorted: &[Duration]) {
+    let percentile = |p: usize| {
+        let index = (sorted.len() * p).div_ceil(100).saturating_sub(1);
+        sorted[index.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+    };
+    println!(
+        "write -> visible on the reader, {what}: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms over {} writes",
+        percentile(50),
+        percentile(95),
+        percentile(100),
+        sorted.len()
+    );
+}
+
+/// The database `name` of the host's folder.
+fn database(dir: &Path, name: &str) -> Hosted {
+    Hosted {
+        folder: dir.join(name),
+    }
+}
+
+struct Hosted {
+    folder: PathBuf,
+}
+
+impl Hosted {
+    fn open(&self) -> Db {
+        Db::open(&self.folder.join("ddcp.db"), &Extension::BuiltIn).unwrap()
+    }
+
+    fn sql_batch(&self, sql: &str) {
+        self.open().connection().execute_batch(sql).unwrap();
+    }
+
+    /// A ddcp command on this database (in its folder), with `like`'s network settings.
+    fn cli(&self, like: &Peer, args: &[&str]) {
+        let mut command = like.command(args);
+        command.current_dir(&self.folder);
+        common::run_command(command, b"").ok();
+    }
+}
+
+/// Waits until every database's two remotes were each pulled once, by the metrics: one host's
+/// on the one port (each database's labelled with its name), or one process's per port.
+fn settle(ports: &[u16], names: &[String]) {
+    let started = Instant::now();
+    wait_until(
+        SETTLED_WITHIN,
+        "every database's remotes pulled once",
+        || {
+            let pulled = if let [port] = ports {
+                let text = scrape(*port);
+                names.iter().all(|name| {
+                    (0..2).all(|r| {
+                        let series = format!(
+                            "ddcp_pull_duration_seconds_count{{remote=\"r{r}\",db=\"{name}\"}}"
+                        );
+                        sample(&text, &series).unwrap_or(0.0) >= 1.0
+                    })
+                })
+            } else {
+                ports.iter().all(|port| {
+                    // Not listening yet while its node attaches.
+                    let up = std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok();
+                    let text = if up { scrape(*port) } else { String::new() };
+                    (0..2).all(|r| {
+                        let series = format!("ddcp_pull_duration_seconds_count{{remote=\"r{r}\"}}");
+                        sample(&text, &series).unwrap_or(0.0) >= 1.0
+                    })
+                })
+            };
+            pulled.then_some(())
+        },
+    );
+    println!(
+        "every database pulled both its remotes {:.1} s after the last was started",
+        started.elapsed().as_secs_f64()
+    );
+    std::thread::sleep(SETTLE);
+}
+
+/// One form's figures.
+struct Figures {
+    rss_kib: u64,
+    core_share: f64,
+    nodes: usize,
+    routes: f64,
+    watched: f64,
+}
+
+fn measure(pids: &[u32], ports: &[u16], size: &Size) -> Figures {
+    let before: Duration = pids.iter().map(|pid| cpu_time(*pid)).sum();
+    std::thread::sleep(size.window);
+    let spent: Duration = pids.iter().map(|pid| cpu_time(*pid)).sum::<Duration>() - before;
+    let text: String = ports.iter().map(|port| scrape(*port)).collect();
+    let sum = |prefix: &str| -> f64 {
+        text.lines()
+            .filter(|line| line.starts_with(prefix))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let polled = sum("ddcp_remote_polling{");
+    let remotes = text
+        .lines()
+        .filter(|line| line.starts_with("ddcp_remote_polling{"))
+        .count() as f64;
+    Figures {
+        rss_kib: pids.iter().map(|pid| memory_kib(*pid).0).sum(),
+        core_share: spent.as_secs_f64() / size.window.as_secs_f64(),
+        nodes: pids.len(),
+        routes: sum("ddcp_private_routes"),
+        watched: remotes - polled,
+    }
+}
+
+/// `writes_each` notes written into each of the first `written` databases in turn, from a
+/// connection of this process's own (an app's), each timed until the reader has it; sorted.
+fn write_latencies(
+    dir: &Path,
+    names: &[String],
+    reader: &Peer,
+    size: &Size,
+    round: usize,
+) -> Vec<Duration> {
+    let reader_db = Db::open(&reader.site.db_file(), &Extension::BuiltIn).unwrap();
+    let writers: Vec<Db> = names
+        .iter()
+        .take(size.written)
+        .map(|name| database(dir, name).open())
+        .collect();
+    let mut latencies = Vec::new();
+    for n in 0..size.writes_each {
+        for (k, writer) in writers.iter().enumerate() {
+            let id = (round * 1_000_000 + k * 1000 + n) as i64;
+            let written = Instant::now();
+            writer
+                .connection()
+                .execute("insert into notes (id, body) values (?1, 'x')", [id])
+                .unwrap();
+            loop {
+                let here: i64 = reader_db
+                    .connection()
+                    .query_row("select count(*) from notes where id = ?1", [id], |row| {
+                        row.get(0)
+                    })
+                    .unwrap();
+                if here == 1 {
+                    break;
+                }
+                assert!(
+                    written.elapsed() < VISIBLE_WITHIN,
+                    "note {id} never reached the reader"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            latencies.push(written.elapsed());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    latencies.sort();
+    latencies
+}
