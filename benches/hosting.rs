@@ -1,7 +1,10 @@
 //! What one `ddcp serve --databases` saves against one `ddcp serve` per database, on a real
 //! private Veilid network, in one run: N databases, W of them written to, each with two remotes
 //! (databases with nothing to give, served by one node of examples/stub_remotes.rs, each its own
-//! record, site and route). First the host serves all N; then each database is served by a
+//! record, site and route), taken from a pool of 20: every Veilid node stores at most 128
+//! records for others (veilid-core's default), so this network of about a dozen nodes holds a
+//! few hundred records, and more stubs than that evict the first ones (a run with 200 lost 170 of
+//! them: the first thing to break on a small network). First the host serves all N; then each database is served by a
 //! process of its own (the baseline, the same databases and remotes). For each form, once every
 //! database has pulled each of its remotes once: resident memory (summed over the processes),
 //! the share of a core over an idle window, the Veilid nodes, own private routes and watches held,
@@ -31,6 +34,8 @@ const SETTLED_WITHIN: Duration = Duration::from_secs(900);
 const VISIBLE_WITHIN: Duration = Duration::from_secs(120);
 /// After the last database settled: start-up's stragglers are left out of the window.
 const SETTLE: Duration = Duration::from_secs(10);
+/// The stub remotes the databases' remotes are taken from.
+const STUBS: usize = 20;
 /// The host's metrics endpoint; the baseline's processes take the ports after it.
 const METRICS_PORT: u16 = 9200;
 
@@ -90,7 +95,7 @@ fn main() {
     );
 
     let net = TestNet::start();
-    let stubs = StubRemotes::start(&net, 2 * size.databases, 7);
+    let stubs = StubRemotes::start(&net, STUBS.min(2 * size.databases), 7);
     let mut host = Peer::empty(&net, "host", 5);
     let dir = host.site.dir.path().to_path_buf();
     host.serve_with(&[
@@ -111,7 +116,7 @@ fn main() {
         let db = database(&dir, name);
         db.sql_batch(SCHEMA);
         for remote in 0..2 {
-            let stub = &stubs.keys[2 * i + remote];
+            let stub = &stubs.keys[(2 * i + remote) % stubs.keys.len()];
             db.cli(&host, &["remote", "add", &format!("r{remote}"), stub]);
         }
     }

@@ -51,6 +51,10 @@ impl Hosting {
             extension: options.extension.clone(),
         };
         make_folder(dir)?;
+        // Said before a node starts on the running host's Veilid store.
+        if crate::control::connect(&folder.state_dir())?.is_some() {
+            return Err(crate::control::ControlError::AlreadyServing(folder.state_dir()).into());
+        }
         let names = folder.names()?;
         if names.is_empty() {
             tracing::warn!(target: "ddcp", dir = %dir.display(),

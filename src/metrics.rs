@@ -82,6 +82,7 @@ pub const ALL: &[&str] = &[
     ACTOR_RESTARTS,
     VEILID_READY,
     VEILID_PEERS,
+    PRIVATE_ROUTES,
     WATCHES,
     POLLING,
     MISSED_NOTIFICATIONS,

@@ -26,12 +26,9 @@ pub struct ServeArgs {
     /// DIR/NAME/ddcp.db with its state dir DIR/NAME/.ddcp (what `ddcp init` makes run inside
     /// DIR/NAME); the node's own state goes in DIR/.ddcp (docs/hosting.md). --db-file and
     /// --state-dir are not used.
-    #[arg(
-        long,
-        env = "DDCP_DATABASES",
-        value_name = "DIR",
-        conflicts_with = "api"
-    )]
+    /// (Not read from DDCP_DATABASES, which `ddcp host` reads: a plain `ddcp serve` stays one
+    /// database's.)
+    #[arg(long, value_name = "DIR", conflicts_with = "api")]
     pub databases: Option<PathBuf>,
 
     /// Serve the HTTP API apps use on http://HOST:PORT (off by default; e.g. 127.0.0.1:7700).

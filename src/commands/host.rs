@@ -13,7 +13,7 @@ pub fn run(args: &HostArgs) -> Result<(), CommandError> {
     let dir = &args.databases;
     match &args.command {
         HostCommand::Status(flag) => match ask_host(dir, ControlRequest::HostStatus)? {
-            ControlResponse::Host(databases) if flag.json => Ok(print_json(&databases)?),
+            ControlResponse::Host(databases) if flag.json => Ok(print_json(&redacted(databases))?),
             ControlResponse::Host(databases) => print_status(&databases),
             other => Err(unexpected(other)),
         },
@@ -55,8 +55,26 @@ fn ask_host(dir: &Path, request: ControlRequest) -> Result<ControlResponse, Comm
     }
 }
 
-fn unexpected(response: ControlResponse) -> CommandError {
-    CommandError::HostRefused(format!("it answered something else: {response:?}"))
+fn unexpected(_response: ControlResponse) -> CommandError {
+    // Not shown: an answer may hold a whole key.
+    CommandError::HostRefused("it answered something else".into())
+}
+
+/// `databases`, their errors as the text output shows them (a key quoted whole in one, its
+/// secret left out).
+fn redacted(mut databases: Vec<HostedHealth>) -> Vec<HostedHealth> {
+    let redact = |error: &mut Option<String>| {
+        if let Some(text) = error {
+            *text = super::output::redacted(text).into_owned();
+        }
+    };
+    for database in &mut databases {
+        redact(&mut database.last_error);
+        for remote in &mut database.remotes {
+            redact(&mut remote.last_error);
+        }
+    }
+    databases
 }
 
 /// One line per database, and one per remote of each.

@@ -18,8 +18,10 @@ impl FileIdentity {
     /// The file `path` names now; none when it cannot be read (then nothing is checked).
     pub(super) fn of(path: &Path) -> Option<FileIdentity> {
         let meta = std::fs::metadata(path).ok()?;
+        // Absolute: a program embedding ddcp may change its working directory.
+        let path = std::fs::canonicalize(path).ok()?;
         Some(FileIdentity {
-            path: path.to_path_buf(),
+            path,
             device: meta.dev(),
             inode: meta.ino(),
         })

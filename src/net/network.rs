@@ -85,6 +85,9 @@ pub struct Network {
     holders: Arc<Mutex<HashMap<RouteId, usize>>>,
     /// Who holds each record open.
     records: Arc<Mutex<RecordHolds>>,
+    /// One lock per record, held from a hold's change to Veilid's open or close: a close
+    /// decided before another holder's open must not run after it.
+    record_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl std::fmt::Debug for Network {
@@ -106,6 +109,7 @@ impl Network {
             released: Arc::default(),
             holders: Arc::default(),
             records: Arc::default(),
+            record_locks: Arc::default(),
         })
     }
 
@@ -306,6 +310,7 @@ impl Network {
         key: &RecordKey,
         bound: Duration,
     ) -> Result<(), NetError> {
+        let _locked = self.lock_record(key).await;
         if self.records.lock().open(&key.to_string(), holder) == Veilid::Leave {
             return Ok(());
         }
@@ -341,6 +346,15 @@ impl Network {
         .map_err(|err| record_error(key, err))
     }
 
+    /// The lock of `key`'s opens and closes.
+    async fn lock_record(&self, key: &RecordKey) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.record_locks.lock();
+            Arc::clone(locks.entry(key.to_string()).or_default())
+        };
+        lock.lock_owned().await
+    }
+
     /// Lets go of a peer's record.
     pub async fn close_record(&self, key: &RecordKey) {
         self.close_record_as(RecordHolder::THIS_COMMAND, key).await;
@@ -349,6 +363,7 @@ impl Network {
     /// `holder` lets go of a peer's record: closed (its watch ended) when no one else holds
     /// it.
     pub async fn close_record_as(&self, holder: RecordHolder, key: &RecordKey) {
+        let _locked = self.lock_record(key).await;
         if self.records.lock().close(&key.to_string(), holder) == Veilid::Leave {
             return;
         }

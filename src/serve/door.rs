@@ -137,12 +137,16 @@ impl Actor for DoorActor {
         _myself: ActorRef<DoorMsg>,
         state: &mut DoorState,
     ) -> Result<(), ActorProcessingErr> {
-        state.notifying.abort();
-        if let Some(route) = state.route.take() {
-            state.doors.close(&route.id);
-            state.network.release_route(&route.id);
-        }
+        state.close();
         Ok(())
+    }
+}
+
+/// Killed (its supervisor failed to start, say), the actor runs no post_stop: its route is
+/// closed and released when its state goes all the same.
+impl Drop for DoorState {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -156,6 +160,15 @@ impl std::fmt::Debug for DoorState {
 }
 
 impl DoorState {
+    /// Nothing more comes in by this database's route, and no note goes out.
+    fn close(&mut self) {
+        self.notifying.abort();
+        if let Some(route) = self.route.take() {
+            self.doors.close(&route.id);
+            self.network.release_route(&route.id);
+        }
+    }
+
     async fn renew_route(&mut self, myself: &ActorRef<DoorMsg>) {
         match self.network.new_route().await {
             Ok(route) => {

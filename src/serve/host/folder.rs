@@ -118,6 +118,21 @@ impl HostFolder {
         let folder = self.dir.join(name.as_str());
         let made_folder = !folder.exists();
         let config = self.config_of(name);
+        // Half a database (its file copied in without its state dir, or the other way round)
+        // is the user's, to complete: nothing is made over it, and nothing of it removed.
+        if config.db_file.exists() || config.state_dir.exists() {
+            let (has, lacks) = if config.db_file.exists() {
+                (&config.db_file, &config.state_dir)
+            } else {
+                (&config.state_dir, &config.db_file)
+            };
+            return Err(ServeError::Stopped(format!(
+                "{} has {} but not {}: copy in the whole database (its file and its state dir), then add it again",
+                folder.display(),
+                has.display(),
+                lacks.display()
+            )));
+        }
         let made = self.make_in(&config, network).await;
         if made.is_err() {
             remove_database_files(&config.db_file);

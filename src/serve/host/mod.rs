@@ -178,6 +178,7 @@ impl Actor for Host {
                 Err(err) => {
                     hosted.last_error = Some(err.to_string());
                     let wait = hosted.tree.failed();
+                    crate::metrics::restarted(&DbLabel::named(name.as_str()), "database");
                     tracing::warn!(target: "ddcp", db = %name, error = %err, restart_in = ?wait,
                         "A database cannot start");
                     myself.send_after(wait, move || HostMsg::Restart(name.clone()));
@@ -331,6 +332,7 @@ impl HostState {
             }
             Err(error) => {
                 let wait = hosted.tree.failed();
+                crate::metrics::restarted(&DbLabel::named(name.as_str()), "database");
                 tracing::warn!(target: "ddcp", db = %name, error, restart_in = ?wait,
                     "A database cannot start again");
                 hosted.last_error = Some(error);
@@ -403,9 +405,6 @@ impl HostState {
             .start_tree(myself, setup)
             .await
             .map_err(|err| err.to_string())?;
-        folder
-            .set_removed(&name, false)
-            .map_err(|err| format!("{name} is served, but stays out of the next start: {err}"))?;
         let mut hosted = Hosted {
             config,
             options,
@@ -414,7 +413,11 @@ impl HostState {
         };
         hosted.tree.restarted(tree);
         tracing::info!(target: "ddcp", db = %name, made, "Serving a database added");
-        self.databases.insert(name, hosted);
+        self.databases.insert(name.clone(), hosted);
+        // Served now whatever comes: the error says what the next start would do.
+        folder
+            .set_removed(&name, false)
+            .map_err(|err| format!("{name} is served, but stays out of the next start: {err}"))?;
         Ok((key.reveal().to_string(), made))
     }
 

@@ -232,6 +232,23 @@ impl Actor for RemoteActor {
     }
 }
 
+/// A killed actor runs neither post_stop nor the failed handler's cleanup (its supervisor
+/// stopping, or failing to start, kills its remotes): its note box and its hold on the record
+/// are let go when its state goes. Letting go twice is harmless: holds are by actor.
+impl Drop for RemoteState {
+    fn drop(&mut self) {
+        self.args.inbox.close(&self.token, self.actor_id);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (network, key, holder) = (
+                self.args.network.clone(),
+                self.args.link.key.clone(),
+                self.holder(),
+            );
+            runtime.spawn(async move { network.close_record_as(holder, &key).await });
+        }
+    }
+}
+
 /// How a remote's actor holds its record on the node the databases share.
 pub fn holder_of(actor: ActorId) -> RecordHolder {
     RecordHolder(actor.pid())
