@@ -28,10 +28,13 @@ use common::private_net::{Peer, TestNet, this_program_inside_private_network_of,
 use common::process::{cpu_time, memory_kib};
 use ddcp::db::{Db, Extension};
 
-/// Every database is up (published, its remotes pulled once) within this long.
-const SETTLED_WITHIN: Duration = Duration::from_secs(900);
-/// A write is visible on the reader within this long, or the bench fails.
-const VISIBLE_WITHIN: Duration = Duration::from_secs(120);
+/// How long the databases get to pull each of their remotes once. A fresh node may never find
+/// a record others find (issue 25's first contact: 2 of 20 fresh nodes in one run): past this,
+/// the figures are taken all the same and the stragglers counted.
+const SETTLED_WITHIN: Duration = Duration::from_secs(240);
+/// A write not visible on the reader within this long is counted lost (its database's node may
+/// not have found the network's records: see [`SETTLED_WITHIN`]).
+const VISIBLE_WITHIN: Duration = Duration::from_secs(30);
 /// After the last database settled: start-up's stragglers are left out of the window.
 const SETTLE: Duration = Duration::from_secs(10);
 /// The stub remotes the databases' remotes are taken from.
@@ -108,10 +111,14 @@ fn main() {
     let started = Instant::now();
     let mut keys = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let key = wait_until(SETTLED_WITHIN, "the host to take `host add`", || {
-            let run = host.run(&["host", "add", name]);
-            (run.code == 0).then(|| run.stdout.trim().to_string())
-        });
+        let key = wait_until(
+            Duration::from_secs(120),
+            "the host to take `host add`",
+            || {
+                let run = host.run(&["host", "add", name]);
+                (run.code == 0).then(|| run.stdout.trim().to_string())
+            },
+        );
         keys.push(key);
         let db = database(&dir, name);
         db.sql_batch(SCHEMA);
@@ -230,6 +237,10 @@ impl Drop for Serving {
 }
 
 fn print_latency(what: &str, sorted: &[Duration]) {
+    if sorted.is_empty() {
+        println!("write -> visible on the reader, {what}: no write arrived");
+        return;
+    }
     let percentile = |p: usize| {
         let index = (sorted.len() * p).div_ceil(100).saturating_sub(1);
         sorted[index.min(sorted.len() - 1)].as_secs_f64() * 1000.0
@@ -271,41 +282,51 @@ impl Hosted {
     }
 }
 
-/// Waits until every database's two remotes were each pulled once, by the metrics: one host's
-/// on the one port (each database's labelled with its name), or one process's per port.
+/// Waits until every database's two remotes were each pulled once (at most
+/// [`SETTLED_WITHIN`]), by the metrics: one host's on the one port (each database's labelled
+/// with its name), or one process's per port.
 fn settle(ports: &[u16], names: &[String]) {
     let started = Instant::now();
-    wait_until(
-        SETTLED_WITHIN,
-        "every database's remotes pulled once",
-        || {
-            let pulled = if let [port] = ports {
-                let text = scrape(*port);
-                names.iter().all(|name| {
-                    (0..2).all(|r| {
-                        let series = format!(
-                            "ddcp_pull_duration_seconds_count{{remote=\"r{r}\",db=\"{name}\"}}"
-                        );
-                        sample(&text, &series).unwrap_or(0.0) >= 1.0
-                    })
-                })
-            } else {
-                ports.iter().all(|port| {
-                    // Not listening yet while its node attaches.
-                    let up = std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok();
-                    let text = if up { scrape(*port) } else { String::new() };
-                    (0..2).all(|r| {
-                        let series = format!("ddcp_pull_duration_seconds_count{{remote=\"r{r}\"}}");
-                        sample(&text, &series).unwrap_or(0.0) >= 1.0
-                    })
-                })
+    let pulled_both = |text: &str, db: Option<&str>| {
+        (0..2).all(|r| {
+            let series = match db {
+                Some(db) => {
+                    format!("ddcp_pull_duration_seconds_count{{remote=\"r{r}\",db=\"{db}\"}}")
+                }
+                None => format!("ddcp_pull_duration_seconds_count{{remote=\"r{r}\"}}"),
             };
-            pulled.then_some(())
-        },
-    );
+            sample(text, &series).unwrap_or(0.0) >= 1.0
+        })
+    };
+    let waiting = || -> usize {
+        if let [port] = ports {
+            let text = scrape(*port);
+            let done = |name: &&String| pulled_both(&text, Some(name.as_str()));
+            names.iter().filter(|name| !done(name)).count()
+        } else {
+            let done = |port: &&u16| {
+                // Not listening yet while its node attaches.
+                let up = std::net::TcpStream::connect(("127.0.0.1", **port)).is_ok();
+                up && pulled_both(&scrape(**port), None)
+            };
+            ports.iter().filter(|port| !done(port)).count()
+        }
+    };
+    let mut left = waiting();
+    while left > 0 && started.elapsed() < SETTLED_WITHIN {
+        std::thread::sleep(Duration::from_secs(1));
+        left = waiting();
+    }
     println!(
-        "every database pulled both its remotes {:.1} s after the last was started",
-        started.elapsed().as_secs_f64()
+        "{} of {} databases pulled both their remotes within {:.1} s of the last start{}",
+        names.len() - left,
+        names.len(),
+        started.elapsed().as_secs_f64(),
+        if left > 0 {
+            " (the others never found a remote's record: measured all the same)"
+        } else {
+            ""
+        }
     );
     std::thread::sleep(SETTLE);
 }
@@ -360,6 +381,7 @@ fn write_latencies(
         .map(|name| database(dir, name).open())
         .collect();
     let mut latencies = Vec::new();
+    let mut lost = 0;
     for n in 0..size.writes_each {
         for (k, writer) in writers.iter().enumerate() {
             let id = (round * 1_000_000 + k * 1000 + n) as i64;
@@ -368,7 +390,7 @@ fn write_latencies(
                 .connection()
                 .execute("insert into notes (id, body) values (?1, 'x')", [id])
                 .unwrap();
-            loop {
+            let arrived = loop {
                 let here: i64 = reader_db
                     .connection()
                     .query_row("select count(*) from notes where id = ?1", [id], |row| {
@@ -376,18 +398,24 @@ fn write_latencies(
                     })
                     .unwrap();
                 if here == 1 {
-                    break;
+                    break true;
                 }
-                assert!(
-                    written.elapsed() < VISIBLE_WITHIN,
-                    "note {id} never reached the reader"
-                );
+                if written.elapsed() >= VISIBLE_WITHIN {
+                    break false;
+                }
                 std::thread::sleep(Duration::from_millis(2));
+            };
+            if !arrived {
+                lost += 1;
+                continue;
             }
             latencies.push(written.elapsed());
             std::thread::sleep(Duration::from_millis(100));
         }
     }
     latencies.sort();
+    if lost > 0 {
+        println!("{lost} writes never reached the reader within {VISIBLE_WITHIN:?}");
+    }
     latencies
 }

@@ -203,6 +203,15 @@ impl DbLabel {
         DbLabel(Some(name.into()))
     }
 
+    /// The span a hosted database's actors log in, so that each of their lines names the
+    /// database (`db{db=NAME}: ddcp: ...`); none for a database served alone.
+    pub fn span(&self) -> tracing::Span {
+        match &self.0 {
+            Some(name) => tracing::info_span!(target: "ddcp", "db", db = %name),
+            None => tracing::Span::none(),
+        }
+    }
+
     /// `pairs`, and the database's own label when it has one.
     fn with(&self, pairs: &[(&'static str, &str)]) -> Vec<Label> {
         let mut labels: Vec<Label> = pairs

@@ -113,7 +113,8 @@ impl Actor for DbActor {
         state: &mut DbState,
     ) -> Result<(), ActorProcessingErr> {
         // SQLite work blocks: the actor has a thread of its own (`DbHandle::spawn`).
-        state.handle(message)
+        let span = state.metrics.span();
+        span.in_scope(|| state.handle(message))
     }
 
     async fn post_stop(

@@ -15,7 +15,9 @@ use super::doors::{Door, Doors};
 use super::listeners::{Listeners, Version, spawn_notifier};
 use super::note_inbox::NoteInbox;
 use crate::db_actor::DbHandle;
+use crate::metrics::DbLabel;
 use crate::net::{Network, OwnRoute, RouteId};
+use tracing::Instrument;
 
 /// A failed attempt to make a route is tried again after this long.
 const ROUTE_RETRY: Duration = Duration::from_secs(2);
@@ -70,6 +72,7 @@ pub struct DoorState {
     supervisor: DerivedActorRef<DoorEvent>,
     route: Option<OwnRoute>,
     renewing: bool,
+    metrics: DbLabel,
 }
 
 impl Actor for DoorActor {
@@ -89,6 +92,7 @@ impl Actor for DoorActor {
             args.gate.clone(),
             args.versions,
         );
+        let metrics = args.db.metrics().clone();
         let answerer = Answerer::start(args.db, args.network.clone(), args.gate, listeners);
         Ok(DoorState {
             network: args.network,
@@ -99,6 +103,7 @@ impl Actor for DoorActor {
             supervisor: args.supervisor,
             route: None,
             renewing: false,
+            metrics,
         })
     }
 
@@ -118,12 +123,15 @@ impl Actor for DoorActor {
         message: DoorMsg,
         state: &mut DoorState,
     ) -> Result<(), ActorProcessingErr> {
+        let span = state.metrics.span();
         match message {
-            DoorMsg::RenewRoute => state.renew_route(&myself).await,
+            DoorMsg::RenewRoute => state.renew_route(&myself).instrument(span).await,
             DoorMsg::RouteDied(id) => {
                 let ours = state.route.as_ref().is_some_and(|route| route.id == id);
                 if ours && !state.renewing {
-                    tracing::info!(target: "ddcp", "Private route died; making a new one");
+                    span.in_scope(|| {
+                        tracing::info!(target: "ddcp", "Private route died; making a new one");
+                    });
                     state.renewing = true;
                     myself.send_message(DoorMsg::RenewRoute)?;
                 }

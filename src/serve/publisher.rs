@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tracing::Instrument;
 
 use super::access::AccessGate;
 use crate::db_actor::LocalState;
@@ -103,6 +104,19 @@ impl Actor for PublisherActor {
         message: PublisherMsg,
         state: &mut PublisherState,
     ) -> Result<(), ActorProcessingErr> {
+        let span = state.args.gate.metrics().span();
+        state.take(message, &myself).instrument(span).await
+    }
+}
+
+impl PublisherState {
+    /// Takes what the supervisor tells, and publishes when the Status to publish changed.
+    async fn take(
+        &mut self,
+        message: PublisherMsg,
+        myself: &ActorRef<PublisherMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        let state = self;
         match message {
             PublisherMsg::Local(local) => state.args.local = Some(local),
             PublisherMsg::Route(route) => state.args.route = Some(route),
@@ -141,9 +155,7 @@ impl Actor for PublisherActor {
         }
         Ok(())
     }
-}
 
-impl PublisherState {
     /// The Status to publish, once both the database's state and a route are known.
     fn wanted(&self) -> Option<Status> {
         let local = self.args.local.as_ref()?;

@@ -85,6 +85,12 @@ fn one_serve_hosts_two_private_databases_and_a_broken_one_stops_alone() {
         "1",
         ARRIVAL,
     );
+    // Its lines name the database.
+    assert!(
+        host.log().contains("db{db=x}: ddcp: Pulled changes from remote database"),
+        "{}",
+        host.log()
+    );
     // And refuses the other's.
     wait_until(ARRIVAL, "bob to be refused by y", || {
         status_of(&bob).contains("not a member").then_some(())

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
+use tracing::Instrument;
 
 mod notes;
 mod waiting;
@@ -197,7 +198,8 @@ impl Actor for RemoteActor {
         message: RemoteMsg,
         state: &mut RemoteState,
     ) -> Result<(), ActorProcessingErr> {
-        let handled = match state.handle(message, &myself).await {
+        let span = state.args.db.metrics().span();
+        let handled = match state.handle(message, &myself).instrument(span).await {
             Err(err) if let Some(why) = Waiting::from_error(&err) => {
                 state.waits(why, err.to_string());
                 Ok(())

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tracing::Instrument;
 
 use super::access::AccessGate;
 use super::control::{ControlActor, ControlArgs, ControlMsg, ControlQuery, PullTarget};
@@ -213,87 +214,8 @@ impl Actor for Supervisor {
         message: SupervisorMsg,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        match message {
-            SupervisorMsg::Db(DbEvent::StateChanged(local)) => {
-                state.versions.send_replace(local.db_version);
-                state
-                    .noted
-                    .send_replace(Some((local.db_version, local.incarnation)));
-                state.app.database_moved(local.db_version);
-                state.local = Some(local.clone());
-                state.tell_publisher(PublisherMsg::Local(local));
-            }
-            SupervisorMsg::Door(DoorEvent::RouteChanged(route)) => {
-                state.inbox.set_route(route.clone());
-                state.route = Some(route.clone());
-                state.tell_publisher(PublisherMsg::Route(route));
-            }
-            SupervisorMsg::Node(NodeEvent::ValueChanged {
-                key,
-                value,
-                watch_ended,
-            }) => {
-                if let Some(actor) = state.remotes.actor_for_record(&key) {
-                    let _ = actor.send_message(RemoteMsg::Changed { value, watch_ended });
-                }
-            }
-            SupervisorMsg::Node(NodeEvent::RemoteRoutesDied(_)) => {
-                for actor in state.remotes.running() {
-                    let _ = actor.send_message(RemoteMsg::RoutesDied);
-                }
-            }
-            SupervisorMsg::RestartRemote(name, id) => state.restart_remote(name, id, &myself).await,
-            SupervisorMsg::RestartPublisher => state.restart_publisher(&myself).await,
-            SupervisorMsg::App(reply) => {
-                let _ = reply.send(state.app.clone());
-            }
-            SupervisorMsg::Remote(RemoteEvent::Seen {
-                name,
-                from,
-                version,
-            }) => {
-                if let Some(slot) = state.remotes.reported_by(&name, from) {
-                    slot.health.seen(version);
-                    slot.health.report_lag(state.db.metrics(), name.as_str());
-                }
-            }
-            SupervisorMsg::Remote(RemoteEvent::Waiting { name, from, error }) => {
-                if let Some(slot) = state.remotes.reported_by(&name, from) {
-                    slot.health.failed(error);
-                }
-            }
-            SupervisorMsg::Remote(RemoteEvent::Pulled { name, from, report }) => {
-                if let Some(slot) = state.remotes.reported_by(&name, from) {
-                    slot.health.pulled(report.remote_version, report.refused);
-                    slot.health.report_lag(state.db.metrics(), name.as_str());
-                }
-            }
-            SupervisorMsg::Control(ControlQuery::Health(reply)) => {
-                let _ = reply.send(state.remotes.health());
-            }
-            SupervisorMsg::Control(ControlQuery::ReloadRemotes(reply)) => {
-                let reloaded = state.reload_remotes(&myself).await;
-                let _ = reply.send(reloaded);
-            }
-            SupervisorMsg::Control(ControlQuery::ReloadAccess(reply)) => {
-                let reloaded = state.reload_access().await;
-                let _ = reply.send(reloaded);
-            }
-            SupervisorMsg::Control(ControlQuery::PullTargets { name, reply }) => {
-                let targets = state
-                    .remotes
-                    .iter()
-                    .filter(|slot| name.as_deref().is_none_or(|n| slot.link.name.as_str() == n))
-                    .map(|slot| PullTarget {
-                        name: slot.link.name.to_string(),
-                        actor: slot.child.actor.clone(),
-                        last_error: slot.health.last_error().map(str::to_string),
-                    })
-                    .collect();
-                let _ = reply.send(targets);
-            }
-        }
-        Ok(())
+        let span = state.db.metrics().span();
+        state.take(message, &myself).instrument(span).await
     }
 
     async fn handle_supervisor_evt(
@@ -302,46 +224,8 @@ impl Actor for Supervisor {
         event: SupervisionEvent,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, error) = match event {
-            SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                (cell, reason.unwrap_or_else(|| "stopped".into()))
-            }
-            _ => return Ok(()),
-        };
-        let db = state.db.actor().get_id();
-        if cell.get_id() == db || cell.get_id() == state.door.get_id() {
-            let which = if cell.get_id() == db {
-                "database"
-            } else {
-                "database's route keeper"
-            };
-            let reason = format!("the {which} failed: {error}");
-            tracing::error!(target: "ddcp", "{reason}");
-            myself.stop(Some(reason));
-            return Ok(());
-        }
-        if state.publisher.is(&cell) {
-            state.publisher_failed(&myself, error);
-            return Ok(());
-        }
-        if let Some((name, id, wait)) = state.remotes.failed(&cell, error.clone()) {
-            metrics::restarted(state.db.metrics(), "remote");
-            let restarts = state
-                .remotes
-                .get_mut(&name)
-                .map_or(0, |slot| slot.child.restarts);
-            tracing::warn!(
-                target: "ddcp",
-                remote_name = ?name.as_str(),
-                error,
-                restarts,
-                restart_in = ?wait,
-                "Remote failed"
-            );
-            myself.send_after(wait, move || SupervisorMsg::RestartRemote(name, id));
-        }
-        Ok(())
+        let span = state.db.metrics().span();
+        state.child_stopped(event, &myself).instrument(span).await
     }
 
     async fn post_stop(
@@ -445,4 +329,149 @@ async fn spawn_publisher(
     };
     let (actor, _) = Actor::spawn_linked(None, PublisherActor, args, cell.clone()).await?;
     Ok(actor)
+}
+
+impl SupervisorState {
+    /// What a child or the CLI told: routed to whom it concerns.
+    async fn take(
+        &mut self,
+        message: SupervisorMsg,
+        myself: &ActorRef<SupervisorMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        let state = self;
+        let myself = myself.clone();
+        match message {
+            SupervisorMsg::Db(DbEvent::StateChanged(local)) => {
+                state.versions.send_replace(local.db_version);
+                state
+                    .noted
+                    .send_replace(Some((local.db_version, local.incarnation)));
+                state.app.database_moved(local.db_version);
+                state.local = Some(local.clone());
+                state.tell_publisher(PublisherMsg::Local(local));
+            }
+            SupervisorMsg::Door(DoorEvent::RouteChanged(route)) => {
+                state.inbox.set_route(route.clone());
+                state.route = Some(route.clone());
+                state.tell_publisher(PublisherMsg::Route(route));
+            }
+            SupervisorMsg::Node(NodeEvent::ValueChanged {
+                key,
+                value,
+                watch_ended,
+            }) => {
+                if let Some(actor) = state.remotes.actor_for_record(&key) {
+                    let _ = actor.send_message(RemoteMsg::Changed { value, watch_ended });
+                }
+            }
+            SupervisorMsg::Node(NodeEvent::RemoteRoutesDied(_)) => {
+                for actor in state.remotes.running() {
+                    let _ = actor.send_message(RemoteMsg::RoutesDied);
+                }
+            }
+            SupervisorMsg::RestartRemote(name, id) => state.restart_remote(name, id, &myself).await,
+            SupervisorMsg::RestartPublisher => state.restart_publisher(&myself).await,
+            SupervisorMsg::App(reply) => {
+                let _ = reply.send(state.app.clone());
+            }
+            SupervisorMsg::Remote(RemoteEvent::Seen {
+                name,
+                from,
+                version,
+            }) => {
+                if let Some(slot) = state.remotes.reported_by(&name, from) {
+                    slot.health.seen(version);
+                    slot.health.report_lag(state.db.metrics(), name.as_str());
+                }
+            }
+            SupervisorMsg::Remote(RemoteEvent::Waiting { name, from, error }) => {
+                if let Some(slot) = state.remotes.reported_by(&name, from) {
+                    slot.health.failed(error);
+                }
+            }
+            SupervisorMsg::Remote(RemoteEvent::Pulled { name, from, report }) => {
+                if let Some(slot) = state.remotes.reported_by(&name, from) {
+                    slot.health.pulled(report.remote_version, report.refused);
+                    slot.health.report_lag(state.db.metrics(), name.as_str());
+                }
+            }
+            SupervisorMsg::Control(ControlQuery::Health(reply)) => {
+                let _ = reply.send(state.remotes.health());
+            }
+            SupervisorMsg::Control(ControlQuery::ReloadRemotes(reply)) => {
+                let reloaded = state.reload_remotes(&myself).await;
+                let _ = reply.send(reloaded);
+            }
+            SupervisorMsg::Control(ControlQuery::ReloadAccess(reply)) => {
+                let reloaded = state.reload_access().await;
+                let _ = reply.send(reloaded);
+            }
+            SupervisorMsg::Control(ControlQuery::PullTargets { name, reply }) => {
+                let targets = state
+                    .remotes
+                    .iter()
+                    .filter(|slot| name.as_deref().is_none_or(|n| slot.link.name.as_str() == n))
+                    .map(|slot| PullTarget {
+                        name: slot.link.name.to_string(),
+                        actor: slot.child.actor.clone(),
+                        last_error: slot.health.last_error().map(str::to_string),
+                    })
+                    .collect();
+                let _ = reply.send(targets);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SupervisorState {
+    /// A child failed or stopped: restarted alone, or this database's tree stops.
+    async fn child_stopped(
+        &mut self,
+        event: SupervisionEvent,
+        myself: &ActorRef<SupervisorMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        let state = self;
+        let myself = myself.clone();
+        let (cell, error) = match event {
+            SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell, reason.unwrap_or_else(|| "stopped".into()))
+            }
+            _ => return Ok(()),
+        };
+        let db = state.db.actor().get_id();
+        if cell.get_id() == db || cell.get_id() == state.door.get_id() {
+            let which = if cell.get_id() == db {
+                "database"
+            } else {
+                "database's route keeper"
+            };
+            let reason = format!("the {which} failed: {error}");
+            tracing::error!(target: "ddcp", "{reason}");
+            myself.stop(Some(reason));
+            return Ok(());
+        }
+        if state.publisher.is(&cell) {
+            state.publisher_failed(&myself, error);
+            return Ok(());
+        }
+        if let Some((name, id, wait)) = state.remotes.failed(&cell, error.clone()) {
+            metrics::restarted(state.db.metrics(), "remote");
+            let restarts = state
+                .remotes
+                .get_mut(&name)
+                .map_or(0, |slot| slot.child.restarts);
+            tracing::warn!(
+                target: "ddcp",
+                remote_name = ?name.as_str(),
+                error,
+                restarts,
+                restart_in = ?wait,
+                "Remote failed"
+            );
+            myself.send_after(wait, move || SupervisorMsg::RestartRemote(name, id));
+        }
+        Ok(())
+    }
 }
