@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::common::example_peers::Flood;
 use crate::common::metrics::{sample, scrape};
 use crate::common::private_net::{Peer, TestNet, inside_private_network, runtime, wait_until};
 use crate::{ARRIVAL, Answered, answered, member_keys, open_when_reachable};
@@ -171,6 +172,34 @@ fn one_serve_hosts_two_private_databases_and_a_broken_one_stops_alone() {
         drop(doors);
         node.shutdown().await;
     });
+
+    // A member flooding x (bob's identity, 48 signed calls at once, again as soon as answered)
+    // is shed by x's own queue; y's rows still reach carol, and y sheds nothing.
+    let flood = Flood::start_member(&net, &x_key, &bob.site.path(".ddcp/member"), 9);
+    wait_until(ARRIVAL, "the flood on x to be told tooBusy", || {
+        (flood.counts().busy > 0).then_some(())
+    });
+    for n in 1..=3 {
+        y.sql(&format!(
+            "insert into bookmarks (id, url) values ('yf{n}', 'https://y/f{n}')"
+        ));
+        carol.wait_for(
+            "select count(*) from bookmarks where id like 'yf%'",
+            &n.to_string(),
+            ARRIVAL,
+        );
+    }
+    let text = scrape(9120);
+    assert!(
+        sample(&text, r#"ddcp_requests_shed_total{reason="busy",db="x"}"#) > Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"ddcp_requests_shed_total{reason="busy",db="y"}"#),
+        None,
+        "{text}"
+    );
+    drop(flood);
 
     // y's folder taken away: y stops, alone.
     let away = dir.join(".away-y");
