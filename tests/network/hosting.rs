@@ -88,7 +88,8 @@ fn one_serve_hosts_two_private_databases_and_a_broken_one_stops_alone() {
     );
     // Its lines name the database.
     assert!(
-        host.log().contains("db{db=x}: ddcp: Pulled changes from remote database"),
+        host.log()
+            .contains("db{db=x}: ddcp: Pulled changes from remote database"),
         "{}",
         host.log()
     );
