@@ -49,6 +49,7 @@ struct Size {
     databases: usize,
     written: usize,
     processes: usize,
+    remotes: usize,
     writes_each: usize,
     window: Duration,
 }
@@ -68,6 +69,7 @@ fn main() {
             databases: 100,
             written: 10,
             processes: 100,
+            remotes: 2,
             writes_each: 10,
             window: Duration::from_secs(60),
         }
@@ -76,6 +78,7 @@ fn main() {
             databases: 3,
             written: 2,
             processes: 3,
+            remotes: 2,
             writes_each: 3,
             window: Duration::from_secs(5),
         }
@@ -88,11 +91,18 @@ fn main() {
     if let Some(processes) = flag("--processes") {
         size.processes = processes.min(size.databases);
     }
+    if let Some(remotes) = flag("--remotes") {
+        size.remotes = remotes.min(2);
+    }
+    if let Some(written) = flag("--written") {
+        size.written = written.min(size.databases);
+    }
     println!(
-        "hosting bench ({}): {} databases, {} written to, 2 remotes each; the baseline serves {} of them one process each; {} s idle windows",
+        "hosting bench ({}): {} databases, {} written to, {} remotes each; the baseline serves {} of them one process each; {} s idle windows",
         if full { "full" } else { "smoke" },
         size.databases,
         size.written,
+        size.remotes,
         size.processes,
         size.window.as_secs()
     );
@@ -122,7 +132,7 @@ fn main() {
         keys.push(key);
         let db = database(&dir, name);
         db.sql_batch(SCHEMA);
-        for remote in 0..2 {
+        for remote in 0..size.remotes {
             let stub = &stubs.keys[(2 * i + remote) % stubs.keys.len()];
             db.cli(&host, &["remote", "add", &format!("r{remote}"), stub]);
         }
@@ -140,10 +150,18 @@ fn main() {
     reader.serve();
 
     // The host.
-    settle(&[METRICS_PORT], &names);
+    settle(&[METRICS_PORT], &names, size.remotes);
     let hosted = measure(&[host.serve_pid()], &[METRICS_PORT], &size);
     let hosted_latency = write_latencies(&dir, &names, &reader, &size, 0);
     host.stop();
+    print_figures("one host", &hosted, 1.0, "");
+    if size.written > 0 {
+        print_latency("one host", &hosted_latency);
+    }
+    if size.processes == 0 {
+        reader.stop();
+        return;
+    }
 
     // The baseline: the same databases, one process each.
     let served = &names[..size.processes];
@@ -159,7 +177,7 @@ fn main() {
             Serving::start(&host, &dir.join(name), &listen, *port)
         })
         .collect();
-    settle(&ports, served);
+    settle(&ports, served, size.remotes);
     let pids: Vec<u32> = alone.iter().map(|serving| serving.child.id()).collect();
     let baseline = measure(&pids, &ports, &size);
     let baseline_latency = write_latencies(&dir, &names, &reader, &size, 1);
@@ -177,29 +195,27 @@ fn main() {
     } else {
         String::new()
     };
-    println!(
-        "one process per database{scaled}: RSS {:.0} MiB, idle {:.1}% of a core, {} Veilid nodes, {:.0} own private routes, {:.0} remotes watched",
-        baseline.rss_kib as f64 * scale / 1024.0,
-        baseline.core_share * scale * 100.0,
-        (baseline.nodes as f64 * scale).round(),
-        baseline.routes * scale,
-        baseline.watched * scale
-    );
-    println!(
-        "one host: RSS {:.0} MiB, idle {:.1}% of a core, {} Veilid node, {:.0} own private routes, {:.0} remotes watched",
-        hosted.rss_kib as f64 / 1024.0,
-        hosted.core_share * 100.0,
-        hosted.nodes,
-        hosted.routes,
-        hosted.watched
-    );
+    print_figures("one process per database", &baseline, scale, &scaled);
     println!(
         "host / one process per database: RSS {:.2} (goal < 0.2), idle CPU {:.2} (goal: the host under 3% of a core)",
         hosted.rss_kib as f64 / (baseline.rss_kib as f64 * scale),
         hosted.core_share / (baseline.core_share * scale)
     );
-    print_latency("one host", &hosted_latency);
-    print_latency("one process per database", &baseline_latency);
+    if size.written > 0 {
+        print_latency("one process per database", &baseline_latency);
+    }
+}
+
+/// One form's figures, its sums scaled by `scale` (`scaled` says so).
+fn print_figures(what: &str, figures: &Figures, scale: f64, scaled: &str) {
+    println!(
+        "{what}{scaled}: RSS {:.0} MiB, idle {:.1}% of a core, {} Veilid nodes, {:.0} own private routes, {:.0} remotes watched",
+        figures.rss_kib as f64 * scale / 1024.0,
+        figures.core_share * scale * 100.0,
+        (figures.nodes as f64 * scale).round(),
+        figures.routes * scale,
+        figures.watched * scale
+    );
 }
 
 /// One database served by a `ddcp serve` of its own.
@@ -285,10 +301,10 @@ impl Hosted {
 /// Waits until every database's two remotes were each pulled once (at most
 /// [`SETTLED_WITHIN`]), by the metrics: one host's on the one port (each database's labelled
 /// with its name), or one process's per port.
-fn settle(ports: &[u16], names: &[String]) {
+fn settle(ports: &[u16], names: &[String], remotes: usize) {
     let started = Instant::now();
     let pulled_both = |text: &str, db: Option<&str>| {
-        (0..2).all(|r| {
+        (0..remotes).all(|r| {
             let series = match db {
                 Some(db) => {
                     format!("ddcp_pull_duration_seconds_count{{remote=\"r{r}\",db=\"{db}\"}}")
