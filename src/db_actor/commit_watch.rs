@@ -1,6 +1,7 @@
 //! Noticing another process's commit at once: the database's WAL is watched (Linux's inotify),
 //! and every write to it has the DbActor look for changes a moment later, instead of at its next
-//! timed look (up to [`super::CHANGE_CHECK_INTERVAL`] later). An idle database wakes nothing.
+//! timed look (every [`super::WATCHED_CHECK_INTERVAL`] while the watch works, every
+//! [`super::CHANGE_CHECK_INTERVAL`] once it ended). An idle database wakes nothing.
 //!
 //! The write a watch sees comes a moment before SQLite marks the commit in the WAL's shared index
 //! (and, with `synchronous = FULL`, before an fsync): so the DbActor looks soon after a write,
@@ -63,7 +64,11 @@ impl CommitWatch {
             });
         match watched {
             Ok(fd) => Some(CommitWatch {
-                task: tokio::spawn(watch(fd, db)),
+                task: tokio::spawn(async move {
+                    watch(fd, db.clone()).await;
+                    // The DbActor looks often again (it is gone when the send fails).
+                    let _ = db.send_message(DbMsg::WatchEnded);
+                }),
             }),
             Err(err) => {
                 tracing::debug!(target: "ddcp", error = %err,

@@ -139,6 +139,8 @@ pub enum DbMsg {
     AccessState(RpcReplyPort<Result<AccessState, DbError>>),
     /// Check for commits made since the last check.
     CheckForChanges,
+    /// The watch on the WAL ended: look on the timer as often as without one.
+    WatchEnded,
 }
 
 impl std::fmt::Debug for DbMsg {
@@ -202,6 +204,7 @@ impl std::fmt::Debug for DbMsg {
                 .finish_non_exhaustive(),
             DbMsg::AccessState(_) => f.write_str("AccessState"),
             DbMsg::CheckForChanges => f.write_str("CheckForChanges"),
+            DbMsg::WatchEnded => f.write_str("WatchEnded"),
         }
     }
 }

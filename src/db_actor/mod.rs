@@ -22,8 +22,13 @@ use crate::metrics::{self, DbLabel};
 use crate::sync::serve::{MAX_PAGE_BUDGET, Responder, internal_answer};
 
 /// How often the database is checked for commits made by other processes when its WAL cannot
-/// be watched ([`commit_watch`]), and the bound on a commit the watch missed.
+/// be watched ([`commit_watch`]), or no longer is.
 pub(crate) const CHANGE_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How often it is checked while the WAL is watched: the bound on a commit the watch missed,
+/// and on a file removed or replaced being noticed. A look costs little, but a host of a hundred
+/// databases looking every 200 ms spent 3.8% of a core on it while idle (benches/hosting.rs).
+pub(crate) const WATCHED_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The only writer of the database while `ddcp serve` or `ddcp pull` runs.
 #[derive(Debug)]
@@ -65,6 +70,8 @@ pub struct DbState {
     /// The file opened: the actor stops when its path names another, or none.
     file: Option<file_identity::FileIdentity>,
     metrics: DbLabel,
+    /// How often to look for commits once the WAL's watch ended.
+    look_interval: Duration,
 }
 
 impl Actor for DbActor {
@@ -80,8 +87,12 @@ impl Actor for DbActor {
         let mut commit_watch = None;
         let file = file_identity::FileIdentity::of(args.db.path());
         if args.listener.is_some() {
-            myself.send_interval(args.look_interval, || DbMsg::CheckForChanges);
-            commit_watch = commit_watch::CommitWatch::start(args.db.path(), myself);
+            commit_watch = commit_watch::CommitWatch::start(args.db.path(), myself.clone());
+            let interval = match commit_watch {
+                Some(_) => WATCHED_CHECK_INTERVAL.max(args.look_interval),
+                None => args.look_interval,
+            };
+            myself.send_interval(interval, || DbMsg::CheckForChanges);
         }
         Ok(DbState {
             db: args.db,
@@ -94,6 +105,7 @@ impl Actor for DbActor {
             _commit_watch: commit_watch,
             file,
             metrics: args.metrics,
+            look_interval: args.look_interval,
         })
     }
 
@@ -108,10 +120,15 @@ impl Actor for DbActor {
 
     async fn handle(
         &self,
-        _myself: ActorRef<DbMsg>,
+        myself: ActorRef<DbMsg>,
         message: DbMsg,
         state: &mut DbState,
     ) -> Result<(), ActorProcessingErr> {
+        if let DbMsg::WatchEnded = message {
+            // Looked at often again, as when the WAL could not be watched.
+            myself.send_interval(state.look_interval, || DbMsg::CheckForChanges);
+            return Ok(());
+        }
         // SQLite work blocks: the actor has a thread of its own (`DbHandle::spawn`).
         let span = state.metrics.span();
         span.in_scope(|| state.handle(message))
@@ -272,6 +289,8 @@ impl DbState {
             DbMsg::AccessState(reply) => {
                 let _ = reply.send(self.db.access_state());
             }
+            // Taken by the actor before it gets here.
+            DbMsg::WatchEnded => {}
             DbMsg::CheckForChanges => {
                 if let Some(gone) = self.file.as_ref().and_then(|file| file.gone()) {
                     return Err(gone.into());
