@@ -242,3 +242,48 @@ fn one_serve_hosts_two_private_databases_and_a_broken_one_stops_alone() {
         peer.stop();
     }
 }
+
+/// Two databases of one host pulling each other: both ends on the same node, each call going
+/// out by one database's route and in by the other's.
+#[test]
+fn two_databases_of_one_host_replicate_with_each_other() {
+    if !inside_private_network!() {
+        return;
+    }
+    let net = TestNet::start();
+    let mut host = Peer::empty(&net, "host", 5);
+    let dir = host.site.dir.path().to_path_buf();
+    let p = Peer::hosted_empty(&net, &dir, "p", 5);
+    let q = Peer::hosted_empty(&net, &dir, "q", 5);
+    host.serve_with(&["--databases", "."]);
+    for db in [&p, &q] {
+        wait_until(ARRIVAL, "the host to take `host add`", || {
+            (host.run(&["host", "add", db.name]).code == 0).then_some(())
+        });
+        db.run_with_input(&["shell"], &crate::common::fixture("cr_tables.sql"))
+            .ok();
+    }
+    p.run(&["remote", "add", "q", &q.key()]).ok();
+    q.run(&["remote", "add", "p", &p.key()]).ok();
+    p.sql("insert into bookmarks (id, url) values ('p1', 'https://p/1')");
+    q.wait_for(
+        "select count(*) from bookmarks where id = 'p1'",
+        "1",
+        ARRIVAL,
+    );
+    q.sql("insert into bookmarks (id, url) values ('q1', 'https://q/1')");
+    p.wait_for(
+        "select count(*) from bookmarks where id = 'q1'",
+        "1",
+        ARRIVAL,
+    );
+    // Again, after the pulls released the routes they imported: each database's own route
+    // still answers.
+    p.sql("insert into bookmarks (id, url) values ('p2', 'https://p/2')");
+    q.wait_for(
+        "select count(*) from bookmarks where id = 'p2'",
+        "1",
+        ARRIVAL,
+    );
+    host.stop();
+}
