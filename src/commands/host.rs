@@ -12,11 +12,7 @@ use crate::serve::HostFolder;
 pub fn run(args: &HostArgs) -> Result<(), CommandError> {
     let dir = &args.databases;
     match &args.command {
-        HostCommand::Status(flag) => match ask_host(dir, ControlRequest::HostStatus)? {
-            ControlResponse::Host(databases) if flag.json => Ok(print_json(&redacted(databases))?),
-            ControlResponse::Host(databases) => print_status(&databases),
-            other => Err(unexpected(other)),
-        },
+        HostCommand::Status(flag) => status(dir, flag.json),
         HostCommand::Add { name } => match ask_host(dir, ControlRequest::HostAdd(name.clone()))? {
             ControlResponse::Added { key, made } => {
                 let what = if made { "Made and serving" } else { "Serving" };
@@ -35,6 +31,32 @@ pub fn run(args: &HostArgs) -> Result<(), CommandError> {
                 other => Err(unexpected(other)),
             }
         }
+    }
+}
+
+/// `ddcp host status`: every database of the host serving `dir`.
+fn status(dir: &Path, json: bool) -> Result<(), CommandError> {
+    match ask_host(dir, ControlRequest::HostStatus)? {
+        ControlResponse::Host(databases) => show(databases, json),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The host's status when a host serves `dir` (true), else nothing (false): `ddcp status` run
+/// in a host's folder, where there is no database but the host's state dir. A database's own
+/// socket refuses the question.
+pub fn status_if_hosting(dir: &Path, json: bool) -> Result<bool, CommandError> {
+    match ask_host(dir, ControlRequest::HostStatus) {
+        Ok(ControlResponse::Host(databases)) => show(databases, json).map(|()| true),
+        _ => Ok(false),
+    }
+}
+
+fn show(databases: Vec<HostedHealth>, json: bool) -> Result<(), CommandError> {
+    if json {
+        Ok(print_json(&redacted(databases))?)
+    } else {
+        print_status(&databases)
     }
 }
 

@@ -8,6 +8,21 @@ use crate::control::{ControlError, ControlRequest, ControlResponse};
 use crate::status_report::{HealthJson, RemoteSchemaJson, read_status};
 
 pub fn run(config: &Config, json: bool) -> Result<(), CommandError> {
+    // Run in a host's folder (no database here, and the state dir the host's): the host's.
+    let host_dir = config
+        .state_dir
+        .parent()
+        .map(|parent| match parent.as_os_str() {
+            empty if empty.is_empty() => std::path::Path::new("."),
+            _ => parent,
+        });
+    if !config.db_file.exists()
+        && config.state_dir.file_name() == Some(std::ffi::OsStr::new(".ddcp"))
+        && let Some(dir) = host_dir
+        && super::host::status_if_hosting(dir, json)?
+    {
+        return Ok(());
+    }
     let mut db = super::open_db(config)?;
     let mut status = read_status(&mut db, &config.db_file)?;
     match ask_daemon(config, ControlRequest::Health)? {

@@ -224,6 +224,10 @@ fn one_serve_hosts_two_private_databases_and_a_broken_one_stops_alone() {
     );
     let status = host.run(&["host", "status"]).ok().to_string();
     assert!(status.contains("y: waiting to start again"), "{status}");
+    // `ddcp status` in the host's folder, where there is no database, is the host's.
+    let here = host.run(&["status"]).ok().to_string();
+    assert!(here.contains("y: waiting to start again"), "{here}");
+    assert!(here.contains("x: serving"), "{here}");
     assert!(status.contains("x: serving"), "{status}");
     // Put back, it serves again: carol gets what it wrote since.
     std::fs::rename(&away, dir.join("y")).unwrap();
