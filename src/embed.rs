@@ -19,12 +19,9 @@
 //! # }
 //! ```
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use ractor::{Actor, ActorRef};
-use tokio::task::JoinHandle;
+use ractor::ActorRef;
 
 pub use crate::app::{App, AppError};
 pub use crate::control::PullOutcome;
@@ -34,7 +31,7 @@ use crate::config::Config;
 use crate::metrics::DbLabel;
 use crate::net::Node;
 use crate::serve::{
-    DatabaseSetup, DbName, Host, HostArgs, HostMsg, HostedDatabase, OnFailure, ServeOptions,
+    DatabaseSetup, DbName, HostMsg, HostedDatabase, OnFailure, RunningHost, ServeOptions,
     SupervisorMsg,
 };
 
@@ -62,10 +59,8 @@ impl Default for ReplicatorOptions {
 /// A database being replicated: the actor tree of `ddcp serve`, running in this process.
 #[derive(Debug)]
 pub struct Replicator {
-    host: ActorRef<HostMsg>,
+    host: RunningHost,
     supervisor: ActorRef<SupervisorMsg>,
-    running: JoinHandle<()>,
-    fatal: Arc<Mutex<Option<String>>>,
     app: App,
 }
 
@@ -100,19 +95,9 @@ impl Replicator {
             options: serve_options,
             setup: Some(setup),
         };
-        let fatal = Arc::new(Mutex::new(None));
-        let host_args = HostArgs {
-            node,
-            databases: vec![database],
-            on_failure: OnFailure::Stop,
-            fatal: fatal.clone(),
-            folder: None,
-        };
-        let (host, running) = Actor::spawn(None, Host, host_args)
-            .await
-            .map_err(|err| ReplicatorError::Stopped(err.to_string()))?;
+        let host = RunningHost::start(node, vec![database], OnFailure::Stop, None).await?;
         let started = async {
-            let supervisor = ractor::call!(host, HostMsg::Supervisor, None)
+            let supervisor = ractor::call!(host.actor(), HostMsg::Supervisor, None)
                 .map_err(|err| err.to_string())?
                 .ok_or_else(|| "its database is not running".to_string())?;
             let app = ractor::call!(supervisor, SupervisorMsg::App).map_err(|e| e.to_string())?;
@@ -121,8 +106,7 @@ impl Replicator {
         let (supervisor, app) = match started.await {
             Ok(started) => started,
             Err(err) => {
-                host.stop(None);
-                let _ = running.await;
+                let _ = host.stop().await;
                 return Err(ReplicatorError::Stopped(format!(
                     "the replicator stopped as it started: {err}"
                 )));
@@ -131,8 +115,6 @@ impl Replicator {
         Ok(Replicator {
             host,
             supervisor,
-            running,
-            fatal,
             app,
         })
     }
@@ -161,24 +143,13 @@ impl Replicator {
     /// Waits until the tree stops by itself: a part it cannot do without (the node, the
     /// database) failed, and why.
     pub async fn stopped(&mut self) -> Result<(), ReplicatorError> {
-        let _ = (&mut self.running).await;
-        self.outcome()
+        self.host.stopped().await
     }
 
     /// Stops everything, as Ctrl-C stops `ddcp serve`: pulls end, the node shuts down
     /// (flushing Veilid's stores), the database is closed.
-    pub async fn stop(mut self) -> Result<(), ReplicatorError> {
-        tracing::info!(target: "ddcp", "Stopping");
-        self.host.stop(None);
-        let _ = (&mut self.running).await;
-        self.outcome()
-    }
-
-    fn outcome(&self) -> Result<(), ReplicatorError> {
-        match self.fatal.lock().take() {
-            Some(reason) => Err(ReplicatorError::Stopped(reason)),
-            None => Ok(()),
-        }
+    pub async fn stop(self) -> Result<(), ReplicatorError> {
+        self.host.stop().await
     }
 }
 

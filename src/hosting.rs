@@ -2,12 +2,7 @@
 //! docs/hosting.md): the folder's layout is `serve::HostFolder`'s.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
-
-use parking_lot::Mutex;
-use ractor::{Actor, ActorRef};
-use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::db::Extension;
@@ -15,8 +10,7 @@ use crate::embed::attached_node;
 use crate::metrics::DbLabel;
 use crate::net::NetworkSettings;
 use crate::serve::{
-    DatabaseSetup, Host, HostArgs, HostFolder, HostMsg, HostedDatabase, OnFailure, ServeError,
-    ServeOptions,
+    DatabaseSetup, HostFolder, HostedDatabase, OnFailure, RunningHost, ServeError, ServeOptions,
 };
 
 /// How a host runs.
@@ -33,19 +27,15 @@ pub struct HostOptions {
     pub extension: Extension,
 }
 
-/// The databases of a folder, served.
+/// The databases of a folder, served: a [`RunningHost`].
 #[derive(Debug)]
-pub struct Hosting {
-    host: ActorRef<HostMsg>,
-    running: JoinHandle<()>,
-    fatal: Arc<Mutex<Option<String>>>,
-}
+pub struct Hosting;
 
 impl Hosting {
     /// Serves every database in `dir`, and those `ddcp host add` adds. A database that
     /// cannot be opened is said and tried again later, with backoff, while the others serve;
     /// a folder that cannot be read, or a node that cannot attach, fails the start.
-    pub async fn start(dir: &Path, options: HostOptions) -> Result<Hosting, ServeError> {
+    pub async fn start(dir: &Path, options: HostOptions) -> Result<RunningHost, ServeError> {
         let folder = HostFolder {
             dir: dir.to_path_buf(),
             extension: options.extension.clone(),
@@ -87,43 +77,13 @@ impl Hosting {
         let node = attached_node(&host_config, options.attach_timeout).await?;
         tracing::info!(target: "ddcp", databases = databases.len(), dir = %dir.display(),
             "Hosting databases on one node");
-        let fatal = Arc::new(Mutex::new(None));
-        let args = HostArgs {
+        RunningHost::start(
             node,
             databases,
-            on_failure: OnFailure::Restart,
-            fatal: fatal.clone(),
-            folder: Some((folder, serve_options)),
-        };
-        let (host, running) = Actor::spawn(None, Host, args)
-            .await
-            .map_err(|err| ServeError::Stopped(err.to_string()))?;
-        Ok(Hosting {
-            host,
-            running,
-            fatal,
-        })
-    }
-
-    /// Waits until the host stops by itself (its node failed), and why.
-    pub async fn stopped(&mut self) -> Result<(), ServeError> {
-        let _ = (&mut self.running).await;
-        self.outcome()
-    }
-
-    /// Stops every database, then the node.
-    pub async fn stop(mut self) -> Result<(), ServeError> {
-        tracing::info!(target: "ddcp", "Stopping");
-        self.host.stop(None);
-        let _ = (&mut self.running).await;
-        self.outcome()
-    }
-
-    fn outcome(&self) -> Result<(), ServeError> {
-        match self.fatal.lock().take() {
-            Some(reason) => Err(ServeError::Stopped(reason)),
-            None => Ok(()),
-        }
+            OnFailure::Restart,
+            Some((folder, serve_options)),
+        )
+        .await
     }
 }
 

@@ -2,6 +2,7 @@
 //! each command's own arguments in `args` (`network_args`: those that join the network).
 
 mod args;
+mod host_args;
 mod network_args;
 pub mod stdin_key;
 
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub use args::*;
+pub use host_args::*;
 pub use network_args::*;
 
 use crate::config::Config;

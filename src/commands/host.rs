@@ -99,6 +99,18 @@ fn redacted(mut databases: Vec<HostedHealth>) -> Vec<HostedHealth> {
     databases
 }
 
+/// A lag, or `-` while unknown.
+fn lag_text(lag: Option<i64>) -> String {
+    lag.map_or_else(|| "-".to_string(), |lag| lag.to_string())
+}
+
+/// `, last error: ...` (a key in it without its secret), or nothing.
+fn error_text(error: Option<&str>) -> String {
+    error
+        .map(|error| format!(", last error: {}", super::output::redacted(error)))
+        .unwrap_or_default()
+}
+
 /// One line per database, and one per remote of each.
 fn print_status(databases: &[HostedHealth]) -> Result<(), CommandError> {
     if databases.is_empty() {
@@ -110,30 +122,21 @@ fn print_status(databases: &[HostedHealth]) -> Result<(), CommandError> {
         } else {
             "waiting to start again"
         };
-        let lag = database
-            .lag()
-            .map_or_else(|| "-".to_string(), |lag| lag.to_string());
-        let error = database
-            .last_error
-            .as_deref()
-            .map(|error| format!(", last error: {}", super::output::redacted(error)))
-            .unwrap_or_default();
         print_line(format_args!(
-            "{}: {state}, {} remotes, lag {lag}, restarts {}{error}",
+            "{}: {state}, {} remotes, lag {}, restarts {}{}",
             database.name,
             database.remotes.len(),
-            database.restarts
+            lag_text(database.lag()),
+            database.restarts,
+            error_text(database.last_error.as_deref())
         ))?;
         for remote in &database.remotes {
-            let lag = remote
-                .lag()
-                .map_or_else(|| "-".to_string(), |lag| lag.to_string());
-            let error = remote
-                .last_error
-                .as_deref()
-                .map(|error| format!(", last error: {}", super::output::redacted(error)))
-                .unwrap_or_default();
-            print_line(format_args!("  {}: lag {lag}{error}", remote.name))?;
+            print_line(format_args!(
+                "  {}: lag {}{}",
+                remote.name,
+                lag_text(remote.lag()),
+                error_text(remote.last_error.as_deref())
+            ))?;
         }
     }
     Ok(())

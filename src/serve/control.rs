@@ -4,6 +4,7 @@
 //! remotes' actors directly, all at once, within the request's deadline.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -186,22 +187,50 @@ where
     }
 }
 
-/// Answers the one question of a connection (or streams a watch). The frames are read and
-/// written by the same code as the CLI's, on a blocking thread.
-async fn answer(stream: UnixStream, answering: Answering) -> std::io::Result<()> {
+/// A connection's one question, read by the same code as the CLI's, on a blocking thread; none
+/// when the connection is another user's (dropped, logged).
+pub(super) async fn read_question(
+    stream: UnixStream,
+    owner: u32,
+) -> std::io::Result<Option<(StdUnixStream, std::io::Result<ControlRequest>)>> {
     let peer = stream.peer_cred()?.uid();
-    if peer != answering.owner {
+    if peer != owner {
         tracing::warn!(target: "ddcp", uid = peer, "Refused a control connection from another user");
-        return Ok(());
+        return Ok(None);
     }
     let mut stream = stream.into_std()?;
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(QUESTION_DEADLINE))?;
-    let (mut stream, question) = tokio::task::spawn_blocking(move || {
+    let read = tokio::task::spawn_blocking(move || {
         let question = read_message::<ControlRequest>(&mut stream);
         (stream, question)
-    })
-    .await?;
+    });
+    Ok(Some(read.await?))
+}
+
+/// Writes the answer to a connection's question, on a blocking thread.
+pub(super) async fn write_answer(
+    mut stream: StdUnixStream,
+    response: ControlResponse,
+) -> std::io::Result<()> {
+    stream.set_write_timeout(Some(QUESTION_DEADLINE))?;
+    tokio::task::spawn_blocking(move || write_message(&mut stream, &response)).await?
+}
+
+/// What a question that could not be read is answered, if anything.
+pub(super) fn unreadable(err: std::io::Error) -> std::io::Result<ControlResponse> {
+    if err.kind() == std::io::ErrorKind::InvalidData {
+        Ok(ControlResponse::Error(format!("malformed request: {err}")))
+    } else {
+        Err(err)
+    }
+}
+
+/// Answers the one question of a connection (or streams a watch).
+async fn answer(stream: UnixStream, answering: Answering) -> std::io::Result<()> {
+    let Some((stream, question)) = read_question(stream, answering.owner).await? else {
+        return Ok(());
+    };
     let response = match question {
         Ok(ControlRequest::Watch { since, tables }) => {
             match Arc::clone(&answering.watches).try_acquire_owned() {
@@ -220,13 +249,9 @@ async fn answer(stream: UnixStream, answering: Answering) -> std::io::Result<()>
             }
         }
         Ok(request) => respond(&answering.supervisor, request).await,
-        Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
-            ControlResponse::Error(format!("malformed request: {err}"))
-        }
-        Err(err) => return Err(err),
+        Err(err) => unreadable(err)?,
     };
-    stream.set_write_timeout(Some(QUESTION_DEADLINE))?;
-    tokio::task::spawn_blocking(move || write_message(&mut stream, &response)).await?
+    write_answer(stream, response).await
 }
 
 /// The answer to `request`, within its deadline.

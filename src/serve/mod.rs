@@ -48,7 +48,9 @@ pub use access::{AccessGate, Admission};
 pub use api::{ApiActor, ApiSetup};
 pub use control::{ControlQuery, pull_remotes};
 pub use feed_stream::FeedSource;
-pub use host::{BadDbName, DbName, Host, HostArgs, HostFolder, HostMsg, HostedDatabase, OnFailure};
+pub use host::{
+    BadDbName, DbName, Host, HostArgs, HostFolder, HostMsg, HostedDatabase, OnFailure, RunningHost,
+};
 pub use node::{NodeActor, NodeMsg};
 pub use publisher::{PublisherActor, PublisherMsg};
 pub use remote::{RemoteActor, RemoteMsg};

@@ -11,11 +11,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::net::{UnixListener, UnixStream};
 
 use super::{DbName, HostMsg};
-use crate::control::frame::{read_message, write_message};
 use crate::control::{
     ControlError, ControlRequest, ControlResponse, QUESTION_DEADLINE, socket_path,
 };
-use crate::serve::control::accept_forever;
+use crate::serve::control::{accept_forever, read_question, unreadable, write_answer};
 
 /// Owns the host's socket: removes it when it stops.
 #[derive(Debug)]
@@ -69,28 +68,14 @@ impl Actor for HostControlActor {
 
 /// Answers the one question of a connection.
 async fn answer(stream: UnixStream, owner: u32, host: ActorRef<HostMsg>) -> std::io::Result<()> {
-    let peer = stream.peer_cred()?.uid();
-    if peer != owner {
-        tracing::warn!(target: "ddcp", uid = peer, "Refused a control connection from another user");
+    let Some((stream, question)) = read_question(stream, owner).await? else {
         return Ok(());
-    }
-    let mut stream = stream.into_std()?;
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(QUESTION_DEADLINE))?;
-    let (mut stream, question) = tokio::task::spawn_blocking(move || {
-        let question = read_message::<ControlRequest>(&mut stream);
-        (stream, question)
-    })
-    .await?;
+    };
     let response = match question {
         Ok(request) => respond(&host, request).await,
-        Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
-            ControlResponse::Error(format!("malformed request: {err}"))
-        }
-        Err(err) => return Err(err),
+        Err(err) => unreadable(err)?,
     };
-    stream.set_write_timeout(Some(QUESTION_DEADLINE))?;
-    tokio::task::spawn_blocking(move || write_message(&mut stream, &response)).await?
+    write_answer(stream, response).await
 }
 
 /// The answer to `request`, within its deadline.

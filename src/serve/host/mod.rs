@@ -13,6 +13,7 @@
 mod control;
 mod folder;
 mod name;
+mod running;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 
 pub use folder::HostFolder;
 pub use name::{BadDbName, DbName};
+pub use running::RunningHost;
 
 use super::control::ask;
 use super::doors::Doors;

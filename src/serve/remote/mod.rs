@@ -20,18 +20,20 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, DerivedActorRef, RpcR
 use tracing::Instrument;
 
 mod notes;
+mod record_hold;
 mod waiting;
 
 use super::note_inbox::NoteInbox;
 use crate::db::RemoteName;
 use crate::db_actor::DbHandle;
 use crate::metrics;
-use crate::net::{FirstContact, Network, RecordHolder, WARN_AFTER};
+use crate::net::{FirstContact, Network, WARN_AFTER};
 use crate::pull::{
     PullReport, RemoteLink, RemoteView, check_owner, open_published, pull_remote, read_status,
 };
 use crate::sync::protocol::{Listen, ListenToken};
 use crate::sync::{DbVersion, Incarnation, MemberKeys};
+pub use record_hold::holder_of;
 use waiting::Waiting;
 
 /// What a RemoteActor hears.
@@ -234,33 +236,7 @@ impl Actor for RemoteActor {
     }
 }
 
-/// A killed actor runs neither post_stop nor the failed handler's cleanup (its supervisor
-/// stopping, or failing to start, kills its remotes): its note box and its hold on the record
-/// are let go when its state goes. Letting go twice is harmless: holds are by actor.
-impl Drop for RemoteState {
-    fn drop(&mut self) {
-        self.args.inbox.close(&self.token, self.actor_id);
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (network, key, holder) = (
-                self.args.network.clone(),
-                self.args.link.key.clone(),
-                self.holder(),
-            );
-            runtime.spawn(async move { network.close_record_as(holder, &key).await });
-        }
-    }
-}
-
-/// How a remote's actor holds its record on the node the databases share.
-pub fn holder_of(actor: ActorId) -> RecordHolder {
-    RecordHolder(actor.pid())
-}
-
 impl RemoteState {
-    fn holder(&self) -> RecordHolder {
-        holder_of(self.actor_id)
-    }
-
     async fn handle(
         &mut self,
         message: RemoteMsg,
