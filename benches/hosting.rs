@@ -12,7 +12,7 @@
 //! the W written databases) has it.
 //!
 //! Figures are printed, never asserted. `cargo bench --bench hosting` runs full size (N = 100,
-//! W = 10, a minute's window; `-- --databases N --processes K` to change them: the baseline
+//! W = 10, a window of 4 minutes; `-- --databases N --processes K` to change them: the baseline
 //! serves the first K databases one process each, all N when K is not given, and the
 //! per-process figures are scaled to N); `cargo test --benches` a small smoke.
 
@@ -27,6 +27,7 @@ use common::metrics::{sample, scrape};
 use common::private_net::{Peer, TestNet, this_program_inside_private_network_of, wait_until};
 use common::process::{cpu_time, memory_kib};
 use ddcp::db::{Db, Extension};
+use ddcp::serve::{LISTEN_RENEW, QUIET_AFTER};
 
 /// How long the databases get to pull each of their remotes once. A fresh node may never find
 /// a record others find (issue 25's first contact: 2 of 20 fresh nodes in one run): past this,
@@ -35,7 +36,10 @@ const SETTLED_WITHIN: Duration = Duration::from_secs(240);
 /// A write not visible on the reader within this long is counted lost (its database's node may
 /// not have found the network's records: see [`SETTLED_WITHIN`]).
 const VISIBLE_WITHIN: Duration = Duration::from_secs(30);
-/// After the last database settled: start-up's stragglers are left out of the window.
+/// After the last database settled: start-up's stragglers are left out of the window, and
+/// (full size) the remotes' checks have slowed to their quiet pace
+/// ([`ddcp::serve::QUIET_AFTER`]): idle is how a host spends the hours nothing is written, not
+/// its first minute.
 const SETTLE: Duration = Duration::from_secs(10);
 /// The stub remotes the databases' remotes are taken from.
 const STUBS: usize = 20;
@@ -52,6 +56,8 @@ struct Size {
     remotes: usize,
     writes_each: usize,
     window: Duration,
+    /// How long the databases are left alone before the idle window.
+    quiet: Duration,
 }
 
 fn main() {
@@ -71,7 +77,10 @@ fn main() {
             processes: 100,
             remotes: 2,
             writes_each: 10,
-            window: Duration::from_secs(60),
+            // The listen's renewal period: each remote's periodic work (its checks, its
+            // renewed listen) falls in the window as often as in the long run.
+            window: LISTEN_RENEW,
+            quiet: QUIET_AFTER + SETTLE,
         }
     } else {
         Size {
@@ -81,6 +90,7 @@ fn main() {
             remotes: 2,
             writes_each: 3,
             window: Duration::from_secs(5),
+            quiet: SETTLE,
         }
     };
     if let Some(databases) = flag("--databases") {
@@ -150,7 +160,7 @@ fn main() {
     reader.serve();
 
     // The host.
-    settle(&[METRICS_PORT], &names, size.remotes);
+    settle(&[METRICS_PORT], &names, &size);
     let hosted = measure(&[host.serve_pid()], &[METRICS_PORT], &size);
     let hosted_latency = write_latencies(&dir, &names, &reader, &size, 0);
     host.stop();
@@ -177,7 +187,7 @@ fn main() {
             Serving::start(&host, &dir.join(name), &listen, *port)
         })
         .collect();
-    settle(&ports, served, size.remotes);
+    settle(&ports, served, &size);
     let pids: Vec<u32> = alone.iter().map(|serving| serving.child.id()).collect();
     let baseline = measure(&pids, &ports, &size);
     let baseline_latency = write_latencies(&dir, &names, &reader, &size, 1);
@@ -300,8 +310,9 @@ impl Hosted {
 
 /// Waits until every database's two remotes were each pulled once (at most
 /// [`SETTLED_WITHIN`]), by the metrics: one host's on the one port (each database's labelled
-/// with its name), or one process's per port.
-fn settle(ports: &[u16], names: &[String], remotes: usize) {
+/// with its name), or one process's per port; then leaves them alone for `size.quiet`.
+fn settle(ports: &[u16], names: &[String], size: &Size) {
+    let (remotes, quiet) = (size.remotes, size.quiet);
     let started = Instant::now();
     let pulled_both = |text: &str, db: Option<&str>| {
         (0..remotes).all(|r| {
@@ -344,7 +355,7 @@ fn settle(ports: &[u16], names: &[String], remotes: usize) {
             ""
         }
     );
-    std::thread::sleep(SETTLE);
+    std::thread::sleep(quiet);
 }
 
 /// One form's figures.

@@ -53,6 +53,8 @@ pub use host::{
 };
 pub use node::{NodeActor, NodeMsg};
 pub use publisher::{PublisherActor, PublisherMsg};
-pub use remote::{RemoteActor, RemoteMsg};
+pub use remote::{
+    CHECK_EVERY, LISTEN_RENEW, QUIET_AFTER, QUIET_CHECK_EVERY, RemoteActor, RemoteMsg,
+};
 pub use setup::{ApiOptions, DatabaseSetup, ServeError, ServeOptions, open_database, remote_links};
 pub use supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};

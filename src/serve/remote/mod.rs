@@ -2,7 +2,8 @@
 //! record (waiting for it, quietly, while the remote has not published it yet), watches it
 //! (renewing the watch when Veilid ends it) and pulls whenever the remote's Status shows a
 //! version it has not pulled; only when no node accepts the watch does it poll. A watch can
-//! also go quiet without ending, so the Status is read every [`CHECK_EVERY`] all the same.
+//! also go quiet without ending, so the Status is read all the same: every [`CHECK_EVERY`]
+//! while the remote changes, less often while it does not (`checks`).
 //! A private remote that does not count this database among its members (removed, or not
 //! added yet) is said once, and the actor waits for the remote's Status to change: a restart
 //! could not help. Any other failure ends the actor; the supervisor restarts it alone, with
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
 use tracing::Instrument;
 
+mod checks;
 mod notes;
 mod record_hold;
 mod waiting;
@@ -33,6 +35,8 @@ use crate::pull::{
 };
 use crate::sync::protocol::{Listen, ListenToken};
 use crate::sync::{DbVersion, Incarnation, MemberKeys};
+use checks::Checks;
+pub use checks::{CHECK_EVERY, QUIET_AFTER, QUIET_CHECK_EVERY};
 pub use record_hold::holder_of;
 use waiting::Waiting;
 
@@ -56,16 +60,11 @@ pub enum RemoteMsg {
     /// Pull now, whatever the remote's Status says, and tell how it went (`ddcp pull` through
     /// the daemon). A failure also ends the actor, as any failure does.
     PullNow(RpcReplyPort<Result<PullReport, String>>),
-    /// Read the remote's Status though no change was reported: see [`CHECK_EVERY`].
+    /// Read the remote's Status though no change was reported: see `checks`.
     Check,
     /// A note from the remote waits in the inbox.
     Noted,
 }
-
-/// How often a watched remote's Status is read all the same. A watch can go quiet without
-/// ending: measured on the private network, a remote whose record got new closest nodes (15
-/// nodes joined) was never told of the next change. A change missed waits at most this long.
-pub const CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// How often the remote is asked again to send notes, at the latest: well within the
 /// remote's `LISTEN_FOR` (10 minutes), so that a listen never lapses. A pull that finds
@@ -141,8 +140,8 @@ pub struct RemoteState {
     pulled: Option<(DbVersion, Incarnation)>,
     /// The timer that polls while the record cannot be watched.
     polling: Option<tokio::task::JoinHandle<()>>,
-    /// The timer that checks the Status while the record is watched.
-    checking: Option<tokio::task::JoinHandle<()>>,
+    /// The checks of the Status while the record is open.
+    checks: Option<Checks>,
     /// Until the remote's record is open: the looks for it so far.
     first_contact: Option<FirstContact>,
     /// Said once that the remote's record is taking long.
@@ -175,7 +174,7 @@ impl Actor for RemoteActor {
             actor_id: myself.get_id(),
             pulled: None,
             polling: None,
-            checking: None,
+            checks: None,
             first_contact: Some(FirstContact::default()),
             warned: false,
             token,
@@ -263,7 +262,13 @@ impl RemoteState {
                 });
                 outcome?;
             }
-            RemoteMsg::Check => state.check(myself).await?,
+            RemoteMsg::Check => {
+                let checked = state.check(myself).await;
+                if let Some(checks) = &mut state.checks {
+                    checks.set_timer();
+                }
+                checked?;
+            }
             RemoteMsg::Noted => state.take_note().await?,
             RemoteMsg::Changed { value, watch_ended } => {
                 if watch_ended {
@@ -331,7 +336,7 @@ impl RemoteState {
                 }
                 self.first_contact = None;
                 self.watch_record(myself).await;
-                self.checking = Some(myself.send_interval(CHECK_EVERY, || RemoteMsg::Check));
+                self.checks = Some(Checks::start(myself.clone()));
                 myself.send_message(RemoteMsg::Sync)?;
                 Ok(())
             }
@@ -403,6 +408,9 @@ impl RemoteState {
             && self.pulled.is_none_or(|(version, incarnation)| {
                 view.status.db_version > version || view.status.incarnation != incarnation
             });
+        if !missed && let Some(checks) = &mut self.checks {
+            checks.found_nothing();
+        }
         if missed {
             tracing::debug!(target: "ddcp", remote_name = %link.name,
                 "The remote changed and no notification came: watching it again");
@@ -488,7 +496,13 @@ impl RemoteState {
             started.elapsed().as_secs_f64(),
         );
         self.waited();
-        self.pulled = Some((report.remote_version, report.remote_incarnation));
+        let pulled = Some((report.remote_version, report.remote_incarnation));
+        if self.pulled != pulled
+            && let Some(checks) = &mut self.checks
+        {
+            checks.remote_changed();
+        }
+        self.pulled = pulled;
         let _ = self.args.supervisor.send_message(RemoteEvent::Pulled {
             name,
             from: self.actor_id,
