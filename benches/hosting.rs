@@ -187,7 +187,9 @@ fn main() {
             Serving::start(&host, &dir.join(name), &listen, *port)
         })
         .collect();
-    settle(&ports, served, &size);
+    for straggler in settle(&ports, served, &size) {
+        alone[straggler].tell_why(&served[straggler]);
+    }
     let pids: Vec<u32> = alone.iter().map(|serving| serving.child.id()).collect();
     let baseline = measure(&pids, &ports, &size);
     let baseline_latency = write_latencies(&dir, &names, &reader, &size, 1);
@@ -231,13 +233,16 @@ fn print_figures(what: &str, figures: &Figures, scale: f64, scaled: &str) {
 /// One database served by a `ddcp serve` of its own.
 struct Serving {
     child: std::process::Child,
+    listen: String,
+    log: PathBuf,
 }
 
 impl Serving {
     /// `ddcp serve` in `folder`, its node on `listen`, its metrics on `port`; network
     /// settings as `like`'s.
     fn start(like: &Peer, folder: &Path, listen: &str, port: u16) -> Serving {
-        let log = std::fs::File::create(folder.join("serve.log")).unwrap();
+        let log_path = folder.join("serve.log");
+        let log = std::fs::File::create(&log_path).unwrap();
         let mut command = like.command(&["serve", "--metrics-addr", &format!("127.0.0.1:{port}")]);
         command
             .current_dir(folder)
@@ -247,6 +252,22 @@ impl Serving {
             .stderr(log);
         Serving {
             child: command.spawn().unwrap(),
+            listen: listen.to_string(),
+            log: log_path,
+        }
+    }
+
+    /// Says where the serve of `name`, which did not settle, listens, and the end of its log:
+    /// issue 25's first contact, a fresh node that never finds a record others find.
+    fn tell_why(&self, name: &str) {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        println!(
+            "  {name} (its node on {}) did not settle; its log's last lines:",
+            self.listen
+        );
+        for line in &lines[lines.len().saturating_sub(8)..] {
+            println!("    {line}");
         }
     }
 
@@ -310,8 +331,9 @@ impl Hosted {
 
 /// Waits until every database's two remotes were each pulled once (at most
 /// [`SETTLED_WITHIN`]), by the metrics: one host's on the one port (each database's labelled
-/// with its name), or one process's per port; then leaves them alone for `size.quiet`.
-fn settle(ports: &[u16], names: &[String], size: &Size) {
+/// with its name), or one process's per port; then leaves them alone for `size.quiet`. The
+/// indices of those that did not settle.
+fn settle(ports: &[u16], names: &[String], size: &Size) -> Vec<usize> {
     let (remotes, quiet) = (size.remotes, size.quiet);
     let started = Instant::now();
     let pulled_both = |text: &str, db: Option<&str>| {
@@ -325,37 +347,39 @@ fn settle(ports: &[u16], names: &[String], size: &Size) {
             sample(text, &series).unwrap_or(0.0) >= 1.0
         })
     };
-    let waiting = || -> usize {
+    // The indices of the databases not settled yet.
+    let waiting = || -> Vec<usize> {
         if let [port] = ports {
             let text = scrape(*port);
-            let done = |name: &&String| pulled_both(&text, Some(name.as_str()));
-            names.iter().filter(|name| !done(name)).count()
+            let done = |name: &String| pulled_both(&text, Some(name.as_str()));
+            (0..names.len()).filter(|&i| !done(&names[i])).collect()
         } else {
-            let done = |port: &&u16| {
+            let done = |port: u16| {
                 // Not listening yet while its node attaches.
-                let up = std::net::TcpStream::connect(("127.0.0.1", **port)).is_ok();
-                up && pulled_both(&scrape(**port), None)
+                let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+                up && pulled_both(&scrape(port), None)
             };
-            ports.iter().filter(|port| !done(port)).count()
+            (0..ports.len()).filter(|&i| !done(ports[i])).collect()
         }
     };
     let mut left = waiting();
-    while left > 0 && started.elapsed() < SETTLED_WITHIN {
+    while !left.is_empty() && started.elapsed() < SETTLED_WITHIN {
         std::thread::sleep(Duration::from_secs(1));
         left = waiting();
     }
     println!(
         "{} of {} databases pulled both their remotes within {:.1} s of the last start{}",
-        names.len() - left,
+        names.len() - left.len(),
         names.len(),
         started.elapsed().as_secs_f64(),
-        if left > 0 {
-            " (the others never found a remote's record: measured all the same)"
-        } else {
+        if left.is_empty() {
             ""
+        } else {
+            " (the others never found a remote's record: measured all the same)"
         }
     );
     std::thread::sleep(quiet);
+    left
 }
 
 /// One form's figures.

@@ -66,10 +66,12 @@ pub enum RemoteMsg {
     Noted,
 }
 
-/// How often the remote is asked again to send notes, at the latest: well within the
-/// remote's `LISTEN_FOR` (10 minutes), so that a listen never lapses. A pull that finds
-/// nothing new costs one app call.
-pub const LISTEN_RENEW: Duration = Duration::from_secs(4 * 60);
+/// How often the remote is asked again to send notes, at the latest: at the first check past
+/// it, within the remote's `LISTEN_FOR` (10 minutes) even at the checks' quiet pace, so that a
+/// listen never lapses. A pull that finds nothing new costs one app call through two private
+/// routes, more than a Status check: renewed every 4 minutes, they were about a quarter of an
+/// idle host's work (estimated from benches/hosting.rs's windows with and without them).
+pub const LISTEN_RENEW: Duration = Duration::from_secs(6 * 60);
 
 /// Keeps this database up to date with one remote (see the module documentation); a failure
 /// ends it, and the supervisor starts another.
