@@ -106,6 +106,8 @@ impl Drop for Checks {
 
 #[cfg(test)]
 mod tests {
+    use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
     use super::*;
 
     #[test]
@@ -156,8 +158,6 @@ mod tests {
             Ok(())
         }
     }
-
-    use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
     /// The next check's time, in whole seconds from the start.
     async fn next_check(checked: &mut UnboundedReceiver<Duration>) -> u64 {

@@ -31,8 +31,9 @@ impl Waiting {
 
 impl RemoteState {
     /// The remote cannot be pulled until something changes. Said once (and to the
-    /// supervisor, for `ddcp status`); the record stays watched and checked, and each check
-    /// pulls, so that being added again, or the owner pinned again, is noticed.
+    /// supervisor, for `ddcp status`); the record stays watched and checked, and is pulled
+    /// when its record changes and at each renewal of the listen (`LISTEN_RENEW`), so that
+    /// being added again, or the owner pinned again, is noticed.
     pub(super) fn waits(&mut self, why: Waiting, error: String) {
         if self.waiting.replace(why) == Some(why) {
             return;
