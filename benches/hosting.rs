@@ -12,7 +12,7 @@
 //! the W written databases) has it.
 //!
 //! Figures are printed, never asserted. `cargo bench --bench hosting` runs full size (N = 100,
-//! W = 10, a window of 4 minutes; `-- --databases N --processes K` to change them: the baseline
+//! W = 10, a window of 6 minutes, the listen's renewal period; `-- --databases N --processes K` to change them: the baseline
 //! serves the first K databases one process each, all N when K is not given, and the
 //! per-process figures are scaled to N); `cargo test --benches` a small smoke.
 
@@ -36,10 +36,10 @@ const SETTLED_WITHIN: Duration = Duration::from_secs(240);
 /// A write not visible on the reader within this long is counted lost (its database's node may
 /// not have found the network's records: see [`SETTLED_WITHIN`]).
 const VISIBLE_WITHIN: Duration = Duration::from_secs(30);
-/// After the last database settled: start-up's stragglers are left out of the window, and
-/// (full size) the remotes' checks have slowed to their quiet pace
-/// ([`ddcp::serve::QUIET_AFTER`]): idle is how a host spends the hours nothing is written, not
-/// its first minute.
+/// After the last database settled: start-up's stragglers are left out of the window. At full
+/// size the databases are left alone [`ddcp::serve::QUIET_AFTER`] longer, until the remotes'
+/// checks have slowed to their quiet pace: idle is how a host spends the hours nothing is
+/// written, not its first minute.
 const SETTLE: Duration = Duration::from_secs(10);
 /// The stub remotes the databases' remotes are taken from.
 const STUBS: usize = 20;
