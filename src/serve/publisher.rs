@@ -86,9 +86,11 @@ impl Actor for PublisherActor {
             Err(err) if err.is_record_not_found_yet() => {
                 // A record `ddcp init` made is in the Veilid store of its own state dir only,
                 // until its first `ddcp serve` there publishes it: another node (a host's)
-                // finds it nowhere.
+                // finds it nowhere. A record published before can also be missed for a while
+                // by a node that has just joined (issue 25's first contact): the hint names
+                // both, since the error cannot tell them apart.
                 return Err(format!(
-                    "{err} (a database made by `ddcp init` is published by its first `ddcp serve` in its own folder: a node of another state dir, such as a host's, cannot open it before)"
+                    "{err} (until the node that made a database publishes it, no other node can open it: serve a database made by `ddcp init` once in its own folder first; one published before may not be found yet by a node that has just joined, and is looked for again)"
                 )
                 .into());
             }
