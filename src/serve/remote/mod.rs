@@ -389,51 +389,6 @@ impl RemoteState {
         }
     }
 
-    /// Reads the remote's Status; one this database has not pulled means a change was not
-    /// reported: the record is watched again, and pulled. (Polling reads it anyway; a Status
-    /// that cannot be read now is looked at again at the next check.)
-    async fn check(&mut self, myself: &ActorRef<RemoteMsg>) -> Result<(), ActorProcessingErr> {
-        let renew = self.listen_due();
-        if self.polling.is_some() && !renew {
-            return Ok(());
-        }
-        let (network, me, link) = (&self.args.network, &self.args.me, &self.args.link);
-        let view = match read_status(network, me, &link.key).await {
-            Ok(view) => view,
-            Err(err) => {
-                tracing::debug!(target: "ddcp", remote_name = %link.name, error = %err,
-                    "Cannot check the remote's status");
-                return Ok(());
-            }
-        };
-        let missed = self.polling.is_none()
-            && self.pulled.is_none_or(|(version, incarnation)| {
-                view.status.db_version > version || view.status.incarnation != incarnation
-            });
-        if !missed && let Some(checks) = &mut self.checks {
-            checks.found_nothing();
-        }
-        if missed {
-            tracing::debug!(target: "ddcp", remote_name = %link.name,
-                "The remote changed and no notification came: watching it again");
-            if self.pulled.is_some() {
-                // (Never pulled yet: the first pull failed, nothing a watch could tell.)
-                metrics::missed_notification(self.args.db.metrics(), link.name.as_str());
-            }
-            self.watch_record(myself).await;
-            // Its pull asks for notes again too.
-            self.sync(Some(view), false).await?;
-        } else if renew {
-            // Pulls ask for notes: one now asks again, whatever the remote's version. Asking
-            // again is no reason to fail: the next check asks again.
-            if let Err(err) = self.sync(Some(view), true).await {
-                tracing::debug!(target: "ddcp", remote_name = %self.args.link.name, error = %err,
-                    "Cannot ask the remote for notes again");
-            }
-        }
-        Ok(())
-    }
-
     /// Pulls when the remote has something this database has not pulled, or when `force`d;
     /// what the pull did, or `None` when there was nothing to pull. Without a Status in hand,
     /// it reads the remote's.
