@@ -2,7 +2,9 @@
 //! remotes up to date (benches/idle_remotes.rs): N records, each publishing the Status of a
 //! database of its own (its own site id and private route, version 0), and every request for
 //! changes on a route answered with that database's empty last page (and a request for its schema
-//! with a schema of no tables, which every database fits).
+//! with a schema of no tables, which every database fits). Each Status is written again on the
+//! schedule a serve's publisher keeps ([`ddcp::net::RefreshPauses`]), so that a bench's
+//! newcomers find the stubs as they find real databases.
 //!
 //!   stub_remotes N STATE_DIR     prints the N record keys, one a line, then answers until killed
 //!
@@ -15,7 +17,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ddcp::net::{NetEvent, Node, RouteId, create_record_identity};
+use ddcp::net::{
+    NetEvent, Network, Node, RecordIdentity, RefreshPauses, RouteId, create_record_identity,
+};
 use ddcp::sync::codec::{decode_message, encode_message, encode_status};
 use ddcp::sync::compress::Compression;
 use ddcp::sync::ids::Incarnation;
@@ -37,6 +41,7 @@ async fn main() {
     let network = node.network().clone();
     let mut sites: HashMap<RouteId, SiteId> = HashMap::new();
     let mut keys = Vec::new();
+    let mut written = Vec::new();
     for i in 1..=count {
         let identity = create_record_identity(node.network())
             .await
@@ -54,13 +59,16 @@ async fn main() {
             incarnation: Incarnation(u64::from(i)),
             history: Default::default(),
         };
+        let bytes = encode_status(&status);
         network
-            .publish(&identity, encode_status(&status))
+            .publish(&identity, bytes.clone())
             .await
             .expect("publish");
         sites.insert(route.id, site_id);
         keys.push(identity.key.reveal().to_string());
+        written.push((identity, bytes));
     }
+    tokio::spawn(refresh(network.clone(), written));
     for key in keys {
         println!("{key}");
     }
@@ -90,5 +98,19 @@ async fn main() {
         let _ = network
             .reply(call.id, encode_message(&answer, Compression::None))
             .await;
+    }
+}
+
+/// Writes each stub's unchanged Status again, as a serve's publisher does.
+async fn refresh(network: Network, written: Vec<(RecordIdentity, Vec<u8>)>) {
+    let mut pauses = RefreshPauses::default();
+    let mut pause = pauses.after_change();
+    loop {
+        tokio::time::sleep(pause).await;
+        for (identity, bytes) in &written {
+            // A failed rewrite stands until the next, as in the publisher.
+            let _ = network.publish(identity, bytes.clone()).await;
+        }
+        pause = pauses.after_refresh();
     }
 }

@@ -1,13 +1,18 @@
 //! The PublisherActor: keeps this database's Status in its DHT record current. It learns the
 //! database's state from the DbActor and the private route from the NodeActor (both through the
 //! supervisor) and writes the Status whenever either changes, sealed for the members while the
-//! database is private (the [`AccessGate`] does it); a failed write is retried.
+//! database is private (the [`AccessGate`] does it); a failed write is retried. An unchanged
+//! Status is written again now and then, so that nodes that joined since hold it too
+//! ([`crate::net::RefreshPauses`] says why and when).
+
+mod refresh;
 
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 
+use self::refresh::Refreshes;
 use super::access::AccessGate;
 use crate::db_actor::LocalState;
 use crate::metrics;
@@ -28,6 +33,8 @@ pub enum PublisherMsg {
     Publish,
     /// The access mode or the members changed: seal the Status anew.
     AccessChanged,
+    /// Write the Status again, unchanged (the timer of [`Refreshes`]).
+    Refresh,
 }
 
 /// Writes the Status; a failed write is retried, a failed start restarts it.
@@ -49,13 +56,23 @@ pub struct PublisherArgs {
     pub gate: AccessGate,
 }
 
-/// What was published last (and under which access state), so that an unchanged Status is
-/// not written again.
+/// What was published last, so that an unchanged Status is not written again but on the
+/// refresh timer.
 #[derive(Debug)]
 pub struct PublisherState {
     args: PublisherArgs,
-    published: Option<(Status, u64)>,
+    published: Option<Published>,
     retry_pending: bool,
+    refreshes: Refreshes,
+}
+
+/// The Status written last, under which access state (the gate's generation), and the bytes
+/// written: a sealed Status is sealed anew each time, so a rewrite sends the same bytes, or
+/// it would be a new value and every watcher would pull.
+#[derive(Debug)]
+struct Published {
+    wanted: (Status, u64),
+    bytes: Vec<u8>,
 }
 
 impl Actor for PublisherActor {
@@ -65,13 +82,14 @@ impl Actor for PublisherActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<PublisherMsg>,
+        myself: ActorRef<PublisherMsg>,
         args: PublisherArgs,
     ) -> Result<PublisherState, ActorProcessingErr> {
         Ok(PublisherState {
             args,
             published: None,
             retry_pending: false,
+            refreshes: Refreshes::new(myself),
         })
     }
 
@@ -119,24 +137,30 @@ impl PublisherState {
         myself: &ActorRef<PublisherMsg>,
     ) -> Result<(), ActorProcessingErr> {
         let state = self;
+        let refresh = matches!(message, PublisherMsg::Refresh);
         match message {
             PublisherMsg::Local(local) => state.args.local = Some(local),
             PublisherMsg::Route(route) => state.args.route = Some(route),
             PublisherMsg::Publish => state.retry_pending = false,
-            PublisherMsg::AccessChanged => {}
+            PublisherMsg::AccessChanged | PublisherMsg::Refresh => {}
         }
         let Some(status) = state.wanted() else {
             return Ok(());
         };
         let generation = state.args.gate.generation();
         let wanted = (status, generation);
-        if state.published.as_ref() == Some(&wanted) {
+        if let Some(published) = &state.published
+            && published.wanted == wanted
+        {
+            if refresh {
+                state.refresh().await;
+            }
             return Ok(());
         }
         let (status, _) = &wanted;
         let network = &state.args.network;
         let bytes = state.args.gate.publishable(status);
-        match network.publish(&state.args.identity, bytes).await {
+        match network.publish(&state.args.identity, bytes.clone()).await {
             Ok(()) => {
                 tracing::info!(
                     target: "ddcp",
@@ -144,7 +168,8 @@ impl PublisherState {
                     key = %state.args.identity.key,
                     "Database changed, updated status"
                 );
-                state.published = Some(wanted);
+                state.published = Some(Published { wanted, bytes });
+                state.refreshes.changed();
             }
             Err(err) => {
                 metrics::error(state.args.gate.metrics(), "publish");
@@ -156,6 +181,25 @@ impl PublisherState {
             }
         }
         Ok(())
+    }
+
+    /// Writes the published Status again, the same bytes; the next rewrite waits longer.
+    async fn refresh(&mut self) {
+        let Some(published) = &self.published else {
+            return;
+        };
+        let network = &self.args.network;
+        match network
+            .publish(&self.args.identity, published.bytes.clone())
+            .await
+        {
+            Ok(()) => tracing::debug!(target: "ddcp", "Wrote the unchanged status again"),
+            // Not an error worth a retry: the value stands where it was written, and the next
+            // rewrite comes anyway.
+            Err(err) => tracing::debug!(target: "ddcp", error = %err,
+                "Cannot write the unchanged status again"),
+        }
+        self.refreshes.refreshed();
     }
 
     /// The Status to publish, once both the database's state and a route are known.

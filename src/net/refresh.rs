@@ -1,0 +1,80 @@
+//! When an owner writes its record's unchanged value again. Veilid stores a record's value on
+//! the nodes closest to its key at the time of the write, and copies it to nodes that became
+//! closest later only when a node holding it opens it anew (rehydration, in Veilid 0.5.8);
+//! an owner keeps its record open, so nothing copies it. When many nodes join at once (the
+//! hosting bench's twenty, many_peers' sixteen), they can become a record's closest nodes
+//! without holding it, and a newcomer's read asks only them: it finds nothing, however often
+//! it looks (measured: 1 to 7 of 20 fresh nodes in each hosting run never found one of their
+//! remotes, or their own record).
+//!
+//! Written again with the same bytes, the value goes to the closest nodes of now at the same
+//! sequence number: no watcher is told of a change, no reader pulls. The writes follow the
+//! last change closely, when the owner's own view of the network is youngest, and then less
+//! and less often, down to one every [`LONGEST_REFRESH`]: what a newcomer waits at most
+//! after a crowd joined.
+
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+
+/// The first rewrite, after a changed value was written.
+pub const FIRST_REFRESH: Duration = Duration::from_secs(60);
+
+/// The longest wait between rewrites of an unchanged value. Longer would cost a hundred
+/// databases' host less (a write is a fanout to about ten nodes, each message signed and
+/// checked), but a newcomer might wait that long for a record.
+pub const LONGEST_REFRESH: Duration = Duration::from_secs(10 * 60);
+
+/// How long to wait before writing an unchanged value again: [`FIRST_REFRESH`] after a
+/// change, then twice as long after each rewrite, up to [`LONGEST_REFRESH`].
+#[derive(Clone, Debug)]
+pub struct RefreshPauses(Backoff);
+
+impl Default for RefreshPauses {
+    fn default() -> Self {
+        RefreshPauses(Backoff::doubling(FIRST_REFRESH, LONGEST_REFRESH))
+    }
+}
+
+impl RefreshPauses {
+    /// A changed value was written: the pause before its first rewrite.
+    pub fn after_change(&mut self) -> Duration {
+        self.0.reset();
+        self.0.failed()
+    }
+
+    /// The value was written again unchanged: the pause before the next rewrite.
+    pub fn after_refresh(&mut self) -> Duration {
+        // Backoff counts failures; here each rewrite counts, so that the next waits longer.
+        self.0.failed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn rewrites_follow_a_change_closely_then_thin_out_to_the_longest() {
+        let mut pauses = RefreshPauses::default();
+        let mut waits = vec![pauses.after_change()];
+        waits.extend((0..6).map(|_| pauses.after_refresh()));
+        assert_eq!(
+            waits,
+            [1, 2, 4, 8, 10, 10, 10].map(|minutes| minutes * MINUTE)
+        );
+    }
+
+    #[test]
+    fn a_change_starts_the_pauses_over() {
+        let mut pauses = RefreshPauses::default();
+        pauses.after_change();
+        for _ in 0..10 {
+            pauses.after_refresh();
+        }
+        assert_eq!(pauses.after_change(), FIRST_REFRESH);
+        assert_eq!(pauses.after_refresh(), 2 * FIRST_REFRESH);
+    }
+}

@@ -1,0 +1,131 @@
+//! The timer of the Status's rewrites (why an unchanged Status is written again:
+//! [`crate::net::RefreshPauses`]): one `Refresh` message at a time.
+
+use ractor::ActorRef;
+
+use super::PublisherMsg;
+use crate::net::RefreshPauses;
+
+/// Sends the publisher `Refresh` after each pause of the schedule.
+#[derive(Debug)]
+pub(super) struct Refreshes {
+    actor: ActorRef<PublisherMsg>,
+    pauses: RefreshPauses,
+    timer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Refreshes {
+    /// No rewrite until a Status is written.
+    pub(super) fn new(actor: ActorRef<PublisherMsg>) -> Refreshes {
+        Refreshes {
+            actor,
+            pauses: RefreshPauses::default(),
+            timer: None,
+        }
+    }
+
+    /// A changed Status was written: its first rewrite follows soon, in place of any set before.
+    pub(super) fn changed(&mut self) {
+        let pause = self.pauses.after_change();
+        self.set_timer(pause);
+    }
+
+    /// The Status was written again (or the rewrite failed): the next waits longer.
+    pub(super) fn refreshed(&mut self) {
+        let pause = self.pauses.after_refresh();
+        self.set_timer(pause);
+    }
+
+    fn set_timer(&mut self, pause: std::time::Duration) {
+        if let Some(timer) = self.timer.take() {
+            timer.abort();
+        }
+        let actor = self.actor.clone();
+        self.timer = Some(tokio::spawn(async move {
+            tokio::time::sleep(pause).await;
+            let _ = actor.send_message(PublisherMsg::Refresh);
+        }));
+    }
+}
+
+impl Drop for Refreshes {
+    fn drop(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            timer.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+    use super::*;
+
+    /// Tells the test when each `Refresh` came, in whole minutes from the start.
+    struct Recorder;
+
+    impl ractor::Actor for Recorder {
+        type Msg = PublisherMsg;
+        type State = (tokio::time::Instant, UnboundedSender<u64>);
+        type Arguments = Self::State;
+
+        async fn pre_start(
+            &self,
+            _myself: ActorRef<PublisherMsg>,
+            args: Self::State,
+        ) -> Result<Self::State, ractor::ActorProcessingErr> {
+            Ok(args)
+        }
+
+        async fn handle(
+            &self,
+            _myself: ActorRef<PublisherMsg>,
+            message: PublisherMsg,
+            (started, told): &mut Self::State,
+        ) -> Result<(), ractor::ActorProcessingErr> {
+            if let PublisherMsg::Refresh = message {
+                let _ = told.send(started.elapsed().as_secs() / 60);
+            }
+            Ok(())
+        }
+    }
+
+    async fn next_refresh(told: &mut UnboundedReceiver<u64>) -> u64 {
+        told.recv().await.expect("a refresh")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rewrites_thin_out_after_a_change_and_a_change_brings_them_close_again() {
+        let (tell, mut told) = unbounded_channel();
+        let started = tokio::time::Instant::now();
+        let (actor, handle) = ractor::Actor::spawn(None, Recorder, (started, tell))
+            .await
+            .unwrap();
+        let mut refreshes = Refreshes::new(actor.clone());
+        // Nothing written yet: nothing to write again.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(told.try_recv().is_err());
+        // Written at minute 60; as the publisher does, each rewrite sets the next.
+        refreshes.changed();
+        let mut minutes = Vec::new();
+        for _ in 0..6 {
+            minutes.push(next_refresh(&mut told).await);
+            refreshes.refreshed();
+        }
+        assert_eq!(minutes, [61, 63, 67, 75, 85, 95]);
+        // A change 5 minutes later: the rewrite set for minute 105 gives way to one a minute
+        // after the change.
+        tokio::time::sleep(Duration::from_secs(5 * 60)).await;
+        refreshes.changed();
+        assert_eq!(next_refresh(&mut told).await, 101);
+        // Dropped with the publisher's state: no rewrite after.
+        drop(refreshes);
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(told.try_recv().is_err());
+        actor.stop(None);
+        handle.await.unwrap();
+    }
+}
