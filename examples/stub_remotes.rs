@@ -109,7 +109,7 @@ async fn refresh(network: Network, written: Vec<(RecordIdentity, Vec<u8>)>) {
         tokio::time::sleep(pause).await;
         for (identity, bytes) in &written {
             // A failed rewrite stands until the next, as in the publisher.
-            let _ = network.publish(identity, bytes.clone()).await;
+            let _ = network.rewrite(identity, bytes.clone()).await;
         }
         pause = pauses.after_refresh();
     }

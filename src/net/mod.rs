@@ -14,7 +14,7 @@ mod testnet;
 pub use events::{CallId, IncomingCall, NetEvent};
 pub use first_contact::{FirstContact, WARN_AFTER};
 pub use identity::{RecordIdentity, create_record_identity};
-pub use network::{ImportedRoute, Network, OwnRoute, RouteId};
+pub use network::{ImportedRoute, Network, OwnRoute, Rewrite, RouteId};
 pub use node::{NetworkSettings, Node, NodeRole};
 pub use record_holds::RecordHolder;
 pub use refresh::{FIRST_REFRESH, LONGEST_REFRESH, RefreshPauses};

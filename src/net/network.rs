@@ -74,6 +74,15 @@ impl std::fmt::Debug for ImportedRoute {
     }
 }
 
+/// What [`Network::rewrite`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rewrite {
+    /// The unchanged Status went out again.
+    Written,
+    /// The record holds a value this node did not write: nothing was written over it.
+    Superseded,
+}
+
 /// A handle on a running node.
 #[derive(Clone)]
 pub struct Network {
@@ -283,6 +292,42 @@ impl Network {
                 "the network kept a newer value over {PUBLISH_ATTEMPTS} writes of this status"
             ),
         })
+    }
+
+    /// Writes this database's unchanged Status again, the same bytes at the same sequence
+    /// number, so that nodes that became the record's closest since hold it too
+    /// ([`super::RefreshPauses`]). Unlike [`Network::publish`], never over a value this node
+    /// did not write: when the record holds another (another node writing it, a restore
+    /// elsewhere), nothing is written, and [`Rewrite::Superseded`] says so.
+    pub async fn rewrite(
+        &self,
+        identity: &RecordIdentity,
+        status: Vec<u8>,
+    ) -> Result<Rewrite, NetError> {
+        let key = veilid_key(&identity.key)?;
+        let failed = |err| record_error(&identity.key, err);
+        bounded(DHT_BOUND, async {
+            // This node's copy, which a write that met a newer value has taken up: writing
+            // other bytes over it would be a new value, at the next sequence number.
+            let held = self
+                .routing
+                .get_dht_value(key.clone(), STATUS_SUBKEY, false)
+                .await
+                .map_err(failed)?;
+            if held.is_some_and(|held| held.data() != status.as_slice()) {
+                return Ok(Rewrite::Superseded);
+            }
+            let newer = self
+                .routing
+                .set_dht_value(key, STATUS_SUBKEY, status.clone(), None)
+                .await
+                .map_err(failed)?;
+            Ok(match newer {
+                Some(held) if held.data() != status.as_slice() => Rewrite::Superseded,
+                _ => Rewrite::Written,
+            })
+        })
+        .await?
     }
 
     /// Opens a peer's record for reading. A record nobody stores yet takes Veilid 10 s to

@@ -11,7 +11,10 @@
 //! sequence number: no watcher is told of a change, no reader pulls. The writes follow the
 //! last change closely, when the owner's own view of the network is youngest, and then less
 //! and less often, down to one every [`LONGEST_REFRESH`]: what a newcomer waits at most
-//! after a crowd joined.
+//! after a crowd joined, once the owner's node knows the crowd. With 20 newcomers and 7 nodes
+//! that hold a record, all ten of its closest nodes are newcomers for about 2% of records
+//! (C(20,10) / C(27,10)): about one of the sixty lookups of the hosting bench's newcomers
+//! (their own records and two remotes each), where 1 to 7 failed.
 
 use std::time::Duration;
 

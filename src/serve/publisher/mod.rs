@@ -16,7 +16,7 @@ use self::refresh::Refreshes;
 use super::access::AccessGate;
 use crate::db_actor::LocalState;
 use crate::metrics;
-use crate::net::{Network, RecordIdentity};
+use crate::net::{Network, RecordIdentity, Rewrite};
 use crate::sync::protocol::Status;
 
 /// A failed write is tried again after this long.
@@ -33,8 +33,8 @@ pub enum PublisherMsg {
     Publish,
     /// The access mode or the members changed: seal the Status anew.
     AccessChanged,
-    /// Write the Status again, unchanged (the timer of [`Refreshes`]).
-    Refresh,
+    /// Write the Status again, unchanged (the timer of [`Refreshes`], numbered).
+    Refresh(u64),
 }
 
 /// Writes the Status; a failed write is retried, a failed start restarts it.
@@ -137,12 +137,16 @@ impl PublisherState {
         myself: &ActorRef<PublisherMsg>,
     ) -> Result<(), ActorProcessingErr> {
         let state = self;
-        let refresh = matches!(message, PublisherMsg::Refresh);
+        let refresh = match message {
+            PublisherMsg::Refresh(number) if !state.refreshes.is_due(number) => return Ok(()),
+            PublisherMsg::Refresh(_) => true,
+            _ => false,
+        };
         match message {
             PublisherMsg::Local(local) => state.args.local = Some(local),
             PublisherMsg::Route(route) => state.args.route = Some(route),
             PublisherMsg::Publish => state.retry_pending = false,
-            PublisherMsg::AccessChanged | PublisherMsg::Refresh => {}
+            PublisherMsg::AccessChanged | PublisherMsg::Refresh(_) => {}
         }
         let Some(status) = state.wanted() else {
             return Ok(());
@@ -190,16 +194,29 @@ impl PublisherState {
         };
         let network = &self.args.network;
         match network
-            .publish(&self.args.identity, published.bytes.clone())
+            .rewrite(&self.args.identity, published.bytes.clone())
             .await
         {
-            Ok(()) => tracing::debug!(target: "ddcp", "Wrote the unchanged status again"),
+            Ok(Rewrite::Written) => {
+                tracing::debug!(target: "ddcp", "Wrote the unchanged status again");
+                self.refreshes.refreshed();
+            }
+            Ok(Rewrite::Superseded) => {
+                // Another node writes this record (the same database served twice, or
+                // restored elsewhere): its value stands, as it did before the rewrites, until
+                // this database changes and publishes over it.
+                tracing::warn!(target: "ddcp", key = %self.args.identity.key,
+                    "The record holds a status this node did not write: not writing it again until this database changes");
+                self.refreshes.stop();
+            }
             // Not an error worth a retry: the value stands where it was written, and the next
             // rewrite comes anyway.
-            Err(err) => tracing::debug!(target: "ddcp", error = %err,
-                "Cannot write the unchanged status again"),
+            Err(err) => {
+                tracing::debug!(target: "ddcp", error = %err,
+                    "Cannot write the unchanged status again");
+                self.refreshes.refreshed();
+            }
         }
-        self.refreshes.refreshed();
     }
 
     /// The Status to publish, once both the database's state and a route are known.

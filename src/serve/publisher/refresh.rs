@@ -1,5 +1,6 @@
 //! The timer of the Status's rewrites (why an unchanged Status is written again:
-//! [`crate::net::RefreshPauses`]): one `Refresh` message at a time.
+//! [`crate::net::RefreshPauses`]): one `Refresh` message at a time, numbered, so that one that
+//! was on its way while a change set the timer anew is told apart and dropped.
 
 use ractor::ActorRef;
 
@@ -12,6 +13,8 @@ pub(super) struct Refreshes {
     actor: ActorRef<PublisherMsg>,
     pauses: RefreshPauses,
     timer: Option<tokio::task::JoinHandle<()>>,
+    /// The number of the timer set last.
+    armed: u64,
 }
 
 impl Refreshes {
@@ -21,6 +24,7 @@ impl Refreshes {
             actor,
             pauses: RefreshPauses::default(),
             timer: None,
+            armed: 0,
         }
     }
 
@@ -36,23 +40,33 @@ impl Refreshes {
         self.set_timer(pause);
     }
 
-    fn set_timer(&mut self, pause: std::time::Duration) {
+    /// No rewrite until the next change (the record holds a value this node did not write).
+    pub(super) fn stop(&mut self) {
         if let Some(timer) = self.timer.take() {
             timer.abort();
         }
-        let actor = self.actor.clone();
+    }
+
+    /// Whether a `Refresh(number)` is the one the timer set last sent: the Status is due to be
+    /// written again. An older one was already on its way when a change set the timer anew.
+    pub(super) fn is_due(&self, number: u64) -> bool {
+        number == self.armed
+    }
+
+    fn set_timer(&mut self, pause: std::time::Duration) {
+        self.stop();
+        self.armed += 1;
+        let (actor, number) = (self.actor.clone(), self.armed);
         self.timer = Some(tokio::spawn(async move {
             tokio::time::sleep(pause).await;
-            let _ = actor.send_message(PublisherMsg::Refresh);
+            let _ = actor.send_message(PublisherMsg::Refresh(number));
         }));
     }
 }
 
 impl Drop for Refreshes {
     fn drop(&mut self) {
-        if let Some(timer) = self.timer.take() {
-            timer.abort();
-        }
+        self.stop();
     }
 }
 
@@ -64,12 +78,12 @@ mod tests {
 
     use super::*;
 
-    /// Tells the test when each `Refresh` came, in whole minutes from the start.
+    /// Tells the test when each `Refresh` came, in whole minutes from the start, and its number.
     struct Recorder;
 
     impl ractor::Actor for Recorder {
         type Msg = PublisherMsg;
-        type State = (tokio::time::Instant, UnboundedSender<u64>);
+        type State = (tokio::time::Instant, UnboundedSender<(u64, u64)>);
         type Arguments = Self::State;
 
         async fn pre_start(
@@ -86,15 +100,18 @@ mod tests {
             message: PublisherMsg,
             (started, told): &mut Self::State,
         ) -> Result<(), ractor::ActorProcessingErr> {
-            if let PublisherMsg::Refresh = message {
-                let _ = told.send(started.elapsed().as_secs() / 60);
+            if let PublisherMsg::Refresh(number) = message {
+                let _ = told.send((started.elapsed().as_secs() / 60, number));
             }
             Ok(())
         }
     }
 
-    async fn next_refresh(told: &mut UnboundedReceiver<u64>) -> u64 {
-        told.recv().await.expect("a refresh")
+    /// The minute of the next `Refresh`, which must be the one due.
+    async fn next_refresh(told: &mut UnboundedReceiver<(u64, u64)>, refreshes: &Refreshes) -> u64 {
+        let (minute, number) = told.recv().await.expect("a refresh");
+        assert!(refreshes.is_due(number), "the refresh of minute {minute}");
+        minute
     }
 
     #[tokio::test(start_paused = true)]
@@ -112,16 +129,24 @@ mod tests {
         refreshes.changed();
         let mut minutes = Vec::new();
         for _ in 0..6 {
-            minutes.push(next_refresh(&mut told).await);
+            minutes.push(next_refresh(&mut told, &refreshes).await);
             refreshes.refreshed();
         }
         assert_eq!(minutes, [61, 63, 67, 75, 85, 95]);
         // A change 5 minutes later: the rewrite set for minute 105 gives way to one a minute
         // after the change.
         tokio::time::sleep(Duration::from_secs(5 * 60)).await;
+        let before_the_change = refreshes.armed;
         refreshes.changed();
-        assert_eq!(next_refresh(&mut told).await, 101);
-        // Dropped with the publisher's state: no rewrite after.
+        assert!(!refreshes.is_due(before_the_change));
+        assert_eq!(next_refresh(&mut told, &refreshes).await, 101);
+        // Stopped (the record was written by another node): none until the next change.
+        refreshes.refreshed();
+        refreshes.stop();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(told.try_recv().is_err());
+        // Dropped with the publisher's state, a rewrite pending: it never comes.
+        refreshes.changed();
         drop(refreshes);
         tokio::time::sleep(Duration::from_secs(3600)).await;
         assert!(told.try_recv().is_err());
