@@ -27,18 +27,18 @@ use common::metrics::{sample, scrape};
 use common::private_net::{Peer, TestNet, this_program_inside_private_network_of, wait_until};
 use common::process::{cpu_time, memory_kib};
 use ddcp::db::{Db, Extension};
-use ddcp::net::LONGEST_REFRESH;
+use ddcp::net::REWRITTEN_WITHIN;
 use ddcp::serve::{LISTEN_RENEW, QUIET_AFTER};
 
 /// How long the databases get to pull each of their remotes once, at full size. Twenty nodes
 /// joining at once can become a record's closest nodes without holding it, and a newcomer does
 /// not find it until its owner writes it again (issue 25's first contact: 1 to 7 of 20 fresh
 /// nodes in each run before the rewrites, [`ddcp::net::RefreshPauses`]). The stubs' records
-/// and the baseline's own are written again within [`LONGEST_REFRESH`], so a database not
+/// and the baseline's own are written again within [`REWRITTEN_WITHIN`], so a database not
 /// settled after it and a margin is a failure, counted (the figures are taken all the same).
 /// Except one: a baseline database that cannot find its own record, which the host's node
 /// wrote last and no node left writes again (its node cannot open it to write it).
-const SETTLED_WITHIN: Duration = LONGEST_REFRESH.saturating_add(Duration::from_secs(120));
+const SETTLED_WITHIN: Duration = REWRITTEN_WITHIN.saturating_add(Duration::from_secs(120));
 /// The same in a smoke run, where nothing waits a rewrite's period.
 const SMOKE_SETTLED_WITHIN: Duration = Duration::from_secs(240);
 /// A write not visible on the reader within this long is counted lost (its database's node may

@@ -103,7 +103,7 @@ async fn main() {
 
 /// Writes each stub's unchanged Status again, as a serve's publisher does.
 async fn refresh(network: Network, written: Vec<(RecordIdentity, Vec<u8>)>) {
-    let mut pauses = RefreshPauses::default();
+    let mut pauses = RefreshPauses::spread();
     let mut pause = pauses.after_change();
     loop {
         tokio::time::sleep(pause).await;

@@ -17,7 +17,7 @@ pub use identity::{RecordIdentity, create_record_identity};
 pub use network::{ImportedRoute, Network, OwnRoute, Rewrite, RouteId};
 pub use node::{NetworkSettings, Node, NodeRole};
 pub use record_holds::RecordHolder;
-pub use refresh::{FIRST_REFRESH, LONGEST_REFRESH, RefreshPauses};
+pub use refresh::{FIRST_REFRESH, LONGEST_REFRESH, REWRITTEN_WITHIN, RefreshPauses};
 pub use testnet::{TestNet, TestNetPlan};
 
 /// What can go wrong on the network side. Messages are complete sentences for the user.

@@ -10,8 +10,10 @@
 //! Written again with the same bytes, the value goes to the closest nodes of now at the same
 //! sequence number: no watcher is told of a change, no reader pulls. The writes follow the
 //! last change closely, when the owner's own view of the network is youngest, and then less
-//! and less often, down to one every [`LONGEST_REFRESH`]: what a newcomer waits at most
-//! after a crowd joined, once the owner's node knows the crowd. With 20 newcomers and 7 nodes
+//! and less often, down to one every [`LONGEST_REFRESH`], each database's pauses stretched by
+//! up to a quarter so that a host's databases are not all written at once
+//! ([`RefreshPauses::spread`]). [`REWRITTEN_WITHIN`] is what a newcomer waits at most after a
+//! crowd joined, once the owner's node knows the crowd. With 20 newcomers and 7 nodes
 //! that hold a record, all ten of its closest nodes are newcomers for about 2% of records
 //! (C(20,10) / C(27,10)): about one of the sixty lookups of the hosting bench's newcomers
 //! (their own records and two remotes each), where 1 to 7 failed.
@@ -28,28 +30,63 @@ pub const FIRST_REFRESH: Duration = Duration::from_secs(60);
 /// checked), but a newcomer might wait that long for a record.
 pub const LONGEST_REFRESH: Duration = Duration::from_secs(10 * 60);
 
+/// The most a schedule is stretched by ([`RefreshPauses::spread`]), in thousandths.
+const MOST_STRETCH: u16 = 250;
+
+/// The longest wait between rewrites of a spread schedule: [`LONGEST_REFRESH`] stretched the
+/// most.
+pub const REWRITTEN_WITHIN: Duration =
+    Duration::from_secs(LONGEST_REFRESH.as_secs() * (1000 + MOST_STRETCH as u64) / 1000);
+
 /// How long to wait before writing an unchanged value again: [`FIRST_REFRESH`] after a
-/// change, then twice as long after each rewrite, up to [`LONGEST_REFRESH`].
+/// change, then twice as long after each rewrite, up to [`LONGEST_REFRESH`]; each pause
+/// stretched by the schedule's own factor, if any.
 #[derive(Clone, Debug)]
-pub struct RefreshPauses(Backoff);
+pub struct RefreshPauses {
+    pauses: Backoff,
+    /// Each pause is this many thousandths of the plain schedule's.
+    stretch: u16,
+}
 
 impl Default for RefreshPauses {
+    /// The plain schedule: 1, 2, 4, 8, 10, 10... minutes.
     fn default() -> Self {
-        RefreshPauses(Backoff::doubling(FIRST_REFRESH, LONGEST_REFRESH))
+        RefreshPauses {
+            pauses: Backoff::doubling(FIRST_REFRESH, LONGEST_REFRESH),
+            stretch: 1000,
+        }
     }
 }
 
 impl RefreshPauses {
+    /// The plain schedule, every pause stretched by one random factor from 1 to 1.25. A host's
+    /// databases all start at once, and on the plain schedule would all be written again at
+    /// once, each time: a hundred writes that fill the node's DHT operations (and hold up the
+    /// remotes' checks) for a few seconds. Stretched each its own way, they drift apart.
+    pub fn spread() -> RefreshPauses {
+        let [a, b] = crate::sync::random::bytes::<2>();
+        RefreshPauses {
+            stretch: 1000 + u16::from_le_bytes([a, b]) % (MOST_STRETCH + 1),
+            ..RefreshPauses::default()
+        }
+    }
+
     /// A changed value was written: the pause before its first rewrite.
     pub fn after_change(&mut self) -> Duration {
-        self.0.reset();
-        self.0.failed()
+        self.pauses.reset();
+        let pause = self.pauses.failed();
+        self.stretched(pause)
     }
 
     /// The value was written again unchanged: the pause before the next rewrite.
     pub fn after_refresh(&mut self) -> Duration {
         // Backoff counts failures; here each rewrite counts, so that the next waits longer.
-        self.0.failed()
+        let pause = self.pauses.failed();
+        self.stretched(pause)
+    }
+
+    fn stretched(&self, pause: Duration) -> Duration {
+        pause * u32::from(self.stretch) / 1000
     }
 }
 
@@ -68,6 +105,27 @@ mod tests {
             waits,
             [1, 2, 4, 8, 10, 10, 10].map(|minutes| minutes * MINUTE)
         );
+    }
+
+    #[test]
+    fn a_spread_schedule_is_the_plain_one_stretched_by_one_factor() {
+        let mut plain = RefreshPauses::default();
+        let mut factors = std::collections::BTreeSet::new();
+        for _ in 0..50 {
+            let mut spread = RefreshPauses::spread();
+            let mut pauses = vec![(spread.after_change(), plain.after_change())];
+            pauses.extend((0..6).map(|_| (spread.after_refresh(), plain.after_refresh())));
+            let factor = pauses[0].0.as_secs_f64() / pauses[0].1.as_secs_f64();
+            assert!((1.0..=1.25).contains(&factor), "{factor}");
+            assert!(pauses.iter().all(|(spread, _)| *spread <= REWRITTEN_WITHIN));
+            for (spread, plain) in pauses {
+                let this = spread.as_secs_f64() / plain.as_secs_f64();
+                assert!((this - factor).abs() < 1e-9, "{this} against {factor}");
+            }
+            factors.insert((factor * 1000.0).round() as u32);
+        }
+        // Fifty schedules drawn from 251 factors: not all alike.
+        assert!(factors.len() > 10, "{factors:?}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use self::refresh::Refreshes;
 use super::access::AccessGate;
 use crate::db_actor::LocalState;
 use crate::metrics;
-use crate::net::{Network, RecordIdentity, Rewrite};
+use crate::net::{Network, RecordIdentity, RefreshPauses, Rewrite};
 use crate::sync::protocol::Status;
 
 /// A failed write is tried again after this long.
@@ -89,7 +89,7 @@ impl Actor for PublisherActor {
             args,
             published: None,
             retry_pending: false,
-            refreshes: Refreshes::new(myself),
+            refreshes: Refreshes::new(myself, RefreshPauses::spread()),
         })
     }
 

@@ -18,11 +18,11 @@ pub(super) struct Refreshes {
 }
 
 impl Refreshes {
-    /// No rewrite until a Status is written.
-    pub(super) fn new(actor: ActorRef<PublisherMsg>) -> Refreshes {
+    /// No rewrite until a Status is written; then after each of `pauses`.
+    pub(super) fn new(actor: ActorRef<PublisherMsg>, pauses: RefreshPauses) -> Refreshes {
         Refreshes {
             actor,
-            pauses: RefreshPauses::default(),
+            pauses,
             timer: None,
             armed: 0,
         }
@@ -121,7 +121,7 @@ mod tests {
         let (actor, handle) = ractor::Actor::spawn(None, Recorder, (started, tell))
             .await
             .unwrap();
-        let mut refreshes = Refreshes::new(actor.clone());
+        let mut refreshes = Refreshes::new(actor.clone(), RefreshPauses::default());
         // Nothing written yet: nothing to write again.
         tokio::time::sleep(Duration::from_secs(3600)).await;
         assert!(told.try_recv().is_err());
