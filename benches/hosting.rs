@@ -89,8 +89,8 @@ fn main() {
             writes_each: 10,
             // The listen's renewal period: each remote's periodic work (its checks, its
             // renewed listen) falls in the window as often as in the long run. The Status
-            // rewrites fall in it more often (two per database, at 3 and 7 minutes, where the
-            // long run has one each 10 minutes): the window overstates them.
+            // rewrites fall in it more often (one or two per database, near 3 and 7 minutes,
+            // where the long run has one each 10-12.5 minutes): the window overstates them.
             window: LISTEN_RENEW,
             quiet: QUIET_AFTER + SETTLE,
             settled_within: SETTLED_WITHIN,
