@@ -63,6 +63,10 @@ pub const NOTES_SENT: &str = "ddcp_notes_sent_total";
 /// comes while the last one waits replaces it, uncounted.
 pub const NOTES_RECEIVED: &str = "ddcp_notes_received_total";
 
+/// Rewrites of this database's unchanged Status (label `outcome`: `written`; `superseded`, the
+/// record holds a Status another node wrote, left as it is; `failed`).
+pub const STATUS_REWRITES: &str = "ddcp_status_rewrites_total";
+
 /// Changes held for tables or columns this database lacks (a remote runs a newer version of
 /// the app), applied once it has them.
 pub const HELD_CHANGES: &str = "ddcp_held_changes";
@@ -92,6 +96,7 @@ pub const ALL: &[&str] = &[
     LISTENERS,
     NOTES_SENT,
     NOTES_RECEIVED,
+    STATUS_REWRITES,
 ];
 
 /// Why a peer's request was not answered in full.
@@ -187,6 +192,10 @@ pub fn install(address: SocketAddr) -> Result<(), String> {
     );
     describe_counter!(NOTES_SENT, "Notes sent to listening peers, by outcome.");
     describe_counter!(NOTES_RECEIVED, "Notes received from remotes, by outcome.");
+    describe_counter!(
+        STATUS_REWRITES,
+        "Rewrites of this database's unchanged Status, by outcome."
+    );
     Ok(())
 }
 
@@ -234,6 +243,27 @@ pub fn listeners(db: &DbLabel, count: usize) {
 pub fn note_sent(db: &DbLabel, sent: bool) {
     let outcome = if sent { "sent" } else { "failed" };
     counter!(NOTES_SENT, db.with(&[("outcome", outcome)])).increment(1);
+}
+
+/// What became of a rewrite of the unchanged Status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RewriteOutcome {
+    /// It went out again.
+    Written,
+    /// The record holds a Status another node wrote: left as it is.
+    Superseded,
+    /// It could not be written (the next rewrite comes all the same).
+    Failed,
+}
+
+/// The unchanged Status was written again, or not.
+pub fn status_rewrite(db: &DbLabel, outcome: RewriteOutcome) {
+    let outcome = match outcome {
+        RewriteOutcome::Written => "written",
+        RewriteOutcome::Superseded => "superseded",
+        RewriteOutcome::Failed => "failed",
+    };
+    counter!(STATUS_REWRITES, db.with(&[("outcome", outcome)])).increment(1);
 }
 
 /// What became of a note received.

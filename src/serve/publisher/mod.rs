@@ -15,7 +15,7 @@ use tracing::Instrument;
 use self::refresh::Refreshes;
 use super::access::AccessGate;
 use crate::db_actor::LocalState;
-use crate::metrics;
+use crate::metrics::{self, RewriteOutcome};
 use crate::net::{Network, RecordIdentity, RefreshPauses, Rewrite};
 use crate::sync::protocol::Status;
 
@@ -193,15 +193,18 @@ impl PublisherState {
             return;
         };
         let network = &self.args.network;
+        let metrics_label = self.args.gate.metrics();
         match network
             .rewrite(&self.args.identity, published.bytes.clone())
             .await
         {
             Ok(Rewrite::Written) => {
+                metrics::status_rewrite(metrics_label, RewriteOutcome::Written);
                 tracing::debug!(target: "ddcp", "Wrote the unchanged status again");
                 self.refreshes.refreshed();
             }
             Ok(Rewrite::Superseded) => {
+                metrics::status_rewrite(metrics_label, RewriteOutcome::Superseded);
                 // Another node writes this record (the same database served twice, or
                 // restored elsewhere): its value stands, as it did before the rewrites, until
                 // this database changes and publishes over it.
@@ -212,6 +215,7 @@ impl PublisherState {
             // Not an error worth a retry: the value stands where it was written, and the next
             // rewrite comes anyway.
             Err(err) => {
+                metrics::status_rewrite(metrics_label, RewriteOutcome::Failed);
                 tracing::debug!(target: "ddcp", error = %err,
                     "Cannot write the unchanged status again");
                 self.refreshes.refreshed();
