@@ -1315,6 +1315,7 @@ fn metrics_move_with_replication_and_parse_as_prometheus_text() {
         "DdcpRemoteRestarting",
         "DdcpVeilidNotReady",
         "DdcpPolling",
+        "DdcpRecordWrittenElsewhere",
     ] {
         assert!(rules.contains(alert), "{rules}");
     }
@@ -1331,6 +1332,21 @@ fn metrics_move_with_replication_and_parse_as_prometheus_text() {
         history.len()
     );
     drop(prometheus);
+    // a writes its unchanged Status again a minute or so after its last change (a3), and it
+    // goes out: a's node holds the value it wrote (not one another node wrote over it).
+    let rewritten = common::private_net::wait_until(
+        ddcp::net::REWRITTEN_WITHIN,
+        "a to write its unchanged Status again",
+        || {
+            let text = scrape(9101);
+            (sample(&text, r#"ddcp_status_rewrites_total{outcome="written"}"#) > Some(0.0))
+                .then_some(text)
+        },
+    );
+    assert!(
+        !rewritten.contains(r#"outcome="superseded""#),
+        "{rewritten}"
+    );
     a.stop();
     b.stop();
 }
