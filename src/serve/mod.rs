@@ -38,6 +38,7 @@ mod host;
 mod listeners;
 mod node;
 mod note_inbox;
+mod one_timer;
 mod publisher;
 mod remote;
 mod restart;

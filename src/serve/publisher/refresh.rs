@@ -6,13 +6,13 @@ use ractor::ActorRef;
 
 use super::PublisherMsg;
 use crate::net::RefreshPauses;
+use crate::serve::one_timer::OneTimer;
 
 /// Sends the publisher `Refresh` after each pause of the schedule.
 #[derive(Debug)]
 pub(super) struct Refreshes {
-    actor: ActorRef<PublisherMsg>,
     pauses: RefreshPauses,
-    timer: Option<tokio::task::JoinHandle<()>>,
+    timer: OneTimer<PublisherMsg>,
     /// The number of the timer set last.
     armed: u64,
 }
@@ -21,9 +21,8 @@ impl Refreshes {
     /// No rewrite until a Status is written; then after each of `pauses`.
     pub(super) fn new(actor: ActorRef<PublisherMsg>, pauses: RefreshPauses) -> Refreshes {
         Refreshes {
-            actor,
             pauses,
-            timer: None,
+            timer: OneTimer::new(actor),
             armed: 0,
         }
     }
@@ -42,9 +41,7 @@ impl Refreshes {
 
     /// No rewrite until the next change (the record holds a value this node did not write).
     pub(super) fn stop(&mut self) {
-        if let Some(timer) = self.timer.take() {
-            timer.abort();
-        }
+        self.timer.cancel();
     }
 
     /// Whether a `Refresh(number)` is the one the timer set last sent: the Status is due to be
@@ -54,19 +51,8 @@ impl Refreshes {
     }
 
     fn set_timer(&mut self, pause: std::time::Duration) {
-        self.stop();
         self.armed += 1;
-        let (actor, number) = (self.actor.clone(), self.armed);
-        self.timer = Some(tokio::spawn(async move {
-            tokio::time::sleep(pause).await;
-            let _ = actor.send_message(PublisherMsg::Refresh(number));
-        }));
-    }
-}
-
-impl Drop for Refreshes {
-    fn drop(&mut self) {
-        self.stop();
+        self.timer.set(pause, PublisherMsg::Refresh(self.armed));
     }
 }
 

@@ -19,6 +19,7 @@ use ractor::{ActorProcessingErr, ActorRef};
 use super::{RemoteMsg, RemoteState};
 use crate::metrics;
 use crate::pull::read_status;
+use crate::serve::one_timer::OneTimer;
 
 /// How often a remote that changes is checked, and a remote that has just changed.
 pub const CHECK_EVERY: Duration = Duration::from_secs(30);
@@ -55,18 +56,16 @@ impl CheckInterval {
 /// interval.
 #[derive(Debug)]
 pub(super) struct Checks {
-    actor: ActorRef<RemoteMsg>,
     interval: CheckInterval,
-    timer: Option<tokio::task::JoinHandle<()>>,
+    timer: OneTimer<RemoteMsg>,
 }
 
 impl Checks {
     /// Checks `actor`'s remote, first after [`CHECK_EVERY`].
     pub(super) fn start(actor: ActorRef<RemoteMsg>) -> Checks {
         let mut checks = Checks {
-            actor,
             interval: CheckInterval::AFTER_A_CHANGE,
-            timer: None,
+            timer: OneTimer::new(actor),
         };
         checks.set_timer();
         checks
@@ -88,23 +87,7 @@ impl Checks {
 
     /// Sets the next check after the current interval, in place of any set before.
     pub(super) fn set_timer(&mut self) {
-        if let Some(timer) = self.timer.take() {
-            timer.abort();
-        }
-        let actor = self.actor.clone();
-        let wait = self.interval.wait();
-        self.timer = Some(tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
-            let _ = actor.send_message(RemoteMsg::Check);
-        }));
-    }
-}
-
-impl Drop for Checks {
-    fn drop(&mut self) {
-        if let Some(timer) = self.timer.take() {
-            timer.abort();
-        }
+        self.timer.set(self.interval.wait(), RemoteMsg::Check);
     }
 }
 
