@@ -11,6 +11,12 @@
 //! (docs/benchmarks.md). One arena for all threads would do as much, but costs the serving
 //! thread a quarter of its speed (it waits for the arena's lock).
 //!
+//! A look walks every arena of the allocator (`mallinfo2`), which a process of many threads
+//! pays for: a host of a hundred idle databases spent a tenth of its idle CPU on four looks a
+//! second (benches/hosting.rs). Memory worth giving back is freed only by work, so a look waits
+//! until the process has spent [`WORK_BETWEEN_LOOKS`] of processor time since the last one: a
+//! busy process looks every [`EVERY`] as before, an idle one every few seconds or less often.
+//!
 //! glibc 2.33 or later (for `mallinfo2`); other C libraries return memory their own way, and
 //! there this does nothing.
 
@@ -19,12 +25,18 @@ use std::time::Duration;
 /// How often the free memory is looked at.
 pub const EVERY: Duration = Duration::from_millis(250);
 
+/// Processor time the process spends (all its threads) between two looks, at least: about what
+/// building or applying a page of a megabyte or two costs, the least work that frees
+/// [`WORTH_IT`].
+pub const WORK_BETWEEN_LOOKS: Duration = Duration::from_millis(100);
+
 /// Memory newly free in the allocator, since it last gave some back, below which a look does
 /// nothing: an idle process is not made to fault pages back in for little.
 pub const WORTH_IT: usize = 4 << 20;
 
-/// Starts a thread that, every [`EVERY`], gives the allocator's free memory back to the
-/// system when [`WORTH_IT`] more of it lies free than at the last time. The first call starts
+/// Starts a thread that, every [`EVERY`] after the process did [`WORK_BETWEEN_LOOKS`] of work,
+/// gives the allocator's free memory back to the system when [`WORTH_IT`] more of it lies free
+/// than at the last time. The first call starts
 /// it, later ones do nothing; it lives as long as the process (it holds nothing).
 pub fn give_back_freed_memory() {
     static STARTED: std::sync::Once = std::sync::Once::new();
@@ -40,7 +52,9 @@ fn start_giving_back() {
             let mut lookout = Lookout::default();
             loop {
                 std::thread::sleep(EVERY);
-                if lookout.worth_giving_back(free_bytes()) {
+                if lookout.worked_since_last_look(process_cpu_time())
+                    && lookout.worth_giving_back(free_bytes())
+                {
                     give_back();
                 }
             }
@@ -57,9 +71,21 @@ fn start_giving_back() {
 #[derive(Debug, Default)]
 struct Lookout {
     free_after_last: usize,
+    cpu_at_last_look: Duration,
 }
 
 impl Lookout {
+    /// Whether the process spent [`WORK_BETWEEN_LOOKS`] since the last look, given its processor
+    /// time so far (`None` when it cannot be read: then every time).
+    fn worked_since_last_look(&mut self, cpu: Option<Duration>) -> bool {
+        let Some(cpu) = cpu else { return true };
+        let worked = cpu.saturating_sub(self.cpu_at_last_look) >= WORK_BETWEEN_LOOKS;
+        if worked {
+            self.cpu_at_last_look = cpu;
+        }
+        worked
+    }
+
     fn worth_giving_back(&mut self, free: usize) -> bool {
         self.free_after_last = self.free_after_last.min(free);
         let worth_it = free - self.free_after_last > WORTH_IT;
@@ -74,6 +100,13 @@ impl Lookout {
 const SUPPORTED: bool = true;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 const SUPPORTED: bool = false;
+
+/// The processor time all the process's threads have spent so far.
+fn process_cpu_time() -> Option<Duration> {
+    use nix::time::{ClockId, clock_gettime};
+    let spent = clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID).ok()?;
+    Some(Duration::from(spent))
+}
 
 /// The bytes the allocator holds free.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -103,6 +136,43 @@ fn give_back() {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn looks_only_after_enough_work() {
+        let mut lookout = Lookout::default();
+        let ms = Duration::from_millis;
+        assert!(
+            !lookout.worked_since_last_look(Some(ms(40))),
+            "an idle start"
+        );
+        assert!(lookout.worked_since_last_look(Some(ms(100))));
+        // Counted from the last look, not from the last time asked.
+        assert!(!lookout.worked_since_last_look(Some(ms(150))));
+        assert!(!lookout.worked_since_last_look(Some(ms(199))));
+        assert!(lookout.worked_since_last_look(Some(ms(200))));
+        assert!(
+            lookout.worked_since_last_look(Some(ms(900))),
+            "busy: every time"
+        );
+        assert!(lookout.worked_since_last_look(None), "unknown: every time");
+        assert!(!lookout.worked_since_last_look(Some(ms(950))));
+    }
+
+    #[test]
+    fn the_process_cpu_time_counts_every_thread() {
+        let before = process_cpu_time().unwrap();
+        // Another thread spends 60 ms of its own processor time.
+        let spin = || {
+            use nix::time::{ClockId, clock_gettime};
+            let own = || Duration::from(clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap());
+            let mut x = 0u64;
+            while own() < Duration::from_millis(60) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        };
+        std::thread::spawn(spin).join().unwrap();
+        assert!(process_cpu_time().unwrap() - before >= Duration::from_millis(60));
+    }
 
     #[test]
     fn gives_back_only_what_came_free_since_the_last_time() {

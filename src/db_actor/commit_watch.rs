@@ -3,6 +3,11 @@
 //! timed look (every [`super::WATCHED_CHECK_INTERVAL`] while the watch works, every
 //! [`super::CHANGE_CHECK_INTERVAL`] once it ended). An idle database wakes nothing.
 //!
+//! The database file and its folder are watched too: the file unlinked or renamed over (its
+//! link count changes), or the folder moved or removed, has the DbActor look at once, and find
+//! that its path no longer names the file it opened ([`super::file_identity`]), rather than at
+//! its next timed look.
+//!
 //! The write a watch sees comes a moment before SQLite marks the commit in the WAL's shared index
 //! (and, with `synchronous = FULL`, before an fsync): so the DbActor looks soon after a write,
 //! and once more when the writes have stopped for a while. Looking costs one pragma when nothing
@@ -16,7 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use ractor::ActorRef;
 use tokio::io::unix::AsyncFd;
 use tokio::task::JoinHandle;
@@ -46,26 +51,42 @@ impl Drop for CommitWatch {
 
 impl CommitWatch {
     /// Watches the WAL of the database at `db_file`, asking `db` to look for changes after its
-    /// writes. `None` when it cannot be watched (no inotify, a file system without it): the
+    /// writes, and the file and its folder, asking it to look at once when they are moved or
+    /// removed. `None` when they cannot be watched (no inotify, a file system without it): the
     /// DbActor's timed look remains.
     pub(super) fn start(db_file: &Path, db: ActorRef<DbMsg>) -> Option<CommitWatch> {
         let mut wal = db_file.as_os_str().to_owned();
         wal.push("-wal");
+        let folder = match db_file.parent() {
+            Some(folder) if !folder.as_os_str().is_empty() => folder,
+            _ => Path::new("."),
+        };
         let watched = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
             .and_then(|inotify| {
-                inotify.add_watch(wal.as_os_str(), AddWatchFlags::IN_MODIFY)?;
-                Ok(inotify)
+                let wal = inotify.add_watch(wal.as_os_str(), AddWatchFlags::IN_MODIFY)?;
+                inotify.add_watch(
+                    db_file,
+                    AddWatchFlags::IN_ATTRIB
+                        | AddWatchFlags::IN_DELETE_SELF
+                        | AddWatchFlags::IN_MOVE_SELF,
+                )?;
+                inotify.add_watch(
+                    folder,
+                    AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF,
+                )?;
+                Ok((inotify, wal))
             })
             .map_err(std::io::Error::from)
-            .and_then(|inotify| {
+            .and_then(|(inotify, wal)| {
                 // SAFETY: WatchFd owns the inotify instance's descriptor, which stays open and
                 // the same until the AsyncFd that owns the WatchFd is dropped.
-                unsafe { AsyncFd::register(WatchFd(inotify)) }.map_err(std::io::Error::from)
+                let fd = unsafe { AsyncFd::register(WatchFd(inotify)) }?;
+                Ok((fd, wal))
             });
         match watched {
-            Ok(fd) => Some(CommitWatch {
+            Ok((fd, wal)) => Some(CommitWatch {
                 task: tokio::spawn(async move {
-                    watch(fd, db.clone()).await;
+                    watch(fd, wal, db.clone()).await;
                     // The DbActor looks often again (it is gone when the send fails).
                     let _ = db.send_message(DbMsg::WatchEnded);
                 }),
@@ -88,7 +109,7 @@ impl AsRawFd for WatchFd {
     }
 }
 
-async fn watch(fd: AsyncFd<WatchFd>, db: ActorRef<DbMsg>) {
+async fn watch(fd: AsyncFd<WatchFd>, wal: WatchDescriptor, db: ActorRef<DbMsg>) {
     let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
     loop {
         let next_look = first.into_iter().chain(last).min();
@@ -99,13 +120,20 @@ async fn watch(fd: AsyncFd<WatchFd>, db: ActorRef<DbMsg>) {
                     Ok(events) => {
                         if events.iter().any(|event| event.mask.contains(AddWatchFlags::IN_IGNORED)) {
                             // The WAL went away (the last connection closed it, or its journal
-                            // mode changed): the timed look remains.
+                            // mode changed), or the folder did: the timed look remains.
                             tracing::debug!(target: "ddcp", "The database's WAL is no longer watched");
                             return;
                         }
-                        let now = Instant::now();
-                        first.get_or_insert(now + FIRST_LOOK);
-                        last = Some(now + LAST_LOOK);
+                        if events.iter().any(|event| event.wd != wal)
+                            && db.send_message(DbMsg::CheckForChanges).is_err()
+                        {
+                            return;
+                        }
+                        if events.iter().any(|event| event.wd == wal) {
+                            let now = Instant::now();
+                            first.get_or_insert(now + FIRST_LOOK);
+                            last = Some(now + LAST_LOOK);
+                        }
                     }
                     Err(Errno::EAGAIN) => ready.clear_ready(),
                     Err(err) => {
