@@ -14,20 +14,16 @@
 //! moved. The DbActor's own writes wake the watch too; they cost a look at most once per
 //! [`FIRST_LOOK`] while they go on.
 
-#![allow(unsafe_code)] // tokio's registration of a descriptor it does not own, inotify's.
-
-use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use nix::errno::Errno;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use ractor::ActorRef;
-use tokio::io::unix::AsyncFd;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
 use super::DbMsg;
+use super::file_watcher::{FileWatcher, Signals, Watch, Watched};
 
 /// How long after a write to the WAL the DbActor first looks: long enough for the writer to
 /// have marked its commit, short enough not to be noticed.
@@ -37,10 +33,11 @@ const FIRST_LOOK: Duration = Duration::from_millis(1);
 /// marking came late (an fsync between the write and the mark).
 const LAST_LOOK: Duration = Duration::from_millis(25);
 
-/// The watch on a database's WAL; it stops when dropped.
+/// The watch on a database's WAL, file and folder; it stops when dropped.
 #[derive(Debug)]
 pub(super) struct CommitWatch {
     task: JoinHandle<()>,
+    _watch: Watch,
 }
 
 impl Drop for CommitWatch {
@@ -61,85 +58,51 @@ impl CommitWatch {
             Some(folder) if !folder.as_os_str().is_empty() => folder,
             _ => Path::new("."),
         };
-        let watched = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-            .and_then(|inotify| {
-                let wal = inotify.add_watch(wal.as_os_str(), AddWatchFlags::IN_MODIFY)?;
-                inotify.add_watch(
-                    db_file,
-                    AddWatchFlags::IN_ATTRIB
-                        | AddWatchFlags::IN_DELETE_SELF
-                        | AddWatchFlags::IN_MOVE_SELF,
-                )?;
-                inotify.add_watch(
-                    folder,
-                    AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF,
-                )?;
-                Ok((inotify, wal))
-            })
-            .map_err(std::io::Error::from)
-            .and_then(|(inotify, wal)| {
-                // SAFETY: WatchFd owns the inotify instance's descriptor, which stays open and
-                // the same until the AsyncFd that owns the WatchFd is dropped.
-                let fd = unsafe { AsyncFd::register(WatchFd(inotify)) }?;
-                Ok((fd, wal))
-            });
-        match watched {
-            Ok((fd, wal)) => Some(CommitWatch {
-                task: tokio::spawn(async move {
-                    watch(fd, wal, db.clone()).await;
-                    // The DbActor looks often again (it is gone when the send fails).
-                    let _ = db.send_message(DbMsg::WatchEnded);
-                }),
-            }),
+        let signals = Arc::new(Signals::default());
+        let files = [
+            (Path::new(&wal), Watched::Wal),
+            (db_file, Watched::File),
+            (folder, Watched::Folder),
+        ];
+        let watching = match FileWatcher::shared()?.watch(&files, &signals) {
+            Ok(watching) => watching,
             Err(err) => {
                 tracing::debug!(target: "ddcp", error = %err,
                     "Cannot watch the database's WAL: other processes' commits are looked for on a timer");
-                None
+                return None;
             }
-        }
+        };
+        Some(CommitWatch {
+            task: tokio::spawn(async move {
+                watch(&signals, db.clone()).await;
+                // The DbActor looks often again (it is gone when the send fails).
+                let _ = db.send_message(DbMsg::WatchEnded);
+            }),
+            _watch: watching,
+        })
     }
 }
 
-/// The inotify instance, as tokio's readiness wants it.
-struct WatchFd(Inotify);
-
-impl AsRawFd for WatchFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_fd().as_raw_fd()
-    }
-}
-
-async fn watch(fd: AsyncFd<WatchFd>, wal: WatchDescriptor, db: ActorRef<DbMsg>) {
+async fn watch(signals: &Signals, db: ActorRef<DbMsg>) {
     let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
     loop {
         let next_look = first.into_iter().chain(last).min();
         tokio::select! {
-            ready = fd.readable() => {
-                let Ok(mut ready) = ready else { return };
-                match ready.get_inner().0.read_events() {
-                    Ok(events) => {
-                        if events.iter().any(|event| event.mask.contains(AddWatchFlags::IN_IGNORED)) {
-                            // The WAL went away (the last connection closed it, or its journal
-                            // mode changed), or the folder did: the timed look remains.
-                            tracing::debug!(target: "ddcp", "The database's WAL is no longer watched");
-                            return;
-                        }
-                        if events.iter().any(|event| event.wd != wal)
-                            && db.send_message(DbMsg::CheckForChanges).is_err()
-                        {
-                            return;
-                        }
-                        if events.iter().any(|event| event.wd == wal) {
-                            let now = Instant::now();
-                            first.get_or_insert(now + FIRST_LOOK);
-                            last = Some(now + LAST_LOOK);
-                        }
-                    }
-                    Err(Errno::EAGAIN) => ready.clear_ready(),
-                    Err(err) => {
-                        tracing::debug!(target: "ddcp", error = %err, "The database's WAL watch failed");
-                        return;
-                    }
+            () = signals.told() => {
+                let seen = signals.take();
+                if seen.moved && db.send_message(DbMsg::CheckForChanges).is_err() {
+                    return;
+                }
+                if seen.ended {
+                    // The WAL went away (the last connection closed it, or its journal mode
+                    // changed), or the folder did: the timed look remains.
+                    tracing::debug!(target: "ddcp", "The database's WAL is no longer watched");
+                    return;
+                }
+                if seen.written {
+                    let now = Instant::now();
+                    first.get_or_insert(now + FIRST_LOOK);
+                    last = Some(now + LAST_LOOK);
                 }
             }
             () = sleep_until(next_look.unwrap_or_else(Instant::now)), if next_look.is_some() => {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 mod commit_watch;
 mod file_identity;
+mod file_watcher;
 mod handle;
 mod messages;
 mod reporting;
