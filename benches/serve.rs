@@ -11,7 +11,12 @@
 //! `cargo bench --bench serve` runs full size (20k rows, 60k changes, one transaction, as the
 //! network bench writes); `cargo test --benches` runs a small smoke.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::baseline::raw_read;
 
 use ddcp::db::{Db, Extension};
 use ddcp::sync::codec::encode_message;
@@ -43,27 +48,6 @@ fn source(dir: &std::path::Path, rows: usize) -> Db {
     }
     conn.execute_batch("commit").unwrap();
     db
-}
-
-/// The least a server does: every change of the transaction read out of cr-sqlite.
-fn raw_read(db: &Db) -> (Duration, usize) {
-    let started = Instant::now();
-    let mut statement = db
-        .connection()
-        .prepare(
-            "select \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq
-             from crsql_changes where db_version = 1 order by seq",
-        )
-        .unwrap();
-    let mut rows = statement.query([]).unwrap();
-    let mut count = 0;
-    while let Some(row) = rows.next().unwrap() {
-        for column in 0..9 {
-            std::hint::black_box(row.get_ref(column).unwrap());
-        }
-        count += 1;
-    }
-    (started.elapsed(), count)
 }
 
 /// ddcp's serving of the whole transaction to a puller that asks for part after part (and
@@ -138,8 +122,8 @@ fn main() {
     let db = source(dir.path(), rows);
     let best = |mut each: Box<dyn FnMut() -> Duration>| (0..ROUNDS).map(|_| each()).min().unwrap();
 
-    let (_, changes) = raw_read(&db);
-    let raw = best(Box::new(|| raw_read(&db).0));
+    let (_, changes) = raw_read(&db, DbVersion(0), DbVersion(1));
+    let raw = best(Box::new(|| raw_read(&db, DbVersion(0), DbVersion(1)).0));
     let (_, pages, served_changes) = served(&db);
     assert_eq!(served_changes, changes, "every change served once");
     let building = best(Box::new(|| served(&db).0));
