@@ -243,8 +243,7 @@ fn main() {
             // A's read of the changes, which no server avoids, ends before the merge begins;
             // at best it overlaps the transfer.
             let read_ceiling = changes / run.raw_read.as_secs_f64();
-            let with_read =
-                1.0 / (1.0 / network_ceiling.min(read_ceiling) + 1.0 / merge_ceiling);
+            let with_read = 1.0 / (1.0 / network_ceiling.min(read_ceiling) + 1.0 / merge_ceiling);
             println!(
                 "  with A's read of the changes (cr-sqlite's, {read_ceiling:.0} changes/s): max(bytes / network rate, changes / read rate) + changes / merge rate is {with_read:.0} changes/s; ddcp / that = {:.2}",
                 rate / with_read
