@@ -4,8 +4,8 @@
 //! reads the part's changes, the page is encoded, compressed and cut into fragments. In
 //! `benches/network.rs` a part of 11k changes took the serving side 42-76 ms, and the parts of
 //! one transaction arrive no faster than they are built. The baseline is the least any server
-//! must do: read the same changes out of cr-sqlite (`select ... from crsql_changes where
-//! db_version = ?`, every column, in one query). Then the parts of ddcp's building apart: its
+//! must do: read the same changes out of cr-sqlite (`select ... from crsql_changes` over the
+//! transaction's versions, every column, in one query). Then the parts of ddcp's building apart: its
 //! own reading of the changes (the same rows, read from the clock tables in the group's order,
 //! as a page reads them), then encoding, then compressing. Figures are printed, never asserted.
 //! `cargo bench --bench serve` runs full size (20k rows, 60k changes, one transaction, as the

@@ -15,7 +15,8 @@
 //! pays for: a host of a hundred idle databases spent a tenth of its idle CPU on four looks a
 //! second (benches/hosting.rs). Memory worth giving back is freed only by work, so a look waits
 //! until the process has spent [`WORK_BETWEEN_LOOKS`] of processor time since the last one: a
-//! busy process looks every [`EVERY`] as before, an idle one every few seconds or less often.
+//! process busy on 40% of a core or more looks every [`EVERY`] as before, a less busy one less
+//! often, an idle one every few seconds or less often.
 //!
 //! glibc 2.33 or later (for `mallinfo2`); other C libraries return memory their own way, and
 //! there this does nothing.

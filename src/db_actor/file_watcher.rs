@@ -76,6 +76,12 @@ impl Signals {
         }
     }
 
+    /// As a write to the watched WAL would tell.
+    #[cfg(test)]
+    pub(super) fn tell_written(&self) {
+        self.tell(&self.written);
+    }
+
     fn tell(&self, flag: &AtomicBool) {
         flag.store(true, Ordering::Release);
         self.wake.notify_one();
@@ -98,6 +104,9 @@ pub(super) struct FileWatcher {
     /// watched, so two databases in one folder share the folder's.
     subscribers: Mutex<HashMap<WatchDescriptor, Vec<Subscriber>>>,
     next_id: AtomicU64,
+    /// No thread reads the events (it could not start, or reading failed): a watch would
+    /// never be told anything, so none is given, and the databases look on their timers.
+    deaf: AtomicBool,
 }
 
 /// A watcher's watches; they end when it is dropped.
@@ -125,6 +134,7 @@ impl FileWatcher {
                 inotify,
                 subscribers: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(0),
+                deaf: AtomicBool::new(false),
             }),
             Err(err) => {
                 tracing::debug!(target: "ddcp", error = %err, "No inotify: databases are looked at on timers");
@@ -139,6 +149,7 @@ impl FileWatcher {
                 .spawn(move || watcher.read_events());
             if let Err(err) = started {
                 tracing::debug!(target: "ddcp", error = %err, "No thread to read file events");
+                watcher.deaf.store(true, Ordering::Release);
             }
         });
         Some(watcher)
@@ -146,19 +157,22 @@ impl FileWatcher {
 
     /// Tells `signals` of the events of `files` until the returned watch is dropped. All or
     /// none: a file that cannot be watched (it does not exist, a file system without inotify)
-    /// leaves none of them watched.
+    /// leaves none of them watched; so does a watcher whose events nobody reads.
     pub(super) fn watch(
         &self,
         files: &[(&Path, Watched)],
         signals: &Arc<Signals>,
-    ) -> Result<Watch, Errno> {
+    ) -> std::io::Result<Watch> {
         let mut watch = Watch {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             descriptors: Vec::new(),
         };
         // Under the lock: an event of a descriptor is handed out only once its watchers are
-        // all in the map.
+        // all in the map, and the reader's failure is seen by every watch after it.
         let mut subscribers = self.subscribers.lock();
+        if self.deaf.load(Ordering::Acquire) {
+            return Err(std::io::Error::other("nothing reads the file events"));
+        }
         for (path, watched) in files {
             // Added to what others watch the same file for, not instead of it.
             // (nix names no IN_MASK_ADD.)
@@ -169,7 +183,7 @@ impl FileWatcher {
                 Err(err) => {
                     // The watch, dropped, takes back what it got.
                     drop(subscribers);
-                    return Err(err);
+                    return Err(err.into());
                 }
             };
             subscribers.entry(descriptor).or_default().push(Subscriber {
@@ -207,6 +221,7 @@ impl FileWatcher {
                     tracing::warn!(target: "ddcp", error = %err,
                         "Cannot read file events: databases are looked at on timers");
                     let subscribers = self.subscribers.lock();
+                    self.deaf.store(true, Ordering::Release);
                     for subscriber in subscribers.values().flatten() {
                         subscriber.signals.tell(&subscriber.signals.ended);
                     }
@@ -220,7 +235,9 @@ impl FileWatcher {
         let mut subscribers = self.subscribers.lock();
         for event in events {
             if event.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
-                // Events were lost: everyone looks.
+                // Events were lost: everyone looks. (A lost IN_IGNORED leaves its descriptor's
+                // watchers in the map, told nothing more: their timed looks remain, and their
+                // file is gone anyway.)
                 for subscriber in subscribers.values().flatten() {
                     subscriber.signals.tell(&subscriber.signals.written);
                     subscriber.signals.tell(&subscriber.signals.moved);
@@ -253,6 +270,13 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// One write, one event (a truncating write makes two, which may be told apart).
+    fn append(file: &Path) {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new().append(true).open(file).unwrap();
+        file.write_all(b"a write").unwrap();
+    }
+
     async fn told(signals: &Signals) -> Seen {
         tokio::time::timeout(Duration::from_secs(10), signals.told())
             .await
@@ -277,7 +301,7 @@ mod tests {
             .watch(&[(&two, Watched::Wal), (&folder, Watched::Folder)], &second)
             .unwrap();
 
-        std::fs::write(&one, b"a write").unwrap();
+        append(&one);
         let seen = told(&first).await;
         assert!(seen.written && !seen.moved && !seen.ended, "{seen:?}");
         assert_eq!(second.take(), Seen::default(), "another's file");
@@ -307,7 +331,7 @@ mod tests {
             watching.push((file, signals, watch));
         }
         for (file, signals, _) in &watching {
-            std::fs::write(file, b"a write").unwrap();
+            append(file);
             assert!(told(signals).await.written);
         }
     }
@@ -324,8 +348,11 @@ mod tests {
             &[(&there, Watched::Wal), (&missing, Watched::File)],
             &signals,
         );
-        assert_eq!(failed.unwrap_err(), Errno::ENOENT);
-        std::fs::write(&there, b"a write").unwrap();
+        assert_eq!(
+            failed.unwrap_err().raw_os_error(),
+            Some(Errno::ENOENT as i32)
+        );
+        append(&there);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(signals.take(), Seen::default());
     }
