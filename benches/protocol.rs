@@ -10,14 +10,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use common::noise::Noise;
+use common::pages::first_version_page;
 use ddcp::db::{Db, Extension};
 use ddcp::sync::codec::{decode_message, encode_changeset, encode_message};
 use ddcp::sync::compress::Compression;
-use ddcp::sync::cursor::Cursor;
-use ddcp::sync::protocol::{ChangesPage, Message};
 use ddcp::sync::pull::{DEFAULT_PAGE_BYTES, Puller, Received};
 use ddcp::sync::serve::Responder;
-use ddcp::sync::{Change, DbVersion, SiteId};
+use ddcp::sync::{Change, DbVersion};
 
 const SCHEMA: &str = "
     create table bookmarks (id text primary key not null, url text, title text, notes text,
@@ -82,20 +81,6 @@ fn realistic_db(path: &Path, rows: usize) -> Db {
     db
 }
 
-fn page_of(changes: &[Change]) -> Message {
-    Message::ChangesPage(ChangesPage {
-        site_id: SiteId([1; 16]),
-        since: Cursor::START,
-        after: Cursor::after_group(DbVersion(1)),
-        group_complete: true,
-        more: false,
-        db_version: DbVersion(1),
-        incarnation: ddcp::sync::Incarnation(1),
-        changes: changes.to_vec(),
-        rows: Vec::new(),
-    })
-}
-
 fn codec_throughput(changes: &[Change]) {
     let raw_bytes: usize = changes.iter().map(Change::size).sum();
     let pages: Vec<&[Change]> = changes.chunks(2000).collect();
@@ -103,7 +88,7 @@ fn codec_throughput(changes: &[Change]) {
         let started = Instant::now();
         let encoded: Vec<Vec<u8>> = pages
             .iter()
-            .map(|p| encode_message(&page_of(p), compression))
+            .map(|p| encode_message(&first_version_page(p), compression))
             .collect();
         let encode_secs = started.elapsed().as_secs_f64();
         let started = Instant::now();

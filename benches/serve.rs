@@ -17,13 +17,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::baseline::raw_read;
+use common::pages::first_version_page;
 
 use ddcp::db::{Db, Extension};
 use ddcp::sync::codec::encode_message;
 use ddcp::sync::compress::Compression;
 use ddcp::sync::cursor::Cursor;
 use ddcp::sync::page::Visit;
-use ddcp::sync::protocol::{ChangesPage, Message};
 use ddcp::sync::pull::{DEFAULT_PAGE_BYTES, Puller, Received};
 use ddcp::sync::serve::{ChangeSource, Responder};
 use ddcp::sync::{DbVersion, SiteId};
@@ -90,23 +90,10 @@ fn parts(db: &Db, pages: usize) -> (Duration, Duration, Duration) {
     .unwrap();
     let reading = started.elapsed();
     let size = changes.len().div_ceil(pages.max(1));
-    let page = |part: &[ddcp::sync::Change]| {
-        Message::ChangesPage(ChangesPage {
-            site_id: SiteId([1; 16]),
-            since: Cursor::START,
-            after: Cursor::after_group(DbVersion(1)),
-            group_complete: true,
-            more: false,
-            db_version: DbVersion(1),
-            incarnation: ddcp::sync::Incarnation(1),
-            changes: part.to_vec(),
-            rows: Vec::new(),
-        })
-    };
     let timed = |compression| {
         let started = Instant::now();
         for part in changes.chunks(size) {
-            std::hint::black_box(encode_message(&page(part), compression));
+            std::hint::black_box(encode_message(&first_version_page(part), compression));
         }
         started.elapsed()
     };

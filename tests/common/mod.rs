@@ -164,6 +164,7 @@ pub mod curl_lines;
 pub mod example_peers;
 pub mod metrics;
 pub mod noise;
+pub mod pages;
 pub mod peers;
 pub mod private_net;
 pub mod process;
